@@ -1,0 +1,209 @@
+"""Counting rules: which addresses are CoAs, and the node's (x, y, z).
+
+The draft (section 4) defines x = active interfaces, y = HoAs, z = CoAs but
+leaves the counting implicit. These are our rules, also stated in README.md:
+
+* A **usable CoA** is a global IPv6 address (not link-local, not ULA unless the
+  user allows it, not multicast or loopback) that is valid, preferred (not
+  deprecated), not tentative, not DAD-failed and not temporary, on an
+  interface that is up with carrier, is not a tunnel (UMIP puts the HoA on its
+  own ip6tnl tunnel when away: that interface is the daemon's, not an access
+  link) nor loopback, and is not on a home link. Temporary (RFC 8981 privacy)
+  addresses are listed but are never CoAs.
+* A deprecated address that the mobility daemon still has bound is shown as
+  ``coa-deprecated`` and counted until its valid lifetime ends.
+* **z** counts distinct (interface, prefix) pairs holding a usable CoA: the
+  draft ties CoAs to links and prefixes (Figure 1: "number of IPv6 links is
+  equal to the number of CoAs"; section 4: "multiple prefixes advertised on a
+  link may lead to the node building several CoAs on that link"), so two
+  addresses in one /64 are one CoA, two prefixes on one link are two.
+* **x** counts interfaces up with carrier that hold a usable CoA or are on a
+  home link; loopback and tunnels never count.
+* **y** counts configured HoAs. A HoA is **at home** when a non-tunnel
+  interface that is up with carrier carries a valid, non-tentative address in
+  its home prefix (draft 6.2.3); such an interface is a **home link**.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from .model import Address, AddressFlag, AddressKey, HomeAddress, Interface, InterfaceKind, NodeState
+
+AF_INET6 = 10
+
+# Address roles, as in the UI and in `mhctl status --json`.
+ROLE_HOA = "hoa"
+ROLE_COA = "coa"
+ROLE_COA_DEPRECATED = "coa-deprecated"
+ROLE_HOME_LINK = "home-link"
+ROLE_TEMPORARY = "temporary"
+ROLE_TENTATIVE = "tentative"
+ROLE_LINK_LOCAL = "link-local"
+ROLE_UNUSABLE = "unusable"
+ROLE_OTHER = "other"
+
+ROLES = (ROLE_HOA, ROLE_COA, ROLE_COA_DEPRECATED, ROLE_HOME_LINK, ROLE_TEMPORARY,
+         ROLE_TENTATIVE, ROLE_LINK_LOCAL, ROLE_UNUSABLE, ROLE_OTHER)
+
+_ULA = ipaddress.IPv6Network("fc00::/7")
+_NON_ACCESS = (InterfaceKind.TUNNEL, InterfaceKind.LOOPBACK)
+
+
+@dataclass(frozen=True, slots=True)
+class AddressRole:
+    """The role of one address and a one-line reason for the user."""
+
+    role: str
+    reason: str
+    counted: bool  # contributes to z
+
+
+@dataclass(frozen=True, slots=True)
+class HomeStatus:
+    hoa: HomeAddress
+    at_home: bool
+    home_ifindex: int | None  # the interface on the home link, when at home
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    """Result of :func:`analyse`.
+
+    ``x``, ``y``, ``z``: counts; ``roles``: role per address key;
+    ``coa_prefixes``: the (ifindex, prefix) pairs counted in z;
+    ``active``: ifindexes counted in x; ``home_links``: ifindexes on a home link.
+    """
+
+    x: int
+    y: int
+    z: int
+    roles: dict[AddressKey, AddressRole]
+    coa_prefixes: frozenset[tuple[int, str]]
+    active: frozenset[int]
+    home_links: frozenset[int]
+    homes: tuple[HomeStatus, ...]
+
+    @property
+    def at_home(self) -> bool:
+        """True when at least one HoA is on its home link."""
+        return any(h.at_home for h in self.homes)
+
+
+def _is_link_up(iface: Interface | None) -> bool:
+    return iface is not None and iface.up
+
+
+def _home_of(addr: Address, hoas: tuple[HomeAddress, ...]) -> HomeAddress | None:
+    if addr.family != AF_INET6:
+        return None
+    ip = addr.ip
+    for h in hoas:
+        if ip in h.network:
+            return h
+    return None
+
+
+def _alive(addr: Address, now: float) -> bool:
+    """Valid, not tentative, not DAD-failed."""
+    if addr.flags & (AddressFlag.TENTATIVE | AddressFlag.DADFAILED):
+        return False
+    rem = addr.valid_remaining(now)
+    return rem is None or rem > 0
+
+
+def analyse(state: NodeState, now: float, *, allow_ula: bool = False) -> Analysis:
+    """Apply the counting rules (module docstring) to ``state`` at time ``now`` (seconds, model clock)."""
+    hoas = state.home_addresses
+    hoa_ips = {ipaddress.ip_address(h.address) for h in hoas}
+
+    # home links: up non-tunnel interfaces with a live address in a home prefix
+    home_links: dict[int, list[HomeAddress]] = {}
+    for a in state.addresses.values():
+        iface = state.interfaces.get(a.ifindex)
+        if not _is_link_up(iface) or iface.kind in _NON_ACCESS or not _alive(a, now):
+            continue
+        if a.flags & AddressFlag.HOMEADDRESS:
+            continue  # the daemon's own HoA marker, not proof of being on the link
+        h = _home_of(a, hoas)
+        if h is not None:
+            home_links.setdefault(a.ifindex, []).append(h)
+
+    roles: dict[AddressKey, AddressRole] = {}
+    coa_prefixes: set[tuple[int, str]] = set()
+    for key, a in state.addresses.items():
+        iface = state.interfaces.get(a.ifindex)
+        r = _role(a, iface, now, hoas, hoa_ips, a.ifindex in home_links, state.bound_coas, allow_ula)
+        roles[key] = r
+        if r.counted:
+            coa_prefixes.add((a.ifindex, str(a.network)))
+
+    coa_ifaces = {i for i, _ in coa_prefixes}
+    active = {
+        i for i, iface in state.interfaces.items()
+        if iface.up and iface.kind not in _NON_ACCESS and (i in coa_ifaces or i in home_links)
+    }
+    homes = []
+    for h in hoas:
+        where = next((i for i, hs in sorted(home_links.items()) if h in hs), None)
+        homes.append(HomeStatus(h, where is not None, where))
+    return Analysis(
+        x=len(active), y=len(hoas), z=len(coa_prefixes), roles=roles,
+        coa_prefixes=frozenset(coa_prefixes), active=frozenset(active),
+        home_links=frozenset(home_links), homes=tuple(homes),
+    )
+
+
+def _role(a: Address, iface: Interface | None, now: float, hoas: tuple[HomeAddress, ...],
+          hoa_ips: set, on_home_link: bool, bound: frozenset[str], allow_ula: bool) -> AddressRole:
+    def no(role: str, reason: str) -> AddressRole:
+        return AddressRole(role, reason, False)
+
+    if a.family != AF_INET6:
+        return no(ROLE_OTHER, "IPv4 address: Mobile IPv6 care-of addresses are IPv6")
+    ip = a.ip
+    if ip in hoa_ips or a.flags & AddressFlag.HOMEADDRESS:
+        return no(ROLE_HOA, "home address (permanent address of the mobile node)")
+    if a.flags & AddressFlag.DADFAILED:
+        return no(ROLE_UNUSABLE, "duplicate address detection failed: another node uses this address")
+    if a.flags & AddressFlag.TENTATIVE:
+        return no(ROLE_TENTATIVE, "tentative: duplicate address detection has not finished")
+    if ip.is_link_local:
+        return no(ROLE_LINK_LOCAL, "link-local: not routable beyond the link")
+    if iface is None:
+        return no(ROLE_OTHER, "interface unknown")
+    if iface.kind is InterfaceKind.LOOPBACK or ip.is_loopback:
+        return no(ROLE_OTHER, "loopback")
+    if iface.kind is InterfaceKind.TUNNEL:
+        return no(ROLE_OTHER, "on a tunnel (the mobility daemon's, not an access link)")
+    if ip.is_multicast:
+        return no(ROLE_OTHER, "multicast")
+    if on_home_link:
+        return no(ROLE_HOME_LINK, "on a home link: addresses here are not care-of addresses (draft 6.2.3)")
+    if a.flags & AddressFlag.TEMPORARY:
+        return no(ROLE_TEMPORARY, "temporary (privacy) address: listed, never a care-of address")
+    if ip in _ULA and not allow_ula:
+        return no(ROLE_OTHER, "unique local address (ULA): not a care-of address unless allowed in settings")
+    if not ip.is_global and ip not in _ULA and not _is_documentation(ip):
+        return no(ROLE_OTHER, "not a global address")
+    if not iface.up:
+        return no(ROLE_UNUSABLE, "interface is down or has no carrier")
+    valid = a.valid_remaining(now)
+    if valid is not None and valid <= 0:
+        return no(ROLE_UNUSABLE, "valid lifetime ended")
+    pref = a.preferred_remaining(now)
+    deprecated = bool(a.flags & AddressFlag.DEPRECATED) or (pref is not None and pref <= 0)
+    if deprecated:
+        if a.address in bound:
+            return AddressRole(ROLE_COA_DEPRECATED, "deprecated but still bound by the mobility daemon: counted until its valid lifetime ends", True)
+        return no(ROLE_UNUSABLE, "deprecated (preferred lifetime ended): not used for new bindings")
+    return AddressRole(ROLE_COA, "usable care-of address", True)
+
+
+_DOC = ipaddress.IPv6Network("2001:db8::/32")
+
+
+def _is_documentation(ip: ipaddress.IPv6Address) -> bool:
+    """RFC 3849 documentation prefix: treated as global so labs and examples work."""
+    return ip in _DOC

@@ -1,0 +1,215 @@
+"""The node's network state: interfaces, addresses, default routers, home addresses.
+
+Pure data, no Qt and no I/O. Interfaces are keyed by ifindex; addresses by
+``AddressKey = (ifindex, address, prefixlen)`` where ``address`` is the
+RFC 5952 text form (``ipaddress`` ``compressed``).
+
+Times are seconds on a monotonic clock chosen by the caller (the sources use
+``time.monotonic()``); lifetimes are stored as absolute deadlines on that clock
+so that the remaining lifetime can be computed at any later ``now``.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
+
+#: The kernel's "infinite" lifetime (``INFINITY_LIFE_TIME`` in
+#: ``include/net/addrconf.h``): 0xFFFFFFFF seconds.
+INFINITE_LIFETIME = 0xFFFFFFFF
+
+
+class AddressFlag(enum.IntFlag):
+    """Kernel ``IFA_F_*`` address flags (``include/uapi/linux/if_addr.h``).
+
+    The 8-bit ``ifa_flags`` field of ``struct ifaddrmsg`` carries the low
+    eight; the 32-bit ``IFA_FLAGS`` attribute carries all and wins when present.
+    """
+
+    TEMPORARY = 0x01  # IFA_F_TEMPORARY (== IFA_F_SECONDARY for IPv4)
+    NODAD = 0x02
+    OPTIMISTIC = 0x04
+    DADFAILED = 0x08
+    HOMEADDRESS = 0x10
+    DEPRECATED = 0x20
+    TENTATIVE = 0x40
+    PERMANENT = 0x80
+    MANAGETEMPADDR = 0x100
+    NOPREFIXROUTE = 0x200
+    MCAUTOJOIN = 0x400
+    STABLE_PRIVACY = 0x800
+
+
+#: Names used in JSON and in the UI, in display order.
+FLAG_NAMES: dict[AddressFlag, str] = {
+    AddressFlag.TENTATIVE: "tentative",
+    AddressFlag.DEPRECATED: "deprecated",
+    AddressFlag.TEMPORARY: "temporary",
+    AddressFlag.DADFAILED: "dadfailed",
+    AddressFlag.HOMEADDRESS: "home",
+    AddressFlag.PERMANENT: "permanent",
+    AddressFlag.NOPREFIXROUTE: "noprefixroute",
+    AddressFlag.MANAGETEMPADDR: "mngtmpaddr",
+    AddressFlag.NODAD: "nodad",
+    AddressFlag.OPTIMISTIC: "optimistic",
+    AddressFlag.STABLE_PRIVACY: "stable-privacy",
+    AddressFlag.MCAUTOJOIN: "autojoin",
+}
+
+
+def effective_flags(ifa_flags: int, ifa_flags_attr: int | None) -> AddressFlag:
+    """Combine the 8-bit ``ifa_flags`` header field and the ``IFA_FLAGS`` attribute.
+
+    ``IFA_FLAGS`` (32 bits, Linux 3.14+) wins when present; otherwise only the
+    8-bit field is known. Unknown bits are dropped.
+    """
+    raw = ifa_flags_attr if ifa_flags_attr is not None else (ifa_flags & 0xFF)
+    known = 0
+    for f in AddressFlag:
+        known |= f.value
+    return AddressFlag(raw & known)
+
+
+def flag_names(flags: AddressFlag) -> list[str]:
+    """Flag names in display order (see :data:`FLAG_NAMES`)."""
+    return [name for f, name in FLAG_NAMES.items() if flags & f]
+
+
+class InterfaceKind(str, enum.Enum):
+    ETHERNET = "ethernet"
+    WIFI = "wifi"
+    WWAN = "wwan"
+    TUNNEL = "tunnel"
+    LOOPBACK = "loopback"
+    OTHER = "other"
+
+
+class AddressKey(NamedTuple):
+    ifindex: int
+    address: str  # RFC 5952 text
+    prefixlen: int
+
+
+def normalise_address(text: str) -> str:
+    """RFC 5952 form of an IPv6 (or dotted IPv4) address; raises ``ValueError``."""
+    return ipaddress.ip_address(text.split("%", 1)[0]).compressed
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    """One network interface (RTM_NEWLINK), keyed by ``ifindex``.
+
+    ``oper_up``: IFF_UP set and operational state not down; ``carrier``:
+    IFF_LOWER_UP (RFC 2863 lowerLayerUp). ``nm_state`` is NetworkManager's
+    ``NMDeviceState`` number when NetworkManager knows the device, else None.
+    """
+
+    ifindex: int
+    name: str
+    kind: InterfaceKind = InterfaceKind.OTHER
+    admin_up: bool = False
+    oper_up: bool = False
+    carrier: bool = False
+    operstate: str = "unknown"
+    mac: str | None = None
+    nm_state: int | None = None
+    nm_managed: bool | None = None
+    kind_source: str = "netlink"  # who told us the kind: "netlink" or "networkmanager"
+
+    @property
+    def up(self) -> bool:
+        """Up with carrier: what the counting rules call an active interface."""
+        return self.admin_up and self.carrier and self.operstate not in ("down", "lowerlayerdown", "notpresent")
+
+    def with_(self, **kw) -> "Interface":
+        return replace(self, **kw)
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One address (RTM_NEWADDR).
+
+    ``preferred_until`` / ``valid_until``: absolute deadlines in seconds on the
+    model clock, ``None`` for the kernel's infinite lifetime.
+    ``scope``: rtnetlink scope number (0 global, 253 link, 254 host).
+    """
+
+    ifindex: int
+    address: str
+    prefixlen: int
+    family: int = 10  # AF_INET6
+    scope: int = 0
+    flags: AddressFlag = AddressFlag(0)
+    preferred_until: float | None = None
+    valid_until: float | None = None
+
+    @property
+    def key(self) -> AddressKey:
+        return AddressKey(self.ifindex, self.address, self.prefixlen)
+
+    @property
+    def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        return ipaddress.ip_address(self.address)
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        return ipaddress.ip_network(f"{self.address}/{self.prefixlen}", strict=False)
+
+    def preferred_remaining(self, now: float) -> float | None:
+        """Seconds of preferred lifetime left at ``now`` (never negative); None = infinite."""
+        return None if self.preferred_until is None else max(0.0, self.preferred_until - now)
+
+    def valid_remaining(self, now: float) -> float | None:
+        """Seconds of valid lifetime left at ``now`` (never negative); None = infinite."""
+        return None if self.valid_until is None else max(0.0, self.valid_until - now)
+
+
+def lifetime_deadline(lft: int | None, received_at: float) -> float | None:
+    """Absolute deadline for a kernel lifetime ``lft`` (seconds; 0xFFFFFFFF = infinite)."""
+    if lft is None or lft >= INFINITE_LIFETIME:
+        return None
+    return received_at + lft
+
+
+@dataclass(frozen=True, slots=True)
+class HomeAddress:
+    """A configured home address (RFC 6275 section 2), e.g. from ``MnHomeLink``.
+
+    ``home_prefix`` is the home subnet prefix (``HomePrefix``, else the
+    ``HomeAddress`` prefix length); ``home_agent`` is None for ``::`` (DHAAD).
+    ``origin``: ``"mip6d.conf:LINE"`` or ``"settings"``.
+    """
+
+    address: str
+    prefixlen: int
+    home_agent: str | None
+    home_link: str | None = None  # MnHomeLink interface name
+    home_prefix: str | None = None  # "2001:db8:1::/64"
+    origin: str = "settings"
+
+    @property
+    def network(self) -> ipaddress.IPv6Network:
+        if self.home_prefix:
+            return ipaddress.IPv6Network(self.home_prefix, strict=False)
+        return ipaddress.IPv6Network(f"{self.address}/{self.prefixlen}", strict=False)
+
+
+@dataclass(slots=True)
+class NodeState:
+    """Everything known about the node. Mutable only through :class:`~mhgui.core.state.StateStore`."""
+
+    interfaces: dict[int, Interface] = field(default_factory=dict)
+    addresses: dict[AddressKey, Address] = field(default_factory=dict)
+    #: ifindex -> set of IPv6 default router addresses (RFC 5952 text)
+    routers: dict[int, frozenset[str]] = field(default_factory=dict)
+    home_addresses: tuple[HomeAddress, ...] = ()
+    #: CoAs the mobility daemon has bound (from its binding update list); empty without a daemon
+    bound_coas: frozenset[str] = frozenset()
+
+    def addresses_of(self, ifindex: int) -> list[Address]:
+        return sorted(
+            (a for a in self.addresses.values() if a.ifindex == ifindex),
+            key=lambda a: (a.family, a.address, a.prefixlen),
+        )

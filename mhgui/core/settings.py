@@ -1,0 +1,342 @@
+"""The application's own settings: a small TOML file.
+
+Pure: the caller reads and writes the file. Format (read with the stdlib
+``tomllib``, written by :func:`render_settings` without third-party help)::
+
+    allow_ula = false                 # count ULA (fc00::/7) addresses as CoA candidates
+    mip6d_conf = "/etc/mip6d.conf"    # optional: the mobility daemon's file
+
+    [[home_address]]                  # one table per home address
+    address = "2001:db8:1::100/64"    # required, address/prefix length
+    home_agent = "2001:db8:1::1"      # optional; "::" = dynamic discovery (DHAAD)
+    home_prefix = "2001:db8:1::/64"   # optional; default: the address's own prefix
+    home_link = "eth0"                # optional interface name
+
+Home addresses also come from ``mip6d.conf`` (:mod:`mhgui.core.mip6conf`);
+:func:`merge_home_addresses` combines both, the daemon's file winning.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from mhgui.core.model import HomeAddress
+
+__all__ = [
+    "Settings",
+    "SettingsError",
+    "merge_home_addresses",
+    "parse_settings",
+    "render_settings",
+]
+
+#: ``IFNAMSIZ - 1`` (``include/uapi/linux/if.h``).
+_IFNAME_MAX = 15
+
+
+class SettingsError(ValueError):
+    """Malformed settings: ``str()`` is ``"PATH:LINE: message"`` (``"PATH: message"`` without a line)."""
+
+    def __init__(self, path: str, line: int | None, message: str) -> None:
+        super().__init__(path, line, message)
+        self.path = path
+        self.line = line
+        self.message = message
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class Settings:
+    """The application's settings (see the module docstring for the file format).
+
+    ``home_addresses`` have ``origin="settings"``; ``allow_ula``: count
+    unique local addresses as care-of address candidates; ``mip6d_conf``:
+    path of UMIP's configuration file, None for none.
+    """
+
+    home_addresses: list[HomeAddress] = field(default_factory=list)
+    allow_ula: bool = False
+    mip6d_conf: str | None = None
+
+
+# --------------------------------------------------------------------------- reading
+
+_TOP_KEYS = ("allow_ula", "mip6d_conf", "home_address")
+_HOA_KEYS = ("address", "home_agent", "home_prefix", "home_link")
+_POS_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a float"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return "a date/time"
+    return type(value).__name__
+
+
+def _show(value: str, limit: int = 60) -> str:
+    text = value if len(value) <= limit else value[:limit] + "..."
+    return repr(text)
+
+
+def _locate(text: str, key: str | None, index: int | None) -> int | None:
+    """Best-effort line of ``key`` at top level (``index`` None) or in the
+    ``index``-th ``[[home_address]]`` table (``key`` None: its header)."""
+    header = re.compile(r"\s*\[")
+    aot = re.compile(r"\s*\[\[\s*(?:home_address|\"home_address\"|'home_address')\s*\]\]")
+    keyre = None
+    if key is not None:
+        k = re.escape(key)
+        keyre = re.compile(rf"\s*(?:{k}|\"{k}\"|'{k}')\s*=")
+    table: int | None = None  # None: top level; -1: another table; n: n-th [[home_address]]
+    count = -1
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if aot.match(line):
+            count += 1
+            table = count
+            if key is None and index == count:
+                return lineno
+            continue
+        if header.match(line):
+            table = -1
+            continue
+        if keyre is not None and keyre.match(line) and table == index:
+            return lineno
+    return None
+
+
+def _address_with_len(value: str) -> tuple[str, int]:
+    if "/" not in value:
+        raise ValueError("needs a prefix length, e.g. 2001:db8:1::100/64")
+    iface = ipaddress.IPv6Interface(value)
+    if iface.ip.is_unspecified:
+        raise ValueError("'::' is not a home address")
+    return iface.ip.compressed, iface.network.prefixlen
+
+
+def parse_settings(text: str, path: str) -> Settings:
+    """Parse the settings file's ``text``; ``path`` is only used in errors.
+
+    Raises :class:`SettingsError` (path, line or None, one-line message) for
+    malformed TOML, unknown keys, wrong types, invalid addresses or
+    interface names, and the same home address listed twice. Addresses are
+    normalised (``ipaddress`` ``compressed``; ``home_prefix`` to its network).
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        msg = str(e)
+        m = _POS_RE.search(msg)
+        line = None
+        if m:
+            line = int(m.group(1))
+            msg = f"{msg[: m.start()]} (column {m.group(2)})"
+        raise SettingsError(path, line, f"invalid TOML: {msg}") from None
+
+    def fail(message: str, key: str | None, index: int | None = None) -> SettingsError:
+        return SettingsError(path, _locate(text, key, index), message)
+
+    for key in data:
+        if key not in _TOP_KEYS:
+            raise fail(f"unknown setting {_show(key)} (known: {', '.join(_TOP_KEYS)})", key)
+
+    allow_ula = data.get("allow_ula", False)
+    if not isinstance(allow_ula, bool):
+        raise fail(f"allow_ula must be true or false, not {_type_name(allow_ula)}", "allow_ula")
+
+    mip6d_conf = data.get("mip6d_conf")
+    if mip6d_conf is not None:
+        if not isinstance(mip6d_conf, str):
+            raise fail(f"mip6d_conf must be a string (a file path), not {_type_name(mip6d_conf)}", "mip6d_conf")
+        if not mip6d_conf or "\0" in mip6d_conf:
+            raise fail("mip6d_conf must be a non-empty file path", "mip6d_conf")
+
+    tables = data.get("home_address", [])
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise fail(
+            f"home_address must be an array of tables ([[home_address]]), not {_type_name(tables)}",
+            "home_address",
+        )
+    hoas: list[HomeAddress] = []
+    seen: dict[str, int] = {}
+    for i, table in enumerate(tables):
+        where = f"home_address #{i + 1}"
+        for key in table:
+            if key not in _HOA_KEYS:
+                raise fail(f"{where}: unknown key {_show(key)} (known: {', '.join(_HOA_KEYS)})", key, i)
+        for key in _HOA_KEYS:
+            if key in table and not isinstance(table[key], str):
+                raise fail(f"{where}: {key} must be a string, not {_type_name(table[key])}", key, i)
+        if "address" not in table:
+            raise fail(f"{where}: missing 'address' (e.g. address = \"2001:db8:1::100/64\")", None, i)
+        try:
+            address, prefixlen = _address_with_len(table["address"])
+        except ValueError as e:
+            raise fail(f"{where}: invalid address {_show(table['address'])}: {e}", "address", i) from None
+        home_agent: str | None = None
+        if "home_agent" in table:
+            try:
+                ha = ipaddress.IPv6Address(table["home_agent"])
+            except ValueError:
+                raise fail(
+                    f"{where}: invalid home_agent {_show(table['home_agent'])} (an IPv6 address, or '::' for DHAAD)",
+                    "home_agent",
+                    i,
+                ) from None
+            home_agent = None if ha.is_unspecified else ha.compressed
+        home_prefix: str | None = None
+        if "home_prefix" in table:
+            try:
+                if "/" not in table["home_prefix"]:
+                    raise ValueError
+                home_prefix = ipaddress.IPv6Network(table["home_prefix"], strict=False).compressed
+            except ValueError:
+                raise fail(
+                    f"{where}: invalid home_prefix {_show(table['home_prefix'])} (e.g. 2001:db8:1::/64)",
+                    "home_prefix",
+                    i,
+                ) from None
+        home_link: str | None = table.get("home_link")
+        if home_link is not None and (
+            not home_link
+            or len(home_link) > _IFNAME_MAX
+            or home_link in (".", "..")
+            or any(ch.isspace() or ch in '/:"#' or not ch.isprintable() for ch in home_link)
+        ):
+            raise fail(f"{where}: invalid interface name {_show(home_link)} for home_link", "home_link", i)
+        if address in seen:
+            raise fail(f"{where}: home address {address} is already listed in home_address #{seen[address]}", "address", i)
+        seen[address] = i + 1
+        hoas.append(
+            HomeAddress(
+                address=address,
+                prefixlen=prefixlen,
+                home_agent=home_agent,
+                home_link=home_link,
+                home_prefix=home_prefix,
+                origin="settings",
+            )
+        )
+    return Settings(home_addresses=hoas, allow_ula=allow_ula, mip6d_conf=mip6d_conf)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _toml_str(value: str) -> str:
+    """A TOML basic string (escapes ``"``, ``\\`` and control characters)."""
+    out = ['"']
+    for ch in value:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def render_settings(s: Settings) -> str:
+    """TOML text for ``s`` that :func:`parse_settings` reads back equal.
+
+    ``origin`` of home addresses is not stored (it reads back as
+    ``"settings"``); a ``home_agent`` of None is omitted (DHAAD).
+    """
+    lines = [
+        "# mhgui settings (TOML)",
+        f"allow_ula = {'true' if s.allow_ula else 'false'}",
+    ]
+    if s.mip6d_conf is not None:
+        lines.append(f"mip6d_conf = {_toml_str(s.mip6d_conf)}")
+    for h in s.home_addresses:
+        lines.append("")
+        lines.append("[[home_address]]")
+        lines.append(f"address = {_toml_str(f'{h.address}/{h.prefixlen}')}")
+        if h.home_agent is not None:
+            lines.append(f"home_agent = {_toml_str(h.home_agent)}")
+        if h.home_prefix is not None:
+            lines.append(f"home_prefix = {_toml_str(h.home_prefix)}")
+        if h.home_link is not None:
+            lines.append(f"home_link = {_toml_str(h.home_link)}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------- merging
+
+
+def _differences(winner: HomeAddress, loser: HomeAddress) -> list[str]:
+    """What of ``loser`` is ignored when ``winner`` is used (unset fields never conflict)."""
+    out = []
+    if loser.home_agent is not None and loser.home_agent != winner.home_agent:
+        out.append(f"home agent {loser.home_agent}")
+    if loser.prefixlen != winner.prefixlen:
+        out.append(f"prefix length /{loser.prefixlen}")
+    if loser.home_prefix is not None and loser.network != winner.network:
+        out.append(f"home prefix {loser.network.compressed}")
+    if loser.home_link is not None and winner.home_link is not None and loser.home_link != winner.home_link:
+        out.append(f"home link {loser.home_link}")
+    return out
+
+
+def merge_home_addresses(
+    from_daemon: list[HomeAddress], from_settings: list[HomeAddress]
+) -> tuple[list[HomeAddress], list[str]]:
+    """Combine the daemon's home addresses with the app settings' ones.
+
+    Returns ``(merged, notes)``: the daemon's addresses first (its order),
+    then settings-only ones. For the same address the daemon's entry wins;
+    a conflict (the losing entry sets a different home agent, prefix length,
+    home prefix or home link) adds a one-line note for the UI such as
+    ``"2001:db8:1::100: mip6d.conf (/etc/mip6d.conf:12) overrides the app
+    settings (home agent 2001:db8:1::2 ignored)"``. Duplicates that agree
+    are merged silently; within one source the first entry wins and a
+    disagreeing repeat gets a note too. Fields the winner lacks are not
+    filled in from the loser.
+    """
+    merged: list[HomeAddress] = []
+    index: dict[str, tuple[int, str]] = {}  # address -> (position in merged, source)
+    notes: list[str] = []
+    for source, entries in (("mip6d.conf", from_daemon), ("settings", from_settings)):
+        for h in entries:
+            if h.address not in index:
+                index[h.address] = (len(merged), source)
+                merged.append(h)
+                continue
+            pos, kept_source = index[h.address]
+            kept = merged[pos]
+            diffs = _differences(kept, h)
+            if not diffs:
+                continue
+            ignored = ", ".join(diffs)
+            if kept_source != source:
+                notes.append(f"{h.address}: mip6d.conf ({kept.origin}) overrides the app settings ({ignored} ignored)")
+            elif source == "mip6d.conf":
+                notes.append(f"{h.address}: listed twice in mip6d.conf; {kept.origin} is used ({h.origin}: {ignored} ignored)")
+            else:
+                notes.append(f"{h.address}: listed twice in the app settings; the first entry is used ({ignored} ignored)")
+    return merged, notes

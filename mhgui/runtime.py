@@ -1,0 +1,86 @@
+"""Wiring shared by the GUI and ``mhctl``: store, sources, configuration.
+
+sources (netlink, NetworkManager, config files) → :class:`StateStore` →
+subscribers (Qt models, the monitor printer). Runs on one asyncio loop
+(qasync's in the GUI); blocking file reads go to the default executor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Callable
+
+from .core.analysis import Analysis, analyse
+from .core.capabilities import NO_DAEMON, DaemonCapabilities
+from .core.state import SourceStatus, StateStore
+from .sources.config import ConfigError, LoadedConfig, load_config
+from .sources.netlink import NetlinkSource, can_open_netlink
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """The live node state and its sources.
+
+    ``mip6d_conf``: path given by the user (missing → :class:`ConfigError`).
+    ``system_bus``: D-Bus address of the system bus (None: the default).
+    ``use_networkmanager``: False skips NetworkManager (netlink alone).
+    """
+
+    def __init__(self, *, mip6d_conf: str | None = None, settings_file: str | None = None,
+                 system_bus: str | None = None, use_networkmanager: bool = True,
+                 netns: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = StateStore()
+        self.clock = clock
+        self.mip6d_conf = mip6d_conf
+        self.settings_file = settings_file
+        self.caps: DaemonCapabilities = NO_DAEMON
+        self.config: LoadedConfig = LoadedConfig()
+        self.netlink = NetlinkSource(self.store.apply, netns=netns, clock=clock)
+        self.nm = None
+        if use_networkmanager:
+            from .sources.networkmanager import NetworkManagerSource
+            self.nm = NetworkManagerSource(self.store.apply, bus_address=system_bus)
+
+    @property
+    def allow_ula(self) -> bool:
+        return bool(self.config.settings and self.config.settings.allow_ula)
+
+    def analysis(self) -> Analysis:
+        return analyse(self.store.state, self.clock(), allow_ula=self.allow_ula)
+
+    async def load_config(self) -> None:
+        """(Re)read the configuration files in an executor; raises :class:`ConfigError`."""
+        loop = asyncio.get_running_loop()
+        self.config = await loop.run_in_executor(None, load_config, self.mip6d_conf, self.settings_file)
+        self.store.apply(self.config.event())
+
+    async def start(self, *, wait: float = 5.0) -> None:
+        """Load config (errors propagate), start the sources, wait up to ``wait`` s for the first netlink snapshot."""
+        await self.load_config()
+        if can_open_netlink():
+            await self.netlink.start()
+        else:
+            self.store.apply(SourceStatus("netlink", "no-access", "this process may not open a netlink socket"))
+        if self.nm is not None:
+            await self.nm.start()
+        else:
+            self.store.apply(SourceStatus("networkmanager", "absent", "not used (--no-networkmanager)"))
+        # both sources have said something (a snapshot or why not), or time is up
+        deadline = self.clock() + wait
+        while self.clock() < deadline:
+            if all(s in self.store.sources and self.store.sources[s][0] != "resyncing"
+                   for s in ("netlink", "networkmanager")):
+                return
+            await asyncio.sleep(0.01)
+        log.warning("sources not settled after %.1f s: %s", wait, self.store.sources)
+
+    async def stop(self) -> None:
+        await self.netlink.stop()
+        if self.nm is not None:
+            await self.nm.stop()
+
+
+__all__ = ["Runtime", "ConfigError"]

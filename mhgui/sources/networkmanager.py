@@ -1,0 +1,737 @@
+"""NetworkManager as a source of device facts, read over D-Bus (dbus-fast, asyncio).
+
+What it reports
+    One :class:`~mhgui.core.state.NmSnapshot` after every (re-)enumeration,
+    then one :class:`~mhgui.core.state.NmDevice` per change of a device and
+    :class:`~mhgui.core.state.NmDeviceRemoved` when NetworkManager drops one,
+    plus :class:`~mhgui.core.state.SourceStatus` for source ``"networkmanager"``:
+
+    ``running``    NetworkManager answered and the snapshot was sent.
+    ``absent``     NetworkManager is not on the bus (its name has no owner);
+                   the source keeps watching and enumerates when it appears.
+    ``stopped``    NetworkManager left the bus (or stopped answering); the
+                   device data sent earlier is stale.
+    ``no-access``  the system bus cannot be reached, refused us, or the
+                   connection dropped (a reconnect with backoff follows).
+
+Where the data comes from (NetworkManager D-Bus API reference,
+https://networkmanager.dev/docs/api/latest/spec.html, version 1.42):
+
+- ``org.freedesktop.NetworkManager.GetDevices() -> ao`` on
+  ``/org/freedesktop/NetworkManager``; signals ``DeviceAdded(o)`` and
+  ``DeviceRemoved(o)`` on the same object.
+- ``org.freedesktop.NetworkManager.Device`` properties, read with
+  ``org.freedesktop.DBus.Properties.GetAll``: ``Interface`` (s, kernel name),
+  ``Ifindex`` (i, kernel ifindex; 0 for devices without a kernel link),
+  ``DeviceType`` (u, ``NMDeviceType``), ``State`` (u, ``NMDeviceState``),
+  ``Managed`` (b) and ``Ip6Config`` (o; ``"/"`` = no IPv6 configuration).
+- ``org.freedesktop.NetworkManager.Device.Wired.Carrier`` (b), read only for
+  Ethernet and veth devices (the only types that implement ``Device.Wired``).
+- ``org.freedesktop.NetworkManager.IP6Config.AddressData`` (aa{sv}): one
+  dict per address with ``address`` (s) and ``prefix`` (u, bits).
+- ``org.freedesktop.DBus.Properties.PropertiesChanged(sa{sv}as)`` from
+  NetworkManager, and the bus's ``NameOwnerChanged(sss)`` for
+  ``org.freedesktop.NetworkManager``.
+
+Signals are received through ``AddMatch`` rules and a raw message handler
+rather than introspected proxies, so they do not depend on the service's
+introspection data declaring them (python-dbusmock's template declares none).
+The match rules are added *before* the enumeration, so nothing that happens
+while enumerating is lost; all signals are then handled strictly in arrival
+order by one worker task.
+
+Errors: nothing raised by a call, by a malformed or hostile reply or by the
+sink escapes into the event loop. A call on an object that vanished meanwhile
+(``org.freedesktop.DBus.Error.UnknownObject``, ``UnknownMethod``,
+``ServiceUnknown``, ``NameHasNoOwner``) counts as "the device is gone";
+properties of the wrong D-Bus type are logged and the device is skipped (or,
+for a ``PropertiesChanged``, the update is ignored). Every call has a timeout,
+so nothing waits forever on a hung service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Sequence
+
+from dbus_fast import AuthError, BusType, Message, MessageType, Variant
+from dbus_fast.aio import MessageBus
+
+from ..core.model import InterfaceKind, normalise_address
+from ..core.state import Event, NmDevice, NmDeviceRemoved, NmSnapshot, SourceStatus
+
+log = logging.getLogger(__name__)
+
+__all__ = ["NetworkManagerSource", "DEVICE_KINDS", "device_kind"]
+
+SOURCE = "networkmanager"
+
+NM_NAME = "org.freedesktop.NetworkManager"
+NM_PATH = "/org/freedesktop/NetworkManager"
+NM_IFACE = "org.freedesktop.NetworkManager"
+DEVICE_IFACE = "org.freedesktop.NetworkManager.Device"
+WIRED_IFACE = "org.freedesktop.NetworkManager.Device.Wired"
+IP6_IFACE = "org.freedesktop.NetworkManager.IP6Config"
+PROPS_IFACE = "org.freedesktop.DBus.Properties"
+DBUS_NAME = "org.freedesktop.DBus"
+DBUS_PATH = "/org/freedesktop/DBus"
+DBUS_IFACE = "org.freedesktop.DBus"
+
+#: ``NMDeviceType`` numbers (NetworkManager's ``nm-dbus-interface.h``, enum
+#: ``NMDeviceType``) mapped to our kinds; every other type is ``OTHER``.
+DEVICE_KINDS: dict[int, InterfaceKind] = {
+    1: InterfaceKind.ETHERNET,  # NM_DEVICE_TYPE_ETHERNET
+    20: InterfaceKind.ETHERNET,  # NM_DEVICE_TYPE_VETH
+    2: InterfaceKind.WIFI,  # NM_DEVICE_TYPE_WIFI
+    8: InterfaceKind.WWAN,  # NM_DEVICE_TYPE_MODEM
+    17: InterfaceKind.TUNNEL,  # NM_DEVICE_TYPE_IP_TUNNEL (ip6tnl, sit, gre, ...)
+    29: InterfaceKind.TUNNEL,  # NM_DEVICE_TYPE_WIREGUARD
+    32: InterfaceKind.LOOPBACK,  # NM_DEVICE_TYPE_LOOPBACK (NetworkManager >= 1.42)
+}
+
+#: Device types whose objects implement ``org.freedesktop.NetworkManager.Device.Wired``
+#: (NMDeviceVeth is a subclass of NMDeviceEthernet).
+WIRED_TYPES = frozenset({1, 20})
+
+#: Errors that mean "the object (or NetworkManager itself) is gone", not a failure.
+VANISHED_ERRORS = frozenset(
+    {
+        "org.freedesktop.DBus.Error.UnknownObject",
+        "org.freedesktop.DBus.Error.UnknownMethod",
+        "org.freedesktop.DBus.Error.ServiceUnknown",
+        "org.freedesktop.DBus.Error.NameHasNoOwner",
+    }
+)
+#: Errors that mean the bus policy or NetworkManager refuses us.
+DENIED_ERRORS = frozenset(
+    {
+        "org.freedesktop.DBus.Error.AccessDenied",
+        "org.freedesktop.DBus.Error.AuthFailed",
+        "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
+        "org.freedesktop.NetworkManager.PermissionDenied",
+    }
+)
+
+_INT_SIGS = frozenset("ynqiuxt")
+_STR_SIGS = frozenset({"s"})
+_BOOL_SIGS = frozenset({"b"})
+_PATH_SIGS = frozenset({"o"})
+
+#: When more signals than this wait unprocessed, they are dropped and NetworkManager
+#: is enumerated again instead (a flood must not eat memory).
+_QUEUE_LIMIT = 10_000
+_RESYNC = object()  # queue marker
+
+
+def device_kind(device_type: int) -> InterfaceKind:
+    """Our :class:`InterfaceKind` for an ``NMDeviceType`` number (see :data:`DEVICE_KINDS`)."""
+    return DEVICE_KINDS.get(device_type, InterfaceKind.OTHER)
+
+
+# --------------------------------------------------------------------------- errors
+class _CallError(Exception):
+    """A D-Bus call failed (error reply, timeout, lost connection)."""
+
+    def __init__(self, text: str, error_name: str | None = None) -> None:
+        super().__init__(text)
+        self.error_name = error_name
+
+
+class _Vanished(_CallError):
+    """The object or service called is gone."""
+
+
+class _Denied(_CallError):
+    """The bus policy or the service refused the call."""
+
+
+class _BadReply(ValueError):
+    """A reply or signal did not have the documented shape."""
+
+
+# --------------------------------------------------------------------------- parsing
+def _prop(props: dict, key: str, sigs: frozenset[str]) -> Any:
+    v = props[key]
+    if not isinstance(v, Variant) or v.signature not in sigs:
+        got = v.signature if isinstance(v, Variant) else type(v).__name__
+        raise _BadReply(f"property {key} has D-Bus type {got!r}, expected one of {sorted(sigs)}")
+    return v.value
+
+
+_DEVICE_PROPS: tuple[tuple[str, str, frozenset[str]], ...] = (
+    ("Interface", "name", _STR_SIGS),
+    ("Ifindex", "ifindex", _INT_SIGS),
+    ("DeviceType", "dtype", _INT_SIGS),
+    ("State", "state", _INT_SIGS),
+    ("Managed", "managed", _BOOL_SIGS),
+    ("Ip6Config", "ip6_path", _PATH_SIGS),
+)
+_DEVICE_KEYS = frozenset(k for k, _, _ in _DEVICE_PROPS)
+
+
+def _device_fields(props: Any, *, full: bool) -> dict[str, Any]:
+    """Fields of :class:`_Dev` from a ``Device`` property dict (GetAll or PropertiesChanged).
+
+    ``full``: a GetAll reply, where ``Interface``, ``DeviceType`` and ``State``
+    are required and the rest get defaults (``Ifindex`` 0, ``Managed`` None,
+    ``Ip6Config`` "/"). Raises :class:`_BadReply`.
+    """
+    if not isinstance(props, dict):
+        raise _BadReply(f"properties are {type(props).__name__}, not a dict")
+    out: dict[str, Any] = {}
+    for key, field, sigs in _DEVICE_PROPS:
+        if key in props:
+            out[field] = _prop(props, key, sigs)
+    if full:
+        missing = [k for k in ("Interface", "DeviceType", "State") if k not in props]
+        if missing:
+            raise _BadReply(f"device lacks {', '.join(missing)}")
+        out.setdefault("ifindex", 0)
+        out.setdefault("managed", None)
+        out.setdefault("ip6_path", "/")
+    if out.get("ifindex", 0) < 0:
+        raise _BadReply(f"negative Ifindex {out['ifindex']}")
+    return out
+
+
+def _address_data(v: Any) -> tuple[tuple[str, int], ...]:
+    """``IP6Config.AddressData`` (aa{sv}) as ``(("2001:db8::1", 64), ...)``; raises :class:`_BadReply`."""
+    if not isinstance(v, Variant) or v.signature != "aa{sv}":
+        got = v.signature if isinstance(v, Variant) else type(v).__name__
+        raise _BadReply(f"AddressData has D-Bus type {got!r}, expected 'aa{{sv}}'")
+    out: list[tuple[str, int]] = []
+    for entry in v.value:
+        try:
+            addr = _prop(entry, "address", _STR_SIGS)
+            prefix = _prop(entry, "prefix", _INT_SIGS)
+        except KeyError as e:
+            raise _BadReply(f"AddressData entry lacks {e}") from None
+        try:
+            addr = normalise_address(addr)
+        except ValueError:
+            raise _BadReply(f"AddressData address {addr!r} is not an IP address") from None
+        if not 0 <= prefix <= 128:
+            raise _BadReply(f"AddressData prefix {prefix} out of range")
+        out.append((addr, prefix))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class _Dev:
+    """What is cached of one device: the event fields plus where its IPv6 config lives."""
+
+    path: str
+    name: str
+    ifindex: int
+    dtype: int
+    state: int
+    managed: bool | None
+    ip6_path: str
+    ip6_addresses: tuple[tuple[str, int], ...] = ()
+    carrier: bool | None = None
+
+    def event(self) -> NmDevice:
+        return NmDevice(
+            path=self.path,
+            ifindex=self.ifindex,
+            name=self.name,
+            kind=device_kind(self.dtype),
+            state=self.state,
+            managed=self.managed,
+            ip6_addresses=self.ip6_addresses,
+            carrier=self.carrier,
+        )
+
+
+# --------------------------------------------------------------------------- one connection
+class _Session:
+    """One connection to the bus and everything learnt through it.
+
+    Thrown away as a whole when the connection drops; the next one starts from scratch.
+    """
+
+    def __init__(self, src: NetworkManagerSource, bus: MessageBus) -> None:
+        self.src = src
+        self.bus = bus
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.owner: str | None = None  # NetworkManager's unique name
+        self.devices: dict[str, _Dev] = {}
+        self.ip6_index: dict[str, str] = {}  # IP6Config path -> device path
+        self.worker: asyncio.Task | None = None
+
+    # ---- plumbing
+    async def call(
+        self, dest: str, path: str, iface: str, member: str, signature: str = "", body: Sequence[Any] = (),
+        reply_signature: str | None = None,
+    ) -> list[Any]:
+        """One method call with a timeout; returns the reply body. Raises ``_CallError`` and subclasses, ``_BadReply``."""
+        what = f"{iface}.{member} on {path}"
+        msg = Message(destination=dest, path=path, interface=iface, member=member, signature=signature, body=list(body))
+        try:
+            reply = await asyncio.wait_for(self.bus.call(msg), self.src.call_timeout)
+        except TimeoutError:
+            raise _CallError(f"{what}: no reply within {self.src.call_timeout:g} s") from None
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # connection lost, bus closed
+            raise _CallError(f"{what}: {e}") from None
+        if reply is None:
+            raise _CallError(f"{what}: no reply")
+        if reply.message_type is MessageType.ERROR:
+            name = reply.error_name or "?"
+            text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
+            cls = _Vanished if name in VANISHED_ERRORS else _Denied if name in DENIED_ERRORS else _CallError
+            raise cls(f"{what}: {name}: {text}", name)
+        if reply_signature is not None and reply.signature != reply_signature:
+            raise _BadReply(f"{what} replied with signature {reply.signature!r}, expected {reply_signature!r}")
+        return reply.body
+
+    async def get_all(self, path: str, iface: str) -> dict[str, Variant]:
+        (props,) = await self.call(NM_NAME, path, PROPS_IFACE, "GetAll", "s", [iface], reply_signature="a{sv}")
+        return props
+
+    def on_message(self, msg: Message) -> None:
+        """Raw bus handler: queue the signals we asked for, in arrival order. Never raises."""
+        try:
+            if msg.message_type is not MessageType.SIGNAL:
+                return None
+            if msg.member not in ("NameOwnerChanged", "DeviceAdded", "DeviceRemoved", "PropertiesChanged"):
+                return None
+            if self.queue.qsize() >= _QUEUE_LIMIT:
+                log.warning("NetworkManager: %d signals pending; dropping them and enumerating again", _QUEUE_LIMIT)
+                while not self.queue.empty():
+                    self.queue.get_nowait()
+                self.queue.put_nowait(_RESYNC)
+            self.queue.put_nowait(msg)
+        except Exception:  # pragma: no cover - defensive
+            log.exception("NetworkManager: could not queue a signal")
+        return None
+
+    async def subscribe(self) -> None:
+        """Install the handler and the match rules (before any enumeration)."""
+        self.bus.add_message_handler(self.on_message)
+        rules = (
+            f"type='signal',sender='{DBUS_NAME}',path='{DBUS_PATH}',interface='{DBUS_IFACE}',"
+            f"member='NameOwnerChanged',arg0='{NM_NAME}'",
+            f"type='signal',sender='{NM_NAME}',path='{NM_PATH}',interface='{NM_IFACE}',member='DeviceAdded'",
+            f"type='signal',sender='{NM_NAME}',path='{NM_PATH}',interface='{NM_IFACE}',member='DeviceRemoved'",
+            f"type='signal',sender='{NM_NAME}',interface='{PROPS_IFACE}',member='PropertiesChanged'",
+        )
+        for rule in rules:
+            await self.call(DBUS_NAME, DBUS_PATH, DBUS_IFACE, "AddMatch", "s", [rule])
+
+    async def close(self) -> None:
+        """Stop the worker and close the connection (waits for the socket to be closed)."""
+        if self.worker is not None:
+            self.worker.cancel()
+            await asyncio.wait([self.worker])
+            self.worker = None
+        with contextlib.suppress(Exception):
+            self.bus.remove_message_handler(self.on_message)
+        with contextlib.suppress(Exception):
+            self.bus.disconnect()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.bus.wait_for_disconnect(), 2.0)
+
+    # ---- the worker
+    async def run(self) -> None:
+        """Handle queued signals one by one, forever (until cancelled)."""
+        while True:
+            msg = await self.queue.get()
+            try:
+                if msg is _RESYNC:
+                    await self.resync()
+                else:
+                    await self.dispatch(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("NetworkManager: failed to handle %s", getattr(msg, "member", msg))
+
+    async def dispatch(self, msg: Message) -> None:
+        member = msg.member
+        if member == "NameOwnerChanged":
+            if msg.sender != DBUS_NAME or msg.interface != DBUS_IFACE or msg.signature != "sss":
+                return
+            name, _old, new = msg.body
+            if name != NM_NAME:
+                return
+            if new:
+                log.info("NetworkManager appeared on the bus as %s; enumerating", new)
+                await self.resync()
+            else:
+                log.info("NetworkManager left the bus")
+                self.forget()
+                self.src._emit(SourceStatus(SOURCE, "stopped", "NetworkManager left the bus; device data is stale"))
+            return
+        if self.owner is None or msg.sender != self.owner:
+            return
+        if member in ("DeviceAdded", "DeviceRemoved"):
+            if msg.interface != NM_IFACE or msg.path != NM_PATH or msg.signature != "o":
+                return
+            (path,) = msg.body
+            if member == "DeviceAdded":
+                await self.add_device(path)
+            else:
+                self.remove_device(path)
+        elif member == "PropertiesChanged":
+            if msg.interface != PROPS_IFACE or msg.signature != "sa{sv}as":
+                return
+            iface, changed, invalidated = msg.body
+            await self.properties_changed(msg.path, iface, changed, invalidated)
+
+    # ---- enumeration
+    def forget(self) -> None:
+        self.owner = None
+        self.devices.clear()
+        self.ip6_index.clear()
+
+    async def resync(self) -> None:
+        """Enumerate from scratch: owner, GetDevices, every device; emit snapshot + status."""
+        self.forget()
+        try:
+            (owner,) = await self.call(
+                DBUS_NAME, DBUS_PATH, DBUS_IFACE, "GetNameOwner", "s", [NM_NAME], reply_signature="s"
+            )
+        except _Vanished:
+            self.src._emit(
+                SourceStatus(
+                    SOURCE, "absent",
+                    "NetworkManager is not running (nobody owns org.freedesktop.NetworkManager on the "
+                    "system bus); waiting for it to start.",
+                )
+            )
+            return
+        self.owner = owner
+        try:
+            (paths,) = await self.call(NM_NAME, NM_PATH, NM_IFACE, "GetDevices", reply_signature="ao")
+        except _Vanished:
+            # it left between the two calls; the queued NameOwnerChanged reports that
+            self.owner = None
+            return
+        except _Denied as e:
+            self.owner = None
+            self.src._emit(
+                SourceStatus(
+                    SOURCE, "no-access",
+                    f"The system bus policy does not let this user ask NetworkManager for its devices ({e.error_name}).",
+                )
+            )
+            return
+        except (_CallError, _BadReply) as e:
+            self.owner = None
+            self.src._emit(SourceStatus(SOURCE, "stopped", f"NetworkManager does not answer properly ({e})."))
+            return
+        devs = await asyncio.gather(*(self.read_device(p) for p in dict.fromkeys(paths)))
+        for dev in devs:
+            if dev is not None:
+                self.register(dev)
+        self.src._emit(NmSnapshot(tuple(d.event() for d in devs if d is not None)))
+        self.src._emit(SourceStatus(SOURCE, "running"))
+
+    async def read_device(self, path: str) -> _Dev | None:
+        """GetAll on a device (and its Wired and IP6Config parts); None if gone or malformed."""
+        try:
+            f = _device_fields(await self.get_all(path, DEVICE_IFACE), full=True)
+            carrier = None
+            if f["dtype"] in WIRED_TYPES:
+                try:
+                    wired = await self.get_all(path, WIRED_IFACE)
+                    carrier = _prop(wired, "Carrier", _BOOL_SIGS) if "Carrier" in wired else None
+                except _Vanished:
+                    raise
+                except _CallError as e:
+                    log.info("NetworkManager: no carrier for %s: %s", path, e)
+                except _BadReply as e:
+                    log.warning("NetworkManager: ignoring the carrier of %s: %s", path, e)
+            addrs = await self.read_ip6(f["ip6_path"])
+            return _Dev(path=path, carrier=carrier, ip6_addresses=addrs, **f)
+        except _Vanished as e:
+            log.debug("NetworkManager: device %s vanished: %s", path, e)
+        except (_CallError, _BadReply) as e:
+            log.warning("NetworkManager: skipping device %s: %s", path, e)
+        return None
+
+    async def read_ip6(self, ip6_path: str) -> tuple[tuple[str, int], ...]:
+        """AddressData of an IP6Config object; () for "/" or a config that vanished. Raises ``_BadReply``."""
+        if ip6_path == "/":
+            return ()
+        try:
+            props = await self.get_all(ip6_path, IP6_IFACE)
+        except _Vanished:
+            return ()  # replaced meanwhile: the device's Ip6Config change is on its way
+        except _CallError as e:
+            log.warning("NetworkManager: cannot read %s: %s", ip6_path, e)
+            return ()
+        return _address_data(props["AddressData"]) if "AddressData" in props else ()
+
+    # ---- cache
+    def register(self, dev: _Dev) -> None:
+        self.devices[dev.path] = dev
+        if dev.ip6_path != "/":
+            self.ip6_index[dev.ip6_path] = dev.path
+
+    def unregister(self, path: str) -> _Dev | None:
+        dev = self.devices.pop(path, None)
+        if dev is not None and self.ip6_index.get(dev.ip6_path) == path:
+            del self.ip6_index[dev.ip6_path]
+        return dev
+
+    def update(self, old: _Dev, new: _Dev) -> None:
+        self.unregister(old.path)
+        self.register(new)
+        ev = new.event()
+        if ev != old.event():
+            self.src._emit(ev)
+
+    async def add_device(self, path: str) -> None:
+        dev = await self.read_device(path)
+        if dev is None:
+            return
+        old = self.devices.get(path)
+        if old is None:
+            self.register(dev)
+            self.src._emit(dev.event())
+        else:
+            self.update(old, dev)
+
+    def remove_device(self, path: str) -> None:
+        if self.unregister(path) is not None:
+            self.src._emit(NmDeviceRemoved(path))
+
+    async def properties_changed(self, path: str, iface: str, changed: dict, invalidated: list[str]) -> None:
+        dev = self.devices.get(path)
+        if dev is not None:
+            if iface == DEVICE_IFACE:
+                if _DEVICE_KEYS.intersection(invalidated):
+                    new = await self.read_device(path)
+                    if new is not None:
+                        self.update(dev, new)
+                    return
+                try:
+                    f = _device_fields(changed, full=False)
+                except _BadReply as e:
+                    log.warning("NetworkManager: ignoring a change of %s: %s", path, e)
+                    return
+                new = replace(dev, **f)
+                if new.ip6_path != dev.ip6_path:
+                    try:
+                        new = replace(new, ip6_addresses=await self.read_ip6(new.ip6_path))
+                    except _BadReply as e:
+                        log.warning("NetworkManager: bad IPv6 config %s of %s: %s", new.ip6_path, path, e)
+                        new = replace(new, ip6_addresses=())
+                self.update(dev, new)
+            elif iface == WIRED_IFACE and ("Carrier" in changed or "Carrier" in invalidated):
+                try:
+                    if "Carrier" in changed:
+                        carrier = _prop(changed, "Carrier", _BOOL_SIGS)
+                    else:
+                        carrier = _prop(await self.get_all(path, WIRED_IFACE), "Carrier", _BOOL_SIGS)
+                except (_CallError, _BadReply, KeyError) as e:
+                    log.warning("NetworkManager: ignoring a carrier change of %s: %s", path, e)
+                    return
+                self.update(dev, replace(dev, carrier=carrier))
+            return
+        devpath = self.ip6_index.get(path)
+        if devpath is not None and iface == IP6_IFACE and devpath in self.devices:
+            dev = self.devices[devpath]
+            try:
+                if "AddressData" in changed:
+                    addrs = _address_data(changed["AddressData"])
+                elif "AddressData" in invalidated:
+                    addrs = await self.read_ip6(path)
+                else:
+                    return
+            except _BadReply as e:
+                log.warning("NetworkManager: ignoring an IPv6 change of %s (%s): %s", devpath, path, e)
+                return
+            self.update(dev, replace(dev, ip6_addresses=addrs))
+
+
+# --------------------------------------------------------------------------- the source
+class NetworkManagerSource:
+    """Watches NetworkManager on the D-Bus system bus and feeds events to ``sink``.
+
+    ``sink(event)`` receives :class:`NmSnapshot`, :class:`NmDevice`,
+    :class:`NmDeviceRemoved` and :class:`SourceStatus` events (see the module
+    docstring), always on the event loop's thread, e.g. ``StateStore.apply``.
+    An exception from the sink is logged and otherwise ignored.
+
+    ``bus_address``: a D-Bus address such as ``unix:path=/run/dbus/system_bus_socket``;
+    None means the system bus (``DBUS_SYSTEM_BUS_ADDRESS``, else the default socket).
+    ``call_timeout``: seconds to wait for any single reply (and for connecting).
+    ``reconnect_delays``: seconds between reconnect attempts after the connection
+    dropped; the last value repeats, so the delay is bounded by it.
+    ``max_reconnect_attempts``: give up (status ``no-access``) after this many
+    failed attempts; None = keep trying until :meth:`stop`.
+    """
+
+    def __init__(
+        self,
+        sink: Callable[[Event], None],
+        bus_address: str | None = None,
+        *,
+        call_timeout: float = 5.0,
+        reconnect_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0),
+        max_reconnect_attempts: int | None = None,
+    ) -> None:
+        if not reconnect_delays:
+            raise ValueError("reconnect_delays must not be empty")
+        self._sink = sink
+        self._bus_address = bus_address
+        self.call_timeout = call_timeout
+        self._reconnect_delays = tuple(reconnect_delays)
+        self._max_reconnect_attempts = max_reconnect_attempts
+        self._lock = asyncio.Lock()
+        self._session: _Session | None = None
+        self._supervisor: asyncio.Task | None = None
+        self._stopping = False
+        #: the last status sent, e.g. ("running", "")
+        self.status: tuple[str, str] | None = None
+
+    @property
+    def bus_address(self) -> str:
+        """The address connected to (resolved from the environment when none was given)."""
+        return self._bus_address or os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or "unix:path=/var/run/dbus/system_bus_socket"
+
+    @property
+    def running(self) -> bool:
+        """True between a successful :meth:`start` and :meth:`stop` (also while reconnecting)."""
+        return self._supervisor is not None
+
+    async def start(self) -> None:
+        """Connect, subscribe, enumerate. Idempotent; never raises for bus or NetworkManager problems.
+
+        Returns after the first snapshot (status ``running``), or after status
+        ``absent`` (NetworkManager not on the bus; it is picked up when it
+        starts), or after status ``no-access`` (bus unreachable or refused; the
+        source stays stopped and ``start()`` may be called again later).
+        """
+        async with self._lock:
+            if self._supervisor is not None:
+                return
+            session = await self._open(report=True)
+            if session is None:
+                return
+            self._session = session
+            self._supervisor = asyncio.create_task(self._supervise(), name="networkmanager-supervisor")
+
+    async def stop(self) -> None:
+        """Stop watching: cancel any reconnect, close the connection. Sends no event. Idempotent."""
+        async with self._lock:
+            self._stopping = True
+            try:
+                sup, self._supervisor = self._supervisor, None
+                if sup is not None:
+                    sup.cancel()
+                    await asyncio.wait([sup])
+                session, self._session = self._session, None
+                if session is not None:
+                    await session.close()
+            finally:
+                self._stopping = False
+
+    # ---- internals
+    def _emit(self, ev: Event) -> None:
+        if isinstance(ev, SourceStatus):
+            self.status = (ev.status, ev.detail)
+            log.debug("NetworkManager source: %s %s", ev.status, ev.detail)
+        try:
+            self._sink(ev)
+        except Exception:
+            log.exception("NetworkManager source: the sink failed on %r", ev)
+
+    async def _open(self, *, report: bool) -> _Session | None:
+        """Connect, subscribe, enumerate; start the worker. None (and, if ``report``, a status) on failure."""
+        addr = self.bus_address
+
+        def fail(detail: str) -> None:
+            log.info("NetworkManager source: %s", detail)
+            if report:
+                self._emit(SourceStatus(SOURCE, "no-access", detail))
+
+        try:
+            bus = MessageBus(bus_address=self._bus_address, bus_type=BusType.SYSTEM)
+        except Exception as e:
+            fail(f"The D-Bus system bus address {addr!r} is not usable ({e}).")
+            return None
+        try:
+            await asyncio.wait_for(bus.connect(), self.call_timeout)
+        except (PermissionError, AuthError) as e:
+            fail(f"The D-Bus system bus at {addr} refused this user ({type(e).__name__}: {e}).")
+            return None
+        except TimeoutError:
+            fail(f"The D-Bus system bus at {addr} did not answer within {self.call_timeout:g} s.")
+            return None
+        except Exception as e:
+            fail(
+                f"Cannot reach the D-Bus system bus at {addr} ({type(e).__name__}: {e}); "
+                "is dbus-daemon running, and is DBUS_SYSTEM_BUS_ADDRESS right?"
+            )
+            return None
+        session = _Session(self, bus)
+        try:
+            try:
+                await session.subscribe()
+            except _Denied as e:
+                fail(f"The D-Bus system bus at {addr} does not let this user watch NetworkManager's signals ({e}).")
+                await session.close()
+                return None
+            except (_CallError, _BadReply) as e:
+                fail(f"Could not subscribe to NetworkManager's signals on {addr} ({e}).")
+                await session.close()
+                return None
+            await session.resync()
+            session.worker = asyncio.create_task(session.run(), name="networkmanager-worker")
+            return session
+        except BaseException:
+            await asyncio.shield(session.close())
+            raise
+
+    async def _supervise(self) -> None:
+        """Wait for the connection to drop; then report it and reconnect with backoff."""
+        try:
+            while True:
+                session = self._session
+                assert session is not None
+                err: Exception | None = None
+                try:
+                    await session.bus.wait_for_disconnect()
+                except Exception as e:
+                    err = e
+                if self._stopping:
+                    return
+                await session.close()
+                self._session = None
+                why = f" ({err})" if err else ""
+                self._emit(
+                    SourceStatus(
+                        SOURCE, "no-access",
+                        f"Lost the connection to the D-Bus system bus at {self.bus_address}{why}; "
+                        "NetworkManager device data is stale. Reconnecting.",
+                    )
+                )
+                attempt = 0
+                while self._session is None:
+                    if self._max_reconnect_attempts is not None and attempt >= self._max_reconnect_attempts:
+                        self._emit(
+                            SourceStatus(
+                                SOURCE, "no-access",
+                                f"Gave up reconnecting to the D-Bus system bus at {self.bus_address} "
+                                f"after {attempt} attempts.",
+                            )
+                        )
+                        self._supervisor = None
+                        return
+                    await asyncio.sleep(self._reconnect_delays[min(attempt, len(self._reconnect_delays) - 1)])
+                    attempt += 1
+                    self._session = await self._open(report=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # pragma: no cover - defensive: never let the supervisor die silently
+            log.exception("NetworkManager source: supervisor failed")
+            self._supervisor = None

@@ -1,0 +1,84 @@
+"""``mhgui``: the desktop app (PySide6 + qasync)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from importlib import resources
+
+from .. import APP_ID, APP_NAME, __version__
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mhgui", description="Connection manager for multihomed Mobile IPv6 nodes.")
+    p.add_argument("--mip6d-conf", metavar="PATH", default=None,
+                   help="UMIP configuration file (default /etc/mip6d.conf; a path given here must exist)")
+    p.add_argument("--settings", metavar="PATH", default=None, help="the app's settings file")
+    p.add_argument("--no-networkmanager", action="store_true", help="use netlink only")
+    p.add_argument("--system-bus", metavar="ADDRESS", default=None, help="D-Bus address of the system bus")
+    p.add_argument("--screenshot", metavar="PNG", default=None,
+                   help="save a picture of the window after start-up and quit (for docs and checks)")
+    p.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
+    return p
+
+
+def app_icon():
+    from PySide6.QtGui import QIcon
+    ref = resources.files("mhgui") / "resources" / f"{APP_ID}.svg"
+    with resources.as_file(ref) as path:
+        return QIcon(str(path))
+
+
+async def amain(args, app, closed: asyncio.Event) -> int:
+    from PySide6.QtCore import QTimer
+    from ..runtime import ConfigError, Runtime
+    from .window import LiveController, MainWindow
+
+    rt = Runtime(mip6d_conf=args.mip6d_conf, settings_file=args.settings, system_bus=args.system_bus,
+                 use_networkmanager=not args.no_networkmanager)
+    controller = LiveController(rt.store, rt.clock, allow_ula=lambda: rt.allow_ula, caps=lambda: rt.caps)
+    win = MainWindow(controller, app.windowIcon())
+    win.show()
+    try:
+        await rt.start()
+    except ConfigError as e:
+        win.set_error(f"Configuration problem: {e}. Home addresses from that file are not shown; fix it and restart.")
+        await rt.netlink.start()
+        if rt.nm is not None:
+            await rt.nm.start()
+    controller.refresh()
+    if args.screenshot:
+        await asyncio.sleep(0.3)
+        win.grab().save(args.screenshot)
+        QTimer.singleShot(0, app.quit)
+    await closed.wait()
+    controller.close()
+    await rt.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    import qasync
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    app.setDesktopFileName(APP_ID)
+    app.setWindowIcon(app_icon())
+    closed = asyncio.Event()
+    app.aboutToQuit.connect(closed.set)
+    signal.signal(signal.SIGINT, lambda *_: app.quit())
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    with loop:
+        return loop.run_until_complete(amain(args, app, closed))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

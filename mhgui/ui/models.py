@@ -1,0 +1,361 @@
+"""Qt table models over the live state (model/view; narrow ``dataChanged``).
+
+Each model keeps its own row list in a stable order and applies
+:class:`~mhgui.core.state.Change` lists incrementally: inserts and removals
+touch only their rows, changes emit ``dataChanged`` for one row; the
+analysis (roles, at-home) is refreshed for the rows whose result changed.
+"""
+
+from __future__ import annotations
+
+import bisect
+from typing import Any, Callable
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QBrush, QColor, QFont
+
+from ..core.analysis import Analysis, AddressRole
+from ..core.model import Address, AddressKey, Interface, flag_names
+from ..core.state import Change, StateStore
+
+Index = QModelIndex | QPersistentModelIndex
+
+#: custom roles
+KeyRole = Qt.ItemDataRole.UserRole + 1      # the row's key (ifindex or AddressKey)
+SortRole = Qt.ItemDataRole.UserRole + 2     # a sortable value
+AddrRoleRole = Qt.ItemDataRole.UserRole + 3  # the address role string ("coa", ...)
+
+ROLE_STYLE: dict[str, tuple[str, str, bool]] = {
+    # role: (label, colour, bold)
+    "hoa": ("HoA", "#1b5e20", True),
+    "coa": ("CoA", "#0d47a1", True),
+    "coa-deprecated": ("CoA (deprecated)", "#e65100", False),
+    "home-link": ("home link", "#2e7d32", False),
+    "temporary": ("temporary", "#616161", False),
+    "tentative": ("tentative (DAD)", "#f57f17", False),
+    "link-local": ("link-local", "#757575", False),
+    "unusable": ("unusable", "#b71c1c", False),
+    "other": ("other", "#424242", False),
+}
+
+
+def _fmt_lft(seconds: float | None) -> str:
+    if seconds is None:
+        return "forever"
+    s = int(seconds)
+    if s >= 86400:
+        return f"{s // 86400}d {s % 86400 // 3600}h"
+    if s >= 3600:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    if s >= 60:
+        return f"{s // 60}m {s % 60}s"
+    return f"{s}s"
+
+
+class _KeyedTable(QAbstractTableModel):
+    """A table whose rows are sorted keys; subclasses give columns and cell values."""
+
+    HEADERS: tuple[str, ...] = ()
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._keys: list[Any] = []
+
+    # --- Qt API
+    def rowCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._keys)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal and 0 <= section < len(self.HEADERS):
+            return self.HEADERS[section]
+        return None
+
+    def key_at(self, row: int):
+        return self._keys[row]
+
+    def row_of(self, key) -> int | None:
+        i = bisect.bisect_left(self._keys, key)
+        return i if i < len(self._keys) and self._keys[i] == key else None
+
+    # --- incremental edits
+    def _insert(self, key) -> None:
+        if self.row_of(key) is not None:
+            self._changed(key)
+            return
+        i = bisect.bisect_left(self._keys, key)
+        self.beginInsertRows(QModelIndex(), i, i)
+        self._keys.insert(i, key)
+        self.endInsertRows()
+
+    def _remove(self, key) -> None:
+        i = self.row_of(key)
+        if i is None:
+            return
+        self.beginRemoveRows(QModelIndex(), i, i)
+        del self._keys[i]
+        self.endRemoveRows()
+
+    def _changed(self, key, first_col: int = 0, last_col: int | None = None) -> None:
+        i = self.row_of(key)
+        if i is not None:
+            last = self.columnCount() - 1 if last_col is None else last_col
+            self.dataChanged.emit(self.index(i, first_col), self.index(i, last))
+
+    def _reset(self, keys) -> None:
+        self.beginResetModel()
+        self._keys = sorted(keys)
+        self.endResetModel()
+
+
+class InterfaceModel(_KeyedTable):
+    """One row per interface (key: ifindex)."""
+
+    COL_NAME, COL_KIND, COL_STATE, COL_NM, COL_USE, COL_ROUTER, COL_ADDRS = range(7)
+    HEADERS = ("Interface", "Kind", "Link", "NetworkManager", "Use", "Default router", "Addresses")
+
+    NM_STATES = {10: "unmanaged", 20: "unavailable", 30: "disconnected", 40: "prepare", 50: "config",
+                 60: "need auth", 70: "ip config", 80: "ip check", 90: "secondaries", 100: "activated",
+                 110: "deactivating", 120: "failed"}
+
+    def __init__(self, store: StateStore, parent=None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._an: Analysis | None = None
+        self._reset(store.state.interfaces)
+
+    def set_analysis(self, an: Analysis) -> None:
+        old, self._an = self._an, an
+        if old is None or old.active != an.active or old.home_links != an.home_links:
+            for k in (set(old.active | old.home_links) if old else set()) | set(an.active | an.home_links):
+                self._changed(k, self.COL_USE, self.COL_USE)
+
+    def apply(self, changes: list[Change]) -> None:
+        st = self._store.state
+        for c in changes:
+            if c.kind == "link-added":
+                self._insert(c.ifindex)
+            elif c.kind == "link-removed":
+                self._remove(c.ifindex)
+            elif c.kind in ("link-up", "link-down", "link-changed"):
+                self._changed(c.ifindex)
+            elif c.kind in ("router-added", "router-removed"):
+                self._changed(c.ifindex, self.COL_ROUTER, self.COL_ROUTER)
+            elif c.kind in ("address-added", "address-removed"):
+                self._changed(c.ifindex, self.COL_ADDRS, self.COL_ADDRS)
+        # a batch may leave links behind that netlink never reported removed
+        if len(self._keys) != len(st.interfaces):
+            self._reset(st.interfaces)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or index.row() >= len(self._keys):
+            return None
+        ifindex = self._keys[index.row()]
+        st = self._store.state
+        i: Interface | None = st.interfaces.get(ifindex)
+        if i is None:
+            return None
+        col = index.column()
+        if role == KeyRole:
+            return ifindex
+        if role in (Qt.ItemDataRole.DisplayRole, SortRole):
+            if col == self.COL_NAME:
+                return i.name if role == Qt.ItemDataRole.DisplayRole else ifindex
+            if col == self.COL_KIND:
+                return i.kind.value
+            if col == self.COL_STATE:
+                return "up" if i.up else ("no carrier" if i.admin_up else "down")
+            if col == self.COL_NM:
+                if i.nm_state is None:
+                    return "—"
+                return self.NM_STATES.get(i.nm_state, str(i.nm_state))
+            if col == self.COL_USE:
+                if self._an is None:
+                    return ""
+                if ifindex in self._an.home_links:
+                    return "home link"
+                if ifindex in self._an.active:
+                    n = sum(1 for j, _ in self._an.coa_prefixes if j == ifindex)
+                    return f"{n} CoA" + ("s" if n != 1 else "")
+                return ""
+            if col == self.COL_ROUTER:
+                return ", ".join(sorted(st.routers.get(ifindex, ()))) or "—"
+            if col == self.COL_ADDRS:
+                n = sum(1 for k in st.addresses if k.ifindex == ifindex)
+                return n if role == SortRole else str(n)
+        if role == Qt.ItemDataRole.ToolTipRole and col == self.COL_NAME:
+            return f"ifindex {ifindex}, {i.operstate}, MAC {i.mac or '—'}; kind from {i.kind_source}"
+        if role == Qt.ItemDataRole.ForegroundRole and col == self.COL_STATE:
+            return QBrush(QColor("#2e7d32" if i.up else "#b71c1c"))
+        return None
+
+
+class AddressModel(_KeyedTable):
+    """One row per address (key: :class:`AddressKey`, ordered by ifindex then address)."""
+
+    COL_IFACE, COL_ADDR, COL_ROLE, COL_FLAGS, COL_PREF, COL_VALID = range(6)
+    HEADERS = ("Interface", "Address", "Role", "Flags", "Preferred", "Valid")
+
+    def __init__(self, store: StateStore, clock: Callable[[], float], parent=None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._clock = clock
+        self._roles: dict[AddressKey, AddressRole] = {}
+        self._reset(store.state.addresses)
+
+    def set_analysis(self, an: Analysis) -> None:
+        old, self._roles = self._roles, an.roles
+        for k, r in an.roles.items():
+            if old.get(k) != r:
+                self._changed(k, self.COL_ROLE, self.COL_ROLE)
+
+    def tick(self) -> None:
+        """Lifetimes count down: refresh only the lifetime columns of finite rows."""
+        st = self._store.state
+        rows = [i for i, k in enumerate(self._keys)
+                if (a := st.addresses.get(k)) is not None and a.valid_until is not None]
+        if rows:
+            self.dataChanged.emit(self.index(rows[0], self.COL_PREF), self.index(rows[-1], self.COL_VALID))
+
+    def apply(self, changes: list[Change]) -> None:
+        for c in changes:
+            if c.kind == "address-added":
+                self._insert(c.key)
+            elif c.kind == "address-removed":
+                self._remove(c.key)
+            elif c.kind == "address-changed":
+                self._changed(c.key)
+            elif c.kind in ("link-changed", "link-up", "link-down") and c.before and c.after and c.before.name != c.after.name:
+                for k in [k for k in self._keys if k.ifindex == c.ifindex]:
+                    self._changed(k, self.COL_IFACE, self.COL_IFACE)
+        if len(self._keys) != len(self._store.state.addresses):
+            self._reset(self._store.state.addresses)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or index.row() >= len(self._keys):
+            return None
+        key = self._keys[index.row()]
+        st = self._store.state
+        a: Address | None = st.addresses.get(key)
+        if a is None:
+            return None
+        col = index.column()
+        r = self._roles.get(key)
+        role_name = r.role if r else "other"
+        if role == KeyRole:
+            return key
+        if role == AddrRoleRole:
+            return role_name
+        if role in (Qt.ItemDataRole.DisplayRole, SortRole):
+            now = self._clock()
+            if col == self.COL_IFACE:
+                i = st.interfaces.get(a.ifindex)
+                return (i.name if i else f"if{a.ifindex}") if role == Qt.ItemDataRole.DisplayRole else a.ifindex
+            if col == self.COL_ADDR:
+                return f"{a.address}/{a.prefixlen}"
+            if col == self.COL_ROLE:
+                return ROLE_STYLE[role_name][0]
+            if col == self.COL_FLAGS:
+                return " ".join(flag_names(a.flags))
+            if col in (self.COL_PREF, self.COL_VALID):
+                v = a.preferred_remaining(now) if col == self.COL_PREF else a.valid_remaining(now)
+                if role == SortRole:
+                    return float("inf") if v is None else v
+                return _fmt_lft(v)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return r.reason if r else None
+        if role == Qt.ItemDataRole.ForegroundRole and col in (self.COL_ADDR, self.COL_ROLE):
+            return QBrush(QColor(ROLE_STYLE[role_name][1]))
+        if role == Qt.ItemDataRole.FontRole and col in (self.COL_ADDR, self.COL_ROLE):
+            f = QFont()
+            f.setBold(ROLE_STYLE[role_name][2])
+            f.setStrikeOut(role_name == "unusable")
+            f.setItalic(role_name in ("tentative", "coa-deprecated"))
+            return f
+        return None
+
+
+class HomeAddressModel(QAbstractTableModel):
+    """Configured HoAs with their at-home status (small: reset on change)."""
+
+    COL_HOA, COL_HA, COL_PREFIX, COL_WHERE, COL_ORIGIN = range(5)
+    HEADERS = ("Home address", "Home agent", "Home prefix", "Where", "Configured in")
+
+    def __init__(self, store: StateStore, parent=None) -> None:
+        super().__init__(parent)
+        self._store = store
+        self._rows: list[tuple[str, ...]] = []
+
+    def set_analysis(self, an: Analysis) -> None:
+        st = self._store.state
+        rows = []
+        for h in an.homes:
+            where = ("at home on " + st.interfaces[h.home_ifindex].name) if h.at_home and h.home_ifindex in st.interfaces else "away from home"
+            rows.append((f"{h.hoa.address}/{h.hoa.prefixlen}", h.hoa.home_agent or ":: (DHAAD)",
+                         str(h.hoa.network), where, h.hoa.origin))
+        if rows != self._rows:
+            self.beginResetModel()
+            self._rows = rows
+            self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal and 0 <= section < len(self.HEADERS):
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or index.row() >= len(self._rows):
+            return None
+        if role in (Qt.ItemDataRole.DisplayRole, SortRole):
+            return self._rows[index.row()][index.column()]
+        return None
+
+
+class ListTableModel(QAbstractTableModel):
+    """A small read-only table of strings (goals, issues), replaced as a whole when it differs."""
+
+    def __init__(self, headers: tuple[str, ...], parent=None) -> None:
+        super().__init__(parent)
+        self.HEADERS = headers
+        self._rows: list[tuple] = []
+        self._tips: list[str | None] = []
+        self._ok: list[bool | None] = []
+
+    def set_rows(self, rows: list[tuple], tips: list[str | None] | None = None, ok: list[bool | None] | None = None) -> None:
+        tips = tips or [None] * len(rows)
+        ok = ok or [None] * len(rows)
+        if rows == self._rows and tips == self._tips and ok == self._ok:
+            return
+        self.beginResetModel()
+        self._rows, self._tips, self._ok = list(rows), list(tips), list(ok)
+        self.endResetModel()
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal and 0 <= section < len(self.HEADERS):
+            return self.HEADERS[section]
+        return None
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or index.row() >= len(self._rows):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self._rows[index.row()][index.column()]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return self._tips[index.row()]
+        if role == Qt.ItemDataRole.ForegroundRole and self._ok[index.row()] is not None:
+            return QBrush(QColor("#2e7d32" if self._ok[index.row()] else "#9e9e9e"))
+        return None

@@ -1,0 +1,266 @@
+"""The main window: taxonomy header, goals and issues, interfaces, addresses, HoAs, bindings, sources."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from PySide6.QtCore import QObject, QSortFilterProxyModel, Qt, QTimer, Signal
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import (
+    QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QSplitter, QTableView,
+    QVBoxLayout, QWidget,
+)
+
+from .. import APP_NAME
+from ..core.analysis import Analysis, analyse
+from ..core.capabilities import NO_DAEMON, DaemonCapabilities
+from ..core.report import headline, taxonomy
+from ..core.state import Change, StateStore
+from .models import AddressModel, HomeAddressModel, InterfaceModel, KeyRole, ListTableModel, SortRole
+
+SOURCE_ROLES = {
+    "networkmanager": "device semantics",
+    "netlink": "links, addresses, flags, lifetimes",
+}
+
+
+class LiveController(QObject):
+    """Feeds store changes to the models at once and refreshes the analysis once per event-loop turn.
+
+    ``refreshed`` is emitted with (analysis, taxonomy dict) after each refresh.
+    """
+
+    refreshed = Signal(object, object)
+
+    def __init__(self, store: StateStore, clock: Callable[[], float], *, allow_ula: Callable[[], bool] = lambda: False,
+                 caps: Callable[[], DaemonCapabilities] = lambda: NO_DAEMON, parent=None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self.clock = clock
+        self._allow_ula = allow_ula
+        self._caps = caps
+        self.interfaces = InterfaceModel(store, self)
+        self.addresses = AddressModel(store, clock, self)
+        self.homes = HomeAddressModel(store, self)
+        self.analysis: Analysis | None = None
+        self.tax: dict | None = None
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self.refresh)
+        self._tick = QTimer(self)
+        self._tick.setInterval(1000)
+        self._tick.timeout.connect(self._on_tick)
+        self._tick.start()
+        self._unsubscribe = store.subscribe(self._on_changes)
+        self.refresh()
+
+    def close(self) -> None:
+        self._unsubscribe()
+        self._tick.stop()
+        self._timer.stop()
+
+    def _on_changes(self, changes: list[Change]) -> None:
+        self.interfaces.apply(changes)
+        self.addresses.apply(changes)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def _on_tick(self) -> None:
+        self.addresses.tick()
+        # lifetimes may have run out: roles can change without an event
+        self.refresh()
+
+    def refresh(self) -> None:
+        an = analyse(self.store.state, self.clock(), allow_ula=self._allow_ula())
+        self.analysis = an
+        self.interfaces.set_analysis(an)
+        self.addresses.set_analysis(an)
+        self.homes.set_analysis(an)
+        tax = taxonomy(an, self._caps())
+        if tax != self.tax:
+            self.tax = tax
+        self.refreshed.emit(an, tax)
+
+
+def _table(model, *, stretch_last: bool = True, sortable: bool = True) -> QTableView:
+    v = QTableView()
+    if sortable:
+        proxy = QSortFilterProxyModel(v)
+        proxy.setSourceModel(model)
+        proxy.setSortRole(SortRole)
+        v.setModel(proxy)
+        v.setSortingEnabled(True)
+        v.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+    else:
+        v.setModel(model)
+    v.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    v.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    v.setAlternatingRowColors(True)
+    v.verticalHeader().setVisible(False)
+    v.horizontalHeader().setStretchLastSection(stretch_last)
+    v.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    v.setWordWrap(False)
+    return v
+
+
+class AddressFilter(QSortFilterProxyModel):
+    """Shows the addresses of the selected interface (all when none is selected)."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.ifindex: int | None = None
+        self.setSortRole(SortRole)
+
+    def set_ifindex(self, ifindex: int | None) -> None:
+        qt610 = hasattr(self, "beginFilterChange")
+        if qt610:
+            self.beginFilterChange()
+        self.ifindex = ifindex
+        if qt610:
+            self.endFilterChange()
+        else:  # Qt < 6.10
+            self.invalidateFilter()
+
+    def filterAcceptsRow(self, row: int, parent) -> bool:
+        if self.ifindex is None:
+            return True
+        key = self.sourceModel().index(row, 0, parent).data(KeyRole)
+        return key is not None and key.ifindex == self.ifindex
+
+
+class MainWindow(QMainWindow):
+    """The main window. Everything shown comes from :class:`LiveController`'s models."""
+
+    def __init__(self, controller: LiveController, icon: QIcon | None = None) -> None:
+        super().__init__()
+        self.controller = controller
+        self.setWindowTitle(f"{APP_NAME} — Mobile IPv6 multihoming")
+        if icon is not None:
+            self.setWindowIcon(icon)
+        self.resize(1100, 780)
+
+        central = QWidget()
+        root = QVBoxLayout(central)
+
+        # ---- header: taxonomy, scenario, goals, issues
+        self.headline = QLabel()
+        self.headline.setObjectName("headline")
+        f = self.headline.font()
+        f.setPointSize(f.pointSize() + 4)
+        f.setBold(True)
+        self.headline.setFont(f)
+        self.headline.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.banner = QLabel()
+        self.banner.setWordWrap(True)
+        self.banner.setStyleSheet("background:#fff3cd;color:#5d4200;padding:4px;border:1px solid #e0c36c;")
+        self.banner.hide()
+        root.addWidget(self.headline)
+        root.addWidget(self.summary)
+        root.addWidget(self.banner)
+
+        self.goals_model = ListTableModel(("Goal (draft section 3)", "Draft says", "With the current daemon"), self)
+        self.issues_model = ListTableModel(("Section", "Issue", "What it means"), self)
+        top = QHBoxLayout()
+        g = QGroupBox("Goals")
+        QVBoxLayout(g).addWidget(_table(self.goals_model, sortable=False))
+        i = QGroupBox("Issues that apply (draft sections 6 and 7)")
+        QVBoxLayout(i).addWidget(_table(self.issues_model, sortable=False))
+        top.addWidget(g, 2)
+        top.addWidget(i, 3)
+        topw = QWidget()
+        topw.setLayout(top)
+
+        # ---- interfaces and their addresses
+        self.interfaces_view = _table(controller.interfaces)
+        self.address_filter = AddressFilter(self)
+        self.address_filter.setSourceModel(controller.addresses)
+        self.addresses_view = QTableView()
+        self.addresses_view.setModel(self.address_filter)
+        self.addresses_view.setSortingEnabled(True)
+        self.addresses_view.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.addresses_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.addresses_view.setAlternatingRowColors(True)
+        self.addresses_view.verticalHeader().setVisible(False)
+        self.addresses_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.addresses_view.horizontalHeader().setStretchLastSection(True)
+        self.interfaces_view.selectionModel().selectionChanged.connect(self._on_iface_selected)
+
+        ifs = QGroupBox("Interfaces (select one to filter its addresses)")
+        QVBoxLayout(ifs).addWidget(self.interfaces_view)
+        ads = QGroupBox("Addresses")
+        QVBoxLayout(ads).addWidget(self.addresses_view)
+        hoas = QGroupBox("Home addresses")
+        self.homes_view = _table(controller.homes)
+        QVBoxLayout(hoas).addWidget(self.homes_view)
+        bind = QGroupBox("Binding table")
+        bl = QVBoxLayout(bind)
+        self.bindings_label = QLabel("No mobility daemon connected. The binding table (HoA, home agent, CoA, BID, "
+                                     "interface, lifetime, state) appears here when UMIP's mip6d is reachable.")
+        self.bindings_label.setWordWrap(True)
+        self.bindings_label.setObjectName("bindings")
+        bl.addWidget(self.bindings_label)
+
+        lower = QWidget()
+        ll = QHBoxLayout(lower)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(hoas, 3)
+        ll.addWidget(bind, 2)
+
+        split = QSplitter(Qt.Orientation.Vertical)
+        for w in (topw, ifs, ads, lower):
+            split.addWidget(w)
+        split.setSizes([190, 170, 260, 130])
+        root.addWidget(split, 1)
+        self.setCentralWidget(central)
+
+        self.sources_label = QLabel()
+        self.sources_label.setObjectName("sources")
+        self.statusBar().addWidget(self.sources_label, 1)
+
+        controller.refreshed.connect(self._on_refreshed)
+        if controller.analysis is not None:
+            self._on_refreshed(controller.analysis, controller.tax)
+
+    def _on_iface_selected(self, *_):
+        rows = self.interfaces_view.selectionModel().selectedRows()
+        self.address_filter.set_ifindex(rows[0].data(KeyRole) if rows else None)
+
+    def set_error(self, text: str | None) -> None:
+        """Show (or clear, with None) a problem the user must know about, e.g. a malformed config file."""
+        self._error = text
+        self._update_banner()
+
+    def _update_banner(self) -> None:
+        parts = []
+        if getattr(self, "_error", None):
+            parts.append(self._error)
+        parts += list(self.controller.store.notes)
+        self.banner.setText("\n".join(parts))
+        self.banner.setVisible(bool(parts))
+
+    def _on_refreshed(self, an: Analysis, tax: dict) -> None:
+        self.headline.setText(headline(tax))
+        sc = f"{tax['title']}. " if tax.get("title") else ""
+        self.summary.setText(sc + tax["summary"])
+        avail = {g["goal"]: g for g in tax["goals_available"]}
+        rows, tips, ok = [], [], []
+        for goal in tax["goals"]:
+            a = avail.get(goal, {"available": False, "reason": ""})
+            rows.append((goal, "achievable", "available" if a["available"] else "not available"))
+            tips.append(a["reason"])
+            ok.append(a["available"])
+        if not rows:
+            rows, tips, ok = [("—", "no goal in this configuration", "")], [tax["summary"]], [None]
+        self.goals_model.set_rows(rows, tips, ok)
+        self.issues_model.set_rows([(i["section"], i["title"], i["explanation"]) for i in tax["issues"]],
+                                   [i["explanation"] for i in tax["issues"]])
+        self._update_banner()
+        src = self.controller.store.sources
+        parts = []
+        for name, label in (("networkmanager", "NetworkManager"), ("netlink", "netlink")):
+            state, detail = src.get(name, ("starting", ""))
+            parts.append(f"{label}: {state} ({SOURCE_ROLES[name]})" + (f" — {detail}" if detail else ""))
+        self.sources_label.setText("   ·   ".join(parts))

@@ -1,0 +1,139 @@
+"""Counting rules (mhgui.core.analysis) over every flag combination."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from mhgui.core.analysis import analyse
+from mhgui.core.model import Address, AddressFlag as F, HomeAddress, Interface, InterfaceKind as K, NodeState
+
+NOW = 1000.0
+HOA = HomeAddress("2001:db8:100::10", 64, "2001:db8:100::1", home_link="eth9")
+
+
+def iface(ifindex=2, kind=K.ETHERNET, up=True, carrier=True, name=None):
+    return Interface(ifindex, name or f"if{ifindex}", kind, admin_up=up, oper_up=up and carrier,
+                     carrier=carrier, operstate="up" if up and carrier else "down")
+
+
+def state(ifaces, addrs, hoas=(), bound=frozenset()):
+    s = NodeState()
+    s.interfaces = {i.ifindex: i for i in ifaces}
+    s.addresses = {a.key: a for a in addrs}
+    s.home_addresses = tuple(hoas)
+    s.bound_coas = frozenset(bound)
+    return s
+
+
+ADDRS = {
+    "global": "2001:db8:a::5",
+    "link-local": "fe80::5",
+    "ula": "fd00:a::5",
+    "home-prefix": "2001:db8:100::77",
+}
+FLAGS = [F.TENTATIVE, F.DEPRECATED, F.TEMPORARY, F.DADFAILED]
+KINDS = [K.ETHERNET, K.WIFI, K.WWAN, K.TUNNEL, K.LOOPBACK]
+
+
+def expected_coa(where, flags, kind, up, valid_ok, allow_ula, bound):
+    """The issue's rule, restated independently of the implementation."""
+    scope_ok = where == "global" or (where == "ula" and allow_ula)
+    on_home = where == "home-prefix"
+    deprecated = bool(flags & F.DEPRECATED)
+    clean = not (flags & (F.TENTATIVE | F.DADFAILED | F.TEMPORARY))
+    iface_ok = up and kind not in (K.TUNNEL, K.LOOPBACK)
+    return scope_ok and not on_home and clean and iface_ok and valid_ok and (not deprecated or bound)
+
+
+COMBOS = list(itertools.product(
+    ADDRS, range(16), KINDS, [True, False], [True, False], [False, True], [False, True]))
+
+
+@pytest.mark.parametrize("where,fbits,kind,up,valid_ok,allow_ula,bound", COMBOS)
+def test_usable_coa_rule(where, fbits, kind, up, valid_ok, allow_ula, bound):
+    flags = F(0)
+    for i, f in enumerate(FLAGS):
+        if fbits & (1 << i):
+            flags |= f
+    addr = Address(2, ADDRS[where], 64, flags=flags,
+                   preferred_until=None if not flags & F.DEPRECATED else NOW - 1,
+                   valid_until=NOW + 100 if valid_ok else NOW - 1)
+    st = state([iface(2, kind, up=up)], [addr], hoas=[HOA], bound={addr.address} if bound else ())
+    an = analyse(st, NOW, allow_ula=allow_ula)
+    want = expected_coa(where, flags, kind, up, valid_ok, allow_ula, bound)
+    role = an.roles[addr.key]
+    assert role.counted == want, (role, flags)
+    assert an.z == (1 if want else 0)
+    assert (2 in an.active) == (want or (where == "home-prefix" and up and kind not in (K.TUNNEL, K.LOOPBACK)
+                                         and valid_ok and not flags & (F.TENTATIVE | F.DADFAILED)))
+    if want and flags & F.DEPRECATED:
+        assert role.role == "coa-deprecated"
+    if flags & F.TEMPORARY and not (flags & (F.TENTATIVE | F.DADFAILED)) and where == "global" \
+            and kind not in (K.TUNNEL, K.LOOPBACK):
+        assert role.role == "temporary"
+
+
+def test_preferred_lifetime_over_means_deprecated_even_without_flag():
+    a = Address(2, "2001:db8:a::5", 64, preferred_until=NOW - 0.5, valid_until=NOW + 50)
+    an = analyse(state([iface()], [a]), NOW)
+    assert an.roles[a.key].role == "unusable" and an.z == 0
+    an = analyse(state([iface()], [a]), NOW - 1)
+    assert an.roles[a.key].role == "coa" and an.z == 1
+
+
+def test_z_counts_interface_prefix_pairs():
+    addrs = [
+        Address(2, "2001:db8:a::5", 64), Address(2, "2001:db8:a::6", 64),       # one /64: one CoA
+        Address(2, "2001:db8:b::5", 64),                                          # 2nd prefix on the link
+        Address(3, "2001:db8:c::5", 64),
+        Address(3, "2001:db8:c::99", 64, flags=F.TEMPORARY),                     # privacy address: listed only
+    ]
+    an = analyse(state([iface(2), iface(3)], addrs), NOW)
+    assert (an.x, an.y, an.z) == (2, 0, 3)
+    assert an.roles[addrs[4].key].role == "temporary"
+
+
+def test_figure1_counts_two_interfaces_two_hoas_three_coas():
+    """Draft Figure 1: IF1 with Link1+Link2 (CoA1, CoA2), IF2 with Link3 (CoA3); HoA1, HoA2 → (2,2,3)."""
+    hoas = [HomeAddress("2001:db8:100::1", 64, "2001:db8:100::ff"),
+            HomeAddress("2001:db8:200::1", 64, "2001:db8:200::ff")]
+    addrs = [Address(2, "2001:db8:1::1", 64), Address(2, "2001:db8:2::1", 64), Address(3, "2001:db8:3::1", 64)]
+    an = analyse(state([iface(2), iface(3)], addrs, hoas), NOW)
+    assert (an.x, an.y, an.z) == (2, 2, 3)
+    assert not an.at_home
+
+
+def test_home_link_is_active_but_holds_no_coa_and_makes_hoa_at_home():
+    hoas = [HOA]
+    addrs = [Address(2, "2001:db8:100::10", 64), Address(2, "2001:db8:77::1", 64), Address(3, "2001:db8:a::1", 64)]
+    an = analyse(state([iface(2), iface(3)], addrs, hoas), NOW)
+    assert an.roles[addrs[0].key].role == "hoa"
+    assert an.roles[addrs[1].key].role == "home-link"   # a second prefix on the home link is not a CoA
+    assert (an.x, an.y, an.z) == (2, 1, 1)
+    assert an.at_home and an.homes[0].home_ifindex == 2
+
+
+def test_hoa_on_tunnel_is_away_and_tunnel_never_counts():
+    tun = iface(7, K.TUNNEL, name="ip6tnl1")
+    addrs = [Address(7, "2001:db8:100::10", 64, flags=F.HOMEADDRESS), Address(2, "2001:db8:a::1", 64)]
+    an = analyse(state([tun, iface(2)], addrs, [HOA]), NOW)
+    assert an.roles[addrs[0].key].role == "hoa"
+    assert not an.at_home
+    assert (an.x, an.y, an.z) == (1, 1, 1)
+
+
+def test_loopback_and_down_interfaces_never_count():
+    lo = iface(1, K.LOOPBACK, name="lo")
+    addrs = [Address(1, "::1", 128), Address(2, "2001:db8:a::1", 64)]
+    an = analyse(state([lo, iface(2, up=False)], addrs), NOW)
+    assert (an.x, an.z) == (0, 0)
+    an = analyse(state([lo, iface(2, carrier=False)], addrs), NOW)
+    assert (an.x, an.z) == (0, 0)
+
+
+def test_ipv4_is_listed_never_a_coa():
+    a = Address(2, "192.0.2.5", 24, family=2)
+    an = analyse(state([iface()], [a]), NOW)
+    assert an.roles[a.key].role == "other" and an.z == 0
