@@ -252,7 +252,7 @@ _TRUE = frozenset({"enabled", "allow", "true"})
 _FALSE = frozenset({"disabled", "deny", "block", "false"})
 _ENTITIES = ("CN", "HA", "MN")
 _IPSEC_TYPES = frozenset(
-    {"HomeRegBinding", "MH", "MobPfxDisc", "TunnelHomeTesting", "TunnelMh", "TunnelPayload", "ICMP", "any"}
+    {"HomeRegBinding", "Mh", "MobPfxDisc", "TunnelHomeTesting", "TunnelMh", "TunnelPayload", "ICMP", "any"}
 )
 _IPSEC_PROTOS = frozenset({"UseESP", "UseAH", "UseIPComp"})
 _NUMBER_RE = re.compile(r"[0-9]+\Z")
@@ -973,6 +973,7 @@ def set_interface_preference(conf: ConfFile, name: str, pref: int) -> ConfFile:
     if conf.within is not None:
         raise ValueError("Interface statements are top-level; this file is included inside a block")
     text = render(conf)
+    eol = "\r\n" if "\r\n" in text else "\n"
     value = str(pref)
     ifaces = [s for s in conf.statements if s.name == "Interface"]
     mine = [s for s in ifaces if s.args[0].value == name]
@@ -994,20 +995,20 @@ def set_interface_preference(conf: ConfFile, name: str, pref: int) -> ConfFile:
             if not child_starts_line or last.line == st.line:
                 child_indent = close_indent + "    "
             ls = _line_start(text, close.start)
-            return _splice(conf, [(ls, ls, f"{child_indent}MnIfPreference {value};\n")])
+            return _splice(conf, [(ls, ls, f"{child_indent}MnIfPreference {value};{eol}")])
         return _splice(conf, [(close.start, close.start, f"MnIfPreference {value}; ")])
     new = f'Interface "{name}" {{ MnIfPreference {value}; }}'
     if not ifaces:
-        sep = "" if not text or text.endswith("\n") else "\n"
-        return _splice(conf, [(len(text), len(text), f"{sep}{new}\n")])
+        sep = "" if not text or text.endswith("\n") else eol
+        return _splice(conf, [(len(text), len(text), f"{sep}{new}{eol}")])
     last = ifaces[-1]
     indent, _ = _indent_at(text, last.start)
     nl = text.find("\n", last.end)
     if nl < 0:
-        return _splice(conf, [(len(text), len(text), f"\n{indent}{new}")])
+        return _splice(conf, [(len(text), len(text), f"{eol}{indent}{new}")])
     at = nl + 1
     if any(s.start < at < s.end for s in conf.statements):
         # a statement spanning lines starts after ``last`` on its line: stay on that line
         return _splice(conf, [(last.end, last.end, f" {new}")])
-    return _splice(conf, [(at, at, f"{indent}{new}\n")])
+    return _splice(conf, [(at, at, f"{indent}{new}{eol}")])
 

@@ -428,7 +428,6 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
             ),
             multihomed=False,
             goals=(),
-            nearest=None,
         ),
         "(0,1,1)": TableEntry(
             section=None,
@@ -857,7 +856,9 @@ _NEED_PER_HOA: _Need = (
 def _needs(goal: Goal, values: Label, at_home: bool) -> list[_Need]:
     """What a daemon must support for ``goal`` on a MIPv6 node (y >= 1)."""
     x, y, z = values
-    home_single_hoa = at_home and x == "n" and y == "1"  # 6.2.3 special case (n,1,*)
+    # 6.2.3 special case (n,1,*) with the HoA at home (z = 0: every interface
+    # is on the home link, nothing foreign to bind, and '*' does not match 0).
+    home_single_hoa = at_home and x == "n" and y == "1" and z != "0"
     needs: list[_Need] = []
     if goal is Goal.BICASTING:
         needs.append(_NEED_MULTI_COA_BICAST)
@@ -883,7 +884,7 @@ def _needs(goal: Goal, values: Label, at_home: bool) -> list[_Need]:
 
 
 def _ok_reason(goal: Goal, scenario: Scenario, needs: list[_Need]) -> str:
-    x, y, z = scenario.values
+    z = scenario.values[2]
     where = scenario.section or scenario.nearest or "5"
     if needs:
         have = ", ".join(attr for attr, _, _ in needs)
@@ -893,7 +894,24 @@ def _ok_reason(goal: Goal, scenario: Scenario, needs: list[_Need]) -> str:
         return "yes: the daemon binds an alternate CoA to the HoA when one fails (draft 5.3)"
     if goal in (Goal.FAULT_RECOVERY, Goal.UBIQUITOUS_ACCESS):
         return "yes, but only without transparency: flows on a failed HoA must restart (draft 5.2, 7.3)"
-    return f"yes: standard Mobile IPv6 is enough, picking a HoA per new flow (draft {where}, 6.1.1)"
+    if scenario.values[1] == "n":
+        return f"yes: standard Mobile IPv6 is enough, picking a HoA per new flow (draft {where}, 6.1.1)"
+    return f"yes: standard Mobile IPv6 is enough here (draft {where})"
+
+
+_SINGLE_PATH = (
+    "only one care-of address away from home, so a single path for the HoA "
+    "(draft 5.5 has the other interface on the home link)"
+)
+
+
+def _single_path_away(goal: Goal, scenario: Scenario) -> bool:
+    """(n,1,1) away from home: the goals of 5.5 that need two paths have only one."""
+    return (
+        scenario.values == ("n", "1", "1")
+        and not scenario.at_home
+        and goal in (Goal.LOAD_SHARING, Goal.LOAD_BALANCING, Goal.PREFERENCE_SETTINGS, Goal.BICASTING)
+    )
 
 
 def goals_available(scenario: Scenario, caps: DaemonCapabilities) -> list[tuple[Goal, bool, str]]:
@@ -922,6 +940,9 @@ def goals_available(scenario: Scenario, caps: DaemonCapabilities) -> list[tuple[
       CoAs (6.2.1), a per-HoA choice of CoA/interface with several HoAs
       (7.1, 7.2), and home+foreign bindings when the single HoA is at home
       (6.2.3). The reason names the first missing capability.
+    - (n,1,1) away from home (unusual: 5.5 has one interface on the home link)
+      gives the HoA a single path, so sharing, balancing, preferences and
+      bicasting are not available whatever the daemon.
     """
     values = scenario.values
     if values[1] == "0":
@@ -940,11 +961,14 @@ def goals_available(scenario: Scenario, caps: DaemonCapabilities) -> list[tuple[
         if not caps.connected:
             result.append((goal, False, "no mobility daemon connected"))
             continue
+        if _single_path_away(goal, scenario):
+            result.append((goal, False, _SINGLE_PATH))
+            continue
         needs = _needs(goal, values, scenario.at_home)
-        missing = [why for attr, _, why in needs if not getattr(caps, attr)]
+        missing = [need for need in needs if not getattr(caps, need[0])]
         if missing:
-            reason = f"not with {caps.name}: {missing[0]}"
-            if scenario.at_home and values[0] == "n" and values[1] == "1":
+            reason = f"not with {caps.name}: {missing[0][2]}"
+            if missing[0] is _NEED_HOME_FOREIGN:
                 reason += "; connections started on the other addresses still work, without transparency (draft 5.5)"
             result.append((goal, False, reason))
         else:

@@ -700,7 +700,8 @@ class NetworkManagerSource:
                 assert session is not None
                 err: Exception | None = None
                 try:
-                    await session.bus.wait_for_disconnect()
+                    # shielded: cancelling this task must not cancel the bus's own future
+                    await asyncio.shield(session.bus.wait_for_disconnect())
                 except Exception as e:
                     err = e
                 if self._stopping:

@@ -33,7 +33,6 @@ def app_icon():
 
 
 async def amain(args, app, closed: asyncio.Event) -> int:
-    from PySide6.QtCore import QTimer
     from ..runtime import ConfigError, Runtime
     from .window import LiveController, MainWindow
 
@@ -41,6 +40,7 @@ async def amain(args, app, closed: asyncio.Event) -> int:
                  use_networkmanager=not args.no_networkmanager)
     controller = LiveController(rt.store, rt.clock, allow_ula=lambda: rt.allow_ula, caps=lambda: rt.caps)
     win = MainWindow(controller, app.windowIcon())
+    win.closed.connect(closed.set)
     win.show()
     try:
         await rt.start()
@@ -53,7 +53,7 @@ async def amain(args, app, closed: asyncio.Event) -> int:
     if args.screenshot:
         await asyncio.sleep(0.3)
         win.grab().save(args.screenshot)
-        QTimer.singleShot(0, app.quit)
+        closed.set()
     await closed.wait()
     controller.close()
     await rt.stop()
@@ -71,11 +71,14 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationVersion(__version__)
     app.setDesktopFileName(APP_ID)
     app.setWindowIcon(app_icon())
+    # the coroutine owns the app's lifetime: every way out sets `closed`, and
+    # amain returns after cleaning up (Qt's own quit would stop the loop under it)
+    app.setQuitOnLastWindowClosed(False)
     closed = asyncio.Event()
-    app.aboutToQuit.connect(closed.set)
-    signal.signal(signal.SIGINT, lambda *_: app.quit())
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    loop.add_signal_handler(signal.SIGINT, closed.set)
+    loop.add_signal_handler(signal.SIGTERM, closed.set)
     with loop:
         return loop.run_until_complete(amain(args, app, closed))
 

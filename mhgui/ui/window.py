@@ -130,7 +130,12 @@ class AddressFilter(QSortFilterProxyModel):
 
 
 class MainWindow(QMainWindow):
-    """The main window. Everything shown comes from :class:`LiveController`'s models."""
+    """The main window. Everything shown comes from :class:`LiveController`'s models.
+
+    ``closed`` is emitted when the user closes the window.
+    """
+
+    closed = Signal()
 
     def __init__(self, controller: LiveController, icon: QIcon | None = None) -> None:
         super().__init__()
@@ -223,6 +228,10 @@ class MainWindow(QMainWindow):
         controller.refreshed.connect(self._on_refreshed)
         if controller.analysis is not None:
             self._on_refreshed(controller.analysis, controller.tax)
+
+    def closeEvent(self, event) -> None:
+        self.closed.emit()
+        super().closeEvent(event)
 
     def _on_iface_selected(self, *_):
         rows = self.interfaces_view.selectionModel().selectedRows()

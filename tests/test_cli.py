@@ -1,0 +1,143 @@
+"""``mhctl status`` and ``mhctl monitor`` run for real inside a network namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+
+import pytest
+
+from netns import lab  # noqa: F401  (fixture)
+
+pytestmark = [pytest.mark.netns]
+
+CONF = """\
+NodeConfig MN;
+DoRouteOptimizationMN disabled;   # comments survive
+Interface "up0" { MnIfPreference 1; }
+Interface "up1" { MnIfPreference 2; }
+MnHomeLink "up0" {
+    HomeAgentAddress 2001:db8:100::1;
+    HomeAddress 2001:db8:100::10/64;
+}
+"""
+
+
+def mhctl(lab, *args, check=True):
+    p = subprocess.run(["ip", "netns", "exec", lab.ns, sys.executable, "-m", "mhgui.cli", *args],
+                       capture_output=True, text=True, timeout=60)
+    if check and p.returncode != 0:
+        raise AssertionError(f"mhctl {args} → {p.returncode}: {p.stderr}")
+    return p
+
+
+@pytest.fixture
+def node(lab, tmp_path):  # noqa: F811
+    lab.uplink("up0")
+    lab.uplink("up1")
+    lab.ip("-6", "addr", "add", "2001:db8:a::5/64", "dev", "up0", "nodad")
+    lab.ip("-6", "addr", "add", "2001:db8:b::5/64", "dev", "up1", "nodad")
+    lab.ip("-6", "addr", "add", "2001:db8:c::5/64", "dev", "up1", "nodad")
+    lab.ip("-6", "addr", "add", "2001:db8:a::1/64", "dev", "p-up0", "nodad", ns=lab.peer)
+    lab.ip("-6", "route", "add", "default", "via", "2001:db8:a::1", "dev", "up0")
+    conf = tmp_path / "mip6d.conf"
+    conf.write_text(CONF)
+    return lab, conf
+
+
+def iface(status, name):
+    return next(i for i in status["interfaces"] if i["name"] == name)
+
+
+def test_status_json_in_a_namespace(node):
+    lab, conf = node
+    s = json.loads(mhctl(lab, "status", "--json", "--no-networkmanager", "--mip6d-conf", str(conf)).stdout)
+    assert s["source"] == "netlink"
+    assert s["sources"] == {"networkmanager": "absent", "netlink": "ok"}
+    up0, up1 = iface(s, "up0"), iface(s, "up1")
+    assert up0["ifindex"] == lab.ifindex("up0") and up0["kind"] == "ethernet" and up0["up"]
+    roles = {a["address"]: a["role"] for a in up0["addresses"] + up1["addresses"]}
+    assert roles["2001:db8:a::5"] == roles["2001:db8:b::5"] == roles["2001:db8:c::5"] == "coa"
+    assert up0["default_routers"] == ["2001:db8:a::1"]
+    assert s["home_addresses"] == [{
+        "address": "2001:db8:100::10", "prefixlen": 64, "home_agent": "2001:db8:100::1",
+        "home_prefix": "2001:db8:100::/64", "home_link": "up0", "origin": f"{conf}:5",
+        "at_home": False, "at_home_on": None}]
+    t = s["taxonomy"]
+    assert (t["interfaces"], t["home_addresses"], t["care_of_addresses"]) == (2, 1, 3)
+    assert t["label"] == "(n,1,n)" and t["scenario"] == "5.6"
+    assert "bicasting" in t["goals"] and not any(g["available"] for g in t["goals_available"])
+    assert {"6.1.2", "6.2.1"} <= {i["section"] for i in t["issues"]}
+    for a in up0["addresses"]:
+        assert set(a) >= {"address", "prefixlen", "flags", "preferred_lft", "valid_lft", "role"}
+
+    # the node goes home on up0: its HoA's prefix appears there
+    lab.ip("-6", "addr", "add", "2001:db8:100::10/64", "dev", "up0", "nodad")
+    s = json.loads(mhctl(lab, "status", "--json", "--no-networkmanager", "--mip6d-conf", str(conf)).stdout)
+    assert s["home_addresses"][0]["at_home"] and s["home_addresses"][0]["at_home_on"] == "up0"
+    roles = {a["address"]: a["role"] for a in iface(s, "up0")["addresses"]}
+    assert roles["2001:db8:100::10"] == "hoa" and roles["2001:db8:a::5"] == "home-link"
+    assert s["taxonomy"]["label"] == "(n,1,n)" and s["taxonomy"]["care_of_addresses"] == 2
+
+
+def test_status_text_and_config_errors(node):
+    lab, conf = node
+    out = mhctl(lab, "status", "--no-networkmanager", "--mip6d-conf", str(conf)).stdout
+    assert out.splitlines()[0] == "(n,1,n) — 2 interfaces, 1 home address, 3 care-of addresses — scenario 5.6"
+    bad = conf.with_name("bad.conf")
+    bad.write_text(CONF.replace("HomeAddress 2001:db8:100::10/64;", "HomeAddress 2001:db8:100::zz/64;"))
+    p = mhctl(lab, "status", "--json", "--no-networkmanager", "--mip6d-conf", str(bad), check=False)
+    assert p.returncode == 1 and p.stdout == ""
+    assert len(p.stderr.strip().splitlines()) == 1 and f"{bad}:7" in p.stderr
+    p = mhctl(lab, "status", "--no-networkmanager", "--mip6d-conf", str(conf.with_name("missing.conf")), check=False)
+    assert p.returncode == 1 and "missing.conf" in p.stderr
+
+
+def read_events(proc, until, timeout=10.0):
+    got = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if r:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            ev = json.loads(line)
+            got.append(ev)
+            if until(ev):
+                return got
+    raise AssertionError(f"no matching event; got {[e['event'] for e in got]}")
+
+
+def test_monitor_json_prints_one_line_per_change(node):
+    lab, conf = node
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    cmd = ["ip", "netns", "exec", lab.ns, sys.executable, "-m", "mhgui.cli", "monitor", "--json",
+           "--no-networkmanager", "--mip6d-conf", str(conf)]
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) as proc:
+        try:
+            monitor_steps(lab, proc)
+        finally:
+            proc.terminate()
+            err = proc.stderr.read()
+            proc.wait(timeout=10)
+    assert proc.returncode == 0, err
+
+
+def monitor_steps(lab, proc):
+    first = read_events(proc, lambda e: e["event"] == "snapshot")
+    assert first[-1]["taxonomy"]["label"] == "(n,1,n)"
+    lab.ip("link", "set", "p-up1", "down", ns=lab.peer)
+    evs = read_events(proc, lambda e: e["event"] == "link-down")
+    assert evs[-1]["interface"] == "up1" and evs[-1]["taxonomy"]["label"] == "(1,1,1)"
+    lab.ip("-6", "addr", "add", "2001:db8:a::6/64", "dev", "up0", "nodad")
+    evs = read_events(proc, lambda e: e["event"] == "address-added")
+    assert evs[-1]["address"] == "2001:db8:a::6/64" and evs[-1]["interface"] == "up0"
+    assert set(evs[-1]) >= {"time", "event", "interface", "address", "taxonomy"}
+    lab.ip("-6", "addr", "del", "2001:db8:a::6/64", "dev", "up0")
+    evs = read_events(proc, lambda e: e["event"] == "address-removed")
+    assert evs[-1]["address"] == "2001:db8:a::6/64"

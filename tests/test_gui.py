@@ -1,0 +1,126 @@
+"""The window (pytest-qt, offscreen): models pass qtmodeltester; the header follows netlink."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import qasync
+
+from mhgui.core.model import Address, AddressFlag, HomeAddress, Interface, InterfaceKind
+from mhgui.core.state import AddressRemoved, AddressUpsert, HomeAddressesSet, LinkUpsert, StateStore
+from mhgui.sources.netlink import NetlinkSource
+from mhgui.ui.models import AddressModel, InterfaceModel, KeyRole
+from mhgui.ui.window import LiveController, MainWindow
+from netns import lab  # noqa: F401  (fixture)
+
+NOW = [100.0]
+
+
+def clock():
+    return NOW[0]
+
+
+def fill(store: StateStore) -> None:
+    store.apply(LinkUpsert(Interface(2, "eth0", InterfaceKind.ETHERNET, True, True, True, "up")))
+    store.apply(LinkUpsert(Interface(3, "wlan0", InterfaceKind.WIFI, True, True, True, "up")))
+    store.apply(HomeAddressesSet((HomeAddress("2001:db8:100::10", 64, "2001:db8:100::1"),)))
+    store.apply(AddressUpsert(Address(2, "2001:db8:a::5", 64, valid_until=160.0, preferred_until=130.0)))
+    store.apply(AddressUpsert(Address(3, "2001:db8:b::5", 64)))
+    store.apply(AddressUpsert(Address(3, "2001:db8:b::99", 64, flags=AddressFlag.TEMPORARY)))
+
+
+def test_models_pass_qtmodeltester(qapp, qtmodeltester):
+    store = StateStore()
+    fill(store)
+    c = LiveController(store, clock)
+    for m in (c.interfaces, c.addresses, c.homes):
+        qtmodeltester.check(m, force_py=True)
+    c.close()
+
+
+def test_window_follows_store(qtbot):
+    store = StateStore()
+    c = LiveController(store, clock)
+    win = MainWindow(c)
+    qtbot.addWidget(win)
+    fill(store)
+    qtbot.waitUntil(lambda: win.headline.text().startswith("(n,1,n)"))
+    assert "scenario 5.6" in win.headline.text()
+    assert "2 care-of addresses" in win.headline.text()
+    # the temporary address is listed, with its role
+    roles = {c.addresses.index(r, 0).data(KeyRole).address: c.addresses.index(r, AddressModel.COL_ROLE).data()
+             for r in range(c.addresses.rowCount())}
+    assert roles["2001:db8:b::99"] == "temporary" and roles["2001:db8:a::5"] == "CoA"
+    store.apply(AddressRemoved(next(k for k in store.state.addresses if k.address == "2001:db8:b::5")))
+    # wlan0 keeps only a temporary address: it is no longer an active interface
+    qtbot.waitUntil(lambda: win.headline.text().startswith("(1,1,1)"))
+    assert "scenario 5.1" in win.headline.text()
+    # the preferred lifetime ends: the address stops counting without any event
+    NOW[0] = 140.0
+    qtbot.waitUntil(lambda: win.headline.text().startswith("(0,1,0)"), timeout=3000)
+    NOW[0] = 100.0
+    c.close()
+
+
+def test_only_changed_rows_are_signalled(qtbot):
+    store = StateStore()
+    fill(store)
+    c = LiveController(store, clock)
+    m = c.addresses
+    seen = []
+    m.dataChanged.connect(lambda a, b, *_: seen.append((a.row(), b.row())))
+    m.modelReset.connect(lambda: seen.append("reset"))
+    key = next(k for k in store.state.addresses if k.address == "2001:db8:b::5")
+    store.apply(AddressUpsert(Address(3, "2001:db8:b::5", 64, flags=AddressFlag.DEPRECATED)))
+    row = m.row_of(key)
+    assert seen and all(s != "reset" and s[0] == s[1] == row for s in seen)
+    c.close()
+
+
+async def until(pred, timeout: float = 5.0, what: str = "condition") -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not pred():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.netns
+def test_header_and_interfaces_follow_a_real_netlink_change(qtbot, qapp, lab):  # noqa: F811
+    """Runs as the app does: one qasync loop drives Qt and the netlink source together."""
+    import time
+    store = StateStore()
+    c = LiveController(store, time.monotonic)
+    win = MainWindow(c)
+    qtbot.addWidget(win)
+    src = NetlinkSource(store.apply, netns=lab.ns)
+    head = win.headline.text
+
+    async def scenario():
+        await src.start()
+        try:
+            up0 = lab.uplink("up0")
+            up1 = lab.uplink("up1")
+            await until(lambda: c.interfaces.row_of(up1) is not None, what="rows for up0 and up1")
+            await until(lambda: head().startswith("(0,0,0)"), what="(0,0,0)")
+            lab.ip("-6", "addr", "add", "2001:db8:1::10/64", "dev", "up0", "nodad")
+            lab.ip("-6", "addr", "add", "2001:db8:2::10/64", "dev", "up1", "nodad")
+            await until(lambda: head().startswith("(n,0,n)"), what=f"(n,0,n), have {head()}")
+            assert c.interfaces.index(c.interfaces.row_of(up0), InterfaceModel.COL_USE).data() == "1 CoA"
+            lab.ip("link", "set", "p-up1", "down", ns=lab.peer)
+            await until(lambda: head().startswith("(1,0,1)"), what=f"(1,0,1), have {head()}")
+            state = c.interfaces.index(c.interfaces.row_of(up1), InterfaceModel.COL_STATE).data()
+            assert state == "no carrier"
+        finally:
+            await src.stop()
+
+    loop = qasync.QEventLoop(qapp)
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(scenario())
+    finally:
+        c.close()
+        asyncio.set_event_loop(None)
+        loop.close()
