@@ -123,6 +123,12 @@ class NmLab:
         out = self.ip("-o", "link", "show", "dev", name)
         return int(out.split(":", 1)[0])
 
+    def ifindex_or_none(self, name: str) -> int | None:
+        """Like :meth:`ifindex`, None if there is no such link (the source's ``ifindex_of`` in tests)."""
+        r = subprocess.run(["ip", "-n", self.ns, "-o", "link", "show", "dev", name],
+                           capture_output=True, text=True, timeout=20)
+        return int(r.stdout.split(":", 1)[0]) if r.returncode == 0 and r.stdout else None
+
     def nmcli(self, *args: str) -> str:
         env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=self.address)
         r = subprocess.run(["nmcli", *args], capture_output=True, text=True, timeout=20, env=env)

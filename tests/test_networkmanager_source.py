@@ -17,8 +17,11 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,7 +126,8 @@ class PrivateBus:
         extra = "<allow_anonymous/>" if auth == "ANONYMOUS" else ""
         (self.dir / "bus.conf").write_text(
             f"""<busconfig><type>system</type><listen>{self.address}</listen><auth>{auth}</auth>{extra}
-            <policy context="default"><allow send_destination="*"/><allow own="*"/></policy></busconfig>"""
+            <policy context="default"><allow user="*"/><allow send_destination="*"/>
+            <allow receive_sender="*"/><allow own="*"/></policy></busconfig>"""
         )
         self.proc: subprocess.Popen | None = None
 
@@ -227,16 +231,30 @@ def nm_lab():
     why = missing_requirements()
     if why:
         pytest.skip(f"real NetworkManager lab unavailable: {why}")
-    lab = NmLab().setup()
+    # `timeout pytest ...` ends pytest with SIGTERM, which skips fixture teardown and would
+    # leave NetworkManager, the bus and the namespaces behind: turn it into KeyboardInterrupt
+    old_term = None
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        old_term = signal.signal(signal.SIGTERM, _sigterm_to_interrupt)
     try:
-        yield lab
+        lab = NmLab().setup()
+        try:
+            yield lab
+        finally:
+            lab.teardown()
     finally:
-        lab.teardown()
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+def _sigterm_to_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 @pytest_asyncio.fixture
 async def real(nm_lab, harness):
-    harness.make(nm_lab.address)
+    # NetworkManager runs in another netns than this process: resolve names there
+    harness.make(nm_lab.address, ifindex_of=nm_lab.ifindex_or_none)
     await harness.src.start()
     harness.lab = nm_lab
     return harness
@@ -331,20 +349,24 @@ async def test_real_ipv6_address_added_and_removed(real):
 @pytest.mark.asyncio
 async def test_real_carrier_loss(real):
     lab = real.lab
-    await wait_until(lambda: real.dev("veth-nm").carrier is True and real.dev("veth-nm").state >= 30,
-                     "veth-nm with carrier and state >= 30")
-    before = real.dev("veth-nm").state
-    lab.ip("link", "set", "veth-peer", "down", ns=lab.peer_ns)
+    dev = lambda: real.dev("veth-nm")  # noqa: E731
+    # NetworkManager defers carrier loss only on an activated device: an address added
+    # from outside makes it activate an in-memory "external" connection (state 100)
+    lab.ip("-6", "addr", "add", "2001:db8:2::1/64", "dev", "veth-nm", "nodad")
     try:
-        t_carrier = await wait_until(lambda: real.dev("veth-nm").carrier is False, "carrier False")
-        assert real.dev("veth-nm").state == before  # NetworkManager defers carrier loss
-        t_state = await wait_until(lambda: real.dev("veth-nm").state == 20, "state 20 (unavailable)", timeout=5)
-        print(f"\ncarrier False after {t_carrier * 1000:.0f} ms; state {before}->20 {t_state * 1000:.0f} ms later")
+        await wait_until(lambda: dev().carrier is True and dev().state == 100, "veth-nm activated with carrier")
+        lab.ip("link", "set", "veth-peer", "down", ns=lab.peer_ns)
+        t_carrier = await wait_until(lambda: dev().carrier is False, "carrier False")
+        assert dev().state == 100  # carrier loss is deferred by carrier-wait-timeout
+        t_state = await wait_until(lambda: dev().state == 20, "state 20 (unavailable)", timeout=5)
+        print(f"\ncarrier False after {t_carrier * 1000:.0f} ms; state 100->20 {t_state * 1000:.0f} ms later")
+        # the lab sets carrier-wait-timeout=1000 ms (NetworkManager's default is 6000 ms)
+        assert 0.5 < t_state < 4.0
     finally:
         lab.ip("link", "set", "veth-peer", "up", ns=lab.peer_ns)
-    took = await wait_until(lambda: real.dev("veth-nm").carrier is True and real.dev("veth-nm").state >= 30,
-                            "carrier back and state >= 30")
-    print(f"carrier back and state {real.dev('veth-nm').state} after {took * 1000:.0f} ms")
+        lab.ip("-6", "addr", "del", "2001:db8:2::1/64", "dev", "veth-nm")
+    took = await wait_until(lambda: dev().carrier is True and dev().state >= 30, "carrier back and state >= 30")
+    print(f"carrier back and state {dev().state} after {took * 1000:.0f} ms")
 
 
 @pytest.mark.nm
@@ -383,13 +405,17 @@ async def test_mock_wifi_and_modem(dbusmock_system, nm_mock, harness):
 
     modem = "/org/freedesktop/NetworkManager/Devices/wwan0"
     _mock_call(NM_PATH, "AddObject", modem, DEVICE_IFACE, {
-        "DeviceType": dbus.UInt32(8), "Interface": "cdc-wdm0", "State": dbus.UInt32(30),
-        "Managed": True, "Ifindex": dbus.Int32(0), "Ip6Config": dbus.ObjectPath("/"),
+        "DeviceType": dbus.UInt32(8), "Interface": "cdc-wdm0", "IpInterface": "", "State": dbus.UInt32(30),
+        "Managed": True, "Ip6Config": dbus.ObjectPath("/"),
     }, dbus.Array([], signature="(ssss)"))
     _emit_device_signal("DeviceAdded", modem)
     await wait_until(lambda: harness.dev("cdc-wdm0") is not None, "the modem")
     m = harness.dev("cdc-wdm0")
     assert m.kind is InterfaceKind.WWAN and m.path == modem and m.state == 30 and m.managed is True
+    assert m.ifindex == 0  # a control port is no network link
+    # activated: its data interface (IpInterface) gives the ifindex; "lo" stands in for wwan0 here
+    _set(modem, DEVICE_IFACE, "IpInterface", "lo")
+    await wait_until(lambda: harness.dev("cdc-wdm0").ifindex == socket.if_nametoindex("lo"), "the modem's ifindex")
 
     _emit_device_signal("DeviceRemoved", modem)
     await wait_until(lambda: harness.dev("cdc-wdm0") is None, "the modem to go")
@@ -568,6 +594,7 @@ async def test_bus_drop_reports_and_reconnects(private_bus, harness):
 async def test_stop_cancels_the_reconnect_backoff(private_bus, harness):
     src = harness.make(private_bus.address, reconnect_delays=(60.0,))
     await src.start()
+    assert harness.statuses() == ["absent"]  # connected to a bus without NetworkManager
     private_bus.kill()
     await wait_until(lambda: harness.status[0] == "no-access", "no-access after the bus died")
     t0 = time.monotonic()
@@ -580,6 +607,7 @@ async def test_stop_cancels_the_reconnect_backoff(private_bus, harness):
 async def test_reconnect_gives_up_after_max_attempts(private_bus, harness):
     src = harness.make(private_bus.address, reconnect_delays=(0.01,), max_reconnect_attempts=3)
     await src.start()
+    assert harness.statuses() == ["absent"]
     private_bus.kill()
     await wait_until(lambda: "Gave up" in (harness.status or ("", ""))[1], "giving up")
     assert "after 3 attempts" in harness.status[1]

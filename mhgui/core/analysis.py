@@ -47,7 +47,6 @@ ROLE_OTHER = "other"
 ROLES = (ROLE_HOA, ROLE_COA, ROLE_COA_DEPRECATED, ROLE_HOME_LINK, ROLE_TEMPORARY,
          ROLE_TENTATIVE, ROLE_LINK_LOCAL, ROLE_UNUSABLE, ROLE_OTHER)
 
-_ULA = ipaddress.IPv6Network("fc00::/7")
 _NON_ACCESS = (InterfaceKind.TUNNEL, InterfaceKind.LOOPBACK)
 
 
@@ -80,7 +79,7 @@ class Analysis:
     y: int
     z: int
     roles: dict[AddressKey, AddressRole]
-    coa_prefixes: frozenset[tuple[int, str]]
+    coa_prefixes: frozenset[tuple[int, ipaddress.IPv6Network]]
     active: frozenset[int]
     home_links: frozenset[int]
     homes: tuple[HomeStatus, ...]
@@ -95,19 +94,19 @@ def _is_link_up(iface: Interface | None) -> bool:
     return iface is not None and iface.up
 
 
-def _home_of(addr: Address, hoas: tuple[HomeAddress, ...]) -> HomeAddress | None:
+def _home_of(addr: Address, hoa_nets: list) -> HomeAddress | None:
     if addr.family != AF_INET6:
         return None
     ip = addr.ip
-    for h in hoas:
-        if ip in h.network:
+    for h, net in hoa_nets:
+        if ip in net:
             return h
     return None
 
 
 def _alive(addr: Address, now: float) -> bool:
     """Valid, not tentative, not DAD-failed."""
-    if addr.flags & (AddressFlag.TENTATIVE | AddressFlag.DADFAILED):
+    if int(addr.flags) & (_TENTATIVE | _DADFAILED):
         return False
     rem = addr.valid_remaining(now)
     return rem is None or rem > 0
@@ -117,6 +116,7 @@ def analyse(state: NodeState, now: float, *, allow_ula: bool = False) -> Analysi
     """Apply the counting rules (module docstring) to ``state`` at time ``now`` (seconds, model clock)."""
     hoas = state.home_addresses
     hoa_ips = {ipaddress.ip_address(h.address) for h in hoas}
+    hoa_nets = [(h, h.network) for h in hoas]
 
     # home links: up non-tunnel interfaces with a live address in a home prefix
     home_links: dict[int, list[HomeAddress]] = {}
@@ -124,20 +124,20 @@ def analyse(state: NodeState, now: float, *, allow_ula: bool = False) -> Analysi
         iface = state.interfaces.get(a.ifindex)
         if not _is_link_up(iface) or iface.kind in _NON_ACCESS or not _alive(a, now):
             continue
-        if a.flags & AddressFlag.HOMEADDRESS:
+        if int(a.flags) & _HOME:
             continue  # the daemon's own HoA marker, not proof of being on the link
-        h = _home_of(a, hoas)
+        h = _home_of(a, hoa_nets)
         if h is not None:
             home_links.setdefault(a.ifindex, []).append(h)
 
     roles: dict[AddressKey, AddressRole] = {}
-    coa_prefixes: set[tuple[int, str]] = set()
+    coa_prefixes: set[tuple[int, ipaddress.IPv6Network]] = set()
     for key, a in state.addresses.items():
         iface = state.interfaces.get(a.ifindex)
-        r = _role(a, iface, now, hoas, hoa_ips, a.ifindex in home_links, state.bound_coas, allow_ula)
+        r = _role(a, iface, now, hoa_ips, a.ifindex in home_links, state.bound_coas, allow_ula)
         roles[key] = r
         if r.counted:
-            coa_prefixes.add((a.ifindex, str(a.network)))
+            coa_prefixes.add((a.ifindex, a.network))
 
     coa_ifaces = {i for i, _ in coa_prefixes}
     active = {
@@ -155,37 +155,42 @@ def analyse(state: NodeState, now: float, *, allow_ula: bool = False) -> Analysi
     )
 
 
-def _role(a: Address, iface: Interface | None, now: float, hoas: tuple[HomeAddress, ...],
-          hoa_ips: set, on_home_link: bool, bound: frozenset[str], allow_ula: bool) -> AddressRole:
+_TENTATIVE, _DADFAILED = int(AddressFlag.TENTATIVE), int(AddressFlag.DADFAILED)
+_HOME, _TEMPORARY, _DEPRECATED = int(AddressFlag.HOMEADDRESS), int(AddressFlag.TEMPORARY), int(AddressFlag.DEPRECATED)
+
+
+def _role(a: Address, iface: Interface | None, now: float, hoa_ips: set, on_home_link: bool,
+          bound: frozenset[str], allow_ula: bool) -> AddressRole:
     def no(role: str, reason: str) -> AddressRole:
         return AddressRole(role, reason, False)
 
     if a.family != AF_INET6:
         return no(ROLE_OTHER, "IPv4 address: Mobile IPv6 care-of addresses are IPv6")
-    ip = a.ip
-    if ip in hoa_ips or a.flags & AddressFlag.HOMEADDRESS:
+    flags = int(a.flags)
+    cls = a.address_class
+    if a.ip in hoa_ips or flags & _HOME:
         return no(ROLE_HOA, "home address (permanent address of the mobile node)")
-    if a.flags & AddressFlag.DADFAILED:
+    if flags & _DADFAILED:
         return no(ROLE_UNUSABLE, "duplicate address detection failed: another node uses this address")
-    if a.flags & AddressFlag.TENTATIVE:
+    if flags & _TENTATIVE:
         return no(ROLE_TENTATIVE, "tentative: duplicate address detection has not finished")
-    if ip.is_link_local:
+    if cls == "link-local":
         return no(ROLE_LINK_LOCAL, "link-local: not routable beyond the link")
     if iface is None:
         return no(ROLE_OTHER, "interface unknown")
-    if iface.kind is InterfaceKind.LOOPBACK or ip.is_loopback:
+    if iface.kind is InterfaceKind.LOOPBACK or cls == "loopback":
         return no(ROLE_OTHER, "loopback")
     if iface.kind is InterfaceKind.TUNNEL:
         return no(ROLE_OTHER, "on a tunnel (the mobility daemon's, not an access link)")
-    if ip.is_multicast:
+    if cls == "multicast":
         return no(ROLE_OTHER, "multicast")
     if on_home_link:
         return no(ROLE_HOME_LINK, "on a home link: addresses here are not care-of addresses (draft 6.2.3)")
-    if a.flags & AddressFlag.TEMPORARY:
+    if flags & _TEMPORARY:
         return no(ROLE_TEMPORARY, "temporary (privacy) address: listed, never a care-of address")
-    if ip in _ULA and not allow_ula:
+    if cls == "ula" and not allow_ula:
         return no(ROLE_OTHER, "unique local address (ULA): not a care-of address unless allowed in settings")
-    if not ip.is_global and ip not in _ULA and not _is_documentation(ip):
+    if cls not in ("global", "ula"):
         return no(ROLE_OTHER, "not a global address")
     if not iface.up:
         return no(ROLE_UNUSABLE, "interface is down or has no carrier")
@@ -193,17 +198,9 @@ def _role(a: Address, iface: Interface | None, now: float, hoas: tuple[HomeAddre
     if valid is not None and valid <= 0:
         return no(ROLE_UNUSABLE, "valid lifetime ended")
     pref = a.preferred_remaining(now)
-    deprecated = bool(a.flags & AddressFlag.DEPRECATED) or (pref is not None and pref <= 0)
-    if deprecated:
+    if flags & _DEPRECATED or (pref is not None and pref <= 0):
         if a.address in bound:
-            return AddressRole(ROLE_COA_DEPRECATED, "deprecated but still bound by the mobility daemon: counted until its valid lifetime ends", True)
+            return AddressRole(ROLE_COA_DEPRECATED, "deprecated but still bound by the mobility daemon: "
+                               "counted until its valid lifetime ends", True)
         return no(ROLE_UNUSABLE, "deprecated (preferred lifetime ended): not used for new bindings")
     return AddressRole(ROLE_COA, "usable care-of address", True)
-
-
-_DOC = ipaddress.IPv6Network("2001:db8::/32")
-
-
-def _is_documentation(ip: ipaddress.IPv6Address) -> bool:
-    """RFC 3849 documentation prefix: treated as global so labs and examples work."""
-    return ip in _DOC

@@ -741,7 +741,10 @@ def load(path: str, read: Callable[[str], str], glob: Callable[[str], list[str]]
     default file, exit 1 for ``-c FILE``); a failure to read an included
     file, or more than :data:`MAX_INCLUDE_DEPTH` levels (include loops
     included), raises :class:`ConfError` at the include line. Parse errors
-    raise :class:`ConfError` naming the file that contains them.
+    raise :class:`ConfError` naming the file that contains them. A file
+    included from inside a known block is parsed as that block's contents
+    (``parse(..., within=...)``); includes inside unknown options' blocks
+    are not followed.
     """
     files: list[tuple[str, ConfFile]] = []
     cache: dict[tuple[str, str | None], ConfFile] = {}

@@ -144,18 +144,22 @@ class Address:
     flags: AddressFlag = AddressFlag(0)
     preferred_until: float | None = None
     valid_until: float | None = None
+    # parsed once: the analysis runs over every address after each change
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = field(init=False, compare=False, repr=False)
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network = field(init=False, compare=False, repr=False)
+    #: what kind of address this is, from its value alone: "global", "ula", "link-local",
+    #: "loopback", "multicast" or "other" (RFC 4291 section 2.4, RFC 4193; 2001:db8::/32 counts as global)
+    address_class: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        ip = ipaddress.ip_address(self.address)
+        object.__setattr__(self, "ip", ip)
+        object.__setattr__(self, "network", ipaddress.ip_network((ip, self.prefixlen), strict=False))
+        object.__setattr__(self, "address_class", _address_class(ip))
 
     @property
     def key(self) -> AddressKey:
         return AddressKey(self.ifindex, self.address, self.prefixlen)
-
-    @property
-    def ip(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-        return ipaddress.ip_address(self.address)
-
-    @property
-    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
-        return ipaddress.ip_network(f"{self.address}/{self.prefixlen}", strict=False)
 
     def preferred_remaining(self, now: float) -> float | None:
         """Seconds of preferred lifetime left at ``now`` (never negative); None = infinite."""
@@ -164,6 +168,24 @@ class Address:
     def valid_remaining(self, now: float) -> float | None:
         """Seconds of valid lifetime left at ``now`` (never negative); None = infinite."""
         return None if self.valid_until is None else max(0.0, self.valid_until - now)
+
+
+_ULA = ipaddress.IPv6Network("fc00::/7")
+_DOC = ipaddress.IPv6Network("2001:db8::/32")
+
+
+def _address_class(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    if ip.is_link_local:
+        return "link-local"
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_multicast:
+        return "multicast"
+    if ip.version == 6 and ip in _ULA:
+        return "ula"
+    if ip.is_global or (ip.version == 6 and ip in _DOC):
+        return "global"  # RFC 3849 documentation prefix too, so labs and examples work
+    return "other"
 
 
 def lifetime_deadline(lft: int | None, received_at: float) -> float | None:

@@ -21,10 +21,17 @@ https://networkmanager.dev/docs/api/latest/spec.html, version 1.42):
   ``/org/freedesktop/NetworkManager``; signals ``DeviceAdded(o)`` and
   ``DeviceRemoved(o)`` on the same object.
 - ``org.freedesktop.NetworkManager.Device`` properties, read with
-  ``org.freedesktop.DBus.Properties.GetAll``: ``Interface`` (s, kernel name),
-  ``Ifindex`` (i, kernel ifindex; 0 for devices without a kernel link),
-  ``DeviceType`` (u, ``NMDeviceType``), ``State`` (u, ``NMDeviceState``),
-  ``Managed`` (b) and ``Ip6Config`` (o; ``"/"`` = no IPv6 configuration).
+  ``org.freedesktop.DBus.Properties.GetAll``: ``Interface`` (s, kernel name
+  or, for modems, the control port), ``IpInterface`` (s, the data interface
+  once activated, else ""), ``DeviceType`` (u, ``NMDeviceType``), ``State``
+  (u, ``NMDeviceState``), ``Managed`` (b) and ``Ip6Config`` (o; ``"/"`` = no
+  IPv6 configuration).
+- The kernel ifindex: NetworkManager's ``Device`` interface has **no**
+  ifindex property (none in the 1.42 introspection data, checked against a
+  running 1.42.4). The source therefore resolves ``IpInterface`` (when set),
+  else ``Interface``, with ``if_nametoindex(3)`` in its own network namespace
+  (NetworkManager's, in production); 0 when there is no such link. An
+  ``Ifindex`` property (i), where a service provides one, wins.
 - ``org.freedesktop.NetworkManager.Device.Wired.Carrier`` (b), read only for
   Ethernet and veth devices (the only types that implement ``Device.Wired``).
 - ``org.freedesktop.NetworkManager.IP6Config.AddressData`` (aa{sv}): one
@@ -55,6 +62,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
 
@@ -164,7 +172,8 @@ def _prop(props: dict, key: str, sigs: frozenset[str]) -> Any:
 
 _DEVICE_PROPS: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("Interface", "name", _STR_SIGS),
-    ("Ifindex", "ifindex", _INT_SIGS),
+    ("IpInterface", "ip_iface", _STR_SIGS),
+    ("Ifindex", "nm_ifindex", _INT_SIGS),
     ("DeviceType", "dtype", _INT_SIGS),
     ("State", "state", _INT_SIGS),
     ("Managed", "managed", _BOOL_SIGS),
@@ -177,8 +186,8 @@ def _device_fields(props: Any, *, full: bool) -> dict[str, Any]:
     """Fields of :class:`_Dev` from a ``Device`` property dict (GetAll or PropertiesChanged).
 
     ``full``: a GetAll reply, where ``Interface``, ``DeviceType`` and ``State``
-    are required and the rest get defaults (``Ifindex`` 0, ``Managed`` None,
-    ``Ip6Config`` "/"). Raises :class:`_BadReply`.
+    are required and the rest get defaults (``IpInterface`` "", ``Ifindex``
+    None, ``Managed`` None, ``Ip6Config`` "/"). Raises :class:`_BadReply`.
     """
     if not isinstance(props, dict):
         raise _BadReply(f"properties are {type(props).__name__}, not a dict")
@@ -190,11 +199,12 @@ def _device_fields(props: Any, *, full: bool) -> dict[str, Any]:
         missing = [k for k in ("Interface", "DeviceType", "State") if k not in props]
         if missing:
             raise _BadReply(f"device lacks {', '.join(missing)}")
-        out.setdefault("ifindex", 0)
+        out.setdefault("ip_iface", "")
+        out.setdefault("nm_ifindex", None)
         out.setdefault("managed", None)
         out.setdefault("ip6_path", "/")
-    if out.get("ifindex", 0) < 0:
-        raise _BadReply(f"negative Ifindex {out['ifindex']}")
+    if (out.get("nm_ifindex") or 0) < 0:
+        raise _BadReply(f"negative Ifindex {out['nm_ifindex']}")
     return out
 
 
@@ -226,13 +236,15 @@ class _Dev:
 
     path: str
     name: str
-    ifindex: int
+    ip_iface: str  # IpInterface: the data interface once activated (modems: wwan0, ppp0), else ""
+    nm_ifindex: int | None  # an Ifindex property, where the service has one
     dtype: int
     state: int
     managed: bool | None
     ip6_path: str
     ip6_addresses: tuple[tuple[str, int], ...] = ()
     carrier: bool | None = None
+    ifindex: int = 0  # resolved, see NetworkManagerSource._resolve_ifindex
 
     def event(self) -> NmDevice:
         return NmDevice(
@@ -262,6 +274,15 @@ class _Session:
         self.devices: dict[str, _Dev] = {}
         self.ip6_index: dict[str, str] = {}  # IP6Config path -> device path
         self.worker: asyncio.Task | None = None
+        #: done when the connection is gone; result None, or the error that ended it
+        self.disconnected: asyncio.Task = asyncio.ensure_future(self._wait_disconnect())
+
+    async def _wait_disconnect(self) -> Exception | None:
+        try:
+            await self.bus.wait_for_disconnect()
+        except Exception as e:  # the error is the result: nobody has to "retrieve" it
+            return e
+        return None
 
     # ---- plumbing
     async def call(
@@ -272,7 +293,10 @@ class _Session:
         what = f"{iface}.{member} on {path}"
         msg = Message(destination=dest, path=path, interface=iface, member=member, signature=signature, body=list(body))
         try:
-            reply = await asyncio.wait_for(self.bus.call(msg), self.src.call_timeout)
+            # asyncio.timeout, not wait_for: wait_for (3.11) can swallow a cancellation
+            # when the reply lands at the same moment, and stop() would then wait forever
+            async with asyncio.timeout(self.src.call_timeout):
+                reply = await self.bus.call(msg)
         except TimeoutError:
             raise _CallError(f"{what}: no reply within {self.src.call_timeout:g} s") from None
         except asyncio.CancelledError:
@@ -326,16 +350,18 @@ class _Session:
 
     async def close(self) -> None:
         """Stop the worker and close the connection (waits for the socket to be closed)."""
-        if self.worker is not None:
-            self.worker.cancel()
-            await asyncio.wait([self.worker])
-            self.worker = None
+        worker, self.worker = self.worker, None
+        while worker is not None and not worker.done():
+            worker.cancel()  # repeated: a cancellation swallowed by library code must not hang us
+            await asyncio.wait([worker], timeout=0.5)
         with contextlib.suppress(Exception):
             self.bus.remove_message_handler(self.on_message)
         with contextlib.suppress(Exception):
             self.bus.disconnect()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.bus.wait_for_disconnect(), 2.0)
+        # wait (bounded) until the socket is closed
+        await asyncio.wait([self.disconnected], timeout=2.0)
+        if not self.disconnected.done():
+            self.disconnected.cancel()
 
     # ---- the worker
     async def run(self) -> None:
@@ -449,7 +475,8 @@ class _Session:
                 except _BadReply as e:
                     log.warning("NetworkManager: ignoring the carrier of %s: %s", path, e)
             addrs = await self.read_ip6(f["ip6_path"])
-            return _Dev(path=path, carrier=carrier, ip6_addresses=addrs, **f)
+            dev = _Dev(path=path, carrier=carrier, ip6_addresses=addrs, **f)
+            return replace(dev, ifindex=self.src._resolve_ifindex(dev))
         except _Vanished as e:
             log.debug("NetworkManager: device %s vanished: %s", path, e)
         except (_CallError, _BadReply) as e:
@@ -518,6 +545,10 @@ class _Session:
                     log.warning("NetworkManager: ignoring a change of %s: %s", path, e)
                     return
                 new = replace(dev, **f)
+                if new.ifindex == 0 or (new.name, new.ip_iface, new.nm_ifindex) != (
+                    dev.name, dev.ip_iface, dev.nm_ifindex
+                ):
+                    new = replace(new, ifindex=self.src._resolve_ifindex(new))
                 if new.ip6_path != dev.ip6_path:
                     try:
                         new = replace(new, ip6_addresses=await self.read_ip6(new.ip6_path))
@@ -568,6 +599,11 @@ class NetworkManagerSource:
     dropped; the last value repeats, so the delay is bounded by it.
     ``max_reconnect_attempts``: give up (status ``no-access``) after this many
     failed attempts; None = keep trying until :meth:`stop`.
+    ``ifindex_of``: kernel ifindex of an interface name (``socket.if_nametoindex``,
+    i.e. in this process's network namespace, which in production is
+    NetworkManager's); may raise ``OSError`` or return None/0 for "no such link".
+    Needed because NetworkManager's ``Device`` interface has no ifindex property
+    (none up to at least 1.42; see :meth:`_resolve_ifindex`).
     """
 
     def __init__(
@@ -578,6 +614,7 @@ class NetworkManagerSource:
         call_timeout: float = 5.0,
         reconnect_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0),
         max_reconnect_attempts: int | None = None,
+        ifindex_of: Callable[[str], int | None] = socket.if_nametoindex,
     ) -> None:
         if not reconnect_delays:
             raise ValueError("reconnect_delays must not be empty")
@@ -586,6 +623,7 @@ class NetworkManagerSource:
         self.call_timeout = call_timeout
         self._reconnect_delays = tuple(reconnect_delays)
         self._max_reconnect_attempts = max_reconnect_attempts
+        self._ifindex_of = ifindex_of
         self._lock = asyncio.Lock()
         self._session: _Session | None = None
         self._supervisor: asyncio.Task | None = None
@@ -626,9 +664,9 @@ class NetworkManagerSource:
             self._stopping = True
             try:
                 sup, self._supervisor = self._supervisor, None
-                if sup is not None:
+                while sup is not None and not sup.done():
                     sup.cancel()
-                    await asyncio.wait([sup])
+                    await asyncio.wait([sup], timeout=0.5)
                 session, self._session = self._session, None
                 if session is not None:
                     await session.close()
@@ -636,6 +674,24 @@ class NetworkManagerSource:
                 self._stopping = False
 
     # ---- internals
+    def _resolve_ifindex(self, dev: _Dev) -> int:
+        """The kernel ifindex of a device: its ``Ifindex`` property where the service
+        has one, else ``ifindex_of(IpInterface or Interface)``; 0 when unknown
+        (e.g. a modem's control port, which is no network link)."""
+        if dev.nm_ifindex is not None:
+            return dev.nm_ifindex
+        for name in dict.fromkeys(n for n in (dev.ip_iface, dev.name) if n):
+            try:
+                idx = self._ifindex_of(name)
+            except (OSError, ValueError):
+                continue
+            except Exception:
+                log.exception("NetworkManager source: ifindex_of(%r) failed", name)
+                continue
+            if isinstance(idx, int) and idx > 0:
+                return idx
+        return 0
+
     def _emit(self, ev: Event) -> None:
         if isinstance(ev, SourceStatus):
             self.status = (ev.status, ev.detail)
@@ -660,7 +716,8 @@ class NetworkManagerSource:
             fail(f"The D-Bus system bus address {addr!r} is not usable ({e}).")
             return None
         try:
-            await asyncio.wait_for(bus.connect(), self.call_timeout)
+            async with asyncio.timeout(self.call_timeout):
+                await bus.connect()
         except (PermissionError, AuthError) as e:
             fail(f"The D-Bus system bus at {addr} refused this user ({type(e).__name__}: {e}).")
             return None
@@ -698,12 +755,9 @@ class NetworkManagerSource:
             while True:
                 session = self._session
                 assert session is not None
-                err: Exception | None = None
-                try:
-                    # shielded: cancelling this task must not cancel the bus's own future
-                    await asyncio.shield(session.bus.wait_for_disconnect())
-                except Exception as e:
-                    err = e
+                # asyncio.wait: cancelling this task must not cancel the waiter
+                await asyncio.wait([session.disconnected])
+                err = None if session.disconnected.cancelled() else session.disconnected.result()
                 if self._stopping:
                     return
                 await session.close()
@@ -730,7 +784,7 @@ class NetworkManagerSource:
                         return
                     await asyncio.sleep(self._reconnect_delays[min(attempt, len(self._reconnect_delays) - 1)])
                     attempt += 1
-                    self._session = await self._open(report=False)
+                    return
         except asyncio.CancelledError:
             raise
         except Exception:  # pragma: no cover - defensive: never let the supervisor die silently
