@@ -82,7 +82,7 @@ def missing_requirements() -> str | None:
     """Why the lab cannot run here, or None."""
     if os.geteuid() != 0:
         return "needs root (network namespaces, mounts, NetworkManager)"
-    for tool in ("NetworkManager", "dbus-daemon", "ip", "unshare", "busctl"):
+    for tool in ("NetworkManager", "nmcli", "dbus-daemon", "ip", "unshare", "busctl"):
         if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists():
             return f"{tool} is not installed"
     if not Path("/var/lib/NetworkManager").is_dir():

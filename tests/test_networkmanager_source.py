@@ -69,6 +69,7 @@ class Harness:
     events: list = field(default_factory=list)
     loop_errors: list = field(default_factory=list)
     src: NetworkManagerSource | None = None
+    lab: NmLab | None = None
 
     def sink(self, ev) -> None:
         self.events.append(ev)
@@ -547,10 +548,22 @@ async def test_start_is_idempotent_and_stop_ends_it(dbusmock_system, nm_mock, ha
 
 @pytest.mark.asyncio
 async def test_no_access_when_the_bus_is_unreachable(harness, tmp_path):
+    import socket
+    # no system bus at all: NetworkManager is absent, said plainly
+    missing = tmp_path / "no-such-socket"
+    src = harness.make(f"unix:path={missing}")
+    await src.start()
+    assert harness.statuses() == ["absent"]
+    assert "No D-Bus system bus here" in harness.status[1] and str(missing) in harness.status[1]
+    assert not src.running
+    # a socket file nobody listens on: the bus is there but cannot be reached
     sock = tmp_path / "nobody-listens"
+    s = socket.socket(socket.AF_UNIX)
+    s.bind(str(sock))
+    s.close()
     src = harness.make(f"unix:path={sock}")
     await src.start()
-    assert harness.statuses() == ["no-access"]
+    assert harness.status[0] == "no-access"
     detail = harness.status[1]
     assert "Cannot reach the D-Bus system bus" in detail and str(sock) in detail
     assert not src.running

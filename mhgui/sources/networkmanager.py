@@ -705,10 +705,10 @@ class NetworkManagerSource:
         """Connect, subscribe, enumerate; start the worker. None (and, if ``report``, a status) on failure."""
         addr = self.bus_address
 
-        def fail(detail: str) -> None:
+        def fail(detail: str, status: str = "no-access") -> None:
             log.info("NetworkManager source: %s", detail)
             if report:
-                self._emit(SourceStatus(SOURCE, "no-access", detail))
+                self._emit(SourceStatus(SOURCE, status, detail))
 
         try:
             bus = MessageBus(bus_address=self._bus_address, bus_type=BusType.SYSTEM)
@@ -723,6 +723,11 @@ class NetworkManagerSource:
             return None
         except TimeoutError:
             fail(f"The D-Bus system bus at {addr} did not answer within {self.call_timeout:g} s.")
+            return None
+        except FileNotFoundError:
+            # no system bus at all on this machine (or in this namespace): no NetworkManager either
+            fail(f"No D-Bus system bus here ({addr} does not exist), so no NetworkManager: using netlink alone.",
+                 "absent")
             return None
         except Exception as e:
             fail(
@@ -784,7 +789,7 @@ class NetworkManagerSource:
                         return
                     await asyncio.sleep(self._reconnect_delays[min(attempt, len(self._reconnect_delays) - 1)])
                     attempt += 1
-                    return
+                    self._session = await self._open(report=False)
         except asyncio.CancelledError:
             raise
         except Exception:  # pragma: no cover - defensive: never let the supervisor die silently

@@ -102,6 +102,7 @@ def _table(model, *, stretch_last: bool = True, sortable: bool = True) -> QTable
     v.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
     v.setAlternatingRowColors(True)
     v.verticalHeader().setVisible(False)
+    v.verticalHeader().setDefaultSectionSize(v.fontMetrics().height() + 8)
     v.horizontalHeader().setStretchLastSection(stretch_last)
     v.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     v.setWordWrap(False)
@@ -147,7 +148,7 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{APP_NAME} — Mobile IPv6 multihoming")
         if icon is not None:
             self.setWindowIcon(icon)
-        self.resize(1100, 780)
+        self.resize(1200, 820)
 
         central = QWidget()
         root = QVBoxLayout(central)
@@ -193,6 +194,7 @@ class MainWindow(QMainWindow):
         self.addresses_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.addresses_view.setAlternatingRowColors(True)
         self.addresses_view.verticalHeader().setVisible(False)
+        self.addresses_view.verticalHeader().setDefaultSectionSize(self.addresses_view.fontMetrics().height() + 8)
         self.addresses_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.addresses_view.horizontalHeader().setStretchLastSection(True)
         self.interfaces_view.selectionModel().selectionChanged.connect(self._on_iface_selected)
@@ -221,7 +223,7 @@ class MainWindow(QMainWindow):
         split = QSplitter(Qt.Orientation.Vertical)
         for w in (topw, ifs, ads, lower):
             split.addWidget(w)
-        split.setSizes([190, 170, 260, 130])
+        split.setSizes([230, 160, 250, 120])
         root.addWidget(split, 1)
         self.setCentralWidget(central)
 
