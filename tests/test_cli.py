@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import select
+import queue
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -98,18 +99,31 @@ def test_status_text_and_config_errors(node):
 
 
 def read_events(proc, until, timeout=10.0):
+    """Read JSON lines from ``proc.stdout`` until ``until(event)``; a thread reads, so no line waits in a buffer."""
+    q = getattr(proc, "_lines", None)
+    if q is None:
+        q = proc._lines = queue.Queue()
+
+        def pump():
+            for line in proc.stdout:
+                q.put(line)
+            q.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
     got = []
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([proc.stdout], [], [], 0.2)
-        if r:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            ev = json.loads(line)
-            got.append(ev)
-            if until(ev):
-                return got
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = q.get(timeout=left)
+        except queue.Empty:
+            break
+        if line is None:
+            q.put(None)
+            break
+        ev = json.loads(line)
+        got.append(ev)
+        if until(ev):
+            return got
     raise AssertionError(f"no matching event; got {[e['event'] for e in got]}")
 
 

@@ -133,6 +133,9 @@ _PATH_SIGS = frozenset({"o"})
 #: is enumerated again instead (a flood must not eat memory).
 _QUEUE_LIMIT = 10_000
 _RESYNC = object()  # queue marker
+#: NetworkManager owns its name a moment before its objects answer: retry GetDevices
+#: this often, this many seconds apart (10 s in all), before waiting for the next NameOwnerChanged
+_EARLY_RETRIES, _EARLY_RETRY_DELAY = 50, 0.2
 
 
 def device_kind(device_type: int) -> InterfaceKind:
@@ -274,6 +277,7 @@ class _Session:
         self.devices: dict[str, _Dev] = {}
         self.ip6_index: dict[str, str] = {}  # IP6Config path -> device path
         self.worker: asyncio.Task | None = None
+        self.early_retries = 0  # resyncs retried because NetworkManager owned its name before its objects
         #: done when the connection is gone; result None, or the error that ended it
         self.disconnected: asyncio.Task = asyncio.ensure_future(self._wait_disconnect())
 
@@ -436,8 +440,13 @@ class _Session:
         try:
             (paths,) = await self.call(NM_NAME, NM_PATH, NM_IFACE, "GetDevices", reply_signature="ao")
         except _Vanished:
-            # it left between the two calls; the queued NameOwnerChanged reports that
+            # Either it left between the two calls (the queued NameOwnerChanged reports that), or
+            # it is starting: NetworkManager takes its bus name before it exports its objects.
+            # Ask again shortly; a departure in between makes the retry find no owner.
             self.owner = None
+            if self.early_retries < _EARLY_RETRIES:
+                self.early_retries += 1
+                asyncio.get_running_loop().call_later(_EARLY_RETRY_DELAY, self.queue.put_nowait, _RESYNC)
             return
         except _Denied as e:
             self.owner = None
@@ -456,6 +465,7 @@ class _Session:
         for dev in devs:
             if dev is not None:
                 self.register(dev)
+        self.early_retries = 0
         self.src._emit(NmSnapshot(tuple(d.event() for d in devs if d is not None)))
         self.src._emit(SourceStatus(SOURCE, "running"))
 
