@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 import qasync
+from PySide6.QtCore import Qt
 
 from mhgui.core.model import Address, AddressFlag, HomeAddress, Interface, InterfaceKind
 from mhgui.core.state import AddressRemoved, AddressUpsert, HomeAddressesSet, LinkUpsert, StateStore
@@ -124,3 +125,35 @@ def test_header_and_interfaces_follow_a_real_netlink_change(qtbot, qapp, lab):  
         c.close()
         asyncio.set_event_loop(None)
         loop.close()
+
+
+def test_config_notes_and_errors_show_in_the_banner(qtbot):
+    store = StateStore()
+    c = LiveController(store, clock)
+    win = MainWindow(c)
+    qtbot.addWidget(win)
+    assert win.banner.isHidden()
+    note = "2001:db8:1::100: mip6d.conf (/etc/mip6d.conf:12) overrides the app settings (home agent 2001:db8:1::2 ignored)"
+    store.apply(HomeAddressesSet((HomeAddress("2001:db8:1::100", 64, "2001:db8:1::1"),), (note,)))
+    qtbot.waitUntil(lambda: not win.banner.isHidden())
+    assert note in win.banner.text()
+    win.set_error("Configuration problem: /etc/mip6d.conf:3: missing ';'")
+    assert "mip6d.conf:3" in win.banner.text() and note in win.banner.text()
+    c.close()
+
+
+def test_address_cell_restyles_when_its_role_changes(qtbot):
+    store = StateStore()
+    fill(store)
+    c = LiveController(store, clock)
+    m = c.addresses
+    key = next(k for k in store.state.addresses if k.address == "2001:db8:b::5")
+    row = m.row_of(key)
+    assert m.index(row, AddressModel.COL_ADDR).data(Qt.ItemDataRole.FontRole).bold()
+    spans = []
+    m.dataChanged.connect(lambda a, b, *_: spans.append((a.row(), a.column(), b.column())))
+    store.apply(LinkUpsert(Interface(3, "wlan0", InterfaceKind.WIFI, True, False, False, "lowerlayerdown")))
+    qtbot.waitUntil(lambda: m.index(row, AddressModel.COL_ROLE).data() == "unusable")
+    assert (row, AddressModel.COL_ADDR, AddressModel.COL_ROLE) in spans
+    assert m.index(row, AddressModel.COL_ADDR).data(Qt.ItemDataRole.FontRole).strikeOut()
+    c.close()

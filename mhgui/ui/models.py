@@ -209,7 +209,8 @@ class AddressModel(_KeyedTable):
         old, self._roles = self._roles, an.roles
         for k, r in an.roles.items():
             if old.get(k) != r:
-                self._changed(k, self.COL_ROLE, self.COL_ROLE)
+                # the address cell is styled by its role too
+                self._changed(k, self.COL_ADDR, self.COL_ROLE)
 
     def tick(self) -> None:
         """Lifetimes count down: refresh only the lifetime columns of finite rows."""

@@ -171,10 +171,10 @@ class MainWindow(QMainWindow):
         root.addWidget(self.summary)
         root.addWidget(self.banner)
 
-        self.goals_model = ListTableModel(("Goal (draft section 3)", "Draft says", "With the current daemon"), self)
+        self.goals_model = ListTableModel(("Goal (draft section 3)", "Reachable now?"), self)
         self.issues_model = ListTableModel(("Section", "Issue", "What it means"), self)
         top = QHBoxLayout()
-        g = QGroupBox("Goals")
+        g = QGroupBox("Goals the draft allows here")
         QVBoxLayout(g).addWidget(_table(self.goals_model, sortable=False))
         i = QGroupBox("Issues that apply (draft sections 6 and 7)")
         QVBoxLayout(i).addWidget(_table(self.issues_model, sortable=False))
@@ -264,11 +264,11 @@ class MainWindow(QMainWindow):
         rows, tips, ok = [], [], []
         for goal in tax["goals"]:
             a = avail.get(goal, {"available": False, "reason": ""})
-            rows.append((goal, "achievable", "available" if a["available"] else "not available"))
+            rows.append((goal, ("yes: " if a["available"] else "no: ") + a["reason"]))
             tips.append(a["reason"])
             ok.append(a["available"])
         if not rows:
-            rows, tips, ok = [("—", "no goal in this configuration", "")], [tax["summary"]], [None]
+            rows, tips, ok = [("—", "the draft lists no goal for this configuration")], [tax["summary"]], [None]
         self.goals_model.set_rows(rows, tips, ok)
         self.issues_model.set_rows([(i["section"], i["title"], i["explanation"]) for i in tax["issues"]],
                                    [i["explanation"] for i in tax["issues"]])
