@@ -31,11 +31,14 @@ def fill(store: StateStore) -> None:
     store.apply(AddressUpsert(Address(3, "2001:db8:b::99", 64, flags=AddressFlag.TEMPORARY)))
 
 
-def test_models_pass_qtmodeltester(qapp, qtmodeltester):
+def test_models_pass_qtmodeltester(qtbot, qtmodeltester):
     store = StateStore()
     fill(store)
     c = LiveController(store, clock)
-    for m in (c.interfaces, c.addresses, c.homes):
+    win = MainWindow(c)
+    qtbot.addWidget(win)
+    for m in (c.interfaces, c.addresses, c.homes, win.goals_model, win.issues_model):
+        assert m.rowCount() > 0
         qtmodeltester.check(m, force_py=True)
     c.close()
 

@@ -52,18 +52,17 @@ def _fmt_lft(seconds: float | None) -> str:
     return f"{s}s"
 
 
-class _KeyedTable(QAbstractTableModel):
-    """A table whose rows are sorted keys; subclasses give columns and cell values."""
+class _Table(QAbstractTableModel):
+    """Flat table: ``HEADERS`` name the columns, ``_rows`` holds one entry per row."""
 
     HEADERS: tuple[str, ...] = ()
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self._keys: list[Any] = []
+        self._rows: list[Any] = []
 
-    # --- Qt API
     def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._keys)
+        return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.HEADERS)
@@ -72,6 +71,25 @@ class _KeyedTable(QAbstractTableModel):
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal and 0 <= section < len(self.HEADERS):
             return self.HEADERS[section]
         return None
+
+    def _replace(self, rows: list) -> None:
+        """Small tables: replace every row (one reset) when something differs."""
+        if rows != self._rows:
+            self.beginResetModel()
+            self._rows = rows
+            self.endResetModel()
+
+
+class _KeyedTable(_Table):
+    """A table whose rows are sorted keys (``_keys``); subclasses give cell values."""
+
+    @property
+    def _keys(self) -> list[Any]:
+        return self._rows
+
+    @_keys.setter
+    def _keys(self, value: list[Any]) -> None:
+        self._rows = value
 
     def key_at(self, row: int):
         return self._keys[row]
@@ -278,8 +296,8 @@ class AddressModel(_KeyedTable):
         return None
 
 
-class HomeAddressModel(QAbstractTableModel):
-    """Configured HoAs with their at-home status (small: reset on change)."""
+class HomeAddressModel(_Table):
+    """Configured HoAs with their at-home status (small: replaced on change)."""
 
     COL_HOA, COL_HA, COL_PREFIX, COL_WHERE, COL_ORIGIN = range(5)
     HEADERS = ("Home address", "Home agent", "Home prefix", "Where", "Configured in")
@@ -287,7 +305,6 @@ class HomeAddressModel(QAbstractTableModel):
     def __init__(self, store: StateStore, parent=None) -> None:
         super().__init__(parent)
         self._store = store
-        self._rows: list[tuple[str, ...]] = []
 
     def set_analysis(self, an: Analysis) -> None:
         st = self._store.state
@@ -296,21 +313,7 @@ class HomeAddressModel(QAbstractTableModel):
             where = ("at home on " + st.interfaces[h.home_ifindex].name) if h.at_home and h.home_ifindex in st.interfaces else "away from home"
             rows.append((f"{h.hoa.address}/{h.hoa.prefixlen}", h.hoa.home_agent or ":: (DHAAD)",
                          str(h.hoa.network), where, h.hoa.origin))
-        if rows != self._rows:
-            self.beginResetModel()
-            self._rows = rows
-            self.endResetModel()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal and 0 <= section < len(self.HEADERS):
-            return self.HEADERS[section]
-        return None
+        self._replace(rows)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or index.row() >= len(self._rows):
@@ -320,43 +323,26 @@ class HomeAddressModel(QAbstractTableModel):
         return None
 
 
-class ListTableModel(QAbstractTableModel):
-    """A small read-only table of strings (goals, issues), replaced as a whole when it differs."""
+class ListTableModel(_Table):
+    """A small read-only table of strings (goals, issues) with a tooltip and a yes/no colour per row."""
 
     def __init__(self, headers: tuple[str, ...], parent=None) -> None:
         super().__init__(parent)
         self.HEADERS = headers
-        self._rows: list[tuple] = []
-        self._tips: list[str | None] = []
-        self._ok: list[bool | None] = []
 
     def set_rows(self, rows: list[tuple], tips: list[str | None] | None = None, ok: list[bool | None] | None = None) -> None:
         tips = tips or [None] * len(rows)
         ok = ok or [None] * len(rows)
-        if rows == self._rows and tips == self._tips and ok == self._ok:
-            return
-        self.beginResetModel()
-        self._rows, self._tips, self._ok = list(rows), list(tips), list(ok)
-        self.endResetModel()
-
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.HEADERS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal and 0 <= section < len(self.HEADERS):
-            return self.HEADERS[section]
-        return None
+        self._replace([(tuple(r), t, o) for r, t, o in zip(rows, tips, ok)])
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or index.row() >= len(self._rows):
             return None
+        cells, tip, ok = self._rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._rows[index.row()][index.column()]
+            return cells[index.column()]
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tips[index.row()]
-        if role == Qt.ItemDataRole.ForegroundRole and self._ok[index.row()] is not None:
-            return QBrush(QColor("#2e7d32" if self._ok[index.row()] else "#9e9e9e"))
+            return tip
+        if role == Qt.ItemDataRole.ForegroundRole and ok is not None:
+            return QBrush(QColor("#2e7d32" if ok else "#9e9e9e"))
         return None
