@@ -36,7 +36,8 @@ def test_models_pass_qtmodeltester(qtbot, qtmodeltester):
     fill(store)
     c = LiveController(store, clock)
     win = MainWindow(c)
-    qtbot.addWidget(win)
+    # the tester disconnects from the models at its teardown: keep them alive until then
+    qtmodeltester.keep_alive = (c, win)
     for m in (c.interfaces, c.addresses, c.homes, win.goals_model, win.issues_model):
         assert m.rowCount() > 0
         qtmodeltester.check(m, force_py=True)
