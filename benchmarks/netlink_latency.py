@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -26,6 +27,8 @@ def main() -> None:
         return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     ns = f"mhbench-{os.getpid()}"
+    # `timeout` sends SIGTERM: turn it into an exception so that the namespace is removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         subprocess.run(["ip", "-n", ns, "link", "add", "b0", "type", "veth", "peer", "name", "b1"], check=True)

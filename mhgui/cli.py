@@ -16,6 +16,7 @@ import json
 import signal
 import sys
 
+from . import __version__
 from .core.report import render_text, status, taxonomy
 from .core.state import Change
 from .runtime import ConfigError, Runtime
@@ -33,6 +34,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mhctl", description="Multihomed Mobile IPv6 node: status and events.")
+    p.add_argument("--version", action="version", version=f"mhctl {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("status", help="print the node's interfaces, addresses, taxonomy and draft scenario")
     _common(s)
@@ -101,8 +103,8 @@ async def _monitor(args) -> int:
             if args.json:
                 out.write(json.dumps(ev) + "\n")
             else:
-                out.write(f"{ev['time']} {ev['event']:<22} {ev['interface'] or '':<12} {ev['address'] or ev.get('detail', '')}"
-                          f"  {tax['label']}\n")
+                what = ev["address"] or ev.get("detail", "")
+                out.write(f"{ev['time']} {tax['label']:<8} {ev['event']:<22} {ev['interface'] or '':<15} {what}\n")
         out.flush()
 
     rt.store.subscribe(on_changes)

@@ -161,3 +161,18 @@ def test_address_cell_restyles_when_its_role_changes(qtbot):
     assert (row, AddressModel.COL_ADDR, AddressModel.COL_ROLE) in spans
     assert m.index(row, AddressModel.COL_ADDR).data(Qt.ItemDataRole.FontRole).strikeOut()
     c.close()
+
+
+def test_use_column_follows_the_coa_count(qtbot):
+    store = StateStore()
+    fill(store)
+    c = LiveController(store, clock)
+    m = c.interfaces
+    use = lambda: m.index(m.row_of(3), InterfaceModel.COL_USE).data()  # noqa: E731
+    assert use() == "1 CoA"
+    store.apply(AddressUpsert(Address(3, "2001:db8:c::5", 64)))
+    qtbot.waitUntil(lambda: use() == "2 CoAs")
+    store.apply(AddressUpsert(Address(3, "2001:db8:c::6", 64)))  # same /64: still two CoAs
+    c.refresh()
+    assert use() == "2 CoAs"
+    c.close()

@@ -29,7 +29,8 @@ from mhgui.core.taxonomy import (
     scenario_for,
 )
 
-SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+#: the draft ships in docs/ (copied unmodified, as its copyright notice allows); ../shared/seeds as a fallback
+SEEDS_DIRS = (Path(__file__).resolve().parents[1] / "docs", Path(__file__).resolve().parents[2] / "shared" / "seeds")
 VALUES = ("0", "1", "n")
 ALL_LABELS = [format_label(t) for t in itertools.product(VALUES, repeat=3)]
 WILDCARD = r"\(([01n*]),([01n*]),([01n*])\)"
@@ -52,13 +53,10 @@ BASIC_DAEMON = DaemonCapabilities(name="basic", connected=True, runtime_rebind=T
 
 
 def _draft_lines() -> list[str]:
-    found = sorted(SEEDS.glob("draft-montavont-*.txt"))
+    found = [p for d in SEEDS_DIRS for p in sorted(d.glob("draft-montavont-*.txt"))]
     if not found:
-        pytest.skip(
-            f"the IETF draft draft-montavont-*.txt is not in {SEEDS} "
-            "(the shared folder next to the repository is needed to check the table against it)"
-        )
-    text = found[-1].read_text(encoding="utf-8", errors="replace")
+        pytest.skip(f"the IETF draft draft-montavont-*.txt is in none of {[str(d) for d in SEEDS_DIRS]}")
+    text = found[0].read_text(encoding="utf-8", errors="replace")
     # Drop the page furniture (footers "Montavont, et al. ... [Page N]", headers
     # "Internet-Draft  Analysis of ...", form feeds) so paragraphs across pages join.
     lines = []

@@ -117,10 +117,11 @@ def render_text(s: dict[str, Any]) -> str:
                                                                  + (" (no mobility daemon connected)" if not s["daemon"]["connected"] else "")))
     for i in tax["issues"]:
         out.append(f"  [{i['section']}] {i['title']}: {i['explanation']}")
-    src = s["sources"]
-    out.append(f"Sources: NetworkManager {src['networkmanager']}, netlink {src['netlink']}"
-               + "".join(f"; {k}: {v}" for k, v in s.get("source_details", {}).items()))
+    src, det = s["sources"], s.get("source_details", {})
+    for key, label in (("networkmanager", "NetworkManager"), ("netlink", "netlink")):
+        out.append(f"{label}: {src[key]}" + (f" — {det[key]}" if det.get(key) else ""))
     out.append("")
+    width = max((len(f"{a['address']}/{a['prefixlen']}") for i in s["interfaces"] for a in i["addresses"]), default=0)
     for i in s["interfaces"]:
         state = "up" if i["up"] else ("no carrier" if i["admin_up"] else "down")
         tags = [t for t, on in (("active", i["active"]), ("home link", i["home_link"])) if on]
@@ -130,7 +131,8 @@ def render_text(s: dict[str, Any]) -> str:
             lft = ("forever" if a["valid_lft"] is None else f"valid {a['valid_lft']}s") + (
                 "" if a["preferred_lft"] is None else f" preferred {a['preferred_lft']}s")
             flags = " ".join(a["flags"])
-            out.append(f"    {a['address']}/{a['prefixlen']:<4} {a['role']:<15} {lft}{'  ' + flags if flags else ''}")
+            addr = f"{a['address']}/{a['prefixlen']}"
+            out.append(f"    {addr:<{width}}  {a['role']:<15} {lft}{'  ' + flags if flags else ''}")
     out.append("")
     if s["home_addresses"]:
         out.append("Home addresses:")

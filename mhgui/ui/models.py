@@ -142,13 +142,28 @@ class InterfaceModel(_KeyedTable):
         super().__init__(parent)
         self._store = store
         self._an: Analysis | None = None
+        self._use: dict[int, str] = {}
         self._reset(store.state.interfaces)
 
     def set_analysis(self, an: Analysis) -> None:
         old, self._an = self._an, an
-        if old is None or old.active != an.active or old.home_links != an.home_links:
-            for k in (set(old.active | old.home_links) if old else set()) | set(an.active | an.home_links):
+        before, after = self._use, self._use_of(an)
+        self._use = after
+        for k in set(before) | set(after):
+            if before.get(k) != after.get(k):
                 self._changed(k, self.COL_USE, self.COL_USE)
+
+    @staticmethod
+    def _use_of(an: Analysis) -> dict[int, str]:
+        """ifindex -> the "Use" text: home link, or how many CoAs (interface, prefix pairs) it holds."""
+        use = {i: "home link" for i in an.home_links}
+        counts: dict[int, int] = {}
+        for i, _ in an.coa_prefixes:
+            counts[i] = counts.get(i, 0) + 1
+        for i in an.active - an.home_links:
+            n = counts.get(i, 0)
+            use[i] = f"{n} CoA" + ("s" if n != 1 else "")
+        return use
 
     def apply(self, changes: list[Change]) -> None:
         st = self._store.state
@@ -190,14 +205,7 @@ class InterfaceModel(_KeyedTable):
                     return "—"
                 return self.NM_STATES.get(i.nm_state, str(i.nm_state))
             if col == self.COL_USE:
-                if self._an is None:
-                    return ""
-                if ifindex in self._an.home_links:
-                    return "home link"
-                if ifindex in self._an.active:
-                    n = sum(1 for j, _ in self._an.coa_prefixes if j == ifindex)
-                    return f"{n} CoA" + ("s" if n != 1 else "")
-                return ""
+                return self._use.get(ifindex, "")
             if col == self.COL_ROUTER:
                 return ", ".join(sorted(st.routers.get(ifindex, ()))) or "—"
             if col == self.COL_ADDRS:
@@ -270,8 +278,12 @@ class AddressModel(_KeyedTable):
         if role in (Qt.ItemDataRole.DisplayRole, SortRole):
             now = self._clock()
             if col == self.COL_IFACE:
+                if role == SortRole:  # interface, then family, then address value
+                    return f"{a.ifindex:010d} {a.family:02d} {int(a.ip):032x} {a.prefixlen:03d}"
                 i = st.interfaces.get(a.ifindex)
-                return (i.name if i else f"if{a.ifindex}") if role == Qt.ItemDataRole.DisplayRole else a.ifindex
+                return i.name if i else f"if{a.ifindex}"
+            if col == self.COL_ADDR and role == SortRole:
+                return f"{a.family:02d} {int(a.ip):032x} {a.prefixlen:03d}"
             if col == self.COL_ADDR:
                 return f"{a.address}/{a.prefixlen}"
             if col == self.COL_ROLE:

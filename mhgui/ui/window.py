@@ -177,14 +177,23 @@ class MainWindow(QMainWindow):
         g = QGroupBox("Goals the draft allows here")
         QVBoxLayout(g).addWidget(_table(self.goals_model, sortable=False))
         i = QGroupBox("Issues that apply (draft sections 6 and 7)")
-        QVBoxLayout(i).addWidget(_table(self.issues_model, sortable=False))
+        il = QVBoxLayout(i)
+        self.no_issue = QLabel("The draft names no open issue for this configuration.")
+        self.no_issue.hide()
+        il.addWidget(self.no_issue)
+        self.issues_view = _table(self.issues_model, sortable=False)
+        self.issues_view.setWordWrap(True)
+        self.issues_view.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
+        self.issues_model.modelReset.connect(self.issues_view.resizeRowsToContents)
+        il.addWidget(self.issues_view)
         top.addWidget(g, 2)
         top.addWidget(i, 3)
         topw = QWidget()
         topw.setLayout(top)
 
         # ---- interfaces and their addresses
-        self.interfaces_view = _table(controller.interfaces)
+        self.interfaces_view = _table(controller.interfaces, stretch_last=False)
+        self.interfaces_view.horizontalHeader().setSectionResizeMode(InterfaceModel.COL_ROUTER, QHeaderView.ResizeMode.Stretch)
         self.address_filter = AddressFilter(self)
         self.address_filter.setSourceModel(controller.addresses)
         self.addresses_view = QTableView()
@@ -196,7 +205,7 @@ class MainWindow(QMainWindow):
         self.addresses_view.verticalHeader().setVisible(False)
         self.addresses_view.verticalHeader().setDefaultSectionSize(self.addresses_view.fontMetrics().height() + 8)
         self.addresses_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.addresses_view.horizontalHeader().setStretchLastSection(True)
+        self.addresses_view.horizontalHeader().setSectionResizeMode(AddressModel.COL_ADDR, QHeaderView.ResizeMode.Stretch)
         self.interfaces_view.selectionModel().selectionChanged.connect(self._on_iface_selected)
 
         ifs = QGroupBox("Interfaces (select one to filter its addresses)")
@@ -204,8 +213,15 @@ class MainWindow(QMainWindow):
         ads = QGroupBox("Addresses")
         QVBoxLayout(ads).addWidget(self.addresses_view)
         hoas = QGroupBox("Home addresses")
+        hl = QVBoxLayout(hoas)
+        self.no_hoa = QLabel("No home address configured, so this node is not a Mobile IPv6 node here. Add an "
+                             "<code>MnHomeLink</code> block to mip6d.conf, or a <code>[[home_address]]</code> table to "
+                             "~/.config/mhgui/settings.toml (see README).")
+        self.no_hoa.setWordWrap(True)
+        self.no_hoa.hide()
+        hl.addWidget(self.no_hoa)
         self.homes_view = _table(controller.homes)
-        QVBoxLayout(hoas).addWidget(self.homes_view)
+        hl.addWidget(self.homes_view)
         bind = QGroupBox("Binding table")
         bl = QVBoxLayout(bind)
         self.bindings_label = QLabel("No mobility daemon connected. The binding table (HoA, home agent, CoA, BID, "
@@ -258,8 +274,7 @@ class MainWindow(QMainWindow):
 
     def _on_refreshed(self, an: Analysis, tax: dict) -> None:
         self.headline.setText(headline(tax))
-        sc = f"{tax['title']}. " if tax.get("title") else ""
-        self.summary.setText(sc + tax["summary"])
+        self.summary.setText(tax["summary"])
         avail = {g["goal"]: g for g in tax["goals_available"]}
         rows, tips, ok = [], [], []
         for goal in tax["goals"]:
@@ -274,8 +289,12 @@ class MainWindow(QMainWindow):
                                    [i["explanation"] for i in tax["issues"]])
         self._update_banner()
         src = self.controller.store.sources
-        parts = []
+        parts, tips = [], []
         for name, label in (("networkmanager", "NetworkManager"), ("netlink", "netlink")):
             state, detail = src.get(name, ("starting", ""))
-            parts.append(f"{label}: {state} ({SOURCE_ROLES[name]})" + (f" — {detail}" if detail else ""))
-        self.sources_label.setText("   ·   ".join(parts))
+            parts.append(f"{label}: {state}")
+            tips.append(f"{label} ({SOURCE_ROLES[name]}): {state}" + (f" — {detail}" if detail else ""))
+        self.sources_label.setText("   ·   ".join(parts) + "   (hover for details)")
+        self.sources_label.setToolTip("\n".join(tips))
+        self.no_hoa.setVisible(not tax["home_addresses"])
+        self.no_issue.setVisible(not tax["issues"])

@@ -1,0 +1,533 @@
+"""The mobility-daemon driver interface the rest of the application uses.
+
+A driver connects to one mobility daemon (UMIP's ``mip6d`` today, see
+:mod:`mhgui.daemons.umip`), reports its status, its capabilities
+(:class:`~mhgui.core.capabilities.DaemonCapabilities`) and its bindings
+(:class:`~mhgui.core.bindings.Binding`), and carries out the user's requests:
+
+- **rebind** a home address to an interface: :meth:`DaemonDriver.plan_rebind`
+  says what would move, whether the daemon must restart and why it cannot be
+  done; :meth:`DaemonDriver.rebind` executes a plan and confirms it from the
+  daemon's own binding list (RFC 6275 section 11.1);
+- **flow bindings** (RFC 6089): :meth:`DaemonDriver.set_flow_binding`, refused
+  with :class:`CapabilityError` by drivers without the capability.
+
+Configuration changes go through a :class:`ConfigWriter` (the privileged
+helper implements it over D-Bus; :class:`FileConfigWriter` is a local-file
+implementation for tests and unprivileged setups).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import ipaddress
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable, Mapping, Protocol, Union, runtime_checkable
+
+from mhgui.core.analysis import ROLE_COA, ROLE_HOME_LINK, ROLE_TENTATIVE, Analysis, analyse
+from mhgui.core.bindings import Binding
+from mhgui.core.capabilities import NO_DAEMON, DaemonCapabilities
+from mhgui.core.model import InterfaceKind, NodeState
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "BindingsChanged",
+    "CapabilityError",
+    "ConfigWriter",
+    "DaemonDriver",
+    "DaemonStatus",
+    "DriverEvent",
+    "FileConfigWriter",
+    "FlowBinding",
+    "LiveInterface",
+    "LiveView",
+    "RebindPlan",
+    "RebindResult",
+    "StatusChanged",
+    "TrafficSelector",
+]
+
+# DaemonStatus.state words
+STATE_STOPPED = "stopped"  # the driver is not running
+STATE_STARTING = "starting"  # first connection attempt in progress
+STATE_CONNECTED = "connected"  # the control interface answers
+STATE_ABSENT = "absent"  # nothing answers (the daemon is not running, or has no control interface)
+STATE_NO_TERMINAL = "no-terminal"  # the daemon runs, but its control interface does not answer
+STATE_BUSY = "busy"  # another client holds the control interface
+STATE_RECONNECTING = "reconnecting"  # the connection dropped; retrying with backoff
+STATE_ERROR = "error"  # the daemon answered something we cannot use
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonStatus:
+    """Where the driver stands with its daemon.
+
+    ``name``: the driver (``"umip"``); ``node``: ``"mn"``, ``"ha"`` or None
+    (unknown, or a correspondent node); ``reachable``: the control interface
+    answers; ``state``: one of ``stopped``, ``starting``, ``connected``,
+    ``absent``, ``no-terminal``, ``busy``, ``reconnecting``, ``error``;
+    ``error``: one sentence for the user, or None.
+    """
+
+    name: str
+    node: str | None = None
+    reachable: bool = False
+    state: str = STATE_STOPPED
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    """Event: the driver's :class:`DaemonStatus` changed."""
+
+    status: DaemonStatus
+
+
+@dataclass(frozen=True, slots=True)
+class BindingsChanged:
+    """Event: the daemon's bindings changed (not sent for the lifetime countdown alone)."""
+
+    bindings: tuple[Binding, ...]
+
+
+DriverEvent = Union[StatusChanged, BindingsChanged]
+Callback = Callable[[DriverEvent], None]
+
+
+class CapabilityError(RuntimeError):
+    """The daemon cannot do what was asked (the message says why, for the user)."""
+
+
+# --------------------------------------------------------------------------- live view
+
+
+@dataclass(frozen=True, slots=True)
+class LiveInterface:
+    """One interface as the rebind planner needs it.
+
+    ``coas``: usable care-of addresses (analysis role ``coa``, RFC 5952);
+    ``tentative``: global addresses still in DAD (RFC 4862 section 5.4);
+    ``routers``: IPv6 default routers; ``home_link``: on a home link
+    (draft section 6.2.3); ``tunnel``: a tunnel (UMIP then needs no router).
+    """
+
+    name: str
+    ifindex: int | None = None
+    up: bool = False
+    coas: tuple[str, ...] = ()
+    tentative: tuple[str, ...] = ()
+    routers: tuple[str, ...] = ()
+    home_link: bool = False
+    tunnel: bool = False
+
+
+@dataclass(frozen=True)
+class LiveView:
+    """The node's live interfaces by name, and the HoAs that are at home."""
+
+    interfaces: Mapping[str, LiveInterface] = field(default_factory=dict)
+    hoas_at_home: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_state(cls, state: NodeState, analysis: Analysis | None = None, now: float | None = None) -> "LiveView":
+        """Build from the model; ``analysis`` is computed at ``now`` (default ``time.monotonic()``) when not given."""
+        if analysis is None:
+            analysis = analyse(state, time.monotonic() if now is None else now)
+        by_if: dict[int, dict[str, list[str]]] = {}
+        for key, role in analysis.roles.items():
+            addr = state.addresses.get(key)
+            if addr is None:
+                continue
+            slot = by_if.setdefault(key.ifindex, {"coa": [], "tentative": []})
+            if role.role == ROLE_COA:
+                slot["coa"].append(addr.address)
+            elif role.role == ROLE_TENTATIVE and addr.address_class in ("global", "ula"):
+                slot["tentative"].append(addr.address)
+        interfaces = {}
+        for ifindex, iface in state.interfaces.items():
+            slot = by_if.get(ifindex, {"coa": [], "tentative": []})
+            interfaces[iface.name] = LiveInterface(
+                name=iface.name,
+                ifindex=ifindex,
+                up=iface.up,
+                coas=tuple(sorted(slot["coa"])),
+                tentative=tuple(sorted(slot["tentative"])),
+                routers=tuple(sorted(state.routers.get(ifindex, ()))),
+                home_link=ifindex in analysis.home_links,
+                tunnel=iface.kind is InterfaceKind.TUNNEL,
+            )
+        at_home = frozenset(h.hoa.address for h in analysis.homes if h.at_home)
+        return cls(interfaces, at_home)
+
+    def coa_interfaces(self) -> dict[str, str]:
+        """``{coa: interface name}`` for every usable CoA (for :func:`~mhgui.core.bindings.fill_interfaces`)."""
+        return {c: i.name for i in self.interfaces.values() for c in i.coas}
+
+
+# --------------------------------------------------------------------------- rebind
+
+
+@dataclass(frozen=True)
+class RebindPlan:
+    """What a rebind request "HoA -> interface" would do.
+
+    - ``moves``: every HoA whose binding follows (with UMIP: all HoAs not at home);
+    - ``staying``: configured HoAs that do not move (at home);
+    - ``restart_required``: the daemon must restart for the change to apply;
+    - ``refusal``: why it cannot be done, None when it can; ``pending``: the
+      refusal may clear by itself (e.g. "not yet: DAD in progress", RFC 4862
+      section 5.4), so the request can be retried;
+    - ``target_coas``: the live CoAs of ``interface`` a confirmed binding must show;
+    - ``preferences_before`` / ``preferences_after``: the daemon's interface
+      preferences (UMIP ``MnIfPreference``) now and after the change;
+    - ``notes``: further sentences for the user.
+    """
+
+    hoa: str
+    interface: str
+    moves: tuple[str, ...] = ()
+    staying: tuple[str, ...] = ()
+    restart_required: bool = False
+    refusal: str | None = None
+    pending: bool = False
+    target_coas: tuple[str, ...] = ()
+    preferences_before: Mapping[str, int] = field(default_factory=dict)
+    preferences_after: Mapping[str, int] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def allowed(self) -> bool:
+        return self.refusal is None
+
+    @property
+    def changes(self) -> dict[str, tuple[int | None, int]]:
+        """``{interface: (old preference or None, new preference)}`` for what changes."""
+        return {
+            name: (self.preferences_before.get(name), pref)
+            for name, pref in self.preferences_after.items()
+            if self.preferences_before.get(name) != pref
+        }
+
+
+@dataclass(frozen=True)
+class RebindResult:
+    """Outcome of :meth:`DaemonDriver.rebind`.
+
+    ``confirmed``: the daemon's bindings show the change; ``elapsed_ms``: from
+    the request to confirmation (or failure); ``new_coa``: the CoA now bound
+    for the plan's HoA; ``coas``: the CoA bound per moved HoA; ``reason``: why
+    it failed, None when confirmed; ``rolled_back``: the previous
+    configuration was restored (and the daemon restarted again).
+    """
+
+    confirmed: bool
+    elapsed_ms: float
+    new_coa: str | None = None
+    reason: str | None = None
+    rolled_back: bool = False
+    coas: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class ConfigWriter(Protocol):
+    """Reads and writes the daemon's configuration file and restarts the daemon.
+
+    The privileged helper implements this over D-Bus; :class:`FileConfigWriter`
+    does it on a local file.
+    """
+
+    async def read_config(self) -> str: ...
+
+    async def write_config(self, text: str) -> None: ...
+
+    async def restart_daemon(self) -> None: ...
+
+
+class FileConfigWriter:
+    """:class:`ConfigWriter` on a local file; ``restart`` is an async callable (default: nothing).
+
+    Writes are atomic (a temporary file in the same directory, then
+    ``os.replace``), keeping the file's permission bits. ``restarts`` and
+    ``writes`` count the calls (for tests and logs).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], restart: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.path = Path(path)
+        self._restart = restart
+        self.restarts = 0
+        self.writes = 0
+
+    async def read_config(self) -> str:
+        return self.path.read_text(encoding="utf-8")
+
+    async def write_config(self, text: str) -> None:
+        directory = self.path.parent
+        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+                f.write(text)
+            try:
+                os.chmod(tmp, self.path.stat().st_mode & 0o7777)
+            except FileNotFoundError:
+                pass
+            os.replace(tmp, self.path)
+        except BaseException:
+            with _suppress_oserror():
+                os.unlink(tmp)
+            raise
+        self.writes += 1
+
+    async def restart_daemon(self) -> None:
+        self.restarts += 1
+        if self._restart is not None:
+            await self._restart()
+
+
+class _suppress_oserror:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et, ev, tb) -> bool:
+        return et is not None and issubclass(et, OSError)
+
+
+# --------------------------------------------------------------------------- flow bindings (RFC 6088/6089)
+
+
+def _range(name: str, value, lo: int, hi: int) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    try:
+        start, end = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: a value or a (start, end) pair, not {value!r}") from None
+    for v in (start, end):
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            raise ValueError(f"{name}: {v!r} is outside {lo}..{hi}")
+    if start > end:
+        raise ValueError(f"{name}: start {start} is after end {end} (ranges are inclusive, RFC 6088 section 3.2)")
+    return (start, end)
+
+
+def _addr_range(name: str, value) -> tuple[str, str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = (value, value)
+    try:
+        start, end = value
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}: an address or a (start, end) pair, not {value!r}") from None
+    try:
+        a, b = ipaddress.IPv6Address(start), ipaddress.IPv6Address(end)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
+    if a > b:
+        raise ValueError(f"{name}: start {a} is after end {b}")
+    return (a.compressed, b.compressed)
+
+
+@dataclass(frozen=True)
+class TrafficSelector:
+    """RFC 6088 section 3.2 IPv6 binary traffic selector (TS Format 2).
+
+    Each field is None (absent) or an inclusive ``(start, end)`` range; a
+    single value may be given and becomes ``(v, v)``. RFC 6088 flags:
+    A/B ``source_address`` (the correspondent, as the HA sees it), C/D
+    ``destination_address`` (the MN's HoA), E/F ``spi`` (IPsec SPI, 32 bits),
+    G/H ``flow_label`` (a 24-bit field; IPv6 labels are 20 bits, RFC 8200
+    section 6, so larger values are refused), I/J ``source_port``, K/L
+    ``destination_port`` (16 bits), M/N ``traffic_class``, O/P
+    ``next_header`` (8 bits). The format cannot express an end without its
+    start, so a range always carries both.
+    """
+
+    source_address: tuple[str, str] | None = None
+    destination_address: tuple[str, str] | None = None
+    spi: tuple[int, int] | None = None
+    flow_label: tuple[int, int] | None = None
+    source_port: tuple[int, int] | None = None
+    destination_port: tuple[int, int] | None = None
+    traffic_class: tuple[int, int] | None = None
+    next_header: tuple[int, int] | None = None
+
+    TS_FORMAT = 2  # RFC 6088 section 3: IPv6 binary traffic selector
+
+    def __post_init__(self) -> None:
+        s = object.__setattr__
+        s(self, "source_address", _addr_range("source_address", self.source_address))
+        s(self, "destination_address", _addr_range("destination_address", self.destination_address))
+        s(self, "spi", _range("spi", self.spi, 0, 0xFFFFFFFF))
+        s(self, "flow_label", _range("flow_label", self.flow_label, 0, 0xFFFFF))
+        s(self, "source_port", _range("source_port", self.source_port, 0, 0xFFFF))
+        s(self, "destination_port", _range("destination_port", self.destination_port, 0, 0xFFFF))
+        s(self, "traffic_class", _range("traffic_class", self.traffic_class, 0, 0xFF))
+        s(self, "next_header", _range("next_header", self.next_header, 0, 0xFF))
+
+    def flags(self) -> str:
+        """The RFC 6088 A-P flags this selector sets, e.g. ``"CDKL"``."""
+        out = []
+        for (start, end), value in zip(
+            ("AB", "CD", "EF", "GH", "IJ", "KL", "MN", "OP"),
+            (self.source_address, self.destination_address, self.spi, self.flow_label,
+             self.source_port, self.destination_port, self.traffic_class, self.next_header),
+        ):
+            if value is not None:
+                out.append(start)
+                if value[0] != value[1]:
+                    out.append(end)
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class FlowBinding:
+    """One RFC 6089 flow binding (FID mobility option, section 4.1).
+
+    ``fid``: Flow Identifier (u16, 0 reserved); ``fid_priority``: FID-PRI
+    (u16, 0 reserved, lower is matched first, unique per MN); ``bid_refs``:
+    the Binding Reference sub-option (section 4.2), the BIDs (RFC 5648) the
+    flow goes to: one = forward, several = n-cast (section 3.2);
+    ``selector``: the Traffic Selector sub-option (exactly one per new flow,
+    RFC 6089 section 5.2.1).
+    """
+
+    fid: int
+    fid_priority: int
+    bid_refs: tuple[int, ...]
+    selector: TrafficSelector
+
+    def __post_init__(self) -> None:
+        for name in ("fid", "fid_priority"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 0xFFFF:
+                raise ValueError(f"{name} must be in 1..65535 (0 is reserved, RFC 6089 section 4.1), not {v!r}")
+        refs = tuple(self.bid_refs)
+        if not refs:
+            raise ValueError("a flow binding needs at least one BID (Binding Reference, RFC 6089 section 4.2)")
+        for b in refs:
+            if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 0xFFFF:
+                raise ValueError(f"BID must be in 1..65535 (0 is reserved, RFC 5648 section 6.1), not {b!r}")
+        if len(set(refs)) != len(refs):
+            raise ValueError("a BID is listed twice in the Binding Reference")
+        object.__setattr__(self, "bid_refs", refs)
+        if not isinstance(self.selector, TrafficSelector):
+            raise ValueError("selector must be a TrafficSelector")
+
+
+# --------------------------------------------------------------------------- the driver
+
+
+LiveInput = Union[LiveView, NodeState]
+
+
+class DaemonDriver(abc.ABC):
+    """Base of every mobility-daemon driver.
+
+    Subclasses implement the abstract methods and call :meth:`_emit` (or
+    :meth:`_set_status` / :meth:`_set_bindings`) when something changes.
+    ``start``/``stop`` must be idempotent. Callbacks run in the event loop's
+    thread; an exception in one is logged and does not stop the others.
+    """
+
+    name: str = "none"
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callback] = []
+        self._status = DaemonStatus(self.name)
+        self._bindings: tuple[Binding, ...] = ()
+
+    # ---- state
+    @property
+    def status(self) -> DaemonStatus:
+        return self._status
+
+    @property
+    def capabilities(self) -> DaemonCapabilities:
+        """What the daemon can do now (``connected`` False while it does not answer)."""
+        return NO_DAEMON
+
+    def bindings(self) -> list[Binding]:
+        """The daemon's bindings as last read (its BUL on a mobile node, its cache on an HA)."""
+        return list(self._bindings)
+
+    # ---- events
+    def subscribe(self, callback: Callback) -> Callable[[], None]:
+        """Call ``callback(event)`` on every :class:`StatusChanged` / :class:`BindingsChanged`; returns an unsubscribe function."""
+        self._callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._callbacks:
+                self._callbacks.remove(callback)
+
+        return unsubscribe
+
+    def _emit(self, event: DriverEvent) -> None:
+        for cb in list(self._callbacks):
+            try:
+                cb(event)
+            except Exception:  # a subscriber's bug must not stop the driver
+                log.exception("driver subscriber failed on %r", event)
+
+    def _set_status(self, status: DaemonStatus) -> None:
+        if status != self._status:
+            self._status = status
+            self._emit(StatusChanged(status))
+
+    def _set_bindings(self, bindings: tuple[Binding, ...]) -> None:
+        old = self._bindings
+        self._bindings = bindings
+        changed = len(old) != len(bindings) or not all(a.same_content(b) for a, b in zip(old, bindings))
+        if changed:
+            self._emit(BindingsChanged(bindings))
+
+    # ---- lifecycle
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Start talking to the daemon (idempotent; returns at once, connecting goes on in the background)."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop and close the connection (idempotent)."""
+
+    # ---- requests
+    @abc.abstractmethod
+    async def plan_rebind(self, hoa: str, ifname: str, live: LiveInput) -> RebindPlan:
+        """What binding ``hoa`` to interface ``ifname`` would do (never raises for a refusal)."""
+
+    @abc.abstractmethod
+    async def rebind(self, plan: RebindPlan) -> RebindResult:
+        """Carry out ``plan`` and confirm it from the daemon's bindings."""
+
+    async def set_flow_binding(self, fb: FlowBinding) -> None:
+        """Install an RFC 6089 flow binding; :class:`CapabilityError` without the capability."""
+        if not self.capabilities.flow_bindings:
+            raise CapabilityError(
+                f"{self.name}: this daemon cannot bind flows (RFC 6089 flow bindings are not supported)"
+            )
+        raise NotImplementedError
+
+
+async def cancel_and_wait(task: asyncio.Task | None) -> None:
+    """Cancel ``task`` and wait for it; re-raises only when the caller itself is being cancelled."""
+    if task is None or task.done():
+        if task is not None and not task.cancelled():
+            task.exception()  # mark retrieved
+        return
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        cur = asyncio.current_task()
+        if cur is not None and cur.cancelling():
+            raise
+    except Exception:
+        log.exception("driver task failed while stopping")

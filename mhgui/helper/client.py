@@ -1,0 +1,298 @@
+"""asyncio client of mhgui's privileged helper (:mod:`mhgui.helper.service`), with dbus-fast.
+
+::
+
+    async with HelperClient() as helper:            # the system bus ($DBUS_SYSTEM_BUS_ADDRESS)
+        text = await helper.read_config()
+        text = await helper.set_interface_preferences({"eth1": 1, "wlan0": 2})
+        job = await helper.restart_daemon()
+        info = await helper.status()                # {"config_path": ..., "unit": ..., "last_error": ...}
+
+Exceptions, all :class:`HelperError` (``error_name`` is the D-Bus error name
+when there is one, ``message`` the one-line text):
+
+- :class:`HelperAbsent`: no system bus, the helper's name has no owner and
+  cannot be activated (``ServiceUnknown``, ``NameHasNoOwner``, ``Spawn.*``;
+  also what a Flatpak without ``--system-talk-name`` sees), or the connection
+  was lost;
+- :class:`NotAuthorized`: polkit refused (``...Helper1.Error.NotAuthorized``),
+  or the bus policy refused the call (``org.freedesktop.DBus.Error.AccessDenied``:
+  the user is in none of the groups the policy allows);
+- :class:`InvalidArguments`: a bad interface name or value;
+- :class:`WouldStopDaemon`: ``interfaces`` lists the missing interfaces;
+- :class:`HelperError` for everything else (``InvalidConfig``, ``WriteFailed``,
+  ``RestartFailed``, ``NoReply``, a timeout...).
+
+:class:`HelperConfigWriter` adapts the client to the UMIP driver's injected
+writer (``read_config``, ``write_config``, ``restart_daemon``); it never sends
+file text to the privileged side, only ``MnIfPreference`` values.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any, Mapping
+
+from dbus_fast import BusType, Message, MessageFlag, MessageType
+from dbus_fast.aio import MessageBus
+
+from mhgui.core import mip6conf
+
+__all__ = [
+    "BUS_NAME",
+    "HelperAbsent",
+    "HelperClient",
+    "HelperConfigWriter",
+    "HelperError",
+    "InvalidArguments",
+    "NotAuthorized",
+    "UnsupportedChange",
+    "WouldStopDaemon",
+]
+
+log = logging.getLogger("mhgui.helper.client")
+
+# duplicated from service.py so that the GUI does not import the service module
+BUS_NAME = "io.github.mhgui.MHGui.Helper1"
+OBJECT_PATH = "/io/github/mhgui/MHGui/Helper1"
+INTERFACE = "io.github.mhgui.MHGui.Helper1"
+ERROR_PREFIX = INTERFACE + ".Error."
+
+#: Generous: a change may wait for the user to type a password into the polkit agent.
+DEFAULT_TIMEOUT = 600.0
+_U32_MAX = 0xFFFFFFFF
+
+
+class HelperError(Exception):
+    """The helper failed or could not be reached. ``error_name``: the D-Bus error name, or None."""
+
+    def __init__(self, message: str, error_name: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.error_name = error_name
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class HelperAbsent(HelperError):
+    """No system bus, or nobody owns (or can activate) the helper's name."""
+
+
+class NotAuthorized(HelperError):
+    """polkit or the bus policy refused the call; nothing changed."""
+
+
+class InvalidArguments(HelperError):
+    """A bad interface name or preference value; nothing changed."""
+
+
+class WouldStopDaemon(HelperError):
+    """mip6d would exit with this configuration: ``interfaces`` do not exist on the system."""
+
+    def __init__(self, message: str, error_name: str | None = None) -> None:
+        super().__init__(message, error_name)
+        tail = message.rsplit("on this system:", 1)[-1]
+        self.interfaces: tuple[str, ...] = tuple(re.findall(r'"([^"]*)"', tail))
+
+
+class UnsupportedChange(HelperError):
+    """:meth:`HelperConfigWriter.write_config` got text that differs in more than ``MnIfPreference`` values."""
+
+
+_ABSENT = {
+    "org.freedesktop.DBus.Error.ServiceUnknown",
+    "org.freedesktop.DBus.Error.NameHasNoOwner",
+    "org.freedesktop.DBus.Error.Disconnected",
+    "org.freedesktop.DBus.Error.NoServer",
+}
+_BY_NAME: dict[str, type[HelperError]] = {
+    ERROR_PREFIX + "NotAuthorized": NotAuthorized,
+    "org.freedesktop.DBus.Error.AccessDenied": NotAuthorized,
+    ERROR_PREFIX + "InvalidArgs": InvalidArguments,
+    "org.freedesktop.DBus.Error.InvalidArgs": InvalidArguments,
+    ERROR_PREFIX + "WouldStopDaemon": WouldStopDaemon,
+}
+
+
+def _error_from_reply(reply: Message) -> HelperError:
+    name = reply.error_name or "org.freedesktop.DBus.Error.Failed"
+    text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else name
+    if name in _ABSENT or name.startswith("org.freedesktop.DBus.Error.Spawn."):
+        return HelperAbsent(f"the mhgui helper ({BUS_NAME}) is not available: {text}", name)
+    if name == "org.freedesktop.DBus.Error.AccessDenied":
+        return NotAuthorized(
+            f"the system bus policy does not let this user talk to the mhgui helper "
+            f"(see io.github.mhgui.MHGui.Helper1.conf): {text}", name)
+    if name == "org.freedesktop.DBus.Error.NoReply":
+        return HelperError(f"the mhgui helper did not answer: {text}", name)
+    return _BY_NAME.get(name, HelperError)(text, name)
+
+
+class HelperClient:
+    """Calls the helper on the system bus (``bus_address`` overrides ``$DBUS_SYSTEM_BUS_ADDRESS``).
+
+    Connects on first use; :meth:`close` (or ``async with``) disconnects. An
+    existing ``bus`` may be given instead (it is then not closed here).
+    """
+
+    def __init__(self, bus_address: str | None = None, *, bus: MessageBus | None = None,
+                 timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._address = bus_address
+        self._bus = bus
+        self._own_bus = bus is None
+        self._connect_lock = asyncio.Lock()
+        self.timeout = timeout
+
+    async def __aenter__(self) -> "HelperClient":
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @property
+    def unique_name(self) -> str | None:
+        """This client's unique bus name (what the helper gives polkit as the subject)."""
+        return self._bus.unique_name if self._bus is not None else None
+
+    async def connect(self) -> MessageBus:
+        async with self._connect_lock:
+            if self._bus is not None and self._bus.connected:
+                return self._bus
+            if not self._own_bus:
+                raise HelperAbsent("the connection to the system bus is closed")
+            try:
+                self._bus = await asyncio.wait_for(
+                    MessageBus(bus_address=self._address, bus_type=BusType.SYSTEM).connect(), 30.0)
+            except Exception as e:
+                self._bus = None
+                where = self._address or "the system bus"
+                raise HelperAbsent(f"cannot connect to {where}: {e or type(e).__name__}") from e
+            return self._bus
+
+    async def close(self) -> None:
+        bus, self._bus = self._bus, None
+        if bus is not None and self._own_bus and bus.connected:
+            bus.disconnect()
+            try:
+                await asyncio.wait_for(bus.wait_for_disconnect(), 5.0)
+            except Exception:
+                pass
+
+    async def _call(self, member: str, signature: str = "", body: list[Any] | None = None) -> list[Any]:
+        bus = await self.connect()
+        msg = Message(
+            destination=BUS_NAME, path=OBJECT_PATH, interface=INTERFACE, member=member,
+            signature=signature, body=body or [], flags=MessageFlag.ALLOW_INTERACTIVE_AUTHORIZATION,
+        )
+        try:
+            reply = await asyncio.wait_for(bus.call(msg), self.timeout)
+        except asyncio.TimeoutError:
+            raise HelperError(f"the mhgui helper did not answer {member} within {self.timeout:g} s") from None
+        except Exception as e:
+            if not bus.connected:
+                raise HelperAbsent(f"lost the connection to the system bus: {e or type(e).__name__}") from e
+            raise HelperError(f"cannot call {member}: {e or type(e).__name__}") from e
+        if reply is None:
+            raise HelperAbsent("lost the connection to the system bus")
+        if reply.message_type is MessageType.ERROR:
+            raise _error_from_reply(reply)
+        return list(reply.body)
+
+    async def read_config(self) -> str:
+        """The daemon's mip6d.conf text."""
+        return (await self._call("ReadConfig"))[0]
+
+    async def set_interface_preferences(self, prefs: Mapping[str, int]) -> str:
+        """Set ``MnIfPreference`` of each interface (0..10; 1 best, 0 unused); returns the new file text."""
+        body: dict[str, int] = {}
+        for name, value in prefs.items():
+            if not isinstance(name, str):
+                raise InvalidArguments(f"interface name {name!r} is not a string")
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _U32_MAX:
+                raise InvalidArguments(f"MnIfPreference of {name!r} must be 0..10, not {value!r}")
+            body[name] = value
+        return (await self._call("SetInterfacePreferences", "a{su}", [body]))[0]
+
+    async def restart_daemon(self) -> str:
+        """Restart mip6d; returns the systemd job path, or ``"pid N"`` for the helper's fallback."""
+        return (await self._call("RestartDaemon"))[0]
+
+    async def status(self) -> dict[str, Any]:
+        """``config_path``, ``backup_path``, ``unit``, ``restart_method`` (systemd|command|none),
+        ``last_error`` ("" when none), ``version``."""
+        (raw,) = await self._call("GetStatus")
+        return {k: v.value for k, v in raw.items()}
+
+
+def _interface_statement_texts(conf: mip6conf.ConfFile) -> dict[str, str]:
+    """Source text of the first top-level ``Interface`` statement of each name."""
+    text = mip6conf.render(conf)
+    out: dict[str, str] = {}
+    for st in conf.find("Interface"):
+        out.setdefault(st.args[0].value, text[st.start:st.end])
+    return out
+
+
+def _first_difference(a: str, b: str) -> int:
+    for i, (x, y) in enumerate(zip(a.splitlines(), b.splitlines()), start=1):
+        if x != y:
+            return i
+    return min(len(a.splitlines()), len(b.splitlines())) + 1
+
+
+class HelperConfigWriter:
+    """The UMIP driver's config writer, through the helper.
+
+    ``read_config() -> str``, ``write_config(text) -> None``,
+    ``restart_daemon() -> None``. :meth:`write_config` does not send ``text``
+    to root: it works out which ``MnIfPreference`` values ``text`` changes
+    (against the current file) and sends only those. ``text`` must be exactly
+    what :func:`mip6conf.set_interface_preference` makes of the current file
+    for those values; any other difference raises :class:`UnsupportedChange`
+    and nothing is written.
+    """
+
+    def __init__(self, client: HelperClient | None = None) -> None:
+        self.client = client if client is not None else HelperClient()
+
+    async def read_config(self) -> str:
+        return await self.client.read_config()
+
+    async def write_config(self, text: str) -> None:
+        new = mip6conf.parse(text, "<new mip6d.conf>")  # ConfError for a broken text
+        current_text = await self.client.read_config()
+        try:
+            current = mip6conf.parse(current_text, "<current mip6d.conf>")
+        except mip6conf.ConfError as e:
+            raise UnsupportedChange(f"the current mip6d.conf does not parse ({e}); fix it by hand") from None
+        want = mip6conf.interface_preferences(new)
+        have = mip6conf.interface_preferences(current)
+        new_st = _interface_statement_texts(new)
+        cur_st = _interface_statement_texts(current)
+        removed = sorted(set(have) - set(want))
+        if removed:
+            raise UnsupportedChange(f"cannot remove Interface statements through the helper: {', '.join(removed)}")
+        changes = {n: p for n, p in want.items() if have.get(n) != p or new_st.get(n) != cur_st.get(n)}
+        expected = current
+        try:
+            for name, pref in changes.items():
+                expected = mip6conf.set_interface_preference(expected, name, pref)
+        except ValueError as e:
+            raise UnsupportedChange(f"cannot express the change as MnIfPreference values: {e}") from None
+        if mip6conf.render(expected) != text:
+            line = _first_difference(mip6conf.render(expected), text)
+            raise UnsupportedChange(
+                "only MnIfPreference values can be changed through the helper; "
+                f"the new text also differs elsewhere (line {line})")
+        if not changes:
+            return
+        result = await self.client.set_interface_preferences(changes)
+        if result != text:
+            log.warning("mip6d.conf changed while it was being written; the helper's result differs from the request")
+
+    async def restart_daemon(self) -> None:
+        await self.client.restart_daemon()

@@ -1,0 +1,796 @@
+"""mhgui's privileged helper: a small root process on the system D-Bus.
+
+The GUI never runs as root. It asks this helper, over the system bus, to read
+UMIP's ``mip6d.conf``, to change the ``MnIfPreference`` values in it, and to
+restart ``mip6d``. A Flatpak reaches it with ``--system-talk-name=`` the bus
+name below.
+
+Bus name, object and interface::
+
+    io.github.mhgui.MHGui.Helper1   /io/github/mhgui/MHGui/Helper1   io.github.mhgui.MHGui.Helper1
+
+Methods (every one asks polkit first, see below)::
+
+    ReadConfig() -> s                        the daemon's mip6d.conf text
+    SetInterfacePreferences(a{su}) -> s      {ifname: MnIfPreference 0..10}; returns the new text
+    RestartDaemon() -> s                     systemd job path, or "pid N" (process fallback)
+    GetStatus() -> a{sv}                     config_path, backup_path, unit, restart_method,
+                                             last_error, version
+
+Errors (``io.github.mhgui.MHGui.Helper1.Error.`` + name, one-line messages,
+never a traceback):
+
+- ``NotAuthorized``: polkit said no (or could not be asked); nothing changed.
+- ``InvalidArgs``: a bad interface name (kernel rules: 1..15 bytes, not ``.``
+  or ``..``, no ``/``, ``:``, whitespace; and no ``"``, ``#`` or control
+  characters, which mip6d.conf cannot hold), a value outside 0..10, an empty
+  request, or a result where no interface has a preference above 0.
+- ``InvalidConfig``: the current file (or an included one) does not parse, or
+  is not UTF-8.
+- ``WouldStopDaemon``: an ``MnHomeLink`` interface (with ``NodeConfig HA``:
+  also an ``Interface``) does not exist on this system; mip6d would exit with
+  ``invalid interface``. The message lists the names, each in double quotes.
+- ``Unsupported``: the interface's effective ``Interface`` statement is in an
+  included file (only the main file is edited).
+- ``ReadFailed`` / ``WriteFailed``: I/O errors, with path and reason.
+- ``RestartFailed``: systemd refused or the fallback command failed.
+- ``Failed``: an unexpected internal error (details only in the helper's log).
+- ``org.freedesktop.DBus.Error.InvalidArgs`` / ``UnknownMethod``: wrong
+  signature / no such method.
+
+Authorization. ``bus.add_message_handler`` (not ``ServiceInterface``, which
+cannot see the caller) receives each call; the helper then calls polkit's
+``CheckAuthorization`` with the subject ``("system-bus-name", {"name":
+sender})``, flags 1 (AllowUserInteraction) and the action
+``io.github.mhgui.MHGui.read-config`` (ReadConfig, GetStatus) or
+``io.github.mhgui.MHGui.change-daemon`` (SetInterfacePreferences,
+RestartDaemon). Before that, the D-Bus policy
+(``resources/io.github.mhgui.MHGui.Helper1.conf``) decides who may send to
+the helper at all.
+
+Where things are comes only from the helper's own command line
+(``--mip6d-conf``, ``--unit``, ``--mip6d-command``, ``--pidfile``), never
+from the caller.
+
+Writing. The new text is produced by :func:`mhgui.core.mip6conf.set_interface_preference`
+(only ``MnIfPreference`` bytes change; a missing one is added), re-parsed with
+its includes, checked, then written atomically: the previous contents go to
+``<file>.bak`` (itself written atomically), the new contents to a temporary
+file in the same directory, which is fsync'ed, given the original's mode and
+owner, and renamed over the file; then the directory is fsync'ed. A symlinked
+file is updated at its target. A reader sees the old file or the new one,
+never a mix. Mutating calls are serialized.
+
+Restarting. ``--restart-method auto`` (default) uses systemd when
+``org.freedesktop.systemd1`` is on the bus:
+``Manager.RestartUnit(--unit, "replace")``, returning the job path without
+waiting for it. Otherwise, with ``--mip6d-command "mip6d -c /etc/mip6d.conf -d 1"``
+it runs the daemon itself: it stops the process it started (or the one in
+``--pidfile``, if that process's command line is exactly the command's), with
+SIGTERM, then SIGKILL after ``--stop-timeout`` seconds, starts the command
+(no shell; split like a POSIX shell) in a new session, records its pid in the
+pidfile, and fails if it exits within ``--start-grace`` seconds. The command
+must stay in the foreground: mip6d detaches unless its debug level is above
+0 (``-d 1``) or its parent is PID 1. Before restarting, the current file is
+checked like a new one (``InvalidConfig``, ``WouldStopDaemon``); a missing
+file is not an error (mip6d then runs with its defaults).
+
+Run it as ``python -m mhgui.helper [options]`` (as root; the D-Bus policy
+lets only root own the name). ``DBUS_SYSTEM_BUS_ADDRESS`` (or
+``--bus-address``) selects the bus. SIGTERM/SIGINT: the name is released,
+running calls finish (up to 10 s), exit status 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import glob as _glob
+import logging
+import os
+import shlex
+import signal
+import socket
+import stat
+import sys
+import tempfile
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Mapping
+
+from dbus_fast import BusType, Message, MessageFlag, MessageType, NameFlag, RequestNameReply, Variant
+from dbus_fast.aio import MessageBus
+
+from mhgui.core import mip6conf
+
+__all__ = [
+    "ACTION_CHANGE",
+    "ACTION_READ",
+    "BUS_NAME",
+    "ERROR_PREFIX",
+    "INTERFACE",
+    "OBJECT_PATH",
+    "HelperFailure",
+    "Helper",
+    "Options",
+    "apply_preferences",
+    "atomic_write",
+    "check_interface_name",
+    "main",
+    "parse_args",
+]
+
+log = logging.getLogger("mhgui.helper")
+
+BUS_NAME = "io.github.mhgui.MHGui.Helper1"
+OBJECT_PATH = "/io/github/mhgui/MHGui/Helper1"
+INTERFACE = "io.github.mhgui.MHGui.Helper1"
+ERROR_PREFIX = INTERFACE + ".Error."
+ACTION_READ = "io.github.mhgui.MHGui.read-config"
+ACTION_CHANGE = "io.github.mhgui.MHGui.change-daemon"
+VERSION = "1"
+
+POLKIT_NAME = "org.freedesktop.PolicyKit1"
+POLKIT_PATH = "/org/freedesktop/PolicyKit1/Authority"
+POLKIT_IFACE = "org.freedesktop.PolicyKit1.Authority"
+POLKIT_ALLOW_USER_INTERACTION = 1
+SYSTEMD_NAME = "org.freedesktop.systemd1"
+SYSTEMD_PATH = "/org/freedesktop/systemd1"
+SYSTEMD_MANAGER = "org.freedesktop.systemd1.Manager"
+
+#: ``IFNAMSIZ`` is 16 with the terminating NUL.
+IFNAME_MAX_BYTES = 15
+#: mip6d.conf (and its includes) larger than this are refused: it is a few hundred bytes in practice.
+MAX_CONFIG_BYTES = 1 << 20
+#: How long polkit may take (it may be waiting for the user to type a password).
+POLKIT_TIMEOUT = 600.0
+#: How long SIGTERM waits for running calls.
+SHUTDOWN_GRACE = 10.0
+
+INTROSPECTION_XML = f"""<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">
+<node name="{OBJECT_PATH}">
+  <interface name="{INTERFACE}">
+    <method name="ReadConfig"><arg name="text" type="s" direction="out"/></method>
+    <method name="SetInterfacePreferences">
+      <arg name="preferences" type="a{{su}}" direction="in"/>
+      <arg name="text" type="s" direction="out"/>
+    </method>
+    <method name="RestartDaemon"><arg name="job" type="s" direction="out"/></method>
+    <method name="GetStatus"><arg name="status" type="a{{sv}}" direction="out"/></method>
+  </interface>
+  <interface name="org.freedesktop.DBus.Introspectable">
+    <method name="Introspect"><arg name="xml_data" type="s" direction="out"/></method>
+  </interface>
+  <interface name="org.freedesktop.DBus.Peer">
+    <method name="Ping"/>
+    <method name="GetMachineId"><arg name="machine_uuid" type="s" direction="out"/></method>
+  </interface>
+</node>
+"""
+
+
+class HelperFailure(Exception):
+    """A failure reported to the caller as the D-Bus error ``name`` with ``message``.
+
+    ``name`` without a dot is short for ``io.github.mhgui.MHGui.Helper1.Error.<name>``.
+    """
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name if "." in name else ERROR_PREFIX + name
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.message}"
+
+
+# --------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class Options:
+    mip6d_conf: str = "/etc/mip6d.conf"
+    unit: str = "mip6d.service"
+    restart_method: str = "auto"  # auto | systemd | command
+    mip6d_command: str | None = None
+    pidfile: str = "/run/mhgui-helper/mip6d.pid"
+    stop_timeout: float = 5.0
+    start_grace: float = 1.0
+    bus_address: str | None = None
+    log_level: str = "INFO"
+
+    @property
+    def command_argv(self) -> list[str]:
+        return shlex.split(self.mip6d_command) if self.mip6d_command else []
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    p = argparse.ArgumentParser(
+        prog="python -m mhgui.helper",
+        description="mhgui's privileged helper on the system D-Bus (" + BUS_NAME + ").",
+    )
+    p.add_argument("--mip6d-conf", default=Options.mip6d_conf, metavar="PATH",
+                   help="the daemon's configuration file (default: %(default)s)")
+    p.add_argument("--unit", default=Options.unit, help="systemd unit of the daemon (default: %(default)s)")
+    p.add_argument("--restart-method", choices=("auto", "systemd", "command"), default="auto",
+                   help="auto: systemd when it is on the bus, else --mip6d-command (default: %(default)s)")
+    p.add_argument("--mip6d-command", metavar="COMMAND",
+                   help="without systemd: the daemon's command line, run in the foreground "
+                        "(e.g. \"/usr/sbin/mip6d -c /etc/mip6d.conf -d 1\")")
+    p.add_argument("--pidfile", default=Options.pidfile,
+                   help="where the fallback records the daemon's pid (default: %(default)s)")
+    p.add_argument("--stop-timeout", type=float, default=Options.stop_timeout, metavar="SECONDS",
+                   help="fallback: SIGKILL after this long after SIGTERM (default: %(default)s)")
+    p.add_argument("--start-grace", type=float, default=Options.start_grace, metavar="SECONDS",
+                   help="fallback: a daemon exiting within this time failed to start (default: %(default)s)")
+    p.add_argument("--bus-address", help="D-Bus address (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    a = p.parse_args(argv)
+    if a.mip6d_command is not None:
+        try:
+            argv_ = shlex.split(a.mip6d_command)
+        except ValueError as e:
+            p.error(f"--mip6d-command: {e}")
+        if not argv_:
+            p.error("--mip6d-command is empty")
+    if a.restart_method == "command" and not a.mip6d_command:
+        p.error("--restart-method command needs --mip6d-command")
+    return Options(
+        mip6d_conf=os.path.abspath(a.mip6d_conf),
+        unit=a.unit,
+        restart_method=a.restart_method,
+        mip6d_command=a.mip6d_command,
+        pidfile=os.path.abspath(a.pidfile),
+        stop_timeout=a.stop_timeout,
+        start_grace=a.start_grace,
+        bus_address=a.bus_address,
+        log_level=a.log_level,
+    )
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def check_interface_name(name: object) -> str:
+    """``name`` if it is a valid interface name for the kernel and for mip6d.conf, else HelperFailure.
+
+    Kernel (``dev_valid_name``): 1..15 bytes, not ``.``/``..``, no ``/``,
+    ``:`` or whitespace. mip6d.conf strings cannot hold ``"`` or a newline,
+    and :func:`mip6conf.set_interface_preference` refuses ``#``; control
+    characters are refused too.
+    """
+    if not isinstance(name, str) or not name:
+        raise HelperFailure("InvalidArgs", "an interface name is empty")
+    shown = ascii(name)
+    if len(name.encode("utf-8", "surrogatepass")) > IFNAME_MAX_BYTES:
+        raise HelperFailure("InvalidArgs", f"interface name {shown} is longer than {IFNAME_MAX_BYTES} bytes")
+    if name in (".", ".."):
+        raise HelperFailure("InvalidArgs", f"interface name {shown} is not allowed")
+    for ch in name:
+        if ch in "/:" or ch.isspace():
+            raise HelperFailure("InvalidArgs", f"interface name {shown} contains {ch!r} (not allowed by the kernel)")
+        if ch in '"#' or ord(ch) < 0x20 or ord(ch) == 0x7F or not ch.isprintable():
+            raise HelperFailure("InvalidArgs", f"interface name {shown} contains {ascii(ch)} (not allowed in mip6d.conf)")
+    return name
+
+
+def check_preferences(prefs: object) -> dict[str, int]:
+    if not isinstance(prefs, Mapping) or not prefs:
+        raise HelperFailure("InvalidArgs", "no interface preferences given")
+    out: dict[str, int] = {}
+    for name, value in prefs.items():
+        check_interface_name(name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= mip6conf.MAX_PREFERENCE:
+            raise HelperFailure(
+                "InvalidArgs",
+                f"MnIfPreference of {name!r} must be 0..{mip6conf.MAX_PREFERENCE} (1 best, 0 unused), not {value!r}",
+            )
+        out[name] = value
+    return out
+
+
+# --------------------------------------------------------------------------- file I/O (runs in an executor)
+
+
+def _read_bytes(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as e:
+        raise HelperFailure("ReadFailed", f"cannot read {path}: {e.strerror or e}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        raise HelperFailure("ReadFailed", f"{path} is larger than {MAX_CONFIG_BYTES} bytes")
+    return data
+
+
+def _decode(path: str, data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise HelperFailure("InvalidConfig", f"{path}:{line}: not valid UTF-8") from None
+
+
+def read_text(path: str) -> str:
+    """The file's text, exactly (no newline translation)."""
+    return _decode(path, _read_bytes(path))
+
+
+def _fsync_dir(directory: str) -> None:
+    fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: str, data: bytes, like: os.stat_result | None = None) -> None:
+    """Replace ``path`` with ``data``: temp file in the same directory, fsync, rename, fsync the directory.
+
+    The temp file gets ``like``'s mode and owner (default mode 0644). On any
+    failure the temp file is removed and ``path`` is untouched; OSError propagates.
+    """
+    directory, base = os.path.split(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), stat.S_IMODE(like.st_mode) if like is not None else 0o644)
+            if like is not None:
+                with contextlib.suppress(PermissionError):
+                    os.fchown(f.fileno(), like.st_uid, like.st_gid)
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(directory)
+
+
+def _load(path: str, main_text: str) -> mip6conf.LoadedConf:
+    """``path`` parsed with ``main_text`` as its contents, includes read from disk."""
+
+    def read(p: str) -> str:
+        return main_text if p == path else read_text(p)
+
+    try:
+        return mip6conf.load(path, read, _glob.glob)
+    except mip6conf.ConfError as e:
+        raise HelperFailure("InvalidConfig", str(e)) from None
+
+
+def _interface_exists(name: str) -> bool:
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
+
+
+def check_daemon_would_start(loaded: mip6conf.LoadedConf, exists: Callable[[str], bool] = _interface_exists) -> None:
+    """HelperFailure ``WouldStopDaemon`` when an interface mip6d needs at start is missing.
+
+    umip.md section 2: ``MnHomeLink`` interfaces must exist when the file is
+    parsed; with ``NodeConfig HA`` the ``Interface`` ones too.
+    """
+    try:
+        needed = [h.home_link for h in mip6conf.home_addresses(loaded) if h.home_link]
+        if mip6conf.node_config(loaded) == "HA":
+            needed += list(mip6conf.interface_preferences(loaded))
+    except mip6conf.ConfError as e:
+        raise HelperFailure("InvalidConfig", str(e)) from None
+    missing = sorted({n for n in needed if not exists(n)})
+    if missing:
+        names = ", ".join(f'"{n}"' for n in missing)
+        raise HelperFailure(
+            "WouldStopDaemon",
+            f"refused: mip6d would exit ('invalid interface'), these interfaces named in "
+            f"{loaded.path} do not exist on this system: {names}",
+        )
+
+
+def apply_preferences(
+    path: str,
+    prefs: Mapping[str, int],
+    exists: Callable[[str], bool] = _interface_exists,
+) -> tuple[str, bool]:
+    """Set ``MnIfPreference`` values in ``path``; returns (new text, whether the file changed).
+
+    Validates everything first (names, values, the result re-parsed with its
+    includes, at least one preference above 0, the daemon's interfaces), then
+    writes ``path + ".bak"`` and ``path`` atomically (``path`` resolved
+    through symlinks). Raises :class:`HelperFailure`.
+    """
+    prefs = check_preferences(prefs)
+    real = os.path.realpath(path)
+    old_bytes = _read_bytes(real)
+    old_text = _decode(path, old_bytes)
+    loaded = _load(path, old_text)
+    conf = loaded.main
+    for name, value in prefs.items():
+        where = mip6conf.interface_file(loaded, name)
+        if where != path:
+            raise HelperFailure(
+                "Unsupported",
+                f'Interface "{name}" is defined in the included file {where}; the helper edits only {path}',
+            )
+        try:
+            conf = mip6conf.set_interface_preference(conf, name, value)
+        except mip6conf.ConfError as e:
+            raise HelperFailure("InvalidConfig", str(e)) from None
+        except ValueError as e:
+            raise HelperFailure("InvalidArgs", str(e)) from None
+    new_text = mip6conf.render(conf)
+    new_loaded = _load(path, new_text)
+    try:
+        result = mip6conf.interface_preferences(new_loaded)
+    except mip6conf.ConfError as e:
+        raise HelperFailure("InvalidConfig", str(e)) from None
+    if not any(v > 0 for v in result.values()):
+        raise HelperFailure(
+            "InvalidArgs",
+            "refused: no interface would have a preference above 0 (0 means unused); mip6d would have no interface",
+        )
+    check_daemon_would_start(new_loaded, exists)
+    if new_text == old_text:
+        return new_text, False
+    st = os.stat(real)
+    try:
+        atomic_write(real + ".bak", old_bytes, like=st)
+    except OSError as e:
+        raise HelperFailure("WriteFailed", f"cannot write the backup {real}.bak: {e.strerror or e}; {path} is unchanged") from None
+    try:
+        atomic_write(real, new_text.encode("utf-8"), like=st)
+    except OSError as e:
+        raise HelperFailure("WriteFailed", f"cannot write {path}: {e.strerror or e}; the file is unchanged") from None
+    return new_text, True
+
+
+def check_current_config(path: str, exists: Callable[[str], bool] = _interface_exists) -> None:
+    """Before a restart: the current file must parse and name existing interfaces (a missing file is fine)."""
+    real = os.path.realpath(path)
+    if not os.path.exists(real):
+        log.info("%s does not exist: mip6d will run with its defaults", path)
+        return
+    check_daemon_would_start(_load(path, read_text(real)), exists)
+
+
+# --------------------------------------------------------------------------- the fallback daemon runner
+
+
+def _proc_cmdline(pid: int) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    return [a.decode("utf-8", "surrogateescape") for a in raw.split(b"\0")[:-1]]
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    state = data[data.rfind(b")") + 2 : data.rfind(b")") + 3]
+    return state not in (b"Z", b"X", b"")
+
+
+def _read_pidfile(path: str) -> int | None:
+    try:
+        with open(path, encoding="ascii") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------- the service
+
+
+@dataclass(frozen=True)
+class _Method:
+    in_signature: str
+    out_signature: str
+    action: str
+    impl: Callable[..., Awaitable[object]]
+
+
+class Helper:
+    """The D-Bus side: dispatches calls, asks polkit, runs the work off the event loop."""
+
+    def __init__(self, bus: MessageBus, options: Options) -> None:
+        self.bus = bus
+        self.opts = options
+        self.last_error = ""
+        self._tasks: set[asyncio.Task] = set()
+        self._change_lock = asyncio.Lock()
+        self._proc: asyncio.subprocess.Process | None = None
+        self._methods: dict[str, _Method] = {
+            "ReadConfig": _Method("", "s", ACTION_READ, self.read_config),
+            "SetInterfacePreferences": _Method("a{su}", "s", ACTION_CHANGE, self.set_interface_preferences),
+            "RestartDaemon": _Method("", "s", ACTION_CHANGE, self.restart_daemon),
+            "GetStatus": _Method("", "a{sv}", ACTION_READ, self.get_status),
+        }
+
+    # ----------------------------------------------------------------- dispatch
+
+    def handle_message(self, msg: Message) -> Message | bool:
+        """``bus.add_message_handler`` callback: claims calls to our object."""
+        if msg.message_type is not MessageType.METHOD_CALL or msg.path != OBJECT_PATH:
+            return False
+        if msg.interface == "org.freedesktop.DBus.Introspectable" and msg.member == "Introspect":
+            return Message.new_method_return(msg, "s", [INTROSPECTION_XML])
+        if msg.interface not in (INTERFACE, None):
+            return False  # Peer is answered by dbus-fast, everything else gets UnknownMethod
+        method = self._methods.get(msg.member or "")
+        if method is None:
+            return Message.new_error(msg, "org.freedesktop.DBus.Error.UnknownMethod",
+                                     f"{INTERFACE} has no method {msg.member!r}")
+        if msg.signature != method.in_signature:
+            return Message.new_error(
+                msg, "org.freedesktop.DBus.Error.InvalidArgs",
+                f"{msg.member} takes arguments of type '{method.in_signature}', not '{msg.signature}'",
+            )
+        task = asyncio.ensure_future(self._dispatch(msg, method))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _dispatch(self, msg: Message, method: _Method) -> None:
+        member = msg.member
+        try:
+            await self._authorize(msg.sender or "", method.action, member or "")
+            result = await method.impl(*msg.body)
+            reply = Message.new_method_return(msg, method.out_signature, [result])
+        except HelperFailure as e:
+            self.last_error = f"{e.name}: {e.message}"
+            log.warning("%s from %s: %s", member, msg.sender, e)
+            reply = Message.new_error(msg, e.name, e.message)
+        except Exception:
+            log.exception("internal error in %s", member)
+            self.last_error = f"{ERROR_PREFIX}Failed: internal error in {member}"
+            reply = Message.new_error(
+                msg, ERROR_PREFIX + "Failed",
+                f"{member} failed with an internal error; see the helper's log (journalctl -u mhgui-helper)",
+            )
+        if msg.flags & MessageFlag.NO_REPLY_EXPECTED:
+            return
+        try:
+            await self.bus.send(reply)
+        except Exception as e:  # the bus went away: nothing to tell anyone
+            log.warning("cannot send the reply to %s: %s", msg.sender, e)
+
+    async def _authorize(self, sender: str, action: str, member: str) -> None:
+        call = Message(
+            destination=POLKIT_NAME, path=POLKIT_PATH, interface=POLKIT_IFACE, member="CheckAuthorization",
+            signature="(sa{sv})sa{ss}us",
+            body=[["system-bus-name", {"name": Variant("s", sender)}], action, {}, POLKIT_ALLOW_USER_INTERACTION, ""],
+        )
+        try:
+            reply = await asyncio.wait_for(self.bus.call(call), POLKIT_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise HelperFailure("NotAuthorized", f"polkit did not answer within {POLKIT_TIMEOUT:g} s ({action})") from None
+        except Exception as e:
+            raise HelperFailure("NotAuthorized", f"cannot ask polkit about {action}: {e}") from None
+        if reply.message_type is MessageType.ERROR:
+            text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
+            raise HelperFailure("NotAuthorized", f"cannot ask polkit about {action}: {reply.error_name}: {text}")
+        try:
+            authorized, challenge, details = reply.body[0]
+        except (TypeError, ValueError, IndexError):
+            raise HelperFailure("NotAuthorized", f"polkit gave an unexpected answer about {action}") from None
+        if not authorized:
+            why = "authentication was dismissed" if details.get("polkit.dismissed") else (
+                "authentication is required" if challenge else "polkit denied it")
+            raise HelperFailure("NotAuthorized", f"not authorized to call {member} ({action}): {why}")
+        log.debug("%s authorized for %s", sender, action)
+
+    async def _in_executor(self, fn: Callable[..., object], *args: object) -> object:
+        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+
+    async def _caller_uid(self, sender: str) -> str:
+        with contextlib.suppress(Exception):
+            reply = await self.bus.call(Message(
+                destination="org.freedesktop.DBus", path="/org/freedesktop/DBus", interface="org.freedesktop.DBus",
+                member="GetConnectionUnixUser", signature="s", body=[sender]))
+            if reply.message_type is MessageType.METHOD_RETURN:
+                return str(reply.body[0])
+        return "?"
+
+    # ----------------------------------------------------------------- methods
+
+    async def read_config(self) -> str:
+        return await self._in_executor(read_text, os.path.realpath(self.opts.mip6d_conf))  # type: ignore[return-value]
+
+    async def set_interface_preferences(self, prefs: dict[str, int]) -> str:
+        check_preferences(prefs)
+        async with self._change_lock:
+            text, changed = await self._in_executor(apply_preferences, self.opts.mip6d_conf, prefs)  # type: ignore[misc]
+        shown = ", ".join(f"{k}={v}" for k, v in prefs.items())
+        log.info("MnIfPreference %s in %s (%s)", shown, self.opts.mip6d_conf, "written" if changed else "unchanged")
+        return text
+
+    async def restart_daemon(self) -> str:
+        async with self._change_lock:
+            await self._in_executor(check_current_config, self.opts.mip6d_conf)
+            method = await self._restart_method()
+            if method == "systemd":
+                return await self._restart_systemd()
+            if method == "command":
+                return await self._restart_process()
+        raise HelperFailure(
+            "RestartFailed",
+            "cannot restart the daemon: systemd is not on the bus and the helper has no --mip6d-command",
+        )
+
+    async def get_status(self) -> dict[str, Variant]:
+        real = os.path.realpath(self.opts.mip6d_conf)
+        return {
+            "config_path": Variant("s", self.opts.mip6d_conf),
+            "backup_path": Variant("s", real + ".bak"),
+            "unit": Variant("s", self.opts.unit),
+            "restart_method": Variant("s", await self._restart_method()),
+            "last_error": Variant("s", self.last_error),
+            "version": Variant("s", VERSION),
+        }
+
+    # ----------------------------------------------------------------- restart
+
+    async def _systemd_present(self) -> bool:
+        try:
+            reply = await self.bus.call(Message(
+                destination="org.freedesktop.DBus", path="/org/freedesktop/DBus", interface="org.freedesktop.DBus",
+                member="NameHasOwner", signature="s", body=[SYSTEMD_NAME]))
+        except Exception:
+            return False
+        return reply.message_type is MessageType.METHOD_RETURN and bool(reply.body[0])
+
+    async def _restart_method(self) -> str:
+        """"systemd", "command" or "none"."""
+        if self.opts.restart_method != "auto":
+            return self.opts.restart_method
+        if await self._systemd_present():
+            return "systemd"
+        return "command" if self.opts.mip6d_command else "none"
+
+    async def _restart_systemd(self) -> str:
+        unit = self.opts.unit
+        try:
+            reply = await self.bus.call(Message(
+                destination=SYSTEMD_NAME, path=SYSTEMD_PATH, interface=SYSTEMD_MANAGER, member="RestartUnit",
+                signature="ss", body=[unit, "replace"]))
+        except Exception as e:
+            raise HelperFailure("RestartFailed", f"cannot ask systemd to restart {unit}: {e}") from None
+        if reply.message_type is MessageType.ERROR:
+            text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
+            raise HelperFailure("RestartFailed", f"systemd refused to restart {unit}: {reply.error_name}: {text}")
+        job = str(reply.body[0]) if reply.body else ""
+        log.info("systemd restarts %s (job %s)", unit, job)
+        return job
+
+    async def _stop_pid(self, pid: int, own: asyncio.subprocess.Process | None) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.opts.stop_timeout
+        for sig in (None, signal.SIGKILL):
+            if sig is not None:
+                log.warning("pid %d ignored SIGTERM for %g s: SIGKILL", pid, self.opts.stop_timeout)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+                deadline = loop.time() + 5.0
+            while loop.time() < deadline:
+                if own is not None:
+                    if own.returncode is not None:
+                        return
+                elif not _alive(pid):
+                    return
+                await asyncio.sleep(0.02)
+        raise HelperFailure("RestartFailed", f"the daemon (pid {pid}) does not stop, even with SIGKILL")
+
+    async def _restart_process(self) -> str:
+        argv = self.opts.command_argv
+        own = self._proc if self._proc is not None and self._proc.returncode is None else None
+        pid = own.pid if own is not None else None
+        if pid is None:
+            recorded = await self._in_executor(_read_pidfile, self.opts.pidfile)
+            if isinstance(recorded, int) and recorded > 1:
+                cmdline = await self._in_executor(_proc_cmdline, recorded)
+                if cmdline == argv and _alive(recorded):
+                    pid = recorded
+                elif cmdline is not None:
+                    log.warning("%s names pid %d, which is not %s: not stopping it", self.opts.pidfile, recorded, argv)
+        if pid is not None:
+            log.info("stopping the daemon, pid %d", pid)
+            await self._stop_pid(pid, own)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        except OSError as e:
+            raise HelperFailure("RestartFailed", f"cannot start {argv[0]}: {e.strerror or e}") from None
+        self._proc = proc
+        try:
+            await self._in_executor(_write_pidfile, self.opts.pidfile, proc.pid)
+        except OSError as e:
+            log.warning("cannot record pid %d in %s: %s", proc.pid, self.opts.pidfile, e)
+        try:
+            status = await asyncio.wait_for(proc.wait(), self.opts.start_grace)
+        except asyncio.TimeoutError:
+            log.info("started %s, pid %d", argv[0], proc.pid)
+            return f"pid {proc.pid}"
+        raise HelperFailure(
+            "RestartFailed",
+            f"{argv[0]} exited with status {status} right after it started; the command must stay in the "
+            f"foreground (mip6d: give -d 1 or higher)",
+        )
+
+
+def _write_pidfile(path: str, pid: int) -> None:
+    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
+    atomic_write(path, f"{pid}\n".encode("ascii"))
+
+
+# --------------------------------------------------------------------------- main
+
+
+async def _run(opts: Options) -> int:
+    try:
+        bus = await MessageBus(bus_address=opts.bus_address, bus_type=BusType.SYSTEM).connect()
+    except Exception as e:
+        log.error("cannot connect to the system bus: %s", e)
+        return 1
+    helper = Helper(bus, opts)
+    bus.add_message_handler(helper.handle_message)
+    try:
+        reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
+    except Exception as e:
+        log.error("cannot own %s: %s", BUS_NAME, e)
+        bus.disconnect()
+        return 1
+    if reply is not RequestNameReply.PRIMARY_OWNER:
+        log.error("%s is already owned by another process (%s)", BUS_NAME, reply.name)
+        bus.disconnect()
+        return 1
+    log.info("serving %s: %s, unit %s", BUS_NAME, opts.mip6d_conf, opts.unit)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    stop_wait = asyncio.ensure_future(stop.wait())
+    gone = asyncio.ensure_future(bus.wait_for_disconnect())
+    await asyncio.wait({stop_wait, gone}, return_when=asyncio.FIRST_COMPLETED)
+    if gone.done():
+        stop_wait.cancel()
+        with contextlib.suppress(Exception):
+            gone.result()
+        log.error("lost the connection to the system bus")
+        return 1
+    gone.cancel()
+    with contextlib.suppress(Exception):
+        await bus.release_name(BUS_NAME)
+    if helper._tasks:
+        await asyncio.wait(set(helper._tasks), timeout=SHUTDOWN_GRACE)
+    bus.disconnect()
+    with contextlib.suppress(Exception):
+        await bus.wait_for_disconnect()
+    log.info("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    logging.basicConfig(level=getattr(logging, opts.log_level), stream=sys.stderr,
+                        format="mhgui-helper: %(levelname)s: %(message)s")
+    if os.geteuid() != 0:
+        log.warning("not running as root: writing %s or restarting the daemon may fail", opts.mip6d_conf)
+    try:
+        return asyncio.run(_run(opts))
+    except KeyboardInterrupt:
+        return 0
