@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import datetime as _dt
 import json
+import os
 import signal
 import sys
 
@@ -51,7 +52,7 @@ def _runtime(args) -> Runtime:
 async def _status(args) -> int:
     rt = _runtime(args)
     try:
-        await rt.start()
+        await rt.start(strict=True)
         s = status(rt.store, rt.clock(), allow_ula=rt.allow_ula, caps=rt.caps)
     finally:
         await rt.stop()
@@ -85,7 +86,7 @@ def monitor_event(rt: Runtime, c: Change, tax: dict) -> dict:
         a = st.addresses.get(c.key)
         if a is not None:
             from .core.model import flag_names
-            ev["flags"] = flag_names(a.flags)
+            ev["flags"] = flag_names(a.flags, a.family)
     return ev
 
 
@@ -95,8 +96,17 @@ async def _monitor(args) -> int:
     ready = False
 
     def on_changes(changes: list[Change]) -> None:
-        if not ready:
+        if not ready or stop.is_set():
             return
+        try:
+            write(changes)
+        except BrokenPipeError:  # the reader went away (`mhctl monitor | head -1`): end quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, out.fileno())
+            os.close(devnull)
+            stop.set()
+
+    def write(changes: list[Change]) -> None:
         tax = taxonomy(rt.analysis(), rt.caps)
         for c in changes:
             ev = monitor_event(rt, c, tax)
@@ -107,13 +117,13 @@ async def _monitor(args) -> int:
                 out.write(f"{ev['time']} {tax['label']:<8} {ev['event']:<22} {ev['interface'] or '':<15} {what}\n")
         out.flush()
 
-    rt.store.subscribe(on_changes)
     stop = asyncio.Event()
+    rt.store.subscribe(on_changes)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        await rt.start()
+        await rt.start(strict=True)
         ready = True
         on_changes([Change("snapshot", detail="initial state")])
         await stop.wait()

@@ -8,6 +8,7 @@ subscribers (Qt models, the monitor printer). Runs on one asyncio loop
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Callable
@@ -52,14 +53,23 @@ class Runtime:
         return analyse(self.store.state, self.clock(), allow_ula=self.allow_ula)
 
     async def load_config(self) -> None:
-        """(Re)read the configuration files in an executor; raises :class:`ConfigError`."""
+        """(Re)read the configuration files in an executor; problems land in ``config.errors``
+        (and in the store's notes, for the window), never as an exception."""
         loop = asyncio.get_running_loop()
-        self.config = await loop.run_in_executor(None, load_config, self.mip6d_conf, self.settings_file)
+        self.config = await loop.run_in_executor(
+            None, functools.partial(load_config, self.mip6d_conf, self.settings_file, strict=False))
         self.store.apply(self.config.event())
 
-    async def start(self, *, wait: float = 5.0) -> None:
-        """Load config (errors propagate), start the sources, wait up to ``wait`` s for the first netlink snapshot."""
+    async def start(self, *, wait: float = 5.0, strict: bool = False) -> None:
+        """Load config, start the sources, wait up to ``wait`` s until both have reported.
+
+        ``strict``: raise :class:`ConfigError` with the first configuration
+        problem before starting anything (``mhctl``); otherwise the problems
+        are shown and everything that could be read is used (the window).
+        """
         await self.load_config()
+        if strict and self.config.errors:
+            raise ConfigError(self.config.errors[0])
         if can_open_netlink():
             await self.netlink.start()
         else:

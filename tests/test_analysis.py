@@ -137,3 +137,30 @@ def test_ipv4_is_listed_never_a_coa():
     a = Address(2, "192.0.2.5", 24, family=2)
     an = analyse(state([iface()], [a]), NOW)
     assert an.roles[a.key].role == "other" and an.z == 0
+
+
+def test_dhcpv6_128_beside_its_slaac_64_is_one_coa():
+    addrs = [Address(2, "2001:db8:7::abcd", 64), Address(2, "2001:db8:7::5", 128)]
+    an = analyse(state([iface()], addrs), NOW)
+    assert an.z == 1
+    # alone, a /128 counts as its /64; two /128 in one /64 are one CoA
+    addrs = [Address(2, "2001:db8:7::5", 128), Address(2, "2001:db8:7::6", 128), Address(2, "2001:db8:8::6", 128)]
+    assert analyse(state([iface()], addrs), NOW).z == 2
+
+
+def test_hoa_with_the_kernel_home_flag_on_its_home_link_is_at_home():
+    a = Address(2, "2001:db8:100::10", 64, flags=F.HOMEADDRESS)
+    an = analyse(state([iface()], [a], [HOA]), NOW)
+    assert an.at_home and (an.x, an.y, an.z) == (1, 1, 0)
+
+
+def test_dormant_link_is_not_up():
+    i = Interface(2, "wl0", K.WIFI, admin_up=True, oper_up=False, carrier=True, operstate="dormant")
+    an = analyse(state([i], [Address(2, "2001:db8:a::1", 64)]), NOW)
+    assert (an.x, an.z) == (0, 0)
+
+
+def test_a_hoa_that_failed_dad_is_unusable():
+    a = Address(2, "2001:db8:100::10", 64, flags=F.DADFAILED | F.TENTATIVE)
+    an = analyse(state([iface()], [a], [HOA]), NOW)
+    assert an.roles[a.key].role == "unusable" and not an.at_home

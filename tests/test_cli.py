@@ -155,3 +155,66 @@ def monitor_steps(lab, proc):
     lab.ip("-6", "addr", "del", "2001:db8:a::6/64", "dev", "up0")
     evs = read_events(proc, lambda e: e["event"] == "address-removed")
     assert evs[-1]["address"] == "2001:db8:a::6/64"
+
+
+def test_monitor_into_a_closed_pipe_ends_quietly(node):
+    lab, conf = node
+    cmd = " ".join(["ip", "netns", "exec", lab.ns, sys.executable, "-m", "mhgui.cli", "monitor", "--json",
+                    "--no-networkmanager", "--mip6d-conf", str(conf)])
+    with subprocess.Popen(["bash", "-c", f"set -o pipefail; {cmd} | head -1 >/dev/null; echo ${{PIPESTATUS[0]}}"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+        time.sleep(3)  # the first line has been read by now; the next change hits the closed pipe
+        lab.ip("-6", "addr", "add", "2001:db8:a::77/64", "dev", "up0", "nodad")
+        out, err = p.communicate(timeout=20)
+    assert out.strip() == "0" and "Traceback" not in err and "Broken pipe" not in err, err
+
+
+def test_config_files_that_are_not_files(node, tmp_path):
+    lab, conf = node
+    fifo = tmp_path / "fifo.conf"
+    os.mkfifo(fifo)
+    p = mhctl(lab, "status", "--no-networkmanager", "--mip6d-conf", str(fifo), check=False)
+    assert p.returncode == 1 and "not a regular file" in p.stderr
+    inc = tmp_path / "inc.conf"
+    inc.write_text('NodeConfig MN;\ninclude "/dev/zero"\n')
+    p = mhctl(lab, "status", "--no-networkmanager", "--mip6d-conf", str(inc), check=False)
+    assert p.returncode == 1 and "/dev/zero: not a regular file" in p.stderr
+    bom = tmp_path / "bom.conf"
+    bom.write_bytes(b"\xef\xbb\xbf" + CONF.encode())
+    p = mhctl(lab, "status", "--no-networkmanager", "--mip6d-conf", str(bom), check=False)
+    assert p.returncode == 1 and f"{bom}:1: starts with a UTF-8 byte order mark" in p.stderr
+    sub = tmp_path / "sub.conf"
+    sub.write_bytes(b"# ok\nDebugLevel 0; # \xff\n")
+    main = tmp_path / "main.conf"
+    main.write_text('NodeConfig MN;\ninclude "sub.conf"\n')
+    p = mhctl(lab, "status", "--no-networkmanager", "--mip6d-conf", str(main), check=False)
+    assert p.returncode == 1 and f"{sub}:2: not UTF-8 text" in p.stderr
+    p = mhctl(lab, "status", "--no-networkmanager", "--settings", str(tmp_path / "none.toml"), check=False)
+    assert p.returncode == 1 and "none.toml: no such file" in p.stderr
+    deep = tmp_path / "deep.toml"
+    deep.write_text("a = " + "[" * 3000 + "]" * 3000 + "\n")
+    p = mhctl(lab, "status", "--no-networkmanager", "--settings", str(deep), check=False)
+    assert p.returncode == 1 and "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_misspelt_option_is_reported(node):
+    lab, conf = node
+    conf.write_text(CONF.replace("MnHomeLink", "MnHomelink"))
+    s = json.loads(mhctl(lab, "status", "--json", "--no-networkmanager", "--mip6d-conf", str(conf)).stdout)
+    assert s["home_addresses"] == []
+    assert any("unknown option MnHomelink (did you mean MnHomeLink?)" in n for n in s["notes"])
+
+
+@pytest.mark.parametrize("hoa,why", [
+    ("fe80::1/64", "link-local address"),
+    ("ff02::1/64", "multicast address"),
+    ("2001:db8:100::10/0", "shorter than /16"),
+])
+def test_nonsense_home_addresses_are_ignored_with_a_note(node, hoa, why):
+    lab, conf = node
+    conf.write_text(CONF.replace("2001:db8:100::10/64", hoa))
+    s = json.loads(mhctl(lab, "status", "--json", "--no-networkmanager", "--mip6d-conf", str(conf)).stdout)
+    assert s["home_addresses"] == [] and s["taxonomy"]["home_addresses"] == 0
+    assert any(why in n and f"{conf}:5" in n for n in s["notes"]), s["notes"]
+    # nothing became a home link
+    assert all(a["role"] != "home-link" for i in s["interfaces"] for a in i["addresses"])

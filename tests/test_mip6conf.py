@@ -266,8 +266,33 @@ def test_include_nesting_is_limited_to_five_levels(tmp_path: Path) -> None:
 def test_include_loop_raises_conf_error(tmp_path: Path) -> None:
     (tmp_path / "a.conf").write_text('include "b.conf"\n')
     (tmp_path / "b.conf").write_text('NodeConfig MN;\ninclude "a.conf"\n')
-    with pytest.raises(ConfError, match="levels of include"):
+    with pytest.raises(ConfError, match="include loop") as exc:
         mc.load(str(tmp_path / "a.conf"), _read, _glob)
+    assert exc.value.path == str(tmp_path / "b.conf") and exc.value.line == 2
+
+
+def test_wide_include_tree_is_walked_once_per_file(tmp_path: Path) -> None:
+    """20 files per level, 5 levels deep: every file includes every file of the next level."""
+    reads: list[str] = []
+
+    def counting_read(p: str) -> str:
+        reads.append(p)
+        return _read(p)
+
+    for level in range(5):
+        for i in range(20):
+            body = f'include "l{level + 1}-*.conf"\n' if level < 4 else "DebugLevel 0;\n"
+            (tmp_path / f"l{level}-{i:02d}.conf").write_text(body)
+    (tmp_path / "main.conf").write_text('NodeConfig MN;\ninclude "l0-*.conf"\n')
+    globs: list[str] = []
+
+    def counting_glob(pattern: str) -> list[str]:
+        globs.append(pattern)
+        return _glob(pattern)
+
+    loaded = mc.load(str(tmp_path / "main.conf"), counting_read, counting_glob)
+    assert len(loaded.files) == 101 and len(reads) == 101
+    assert len(globs) <= 1 + 4 * 20  # one glob per include statement, not per path through the tree
 
 
 def test_unreadable_include_is_a_conf_error_but_missing_main_file_is_oserror(tmp_path: Path) -> None:

@@ -172,3 +172,55 @@ async def test_lost_events_lead_to_a_full_redump(lab):  # noqa: F811
         assert any("resyncing" in s for s in statuses)
     finally:
         await src.stop()
+
+
+def kernel_default_routers(lab) -> set[tuple[int, str]]:
+    import json
+    out = set()
+    for r in json.loads(lab.ip("-j", "-6", "route", "show", "default")):
+        for hop in r.get("nexthops", [r]):
+            if hop.get("gateway"):
+                out.add((lab.ifindex(hop["dev"]), hop["gateway"]))
+    return out
+
+
+def model_routers(store) -> set[tuple[int, str]]:
+    return {(i, r) for i, rs in store.state.routers.items() for r in rs}
+
+
+@pytest.mark.asyncio
+async def test_default_routers_follow_metrics_and_replace(running):
+    store, src, lab = running
+    lab.uplink("up0")
+    lab.uplink("up1")
+    lab.ip("-6", "route", "add", "default", "via", "fe80::1", "dev", "up1", "metric", "100")
+    lab.ip("-6", "route", "add", "default", "via", "fe80::1", "dev", "up1", "metric", "200")
+    lab.ip("-6", "route", "add", "default", "via", "fe80::2", "dev", "up0", "metric", "300")
+    await until(lambda: model_routers(store) == kernel_default_routers(lab), what="routers")
+    lab.ip("-6", "route", "del", "default", "via", "fe80::1", "dev", "up1", "metric", "100")
+    lab.ip("-6", "route", "replace", "default", "via", "fe80::9", "dev", "up0", "metric", "300")
+    want = {(lab.ifindex("up1"), "fe80::1"), (lab.ifindex("up0"), "fe80::9")}
+    assert kernel_default_routers(lab) == want
+    await until(lambda: model_routers(store) == want, what=f"routers == {want}, have {model_routers(store)}")
+
+
+@pytest.mark.asyncio
+async def test_odd_links_and_addresses(running):
+    store, src, lab = running
+    import subprocess
+    # a name that is not UTF-8 (the kernel allows any bytes but '/', ':' and white space)
+    subprocess.run([b"ip", b"-n", lab.ns.encode(), b"link", b"add", b"e\xff", b"type", b"veth", b"peer", b"name", b"q1"],
+                   check=True)
+    await until(lambda: any(i.name == "e\\xff" for i in store.state.interfaces.values()), what="odd name")
+    # point-to-point address: IFA_LOCAL is ours, IFA_ADDRESS the peer's
+    lab.uplink("up0")
+    lab.ip("-6", "addr", "add", "2001:db8:5::1", "peer", "2001:db8:5::2/128", "dev", "up0")
+    await until(lambda: any(k.address == "2001:db8:5::1" for k in store.state.addresses), what="local address")
+    assert not any(k.address == "2001:db8:5::2" for k in store.state.addresses)
+    # a tun device (OpenVPN) is a tunnel, never an access link
+    lab.ip("tuntap", "add", "dev", "tun0", "mode", "tun")
+    await until(lambda: any(i.name == "tun0" for i in store.state.interfaces.values()), what="tun0")
+    assert next(i for i in store.state.interfaces.values() if i.name == "tun0").kind.value == "tunnel"
+    # and the source still follows changes after all this
+    lab.ip("-6", "addr", "add", "2001:db8:6::1/64", "dev", "up0", "nodad")
+    await converged(store, lab)

@@ -124,20 +124,19 @@ def analyse(state: NodeState, now: float, *, allow_ula: bool = False) -> Analysi
         iface = state.interfaces.get(a.ifindex)
         if not _is_link_up(iface) or iface.kind in _NON_ACCESS or not _alive(a, now):
             continue
-        if int(a.flags) & _HOME:
-            continue  # the daemon's own HoA marker, not proof of being on the link
         h = _home_of(a, hoa_nets)
         if h is not None:
             home_links.setdefault(a.ifindex, []).append(h)
 
     roles: dict[AddressKey, AddressRole] = {}
-    coa_prefixes: set[tuple[int, ipaddress.IPv6Network]] = set()
+    counted: list[Address] = []
     for key, a in state.addresses.items():
         iface = state.interfaces.get(a.ifindex)
         r = _role(a, iface, now, hoa_ips, a.ifindex in home_links, state.bound_coas, allow_ula)
         roles[key] = r
         if r.counted:
-            coa_prefixes.add((a.ifindex, a.network))
+            counted.append(a)
+    coa_prefixes = {(a.ifindex, _on_link_prefix(a, state)) for a in counted}
 
     coa_ifaces = {i for i, _ in coa_prefixes}
     active = {
@@ -155,6 +154,24 @@ def analyse(state: NodeState, now: float, *, allow_ula: bool = False) -> Analysi
     )
 
 
+def _on_link_prefix(a: Address, state: NodeState) -> ipaddress.IPv6Network:
+    """The prefix a CoA belongs to, for counting z.
+
+    A /128 (DHCPv6 IA_NA, RFC 8415; NetworkManager installs them so) carries no
+    prefix of its own: it belongs to the most specific shorter prefix of another
+    address on the same interface that contains it, else to its /64 (RFC 4291
+    section 2.5.4: global unicast interface identifiers are 64 bits).
+    """
+    if a.prefixlen < 128:
+        return a.network
+    best = None
+    for other in state.addresses_of(a.ifindex):
+        if other.family == AF_INET6 and other.prefixlen < 128 and a.ip in other.network:
+            if best is None or other.prefixlen > best.prefixlen:
+                best = other.network
+    return best or ipaddress.IPv6Network((a.ip, 64), strict=False)
+
+
 _TENTATIVE, _DADFAILED = int(AddressFlag.TENTATIVE), int(AddressFlag.DADFAILED)
 _HOME, _TEMPORARY, _DEPRECATED = int(AddressFlag.HOMEADDRESS), int(AddressFlag.TEMPORARY), int(AddressFlag.DEPRECATED)
 
@@ -168,10 +185,10 @@ def _role(a: Address, iface: Interface | None, now: float, hoa_ips: set, on_home
         return no(ROLE_OTHER, "IPv4 address: Mobile IPv6 care-of addresses are IPv6")
     flags = int(a.flags)
     cls = a.address_class
-    if a.ip in hoa_ips or flags & _HOME:
-        return no(ROLE_HOA, "home address (permanent address of the mobile node)")
     if flags & _DADFAILED:
         return no(ROLE_UNUSABLE, "duplicate address detection failed: another node uses this address")
+    if a.ip in hoa_ips or flags & _HOME:
+        return no(ROLE_HOA, "home address (permanent address of the mobile node)")
     if flags & _TENTATIVE:
         return no(ROLE_TENTATIVE, "tentative: duplicate address detection has not finished")
     if cls == "link-local":

@@ -106,7 +106,7 @@ class ConfError(ValueError):
         self.message = message
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
+        return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"
 
 
 # --------------------------------------------------------------------------- tokens
@@ -758,7 +758,24 @@ def load(path: str, read: Callable[[str], str], glob: Callable[[str], list[str]]
             files.append((p, cache[key]))
         return cache[key]
 
+    # a file reached again through another path is not walked again unless it is now
+    # shallower (so the depth limit still holds); a file including one of its own
+    # includers is a loop, reported at once
+    shallowest: dict[tuple[str, str | None], int] = {}
+    stack: list[str] = []
+
     def visit(p: str, conf: ConfFile, depth: int) -> None:
+        key = (p, conf.within)
+        if shallowest.get(key, MAX_INCLUDE_DEPTH + 1) <= depth:
+            return
+        shallowest[key] = depth
+        stack.append(p)
+        try:
+            _visit(p, conf, depth)
+        finally:
+            stack.pop()
+
+    def _visit(p: str, conf: ConfFile, depth: int) -> None:
         for st, ctx in _includes_in(conf.statements, conf.within):
             if depth >= MAX_INCLUDE_DEPTH:
                 raise ConfError(p, st.line, f"more than {MAX_INCLUDE_DEPTH} levels of include (include loop?)")
@@ -775,6 +792,8 @@ def load(path: str, read: Callable[[str], str], glob: Callable[[str], list[str]]
                 resolved.append((m, child))
             includes[(p, st.start)] = tuple(resolved)
             for m, child in resolved:
+                if m in stack:
+                    raise ConfError(p, st.line, f"include loop: {m} includes itself through {p}")
                 visit(m, child, depth + 1)
 
     main = get(path, None)
@@ -1015,3 +1034,24 @@ def set_interface_preference(conf: ConfFile, name: str, pref: int) -> ConfFile:
         return _splice(conf, [(last.end, last.end, f" {new}")])
     return _splice(conf, [(at, at, f"{indent}{new}{eol}")])
 
+
+
+def unknown_options(loaded: LoadedConf | ConfFile) -> list[str]:
+    """One line per top-level option that mainline mip6d does not know, ``"PATH:LINE: ..."``.
+
+    The parser keeps them (patched builds add options), but mainline mip6d's
+    grammar is closed (``src/gram.y``: a syntax error), and a misspelt
+    ``MnHomeLink`` silently loses a home address: the UI shows these lines.
+    """
+    import difflib
+
+    out = []
+    loaded = _as_loaded(loaded)
+    for path, st in _expand(loaded, loaded.path, loaded.main.statements):
+        if st.name in _TOP or st.is_include:
+            continue
+        lower = {k.lower(): k for k in _TOP}
+        guess = lower.get(st.name.lower()) or next(iter(difflib.get_close_matches(st.name, list(_TOP), 1, 0.8)), None)
+        hint = f" (did you mean {guess}?)" if guess else ""
+        out.append(f"{path}:{st.line}: unknown option {st.name}{hint}; mainline mip6d refuses the whole file")
+    return out

@@ -72,9 +72,15 @@ def effective_flags(ifa_flags: int, ifa_flags_attr: int | None) -> AddressFlag:
     return AddressFlag(raw & known)
 
 
-def flag_names(flags: AddressFlag) -> list[str]:
-    """Flag names in display order (see :data:`FLAG_NAMES`)."""
-    return [name for f, name in FLAG_NAMES.items() if flags & f]
+def flag_names(flags: AddressFlag, family: int = 10) -> list[str]:
+    """Flag names in display order (see :data:`FLAG_NAMES`).
+
+    For IPv4 (``family`` 2) bit 0x01 is ``IFA_F_SECONDARY``, not "temporary".
+    """
+    names = [name for f, name in FLAG_NAMES.items() if flags & f]
+    if family == 2:
+        names = ["secondary" if n == "temporary" else n for n in names]
+    return names
 
 
 class InterfaceKind(str, enum.Enum):
@@ -121,7 +127,9 @@ class Interface:
     @property
     def up(self) -> bool:
         """Up with carrier: what the counting rules call an active interface."""
-        return self.admin_up and self.carrier and self.operstate not in ("down", "lowerlayerdown", "notpresent")
+        # dormant: an 802.1X/WPA handshake has not finished (RFC 2863 section 3.1.12)
+        return self.admin_up and self.carrier and self.operstate not in ("down", "lowerlayerdown", "notpresent",
+                                                                         "dormant")
 
     def with_(self, **kw) -> "Interface":
         return replace(self, **kw)
@@ -216,6 +224,32 @@ class HomeAddress:
         if self.home_prefix:
             return ipaddress.IPv6Network(self.home_prefix, strict=False)
         return ipaddress.IPv6Network(f"{self.address}/{self.prefixlen}", strict=False)
+
+
+#: shortest home prefix accepted: a shorter one would make nearly every address "at home"
+MIN_HOME_PREFIXLEN = 16
+
+
+def home_address_problem(h: HomeAddress) -> str | None:
+    """Why ``h`` cannot be a home address, or None.
+
+    A HoA is a global unicast (or ULA) address (RFC 6275 section 2: "a unicast
+    routable address"); its home prefix contains it and is at least
+    :data:`MIN_HOME_PREFIXLEN` bits long.
+    """
+    try:
+        ip = ipaddress.IPv6Address(h.address)
+        net = h.network
+    except ValueError as e:
+        return f"not an IPv6 address or prefix ({e})"
+    cls = _address_class(ip)
+    if cls not in ("global", "ula"):
+        return f"{h.address} is a {cls} address, not a routable unicast address"
+    if ip not in net:
+        return f"home prefix {net} does not contain {h.address}"
+    if net.prefixlen < MIN_HOME_PREFIXLEN or h.prefixlen < MIN_HOME_PREFIXLEN:
+        return f"prefix length /{min(net.prefixlen, h.prefixlen)} is shorter than /{MIN_HOME_PREFIXLEN}"
+    return None
 
 
 @dataclass(slots=True)

@@ -75,7 +75,7 @@ def status(store: StateStore, now: float, *, allow_ula: bool = False,
             addrs.append({
                 "address": a.address, "prefixlen": a.prefixlen,
                 "family": "inet6" if a.family == 10 else "inet",
-                "flags": flag_names(a.flags),
+                "flags": flag_names(a.flags, a.family),
                 "preferred_lft": _secs(a.preferred_remaining(now)),
                 "valid_lft": _secs(a.valid_remaining(now)),
                 "role": r.role, "reason": r.reason,

@@ -126,6 +126,8 @@ def _locate(text: str, key: str | None, index: int | None) -> int | None:
 def _address_with_len(value: str) -> tuple[str, int]:
     if "/" not in value:
         raise ValueError("needs a prefix length, e.g. 2001:db8:1::100/64")
+    if "%" in value:
+        raise ValueError("a home address has no zone (%...): it is not link-local")
     iface = ipaddress.IPv6Interface(value)
     if iface.ip.is_unspecified:
         raise ValueError("'::' is not a home address")

@@ -44,17 +44,10 @@ class AddressRemoved:
 
 
 @dataclass(frozen=True, slots=True)
-class RouterAdded:
-    """An IPv6 default route (``::/0``, main table) via ``router`` on ``ifindex``."""
+class RoutersSnapshot:
+    """Every IPv6 default router as (ifindex, router) pairs: replaces the previous set."""
 
-    ifindex: int
-    router: str
-
-
-@dataclass(frozen=True, slots=True)
-class RouterRemoved:
-    ifindex: int
-    router: str
+    routers: tuple[tuple[int, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,8 +119,8 @@ class BoundCoAsSet:
 
 
 Event = Union[
-    LinkUpsert, LinkRemoved, AddressUpsert, AddressRemoved, RouterAdded, RouterRemoved,
-    NetlinkSnapshot, NmDevice, NmDeviceRemoved, NmSnapshot, SourceStatus, HomeAddressesSet, BoundCoAsSet,
+    LinkUpsert, LinkRemoved, AddressUpsert, AddressRemoved,
+    NetlinkSnapshot, RoutersSnapshot, NmDevice, NmDeviceRemoved, NmSnapshot, SourceStatus, HomeAddressesSet, BoundCoAsSet,
 ]
 
 
@@ -198,24 +191,10 @@ class StateStore:
             case AddressRemoved(key):
                 old = self.state.addresses.pop(key, None)
                 return [Change("address-removed", key.ifindex, key, before=old)] if old else []
-            case RouterAdded(ifindex, router):
-                cur = self.state.routers.get(ifindex, frozenset())
-                if router in cur:
-                    return []
-                self.state.routers[ifindex] = cur | {router}
-                return [Change("router-added", ifindex, after=router)]
-            case RouterRemoved(ifindex, router):
-                cur = self.state.routers.get(ifindex, frozenset())
-                if router not in cur:
-                    return []
-                rest = cur - {router}
-                if rest:
-                    self.state.routers[ifindex] = rest
-                else:
-                    self.state.routers.pop(ifindex, None)
-                return [Change("router-removed", ifindex, before=router)]
             case NetlinkSnapshot():
                 return self._reconcile(ev)
+            case RoutersSnapshot(routers):
+                return self._reconcile_routers(routers)
             case NmDevice():
                 return self._nm_upsert(ev)
             case NmDeviceRemoved(path):
@@ -301,8 +280,12 @@ class StateStore:
             out.append(Change("address-removed", key.ifindex, key, before=self.state.addresses.pop(key)))
         for a in snap.addresses:
             out += self._upsert_addr(a)
+        return out + self._reconcile_routers(snap.routers)
+
+    def _reconcile_routers(self, routers: tuple[tuple[int, str], ...]) -> list[Change]:
+        out: list[Change] = []
         new_routers: dict[int, set[str]] = {}
-        for ifindex, r in snap.routers:
+        for ifindex, r in routers:
             new_routers.setdefault(ifindex, set()).add(r)
         for ifindex in set(self.state.routers) | set(new_routers):
             old = self.state.routers.get(ifindex, frozenset())

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import os
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable, Mapping, Protocol, Union, runtime_checkable
 
-from mhgui.core.analysis import ROLE_COA, ROLE_HOME_LINK, ROLE_TENTATIVE, Analysis, analyse
+from mhgui.core.analysis import ROLE_COA, ROLE_TENTATIVE, Analysis, analyse
 from mhgui.core.bindings import Binding
 from mhgui.core.capabilities import NO_DAEMON, DaemonCapabilities
 from mhgui.core.model import InterfaceKind, NodeState
@@ -38,6 +39,14 @@ from mhgui.core.model import InterfaceKind, NodeState
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "STATE_ABSENT",
+    "STATE_BUSY",
+    "STATE_CONNECTED",
+    "STATE_ERROR",
+    "STATE_NO_TERMINAL",
+    "STATE_RECONNECTING",
+    "STATE_STARTING",
+    "STATE_STOPPED",
     "BindingsChanged",
     "CapabilityError",
     "ConfigWriter",
@@ -52,6 +61,8 @@ __all__ = [
     "RebindResult",
     "StatusChanged",
     "TrafficSelector",
+    "as_live_view",
+    "cancel_and_wait",
 ]
 
 # DaemonStatus.state words
@@ -265,7 +276,8 @@ class FileConfigWriter:
         self.writes = 0
 
     async def read_config(self) -> str:
-        return self.path.read_text(encoding="utf-8")
+        # bytes, not read_text(): no newline translation, so CRLF files come back unchanged
+        return self.path.read_bytes().decode("utf-8")
 
     async def write_config(self, text: str) -> None:
         directory = self.path.parent
@@ -279,7 +291,7 @@ class FileConfigWriter:
                 pass
             os.replace(tmp, self.path)
         except BaseException:
-            with _suppress_oserror():
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
         self.writes += 1
@@ -288,14 +300,6 @@ class FileConfigWriter:
         self.restarts += 1
         if self._restart is not None:
             await self._restart()
-
-
-class _suppress_oserror:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, et, ev, tb) -> bool:
-        return et is not None and issubclass(et, OSError)
 
 
 # --------------------------------------------------------------------------- flow bindings (RFC 6088/6089)
@@ -426,7 +430,19 @@ class FlowBinding:
 # --------------------------------------------------------------------------- the driver
 
 
-LiveInput = Union[LiveView, NodeState]
+#: what ``plan_rebind`` accepts as the live state: a view, a model (analysed at the
+#: driver's clock), or a model with its analysis
+LiveInput = Union[LiveView, NodeState, tuple[NodeState, Analysis]]
+
+
+def as_live_view(live: LiveInput, now: float | None = None) -> LiveView:
+    """A :class:`LiveView` from any :data:`LiveInput`."""
+    if isinstance(live, LiveView):
+        return live
+    if isinstance(live, NodeState):
+        return LiveView.from_state(live, now=now)
+    state, analysis = live
+    return LiveView.from_state(state, analysis, now=now)
 
 
 class DaemonDriver(abc.ABC):

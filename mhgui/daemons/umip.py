@@ -42,7 +42,7 @@ import time
 from typing import Callable, Iterable, Iterator, Mapping
 
 from mhgui.core import mip6conf
-from mhgui.core.bindings import Binding, BindingState, binding_graph_has_cycle, cycle_path, fill_interfaces
+from mhgui.core.bindings import BindingState, binding_graph_has_cycle, cycle_path, fill_interfaces  # noqa: F401 (re-export)
 from mhgui.core.capabilities import DaemonCapabilities
 from mhgui.core.umip_parse import parse_bc, parse_bul
 
@@ -64,6 +64,7 @@ from .base import (
     LiveView,
     RebindPlan,
     RebindResult,
+    as_live_view,
     cancel_and_wait,
 )
 
@@ -200,10 +201,9 @@ class VtClient:
         errors = []
         for host in self.hosts:
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, self.port, limit=self.limit), self.connect_timeout
-                )
-            except (OSError, asyncio.TimeoutError) as e:
+                async with asyncio.timeout(self.connect_timeout):
+                    reader, writer = await asyncio.open_connection(host, self.port, limit=self.limit)
+            except (OSError, TimeoutError) as e:
                 errors.append(f"{host}: {e.strerror if isinstance(e, OSError) and e.strerror else e or 'timeout'}")
                 continue
             self._reader, self._writer = reader, writer
@@ -228,8 +228,9 @@ class VtClient:
             if left <= 0:
                 break  # ``prompt no``: no greeting at all
             try:
-                chunk = await asyncio.wait_for(self._reader.read(4096), left)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(left):
+                    chunk = await self._reader.read(4096)
+            except TimeoutError:
                 break
             except OSError as e:
                 raise VtClosed(f"connection lost while connecting: {e}") from e
@@ -256,14 +257,15 @@ class VtClient:
             try:
                 self._writer.write(line.encode("utf-8") + b"\r\n")
                 await self._writer.drain()
-                data = await asyncio.wait_for(self._reader.readuntil(b"\0"), self.reply_timeout)
+                async with asyncio.timeout(self.reply_timeout):
+                    data = await self._reader.readuntil(b"\0")
             except asyncio.IncompleteReadError as e:
                 await self._close_locked()
                 raise VtClosed("mip6d closed the virtual terminal connection") from e
             except asyncio.LimitOverrunError as e:
                 await self._close_locked()
                 raise VtError(f"reply to {line!r} longer than {self.limit} bytes") from e
-            except asyncio.TimeoutError as e:
+            except TimeoutError as e:
                 await self._close_locked()
                 raise VtTimeout(f"no complete reply to {line!r} within {self.reply_timeout:g} s") from e
             except OSError as e:
@@ -287,8 +289,9 @@ class VtClient:
             with contextlib.suppress(OSError, RuntimeError):
                 writer.write(b"quit\r\n")
         writer.close()
-        with contextlib.suppress(OSError, asyncio.TimeoutError, RuntimeError):
-            await asyncio.wait_for(writer.wait_closed(), 1.0)
+        with contextlib.suppress(OSError, TimeoutError, RuntimeError):
+            async with asyncio.timeout(1.0):
+                await writer.wait_closed()
 
 
 def mip6d_running() -> bool | None:
@@ -463,13 +466,17 @@ class UmipDriver(DaemonDriver):
 
     async def _nap(self, seconds: float) -> None:
         """Sleep ``seconds`` or until :meth:`_kick`."""
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+        # that arrives as the awaited event is set (gh-86296), and stop() would hang
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(0.0, seconds)):
+                await self._wake.wait()
         self._wake.clear()
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), max(0.0, seconds))
 
     async def _run(self) -> None:
         delays = backoff_delays(self.backoff_initial, self.backoff_max)
         while True:
+            _raise_if_cancelling()
             try:
                 await self._connect()
                 delays = backoff_delays(self.backoff_initial, self.backoff_max)
@@ -515,6 +522,7 @@ class UmipDriver(DaemonDriver):
 
     async def _poll_loop(self) -> None:
         while True:
+            _raise_if_cancelling()
             await self._poll()
             await self._nap(self.poll_interval)
 
@@ -580,7 +588,7 @@ class UmipDriver(DaemonDriver):
         no default router; the preference order would not change; mip6d's
         VT does not answer or it is not a mobile node.
         """
-        view = live if isinstance(live, LiveView) else LiveView.from_state(live, now=self._clock())
+        view = as_live_view(live, now=self._clock())
         try:
             hoa_c = _canon(hoa)
         except ValueError:
@@ -768,22 +776,52 @@ class UmipDriver(DaemonDriver):
                     ok, coas, why = False, {}, f"restarting mip6d failed: {e}"
                 if ok:
                     return result(True, new_coa=coas.get(plan.hoa), coas=coas)
-                rolled, how = await self._rollback(writer, old)
+                rolled, how = await self._rollback(writer, old, new)
                 return result(False, reason=f"{why}; {how}", rolled_back=rolled, coas=coas)
             finally:
                 self._fast_reconnect -= 1
 
-    async def _rollback(self, writer: ConfigWriter, old: str) -> tuple[bool, str]:
+    @staticmethod
+    def _same_meaning(new: str, old: str) -> str:
+        """``new`` with every ``MnIfPreference`` back to what ``old`` meant.
+
+        For a writer that only changes values (the privileged helper cannot
+        remove statements): an ``Interface`` statement the change added gets
+        0 (unused), or 10 with ``MnUseAllInterfaces``, which is what an
+        unlisted interface had (umip.md section 2).
+        """
+        old_conf = mip6conf.parse(old, "mip6d.conf")
+        before = mip6conf.interface_preferences(old_conf)
+        unlisted = mip6conf.DEFAULT_PREFERENCE if mip6conf.use_all_interfaces(old_conf) else 0
+        conf = mip6conf.parse(new, "mip6d.conf")
+        for name, pref in mip6conf.interface_preferences(conf).items():
+            want = before.get(name, unlisted)
+            if pref != want:
+                conf = mip6conf.set_interface_preference(conf, name, want)
+        return mip6conf.render(conf)
+
+    async def _rollback(self, writer: ConfigWriter, old: str, new: str) -> tuple[bool, str]:
         try:
             await writer.write_config(old)
         except Exception as e:
-            return False, f"restoring the previous mip6d.conf failed too: {e}"
+            try:
+                await writer.write_config(self._same_meaning(new, old))
+            except Exception:
+                return False, f"restoring the previous mip6d.conf failed too: {e}"
+            log.info("mip6d.conf restored by values (%s)", e)
         try:
             await writer.restart_daemon()
         except Exception as e:
             return True, f"previous mip6d.conf restored, but restarting mip6d failed: {e}"
         self._kick()
         return True, "previous mip6d.conf restored and mip6d restarted"
+
+
+def _raise_if_cancelling() -> None:
+    """End a loop whose cancellation something swallowed (defence in depth, see ``_nap``)."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
 
 
 def _walk(stmts) -> Iterator:

@@ -545,6 +545,8 @@ class Helper:
         member = msg.member
         try:
             await self._authorize(msg.sender or "", method.action, member or "")
+            if method.action == ACTION_CHANGE:
+                log.info("%s by %s (uid %s)", member, msg.sender, await self._caller_uid(msg.sender or ""))
             result = await method.impl(*msg.body)
             reply = Message.new_method_return(msg, method.out_signature, [result])
         except HelperFailure as e:
@@ -772,14 +774,13 @@ async def _run(opts: Options) -> int:
             gone.result()
         log.error("lost the connection to the system bus")
         return 1
-    gone.cancel()
     with contextlib.suppress(Exception):
         await bus.release_name(BUS_NAME)
     if helper._tasks:
         await asyncio.wait(set(helper._tasks), timeout=SHUTDOWN_GRACE)
     bus.disconnect()
     with contextlib.suppress(Exception):
-        await bus.wait_for_disconnect()
+        await asyncio.wait_for(gone, 5.0)  # (never cancel it: that would cancel the bus's own future)
     log.info("stopped")
     return 0
 

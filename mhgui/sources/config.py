@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import glob as _glob
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core import mip6conf, settings as settings_mod
-from ..core.model import HomeAddress
+from ..core.model import HomeAddress, home_address_problem
 from ..core.state import HomeAddressesSet
 
 DEFAULT_MIP6D_CONF = "/etc/mip6d.conf"
@@ -40,52 +41,113 @@ class LoadedConfig:
     notes: tuple[str, ...] = ()
     settings: settings_mod.Settings | None = None
     files: list[str] = field(default_factory=list)
+    #: problems found with ``strict=False`` (one line each, with file and line)
+    errors: tuple[str, ...] = ()
 
     def event(self) -> HomeAddressesSet:
-        return HomeAddressesSet(self.home_addresses, self.notes)
+        problems = tuple(f"Configuration problem (what could be read is used): {e}" for e in self.errors)
+        return HomeAddressesSet(self.home_addresses, problems + self.notes)
+
+
+#: configuration files are small; anything bigger is refused rather than read into memory
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def _read(path: str) -> str:
-    with open(path, encoding="utf-8", errors="strict") as f:
-        return f.read()
+    """Read a configuration file as text (blocking).
+
+    Raises ``OSError`` when it cannot be opened, :class:`mip6conf.ConfError`
+    (naming this file and the line) for something that is not a regular
+    file (``/dev/null`` reads as empty), is over :data:`MAX_CONFIG_BYTES`, starts with a byte order mark, or
+    is not UTF-8. A FIFO or device is never opened for reading.
+    """
+    st = os.stat(path)
+    if os.path.samestat(st, os.stat(os.devnull)):
+        return ""  # `--mip6d-conf /dev/null`: deliberately no configuration
+    if not stat.S_ISREG(st.st_mode):
+        raise mip6conf.ConfError(path, 0, "not a regular file")
+    if st.st_size > MAX_CONFIG_BYTES:
+        raise mip6conf.ConfError(path, 0, f"too large ({st.st_size} bytes; at most {MAX_CONFIG_BYTES})")
+    with open(path, "rb") as f:
+        data = f.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise mip6conf.ConfError(path, 0, f"too large (over {MAX_CONFIG_BYTES} bytes)")
+    if data.startswith(b"\xef\xbb\xbf"):
+        raise mip6conf.ConfError(path, 1, "starts with a UTF-8 byte order mark, which mip6d does not accept")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise mip6conf.ConfError(path, line, f"not UTF-8 text (byte 0x{data[e.start]:02x})") from None
 
 
-def load_config(mip6d_conf: str | None = None, settings_file: str | os.PathLike | None = None) -> LoadedConfig:
+def load_config(mip6d_conf: str | None = None, settings_file: str | os.PathLike | None = None,
+                *, strict: bool = True) -> LoadedConfig:
     """Read the daemon's file and the app's settings (blocking; run in an executor).
 
     ``mip6d_conf``: a path given by the user (``--mip6d-conf``): missing is an
     error. None: the settings' ``mip6d_conf`` or ``/etc/mip6d.conf``, where
-    missing is not an error. Raises :class:`ConfigError` for a malformed or
-    unreadable file (one line, with file and line).
+    missing is not an error. ``settings_file``: given by the user, missing is
+    an error; None: ``$XDG_CONFIG_HOME/mhgui/settings.toml``, may be missing.
+
+    ``strict``: raise :class:`ConfigError` (one line, with file and line) at
+    the first problem. Otherwise keep going with what could be read and list
+    the problems in ``errors`` (the window shows them and still shows the
+    home addresses of the file that was fine).
     """
     out = LoadedConfig()
+    errors: list[str] = []
+
+    def problem(text: str) -> None:
+        if strict:
+            raise ConfigError(text)
+        errors.append(text)
+
     sp = Path(settings_file) if settings_file else settings_path()
     s = None
-    if sp.exists():
+    if os.path.lexists(sp):
         try:
             s = settings_mod.parse_settings(_read(str(sp)), str(sp))
-        except settings_mod.SettingsError as e:
-            raise ConfigError(str(e)) from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{sp}: cannot read: {e}") from None
-        out.files.append(str(sp))
+            out.files.append(str(sp))
+        except (settings_mod.SettingsError, mip6conf.ConfError) as e:
+            problem(str(e))
+        except RecursionError:
+            problem(f"{sp}: nested too deeply")
+        except OSError as e:
+            problem(f"{sp}: cannot read: {e.strerror or e}")
+    elif settings_file:
+        problem(f"{sp}: no such file (given with --settings)")
     out.settings = s
-    explicit = mip6d_conf is not None
+    explicit = mip6d_conf is not None or bool(s and s.mip6d_conf)
     path = mip6d_conf or (s.mip6d_conf if s and s.mip6d_conf else DEFAULT_MIP6D_CONF)
-    explicit = explicit or bool(s and s.mip6d_conf)
     daemon_hoas: list[HomeAddress] = []
-    if os.path.exists(path):
+    notes: list[str] = []
+    if os.path.lexists(path):
         try:
             loaded = mip6conf.load(path, _read, lambda pattern: sorted(_glob.glob(pattern)))
             daemon_hoas = mip6conf.home_addresses(loaded)
+            notes += list(loaded.warnings) + mip6conf.unknown_options(loaded)
+            out.files.append(path)
         except mip6conf.ConfError as e:
-            raise ConfigError(str(e)) from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: cannot read: {e}") from None
-        out.files.append(path)
+            problem(str(e))
+        except RecursionError:
+            problem(f"{path}: nested too deeply")
+        except OSError as e:
+            problem(f"{path}: cannot read: {e.strerror or e}")
     elif explicit:
-        raise ConfigError(f"{path}: no such file (given with --mip6d-conf or in settings)")
-    merged, notes = settings_mod.merge_home_addresses(daemon_hoas, list(s.home_addresses) if s else [])
+        problem(f"{path}: no such file (given with --mip6d-conf or in settings)")
+    def usable(hoas) -> list[HomeAddress]:
+        keep = []
+        for h in hoas:
+            why = home_address_problem(h)
+            if why:
+                notes.append(f"{h.origin}: home address {h.address}/{h.prefixlen} ignored: {why}")
+            else:
+                keep.append(h)
+        return keep
+
+    merged, merge_notes = settings_mod.merge_home_addresses(usable(daemon_hoas), usable(s.home_addresses if s else []))
     out.home_addresses = tuple(merged)
-    out.notes = tuple(notes)
+    out.notes = tuple(notes + merge_notes)
+    out.errors = tuple(errors)
     return out

@@ -16,12 +16,12 @@ import asyncio
 import errno
 import logging
 import time
+import os
 from typing import Callable
 
 from ..core.model import Address, Interface, InterfaceKind, effective_flags, lifetime_deadline, normalise_address
 from ..core.state import (
-    AddressRemoved, AddressUpsert, Event, LinkRemoved, LinkUpsert, NetlinkSnapshot, RouterAdded,
-    RouterRemoved, SourceStatus,
+    AddressRemoved, AddressUpsert, Event, LinkRemoved, LinkUpsert, NetlinkSnapshot, RoutersSnapshot, SourceStatus,
 )
 from ..core.model import AddressKey
 
@@ -48,7 +48,8 @@ ARPHRD_RAWIP = 519
 ARPHRD_TUNNEL, ARPHRD_TUNNEL6, ARPHRD_LOOPBACK, ARPHRD_SIT, ARPHRD_IPGRE, ARPHRD_IP6GRE = 768, 769, 772, 776, 778, 823
 ARPHRD_NONE = 0xFFFE
 _TUNNEL_TYPES = {ARPHRD_TUNNEL, ARPHRD_TUNNEL6, ARPHRD_SIT, ARPHRD_IPGRE, ARPHRD_IP6GRE}
-_TUNNEL_KINDS = {"ip6tnl", "ipip", "sit", "gre", "ip6gre", "gretap", "ip6gretap", "vti", "vti6", "wireguard", "ipip6", "xfrm"}
+_TUNNEL_KINDS = {"ip6tnl", "ipip", "sit", "gre", "ip6gre", "gretap", "ip6gretap", "vti", "vti6", "wireguard", "ipip6",
+                 "xfrm", "tun"}
 
 #: How long to wait before re-dumping after a failure, seconds (doubles up to 30 s).
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0
@@ -62,23 +63,33 @@ def link_kind(ifi_type: int, info_kind: str | None, devtype: str | None) -> Inte
     """
     if ifi_type == ARPHRD_LOOPBACK:
         return InterfaceKind.LOOPBACK
-    if ifi_type in _TUNNEL_TYPES or (info_kind or "") in _TUNNEL_KINDS:
-        return InterfaceKind.TUNNEL
     if devtype == "wlan":
         return InterfaceKind.WIFI
     if devtype == "wwan" or ifi_type == ARPHRD_RAWIP:
         return InterfaceKind.WWAN
+    # tun/tap devices (OpenVPN, wireguard-go...) and IP-less links are VPNs, not access links
+    if ifi_type in _TUNNEL_TYPES or ifi_type == ARPHRD_NONE or (info_kind or "") in _TUNNEL_KINDS:
+        return InterfaceKind.TUNNEL
     if ifi_type == ARPHRD_ETHER and info_kind in (None, "veth"):
         return InterfaceKind.ETHERNET
     return InterfaceKind.OTHER
 
 
-def read_devtype(ifname: str) -> str | None:
+def ifname_text(raw) -> str:
+    """An interface name as text: the kernel allows any bytes but ``/``, ``:`` and white space;
+    bytes that are not UTF-8 are shown as ``\\xNN`` escapes."""
+    if isinstance(raw, bytes):
+        return raw.decode("utf-8", "backslashreplace")
+    return str(raw)
+
+
+def read_devtype(ifname: str | bytes) -> str | None:
     """``DEVTYPE`` from ``/sys/class/net/IFNAME/uevent`` (blocking: call in an executor)."""
-    if not ifname or "/" in ifname or ifname in (".", ".."):
+    name = os.fsencode(ifname)
+    if not name or b"/" in name or name in (b".", b".."):
         return None
     try:
-        with open(f"/sys/class/net/{ifname}/uevent", encoding="utf-8", errors="replace") as f:
+        with open(b"/sys/class/net/" + name + b"/uevent", encoding="utf-8", errors="replace") as f:
             for line in f:
                 if line.startswith("DEVTYPE="):
                     return line.strip().split("=", 1)[1]
@@ -92,7 +103,7 @@ def parse_link(msg, devtype: str | None = None) -> Interface | None:
     try:
         ifindex = int(msg["index"])
         flags = int(msg.get("flags") or 0)
-        name = msg.get("ifname") or f"if{ifindex}"
+        name = ifname_text(msg.get("ifname") or f"if{ifindex}")
         operstate = str(msg.get("operstate") or "unknown").lower()
         info_kind = msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_KIND")
         ifi_type = int(msg.get("ifi_type") or 0)
@@ -114,9 +125,8 @@ def parse_addr(msg, now: float) -> Address | None:
     """
     try:
         family = int(msg["family"])
-        raw = msg.get("address") or msg.get("local")
-        if family == 2 and msg.get("local"):
-            raw = msg.get("local")
+        # IFA_LOCAL is our address; IFA_ADDRESS is the peer's on point-to-point links
+        raw = msg.get("local") or msg.get("address")
         address = normalise_address(raw)
         ci = msg.get("IFA_CACHEINFO") or {}
         return Address(
@@ -129,6 +139,13 @@ def parse_addr(msg, now: float) -> Address | None:
     except (KeyError, TypeError, ValueError, AttributeError):
         log.warning("malformed address message ignored")
         return None
+
+
+def _is_ipv6_default(msg) -> bool:
+    try:
+        return int(msg["family"]) == AF_INET6 and int(msg["dst_len"]) == 0
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def parse_default_route(msg) -> list[tuple[int, str]]:
@@ -179,6 +196,8 @@ class NetlinkSource:
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
         self.resyncs = 0  # full re-dumps after the first one (lost events)
+        self._routes_pending = False
+        self._route_tasks: set[asyncio.Task] = set()
         self.first_snapshot = asyncio.Event()
 
     def _open(self):
@@ -197,6 +216,8 @@ class NetlinkSource:
                 self._task = asyncio.get_running_loop().create_task(self._run(), name="netlink-source")
 
     async def stop(self) -> None:
+        for t in list(self._route_tasks):
+            t.cancel()
         async with self._lock:
             task, self._task = self._task, None
         if task is not None:
@@ -253,7 +274,7 @@ class NetlinkSource:
         if self._devtype is None or ifindex is None:
             return None
         if ifindex not in self._devtypes:
-            name = msg.get("ifname") or ""
+            name = msg.get("ifname") or b""
             self._devtypes[ifindex] = await asyncio.get_running_loop().run_in_executor(None, self._devtype, name)
         return self._devtypes[ifindex]
 
@@ -279,7 +300,38 @@ class NetlinkSource:
     async def _events(self, mon) -> None:
         while True:
             async for msg in mon.get():
-                await self._handle(msg)
+                try:
+                    await self._handle(msg)
+                except (asyncio.CancelledError, OSError):
+                    raise
+                except Exception:  # one odd message must not stop the source
+                    log.exception("netlink: message ignored")
+
+    async def _routers(self) -> None:
+        """Re-read the IPv6 default routes: route events carry metrics and NLM_F_REPLACE, and a
+        dump is the simple way to stay equal to the kernel (default routes change rarely)."""
+        self._routes_pending = False
+        ipr = self._open()
+        try:
+            routers = []
+            async for m in await ipr.route("dump", family=AF_INET6):
+                routers.extend(parse_default_route(m))
+        finally:
+            ipr.close()
+        self._emit(RoutersSnapshot(tuple(routers)))
+
+    def _schedule_routers(self) -> None:
+        if not self._routes_pending:
+            self._routes_pending = True
+            task = asyncio.get_running_loop().create_task(self._routers(), name="netlink-routes")
+            self._route_tasks.add(task)
+            task.add_done_callback(self._route_done)
+
+    def _route_done(self, task: asyncio.Task) -> None:
+        self._route_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._routes_pending = False
+            log.warning("netlink: route dump failed: %s", task.exception())
 
     async def _handle(self, msg) -> None:
         t = msg["header"]["type"]
@@ -301,8 +353,8 @@ class NetlinkSource:
             if a is not None:
                 self._emit(AddressRemoved(AddressKey(a.ifindex, a.address, a.prefixlen)))
         elif t in (RTM_NEWROUTE, RTM_DELROUTE):
-            for oif, gw in parse_default_route(msg):
-                self._emit((RouterAdded if t == RTM_NEWROUTE else RouterRemoved)(oif, gw))
+            if _is_ipv6_default(msg):
+                self._schedule_routers()
 
 
 def can_open_netlink() -> bool:

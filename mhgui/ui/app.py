@@ -33,7 +33,7 @@ def app_icon():
 
 
 async def amain(args, app, closed: asyncio.Event) -> int:
-    from ..runtime import ConfigError, Runtime
+    from ..runtime import Runtime
     from .window import LiveController, MainWindow
 
     rt = Runtime(mip6d_conf=args.mip6d_conf, settings_file=args.settings, system_bus=args.system_bus,
@@ -42,13 +42,7 @@ async def amain(args, app, closed: asyncio.Event) -> int:
     win = MainWindow(controller, app.windowIcon())
     win.closed.connect(closed.set)
     win.show()
-    try:
-        await rt.start()
-    except ConfigError as e:
-        win.set_error(f"Configuration problem: {e}. Home addresses from that file are not shown; fix it and restart.")
-        await rt.netlink.start()
-        if rt.nm is not None:
-            await rt.nm.start()
+    await rt.start()  # configuration problems are shown in the window's banner
     controller.refresh()
     if args.screenshot:
         await asyncio.sleep(0.3)

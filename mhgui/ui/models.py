@@ -289,7 +289,7 @@ class AddressModel(_KeyedTable):
             if col == self.COL_ROLE:
                 return ROLE_STYLE[role_name][0]
             if col == self.COL_FLAGS:
-                return " ".join(flag_names(a.flags))
+                return " ".join(flag_names(a.flags, a.family))
             if col in (self.COL_PREF, self.COL_VALID):
                 v = a.preferred_remaining(now) if col == self.COL_PREF else a.valid_remaining(now)
                 if role == SortRole:
@@ -357,4 +357,91 @@ class ListTableModel(_Table):
             return tip
         if role == Qt.ItemDataRole.ForegroundRole and ok is not None:
             return QBrush(QColor("#2e7d32" if ok else "#9e9e9e"))
+        return None
+
+
+class BindingModel(_KeyedTable):
+    """The mobility daemon's bindings (key: :attr:`Binding.key`), one row each.
+
+    ``set_bindings`` applies a new list incrementally: rows appear and go,
+    a changed binding signals its own row only; ``tick`` refreshes the
+    lifetime column as it counts down. ``interface_of(coa)`` names the
+    interface holding a CoA in the live model (UMIP prints it only in verbose mode).
+    """
+
+    COL_HOA, COL_HA, COL_COA, COL_BID, COL_IFACE, COL_LIFETIME, COL_STATE = range(7)
+    HEADERS = ("Home address", "Home agent", "Care-of address", "BID", "Interface", "Lifetime", "State")
+
+    STATE_COLOURS = {"registered": "#2e7d32", "waiting-ack": "#f57f17", "cached": "#2e7d32", "dying": "#e65100",
+                     "expired": "#b71c1c", "error": "#b71c1c", "unknown": "#616161"}
+
+    def __init__(self, clock: Callable[[], float], interface_of: Callable[[str], str | None] = lambda coa: None,
+                 parent=None) -> None:
+        super().__init__(parent)
+        self._clock = clock
+        self._interface_of = interface_of
+        self._by_key: dict = {}
+
+    @staticmethod
+    def _sort_key(key) -> tuple:
+        hoa, peer, bid, source = key
+        return (hoa, peer or "", -1 if bid is None else bid, source)
+
+    def set_bindings(self, bindings) -> None:
+        new = {self._sort_key(b.key): b for b in bindings}
+        for k in [k for k in self._keys if k not in new]:
+            self._by_key.pop(k, None)
+            self._remove(k)
+        for k, b in new.items():
+            old = self._by_key.get(k)
+            self._by_key[k] = b
+            if old is None:
+                self._insert(k)
+            elif old != b:
+                self._changed(k)
+
+    def binding_at(self, row: int):
+        return self._by_key[self._keys[row]]
+
+    def tick(self) -> None:
+        if self._keys:
+            self.dataChanged.emit(self.index(0, self.COL_LIFETIME), self.index(len(self._keys) - 1, self.COL_LIFETIME))
+
+    def refresh_interfaces(self) -> None:
+        """The live model changed: the interface column may name another interface now."""
+        if self._keys:
+            self.dataChanged.emit(self.index(0, self.COL_IFACE), self.index(len(self._keys) - 1, self.COL_IFACE))
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or index.row() >= len(self._keys):
+            return None
+        b = self._by_key[self._keys[index.row()]]
+        col = index.column()
+        if role == KeyRole:
+            return b.key
+        if role in (Qt.ItemDataRole.DisplayRole, SortRole):
+            if col == self.COL_HOA:
+                return b.hoa
+            if col == self.COL_HA:
+                return b.peer or "—"
+            if col == self.COL_COA:
+                return b.coa
+            if col == self.COL_BID:
+                return "—" if b.bid is None else (f"{b.bid} (priority {b.bid_priority})" if b.bid_priority is not None else str(b.bid))
+            if col == self.COL_IFACE:
+                return b.interface or self._interface_of(b.coa) or "?"
+            if col == self.COL_LIFETIME:
+                rem = b.remaining_at(self._clock())
+                if role == SortRole:
+                    return -1e18 if rem is None else rem
+                if rem is None:
+                    return "broken"
+                total = f" / {_fmt_lft(b.lifetime)}" if b.lifetime is not None else ""
+                return (f"expired {_fmt_lft(-rem)} ago" if rem < 0 else _fmt_lft(rem)) + total
+            if col == self.COL_STATE:
+                return b.state.value
+        if role == Qt.ItemDataRole.ForegroundRole and col == self.COL_STATE:
+            return QBrush(QColor(self.STATE_COLOURS.get(b.state.value, "#616161")))
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"seq {b.seq}, flags {''.join(b.flags) or '—'}, from the daemon's {b.source}"
         return None

@@ -346,7 +346,7 @@ class _Parser:
             elif kw == "InterfaceInitialInitDelay":
                 conf.interface_initial_init_delay = v
         elif kw == "Interface":
-            self.interface(conf, t)
+            self.interface(conf)
         elif kw == "MnHomeLink":
             self.home_link(conf)
         elif kw == "HaServedPrefix":
@@ -360,7 +360,7 @@ class _Parser:
         else:
             raise self.error(t)
 
-    def interface(self, conf: Config, kw_tok: Token) -> None:
+    def interface(self, conf: Config) -> None:
         name_tok = self.string()
         ic = InterfaceConf(name_tok.value, line=name_tok.line, file=name_tok.file)
         t = self.next()

@@ -26,6 +26,7 @@ headers in front of the Mobility Header.
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import socket
 import struct
@@ -182,30 +183,60 @@ def decode(buf: bytes) -> Message:
     return msg
 
 
-def open_socket() -> socket.socket:
-    """Raw IPv6 socket for protocol 135; the kernel fills and checks the MH checksum."""
-    s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_MH)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_CHECKSUM, 4)
-    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
-    s.setblocking(False)
-    return s
+def _drop_all_filter(sock: socket.socket) -> None:
+    """Attach the classic BPF program ``ret #0``: the socket never queues a packet."""
+    insn = (ctypes.c_ubyte * 8).from_buffer_copy(struct.pack("=HBBI", 0x06, 0, 0, 0))  # BPF_RET|BPF_K, 0
+    prog = struct.pack("@HP", 1, ctypes.addressof(insn))  # struct sock_fprog, native alignment
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
 
 
-def send(sock: socket.socket, payload: bytes, src: ipaddress.IPv6Address, dst: ipaddress.IPv6Address,
-         ifindex: int = 0) -> None:
-    """Send from ``src`` (out of ``ifindex`` when non-zero) to ``dst``; raises OSError."""
-    pktinfo = src.packed + struct.pack("@I", ifindex)
-    sock.sendmsg([payload], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)], 0, (str(dst), 0))
+SO_ATTACH_FILTER = 26
 
 
-def recv(sock: socket.socket) -> tuple[bytes, ipaddress.IPv6Address, ipaddress.IPv6Address | None, int]:
-    """One datagram: (payload, source, destination or None, arrival ifindex)."""
-    data, anc, _flags, addr = sock.recvmsg(4096, socket.CMSG_SPACE(20))
-    dst = None
-    ifindex = 0
-    for level, typ, cdata in anc:
-        if level == socket.IPPROTO_IPV6 and typ == socket.IPV6_PKTINFO and len(cdata) >= 20:
-            dst = ipaddress.IPv6Address(cdata[:16])
-            ifindex = struct.unpack("@I", cdata[16:20])[0]
-    src = ipaddress.IPv6Address(addr[0].split("%")[0])
-    return data, src, dst, ifindex
+class MHSocket:
+    """Raw IPv6 sockets for protocol 135; the kernel fills and checks the MH checksum.
+
+    One socket receives (unbound, ``IPV6_RECVPKTINFO``). Sending uses a second
+    socket that never queues anything (a drop-all BPF filter) and is bound with
+    ``SO_BINDTODEVICE`` to the interface of each BU: ``IPV6_PKTINFO``'s ifindex
+    alone does not make the route lookup strict, so a BU meant for uplink B
+    would follow the better default route of a dead uplink A.
+    """
+
+    def __init__(self) -> None:
+        self.rx = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_MH)
+        self.tx = socket.socket(socket.AF_INET6, socket.SOCK_RAW, IPPROTO_MH)
+        for s in (self.rx, self.tx):
+            s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_CHECKSUM, 4)
+            s.setblocking(False)
+        self.rx.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+        _drop_all_filter(self.tx)
+        self._bound = b""
+
+    def fileno(self) -> int:
+        return self.rx.fileno()
+
+    def close(self) -> None:
+        self.rx.close()
+        self.tx.close()
+
+    def send(self, payload: bytes, src: ipaddress.IPv6Address, dst: ipaddress.IPv6Address, ifindex: int = 0) -> None:
+        """Send from ``src`` (out of ``ifindex`` when non-zero) to ``dst``; raises OSError."""
+        dev = socket.if_indextoname(ifindex).encode() if ifindex else b""
+        if dev != self._bound:
+            self.tx.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, dev)
+            self._bound = dev
+        pktinfo = src.packed + struct.pack("@I", ifindex)
+        self.tx.sendmsg([payload], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)], 0, (str(dst), 0))
+
+    def recv(self) -> tuple[bytes, ipaddress.IPv6Address, ipaddress.IPv6Address | None, int]:
+        """One datagram: (payload, source, destination or None, arrival ifindex)."""
+        data, anc, _flags, addr = self.rx.recvmsg(4096, socket.CMSG_SPACE(20))
+        dst = None
+        ifindex = 0
+        for level, typ, cdata in anc:
+            if level == socket.IPPROTO_IPV6 and typ == socket.IPV6_PKTINFO and len(cdata) >= 20:
+                dst = ipaddress.IPv6Address(cdata[:16])
+                ifindex = struct.unpack("@I", cdata[16:20])[0]
+        src = ipaddress.IPv6Address(addr[0].split("%")[0])
+        return data, src, dst, ifindex

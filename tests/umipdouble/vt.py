@@ -110,7 +110,7 @@ def dispatch(tree: dict[str, Command], sess: Session, line: str) -> str:
     if word == "help":
         if rest:
             return "unknown args\n"
-        return help_text(sorted(tree))
+        return help_text(sorted(visible(tree)))
     cmd = tree.get(word)
     if cmd is None:
         return f'unknown command: "{word if followed else "(null)"}"\n'
@@ -121,7 +121,7 @@ def dispatch(tree: dict[str, Command], sess: Session, line: str) -> str:
     if rest:
         return "unknown args\n"
     if cmd.func is None:
-        return help_text(sorted(cmd.children))
+        return help_text(sorted(visible(cmd.children)))
     return cmd.func(sess, rest)
 
 
