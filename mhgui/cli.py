@@ -41,12 +41,106 @@ def parser() -> argparse.ArgumentParser:
     _common(s)
     m = sub.add_parser("monitor", help="print one line per change until interrupted")
     _common(m)
+    b = sub.add_parser("bindings", help="the mobility daemon's binding table (UMIP mip6d's terminal)")
+    _common(b)
+    r = sub.add_parser("rebind", help="bind a home address through an interface (restarts mip6d)")
+    _common(r)
+    r.add_argument("hoa", help="the home address, e.g. 2001:db8:1::100")
+    r.add_argument("interface", help="the interface to use, e.g. wlan0")
+    r.add_argument("--yes", action="store_true", help="do not ask before restarting the daemon")
+    r.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the acknowledgement (30)")
+    for sp in (s, m, b, r):
+        sp.add_argument("--vt-port", type=int, default=7777, metavar="N",
+                        help="port of mip6d's terminal on localhost (its --vt-service; default 7777)")
     return p
 
 
 def _runtime(args) -> Runtime:
     return Runtime(mip6d_conf=args.mip6d_conf, settings_file=args.settings,
-                   system_bus=args.system_bus, use_networkmanager=not args.no_networkmanager)
+                   system_bus=args.system_bus, use_networkmanager=not args.no_networkmanager,
+                   vt_port=args.vt_port)
+
+
+async def _daemon_settled(rt: Runtime, timeout: float = 3.0) -> None:
+    """Wait until the daemon driver has connected (and polled once) or said why not."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while rt.daemon.status.state in ("starting", "stopped", "reconnecting") and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    if rt.daemon.connected:
+        await rt.daemon.refresh()
+
+
+def daemon_json(rt: Runtime) -> dict:
+    """``{"daemon": {...}, "bindings": [...]}`` as ``mhctl bindings --json`` prints it (README)."""
+    st = rt.daemon.status
+    now = rt.clock()
+    return {
+        "daemon": {"name": st.name, "node": st.node, "reachable": st.reachable, "state": st.state,
+                   "error": st.error},
+        "bindings": [b.to_json(now) for b in rt.daemon.bindings()],
+    }
+
+
+async def _bindings(args) -> int:
+    rt = _runtime(args)
+    try:
+        await rt.start(strict=True)
+        await _daemon_settled(rt)
+        rt._push_live()
+        out = daemon_json(rt)
+    finally:
+        await rt.stop()
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    d = out["daemon"]
+    if not d["reachable"]:
+        print(f"{d['name']}: not reachable ({d['state']}): {d['error'] or 'no answer'}")
+        return 0
+    print(f"{d['name']} ({'mobile node' if d['node'] == 'mn' else 'home agent' if d['node'] == 'ha' else d['node']})")
+    if not out["bindings"]:
+        print("  no bindings")
+    for b in out["bindings"]:
+        rem = "?" if b["lifetime_remaining"] is None else f"{b['lifetime_remaining']}s"
+        bid = f" BID {b['bid']}" if b["bid"] is not None else ""
+        print(f"  {b['hoa']} → {b['coa']}{bid} via {b['interface'] or '?'}  HA {b['peer']}  "
+              f"{b['state']}  lifetime {rem}/{b['lifetime']}s  seq {b['seq']}")
+    return 0
+
+
+async def _rebind(args) -> int:
+    rt = _runtime(args)
+    rt.daemon.rebind_timeout = args.timeout
+    try:
+        await rt.start(strict=True)
+        await _daemon_settled(rt)
+        plan = await rt.daemon.plan_rebind(args.hoa, args.interface, rt.live_view())
+        if not plan.allowed:
+            print(f"mhctl: cannot bind {args.hoa} through {args.interface}: {plan.refusal}", file=sys.stderr)
+            return 1
+        print(f"Binding through {plan.interface} moves every home address (UMIP picks one interface for all): "
+              + ", ".join(plan.moves))
+        for n in plan.notes:
+            print(f"  {n}")
+        if plan.restart_required:
+            print("mip6d is restarted: every binding is interrupted for a few seconds "
+                  "(initial delay, router discovery, Binding Update and Acknowledgement).")
+        if not args.yes:
+            if not sys.stdin.isatty():
+                print("mhctl: not confirmed (use --yes when not on a terminal)", file=sys.stderr)
+                return 1
+            if input("Go ahead? [y/N] ").strip().lower() not in ("y", "yes"):
+                return 1
+        result = await rt.daemon.rebind(plan)
+    finally:
+        await rt.stop()
+    if result.confirmed:
+        print(f"confirmed in {result.elapsed_ms:.0f} ms: {args.hoa} is bound to {result.new_coa} on {plan.interface}")
+        return 0
+    print(f"mhctl: rebind failed after {result.elapsed_ms:.0f} ms: {result.reason}"
+          + (" (the previous configuration was restored)" if result.rolled_back else ""), file=sys.stderr)
+    return 1
 
 
 async def _status(args) -> int:
@@ -135,7 +229,8 @@ async def _monitor(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        return asyncio.run(_status(args) if args.cmd == "status" else _monitor(args))
+        run = {"status": _status, "monitor": _monitor, "bindings": _bindings, "rebind": _rebind}[args.cmd]
+        return asyncio.run(run(args))
     except ConfigError as e:
         print(f"mhctl: {e}", file=sys.stderr)
         return 1

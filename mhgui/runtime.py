@@ -15,7 +15,11 @@ from typing import Callable
 
 from .core.analysis import Analysis, analyse
 from .core.capabilities import NO_DAEMON, DaemonCapabilities
-from .core.state import SourceStatus, StateStore
+from .core.bindings import bound_coas
+from .core.state import BoundCoAsSet, SourceStatus, StateStore
+from .daemons.base import BindingsChanged, DaemonDriver, LiveView
+from .daemons.umip import UmipDriver
+from .helper.client import HelperClient, HelperConfigWriter
 from .sources.config import ConfigError, LoadedConfig, load_config
 from .sources.netlink import NetlinkSource, can_open_netlink
 
@@ -32,18 +36,51 @@ class Runtime:
 
     def __init__(self, *, mip6d_conf: str | None = None, settings_file: str | None = None,
                  system_bus: str | None = None, use_networkmanager: bool = True,
-                 netns: str | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 netns: str | None = None, clock: Callable[[], float] = time.monotonic,
+                 vt_port: int | None = 7777, poll_interval: float = 1.0) -> None:
         self.store = StateStore()
         self.clock = clock
         self.mip6d_conf = mip6d_conf
         self.settings_file = settings_file
-        self.caps: DaemonCapabilities = NO_DAEMON
         self.config: LoadedConfig = LoadedConfig()
         self.netlink = NetlinkSource(self.store.apply, netns=netns, clock=clock)
         self.nm = None
         if use_networkmanager:
             from .sources.networkmanager import NetworkManagerSource
             self.nm = NetworkManagerSource(self.store.apply, bus_address=system_bus)
+        # the mobility daemon: UMIP's terminal on localhost; rebinds go through the privileged helper
+        self.daemon: DaemonDriver | None = None
+        if vt_port is not None:
+            writer = HelperConfigWriter(HelperClient(bus_address=system_bus))
+            self.daemon = UmipDriver(port=vt_port, config_writer=writer, poll_interval=poll_interval)
+            self.daemon.subscribe(self._on_daemon)
+            self.store.subscribe(self._on_store)
+        self._live_pending = False
+
+    @property
+    def caps(self) -> DaemonCapabilities:
+        return self.daemon.capabilities if self.daemon is not None else NO_DAEMON
+
+    def live_view(self) -> LiveView:
+        return LiveView.from_state(self.store.state, self.analysis())
+
+    def _on_daemon(self, ev) -> None:
+        if isinstance(ev, BindingsChanged):
+            self.store.apply(BoundCoAsSet(bound_coas(ev.bindings)))
+        else:
+            st = ev.status
+            self.store.apply(SourceStatus(st.name, st.state, st.error or ""))
+
+    def _on_store(self, changes) -> None:
+        # the driver names each binding's interface from the live model: refresh it once per loop turn
+        if not self._live_pending and self.daemon is not None:
+            self._live_pending = True
+            asyncio.get_running_loop().call_soon(self._push_live)
+
+    def _push_live(self) -> None:
+        self._live_pending = False
+        if self.daemon is not None:
+            self.daemon.set_live(self.live_view())
 
     @property
     def allow_ula(self) -> bool:
@@ -74,6 +111,8 @@ class Runtime:
             await self.netlink.start()
         else:
             self.store.apply(SourceStatus("netlink", "no-access", "this process may not open a netlink socket"))
+        if self.daemon is not None:
+            await self.daemon.start()
         if self.nm is not None:
             await self.nm.start()
         else:
@@ -88,6 +127,8 @@ class Runtime:
         log.warning("sources not settled after %.1f s: %s", wait, self.store.sources)
 
     async def stop(self) -> None:
+        if self.daemon is not None:
+            await self.daemon.stop()
         await self.netlink.stop()
         if self.nm is not None:
             await self.nm.stop()

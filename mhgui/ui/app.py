@@ -19,6 +19,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--settings", metavar="PATH", default=None, help="the app's settings file")
     p.add_argument("--no-networkmanager", action="store_true", help="use netlink only")
     p.add_argument("--system-bus", metavar="ADDRESS", default=None, help="D-Bus address of the system bus")
+    p.add_argument("--vt-port", type=int, default=7777, metavar="N",
+                   help="port of UMIP mip6d's terminal on localhost (its --vt-service; default 7777)")
     p.add_argument("--screenshot", metavar="PNG", default=None,
                    help="save a picture of the window after start-up and quit (for docs and checks)")
     p.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
@@ -37,8 +39,8 @@ async def amain(args, app, closed: asyncio.Event) -> int:
     from .window import LiveController, MainWindow
 
     rt = Runtime(mip6d_conf=args.mip6d_conf, settings_file=args.settings, system_bus=args.system_bus,
-                 use_networkmanager=not args.no_networkmanager)
-    controller = LiveController(rt.store, rt.clock, allow_ula=lambda: rt.allow_ula, caps=lambda: rt.caps)
+                 use_networkmanager=not args.no_networkmanager, vt_port=args.vt_port)
+    controller = LiveController(rt.store, rt.clock, allow_ula=lambda: rt.allow_ula, daemon=rt.daemon)
     win = MainWindow(controller, app.windowIcon())
     win.closed.connect(closed.set)
     win.show()

@@ -308,6 +308,10 @@ class AddressModel(_KeyedTable):
         return None
 
 
+#: MIME type of a home address dragged from the home address table (its text: the address)
+HOA_MIME = "application/x-mhgui-home-address"
+
+
 class HomeAddressModel(_Table):
     """Configured HoAs with their at-home status (small: replaced on change)."""
 
@@ -332,7 +336,25 @@ class HomeAddressModel(_Table):
             return None
         if role in (Qt.ItemDataRole.DisplayRole, SortRole):
             return self._rows[index.row()][index.column()]
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return "Right-click, or drag onto an interface, to bind this home address through another interface"
         return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        f = super().flags(index)
+        return f | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else f
+
+    def mimeTypes(self) -> list[str]:
+        return [HOA_MIME]
+
+    def mimeData(self, indexes):
+        from PySide6.QtCore import QMimeData
+        rows = sorted({i.row() for i in indexes if i.isValid()})
+        if not rows:
+            return None
+        md = QMimeData()
+        md.setData(HOA_MIME, self._rows[rows[0]][0].split("/", 1)[0].encode())
+        return md
 
 
 class ListTableModel(_Table):

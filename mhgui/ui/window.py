@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from PySide6.QtCore import QObject, QSortFilterProxyModel, Qt, QTimer, Signal
+import asyncio
+
+from PySide6.QtCore import QEvent, QObject, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
-    QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QSplitter, QTableView,
+    QAbstractItemView, QGroupBox, QMenu, QMessageBox, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QSplitter, QTableView,
     QVBoxLayout, QWidget,
 )
 
@@ -17,7 +19,10 @@ from ..core.analysis import Analysis, analyse
 from ..core.capabilities import NO_DAEMON, DaemonCapabilities
 from ..core.report import headline, taxonomy
 from ..core.state import Change, StateStore
-from .models import AddressModel, HomeAddressModel, InterfaceModel, KeyRole, ListTableModel, SortRole
+from ..daemons.base import BindingsChanged, LiveView
+from .models import (
+    HOA_MIME, AddressModel, BindingModel, HomeAddressModel, InterfaceModel, KeyRole, ListTableModel, SortRole,
+)
 
 SOURCE_ROLES = {
     "networkmanager": "device semantics",
@@ -33,16 +38,20 @@ class LiveController(QObject):
 
     refreshed = Signal(object, object)
 
+    daemon_changed = Signal(object)  # DaemonStatus
+
     def __init__(self, store: StateStore, clock: Callable[[], float], *, allow_ula: Callable[[], bool] = lambda: False,
-                 caps: Callable[[], DaemonCapabilities] = lambda: NO_DAEMON, parent=None) -> None:
+                 daemon=None, parent=None) -> None:
         super().__init__(parent)
         self.store = store
         self.clock = clock
         self._allow_ula = allow_ula
-        self._caps = caps
+        self.daemon = daemon  # a DaemonDriver, or None
         self.interfaces = InterfaceModel(store, self)
         self.addresses = AddressModel(store, clock, self)
         self.homes = HomeAddressModel(store, self)
+        self.bindings = BindingModel(clock, self._interface_of_coa, self)
+        self._unsubscribe_daemon = daemon.subscribe(self._on_daemon) if daemon is not None else (lambda: None)
         self.analysis: Analysis | None = None
         self.tax: dict | None = None
         self._timer = QTimer(self)
@@ -56,7 +65,26 @@ class LiveController(QObject):
         self._unsubscribe = store.subscribe(self._on_changes)
         self.refresh()
 
+    def _caps(self) -> DaemonCapabilities:
+        return self.daemon.capabilities if self.daemon is not None else NO_DAEMON
+
+    def _interface_of_coa(self, coa: str) -> str | None:
+        for a in self.store.state.addresses.values():
+            if a.address == coa:
+                i = self.store.state.interfaces.get(a.ifindex)
+                return i.name if i else None
+        return None
+
+    def _on_daemon(self, ev) -> None:
+        if isinstance(ev, BindingsChanged):
+            self.bindings.set_bindings(ev.bindings)
+        else:
+            self.daemon_changed.emit(ev.status)
+        if not self._timer.isActive():
+            self._timer.start()
+
     def close(self) -> None:
+        self._unsubscribe_daemon()
         self._unsubscribe()
         self._tick.stop()
         self._timer.stop()
@@ -64,6 +92,8 @@ class LiveController(QObject):
     def _on_changes(self, changes: list[Change]) -> None:
         self.interfaces.apply(changes)
         self.addresses.apply(changes)
+        if any(c.key is not None or c.kind.startswith("link-") for c in changes):
+            self.bindings.refresh_interfaces()
         if not self._timer.isActive():
             # the analysis runs over every address: during a burst, wait a few times
             # its own cost so that most time goes to applying events (at most 100 ms)
@@ -71,6 +101,7 @@ class LiveController(QObject):
 
     def _on_tick(self) -> None:
         self.addresses.tick()
+        self.bindings.tick()
         # lifetimes may have run out: roles can change without an event
         self.refresh()
 
@@ -132,6 +163,101 @@ class AddressFilter(QSortFilterProxyModel):
             return True
         key = self.sourceModel().index(row, 0, parent).data(KeyRole)
         return key is not None and key.ifindex == self.ifindex
+
+
+class Rebinder(QObject):
+    """Runs "bind HoA through interface" for the window: plan, confirm, rebind, report.
+
+    ``confirm(plan, proceed)`` shows the plan and calls ``proceed()`` if the user
+    agrees; the default opens a non-modal message box (never ``exec()`` inside
+    a coroutine). ``progress(text, ok)`` reports each step; ``ok`` is None while
+    running, True when confirmed, False on refusal or failure. ``last_result``
+    holds the last :class:`~mhgui.daemons.base.RebindResult`.
+    """
+
+    progress = Signal(str, object)
+
+    def __init__(self, controller: LiveController, parent: QWidget | None = None,
+                 confirm: Callable | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.confirm = confirm or self._ask
+        self.last_result = None
+        self.busy = False
+        self._tasks: set[asyncio.Task] = set()
+
+    def request(self, hoa: str, ifname: str) -> None:
+        if self.busy:
+            self.progress.emit("A rebind is already running.", False)
+            return
+        self._spawn(self._plan(hoa, ifname))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_event_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _plan(self, hoa: str, ifname: str) -> None:
+        daemon = self.controller.daemon
+        if daemon is None:
+            self.progress.emit("No mobility daemon: nothing to rebind.", False)
+            return
+        self.progress.emit(f"Planning: bind {hoa} through {ifname}…", None)
+        an = self.controller.analysis or analyse(self.controller.store.state, self.controller.clock())
+        try:
+            plan = await daemon.plan_rebind(hoa, ifname, LiveView.from_state(self.controller.store.state, an))
+        except Exception as e:  # a driver or helper failure is a message, not a crash
+            self.progress.emit(f"Cannot plan the rebind: {e}", False)
+            return
+        if not plan.allowed:
+            self.progress.emit(f"Cannot bind {hoa} through {ifname}: {plan.refusal}", False)
+            return
+        self.confirm(plan, lambda: self._spawn(self._run(plan)))
+
+    def _ask(self, plan, proceed) -> None:
+        box = QMessageBox(self.parent())
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Rebind home addresses")
+        box.setText(describe_plan(plan))
+        box.setStandardButtons(QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel)
+        box.button(QMessageBox.StandardButton.Ok).setText("Restart mip6d and rebind")
+        box.finished.connect(lambda r: proceed() if r == QMessageBox.StandardButton.Ok else
+                             self.progress.emit("Rebind cancelled.", False))
+        box.open()
+
+    async def _run(self, plan) -> None:
+        self.busy = True
+        try:
+            self.progress.emit(f"Rebinding through {plan.interface}: writing the preferences, restarting mip6d, "
+                               "waiting for the Binding Acknowledgement…", None)
+            try:
+                result = await self.controller.daemon.rebind(plan)
+            except Exception as e:
+                self.progress.emit(f"Rebind failed: {e}", False)
+                return
+            self.last_result = result
+            if result.confirmed:
+                self.progress.emit(f"Confirmed in {result.elapsed_ms:.0f} ms: {', '.join(plan.moves)} now bound "
+                                   f"through {plan.interface} ({result.new_coa}).", True)
+            else:
+                self.progress.emit(f"Rebind failed after {result.elapsed_ms:.0f} ms: {result.reason}"
+                                   + (" The previous configuration was restored." if result.rolled_back else ""),
+                                   False)
+        finally:
+            self.busy = False
+
+
+def describe_plan(plan) -> str:
+    """What a rebind will do, in the words shown before acting (issue: say it before acting)."""
+    lines = [f"Bind {plan.hoa} through {plan.interface}.",
+             "UMIP picks one interface for every home address, so these move together: " + ", ".join(plan.moves) + "."]
+    if plan.staying:
+        lines.append("At home, not moving: " + ", ".join(plan.staying) + ".")
+    if plan.restart_required:
+        lines.append("mip6d is restarted: every binding is interrupted for a few seconds (initial delay, router "
+                     "discovery, Binding Update and Acknowledgement).")
+    lines += list(plan.notes)
+    return "\n".join(lines)
 
 
 class MainWindow(QMainWindow):
@@ -229,12 +355,35 @@ class MainWindow(QMainWindow):
         self.bindings_label.setWordWrap(True)
         self.bindings_label.setObjectName("bindings")
         bl.addWidget(self.bindings_label)
+        self.bindings_view = _table(controller.bindings)
+        self.bindings_view.hide()
+        bl.addWidget(self.bindings_view)
+        self.rebind_label = QLabel()
+        self.rebind_label.setWordWrap(True)
+        self.rebind_label.setObjectName("rebind")
+        self.rebind_label.hide()
+        bl.addWidget(self.rebind_label)
+        controller.daemon_changed.connect(self._on_daemon_status)
+        if controller.daemon is not None:
+            self._on_daemon_status(controller.daemon.status)
+        # rebind a HoA: context menu on the home address, or drag it onto an interface
+        self.homes_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.homes_view.customContextMenuRequested.connect(self._homes_menu)
+        self.homes_view.setDragEnabled(True)
+        self.homes_view.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        self.interfaces_view.setAcceptDrops(True)
+        self.interfaces_view.viewport().setAcceptDrops(True)
+        self.interfaces_view.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
+        self.interfaces_view.setDropIndicatorShown(True)
+        self.interfaces_view.viewport().installEventFilter(self)
+        self.rebinder = Rebinder(controller, self)
+        self.rebinder.progress.connect(self._on_rebind_progress)
 
         lower = QWidget()
         ll = QHBoxLayout(lower)
         ll.setContentsMargins(0, 0, 0, 0)
-        ll.addWidget(hoas, 3)
-        ll.addWidget(bind, 2)
+        ll.addWidget(hoas, 2)
+        ll.addWidget(bind, 3)
 
         split = QSplitter(Qt.Orientation.Vertical)
         for w in (topw, ifs, ads, lower):
@@ -250,6 +399,70 @@ class MainWindow(QMainWindow):
         controller.refreshed.connect(self._on_refreshed)
         if controller.analysis is not None:
             self._on_refreshed(controller.analysis, controller.tax)
+
+    # ---- daemon and rebinding
+    def _on_daemon_status(self, st) -> None:
+        connected = st.reachable
+        self.bindings_view.setVisible(connected)
+        if connected:
+            node = {"mn": "mobile node", "ha": "home agent"}.get(st.node or "", st.node or "")
+            self.bindings_label.setText(f"UMIP mip6d ({node}) on localhost: the daemon chooses one interface for "
+                                        "every home address, by its interface preferences.")
+        else:
+            self.bindings_label.setText(f"No mobility daemon connected: UMIP mip6d is {st.state}"
+                                        + (f" — {st.error}" if st.error else "") + ".")
+
+    def _on_rebind_progress(self, text: str, ok) -> None:
+        self.rebind_label.setText(text)
+        colour = {True: "#2e7d32", False: "#b71c1c"}.get(ok, "#0d47a1")
+        self.rebind_label.setStyleSheet(f"color:{colour};")
+        self.rebind_label.show()
+
+    def _hoa_at(self, pos) -> str | None:
+        idx = self.homes_view.indexAt(pos)
+        if not idx.isValid():
+            return None
+        text = idx.siblingAtColumn(0).data()
+        return text.split("/", 1)[0] if text else None
+
+    def _homes_menu(self, pos) -> None:
+        hoa = self._hoa_at(pos)
+        if hoa is None:
+            return
+        menu = QMenu(self)
+        sub = menu.addMenu(f"Bind {hoa} through")
+        an = self.controller.analysis
+        st = self.controller.store.state
+        for ifindex in sorted(st.interfaces):
+            i = st.interfaces[ifindex]
+            if i.kind.value in ("loopback", "tunnel"):
+                continue
+            usable = an is not None and ifindex in an.active and ifindex not in an.home_links
+            act = sub.addAction(i.name + ("" if usable else " (no usable care-of address)"))
+            act.setEnabled(usable and self.controller.daemon is not None)
+            act.triggered.connect(lambda _=False, h=hoa, n=i.name: self.rebinder.request(h, n))
+        if self.controller.daemon is None:
+            menu.addAction("No mobility daemon: nothing to rebind").setEnabled(False)
+        menu.popup(self.homes_view.viewport().mapToGlobal(pos))
+
+    def eventFilter(self, obj, event) -> bool:
+        # a home address dropped onto an interface row asks for that rebind
+        if obj is self.interfaces_view.viewport() and event.type() in (QEvent.Type.DragEnter, QEvent.Type.DragMove,
+                                                                       QEvent.Type.Drop):
+            md = event.mimeData()
+            if not md.hasFormat(HOA_MIME):
+                return False
+            idx = self.interfaces_view.indexAt(event.position().toPoint())
+            if event.type() == QEvent.Type.Drop:
+                if idx.isValid():
+                    hoa = bytes(md.data(HOA_MIME)).decode()
+                    ifname = idx.siblingAtColumn(InterfaceModel.COL_NAME).data()
+                    self.rebinder.request(hoa, ifname)
+                    event.acceptProposedAction()
+                return True
+            event.acceptProposedAction()
+            return True
+        return super().eventFilter(obj, event)
 
     def closeEvent(self, event) -> None:
         self.closed.emit()
