@@ -20,6 +20,7 @@ import sys
 from . import __version__
 from .core.report import render_text, status, taxonomy
 from .core.state import Change
+from .daemons.base import plan_when_ready
 from .runtime import ConfigError, Runtime
 
 
@@ -87,7 +88,7 @@ async def _bindings(args) -> int:
     try:
         await rt.start(strict=True)
         await _daemon_settled(rt)
-        rt._push_live()
+        rt.push_live()
         out = daemon_json(rt)
     finally:
         await rt.stop()
@@ -115,7 +116,9 @@ async def _rebind(args) -> int:
     try:
         await rt.start(strict=True)
         await _daemon_settled(rt)
-        plan = await rt.daemon.plan_rebind(args.hoa, args.interface, rt.live_view())
+        plan = await plan_when_ready(rt.daemon, args.hoa, args.interface,
+                                     lambda: (rt.store.state, rt.analysis()),
+                                     on_wait=lambda why: print(f"waiting: {why}", flush=True))
         if not plan.allowed:
             print(f"mhctl: cannot bind {args.hoa} through {args.interface}: {plan.refusal}", file=sys.stderr)
             return 1

@@ -75,9 +75,9 @@ class Runtime:
         # the driver names each binding's interface from the live model: refresh it once per loop turn
         if not self._live_pending and self.daemon is not None:
             self._live_pending = True
-            asyncio.get_running_loop().call_soon(self._push_live)
+            asyncio.get_running_loop().call_soon(self.push_live)
 
-    def _push_live(self) -> None:
+    def push_live(self) -> None:
         self._live_pending = False
         if self.daemon is not None:
             self.daemon.set_live(self.live_view())

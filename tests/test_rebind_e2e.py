@@ -162,6 +162,27 @@ def test_mhctl_rebind_moves_the_hoa_and_polkit_can_refuse(world):
 
 
 # ------------------------------------------------------------------ the window, in the node namespace
+def drop_hoa_on_interface(win, hoa: str, ifname: str) -> None:
+    """A drag from the home address table onto an interface row, as Qt delivers it (test-lab.md section 4)."""
+    from PySide6.QtCore import QPointF, Qt
+    from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+    from PySide6.QtWidgets import QApplication
+
+    homes = win.homes_view.model()
+    row = next(r for r in range(homes.rowCount()) if homes.index(r, 0).data().startswith(hoa + "/"))
+    md = homes.mimeData([homes.index(row, 0)])
+    view = win.interfaces_view
+    model = view.model()
+    target = next(r for r in range(model.rowCount()) if model.index(r, 0).data() == ifname)
+    pos = QPointF(view.visualRect(model.index(target, 0)).center())
+    vp = view.viewport()
+    buttons, mods = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    for ev in (QDragEnterEvent(pos.toPoint(), Qt.DropAction.CopyAction, md, buttons, mods),
+               QDragMoveEvent(pos.toPoint(), Qt.DropAction.CopyAction, md, buttons, mods),
+               QDropEvent(pos, Qt.DropAction.CopyAction, md, buttons, mods)):
+        QApplication.sendEvent(vp, ev)
+        assert ev.isAccepted()
+
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -224,7 +245,8 @@ def test_window_rebinds_and_survives_a_daemon_restart(world, qtbot, qapp):
             try:
                 await until(lambda: (TwoUplinkLab.COA_A, "upA", "registered") in coa_shown(), 10, "binding on upA")
                 assert win.bindings_view.isVisible() or not win.isVisible()
-                win.rebinder.request(HOA, "upB")
+                # the user drags the home address onto upB in the interface table
+                drop_hoa_on_interface(win, HOA, "upB")
                 await until(lambda: win.rebinder.last_result is not None, 40, "the rebind")
                 r = win.rebinder.last_result
                 assert r.confirmed, r.reason

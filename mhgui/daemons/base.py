@@ -27,7 +27,7 @@ import logging
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Awaitable, Callable, Mapping, Protocol, Union, runtime_checkable
 
@@ -547,3 +547,44 @@ async def cancel_and_wait(task: asyncio.Task | None) -> None:
             raise
     except Exception:
         log.exception("driver task failed while stopping")
+
+
+async def plan_when_ready(driver: DaemonDriver, hoa: str, ifname: str,
+                          live: Callable[[], tuple[NodeState, Analysis]], *, timeout: float = 10.0,
+                          interval: float = 0.25, on_wait: Callable[[str], None] | None = None) -> RebindPlan:
+    """Plan a rebind, waiting while the interface's only candidate CoA is tentative.
+
+    RFC 4862 section 5.4: an address is not used before duplicate address
+    detection ends (about 1 s with the defaults). While the plan says
+    ``pending``, it is made again every ``interval`` s for up to ``timeout``
+    s (``on_wait(reason)`` is told once). If DAD fails for every tentative
+    address of ``ifname`` meanwhile, the plan is refused with that reason.
+    """
+    from ..core.model import AddressFlag
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    state, an = live()
+    plan = await driver.plan_rebind(hoa, ifname, (state, an))
+    waiting: set[str] = set()
+    told = False
+    while True:
+        iface = LiveView.from_state(state, an).interfaces.get(ifname)
+        if plan.pending:
+            waiting |= set(iface.tentative if iface else ())
+        failed = {a.address for a in state.addresses.values()
+                  if a.address in waiting and int(a.flags) & int(AddressFlag.DADFAILED)}
+        if waiting and failed >= waiting and not plan.allowed:
+            return replace(plan, pending=False, refusal=(
+                f"duplicate address detection failed on {ifname} for {', '.join(sorted(failed))}: another node "
+                "uses that address, so the interface has no care-of address (RFC 4862 section 5.4.5)"))
+        if plan.allowed or not plan.pending:
+            return plan
+        if loop.time() >= deadline:
+            return replace(plan, pending=False, refusal=f"{plan.refusal} (still so after {timeout:g} s)")
+        if not told and on_wait is not None:
+            on_wait(plan.refusal or "waiting")
+            told = True
+        await asyncio.sleep(interval)
+        state, an = live()
+        plan = await driver.plan_rebind(hoa, ifname, (state, an))

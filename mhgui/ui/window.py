@@ -19,7 +19,8 @@ from ..core.analysis import Analysis, analyse
 from ..core.capabilities import NO_DAEMON, DaemonCapabilities
 from ..core.report import headline, taxonomy
 from ..core.state import Change, StateStore
-from ..daemons.base import BindingsChanged, LiveView
+from ..daemons.base import BindingsChanged, plan_when_ready
+from ..daemons.umip import HOA_AS_COA_REASON
 from .models import (
     HOA_MIME, AddressModel, BindingModel, HomeAddressModel, InterfaceModel, KeyRole, ListTableModel, SortRole,
 )
@@ -203,9 +204,14 @@ class Rebinder(QObject):
             self.progress.emit("No mobility daemon: nothing to rebind.", False)
             return
         self.progress.emit(f"Planning: bind {hoa} through {ifname}…", None)
-        an = self.controller.analysis or analyse(self.controller.store.state, self.controller.clock())
+
+        def live():
+            st = self.controller.store.state
+            return st, analyse(st, self.controller.clock())
+
         try:
-            plan = await daemon.plan_rebind(hoa, ifname, LiveView.from_state(self.controller.store.state, an))
+            plan = await plan_when_ready(daemon, hoa, ifname, live, on_wait=lambda why: self.progress.emit(
+                f"Waiting before binding {hoa} through {ifname}: {why}", None))
         except Exception as e:  # a driver or helper failure is a message, not a crash
             self.progress.emit(f"Cannot plan the rebind: {e}", False)
             return
@@ -443,6 +449,11 @@ class MainWindow(QMainWindow):
             act.triggered.connect(lambda _=False, h=hoa, n=i.name: self.rebinder.request(h, n))
         if self.controller.daemon is None:
             menu.addAction("No mobility daemon: nothing to rebind").setEnabled(False)
+        caps = self.controller._caps()
+        act = menu.addAction("Register another home address as its care-of address (draft 6.2.2)")
+        act.setEnabled(False)
+        act.setToolTip(HOA_AS_COA_REASON if not caps.hoa_as_coa else "")
+        menu.setToolTipsVisible(True)
         menu.popup(self.homes_view.viewport().mapToGlobal(pos))
 
     def eventFilter(self, obj, event) -> bool:
