@@ -252,8 +252,9 @@ async def wait_until(pred: Callable[[], bool], timeout: float = 5.0, what: str =
 
 
 def fast_driver(port: int, **kw) -> UmipDriver:
+    """A driver that keeps its terminal connection (the tests below follow one connection's life)."""
     opts = dict(port=port, poll_interval=0.05, confirm_interval=0.05, backoff_initial=0.05,
-                backoff_max=0.2, reply_timeout=2.0, process_probe=lambda: False)
+                backoff_max=0.2, reply_timeout=2.0, process_probe=lambda: False, hold_connection=True)
     opts.update(kw)
     return UmipDriver(**opts)
 
@@ -459,7 +460,8 @@ async def test_driver_refused_says_both_possibilities(running, state):
 @pytest.mark.asyncio
 async def test_driver_reconnects_after_the_server_closes():
     fake = await FakeVt().start()
-    drv = UmipDriver(port=fake.port, poll_interval=0.05, process_probe=lambda: False)  # default backoff
+    drv = UmipDriver(port=fake.port, poll_interval=0.05, process_probe=lambda: False,  # default backoff
+                     hold_connection=True)
     seen = []
     drv.subscribe(lambda e: seen.append(e.status.state) if isinstance(e, StatusChanged) else None)
     try:
@@ -940,3 +942,36 @@ def test_flow_binding_types_validate():
         with pytest.raises(ValueError):
             FlowBinding(**args)
     assert FlowBinding(2, 3, [1, 2], TrafficSelector()).bid_refs == (1, 2)  # n-cast to two BIDs
+
+
+@pytest.mark.asyncio
+async def test_default_driver_leaves_the_terminal_free_between_polls():
+    """mip6d's terminal takes one client: by default the driver says quit after each poll."""
+    fake = await FakeVt().start()
+    drv = UmipDriver(port=fake.port, poll_interval=0.2, process_probe=lambda: False)
+    try:
+        await drv.start()
+        await wait_until(lambda: drv.bindings(), what="first poll")
+        assert drv.connected and drv.status.reachable
+        # another client (mhctl, telnet) gets the terminal while the driver waits for its next poll
+        got = []
+        for _ in range(20):
+            c = VtClient(fake.port)
+            try:
+                await c.connect()
+                got.append(await c.command("help"))
+                break
+            except VtBusy:
+                await asyncio.sleep(0.02)
+            finally:
+                await c.close()
+        assert got and "bul" in got[0]
+        gen = drv.generation
+        await wait_until(lambda: drv.generation > gen + 1, what="later polls")
+        assert drv.status.state == "connected"
+        fake.bul = BUL_WLAN
+        assert await drv.refresh() is True
+        assert {b.coa for b in drv.bindings()} == {WLAN_COA}
+    finally:
+        await drv.stop()
+        await fake.stop()

@@ -383,8 +383,14 @@ class UmipDriver(DaemonDriver):
         verbose: bool = True,
         clock: Callable[[], float] = time.monotonic,
         process_probe: Callable[[], bool | None] | None = mip6d_running,
+        hold_connection: bool = False,
     ) -> None:
         super().__init__()
+        #: mip6d's terminal takes one client at a time ("Too many connections"): by default the
+        #: driver connects for each poll and says ``quit`` after it, so that mhctl, a second
+        #: window or an administrator's telnet can use the terminal in between
+        self.hold_connection = hold_connection
+        self._session_lock = asyncio.Lock()
         self.port = port
         self.hosts = tuple(hosts)
         self.poll_interval = poll_interval
@@ -424,6 +430,8 @@ class UmipDriver(DaemonDriver):
 
     @property
     def connected(self) -> bool:
+        if not self.hold_connection:
+            return self._status.state == STATE_CONNECTED
         return self._client is not None and self._client.connected and self._status.state == STATE_CONNECTED
 
     @property
@@ -478,11 +486,18 @@ class UmipDriver(DaemonDriver):
         while True:
             _raise_if_cancelling()
             try:
+                if not self.hold_connection:
+                    await self._session_poll()
+                    delays = backoff_delays(self.backoff_initial, self.backoff_max)
+                    await self._nap(self.poll_interval)
+                    continue
                 await self._connect()
                 delays = backoff_delays(self.backoff_initial, self.backoff_max)
                 await self._poll_loop()
             except VtBusy as e:
-                self._lost(STATE_BUSY, str(e))
+                # someone else (mhctl, telnet) has the terminal: keep what we know, try again soon
+                self._status_with(STATE_BUSY, reachable=self._status.reachable, node=self._status.node,
+                                  error=f"{e}: another client is using mip6d's terminal; retrying")
             except VtRefused:
                 running = self._probe() if self._probe is not None else None
                 if running:
@@ -520,6 +535,15 @@ class UmipDriver(DaemonDriver):
         self._generation += 1
         self._status_with(STATE_CONNECTED, reachable=True, node=node)
 
+    async def _session_poll(self) -> None:
+        """Connect, poll once, say ``quit`` (the terminal is free again)."""
+        async with self._session_lock:
+            try:
+                await self._connect()
+                await self._poll()
+            finally:
+                await self._drop_client()
+
     async def _poll_loop(self) -> None:
         while True:
             _raise_if_cancelling()
@@ -546,6 +570,13 @@ class UmipDriver(DaemonDriver):
 
     async def refresh(self) -> bool:
         """Poll the daemon now; False when it is not connected or the poll failed (the run loop then reconnects)."""
+        if not self.hold_connection:
+            try:
+                await self._session_poll()
+            except (VtError, OSError):
+                self._kick()
+                return False
+            return True
         if not self.connected:
             return False
         try:

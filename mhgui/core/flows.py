@@ -1,0 +1,369 @@
+"""Flows (the kernel's TCP and UDP sockets) and where they stand: pure data, no Qt, no I/O.
+
+A :class:`Flow` is one socket as ``sock_diag`` (netlink(7), ``NETLINK_SOCK_DIAG``)
+reports it, identified by its protocol and 5-tuple (:attr:`Flow.id`). The
+source (:mod:`mhgui.sources.flows`) fills in the owning process where
+``/proc`` lets it read one.
+
+:func:`classify` places a flow on the interface that carries it today, from its
+local address, and says whether it can move to another interface:
+
+- a **home address** (HoA, RFC 6275 section 2) local address: the flow moves
+  transparently (Mobile IPv6 keeps the address when the care-of address
+  changes); it is carried by the interface of the HoA's bound care-of address
+  (the mobility daemon's binding, REGISTERED or WAITING_ACK, its CoA looked up
+  in the live model), or by its home link when at home; without a binding the
+  interface is unknown and said so;
+- a **care-of address** (CoA) or any other routable address: the flow is on
+  that address's interface and moves only by being re-established (a new
+  connection from another address);
+- **link-local** or **loopback**: not movable;
+- an **unspecified** local address (``::``, ``0.0.0.0``): a listening or
+  unconnected UDP socket, on no one interface; not a flow that moves.
+
+:func:`diff` compares two tables by flow id.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping
+
+from .analysis import ROLE_COA, ROLE_COA_DEPRECATED, ROLE_HOA, Analysis
+from .bindings import Binding, BindingState, canonical_address
+from .model import InterfaceKind, NodeState
+
+__all__ = [
+    "AF_INET",
+    "AF_INET6",
+    "Flow",
+    "FlowTable",
+    "Placement",
+    "Classifier",
+    "classify",
+    "diff",
+    "flow_id",
+    "format_endpoint",
+    "tcp_state_name",
+    "LOCAL_ROLES",
+    "MOVABLE",
+    "VISIBILITY",
+]
+
+AF_INET, AF_INET6 = 2, 10
+
+#: ``local_role`` values (``mhctl flows --json``)
+LOCAL_ROLES = ("hoa", "coa", "other")
+#: ``movable`` values
+MOVABLE = ("transparent", "re-establish", "no")
+#: :attr:`FlowTable.process_visibility` values
+VISIBILITY = ("full", "partial", "hidden")
+
+# TCP states as ``ss`` names them (include/net/tcp_states.h); UDP uses ESTABLISHED (connected) and CLOSE (unconnected)
+_TCP_STATES = {
+    1: "ESTAB", 2: "SYN-SENT", 3: "SYN-RECV", 4: "FIN-WAIT-1", 5: "FIN-WAIT-2", 6: "TIME-WAIT",
+    7: "UNCONN", 8: "CLOSE-WAIT", 9: "LAST-ACK", 10: "LISTEN", 11: "CLOSING", 12: "NEW-SYN-RECV",
+    13: "BOUND-INACTIVE",
+}
+
+
+def tcp_state_name(number: int) -> str:
+    """``ss``'s name for a kernel socket state number (``TCP_ESTABLISHED`` = 1 ... ); unknown numbers as ``state-N``."""
+    return _TCP_STATES.get(number, f"state-{number}")
+
+
+def format_endpoint(address: str, port: int, ifindex: int = 0) -> str:
+    """``[2001:db8::1]:443``, ``192.0.2.1:53``; ``%IFINDEX`` after the address when the socket is bound to an interface."""
+    scope = f"%{ifindex}" if ifindex else ""
+    if ":" in address:
+        return f"[{address}{scope}]:{port}"
+    return f"{address}{scope}:{port}"
+
+
+def flow_id(protocol: str, local_address: str, local_port: int, remote_address: str, remote_port: int,
+            bound_ifindex: int = 0, tag: str = "") -> str:
+    """The flow's identity: protocol and 5-tuple, e.g. ``tcp [2001:db8::1]:40000 [2001:db8::2]:443``.
+
+    A socket bound to an interface (``SO_BINDTODEVICE``, or the scope of a
+    link-local address) carries ``%IFINDEX`` on its local address, as two such
+    sockets may share the rest. ``tag`` separates sockets that share the whole
+    5-tuple (``SO_REUSEPORT`` listeners and UDP sockets): ``#`` and the
+    kernel's socket cookie.
+    """
+    out = f"{protocol} {format_endpoint(local_address, local_port, bound_ifindex)} " \
+          f"{format_endpoint(remote_address, remote_port)}"
+    return f"{out} #{tag}" if tag else out
+
+
+@dataclass(frozen=True, slots=True)
+class Flow:
+    """One TCP or UDP socket (``struct inet_diag_msg``).
+
+    Addresses are RFC 5952 text (IPv4-mapped IPv6 addresses in the mixed
+    notation of RFC 5952 section 5, ``::ffff:192.0.2.1``); ``state`` is
+    ``ss``'s name (ESTAB, LISTEN, UNCONN, TIME-WAIT...); ``inode`` is the
+    socket's inode (0 for TIME-WAIT sockets, which no process holds);
+    ``uid`` its owner's user id; ``pid``/``process`` the owning process where
+    ``/proc`` shows it, else None; ``bound_ifindex`` the kernel's
+    ``idiag_if`` (the interface the socket is bound to, or the scope of its
+    link-local address; 0 for none); ``cookie`` the kernel's socket cookie.
+    """
+
+    protocol: str  # "tcp" | "udp"
+    family: int  # AF_INET (2) | AF_INET6 (10)
+    local_address: str
+    local_port: int
+    remote_address: str
+    remote_port: int
+    state: str
+    inode: int = 0
+    uid: int = 0
+    pid: int | None = None
+    process: str | None = None
+    bound_ifindex: int = 0
+    cookie: int = 0
+    tag: str = ""
+    id: str = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", flow_id(self.protocol, self.local_address, self.local_port,
+                                               self.remote_address, self.remote_port, self.bound_ifindex, self.tag))
+
+    @property
+    def listening(self) -> bool:
+        """A listening TCP socket or an unconnected UDP socket: no peer yet."""
+        return self.state in ("LISTEN", "UNCONN")
+
+
+@dataclass(frozen=True, slots=True)
+class FlowTable:
+    """One poll of the kernel's socket table.
+
+    ``flows``: by :attr:`Flow.id`. ``process_visibility``: ``"full"`` (every
+    socket's owner could be looked for), ``"partial"`` (some owners are not
+    readable: other users' processes without root, or processes of another PID
+    namespace), ``"hidden"`` (inside a sandbox such as Flatpak, the host's
+    processes are not visible at all); ``visibility_reason`` says why in one
+    sentence. ``problems``: what could not be read (a protocol the kernel
+    cannot dump, malformed messages skipped), one sentence each.
+    ``polled_at``: monotonic time of the poll; ``elapsed``: seconds it took.
+    """
+
+    flows: Mapping[str, Flow]
+    process_visibility: str = "full"
+    visibility_reason: str = ""
+    problems: tuple[str, ...] = ()
+    polled_at: float = 0.0
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where a flow is and whether it can move.
+
+    ``ifindex``/``interface``: the interface carrying it today, None when
+    unknown (a HoA without a binding) or when there is none (a listening
+    socket on every address). ``local_role``: ``"hoa"``, ``"coa"`` or
+    ``"other"``; ``movable``: ``"transparent"`` (HoA: Mobile IPv6 moves it
+    without the application noticing), ``"re-establish"`` (CoA or another
+    routable address: only a new connection from another address moves it) or
+    ``"no"`` (link-local, loopback, not connected); ``reason``: one sentence
+    for the user.
+    """
+
+    ifindex: int | None
+    interface: str | None
+    local_role: str
+    movable: str
+    reason: str
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        ip = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped  # a dual-stack socket talking IPv4: its address is the IPv4 one
+    return ip
+
+
+_LIVE_BINDING = (BindingState.REGISTERED, BindingState.WAITING_ACK)
+
+
+class Classifier:
+    """:func:`classify` for many flows against one snapshot of the node.
+
+    Builds its indexes once (addresses, HoAs, bindings) and remembers each
+    answer by (local address, bound interface, listening), so a table of
+    10,000 flows costs one look-up per distinct local address.
+    """
+
+    def __init__(self, state: NodeState, analysis: Analysis, bindings: Iterable[Binding] = ()) -> None:
+        self._state = state
+        self._names = {i: iface.name for i, iface in state.interfaces.items()}
+        #: address text (canonical) -> [(ifindex, role)]
+        self._holders: dict[str, list[tuple[int, str]]] = {}
+        hoas: set[str] = set()
+        for h in state.home_addresses:
+            try:
+                hoas.add(canonical_address(h.address))
+            except ValueError:
+                continue
+        for key, a in state.addresses.items():
+            r = analysis.roles.get(key)
+            role = r.role if r is not None else "other"
+            if role == ROLE_HOA:
+                hoas.add(a.address)
+            self._holders.setdefault(a.address, []).append((a.ifindex, role))
+        self._hoas = hoas
+        self._at_home = {}
+        for hs in analysis.homes:
+            if hs.at_home and hs.home_ifindex is not None:
+                try:
+                    self._at_home[canonical_address(hs.hoa.address)] = hs.home_ifindex
+                except ValueError:
+                    continue
+        self._bindings: dict[str, list[Binding]] = {}
+        for b in bindings:
+            if b.source != "bul" or b.state not in _LIVE_BINDING:
+                continue
+            try:
+                hoa, coa = canonical_address(b.hoa), canonical_address(b.coa)
+            except ValueError:
+                continue  # malformed daemon output: never a placement
+            if hoa == coa:
+                continue  # a de-registration / home binding, not a CoA
+            self._bindings.setdefault(hoa, []).append(b)
+        self._memo: dict[tuple[str, int, bool], Placement] = {}
+
+    # ---- helpers
+    def _name(self, ifindex: int | None) -> str | None:
+        if ifindex is None:
+            return None
+        return self._names.get(ifindex)
+
+    def _kind(self, ifindex: int) -> InterfaceKind | None:
+        iface = self._state.interfaces.get(ifindex)
+        return iface.kind if iface is not None else None
+
+    def _holder(self, address: str, bound: int) -> tuple[int, str] | None:
+        """The (ifindex, role) holding ``address``: the bound interface if it holds it, else
+        an access interface before a tunnel, a CoA before another role, the lowest ifindex."""
+        holders = self._holders.get(address)
+        if not holders:
+            return None
+        for h in holders:
+            if h[0] == bound:
+                return h
+        rank = {ROLE_COA: 0, ROLE_COA_DEPRECATED: 0}
+        return min(holders, key=lambda h: (self._kind(h[0]) in (InterfaceKind.TUNNEL, InterfaceKind.LOOPBACK),
+                                           rank.get(h[1], 1), h[0]))
+
+    def _loopback_ifindex(self) -> int | None:
+        for i, iface in sorted(self._state.interfaces.items()):
+            if iface.kind is InterfaceKind.LOOPBACK:
+                return i
+        return None
+
+    # ---- the rules
+    def classify(self, flow: Flow) -> Placement:
+        key = (flow.local_address, flow.bound_ifindex, flow.listening)
+        p = self._memo.get(key)
+        if p is None:
+            p = self._memo[key] = self._place(flow)
+        return p
+
+    def _place(self, flow: Flow) -> Placement:
+        bound = flow.bound_ifindex
+        ip = _ip(flow.local_address)
+        if ip is None:
+            return Placement(None, None, "other", "no", f"local address {flow.local_address!r} is not an IP address")
+        if ip.is_unspecified:
+            where = self._name(bound) if bound else None
+            what = "listening" if flow.state == "LISTEN" else "not connected"
+            on = f"bound to {where or f'interface {bound}'}" if bound else "on every address"
+            return Placement(bound or None, where, "other", "no",
+                             f"{what} ({on}): no flow to move until a peer connects")
+        if ip.is_loopback:
+            i = self._holder(str(ip), bound)
+            ifindex = i[0] if i else (bound or self._loopback_ifindex())
+            return Placement(ifindex, self._name(ifindex), "other", "no",
+                             "loopback: the flow never leaves this node")
+        if ip.is_link_local:
+            i = self._holder(str(ip), bound)
+            ifindex = bound or (i[0] if i else None)
+            return Placement(ifindex, self._name(ifindex), "other", "no",
+                             "link-local address: valid on its link only, the flow cannot move")
+        if ip.is_multicast:
+            where = self._name(bound) if bound else None
+            return Placement(bound or None, where, "other", "no",
+                             "bound to a multicast group address: receives on "
+                             + (where or "every interface that joined it") + ", nothing to move")
+        text = str(ip)
+        if text in self._hoas:
+            return self._place_hoa(text)
+        h = self._holder(text, bound)
+        if h is None:
+            return Placement(bound or None, self._name(bound) if bound else None, "other", "re-establish",
+                             f"{text} is no longer on any interface: only a new connection "
+                             "from another address can continue")
+        ifindex, role = h
+        name = self._name(ifindex)
+        if role in (ROLE_COA, ROLE_COA_DEPRECATED):
+            return Placement(ifindex, name, "coa", "re-establish",
+                             f"care-of address on {name}: moves only by re-establishing the flow "
+                             "from another address")
+        return Placement(ifindex, name, "other", "re-establish",
+                         f"address on {name} (not a home address): moves only by re-establishing the flow")
+
+    def _place_hoa(self, hoa: str) -> Placement:
+        if hoa in self._at_home:
+            i = self._at_home[hoa]
+            return Placement(i, self._name(i), "hoa", "transparent",
+                             f"home address, at home on {self._name(i)}: Mobile IPv6 moves it transparently")
+        bs = self._bindings.get(hoa)
+        if not bs:
+            return Placement(None, None, "hoa", "transparent",
+                             "home address without a binding from the mobility daemon: the interface carrying "
+                             "it is unknown; Mobile IPv6 moves it transparently")
+        # a registered binding before one waiting for its acknowledgement; then RFC 6089 BID-PRI (lower first)
+        b = min(bs, key=lambda b: (b.state is not BindingState.REGISTERED,
+                                   b.bid_priority if b.bid_priority is not None else 1 << 30,
+                                   b.bid if b.bid is not None else -1, b.coa))
+        coa = canonical_address(b.coa)
+        ifindex: int | None = None
+        h = self._holder(coa, 0)
+        if h is not None:
+            ifindex = h[0]
+        elif b.interface:
+            ifindex = next((i for i, n in sorted(self._names.items()) if n == b.interface), None)
+        name = self._name(ifindex) if ifindex is not None else b.interface
+        others = len(bs) - 1
+        more = f" ({others} other binding{'s' if others != 1 else ''})" if others else ""
+        via = f"on {name}" if name else "on an interface the live model does not show"
+        return Placement(ifindex, name, "hoa", "transparent",
+                         f"home address bound to care-of address {coa} {via} ({b.state.value}){more}: "
+                         "Mobile IPv6 moves it transparently")
+
+
+def classify(flow: Flow, state: NodeState, analysis: Analysis, bindings: Iterable[Binding] = ()) -> Placement:
+    """Place one flow (module docstring); for many flows use one :class:`Classifier`."""
+    return Classifier(state, analysis, bindings).classify(flow)
+
+
+def diff(old: Mapping[str, Flow], new: Mapping[str, Flow]) -> tuple[list[str], list[str], list[str]]:
+    """``(added, removed, changed)`` flow ids from ``old`` to ``new``.
+
+    ``added`` in ``new``'s order, ``removed`` in ``old``'s; ``changed``: ids in
+    both whose flow differs (state, owner...).
+    """
+    added = [k for k in new if k not in old]
+    removed = [k for k in old if k not in new]
+    changed = []
+    for k, f in new.items():
+        o = old.get(k)
+        if o is not None and o is not f and o != f:
+            changed.append(k)
+    return added, removed, changed

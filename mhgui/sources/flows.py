@@ -1,0 +1,573 @@
+"""Flow source: the kernel's TCP and UDP socket table (``sock_diag``), with owning processes.
+
+Each poll dumps ``SOCK_DIAG_BY_FAMILY`` for TCP and UDP over IPv4 and IPv6
+(netlink(7) ``NETLINK_SOCK_DIAG``, sock_diag(7)), in one worker thread that
+owns the netlink socket (a socket is used only by the thread that created it:
+``../shared/domain/test-lab.md`` section 3), then hands a
+:class:`~mhgui.core.flows.FlowTable` to a callback on the event loop. Nothing
+blocks the loop (the GUI thread under qasync).
+
+Decoding: pyroute2's :class:`~pyroute2.netlink.diag.DiagSocket` decodes each
+message through its generic marshal at about 70 µs a socket (0.8 to 1.1 s for
+15,000 sockets here), holding the GIL and so the GUI for that long on every
+poll. The hot path sends the same request and decodes the fixed
+``struct inet_diag_msg`` header (``include/uapi/linux/inet_diag.h``) with
+:mod:`struct` instead; ``decoder="pyroute2"`` keeps DiagSocket's decoding,
+and the tests check that both give the same table. pyroute2 still opens the
+socket inside a named network namespace (``netns=``).
+
+Owners: ``/proc/PID/fd/*`` links read ``socket:[INODE]``. Only inodes not
+seen before start a scan; the processes that owned sockets before are
+scanned first and the scan stops once every new inode is found; an inode that
+a scan could not place is not looked for again. A cached owner is dropped
+when its process exits. Inside a Flatpak sandbox (``/.flatpak-info``) the
+host's processes are hidden: the table says so (``process_visibility:
+"hidden"``) and owners stay unknown rather than guessed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import ipaddress
+import logging
+import os
+import socket
+import struct
+import time
+from typing import Callable, Iterable
+
+from ..core.flows import AF_INET, AF_INET6, Flow, FlowTable, tcp_state_name
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FlowSource", "ProcessResolver", "SockDiag", "parse_inet_diag", "read_flows"]
+
+NETLINK_SOCK_DIAG = 4
+SOCK_DIAG_BY_FAMILY = 20
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+NLM_F_REQUEST, NLM_F_MULTI, NLM_F_DUMP_INTR, NLM_F_DUMP = 0x1, 0x2, 0x10, 0x300
+IPPROTO_TCP, IPPROTO_UDP = 6, 17
+#: every TCP state, TCP_ESTABLISHED (1) to TCP_NEW_SYN_RECV (12), as ``ss -a`` asks
+ALL_STATES = (1 << 13) - 1
+
+_NLMSGHDR = struct.Struct("=IHHII")
+# struct inet_diag_req_v2: family, protocol, ext, pad, states, then a zero inet_diag_sockid (48 bytes)
+_REQ = struct.Struct("=BBBBI48x")
+# struct inet_diag_msg: family, state, timer, retrans, sport, dport (big endian), src[16], dst[16],
+# if, cookie (2 x u32, read as one u64), expires, rqueue, wqueue, uid, inode
+_MSG = struct.Struct("=BBBB2s2s16s16sIQIIIII")
+_MSG_LEN = _MSG.size  # 72
+
+PROTOCOLS = {"tcp": IPPROTO_TCP, "udp": IPPROTO_UDP}
+FLATPAK_INFO = "/.flatpak-info"
+
+
+# --------------------------------------------------------------------------- decoding (pure)
+_addr_cache: dict[bytes, str] = {}
+_ADDR_CACHE_MAX = 1 << 16
+
+
+def _addr_text(family: int, raw: bytes) -> str:
+    """RFC 5952 text of a 16-byte ``idiag_src``/``idiag_dst`` (IPv4 in the first 4 bytes)."""
+    key = raw[:4] if family == AF_INET else raw
+    s = _addr_cache.get(key)
+    if s is not None:
+        return s
+    if family == AF_INET:
+        s = str(ipaddress.IPv4Address(key))
+    else:
+        ip = ipaddress.IPv6Address(raw)
+        mapped = ip.ipv4_mapped
+        # RFC 5952 section 5: IPv4-mapped addresses in mixed notation (as ``ss`` prints them)
+        s = f"::ffff:{mapped}" if mapped is not None else ip.compressed
+    if len(_addr_cache) >= _ADDR_CACHE_MAX:
+        _addr_cache.clear()
+    _addr_cache[key] = s
+    return s
+
+
+def parse_inet_diag(data, protocol: str, seq: int | None = None, *, problems: list[str] | None = None,
+                    out: list | None = None) -> tuple[list[tuple], bool, int | None]:
+    """Decode one buffer of a ``SOCK_DIAG_BY_FAMILY`` dump.
+
+    Returns ``(records, done, error)``: ``records`` are ``(rawkey, fields)``
+    pairs where ``fields`` = (family, state, sport, dport, src, dst, if,
+    cookie, uid, inode) and ``rawkey`` identifies the socket's stable content
+    (its byte image without the timers and queue sizes); ``done`` is True at
+    ``NLMSG_DONE``; ``error`` is an errno from ``NLMSG_ERROR`` (None when none).
+    Malformed messages (too short, a length running past the buffer, an
+    unknown family) are skipped with a sentence in ``problems``; messages of
+    another sequence number (a stale dump) are ignored.
+    """
+    mv = memoryview(data)
+    n = len(mv)
+    off = 0
+    records = out if out is not None else []
+    done = False
+    error = None
+    hdr_unpack = _NLMSGHDR.unpack_from
+    msg_unpack = _MSG.unpack_from
+    while off + 16 <= n:
+        length, mtype, flags, mseq, _pid = hdr_unpack(mv, off)
+        if length < 16 or off + length > n:
+            if problems is not None:
+                problems.append(f"{protocol}: malformed netlink message (length {length} at offset {off} "
+                                f"of {n}): rest of the buffer skipped")
+            break
+        body = off + 16
+        nxt = off + ((length + 3) & ~3)
+        if seq is not None and mseq != seq:
+            off = nxt
+            continue
+        if mtype == NLMSG_DONE:
+            done = True
+            if length >= 20:
+                (code,) = struct.unpack_from("=i", mv, body)
+                if code < 0:
+                    error = -code
+            break
+        if mtype == NLMSG_ERROR:
+            code = struct.unpack_from("=i", mv, body)[0] if length >= 20 else -errno.EPROTO
+            done = True
+            if code < 0:
+                error = -code
+            break
+        if mtype != SOCK_DIAG_BY_FAMILY or length < 16 + _MSG_LEN:
+            if problems is not None:
+                problems.append(f"{protocol}: skipped a message of type {mtype} and length {length}")
+            off = nxt
+            continue
+        (family, state, _timer, _retrans, sport, dport, src, dst, ifindex, cookie,
+         _expires, _rq, _wq, uid, inode) = msg_unpack(mv, body)
+        if family not in (AF_INET, AF_INET6):
+            if problems is not None:
+                problems.append(f"{protocol}: skipped a socket of address family {family}")
+            off = nxt
+            continue
+        rawkey = bytes(mv[body:body + 2]) + bytes(mv[body + 4:body + 52]) + bytes(mv[body + 64:body + 72])
+        records.append((rawkey, (family, state, (sport[0] << 8) | sport[1], (dport[0] << 8) | dport[1],
+                                 src, dst, ifindex, cookie, uid, inode)))
+        off = nxt
+    return records, done, error
+
+
+def flow_from_fields(protocol: str, fields: tuple, owner: tuple[int, str] | None) -> Flow:
+    family, state, sport, dport, src, dst, ifindex, cookie, uid, inode = fields
+    pid, process = owner if owner is not None else (None, None)
+    return Flow(protocol, family, _addr_text(family, src), sport, _addr_text(family, dst), dport,
+                tcp_state_name(state), inode, uid, pid, process, ifindex, cookie)
+
+
+# --------------------------------------------------------------------------- the socket (blocking)
+class SockDiag:
+    """A ``NETLINK_SOCK_DIAG`` socket and its dumps. Blocking: use it from one thread only.
+
+    ``netns``: a named network namespace (``/run/netns/NAME``); pyroute2
+    creates the socket there. ``decoder``: ``"struct"`` (default) or
+    ``"pyroute2"`` (pyroute2's DiagSocket decoding; slow, for cross-checks).
+    """
+
+    def __init__(self, netns: str | None = None, *, decoder: str = "struct", timeout: float = 5.0) -> None:
+        if decoder not in ("struct", "pyroute2"):
+            raise ValueError(f"unknown decoder {decoder!r}")
+        self.decoder = decoder
+        self._netns = netns
+        self._seq = 0
+        self._buf = bytearray(1 << 20)
+        self._pr = None
+        if decoder == "pyroute2":
+            self._pr = _open_diagsocket(netns)
+            self._sock = None
+        elif netns is not None:
+            from pyroute2 import netns as _ns
+            self._sock = _ns.create_socket(netns=netns, family=socket.AF_NETLINK, socket_type=socket.SOCK_DGRAM,
+                                           proto=NETLINK_SOCK_DIAG)
+        else:
+            self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
+        if self._sock is not None:
+            self._sock.settimeout(timeout)
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+            self._sock.bind((0, 0))
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._pr is not None:
+            self._pr.close()
+            self._pr = None
+
+    def dump(self, family: int, protocol: str, problems: list[str]) -> list[tuple]:
+        """Every socket of one (family, protocol) as ``(rawkey, fields)`` records (see :func:`parse_inet_diag`).
+
+        An interrupted dump (``NLM_F_DUMP_INTR``: the table changed meanwhile)
+        is retried twice, then kept with a note. Raises ``OSError`` when the
+        kernel refuses the dump.
+        """
+        if self._pr is not None:
+            return self._dump_pyroute2(family, protocol)
+        for attempt in range(3):
+            records, intr = self._dump_once(family, protocol, problems)
+            if not intr:
+                return records
+        problems.append(f"{protocol}/{'IPv6' if family == AF_INET6 else 'IPv4'}: the table kept changing "
+                        "during the dump; it may be slightly inconsistent")
+        return records
+
+    def _dump_once(self, family: int, protocol: str, problems: list[str]) -> tuple[list[tuple], bool]:
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        seq = self._seq
+        states = ALL_STATES if protocol == "tcp" else 0xFFFFFFFF
+        req = _NLMSGHDR.pack(16 + _REQ.size, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) \
+            + _REQ.pack(family, PROTOCOLS[protocol], 0, 0, states)
+        self._sock.send(req)
+        records: list[tuple] = []
+        intr = False
+        buf = self._buf
+        while True:
+            nbytes = self._sock.recv_into(buf)
+            if nbytes == 0:
+                raise OSError(errno.EPROTO, "sock_diag: empty read")
+            view = memoryview(buf)[:nbytes]
+            if nbytes >= 16 and _NLMSGHDR.unpack_from(view, 0)[2] & NLM_F_DUMP_INTR:
+                intr = True
+            _, done, err = parse_inet_diag(view, protocol, seq, problems=problems, out=records)
+            view.release()
+            if err is not None:
+                raise OSError(err, f"sock_diag {protocol}/{'IPv6' if family == AF_INET6 else 'IPv4'}: "
+                                   f"{os.strerror(err)}")
+            if done:
+                return records, intr
+
+    def _dump_pyroute2(self, family: int, protocol: str) -> list[tuple]:
+        from pyroute2.netlink.diag import SS_ALL
+        states = SS_ALL if protocol == "tcp" else 0xFFFFFFFF
+        out = []
+        for m in self._pr.get_sock_stats(family=family, protocol=PROTOCOLS[protocol], states=states):
+            if m.get("header", {}).get("type") != SOCK_DIAG_BY_FAMILY:
+                continue
+            fam = m["idiag_family"]
+            src = ipaddress.ip_address(m["idiag_src"]).packed.ljust(16, b"\0")
+            dst = ipaddress.ip_address(m["idiag_dst"]).packed.ljust(16, b"\0")
+            fields = (fam, m["idiag_state"], m["idiag_sport"], m["idiag_dport"], src, dst, m["idiag_if"],
+                      m["idiag_cookie"], m["idiag_uid"], m["idiag_inode"])
+            out.append(((protocol, fields), fields))
+        return out
+
+
+def _open_diagsocket(netns: str | None):
+    """pyroute2's DiagSocket, in ``netns`` when given (DiagSocket itself takes no netns argument)."""
+    from pyroute2.netlink.diag import DiagSocket, MarshalDiag
+    from pyroute2.netlink.nlsocket import NetlinkSocket
+
+    class _DiagSocket(DiagSocket):
+        def __init__(self, netns=None):
+            NetlinkSocket.__init__(self, NETLINK_SOCK_DIAG, netns=netns)
+            self.set_marshal(MarshalDiag())
+
+    ds = _DiagSocket(netns)
+    ds.bind()
+    return ds
+
+
+# --------------------------------------------------------------------------- owners (blocking)
+class ProcessResolver:
+    """Socket inode → (pid, process name) from ``/proc/PID/fd`` (blocking; one thread).
+
+    ``proc``: where procfs is mounted; ``sandbox_marker``: a file whose
+    presence says the host's processes are hidden (Flatpak's ``/.flatpak-info``).
+    After :meth:`resolve`, ``visibility``/``reason`` describe what could be
+    seen and ``scans``/``last_scan_pids`` what it cost.
+    """
+
+    def __init__(self, proc: str = "/proc", sandbox_marker: str = FLATPAK_INFO) -> None:
+        self.proc = proc
+        self.sandbox_marker = sandbox_marker
+        self.owners: dict[int, tuple[int, str]] = {}
+        self._tried: set[int] = set()
+        self._denied = 0
+        self.visibility = "full"
+        self.reason = ""
+        self.scans = 0
+        self.last_scan_pids = 0
+
+    def _comm(self, pid: int) -> str:
+        try:
+            with open(f"{self.proc}/{pid}/comm", "rb") as f:
+                raw = f.read(256)
+        except OSError:
+            return f"pid {pid}"
+        return raw.rstrip(b"\n").decode("utf-8", "backslashreplace") or f"pid {pid}"
+
+    def _pids(self) -> list[int]:
+        try:
+            names = os.listdir(self.proc)
+        except OSError:
+            return []
+        return [int(n) for n in names if n.isdigit()]
+
+    def resolve(self, inodes: Iterable[int]) -> dict[int, tuple[int, str]]:
+        """Owners of ``inodes`` (0 = no inode, never looked for) that could be found."""
+        live = {i for i in inodes if i}
+        # forget sockets that are gone, and owners whose process exited
+        for i in [i for i in self.owners if i not in live]:
+            del self.owners[i]
+        self._tried &= live
+        for pid in {p for p, _ in self.owners.values()}:
+            if not os.path.exists(f"{self.proc}/{pid}"):
+                for i in [i for i, o in self.owners.items() if o[0] == pid]:
+                    del self.owners[i]
+        wanted = live - self.owners.keys() - self._tried
+        if wanted:
+            self._scan(wanted)
+        sandboxed = bool(self.sandbox_marker) and os.path.exists(self.sandbox_marker)
+        unknown = len(live) - len(self.owners)
+        if sandboxed:
+            self.visibility = "hidden"
+            self.reason = ("running inside a Flatpak sandbox: the host's processes are hidden, so the owner of "
+                           "a socket is shown only when it is this application's")
+        elif self._denied or unknown:
+            self.visibility = "partial"
+            parts = []
+            if self._denied:
+                parts.append(f"{self._denied} processes' file descriptors are not readable (other users' "
+                             "processes: run as root to see them)")
+            if unknown:
+                parts.append(f"{unknown} sockets have no visible owner (a process of another PID namespace, "
+                             "or one that closed it meanwhile)")
+            self.reason = "; ".join(parts)
+        else:
+            self.visibility, self.reason = "full", ""
+        return self.owners
+
+    def _scan(self, wanted: set[int]) -> None:
+        """Look for ``wanted`` inodes: known owners first, stop when all are found."""
+        self.scans += 1
+        left = set(wanted)
+        known = sorted({p for p, _ in self.owners.values()})
+        order = known + [p for p in sorted(self._pids()) if p not in set(known)]
+        denied = 0
+        scanned = 0
+        proc = self.proc
+        for pid in order:
+            if not left:
+                break
+            fd_dir = f"{proc}/{pid}/fd"
+            try:
+                fds = os.listdir(fd_dir)
+            except PermissionError:
+                denied += 1
+                continue
+            except OSError:
+                continue  # exited meanwhile
+            scanned += 1
+            name = None
+            for fd in fds:
+                try:
+                    link = os.readlink(f"{fd_dir}/{fd}")
+                except OSError:
+                    continue
+                if not link.startswith("socket:["):
+                    continue
+                try:
+                    ino = int(link[8:-1])
+                except ValueError:
+                    continue
+                if ino in left:
+                    left.discard(ino)
+                    if name is None:
+                        name = self._comm(pid)
+                    self.owners[ino] = (pid, name)
+        self._denied = denied
+        self.last_scan_pids = scanned
+        self._tried |= left
+
+
+# --------------------------------------------------------------------------- one poll (blocking)
+class _Poller:
+    """What the worker thread keeps between polls: the socket, the owner cache, the last flows."""
+
+    def __init__(self, netns: str | None, decoder: str, protocols: tuple[str, ...], families: tuple[int, ...],
+                 resolver: ProcessResolver | None) -> None:
+        self.netns = netns
+        self.decoder = decoder
+        self.protocols = protocols
+        self.families = families
+        self.resolver = resolver
+        self.diag: SockDiag | None = None
+        self._cache: dict[tuple, Flow] = {}  # (protocol, rawkey) -> Flow, reused while unchanged
+
+    def close(self) -> None:
+        if self.diag is not None:
+            self.diag.close()
+            self.diag = None
+
+    def poll(self, clock: Callable[[], float]) -> FlowTable:
+        t0 = time.perf_counter()
+        if self.diag is None:
+            self.diag = SockDiag(self.netns, decoder=self.decoder)
+        problems: list[str] = []
+        raw: list[tuple[str, tuple, tuple]] = []
+        refused = 0
+        for protocol in self.protocols:
+            for family in self.families:
+                try:
+                    for rawkey, fields in self.diag.dump(family, protocol, problems):
+                        raw.append((protocol, rawkey, fields))
+                except OSError as e:
+                    if isinstance(e, (socket.timeout, TimeoutError)):
+                        self.close()  # a wedged socket: start afresh next poll
+                    refused += 1
+                    problems.append(f"{protocol}/{'IPv6' if family == AF_INET6 else 'IPv4'}: {e}")
+        if refused == len(self.protocols) * len(self.families):
+            raise OSError(problems[0] if problems else "sock_diag: no dump succeeded")
+        owners = self.resolver.resolve(f[9] for _, _, f in raw) if self.resolver is not None else {}
+        cache = self._cache
+        new_cache: dict[tuple, Flow] = {}
+        flows: dict[str, Flow] = {}
+        dupes: list[Flow] = []
+        for protocol, rawkey, fields in raw:
+            key = (protocol, rawkey)
+            owner = owners.get(fields[9])
+            f = cache.get(key)
+            if f is None or (f.pid, f.process) != (owner or (None, None)):
+                f = flow_from_fields(protocol, fields, owner)
+            new_cache[key] = f
+            if f.id in flows:
+                dupes.append(f)
+            else:
+                flows[f.id] = f
+        if dupes:
+            flows = _disambiguate(flows, dupes)
+        self._cache = new_cache
+        vis, why = ("full", "")
+        if self.resolver is not None:
+            vis, why = self.resolver.visibility, self.resolver.reason
+        else:
+            vis, why = "hidden", "process owners are not looked up"
+        return FlowTable(flows, vis, why, tuple(problems), clock(), time.perf_counter() - t0)
+
+
+def _disambiguate(flows: dict[str, Flow], dupes: list[Flow]) -> dict[str, Flow]:
+    """Sockets sharing a whole 5-tuple (SO_REUSEPORT) each get their socket cookie as a tag."""
+    from dataclasses import replace
+    shared = {f.id for f in dupes}
+    out = {k: f for k, f in flows.items() if k not in shared}
+    for f in [flows[k] for k in shared] + dupes:
+        g = replace(f, tag=f"{f.cookie:x}")
+        out[g.id] = g
+    return out
+
+
+def read_flows(netns: str | None = None, *, decoder: str = "struct", resolve_processes: bool = True,
+               proc: str = "/proc", sandbox_marker: str = FLATPAK_INFO,
+               protocols: tuple[str, ...] = ("tcp", "udp"),
+               families: tuple[int, ...] = (AF_INET, AF_INET6)) -> FlowTable:
+    """One blocking poll (tests, scripts): open, dump, resolve owners, close."""
+    resolver = ProcessResolver(proc, sandbox_marker) if resolve_processes else None
+    p = _Poller(netns, decoder, protocols, families, resolver)
+    try:
+        return p.poll(time.monotonic)
+    finally:
+        p.close()
+
+
+# --------------------------------------------------------------------------- the source (asyncio)
+class FlowSource:
+    """Polls the socket table every ``interval`` seconds in its own worker thread.
+
+    ``callback(table)`` runs on the event loop after each successful poll;
+    ``on_status(status, detail)`` (optional) hears ``"ok"``/``"error"`` when
+    the source's health changes. ``netns``: a named network namespace
+    (None: this process's). ``resolve_processes``: look up owning processes
+    in ``proc``. ``decoder``: see :class:`SockDiag`.
+
+    :meth:`poll` runs one poll now (``mhctl flows``); :meth:`start` /
+    :meth:`stop` the periodic polling. The netlink socket is created, used
+    and closed in the worker thread only.
+    """
+
+    def __init__(self, callback: Callable[[FlowTable], None] | None = None, *, interval: float = 1.0,
+                 netns: str | None = None, resolve_processes: bool = True, proc: str = "/proc",
+                 sandbox_marker: str = FLATPAK_INFO, decoder: str = "struct",
+                 protocols: tuple[str, ...] = ("tcp", "udp"), families: tuple[int, ...] = (AF_INET, AF_INET6),
+                 on_status: Callable[[str, str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if interval <= 0:
+            raise ValueError("interval must be positive")
+        for p in protocols:
+            if p not in PROTOCOLS:
+                raise ValueError(f"unknown protocol {p!r}")
+        self.callback = callback
+        self.interval = interval
+        self.on_status = on_status
+        self.clock = clock
+        resolver = ProcessResolver(proc, sandbox_marker) if resolve_processes else None
+        self._poller = _Poller(netns, decoder, tuple(protocols), tuple(families), resolver)
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._task: asyncio.Task | None = None
+        self.status: tuple[str, str] = ("stopped", "")
+        self.last: FlowTable | None = None
+        self.polls = 0
+
+    @property
+    def resolver(self) -> ProcessResolver | None:
+        return self._poller.resolver
+
+    def _pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="mhgui-flows")
+        return self._executor
+
+    def _set_status(self, status: str, detail: str = "") -> None:
+        if self.status != (status, detail):
+            self.status = (status, detail)
+            if self.on_status is not None:
+                self.on_status(status, detail)
+
+    async def poll(self) -> FlowTable:
+        """One poll in the worker thread; raises ``OSError`` when no dump succeeded."""
+        loop = asyncio.get_running_loop()
+        table = await loop.run_in_executor(self._pool(), self._poller.poll, self.clock)
+        self.last = table
+        self.polls += 1
+        return table
+
+    async def start(self) -> None:
+        if self._task is not None and not self._task.done():
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="flow-source")
+
+    async def _run(self) -> None:
+        while True:
+            started = self.clock()
+            try:
+                table = await self.poll()
+            except OSError as e:
+                self._set_status("error", str(e))
+            else:
+                self._set_status("ok", "; ".join(table.problems))
+                if self.callback is not None:
+                    try:
+                        self.callback(table)
+                    except Exception:  # a subscriber's bug must not stop the source
+                        log.exception("flow table callback failed")
+            # a slow poll (a huge table) still leaves the loop a fifth of the interval
+            await asyncio.sleep(max(self.interval * 0.2, self.interval - (self.clock() - started)))
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        ex, self._executor = self._executor, None
+        if ex is not None:
+            # the socket is closed by the thread that owns it, after any poll still running
+            await asyncio.get_running_loop().run_in_executor(ex, self._poller.close)
+            ex.shutdown(wait=False)
+        self._set_status("stopped")
