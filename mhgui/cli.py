@@ -2,6 +2,7 @@
 
     mhctl status [--json] [--mip6d-conf PATH]
     mhctl monitor [--json] [--mip6d-conf PATH]
+    mhctl flows [--json]
 
 Exit status: 0 success; 1 a configuration file is malformed or missing (one
 line on stderr naming the file and line); 2 usage error.
@@ -50,7 +51,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("interface", help="the interface to use, e.g. wlan0")
     r.add_argument("--yes", action="store_true", help="do not ask before restarting the daemon")
     r.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the acknowledgement (30)")
-    for sp in (s, m, b, r):
+    f = sub.add_parser("flows", help="the node's TCP and UDP flows: interface, local address role, movability")
+    _common(f)
+    for sp in (s, m, b, r, f):
         sp.add_argument("--vt-port", type=int, default=7777, metavar="N",
                         help="port of mip6d's terminal on localhost (its --vt-service; default 7777)")
     return p
@@ -229,10 +232,67 @@ async def _monitor(args) -> int:
     return 0
 
 
+def flows_json(table, classifier) -> dict:
+    """``mhctl flows --json`` (README): ``{"flows": [...], "process_visibility", "process_visibility_reason"}``."""
+    from .core.flows import flow_json, sort_key
+    flows = sorted(table.flows.values(), key=sort_key)
+    return {
+        "flows": [flow_json(f, classifier.classify(f)) for f in flows],
+        "process_visibility": table.process_visibility,
+        "process_visibility_reason": table.visibility_reason or None,
+    }
+
+
+async def _flows(args) -> int:
+    from .core.flows import Classifier
+    from .sources.flows import FlowSource
+    rt = Runtime(mip6d_conf=args.mip6d_conf, settings_file=args.settings, system_bus=args.system_bus,
+                 use_networkmanager=not args.no_networkmanager, vt_port=args.vt_port or None)
+    src = FlowSource()
+    try:
+        await rt.start(strict=True)
+        bindings = []
+        if rt.daemon is not None:
+            await _daemon_settled(rt)
+            # a binding's CoA is looked up in the live model by the classifier itself
+            bindings = rt.daemon.bindings()
+        try:
+            table = await src.poll()
+        except OSError as e:
+            print(f"mhctl: cannot read the kernel's socket table: {e}", file=sys.stderr)
+            return 1
+        classifier = Classifier(rt.store.state, rt.analysis(), bindings)
+    finally:
+        await src.stop()
+        await rt.stop()
+    out = flows_json(table, classifier)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    rows = [("PROTO", "STATE", "LOCAL", "REMOTE", "INTERFACE", "ROLE", "MOVABLE", "PROCESS")]
+    for f in out["flows"]:
+        def ep(e):
+            a = e["address"]
+            return f"[{a}]:{e['port']}" if ":" in a else f"{a}:{e['port']}"
+        proc = f"{f['process']}[{f['pid']}]" if f["pid"] is not None else "?"
+        iface = f["interface"] or ("unknown" if f["local_role"] == "hoa" else "-")
+        rows.append((f["protocol"], f["state"], ep(f["local"]), ep(f["remote"]), iface, f["local_role"],
+                     f["movable"], proc))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    if out["process_visibility"] != "full":
+        print(f"processes: {out['process_visibility']}: {out['process_visibility_reason']}")
+    for p in table.problems:
+        print(f"note: {p}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
-        run = {"status": _status, "monitor": _monitor, "bindings": _bindings, "rebind": _rebind}[args.cmd]
+        run = {"status": _status, "monitor": _monitor, "bindings": _bindings, "rebind": _rebind,
+               "flows": _flows}[args.cmd]
         return asyncio.run(run(args))
     except ConfigError as e:
         print(f"mhctl: {e}", file=sys.stderr)

@@ -44,6 +44,8 @@ __all__ = [
     "classify",
     "diff",
     "flow_id",
+    "flow_json",
+    "sort_key",
     "format_endpoint",
     "tcp_state_name",
     "LOCAL_ROLES",
@@ -367,3 +369,29 @@ def diff(old: Mapping[str, Flow], new: Mapping[str, Flow]) -> tuple[list[str], l
         if o is not None and o is not f and o != f:
             changed.append(k)
     return added, removed, changed
+
+
+def flow_json(flow: Flow, placement: Placement) -> dict:
+    """One entry of ``mhctl flows --json`` (README): addresses RFC 5952, pid/process null when unreadable,
+    interface null when unknown or none."""
+    return {
+        "id": flow.id,
+        "protocol": flow.protocol,
+        "local": {"address": flow.local_address, "port": flow.local_port},
+        "remote": {"address": flow.remote_address, "port": flow.remote_port},
+        "state": flow.state,
+        "pid": flow.pid,
+        "process": flow.process,
+        "interface": placement.interface,
+        "local_role": placement.local_role,
+        "movable": placement.movable,
+    }
+
+
+def sort_key(flow: Flow) -> tuple:
+    """A readable order: protocol, then local address (numerically) and port, then remote."""
+    def num(a: str) -> int:
+        ip = _ip(a)
+        return int(ip) if ip is not None else -1
+    return (flow.protocol, num(flow.local_address), flow.local_port, num(flow.remote_address), flow.remote_port,
+            flow.id)
