@@ -21,12 +21,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 
+from _common import on_sigterm_cleanup  # noqa: E402
+
+
 def main() -> None:
     if os.geteuid() != 0:
         print("carrier loss: skipped (needs root)")
         return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    on_sigterm_cleanup()
     from nmlab import NmLab, missing_requirements
     why = missing_requirements()
     if why:

@@ -21,6 +21,9 @@ import time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+from _common import on_sigterm_cleanup  # noqa: E402
+
+
 def main() -> None:
     if os.geteuid() != 0:
         print("netlink latency: skipped (needs root for a network namespace)")
@@ -28,7 +31,7 @@ def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
     ns = f"mhbench-{os.getpid()}"
     # `timeout` sends SIGTERM: turn it into an exception so that the namespace is removed
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    on_sigterm_cleanup(lambda: subprocess.run(["ip", "netns", "del", ns]))
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         subprocess.run(["ip", "-n", ns, "link", "add", "b0", "type", "veth", "peer", "name", "b1"], check=True)

@@ -20,12 +20,15 @@ TESTS = Path(__file__).resolve().parents[1] / "tests"
 sys.path.insert(0, str(TESTS))
 
 
+from _common import on_sigterm_cleanup  # noqa: E402
+
+
 def main() -> None:
     if os.geteuid() != 0:
         print("rebind time: skipped (needs root for namespaces and the helper)")
         return
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 6
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    on_sigterm_cleanup()
     from test_helper import CHANGE, READ
     from test_rebind_e2e import HOA, World, in_netns
 

@@ -191,6 +191,22 @@ def test_malformed_local_address_is_not_an_exception():
     assert (p.ifindex, p.movable) == (None, "no")
 
 
+addresses = st.one_of(st.ip_addresses().map(str), st.sampled_from([HOA, COA, "::1", "fe80::1", "::", "0.0.0.0",
+                                                                    "::ffff:192.0.2.10", NODE4]), st.text(max_size=8))
+
+
+@settings(max_examples=300, deadline=None)
+@given(local=addresses, bound=st.integers(0, 6), state=st.sampled_from(["ESTAB", "LISTEN", "UNCONN", "TIME-WAIT"]),
+       coa=addresses, bstate=st.sampled_from(list(BindingState)), iface=st.one_of(st.none(), st.text(max_size=5)))
+def test_placement_is_always_one_of_the_documented_values(local, bound, state, coa, bstate, iface):
+    s, an = node()
+    b = Binding(HOA, coa, state=bstate, interface=iface, source="bul")
+    p = classify(f(local=local, bound_ifindex=bound, state=state), s, an, [b])
+    assert p.local_role in ("hoa", "coa", "other") and p.movable in ("transparent", "re-establish", "no")
+    assert p.reason and (p.ifindex is None or p.ifindex in s.interfaces or p.ifindex == bound)
+    assert (p.movable == "transparent") == (p.local_role == "hoa")
+
+
 def test_classifier_reuses_one_answer_per_local_address():
     s, an = node()
     c = Classifier(s, an, [])
@@ -286,17 +302,25 @@ def test_resolver_scans_only_for_new_inodes(tmp_path):
     assert r.scans == 1  # nothing new: no scan
     r.resolve([100, 200, 300])
     assert r.owners[300] == (30, "b\\xffad") and r.scans == 2  # non-UTF-8 names are escaped, not dropped
+    # a new socket in a process scanned before: its live sockets' descriptors are not read again
+    os.symlink("socket:[102]", proc / "10" / "fd" / "5")
+    assert r.resolve([100, 101, 200, 300, 102])[102] == (10, "sshd")
+    assert (r.scans, r.last_scan_pids, r.last_scan_reads) == (3, 1, 3)  # fds 0, 1 and 5 of pid 10
+    # a descriptor number reused after its socket closed is read again
+    (proc / "10" / "fd" / "4").unlink()
+    os.symlink("socket:[103]", proc / "10" / "fd" / "4")
+    assert r.resolve([100, 200, 300, 102, 103])[103] == (10, "sshd") and r.scans == 4
     # an inode nobody holds (another PID namespace) is looked for once, and said so
     r.resolve([100, 999])
-    assert r.scans == 3 and r.visibility == "partial" and "1 sockets have no visible owner" in r.reason
+    assert r.scans == 5 and r.visibility == "partial" and "1 sockets have no visible owner" in r.reason
     r.resolve([100, 999])
-    assert r.scans == 3
+    assert r.scans == 5
     # the owner exits: its sockets are looked for again (here: handed to pid 20)
     (proc / "10" / "fd" / "3").unlink()
     os.symlink("socket:[100]", proc / "20" / "fd" / "9")
     import shutil
     shutil.rmtree(proc / "10")
-    assert r.resolve([100])[100] == (20, "curl") and r.scans == 4
+    assert r.resolve([100])[100] == (20, "curl") and r.scans == 6
 
 
 def test_resolver_says_hidden_inside_a_sandbox(tmp_path):
@@ -326,6 +350,25 @@ def test_read_flows_sees_this_process_socket_and_both_decoders_agree():
         assert p.flows[want] == got
     t = read_flows(protocols=("tcp",), families=(10,))
     assert want not in t.flows
+
+
+def test_sockets_sharing_a_five_tuple_get_distinct_ids():
+    socks = []
+    try:
+        for _ in range(2):
+            s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            s.bind(("::1", socks[0].getsockname()[1] if socks else 0))
+            socks.append(s)
+        base = flow_id("udp", "::1", socks[0].getsockname()[1], "::", 0)
+        t = read_flows(protocols=("udp",), families=(10,))
+        assert base not in t.flows
+        twins = [x for k, x in t.flows.items() if k.startswith(base + " #")]
+        assert len(twins) == 2 and {x.inode for x in twins} == {os.fstat(s.fileno()).st_ino for s in socks}
+        assert {x.id for x in twins} == {f"{base} #{x.cookie:x}" for x in twins}
+    finally:
+        for s in socks:
+            s.close()
 
 
 def test_process_owner_unknown_and_said_so_when_proc_shows_nothing(tmp_path):
@@ -398,6 +441,21 @@ async def test_source_reports_an_error_and_keeps_polling(monkeypatch):
     finally:
         await src.stop()
     assert tables == [] and statuses[0][0] == "error" and "Invalid argument" in statuses[0][1]
+
+
+def test_a_kernel_that_stops_answering_fails_the_poll_and_reopens(monkeypatch):
+    def wedged(self, family, protocol, problems):
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(flows_mod.SockDiag, "dump", wedged)
+    p = flows_mod._Poller(None, "struct", ("tcp",), (10,), None)
+    with pytest.raises(OSError, match="no answer"):
+        p.poll(time.monotonic)
+    assert p.diag is None
+    monkeypatch.undo()
+    t = p.poll(time.monotonic)
+    assert p.diag is not None and t.process_visibility == "hidden"  # owners not looked up: said so
+    p.close()
 
 
 # --------------------------------------------------------------------------- the kernel, two namespaces

@@ -76,7 +76,8 @@ def tcp_state_name(number: int) -> str:
 
 
 def format_endpoint(address: str, port: int, ifindex: int = 0) -> str:
-    """``[2001:db8::1]:443``, ``192.0.2.1:53``; ``%IFINDEX`` after the address when the socket is bound to an interface."""
+    """``[2001:db8::1]:443``, ``192.0.2.1:53``; ``%IFINDEX`` after the address when the socket is
+    bound to an interface."""
     scope = f"%{ifindex}" if ifindex else ""
     if ":" in address:
         return f"[{address}{scope}]:{port}"

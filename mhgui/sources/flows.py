@@ -18,9 +18,10 @@ socket inside a named network namespace (``netns=``).
 
 Owners: ``/proc/PID/fd/*`` links read ``socket:[INODE]``. Only inodes not
 seen before start a scan; the processes that owned sockets before are
-scanned first and the scan stops once every new inode is found; an inode that
-a scan could not place is not looked for again. A cached owner is dropped
-when its process exits. Inside a Flatpak sandbox (``/.flatpak-info``) the
+scanned first and the scan stops once every new inode is found; in a process
+scanned before, only descriptors that are new or held a socket now gone are
+read again; an inode that a scan could not place is not looked for again. A
+cached owner is dropped when its process exits. Inside a Flatpak sandbox (``/.flatpak-info``) the
 host's processes are hidden: the table says so (``process_visibility:
 "hidden"``) and owners stay unknown rather than guessed.
 """
@@ -182,8 +183,9 @@ class SockDiag:
             self._sock = None
         elif netns is not None:
             from pyroute2 import netns as _ns
+            # flags=0: a missing namespace is an error (pyroute2's default O_CREAT would make an empty one)
             self._sock = _ns.create_socket(netns=netns, family=socket.AF_NETLINK, socket_type=socket.SOCK_DGRAM,
-                                           proto=NETLINK_SOCK_DIAG)
+                                           proto=NETLINK_SOCK_DIAG, flags=0)
         else:
             self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG)
         if self._sock is not None:
@@ -264,7 +266,7 @@ def _open_diagsocket(netns: str | None):
 
     class _DiagSocket(DiagSocket):
         def __init__(self, netns=None):
-            NetlinkSocket.__init__(self, NETLINK_SOCK_DIAG, netns=netns)
+            NetlinkSocket.__init__(self, NETLINK_SOCK_DIAG, netns=netns, flags=0)
             self.set_marshal(MarshalDiag())
 
     ds = _DiagSocket(netns)
@@ -279,7 +281,8 @@ class ProcessResolver:
     ``proc``: where procfs is mounted; ``sandbox_marker``: a file whose
     presence says the host's processes are hidden (Flatpak's ``/.flatpak-info``).
     After :meth:`resolve`, ``visibility``/``reason`` describe what could be
-    seen and ``scans``/``last_scan_pids`` what it cost.
+    seen and ``scans``/``last_scan_pids``/``last_scan_reads`` what it cost (scans
+    so far; processes and descriptors read by the last one).
     """
 
     def __init__(self, proc: str = "/proc", sandbox_marker: str = FLATPAK_INFO) -> None:
@@ -287,11 +290,14 @@ class ProcessResolver:
         self.sandbox_marker = sandbox_marker
         self.owners: dict[int, tuple[int, str]] = {}
         self._tried: set[int] = set()
+        #: pid -> {fd name: socket inode} from the last scan of that process
+        self._fds: dict[int, dict[str, int]] = {}
         self._denied = 0
         self.visibility = "full"
         self.reason = ""
         self.scans = 0
         self.last_scan_pids = 0
+        self.last_scan_reads = 0
 
     def _comm(self, pid: int) -> str:
         try:
@@ -321,7 +327,7 @@ class ProcessResolver:
                     del self.owners[i]
         wanted = live - self.owners.keys() - self._tried
         if wanted:
-            self._scan(wanted)
+            self._scan(wanted, live)
         sandboxed = bool(self.sandbox_marker) and os.path.exists(self.sandbox_marker)
         unknown = len(live) - len(self.owners)
         if sandboxed:
@@ -342,14 +348,25 @@ class ProcessResolver:
             self.visibility, self.reason = "full", ""
         return self.owners
 
-    def _scan(self, wanted: set[int]) -> None:
-        """Look for ``wanted`` inodes: known owners first, stop when all are found."""
+    def _scan(self, wanted: set[int], live: set[int]) -> None:
+        """Look for ``wanted`` inodes: known owners first, stop when all are found.
+
+        A process scanned before is read again only where it may hold
+        something new: descriptors whose number is new, and those that held a
+        socket now gone (the number may be reused); a descriptor that still
+        names a live socket is not read again.
+        """
         self.scans += 1
         left = set(wanted)
         known = sorted({p for p, _ in self.owners.values()})
-        order = known + [p for p in sorted(self._pids()) if p not in set(known)]
+        pids = self._pids()
+        alive = set(pids)
+        for pid in [p for p in self._fds if p not in alive]:
+            del self._fds[pid]
+        order = known + [p for p in sorted(pids) if p not in set(known)]
         denied = 0
         scanned = 0
+        reads = 0
         proc = self.proc
         for pid in order:
             if not left:
@@ -363,25 +380,33 @@ class ProcessResolver:
             except OSError:
                 continue  # exited meanwhile
             scanned += 1
+            before = self._fds.get(pid, {})
+            sockets: dict[str, int] = {}
             name = None
             for fd in fds:
-                try:
-                    link = os.readlink(f"{fd_dir}/{fd}")
-                except OSError:
-                    continue
-                if not link.startswith("socket:["):
-                    continue
-                try:
-                    ino = int(link[8:-1])
-                except ValueError:
-                    continue
+                ino = before.get(fd)
+                if ino is None or ino not in live:
+                    reads += 1
+                    try:
+                        link = os.readlink(f"{fd_dir}/{fd}")
+                    except OSError:
+                        continue
+                    if not link.startswith("socket:["):
+                        continue
+                    try:
+                        ino = int(link[8:-1])
+                    except ValueError:
+                        continue
+                sockets[fd] = ino
                 if ino in left:
                     left.discard(ino)
                     if name is None:
                         name = self._comm(pid)
                     self.owners[ino] = (pid, name)
+            self._fds[pid] = sockets
         self._denied = denied
         self.last_scan_pids = scanned
+        self.last_scan_reads = reads
         self._tried |= left
 
 
@@ -416,9 +441,10 @@ class _Poller:
                 try:
                     for rawkey, fields in self.diag.dump(family, protocol, problems):
                         raw.append((protocol, rawkey, fields))
+                except TimeoutError as e:
+                    self.close()  # a wedged socket: this poll fails, the next one starts afresh
+                    raise OSError(errno.ETIMEDOUT, f"sock_diag {protocol}: no answer from the kernel") from e
                 except OSError as e:
-                    if isinstance(e, (socket.timeout, TimeoutError)):
-                        self.close()  # a wedged socket: start afresh next poll
                     refused += 1
                     problems.append(f"{protocol}/{'IPv6' if family == AF_INET6 else 'IPv4'}: {e}")
         if refused == len(self.protocols) * len(self.families):

@@ -1,0 +1,101 @@
+"""What moving a flow to another interface means, said honestly before anything is done.
+
+Pure: :func:`move_outcome` looks at the flow's placement (:mod:`mhgui.core.flows`),
+the target interface in the live analysis and the daemon's capabilities, and
+returns one :class:`MoveOutcome`:
+
+- ``refuse``: the move cannot be done (the target is down or has no usable
+  care-of address, the flow is not movable, it is already there, no daemon...);
+- ``flow-binding``: a HoA flow and a daemon with RFC 6089 flow bindings: just
+  this flow moves (a traffic selector bound to the target's BID);
+- ``rebind``: a HoA flow and a daemon without flow bindings (mainline UMIP):
+  the HoA is rebound through the target, and with UMIP every HoA follows one
+  interface choice, so every HoA-bound flow moves (listed in ``also_moves``);
+  the flows keep working (draft 7.3: a HoA survives a change of interface);
+- ``steer``: a flow whose local address is a CoA (or another address) cannot
+  move: it breaks if its address goes away (draft 5.6, 7.3). What can be done
+  is to send *new* connections to the same destination through the target
+  (a steering rule), which the application must re-establish.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .analysis import Analysis
+from .capabilities import DaemonCapabilities
+from .flows import Flow, Placement
+from .model import NodeState
+
+
+@dataclass(frozen=True, slots=True)
+class MoveOutcome:
+    """``action``: refuse | flow-binding | rebind | steer. ``summary``: the sentence shown first.
+
+    ``hoa``: the home address that is rebound (rebind, flow-binding);
+    ``destination``: the remote address new connections go to (steer);
+    ``also_moves``: ids of the other flows that move with it (rebind).
+    """
+
+    action: str
+    summary: str
+    interface: str
+    hoa: str | None = None
+    destination: str | None = None
+    also_moves: tuple[str, ...] = ()
+
+
+def interface_problem(state: NodeState, analysis: Analysis, ifname: str) -> str | None:
+    """Why ``ifname`` cannot carry a moved flow (down, no usable CoA, home link, unknown), or None."""
+    iface = next((i for i in state.interfaces.values() if i.name == ifname), None)
+    if iface is None:
+        return f"there is no interface {ifname}"
+    if not iface.up:
+        return f"{ifname} is down or has no carrier"
+    if iface.ifindex in analysis.home_links:
+        return f"{ifname} is on a home link: it holds no care-of address"
+    if iface.ifindex not in analysis.active:
+        return f"{ifname} has no usable care-of address"
+    return None
+
+
+def move_outcome(flow: Flow, place: Placement, target: str, state: NodeState, analysis: Analysis,
+                 caps: DaemonCapabilities, others: list[tuple[Flow, Placement]] = ()) -> MoveOutcome:
+    """What moving ``flow`` (placed at ``place``) to interface ``target`` would do (module docstring).
+
+    ``others``: every flow with its placement, to list what moves along with a rebind.
+    """
+    def refuse(why: str) -> MoveOutcome:
+        return MoveOutcome("refuse", why, target)
+
+    if place.movable == "no":
+        return refuse(f"This connection cannot move: {place.reason}")
+    problem = interface_problem(state, analysis, target)
+    if problem:
+        return refuse(f"Cannot move to {target}: {problem}.")
+    if place.interface == target:
+        return refuse(f"This connection already goes through {target}.")
+    if place.local_role == "hoa":
+        hoa = flow.local_address
+        if not caps.connected:
+            return refuse("This connection uses the home address " + hoa + ", so it could move without "
+                          "breaking, but no mobility daemon is connected to rebind it.")
+        if caps.flow_bindings:
+            return MoveOutcome("flow-binding", f"Only this connection moves to {target} (an RFC 6089 flow "
+                               f"binding at the home agent); it keeps working.", target, hoa=hoa)
+        moving = tuple(f.id for f, p in others if p.local_role == "hoa" and f.id != flow.id)
+        more = f" {len(moving)} other connection(s) on home addresses move with it." if moving else ""
+        return MoveOutcome(
+            "rebind",
+            f"This connection keeps working: it uses the home address {hoa}. {caps.name} cannot move one "
+            f"connection alone: every home address is rebound through {target}, so every connection on a "
+            f"home address moves.{more} The daemon restarts, which pauses them for a few seconds.",
+            target, hoa=hoa, also_moves=moving)
+    remote = flow.remote_address
+    return MoveOutcome(
+        "steer",
+        f"This connection will not survive: its local address {flow.local_address} belongs to "
+        f"{place.interface or 'another interface'}, and a connection cannot change its address. "
+        f"New connections to {remote} can be sent through {target} instead (a steering rule); "
+        "the application has to reconnect.",
+        target, destination=remote)
