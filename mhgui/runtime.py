@@ -20,6 +20,7 @@ from .core.state import BoundCoAsSet, SourceStatus, StateStore
 from .daemons.base import BindingsChanged, DaemonDriver, LiveView
 from .daemons.umip import UmipDriver
 from .helper.client import HelperClient, HelperConfigWriter
+from .sources.flows import FlowSource
 from .sources.config import ConfigError, LoadedConfig, load_config
 from .sources.netlink import NetlinkSource, can_open_netlink
 
@@ -37,7 +38,7 @@ class Runtime:
     def __init__(self, *, mip6d_conf: str | None = None, settings_file: str | None = None,
                  system_bus: str | None = None, use_networkmanager: bool = True,
                  netns: str | None = None, clock: Callable[[], float] = time.monotonic,
-                 vt_port: int | None = 7777, poll_interval: float = 1.0) -> None:
+                 vt_port: int | None = 7777, poll_interval: float = 1.0, flows: bool = False) -> None:
         self.store = StateStore()
         self.clock = clock
         self.mip6d_conf = mip6d_conf
@@ -56,6 +57,8 @@ class Runtime:
             self.daemon.subscribe(self._on_daemon)
             self.store.subscribe(self._on_store)
         self._live_pending = False
+        #: the socket table, polled for the window's flows view (``flows=True``); callbacks set later
+        self.flows: FlowSource | None = FlowSource(interval=1.0, netns=netns) if flows else None
 
     @property
     def caps(self) -> DaemonCapabilities:
@@ -113,6 +116,8 @@ class Runtime:
             self.store.apply(SourceStatus("netlink", "no-access", "this process may not open a netlink socket"))
         if self.daemon is not None:
             await self.daemon.start()
+        if self.flows is not None:
+            await self.flows.start()
         if self.nm is not None:
             await self.nm.start()
         else:
@@ -127,6 +132,8 @@ class Runtime:
         log.warning("sources not settled after %.1f s: %s", wait, self.store.sources)
 
     async def stop(self) -> None:
+        if self.flows is not None:
+            await self.flows.stop()
         if self.daemon is not None:
             await self.daemon.stop()
         await self.netlink.stop()

@@ -39,8 +39,9 @@ async def amain(args, app, closed: asyncio.Event) -> int:
     from .window import LiveController, MainWindow
 
     rt = Runtime(mip6d_conf=args.mip6d_conf, settings_file=args.settings, system_bus=args.system_bus,
-                 use_networkmanager=not args.no_networkmanager, vt_port=args.vt_port)
-    controller = LiveController(rt.store, rt.clock, allow_ula=lambda: rt.allow_ula, daemon=rt.daemon)
+                 use_networkmanager=not args.no_networkmanager, vt_port=args.vt_port, flows=True)
+    controller = LiveController(rt.store, rt.clock, allow_ula=lambda: rt.allow_ula, daemon=rt.daemon,
+                                flow_source=rt.flows)
     win = MainWindow(controller, app.windowIcon())
     win.closed.connect(closed.set)
     win.show()

@@ -113,6 +113,10 @@ class _Row:
         )
 
 
+#: MIME type of a flow dragged from the flows table (its text: the flow id)
+FLOW_MIME = "application/x-mhgui-flow"
+
+
 class FlowModel(QAbstractTableModel):
     """One row per flow; columns below. Apply each poll with :meth:`apply`."""
 
@@ -163,6 +167,23 @@ class FlowModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and c == self.COL_MOVABLE:
             return QBrush(QColor(MOVABLE_STYLE.get(row.place.movable, ("", "#424242"))[1]))
         return None
+
+    # ---- drag: a flow dropped onto an interface row asks to move it there
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        f = super().flags(index)
+        return f | Qt.ItemFlag.ItemIsDragEnabled if index.isValid() else f
+
+    def mimeTypes(self) -> list[str]:
+        return [FLOW_MIME]
+
+    def mimeData(self, indexes):
+        from PySide6.QtCore import QMimeData
+        rows = sorted({i.row() for i in indexes if i.isValid() and i.row() < len(self._rows)})
+        if not rows:
+            return None
+        md = QMimeData()
+        md.setData(FLOW_MIME, self._rows[rows[0]].id.encode())
+        return md
 
     # ---- look-ups
     def _idx(self) -> dict[str, int]:

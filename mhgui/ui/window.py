@@ -8,9 +8,9 @@ from typing import Callable
 import asyncio
 
 from PySide6.QtCore import QEvent, QObject, QSortFilterProxyModel, Qt, QTimer, Signal
-from PySide6.QtGui import QIcon
+from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QGroupBox, QMenu, QMessageBox, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QSplitter, QTableView,
+    QAbstractItemView, QGroupBox, QLineEdit, QMenu, QMessageBox, QTabWidget, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QSplitter, QTableView,
     QVBoxLayout, QWidget,
 )
 
@@ -20,7 +20,9 @@ from ..core.capabilities import NO_DAEMON, DaemonCapabilities
 from ..core.report import headline, taxonomy
 from ..core.state import Change, StateStore
 from ..daemons.base import BindingsChanged, plan_when_ready
+from ..core.moves import MoveOutcome, move_outcome
 from ..daemons.umip import HOA_AS_COA_REASON
+from .flows_model import FLOW_MIME, FlowFilter, FlowModel
 from .models import (
     HOA_MIME, AddressModel, BindingModel, HomeAddressModel, InterfaceModel, KeyRole, ListTableModel, SortRole,
 )
@@ -42,7 +44,7 @@ class LiveController(QObject):
     daemon_changed = Signal(object)  # DaemonStatus
 
     def __init__(self, store: StateStore, clock: Callable[[], float], *, allow_ula: Callable[[], bool] = lambda: False,
-                 daemon=None, parent=None) -> None:
+                 daemon=None, flow_source=None, parent=None) -> None:
         super().__init__(parent)
         self.store = store
         self.clock = clock
@@ -52,6 +54,10 @@ class LiveController(QObject):
         self.addresses = AddressModel(store, clock, self)
         self.homes = HomeAddressModel(store, self)
         self.bindings = BindingModel(clock, self._interface_of_coa, self)
+        self.flows = FlowModel(self)
+        self.flow_source = flow_source
+        if flow_source is not None:
+            flow_source.callback = self.flows.apply
         self._unsubscribe_daemon = daemon.subscribe(self._on_daemon) if daemon is not None else (lambda: None)
         self.analysis: Analysis | None = None
         self.tax: dict | None = None
@@ -85,6 +91,8 @@ class LiveController(QObject):
             self._timer.start()
 
     def close(self) -> None:
+        if self.flow_source is not None:
+            self.flow_source.callback = None
         self._unsubscribe_daemon()
         self._unsubscribe()
         self._tick.stop()
@@ -113,6 +121,7 @@ class LiveController(QObject):
         self.interfaces.set_analysis(an)
         self.addresses.set_analysis(an)
         self.homes.set_analysis(an)
+        self.flows.set_context(self.store.state, an, self.daemon.bindings() if self.daemon is not None else ())
         tax = taxonomy(an, self._caps())
         self.tax = tax
         self.refreshed.emit(an, tax)
@@ -187,10 +196,12 @@ class Rebinder(QObject):
         self.busy = False
         self._tasks: set[asyncio.Task] = set()
 
-    def request(self, hoa: str, ifname: str) -> None:
+    def request(self, hoa: str, ifname: str, preface: str = "") -> None:
+        """Plan, confirm (``preface`` is said first, e.g. which connections move) and rebind."""
         if self.busy:
             self.progress.emit("A rebind is already running.", False)
             return
+        self.preface = preface
         self._spawn(self._plan(hoa, ifname))
 
     def _spawn(self, coro) -> None:
@@ -224,7 +235,7 @@ class Rebinder(QObject):
         box = QMessageBox(self.parent())
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle("Rebind home addresses")
-        box.setText(describe_plan(plan))
+        box.setText((getattr(self, "preface", "") + "\n\n" if getattr(self, "preface", "") else "") + describe_plan(plan))
         box.setStandardButtons(QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel)
         box.button(QMessageBox.StandardButton.Ok).setText("Restart mip6d and rebind")
         box.finished.connect(lambda r: proceed() if r == QMessageBox.StandardButton.Ok else
@@ -269,10 +280,13 @@ def describe_plan(plan) -> str:
 class MainWindow(QMainWindow):
     """The main window. Everything shown comes from :class:`LiveController`'s models.
 
-    ``closed`` is emitted when the user closes the window.
+    ``closed`` is emitted when the user closes the window; ``steer_offer``
+    (a :class:`~mhgui.core.moves.MoveOutcome`) when moving a connection means
+    offering a steering rule for new connections.
     """
 
     closed = Signal()
+    steer_offer = Signal(object)
 
     def __init__(self, controller: LiveController, icon: QIcon | None = None) -> None:
         super().__init__()
@@ -342,8 +356,10 @@ class MainWindow(QMainWindow):
 
         ifs = QGroupBox("Interfaces (select one to filter its addresses)")
         QVBoxLayout(ifs).addWidget(self.interfaces_view)
-        ads = QGroupBox("Addresses")
-        QVBoxLayout(ads).addWidget(self.addresses_view)
+        ads = QTabWidget()
+        ads.addTab(self.addresses_view, "Addresses")
+        ads.addTab(self._flows_page(), "Flows")
+        self.tabs = ads
         hoas = QGroupBox("Home addresses")
         hl = QVBoxLayout(hoas)
         self.no_hoa = QLabel("No home address configured, so this node is not a Mobile IPv6 node here. Add an "
@@ -406,6 +422,97 @@ class MainWindow(QMainWindow):
         if controller.analysis is not None:
             self._on_refreshed(controller.analysis, controller.tax)
 
+    # ---- flows
+    def _flows_page(self) -> QWidget:
+        page = QWidget()
+        lay = QVBoxLayout(page)
+        lay.setContentsMargins(4, 4, 4, 4)
+        self.flow_filter = FlowFilter(self)
+        self.flow_filter.setSourceModel(self.controller.flows)
+        bar = QHBoxLayout()
+        self.flow_search = QLineEdit()
+        self.flow_search.setPlaceholderText("Filter by application or pid…")
+        self.flow_search.textChanged.connect(self.flow_filter.set_application)
+        self.flow_addr = QLineEdit()
+        self.flow_addr.setPlaceholderText("Filter by address…")
+        self.flow_addr.textChanged.connect(self.flow_filter.set_address)
+        bar.addWidget(self.flow_search)
+        bar.addWidget(self.flow_addr)
+        lay.addLayout(bar)
+        v = self.flows_view = QTableView()
+        v.setModel(self.flow_filter)
+        v.setSortingEnabled(True)
+        v.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        v.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        v.verticalHeader().setVisible(False)
+        v.verticalHeader().setDefaultSectionSize(v.fontMetrics().height() + 8)
+        v.horizontalHeader().setStretchLastSection(True)
+        v.setDragEnabled(True)
+        v.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        v.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        v.customContextMenuRequested.connect(lambda pos: self._flow_menu(v.indexAt(pos), v.viewport().mapToGlobal(pos)))
+        move = QAction("Move to interface…", v)
+        move.setShortcut(QKeySequence("Ctrl+M"))
+        move.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        move.triggered.connect(self._flow_menu_for_selection)
+        v.addAction(move)
+        lay.addWidget(v, 1)
+        self.flow_label = QLabel("Drag a connection onto an interface, or select it and press Ctrl+M, to move it.")
+        self.flow_label.setWordWrap(True)
+        self.flow_label.setObjectName("flowmove")
+        lay.addWidget(self.flow_label)
+        return page
+
+    def _flow_menu_for_selection(self) -> None:
+        rows = self.flows_view.selectionModel().selectedRows()
+        if rows:
+            rect = self.flows_view.visualRect(rows[0])
+            self._flow_menu(rows[0], self.flows_view.viewport().mapToGlobal(rect.center()))
+
+    def _flow_menu(self, index, where) -> QMenu | None:
+        if not index.isValid():
+            return None
+        flow_id = index.data(KeyRole)
+        menu = QMenu(self)
+        sub = menu.addMenu("Move to interface")
+        st = self.controller.store.state
+        for ifindex in sorted(st.interfaces):
+            i = st.interfaces[ifindex]
+            if i.kind.value in ("loopback", "tunnel"):
+                continue
+            sub.addAction(i.name).triggered.connect(lambda _=False, f=flow_id, n=i.name: self.move_flow(f, n))
+        menu.popup(where)
+        self._last_flow_menu = menu
+        return menu
+
+    def move_flow(self, flow_id: str, ifname: str) -> MoveOutcome | None:
+        """Say what moving the flow to ``ifname`` means, then offer what can be done (never silently)."""
+        m = self.controller.flows
+        flow, place = m.flow(flow_id), m.placement(flow_id)
+        if flow is None or place is None:
+            self._flow_message("That connection is gone.", False)
+            return None
+        an = self.controller.analysis or analyse(self.controller.store.state, self.controller.clock())
+        others = [(m.flow(i), m.placement(i)) for i in m.ids()]
+        out = move_outcome(flow, place, ifname, self.controller.store.state, an, self.controller._caps(), others)
+        self.last_move = out
+        if out.action == "refuse":
+            self._flow_message(out.summary, False)
+        elif out.action == "rebind":
+            self._flow_message(out.summary, None)
+            self.rebinder.request(out.hoa, ifname, preface=out.summary)
+        elif out.action == "steer":
+            self._flow_message(out.summary, None)
+            self.steer_offer.emit(out)
+        else:  # flow-binding: a daemon with RFC 6089 support (none of today's drivers)
+            self._flow_message(out.summary, None)
+        return out
+
+    def _flow_message(self, text: str, ok) -> None:
+        self.flow_label.setText(text)
+        colour = {True: "#2e7d32", False: "#b71c1c"}.get(ok, "#0d47a1")
+        self.flow_label.setStyleSheet(f"color:{colour};")
+
     # ---- daemon and rebinding
     def _on_daemon_status(self, st) -> None:
         connected = st.reachable
@@ -461,14 +568,17 @@ class MainWindow(QMainWindow):
         if obj is self.interfaces_view.viewport() and event.type() in (QEvent.Type.DragEnter, QEvent.Type.DragMove,
                                                                        QEvent.Type.Drop):
             md = event.mimeData()
-            if not md.hasFormat(HOA_MIME):
+            if not (md.hasFormat(HOA_MIME) or md.hasFormat(FLOW_MIME)):
                 return False
             idx = self.interfaces_view.indexAt(event.position().toPoint())
             if event.type() == QEvent.Type.Drop:
                 if idx.isValid():
-                    hoa = bytes(md.data(HOA_MIME)).decode()
                     ifname = idx.siblingAtColumn(InterfaceModel.COL_NAME).data()
-                    self.rebinder.request(hoa, ifname)
+                    if md.hasFormat(HOA_MIME):
+                        self.rebinder.request(bytes(md.data(HOA_MIME)).decode(), ifname)
+                    else:
+                        self.tabs.setCurrentIndex(1)
+                        self.move_flow(bytes(md.data(FLOW_MIME)).decode(), ifname)
                     event.acceptProposedAction()
                 return True
             event.acceptProposedAction()
