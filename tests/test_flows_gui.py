@@ -77,6 +77,8 @@ def test_move_a_live_connection_by_drag_and_by_keyboard(lab, qtbot, qapp):  # no
             win = MainWindow(c)
             qtbot.addWidget(win)
             win.steer_offer.connect(offers.append)
+            shown = []
+            win.show_menu = lambda menu, where: shown.append(menu)  # offscreen: no popup grabs
 
             async def until(pred, what, timeout=10.0):
                 deadline = loop.time() + timeout
@@ -109,12 +111,12 @@ def test_move_a_live_connection_by_drag_and_by_keyboard(lab, qtbot, qapp):  # no
                     action = next(a for a in v.actions() if a.shortcut().toString() == "Ctrl+M")
                     action.trigger()
                     menu = win._last_flow_menu
+                    assert shown == [menu]
                     sub = menu.actions()[0].menu()
                     up1 = next(a for a in sub.actions() if a.text() == "up1")
                     offers.clear()
                     up1.trigger()
                     assert offers and offers[0].destination == "2001:db8:a::1"
-                    menu.close()
                     # the client closes: the row follows the kernel (FIN-WAIT/TIME-WAIT, then gone)
                     client.stdin.close()
                     client.wait(5)

@@ -481,9 +481,13 @@ class MainWindow(QMainWindow):
             if i.kind.value in ("loopback", "tunnel"):
                 continue
             sub.addAction(i.name).triggered.connect(lambda _=False, f=flow_id, n=i.name: self.move_flow(f, n))
-        menu.popup(where)
         self._last_flow_menu = menu
+        self.show_menu(menu, where)
         return menu
+
+    def show_menu(self, menu: QMenu, where) -> None:
+        """Pop a context menu up (tests replace this: offscreen Qt cannot grab the keyboard)."""
+        menu.popup(where)
 
     def move_flow(self, flow_id: str, ifname: str) -> MoveOutcome | None:
         """Say what moving the flow to ``ifname`` means, then offer what can be done (never silently)."""
@@ -561,7 +565,7 @@ class MainWindow(QMainWindow):
         act.setEnabled(False)
         act.setToolTip(HOA_AS_COA_REASON if not caps.hoa_as_coa else "")
         menu.setToolTipsVisible(True)
-        menu.popup(self.homes_view.viewport().mapToGlobal(pos))
+        self.show_menu(menu, self.homes_view.viewport().mapToGlobal(pos))
 
     def eventFilter(self, obj, event) -> bool:
         # a home address dropped onto an interface row asks for that rebind
