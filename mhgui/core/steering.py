@@ -11,62 +11,68 @@ Kernel design (the numbers are mhgui's; nothing else on a node uses them)
 
 Each interface that has at least one rule gets a **slot** ``s`` (1..255,
 remembered in the state file so that it does not change while rules exist)
-and, per address family it has rules for:
+and, per address family it has rules for, two routing tables and a few
+policy rules. Tables ``0x6d680000`` .. ``0x6d6801ff`` ("mh" in ASCII) are all
+mhgui's: far from main 254, local 255, default 253, UMIP's 252 and the small
+numbers of ``/etc/iproute2/rt_tables``.
 
-- **one routing table** ``TABLE_BASE + s`` (``0x6d680001`` .. ``0x6d6800ff``;
-  "mh" in ASCII; far from main 254, local 255, default 253, UMIP's 252 and
-  the small numbers of ``/etc/iproute2/rt_tables``; tables
-  ``0x6d680000`` .. ``0x6d6800ff`` are all mhgui's). It holds one route per
-  steered destination prefix, ``PREFIX via ROUTER dev IF src COA`` (``dev IF``
-  alone when the interface has no router): **the route carries the source**,
-  so the kernel picks the interface's own CoA for a new connection, and the
-  packets leave the chosen interface with that interface's address, no
-  address translation involved. Prefixes that must not follow a covering
+- **destination table** ``TABLE_BASE + s`` (``0x6d680001`` .. ``0x6d6800ff``):
+  one route per steered destination prefix, ``PREFIX via ROUTER dev IF src
+  COA`` (``dev IF`` alone when the interface has no router). **The route
+  carries the source**: the kernel gives a new connection the interface's
+  own CoA, and its packets leave the chosen interface with that interface's
+  address; no address translation. Prefixes that must not follow a covering
   rule get ``throw`` routes in that table (a more specific rule for another
   interface, the node's on-link prefixes, link-local, multicast, loopback,
-  IPv4-mapped), which makes the kernel go on with the next policy rule: the
+  IPv4-mapped): the kernel then goes on with the next policy rule, so the
   longest matching prefix wins across tables.
-- **policy rules** at priority :data:`RULE_PRIORITY` (27752, ``0x6d68``;
-  after UMIP's 1000..1004 so that home-address traffic keeps going through
-  the daemon's tunnel, before ``main`` at 32766):
+- **source table** ``TABLE_BASE + 0x100 + s``: ``default via ROUTER dev IF
+  src COA`` and the interface's on-link prefixes: where packets whose source
+  is already one of the interface's addresses go (connections steered
+  earlier, when a rule changes under them: they stay on their interface).
+- **policy rules**, at priority :data:`RULE_PRIORITY` (28008, ``0x6d68``) and
+  ``RULE_PRIORITY + 1``; after UMIP's 1000..1004 so that home-address traffic
+  keeps going through the daemon's tunnel, before ``main`` at 32766:
 
-  - IPv6: ``from Q lookup TABLE`` with ``FIB_RULE_FIND_SADDR``, one per
-    prefix ``Q`` of the interface's own addresses. A lookup that already has
-    a source (an established connection, a bound socket) matches only when
-    that source is one of the interface's own, so established connections
-    opened through another interface never move. A lookup *without* a
-    source (``connect()``/``sendto()`` of an unbound socket) matches
-    provisionally; the kernel looks in the table and keeps the result only
-    when the source it would use on the route's interface is in ``Q``;
-    then the route's ``src`` is the connection's source.
-  - IPv4 has no ``FIND_SADDR``: ``from 0.0.0.0/32 lookup TABLE`` (a lookup
-    without source: new connections) and ``from Q lookup TABLE`` for each
-    IPv4 prefix ``Q`` of the interface (``connect()`` looks up a second time
+  - IPv6: ``28008: from Q lookup DESTINATION-TABLE`` with
+    ``FIB_RULE_FIND_SADDR``, and ``28009: from Q lookup SOURCE-TABLE``, for
+    each prefix ``Q`` of the interface's own addresses. A lookup that already
+    has a source (an established connection, a bound socket) matches only
+    when that source is one of the interface's own, so connections opened
+    through another interface never move. A lookup *without* a source
+    (``connect()``/``sendto()`` of an unbound socket) matches the first
+    provisionally: the kernel looks in the table and keeps the result only
+    when the source it would use on the route's interface is in ``Q``; the
+    route's ``src`` then becomes the connection's source. (``ip rule`` does
+    not print that flag.)
+  - IPv4 has no ``FIND_SADDR``: ``28008: from 0.0.0.0/32 lookup
+    DESTINATION-TABLE`` (a lookup without source: a new connection) and
+    ``28009: from Q lookup SOURCE-TABLE`` (``connect()`` looks up a second time
     with the source it chose; established connections from that address).
 
   So the cost stays flat as rules grow: a few policy rules per interface and
   a longest-prefix lookup in a routing table (a trie), never one ``ip rule``
   per destination (rule lookup is linear).
 
-Marks and nftables are **not** used by destination rules: marks are set
-after the source is chosen and would need source NAT, which hides the real
-source from the application and from mhgui's own flow list (sock_diag shows
-the pre-NAT address). Reserved for application rules (later), which can
-only be expressed as marks: mark bits :data:`MARK_MASK` (``0x3f000000``,
-value ``slot << 24``), nftables table ``inet mhgui``, policy rule
-``fwmark MARK/MASK lookup TABLE``; see the helper module.
+Marks and nftables are **not** used by destination rules: a mark is set
+after the source is chosen and needs source NAT to fix it, which hides the
+real source from the application and from mhgui's own flow list (sock_diag
+shows the pre-NAT address). Reserved for application rules (later), which
+only marks can express: mark bits :data:`MARK_MASK` (``0x3f000000``, value
+``slot << 24``), nftables table ``inet mhgui``, policy rule ``fwmark
+MARK/MASK lookup TABLE``.
 
 What happens to connections
 ---------------------------
 
 - A connection opened *before* a rule keeps its path: its source address is
   another interface's, so none of the new lookups match.
-- A connection steered by a rule keeps its path while the rule exists
-  (its source is the interface's CoA: the ``from Q`` rule still matches). When
-  the rule is removed, such connections lose their route through that
-  interface (they fall back to the default path with a source that belongs
-  to the other link, which ingress filtering drops): say so before removing.
-- Removing the last rule of an interface removes its table and rules.
+- A connection steered by a rule keeps its path while its interface has any
+  rule (its source is the interface's CoA: the source table sends it there),
+  also when its own rule is removed or a more specific rule for another
+  interface is added. When the interface's last rule is removed, its tables
+  go and such connections fall back to the default path with a source of
+  the other link, which ingress filtering drops: say so before removing.
 
 A rule is realised when its interface exists and has a usable address of the
 destination's family (:class:`Uplink`); otherwise it is kept, listed as not
@@ -79,7 +85,7 @@ import ipaddress
 import json
 import math
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Union
 
 __all__ = [
@@ -93,6 +99,7 @@ __all__ = [
     "PolicyRule",
     "Route",
     "RULE_PRIORITY",
+    "SOURCE_TABLE_BASE",
     "STATE_VERSION",
     "SteeringError",
     "SteeringRule",
@@ -109,6 +116,7 @@ __all__ = [
     "remove_rule",
     "render_state",
     "rule_from_request",
+    "state_with",
     "table_of_slot",
 ]
 
@@ -118,8 +126,11 @@ Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 TABLE_BASE = 0x6D68_0000
 #: Slots 1..255 (tables ``TABLE_BASE + 1`` .. ``TABLE_BASE + 0xff``); table ``TABLE_BASE`` itself is never used.
 MAX_SLOTS = 255
-#: Priority of every policy rule mhgui adds (after UMIP's 1000..1004, before main's 32766).
-RULE_PRIORITY = 0x6D68  # 27752
+#: A slot's source table is ``SOURCE_TABLE_BASE + slot``.
+SOURCE_TABLE_BASE = TABLE_BASE + 0x100
+#: Priority of the destination-table rules (after UMIP's 1000..1004, before main's 32766);
+#: the source-table rules have ``RULE_PRIORITY + 1``.
+RULE_PRIORITY = 0x6D68  # 28008
 #: ``include/uapi/linux/fib_rules.h``: match a lookup without source provisionally, check the source it gets.
 FIB_RULE_FIND_SADDR = 0x0001_0000
 #: Reserved for application rules (marks, later): bits 24..29, value ``slot << 24`` (slots 1..63).
@@ -368,22 +379,22 @@ def parse_state(text: str) -> SteeringState:
     raw_rules = data.get("rules")
     if not isinstance(raw_rules, list) or len(raw_rules) > MAX_RULES:
         raise SteeringError("rules must be a list of at most %d rules" % MAX_RULES, "corrupt")
-    state = SteeringState()
+    rules: list[SteeringRule] = []
+    ids: set[str] = set()
+    taken: set[Network] = set()
     try:
         for raw in raw_rules:
-            state = SteeringState(state.rules, state.slots, state.next_slot)
             rule = SteeringRule.from_json(raw)
-            if state.rule(rule.id) is not None:
+            if rule.id in ids:
                 raise SteeringError(f"rule id {rule.id} appears twice", "corrupt")
-            state = SteeringState(state.rules + (rule,), state.slots, state.next_slot)
+            ids.add(rule.id)
+            for d in rule.destinations:
+                if d in taken:
+                    raise SteeringError(f"destination {d} is in two rules", "corrupt")
+                taken.add(d)
+            rules.append(rule)
     except SteeringError as e:
         raise SteeringError(str(e), "corrupt") from None
-    taken: set[Network] = set()
-    for r in state.rules:
-        for d in r.destinations:
-            if d in taken:
-                raise SteeringError(f"destination {d} is in two rules", "corrupt")
-            taken.add(d)
     slots = data.get("slots", {})
     nxt = data.get("next_slot", 1)
     if not isinstance(slots, dict) or not all(
@@ -393,8 +404,8 @@ def parse_state(text: str) -> SteeringState:
     if isinstance(nxt, bool) or not isinstance(nxt, int):
         raise SteeringError("next_slot must be a number", "corrupt")
     # interfaces without a slot (a hand-edited file) get one; stale slots are dropped
-    slots2, nxt2 = _assign_slots(state.rules, slots, nxt)
-    return SteeringState(state.rules, slots2, nxt2)
+    slots2, nxt2 = _assign_slots(rules, slots, nxt)
+    return SteeringState(tuple(rules), slots2, nxt2)
 
 
 # --------------------------------------------------------------------------- the plan
@@ -472,8 +483,8 @@ def table_of_slot(slot: int) -> int:
 
 
 def is_our_table(table: int | None) -> bool:
-    """Whether a table number is in mhgui's range (``TABLE_BASE`` .. ``TABLE_BASE + 0xff``)."""
-    return table is not None and TABLE_BASE <= table <= TABLE_BASE + 0xFF
+    """Whether a table number is in mhgui's range (``TABLE_BASE`` .. ``TABLE_BASE + 0x1ff``)."""
+    return table is not None and TABLE_BASE <= table <= TABLE_BASE + 0x1FF
 
 
 def _net(text: str, version: int) -> Network | None:
@@ -600,37 +611,41 @@ def plan_kernel_state(
                 routes.add(Route(fam, table_of_slot(s), str(n), "throw"))
 
     policy: set[PolicyRule] = set()
-    per_slot_rules: dict[tuple[int, int], list[PolicyRule]] = {}
+    per_slot: dict[tuple[int, int], tuple[list[Route], list[PolicyRule]]] = {}
     for fam in (6, 4):
         for slot in sorted(used[fam]):
             up = ups[slot_iface[slot]]
-            table = table_of_slot(slot)
-            mine: list[PolicyRule] = []
+            table, stable = table_of_slot(slot), SOURCE_TABLE_BASE + slot
+            src = up.coa if fam == 6 else up.addr4
+            gw = up.router if fam == 6 else up.router4
+            host = ipaddress.ip_network(f"{src}/{128 if fam == 6 else 32}")
+            prefixes = {_net(p, fam) for p in (up.prefixes if fam == 6 else up.prefixes4)} - {None}
+            if not any(host.subnet_of(p) for p in prefixes):  # type: ignore[arg-type]
+                prefixes.add(host)
+            srt = [Route(fam, stable, "::/0" if fam == 6 else "0.0.0.0/0", "unicast", up.ifindex,
+                         str(ipaddress.ip_address(gw)) if _addr_ok(gw, fam) else "",
+                         str(ipaddress.ip_address(src)))]  # type: ignore[arg-type]
+            srt += [Route(fam, stable, str(p), "unicast", up.ifindex)
+                    for p in sorted(prefixes) if p.prefixlen < p.max_prefixlen]  # type: ignore[union-attr, type-var]
             if fam == 6:
-                prefixes = {_net(p, 6) for p in up.prefixes} - {None}
-                coa_net = ipaddress.ip_network(f"{up.coa}/128")
-                if not any(coa_net.subnet_of(p) for p in prefixes):  # type: ignore[arg-type]
-                    prefixes.add(coa_net)
-                for p in sorted(prefixes):  # type: ignore[type-var]
-                    mine.append(PolicyRule(6, RULE_PRIORITY, table, str(p), True))
+                mine = [PolicyRule(6, RULE_PRIORITY, table, str(p), True) for p in sorted(prefixes)]  # type: ignore[type-var]
             else:
-                mine.append(PolicyRule(4, RULE_PRIORITY, table, "0.0.0.0/32", False))
-                prefixes = {_net(p, 4) for p in up.prefixes4} - {None}
-                a_net = ipaddress.ip_network(f"{up.addr4}/32")
-                if not any(a_net.subnet_of(p) for p in prefixes):  # type: ignore[arg-type]
-                    prefixes.add(a_net)
-                for p in sorted(prefixes):  # type: ignore[type-var]
-                    mine.append(PolicyRule(4, RULE_PRIORITY, table, str(p), False))
+                mine = [PolicyRule(4, RULE_PRIORITY, table, "0.0.0.0/32", False)]
+            mine += [PolicyRule(fam, RULE_PRIORITY + 1, stable, str(p), False) for p in sorted(prefixes)]  # type: ignore[type-var]
+            routes.update(srt)
             policy.update(mine)
-            per_slot_rules[(fam, slot)] = mine
+            per_slot[(fam, slot)] = (srt, mine)
 
     needs: dict[str, tuple[tuple[Route, ...], tuple[PolicyRule, ...]]] = {}
     for r in rules:
-        rts = tuple(sorted(per_rule_routes.get(r.id, ())))
+        own_routes = per_rule_routes.get(r.id, ())
+        rts: set[Route] = set(own_routes)
         prs: set[PolicyRule] = set()
-        for rt in rts:
-            prs.update(per_slot_rules.get((rt.family, rt.table - TABLE_BASE), ()))
-        needs[r.id] = (rts, tuple(sorted(prs)))
+        for rt in own_routes:
+            srt, mine = per_slot.get((rt.family, rt.table - TABLE_BASE), ([], []))
+            rts.update(srt)
+            prs.update(mine)
+        needs[r.id] = (tuple(sorted(rts)), tuple(sorted(prs)))
     return KernelPlan(
         routes=tuple(sorted(routes)),
         rules=tuple(sorted(policy)),
@@ -641,12 +656,15 @@ def plan_kernel_state(
 
 
 def state_with(rules: Iterable[SteeringRule]) -> SteeringState:
-    """A state holding ``rules`` (slots assigned in order)."""
-    st = SteeringState()
-    for r in rules:
-        st = add_rule(st, r)
-    return st
-
-
-def renamed(rule: SteeringRule, **changes: object) -> SteeringRule:
-    return replace(rule, **changes)  # type: ignore[arg-type]
+    """A state holding ``rules`` (slots assigned in order); SteeringError as :func:`add_rule`."""
+    rules = tuple(rules)
+    ids = [r.id for r in rules]
+    if len(set(ids)) != len(ids):
+        raise SteeringError("two rules have the same id", "conflict")
+    dests = [d for r in rules for d in r.destinations]
+    if len(set(dests)) != len(dests):
+        raise SteeringError("a destination is in two rules", "conflict")
+    if len(rules) > MAX_RULES:
+        raise SteeringError(f"more than {MAX_RULES} rules", "limit")
+    slots, nxt = _assign_slots(rules, {}, 1)
+    return SteeringState(rules, slots, nxt)

@@ -7,6 +7,10 @@
         text = await helper.set_interface_preferences({"eth1": 1, "wlan0": 2})
         job = await helper.restart_daemon()
         info = await helper.status()                # {"config_path": ..., "unit": ..., "last_error": ...}
+        rule_id = await helper.add_steering_rule("2001:db8:5::/48", "wlan0")   # or a list of prefixes
+        rules = await helper.list_steering_rules()  # [{"id", "destinations", "interface", "created",
+                                                    #   "in_kernel", "status"}, ...]
+        await helper.remove_steering_rule(rule_id)
 
 Exceptions, all :class:`HelperError` (``error_name`` is the D-Bus error name
 when there is one, ``message`` the one-line text):
@@ -18,7 +22,10 @@ when there is one, ``message`` the one-line text):
 - :class:`NotAuthorized`: polkit refused (``...Helper1.Error.NotAuthorized``),
   or the bus policy refused the call (``org.freedesktop.DBus.Error.AccessDenied``:
   the user is in none of the groups the policy allows);
-- :class:`InvalidArguments`: a bad interface name or value;
+- :class:`InvalidArguments`: a bad interface name or value (steering: also a
+  bad destination);
+- :class:`SteeringConflict`: the destination is already in another steering rule;
+- :class:`NoSuchRule`: no steering rule has that id;
 - :class:`WouldStopDaemon`: ``interfaces`` lists the missing interfaces;
 - :class:`HelperError` for everything else (``InvalidConfig``, ``WriteFailed``,
   ``RestartFailed``, ``NoReply``, a timeout...).
@@ -33,9 +40,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
-from dbus_fast import BusType, Message, MessageFlag, MessageType
+from dbus_fast import BusType, Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
 from mhgui.core import mip6conf
@@ -47,7 +54,9 @@ __all__ = [
     "HelperConfigWriter",
     "HelperError",
     "InvalidArguments",
+    "NoSuchRule",
     "NotAuthorized",
+    "SteeringConflict",
     "UnsupportedChange",
     "WouldStopDaemon",
 ]
@@ -98,6 +107,14 @@ class WouldStopDaemon(HelperError):
         self.interfaces: tuple[str, ...] = tuple(re.findall(r'"([^"]*)"', tail))
 
 
+class SteeringConflict(HelperError):
+    """A destination of the new steering rule is already in another rule; nothing changed."""
+
+
+class NoSuchRule(HelperError):
+    """No steering rule has the given id (already removed?)."""
+
+
 class UnsupportedChange(HelperError):
     """:meth:`HelperConfigWriter.write_config` got text that differs in more than ``MnIfPreference`` values."""
 
@@ -114,6 +131,8 @@ _BY_NAME: dict[str, type[HelperError]] = {
     ERROR_PREFIX + "InvalidArgs": InvalidArguments,
     "org.freedesktop.DBus.Error.InvalidArgs": InvalidArguments,
     ERROR_PREFIX + "WouldStopDaemon": WouldStopDaemon,
+    ERROR_PREFIX + "Conflict": SteeringConflict,
+    ERROR_PREFIX + "NoSuchRule": NoSuchRule,
 }
 
 
@@ -226,6 +245,33 @@ class HelperClient:
         ``last_error`` ("" when none), ``version``."""
         (raw,) = await self._call("GetStatus")
         return {k: v.value for k, v in raw.items()}
+
+    async def add_steering_rule(self, destinations: str | Sequence[str], interface: str) -> str:
+        """Steer new connections to ``destinations`` (a prefix or address, or a list of up to 16,
+        IPv6 and/or IPv4) through ``interface``; returns the rule's id. The helper validates."""
+        if isinstance(destinations, str):
+            request: dict[str, Variant] = {"destination": Variant("s", destinations)}
+        else:
+            dests = list(destinations)
+            if not all(isinstance(d, str) for d in dests):
+                raise InvalidArguments("destinations must be strings")
+            request = {"destinations": Variant("as", dests)}
+        if not isinstance(interface, str):
+            raise InvalidArguments(f"interface name {interface!r} is not a string")
+        request["interface"] = Variant("s", interface)
+        return (await self._call("AddSteeringRule", "a{sv}", [request]))[0]
+
+    async def remove_steering_rule(self, rule_id: str) -> None:
+        """Remove a steering rule; connections it steered lose their route through its interface."""
+        if not isinstance(rule_id, str):
+            raise InvalidArguments(f"rule id {rule_id!r} is not a string")
+        await self._call("RemoveSteeringRule", "s", [rule_id])
+
+    async def list_steering_rules(self) -> list[dict[str, Any]]:
+        """Every rule: ``id``, ``destinations`` (list of prefixes), ``interface``, ``created``
+        (seconds since the epoch), ``in_kernel`` (bool) and ``status`` ("" or why it is not applied)."""
+        (raw,) = await self._call("ListSteeringRules")
+        return [{k: (list(v.value) if k == "destinations" else v.value) for k, v in item.items()} for item in raw]
 
 
 def _interface_statement_texts(conf: mip6conf.ConfFile) -> dict[str, str]:

@@ -15,7 +15,21 @@ Methods (every one asks polkit first, see below)::
     SetInterfacePreferences(a{su}) -> s      {ifname: MnIfPreference 0..10}; returns the new text
     RestartDaemon() -> s                     systemd job path, or "pid N" (process fallback)
     GetStatus() -> a{sv}                     config_path, backup_path, unit, restart_method,
-                                             last_error, version
+                                             last_error, version, state_dir
+    AddSteeringRule(a{sv}) -> s              {"destination": s} or {"destinations": as}, {"interface": s};
+                                             returns the new rule's id
+    RemoveSteeringRule(s)                    by id
+    ListSteeringRules() -> aa{sv}            id, destinations, interface, created (unix seconds),
+                                             in_kernel, status ("" or why the rule is not in the kernel)
+
+Steering rules ("new connections to this destination via INTERFACE",
+:mod:`mhgui.core.steering` for the kernel design, :mod:`mhgui.helper.steering`
+for applying it) are persisted in ``--state-dir`` (default
+``/var/lib/mhgui-helper``, file ``steering.json`` and its ``.bak``), applied
+again when the helper starts and whenever links, addresses or routes change
+(debounced), and removed from the kernel completely with their last rule.
+The steering methods are not (yet) in the introspection data of the
+interface.
 
 Errors (``io.github.mhgui.MHGui.Helper1.Error.`` + name, one-line messages,
 never a traceback):
@@ -34,6 +48,12 @@ never a traceback):
   included file (only the main file is edited).
 - ``ReadFailed`` / ``WriteFailed``: I/O errors, with path and reason.
 - ``RestartFailed``: systemd refused or the fallback command failed.
+- Steering: ``InvalidArgs`` (a bad destination, interface name, key or
+  type), ``Conflict`` (a destination is already in another rule), ``NoSuchRule``,
+  ``LimitReached``, ``StateCorrupt`` (the state file and its backup do not
+  parse; nothing changes until they are fixed), ``WriteFailed``,
+  ``KernelFailed`` (the kernel refused a route or rule; the previous state is
+  put back).
 - ``Failed``: an unexpected internal error (details only in the helper's log).
 - ``org.freedesktop.DBus.Error.InvalidArgs`` / ``UnknownMethod``: wrong
   signature / no such method.
@@ -44,7 +64,8 @@ cannot see the caller) receives each call; the helper then calls polkit's
 sender})``, flags 1 (AllowUserInteraction) and the action
 ``io.github.mhgui.MHGui.read-config`` (ReadConfig, GetStatus) or
 ``io.github.mhgui.MHGui.change-daemon`` (SetInterfacePreferences,
-RestartDaemon). Before that, the D-Bus policy
+RestartDaemon) or ``io.github.mhgui.MHGui.steer`` (AddSteeringRule,
+RemoveSteeringRule; ListSteeringRules is read-config). Before that, the D-Bus policy
 (``resources/io.github.mhgui.MHGui.Helper1.conf``) decides who may send to
 the helper at all.
 
@@ -102,10 +123,12 @@ from dbus_fast import BusType, Message, MessageFlag, MessageType, NameFlag, Requ
 from dbus_fast.aio import MessageBus
 
 from mhgui.core import mip6conf
+from mhgui.helper import steering as _steering
 
 __all__ = [
     "ACTION_CHANGE",
     "ACTION_READ",
+    "ACTION_STEER",
     "BUS_NAME",
     "ERROR_PREFIX",
     "INTERFACE",
@@ -128,6 +151,7 @@ INTERFACE = "io.github.mhgui.MHGui.Helper1"
 ERROR_PREFIX = INTERFACE + ".Error."
 ACTION_READ = "io.github.mhgui.MHGui.read-config"
 ACTION_CHANGE = "io.github.mhgui.MHGui.change-daemon"
+ACTION_STEER = "io.github.mhgui.MHGui.steer"
 VERSION = "1"
 
 POLKIT_NAME = "org.freedesktop.PolicyKit1"
@@ -146,6 +170,8 @@ MAX_CONFIG_BYTES = 1 << 20
 POLKIT_TIMEOUT = 600.0
 #: How long SIGTERM waits for running calls.
 SHUTDOWN_GRACE = 10.0
+#: After a link, address or route change, wait this long for more before re-applying steering rules.
+STEERING_DEBOUNCE = 0.3
 
 INTROSPECTION_XML = f"""<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">
@@ -199,6 +225,7 @@ class Options:
     start_grace: float = 1.0
     bus_address: str | None = None
     log_level: str = "INFO"
+    state_dir: str = "/var/lib/mhgui-helper"
 
     @property
     def command_argv(self) -> list[str]:
@@ -226,6 +253,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
                    help="fallback: a daemon exiting within this time failed to start (default: %(default)s)")
     p.add_argument("--bus-address", help="D-Bus address (default: $DBUS_SYSTEM_BUS_ADDRESS or the system bus)")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    p.add_argument("--state-dir", default=Options.state_dir, metavar="DIR",
+                   help="where steering rules are kept (default: %(default)s)")
     a = p.parse_args(argv)
     if a.mip6d_command is not None:
         try:
@@ -246,6 +275,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         start_grace=a.start_grace,
         bus_address=a.bus_address,
         log_level=a.log_level,
+        state_dir=os.path.abspath(a.state_dir),
     )
 
 
@@ -515,7 +545,13 @@ class Helper:
             "SetInterfacePreferences": _Method("a{su}", "s", ACTION_CHANGE, self.set_interface_preferences),
             "RestartDaemon": _Method("", "s", ACTION_CHANGE, self.restart_daemon),
             "GetStatus": _Method("", "a{sv}", ACTION_READ, self.get_status),
+            "AddSteeringRule": _Method("a{sv}", "s", ACTION_STEER, self.add_steering_rule),
+            "RemoveSteeringRule": _Method("s", "", ACTION_STEER, self.remove_steering_rule),
+            "ListSteeringRules": _Method("", "aa{sv}", ACTION_READ, self.list_steering_rules),
         }
+        self.steering = _steering.SteeringEngine(options.state_dir)
+        self._steer_lock = asyncio.Lock()
+        self._steer_pending: asyncio.TimerHandle | None = None
 
     # ----------------------------------------------------------------- dispatch
 
@@ -545,10 +581,11 @@ class Helper:
         member = msg.member
         try:
             await self._authorize(msg.sender or "", method.action, member or "")
-            if method.action == ACTION_CHANGE:
+            if method.action in (ACTION_CHANGE, ACTION_STEER):
                 log.info("%s by %s (uid %s)", member, msg.sender, await self._caller_uid(msg.sender or ""))
             result = await method.impl(*msg.body)
-            reply = Message.new_method_return(msg, method.out_signature, [result])
+            reply = Message.new_method_return(msg, method.out_signature,
+                                              [result] if method.out_signature else [])
         except HelperFailure as e:
             self.last_error = f"{e.name}: {e.message}"
             log.warning("%s from %s: %s", member, msg.sender, e)
@@ -639,7 +676,100 @@ class Helper:
             "restart_method": Variant("s", await self._restart_method()),
             "last_error": Variant("s", self.last_error),
             "version": Variant("s", VERSION),
+            "state_dir": Variant("s", self.opts.state_dir),
         }
+
+    # ----------------------------------------------------------------- steering rules
+
+    async def _steer(self, fn: Callable[..., object], *args: object) -> object:
+        """Run an engine call off the event loop, one at a time; engine failures become HelperFailure."""
+        async with self._steer_lock:
+            try:
+                return await self._in_executor(fn, *args)
+            except _steering.SteeringFailure as e:
+                raise HelperFailure(e.kind, e.message) from None
+
+    async def add_steering_rule(self, request: dict[str, Variant]) -> str:
+        plain: dict[str, object] = {}
+        for key, value in request.items():
+            if value.signature == "s":
+                plain[key] = value.value
+            elif value.signature == "as":
+                plain[key] = list(value.value)
+            else:
+                raise HelperFailure("InvalidArgs", f"{ascii(key)[:40]} must be a string (s) or a list of "
+                                                   f"strings (as), not {ascii(value.signature)[:20]}")
+        rule = await self._steer(self.steering.add, plain)
+        return rule.id  # type: ignore[attr-defined]
+
+    async def remove_steering_rule(self, rule_id: str) -> None:
+        await self._steer(self.steering.remove, rule_id)
+
+    async def list_steering_rules(self) -> list[dict[str, Variant]]:
+        listed = await self._steer(self.steering.listing)
+        return [{
+            "id": Variant("s", x.rule.id),
+            "destinations": Variant("as", [str(d) for d in x.rule.destinations]),
+            "interface": Variant("s", x.rule.interface),
+            "created": Variant("d", x.rule.created),
+            "in_kernel": Variant("b", x.in_kernel),
+            "status": Variant("s", x.status),
+        } for x in listed]  # type: ignore[attr-defined]
+
+    async def reconcile_steering(self) -> None:
+        """Apply the persisted rules to the kernel as it is now; failures are logged, not raised."""
+        try:
+            plan = await self._steer(self.steering.reconcile)
+        except HelperFailure as e:
+            log.warning("steering rules not applied: %s", e.message)
+            return
+        except Exception:
+            log.exception("steering rules not applied")
+            return
+        log.debug("steering rules applied: %d routes, %d policy rules", len(plan.routes), len(plan.rules))  # type: ignore[attr-defined]
+
+    def steering_changed(self) -> None:
+        """Something in the kernel changed: re-apply the steering rules once things settle."""
+        if self._steer_pending is not None:
+            self._steer_pending.cancel()
+        loop = asyncio.get_running_loop()
+
+        def fire() -> None:
+            self._steer_pending = None
+            task = asyncio.ensure_future(self.reconcile_steering())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        self._steer_pending = loop.call_later(STEERING_DEBOUNCE, fire)
+
+    async def watch_kernel(self) -> None:
+        """Follow links, addresses and routes (rtnetlink); call :meth:`steering_changed` on changes
+        that can matter (not our own routes), while there are rules."""
+        from pyroute2 import AsyncIPRoute
+        from pyroute2.netlink.rtnl import (
+            RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE, RTMGRP_LINK)
+
+        from mhgui.core.steering import is_our_table
+
+        groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE
+        try:
+            async with AsyncIPRoute() as mon:
+                await mon.bind(groups=groups)
+                while True:
+                    async for msg in mon.get():
+                        event = msg.get("event", "")
+                        if event in ("RTM_NEWROUTE", "RTM_DELROUTE") and is_our_table(
+                                msg.get("RTA_TABLE", msg.get("table"))):
+                            continue
+                        state = self.steering._state
+                        if state is not None and not state.rules:
+                            continue
+                        self.steering_changed()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.warning("not following kernel changes (steering rules are applied only at start and on "
+                        "changes): %s", e)
 
     # ----------------------------------------------------------------- restart
 
@@ -761,6 +891,10 @@ async def _run(opts: Options) -> int:
         bus.disconnect()
         return 1
     log.info("serving %s: %s, unit %s", BUS_NAME, opts.mip6d_conf, opts.unit)
+    watcher = asyncio.ensure_future(helper.watch_kernel())
+    first = asyncio.ensure_future(helper.reconcile_steering())
+    helper._tasks.add(first)
+    first.add_done_callback(helper._tasks.discard)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -774,6 +908,11 @@ async def _run(opts: Options) -> int:
             gone.result()
         log.error("lost the connection to the system bus")
         return 1
+    watcher.cancel()
+    with contextlib.suppress(BaseException):
+        await watcher
+    if helper._steer_pending is not None:
+        helper._steer_pending.cancel()
     with contextlib.suppress(Exception):
         await bus.release_name(BUS_NAME)
     if helper._tasks:
