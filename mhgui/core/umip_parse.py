@@ -247,13 +247,11 @@ class _BulEntry:
         )
 
 
-def parse_bul(text: str, now: float | None = None) -> ParseResult:
-    """Parse a ``bul`` reply (umip.md section 1); ``now`` is stored as each binding's ``observed_at``.
-
-    Never raises; see the module docstring for the state mapping.
-    """
+def _parse(text, now: float | None, header: re.Pattern, start) -> ParseResult:
+    """Entries begin at a line matching ``header`` (``start(match, line)`` makes one); every
+    other line is fed to the current entry, and what no entry takes is an unknown line."""
     result = ParseResult()
-    entry: _BulEntry | None = None
+    entry = None
 
     def close() -> None:
         if entry is None:
@@ -265,9 +263,9 @@ def parse_bul(text: str, now: float | None = None) -> ParseResult:
             result.bindings.append(b)
 
     for line in clean_reply(text if isinstance(text, str) else ""):
-        if m := _BUL_HEADER.fullmatch(line):
+        if m := header.fullmatch(line):
             close()
-            entry = _BulEntry(m[1], line)
+            entry = start(m, line)
             continue
         if not line:
             continue
@@ -277,6 +275,14 @@ def parse_bul(text: str, now: float | None = None) -> ParseResult:
         result.unknown_lines.append(line)
     close()
     return result
+
+
+def parse_bul(text: str, now: float | None = None) -> ParseResult:
+    """Parse a ``bul`` reply (umip.md section 1); ``now`` is stored as each binding's ``observed_at``.
+
+    Never raises; see the module docstring for the state mapping.
+    """
+    return _parse(text, now, _BUL_HEADER, lambda m, line: _BulEntry(m[1], line))
 
 
 # --------------------------------------------------------------------------- bc
@@ -370,28 +376,4 @@ def parse_bc(text: str, now: float | None = None) -> ParseResult:
     One binding per ``hoa`` line (the MCoA fork prints one entry per BID).
     Never raises; see the module docstring for the state mapping.
     """
-    result = ParseResult()
-    entry: _BcEntry | None = None
-
-    def close() -> None:
-        if entry is None:
-            return
-        b = entry.binding(now)
-        if b is None:
-            result.unknown_lines.extend(entry.lines)
-        else:
-            result.bindings.append(b)
-
-    for line in clean_reply(text if isinstance(text, str) else ""):
-        if m := _BC_HOA.fullmatch(line):
-            close()
-            entry = _BcEntry(_addr(m[1]), m[2], line)
-            continue
-        if not line:
-            continue
-        if entry is not None and entry.feed(line):
-            entry.lines.append(line)
-            continue
-        result.unknown_lines.append(line)
-    close()
-    return result
+    return _parse(text, now, _BC_HOA, lambda m, line: _BcEntry(_addr(m[1]), m[2], line))

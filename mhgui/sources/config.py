@@ -103,39 +103,35 @@ def load_config(mip6d_conf: str | None = None, settings_file: str | os.PathLike 
             raise ConfigError(text)
         errors.append(text)
 
-    sp = Path(settings_file) if settings_file else settings_path()
-    s = None
-    if os.path.lexists(sp):
+    def read_one(path: str, explicit: bool, how: str, parse):
+        """``parse(path)`` when the file exists; every failure becomes one problem line."""
+        if not os.path.lexists(path):
+            if explicit:
+                problem(f"{path}: no such file (given with {how})")
+            return None
         try:
-            s = settings_mod.parse_settings(_read(str(sp)), str(sp))
-            out.files.append(str(sp))
+            value = parse(path)
         except (settings_mod.SettingsError, mip6conf.ConfError) as e:
-            problem(str(e))
-        except RecursionError:
-            problem(f"{sp}: nested too deeply")
-        except OSError as e:
-            problem(f"{sp}: cannot read: {e.strerror or e}")
-    elif settings_file:
-        problem(f"{sp}: no such file (given with --settings)")
-    out.settings = s
-    explicit = mip6d_conf is not None or bool(s and s.mip6d_conf)
-    path = mip6d_conf or (s.mip6d_conf if s and s.mip6d_conf else DEFAULT_MIP6D_CONF)
-    daemon_hoas: list[HomeAddress] = []
-    notes: list[str] = []
-    if os.path.lexists(path):
-        try:
-            loaded = mip6conf.load(path, _read, lambda pattern: sorted(_glob.glob(pattern)))
-            daemon_hoas = mip6conf.home_addresses(loaded)
-            notes += list(loaded.warnings) + mip6conf.unknown_options(loaded)
-            out.files.append(path)
-        except mip6conf.ConfError as e:
             problem(str(e))
         except RecursionError:
             problem(f"{path}: nested too deeply")
         except OSError as e:
             problem(f"{path}: cannot read: {e.strerror or e}")
-    elif explicit:
-        problem(f"{path}: no such file (given with --mip6d-conf or in settings)")
+        else:
+            out.files.append(path)
+            return value
+        return None
+
+    sp = str(settings_file) if settings_file else str(settings_path())
+    s = read_one(sp, bool(settings_file), "--settings", lambda p: settings_mod.parse_settings(_read(p), p))
+    out.settings = s
+    explicit = mip6d_conf is not None or bool(s and s.mip6d_conf)
+    path = mip6d_conf or (s.mip6d_conf if s and s.mip6d_conf else DEFAULT_MIP6D_CONF)
+    def daemon_file(p: str) -> tuple[list[HomeAddress], list[str]]:
+        loaded = mip6conf.load(p, _read, lambda pattern: sorted(_glob.glob(pattern)))
+        return mip6conf.home_addresses(loaded), list(loaded.warnings) + mip6conf.unknown_options(loaded)
+
+    daemon_hoas, notes = read_one(path, explicit, "--mip6d-conf or in settings", daemon_file) or ([], [])
     def usable(hoas) -> list[HomeAddress]:
         keep = []
         for h in hoas:
