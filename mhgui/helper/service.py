@@ -107,6 +107,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import glob as _glob
 import logging
 import os
@@ -716,10 +717,11 @@ class Helper:
             "status": Variant("s", x.status),
         } for x in listed]  # type: ignore[attr-defined]
 
-    async def reconcile_steering(self) -> None:
-        """Apply the persisted rules to the kernel as it is now; failures are logged, not raised."""
+    async def reconcile_steering(self, full: bool = True) -> None:
+        """Apply the persisted rules to the kernel as it is now; failures are logged, not raised.
+        ``full``: read mhgui's part of the kernel back even when the interfaces did not change."""
         try:
-            plan = await self._steer(self.steering.reconcile)
+            plan = await self._steer(functools.partial(self.steering.reconcile, full=full))
         except HelperFailure as e:
             log.warning("steering rules not applied: %s", e.message)
             return
@@ -736,7 +738,7 @@ class Helper:
 
         def fire() -> None:
             self._steer_pending = None
-            task = asyncio.ensure_future(self.reconcile_steering())
+            task = asyncio.ensure_future(self.reconcile_steering(full=False))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
