@@ -53,7 +53,16 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the acknowledgement (30)")
     f = sub.add_parser("flows", help="the node's TCP and UDP flows: interface, local address role, movability")
     _common(f)
-    for sp in (s, m, b, r, f):
+    mv = sub.add_parser("move", help="move a flow (its id from `mhctl flows`) to an interface, saying what that means")
+    _common(mv)
+    mv.add_argument("flow", help="the flow's id, e.g. 'tcp [2001:db8:a::5]:40000 [2001:db8:f::1]:443'")
+    mv.add_argument("interface")
+    mv.add_argument("--yes", action="store_true", help="do what is offered without asking")
+    ru = sub.add_parser("rules", help="steering rules: list (default), add DEST IFACE, edit ID IFACE, remove ID")
+    _common(ru)
+    ru.add_argument("action", nargs="?", default="list", choices=("list", "add", "edit", "remove"))
+    ru.add_argument("args", nargs="*", help="add: DESTINATION INTERFACE; edit: ID INTERFACE; remove: ID")
+    for sp in (s, m, b, r, f, mv, ru):
         sp.add_argument("--vt-port", type=int, default=7777, metavar="N",
                         help="port of mip6d's terminal on localhost (its --vt-service; default 7777)")
     return p
@@ -288,11 +297,106 @@ async def _flows(args) -> int:
     return 0
 
 
+async def _rules(args) -> int:
+    """Steering rules through the privileged helper (README, "Steering rules")."""
+    from .helper.client import HelperClient, HelperError
+    usage = {"add": 2, "edit": 2, "remove": 1, "list": 0}
+    if len(args.args) != usage[args.action]:
+        print(f"mhctl: rules {args.action} takes {usage[args.action]} argument(s)", file=sys.stderr)
+        return 2
+    try:
+        async with HelperClient(args.system_bus) as helper:
+            if args.action == "add":
+                rid = await helper.add_steering_rule(args.args[0], args.args[1])
+                print(f"added {rid}: new connections to {args.args[0]} go through {args.args[1]}")
+            elif args.action == "edit":
+                rid, iface = args.args
+                old = next((r for r in await helper.list_steering_rules() if r["id"] == rid), None)
+                if old is None:
+                    print(f"mhctl: no steering rule {rid}", file=sys.stderr)
+                    return 1
+                await helper.remove_steering_rule(rid)
+                try:
+                    new = await helper.add_steering_rule(old["destinations"], iface)
+                except HelperError:
+                    await helper.add_steering_rule(old["destinations"], old["interface"])  # put it back
+                    raise
+                print(f"{rid} replaced by {new}: new connections to {', '.join(old['destinations'])} go through {iface}")
+            elif args.action == "remove":
+                await helper.remove_steering_rule(args.args[0])
+                print(f"removed {args.args[0]}")
+            rules = await helper.list_steering_rules()
+    except HelperError as e:
+        print(f"mhctl: {e}", file=sys.stderr)
+        return 1
+    if args.action != "list":
+        return 0
+    if args.json:
+        print(json.dumps({"rules": rules}, indent=2))
+        return 0
+    if not rules:
+        print("no steering rules")
+    for r in rules:
+        state = "in the kernel" if r["in_kernel"] else f"NOT in the kernel: {r['status'] or 'unknown'}"
+        print(f"{r['id']}  {', '.join(r['destinations'])} → {r['interface']}  ({state})")
+    return 0
+
+
+async def _move(args) -> int:
+    """Say what moving the flow means, then do what can be done (rebind or steering rule), after asking."""
+    from .core.flows import Classifier
+    from .core.moves import move_outcome
+    from .helper.client import HelperClient, HelperError
+    from .sources.flows import FlowSource
+    rt = _runtime(args)
+    src = FlowSource()
+    try:
+        await rt.start(strict=True)
+        await _daemon_settled(rt)
+        table = await src.poll()
+        an = rt.analysis()
+        classifier = Classifier(rt.store.state, an, rt.daemon.bindings() if rt.daemon else [])
+        flow = table.flows.get(args.flow)
+        if flow is None:
+            print(f"mhctl: no flow {args.flow!r} (see mhctl flows)", file=sys.stderr)
+            return 1
+        others = [(f, classifier.classify(f)) for f in table.flows.values()]
+        out = move_outcome(flow, classifier.classify(flow), args.interface, rt.store.state, an, rt.caps, others)
+        print(out.summary)
+        if out.action == "refuse":
+            return 1
+        if not args.yes and not (sys.stdin.isatty() and input("Go ahead? [y/N] ").strip().lower() in ("y", "yes")):
+            print("mhctl: not done (use --yes when not on a terminal)", file=sys.stderr)
+            return 1
+        if out.action == "steer":
+            try:
+                async with HelperClient(args.system_bus) as helper:
+                    rid = await helper.add_steering_rule(out.destination, out.interface)
+            except HelperError as e:
+                print(f"mhctl: {e}", file=sys.stderr)
+                return 1
+            print(f"steering rule {rid}: new connections to {out.destination} go through {out.interface}")
+            return 0
+        if out.action == "rebind":
+            plan = await plan_when_ready(rt.daemon, out.hoa, out.interface, lambda: (rt.store.state, rt.analysis()))
+            if not plan.allowed:
+                print(f"mhctl: {plan.refusal}", file=sys.stderr)
+                return 1
+            result = await rt.daemon.rebind(plan)
+            print(f"confirmed in {result.elapsed_ms:.0f} ms" if result.confirmed else f"failed: {result.reason}")
+            return 0 if result.confirmed else 1
+        print("mhctl: the daemon cannot install flow bindings", file=sys.stderr)
+        return 1
+    finally:
+        await src.stop()
+        await rt.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         run = {"status": _status, "monitor": _monitor, "bindings": _bindings, "rebind": _rebind,
-               "flows": _flows}[args.cmd]
+               "flows": _flows, "rules": _rules, "move": _move}[args.cmd]
         return asyncio.run(run(args))
     except ConfigError as e:
         print(f"mhctl: {e}", file=sys.stderr)

@@ -661,7 +661,8 @@ async def test_wrong_signature_and_unknown_method(stack, helper, conf):
         assert reply.error_name == "org.freedesktop.DBus.Error.UnknownMethod"
         intro = await bus.introspect(BUS_NAME, OBJECT_PATH)
         assert {m.name for m in intro.interfaces[0].methods} == {
-            "ReadConfig", "SetInterfacePreferences", "RestartDaemon", "GetStatus"}
+            "ReadConfig", "SetInterfacePreferences", "RestartDaemon", "GetStatus",
+            "AddSteeringRule", "RemoveSteeringRule", "ListSteeringRules"}
     assert conf.read_text() == CONF
     assert stack.auth_calls() == []
 

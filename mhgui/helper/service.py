@@ -185,6 +185,12 @@ INTROSPECTION_XML = f"""<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object 
     </method>
     <method name="RestartDaemon"><arg name="job" type="s" direction="out"/></method>
     <method name="GetStatus"><arg name="status" type="a{{sv}}" direction="out"/></method>
+    <method name="AddSteeringRule">
+      <arg name="rule" type="a{{sv}}" direction="in"/>
+      <arg name="id" type="s" direction="out"/>
+    </method>
+    <method name="RemoveSteeringRule"><arg name="id" type="s" direction="in"/></method>
+    <method name="ListSteeringRules"><arg name="rules" type="aa{{sv}}" direction="out"/></method>
   </interface>
   <interface name="org.freedesktop.DBus.Introspectable">
     <method name="Introspect"><arg name="xml_data" type="s" direction="out"/></method>

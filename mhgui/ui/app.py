@@ -44,9 +44,12 @@ async def amain(args, app, closed: asyncio.Event) -> int:
                                 flow_source=rt.flows)
     win = MainWindow(controller, app.windowIcon())
     win.closed.connect(closed.set)
+    from ..helper.client import HelperClient
+    win.helper_factory = lambda: HelperClient(args.system_bus)
     win.show()
     await rt.start()  # configuration problems are shown in the window's banner
     controller.refresh()
+    asyncio.get_running_loop().create_task(win.reload_rules())
     if args.screenshot:
         await asyncio.sleep(0.3)
         win.grab().save(args.screenshot)

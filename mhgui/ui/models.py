@@ -467,3 +467,26 @@ class BindingModel(_KeyedTable):
         if role == Qt.ItemDataRole.ToolTipRole:
             return f"seq {b.seq}, flags {''.join(b.flags) or '—'}, from the daemon's {b.source}"
         return None
+
+
+class RulesModel(_Table):
+    """Steering rules as the privileged helper lists them (small: replaced when it differs)."""
+
+    COL_ID, COL_DEST, COL_IFACE, COL_KERNEL = range(4)
+    HEADERS = ("Rule", "New connections to", "Go through", "In the kernel")
+
+    def set_rules(self, rules: list[dict]) -> None:
+        self._replace([(r["id"], ", ".join(r["destinations"]), r["interface"],
+                        "yes" if r["in_kernel"] else f"no: {r.get('status') or 'unknown'}") for r in rules])
+
+    def rule_id(self, row: int) -> str:
+        return self._rows[row][0]
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid() or index.row() >= len(self._rows):
+            return None
+        if role in (Qt.ItemDataRole.DisplayRole, SortRole):
+            return self._rows[index.row()][index.column()]
+        if role == Qt.ItemDataRole.ForegroundRole and index.column() == self.COL_KERNEL:
+            return QBrush(QColor("#2e7d32" if self._rows[index.row()][3] == "yes" else "#b71c1c"))
+        return None

@@ -10,7 +10,7 @@ import asyncio
 from PySide6.QtCore import QEvent, QObject, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QGroupBox, QLineEdit, QMenu, QMessageBox, QTabWidget, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QSplitter, QTableView,
+    QAbstractItemView, QGroupBox, QLineEdit, QMenu, QMessageBox, QPushButton, QTabWidget, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QSplitter, QTableView,
     QVBoxLayout, QWidget,
 )
 
@@ -22,9 +22,11 @@ from ..core.state import Change, StateStore
 from ..daemons.base import BindingsChanged, plan_when_ready
 from ..core.moves import MoveOutcome, move_outcome
 from ..daemons.umip import HOA_AS_COA_REASON
+from ..helper.client import HelperClient
 from .flows_model import FLOW_MIME, FlowFilter, FlowModel
 from .models import (
-    HOA_MIME, AddressModel, BindingModel, HomeAddressModel, InterfaceModel, KeyRole, ListTableModel, SortRole,
+    HOA_MIME, AddressModel, BindingModel, HomeAddressModel, InterfaceModel, KeyRole, ListTableModel, RulesModel,
+    SortRole,
 )
 
 SOURCE_ROLES = {
@@ -359,6 +361,7 @@ class MainWindow(QMainWindow):
         ads = QTabWidget()
         ads.addTab(self.addresses_view, "Addresses")
         ads.addTab(self._flows_page(), "Flows")
+        ads.addTab(self._rules_page(), "Steering rules")
         self.tabs = ads
         hoas = QGroupBox("Home addresses")
         hl = QVBoxLayout(hoas)
@@ -399,6 +402,8 @@ class MainWindow(QMainWindow):
         self.interfaces_view.setDropIndicatorShown(True)
         self.interfaces_view.viewport().installEventFilter(self)
         self.rebinder = Rebinder(controller, self)
+        #: makes a client of the privileged helper (app.py passes the system bus address)
+        self.helper_factory = lambda: HelperClient(None)
         self.rebinder.progress.connect(self._on_rebind_progress)
 
         lower = QWidget()
@@ -462,6 +467,105 @@ class MainWindow(QMainWindow):
         self.flow_label.setObjectName("flowmove")
         lay.addWidget(self.flow_label)
         return page
+
+    # ---- steering rules (new connections to a destination through an interface; the helper applies them)
+    def _rules_page(self) -> QWidget:
+        page = QWidget()
+        lay = QVBoxLayout(page)
+        lay.setContentsMargins(4, 4, 4, 4)
+        self.rules_model = RulesModel(self)
+        self.rules_view = _table(self.rules_model, sortable=False)
+        self.rules_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.rules_view.customContextMenuRequested.connect(self._rule_menu)
+        lay.addWidget(self.rules_view, 1)
+        bar = QHBoxLayout()
+        self.rules_label = QLabel("Rules made from the Flows tab appear here. Right-click one to change or remove it.")
+        self.rules_label.setWordWrap(True)
+        refresh = QPushButton("Refresh")
+        refresh.clicked.connect(lambda: self._spawn(self.reload_rules()))
+        bar.addWidget(self.rules_label, 1)
+        bar.addWidget(refresh)
+        lay.addLayout(bar)
+        self.steer_offer.connect(self._offer_steering)
+        return page
+
+    def _spawn(self, coro) -> None:
+        self.rebinder._spawn(coro)
+
+    async def _helper_call(self, what: str, fn):
+        """Run ``fn(client)`` against the privileged helper; a failure is a message, not a crash."""
+        try:
+            async with self.helper_factory() as client:
+                return await fn(client)
+        except Exception as e:  # HelperAbsent, NotAuthorized, SteeringConflict...
+            self.rules_label.setText(f"{what} failed: {e}")
+            self.rules_label.setStyleSheet("color:#b71c1c;")
+            raise
+
+    async def reload_rules(self) -> None:
+        try:
+            rules = await self._helper_call("Listing the steering rules", lambda c: c.list_steering_rules())
+        except Exception:
+            return
+        self.rules_model.set_rules(rules)
+
+    async def add_rule(self, destination: str, interface: str) -> str | None:
+        try:
+            rid = await self._helper_call("Adding the steering rule",
+                                          lambda c: c.add_steering_rule(destination, interface))
+        except Exception:
+            self._flow_message(self.rules_label.text(), False)
+            return None
+        self._flow_message(f"Steering rule {rid}: new connections to {destination} now go through {interface} "
+                           "(this connection is unchanged; reconnect to use it).", True)
+        await self.reload_rules()
+        return rid
+
+    async def remove_rule(self, rid: str) -> None:
+        try:
+            await self._helper_call("Removing the steering rule", lambda c: c.remove_steering_rule(rid))
+        except Exception:
+            return
+        self.rules_label.setText(f"Removed {rid}: connections it steered lose their route through its interface.")
+        self.rules_label.setStyleSheet("")
+        await self.reload_rules()
+
+    async def change_rule(self, rid: str, interface: str) -> None:
+        row = next((r for r in range(self.rules_model.rowCount()) if self.rules_model.rule_id(r) == rid), None)
+        if row is None:
+            return
+        dest = self.rules_model.index(row, RulesModel.COL_DEST).data()
+        await self.remove_rule(rid)
+        await self.add_rule(dest.split(", ")[0], interface)
+
+    def _rule_menu(self, pos) -> None:
+        idx = self.rules_view.indexAt(pos)
+        if not idx.isValid():
+            return
+        rid = self.rules_model.rule_id(idx.row())
+        menu = QMenu(self)
+        sub = menu.addMenu("Send through")
+        for i in sorted(self.controller.store.state.interfaces.values(), key=lambda i: i.ifindex):
+            if i.kind.value not in ("loopback", "tunnel"):
+                sub.addAction(i.name).triggered.connect(lambda _=False, n=i.name: self._spawn(self.change_rule(rid, n)))
+        menu.addAction("Remove").triggered.connect(lambda: self._spawn(self.remove_rule(rid)))
+        self.show_menu(menu, self.rules_view.viewport().mapToGlobal(pos))
+
+    def _offer_steering(self, out) -> None:
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("This connection cannot move")
+        box.setText(out.summary)
+        send = box.addButton(f"Send new connections to {out.destination} through {out.interface}",
+                             QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.finished.connect(lambda _r: self._spawn(self.add_rule(out.destination, out.interface))
+                             if box.clickedButton() is send else None)
+        self.open_dialog(box)
+
+    def open_dialog(self, box: QMessageBox) -> None:
+        """Show a dialog without blocking (tests replace this)."""
+        box.open()
 
     def _flow_menu_for_selection(self) -> None:
         rows = self.flows_view.selectionModel().selectedRows()
