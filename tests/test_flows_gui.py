@@ -127,6 +127,14 @@ def test_move_a_live_connection_by_drag_and_by_keyboard(lab, helper, qtbot, qapp
                     assert (place.interface, place.local_role, place.movable) == ("up0", "coa", "re-establish")
                     assert c.flows.flow(flow_id).pid == client.pid or c.flows.flow(flow_id).process == "python3" \
                         or c.flows.flow(flow_id).process.startswith("python")
+                    # selecting an interface filters the flows too
+                    iv = win.interfaces_view
+                    row_of = {iv.model().index(r, 0).data(): r for r in range(iv.model().rowCount())}
+                    iv.selectRow(row_of["up1"])
+                    assert win.flow_filter.mapFromSource(c.flows.index(c.flows.row_of(flow_id), 0)).isValid() is False
+                    iv.selectRow(row_of["up0"])
+                    assert win.flow_filter.mapFromSource(c.flows.index(c.flows.row_of(flow_id), 0)).isValid()
+                    iv.clearSelection()
                     # drag onto an interface without carrier: refused, with the reason
                     assert drop(win.interfaces_view, "up2", None, FLOW_MIME, flow_id.encode())
                     assert "up2 is down or has no carrier" in win.flow_label.text()

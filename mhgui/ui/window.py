@@ -608,7 +608,11 @@ class MainWindow(QMainWindow):
             self._flow_message(out.summary, False)
         elif out.action == "rebind":
             self._flow_message(out.summary, None)
-            self.rebinder.request(out.hoa, ifname, preface=out.summary)
+            listed = [m.flow(i) for i in out.also_moves[:8]]
+            more = "".join(f"\n  • {f.process or '?'}: {f.id}" for f in listed if f is not None)
+            if len(out.also_moves) > 8:
+                more += f"\n  • … and {len(out.also_moves) - 8} more"
+            self.rebinder.request(out.hoa, ifname, preface=out.summary + ("\nThese move too:" + more if more else ""))
         elif out.action == "steer":
             self._flow_message(out.summary, None)
             self.steer_offer.emit(out)
@@ -700,6 +704,8 @@ class MainWindow(QMainWindow):
     def _on_iface_selected(self, *_):
         rows = self.interfaces_view.selectionModel().selectedRows()
         self.address_filter.set_ifindex(rows[0].data(KeyRole) if rows else None)
+        # the flows tab follows the same selection (by interface name)
+        self.flow_filter.set_interface(rows[0].siblingAtColumn(InterfaceModel.COL_NAME).data() if rows else None)
 
     def set_error(self, text: str | None) -> None:
         """Show (or clear, with None) a problem the user must know about, e.g. a malformed config file."""
