@@ -26,32 +26,15 @@ from pathlib import Path
 NM_NAME = "org.freedesktop.NetworkManager"
 NM_PATH = "/org/freedesktop/NetworkManager"
 
+from dbuspolicy import DEFAULT_POLICY  # noqa: E402
+
 BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
   <type>system</type>
   <listen>unix:path={socket}</listen>
   <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Containers1"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"
-          send_member="UpdateActivationEnvironment"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Debug.Stats"/>
-    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.systemd1.Activator"/>
-  </policy>
+  {policy}
   <includedir>/usr/share/dbus-1/system.d</includedir>
 </busconfig>
 """
@@ -155,7 +138,7 @@ class NmLab:
         try:
             for d in ("state", "connections", "conf.d", "sysconf.d"):
                 (self.base / d).mkdir()
-            (self.base / "bus.conf").write_text(BUS_CONF.format(socket=self.socket))
+            (self.base / "bus.conf").write_text(BUS_CONF.format(socket=self.socket, policy=DEFAULT_POLICY))
             (self.base / "NM.conf").write_text(NM_CONF.format(base=self.base, device_section=self.device_section))
             for ns in (self.ns, self.peer_ns):
                 self.run("ip", "netns", "add", ns)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from test_helper import DEFAULT_POLICY
+from dbuspolicy import DEFAULT_POLICY
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "install-helper"
