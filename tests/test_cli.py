@@ -162,10 +162,15 @@ def test_monitor_into_a_closed_pipe_ends_quietly(node):
     cmd = " ".join(["ip", "netns", "exec", lab.ns, sys.executable, "-m", "mhgui.cli", "monitor", "--json",
                     "--no-networkmanager", "--mip6d-conf", str(conf)])
     with subprocess.Popen(["bash", "-c", f"set -o pipefail; {cmd} | head -1 >/dev/null; echo ${{PIPESTATUS[0]}}"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True) as p:
         time.sleep(3)  # the first line has been read by now; the next change hits the closed pipe
         lab.ip("-6", "addr", "add", "2001:db8:a::77/64", "dev", "up0", "nodad")
-        out, err = p.communicate(timeout=20)
+        try:
+            out, err = p.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, 9)  # the monitor kept running after its reader left
+            p.communicate()
+            pytest.fail("mhctl monitor did not end when its reader went away")
     assert out.strip() == "0" and "Traceback" not in err and "Broken pipe" not in err, err
 
 
