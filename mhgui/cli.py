@@ -53,6 +53,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the acknowledgement (30)")
     f = sub.add_parser("flows", help="the node's TCP and UDP flows: interface, local address role, movability")
     _common(f)
+    f.add_argument("--all", action="store_true", help="also connections that are closing (TIME-WAIT...)")
     mv = sub.add_parser("move", help="move a flow (its id from `mhctl flows`) to an interface, saying what that means")
     _common(mv)
     mv.add_argument("flow", help="the flow's id, e.g. 'tcp [2001:db8:a::5]:40000 [2001:db8:f::1]:443'")
@@ -137,7 +138,8 @@ async def _rebind(args) -> int:
         print(f"Binding through {plan.interface} moves every home address (UMIP picks one interface for all): "
               + ", ".join(plan.moves))
         for n in plan.notes:
-            print(f"  {n}")
+            if not n.startswith("mip6d restarts:"):  # said just below
+                print(f"  {n}")
         if plan.restart_required:
             print("mip6d is restarted: every binding is interrupted for a few seconds "
                   "(initial delay, router discovery, Binding Update and Acknowledgement).")
@@ -278,8 +280,11 @@ async def _flows(args) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
+    from .core.flows import CLOSING_STATES
     rows = [("PROTO", "STATE", "LOCAL", "REMOTE", "INTERFACE", "ROLE", "MOVABLE", "PROCESS")]
-    for f in out["flows"]:
+    shown = [f for f in out["flows"] if args.all or not (f["protocol"] == "tcp" and f["state"] in CLOSING_STATES)]
+    hidden = len(out["flows"]) - len(shown)
+    for f in shown:
         def ep(e):
             a = e["address"]
             return f"[{a}]:{e['port']}" if ":" in a else f"{a}:{e['port']}"
@@ -290,6 +295,10 @@ async def _flows(args) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+    if hidden:
+        print(f"({hidden} closing connection(s) not shown: --all shows them)")
+    print("To move one: mhctl move 'PROTO LOCAL REMOTE' INTERFACE, e.g. "
+          "mhctl move 'tcp [2001:db8:a::5]:40000 [2001:db8:f::1]:443' wlan0")
     if out["process_visibility"] != "full":
         print(f"processes: {out['process_visibility']}: {out['process_visibility_reason']}")
     for p in table.problems:
@@ -308,7 +317,9 @@ async def _rules(args) -> int:
         async with HelperClient(args.system_bus) as helper:
             if args.action == "add":
                 rid = await helper.add_steering_rule(args.args[0], args.args[1])
-                print(f"added {rid}: new connections to {args.args[0]} go through {args.args[1]}")
+                new = next((r for r in await helper.list_steering_rules() if r["id"] == rid), {})
+                print(f"added {rid}: new connections to {args.args[0]} go through {args.args[1]}"
+                      + ("" if new.get("in_kernel", True) else f" — not in the kernel yet: {new.get('status')}"))
             elif args.action == "edit":
                 rid, iface = args.args
                 old = next((r for r in await helper.list_steering_rules() if r["id"] == rid), None)

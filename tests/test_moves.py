@@ -68,3 +68,12 @@ def test_invalid_targets_and_unmovable_flows_are_refused_with_the_reason():
     ll = Flow("tcp", 10, "fe80::5", 40003, "fe80::1", 22, "ESTAB")
     out = move_outcome(ll, placed(ll, s), "wlan0", s, an, UMIP)
     assert out.action == "refuse" and out.summary.startswith("This connection cannot move")
+
+
+def test_a_closing_connection_does_not_move():
+    s = node()
+    f = Flow("tcp", 10, HOA, 40000, "2001:db8:f::1", 443, "FIN-WAIT-2")
+    p = placed(f, s)
+    assert p.movable == "no" and p.reason.startswith("closing (FIN-WAIT-2)")
+    out = move_outcome(f, p, "wlan0", s, analyse(s, 0.0), UMIP)
+    assert out.action == "refuse" and "closing" in out.summary

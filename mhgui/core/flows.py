@@ -27,7 +27,7 @@ local address, and says whether it can move to another interface:
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
 from .analysis import ROLE_COA, ROLE_COA_DEPRECATED, ROLE_HOA, Analysis
@@ -68,6 +68,10 @@ _TCP_STATES = {
     7: "UNCONN", 8: "CLOSE-WAIT", 9: "LAST-ACK", 10: "LISTEN", 11: "CLOSING", 12: "NEW-SYN-RECV",
     13: "BOUND-INACTIVE",
 }
+
+
+#: TCP states of a connection on its way out (``ss`` names)
+CLOSING_STATES = frozenset({"FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "CLOSE", "CLOSE-WAIT", "LAST-ACK", "CLOSING"})
 
 
 def tcp_state_name(number: int) -> str:
@@ -276,6 +280,9 @@ class Classifier:
         p = self._memo.get(key)
         if p is None:
             p = self._memo[key] = self._place(flow)
+        if flow.protocol == "tcp" and flow.state in CLOSING_STATES and p.movable != "no":
+            # a connection that is closing has nothing left to move (RFC 9293 section 3.3.2)
+            p = replace(p, movable="no", reason=f"closing ({flow.state}): nothing left to move")
         return p
 
     def _place(self, flow: Flow) -> Placement:

@@ -546,7 +546,8 @@ def plan_kernel_state(
                 continue
             owned[d.version][d] = (slot, r.id)
         if up is None:
-            reasons[r.id] = f"interface {r.interface} does not exist"
+            reasons[r.id] = (f"{r.interface} is not usable now (missing, down, or without a care-of address "
+                             "and a default router); the rule waits for it")
         elif missing:
             reasons[r.id] = "; ".join(missing)
         else:

@@ -20,7 +20,7 @@ from ..core.capabilities import NO_DAEMON, DaemonCapabilities
 from ..core.report import headline, taxonomy
 from ..core.state import Change, StateStore
 from ..daemons.base import BindingsChanged, plan_when_ready
-from ..core.moves import MoveOutcome, move_outcome
+from ..core.moves import MoveOutcome, interface_problem, move_outcome
 from ..daemons.umip import HOA_AS_COA_REASON
 from ..helper.client import HelperClient
 from .flows_model import FLOW_MIME, FlowFilter, FlowModel
@@ -275,7 +275,7 @@ def describe_plan(plan) -> str:
     if plan.restart_required:
         lines.append("mip6d is restarted: every binding is interrupted for a few seconds (initial delay, router "
                      "discovery, Binding Update and Acknowledgement).")
-    lines += list(plan.notes)
+    lines += [n for n in plan.notes if not n.startswith("mip6d restarts:")]  # said above
     return "\n".join(lines)
 
 
@@ -415,7 +415,7 @@ class MainWindow(QMainWindow):
         split = QSplitter(Qt.Orientation.Vertical)
         for w in (topw, ifs, ads, lower):
             split.addWidget(w)
-        split.setSizes([230, 160, 250, 120])
+        split.setSizes([200, 190, 250, 130])
         root.addWidget(split, 1)
         self.setCentralWidget(central)
 
@@ -451,7 +451,9 @@ class MainWindow(QMainWindow):
         v.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         v.verticalHeader().setVisible(False)
         v.verticalHeader().setDefaultSectionSize(v.fontMetrics().height() + 8)
-        v.horizontalHeader().setStretchLastSection(True)
+        v.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        for col in (FlowModel.COL_LOCAL, FlowModel.COL_REMOTE):
+            v.horizontalHeader().setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
         v.setDragEnabled(True)
         v.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         v.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
@@ -487,6 +489,11 @@ class MainWindow(QMainWindow):
         bar.addWidget(refresh)
         lay.addLayout(bar)
         self.steer_offer.connect(self._offer_steering)
+        self._rules_timer = QTimer(self)
+        self._rules_timer.setInterval(5000)
+        self._rules_timer.timeout.connect(
+            lambda: self._spawn(self.reload_rules()) if self.tabs.currentIndex() == 2 and self.isVisible() else None)
+        self._rules_timer.start()
         return page
 
     def _spawn(self, coro) -> None:
@@ -536,18 +543,26 @@ class MainWindow(QMainWindow):
             return
         dest = self.rules_model.index(row, RulesModel.COL_DEST).data()
         await self.remove_rule(rid)
-        await self.add_rule(dest.split(", ")[0], interface)
+        new = await self.add_rule(dest.split(", ")[0], interface)
+        if new is not None:
+            self.rules_label.setText(f"{rid} replaced by {new}: new connections to {dest} now go through {interface}.")
 
     def _rule_menu(self, pos) -> None:
         idx = self.rules_view.indexAt(pos)
         if not idx.isValid():
             return
         rid = self.rules_model.rule_id(idx.row())
+        current = self.rules_model.index(idx.row(), RulesModel.COL_IFACE).data()
         menu = QMenu(self)
         sub = menu.addMenu("Send through")
+        an = self.controller.analysis or analyse(self.controller.store.state, self.controller.clock())
         for i in sorted(self.controller.store.state.interfaces.values(), key=lambda i: i.ifindex):
-            if i.kind.value not in ("loopback", "tunnel"):
-                sub.addAction(i.name).triggered.connect(lambda _=False, n=i.name: self._spawn(self.change_rule(rid, n)))
+            if i.kind.value in ("loopback", "tunnel"):
+                continue
+            why = "current" if i.name == current else interface_problem(self.controller.store.state, an, i.name)
+            act = sub.addAction(i.name + (f" ({why})" if why else ""))
+            act.setEnabled(why is None)
+            act.triggered.connect(lambda _=False, n=i.name: self._spawn(self.change_rule(rid, n)))
         menu.addAction("Remove").triggered.connect(lambda: self._spawn(self.remove_rule(rid)))
         self.show_menu(menu, self.rules_view.viewport().mapToGlobal(pos))
 
@@ -663,8 +678,10 @@ class MainWindow(QMainWindow):
             if i.kind.value in ("loopback", "tunnel"):
                 continue
             usable = an is not None and ifindex in an.active and ifindex not in an.home_links
-            act = sub.addAction(i.name + ("" if usable else " (no usable care-of address)"))
-            act.setEnabled(usable and self.controller.daemon is not None)
+            current = any(b.hoa == hoa and b.interface == i.name for b in
+                          (self.controller.daemon.bindings() if self.controller.daemon is not None else ()))
+            act = sub.addAction(i.name + (" (current)" if current else "" if usable else " (no usable care-of address)"))
+            act.setEnabled(usable and not current and self.controller.daemon is not None)
             act.triggered.connect(lambda _=False, h=hoa, n=i.name: self.rebinder.request(h, n))
         if self.controller.daemon is None:
             menu.addAction("No mobility daemon: nothing to rebind").setEnabled(False)
