@@ -86,7 +86,8 @@ async def run(lab, n: int) -> None:
         return f"{statistics.median(vals):.1f} ms" if vals else "not seen"
 
     print(f"carrier loss, {len(rows)} times, medians: netlink {med(0)}, NetworkManager Carrier=false {med(1)}, "
-          f"NetworkManager device state change {med(2)} (its carrier-wait-timeout, default 6000 ms)")
+          f"NetworkManager device state leaving 'activated' {med(2)} (NetworkManager's default carrier-wait-timeout "
+          "is 6000 ms; it applies while it waits for the carrier to come back)")
 
 
 if __name__ == "__main__":
