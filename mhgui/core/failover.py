@@ -1,0 +1,531 @@
+"""Failover policy: which interface carries the node, and when to change it. Pure: no Qt, no I/O.
+
+The policy is fed what the :class:`~mhgui.core.state.StateStore` publishes (its
+:class:`~mhgui.core.state.Change` lists, the :class:`~mhgui.core.model.NodeState`
+and :func:`~mhgui.core.analysis.analyse` of it) and returns *actions*; time comes
+from an injected clock (a zero-argument callable returning seconds on the same
+monotonic clock as the model). Whoever carries an action out (steering rules, a
+daemon that rebinds at run time) is not this module's business.
+
+Preferences
+-----------
+
+One user-ordered list of interface names (best first), each optionally marked
+*backup only* (used only when no primary is usable) or *never* (never used).
+An interface that is not in the list is never chosen: the user places new
+interfaces first. For UMIP the list becomes ``MnIfPreference`` values
+(:func:`mnifpreference_values`), written through the helper only when the user
+changes the list (mainline UMIP reads them at start and switches by itself;
+its own switch back is immediate, there is no hold-up to configure).
+
+Usable interface
+----------------
+
+:func:`usable_interfaces`: the interface is counted active by the counting
+rules (up with carrier, not a tunnel or loopback, holds a usable CoA, so the
+CoA is valid, preferred, not tentative and not DAD-failed), is not on a home
+link, has an IPv6 default router (``require_router``; UMIP needs one too), and
+NetworkManager, when it manages the device, does not say it is unavailable,
+disconnected, deactivating or failed (:data:`NM_DOWN_STATES`): NetworkManager
+is a second opinion that can only take an interface away, never give one,
+because it reports carrier loss only after its carrier-wait timeout (about
+6 s) while netlink tells at once.
+
+Decisions (:meth:`FailoverPolicy.observe`)
+-----------------------------------------
+
+- **Trigger** (the current interface stops being usable): the best usable
+  interface by preference (primaries in order, then backups in order) is
+  chosen at once: :class:`SwitchTo`; none: :class:`NoUsableInterface` (once,
+  until something is usable again, which is then chosen at once).
+- **Going back** to a better interface waits until it has been usable without
+  interruption for ``holdup`` seconds: :class:`StayPending` says until when (it
+  is emitted once per wait); a link that goes down during the wait starts it
+  again, so a flapping link causes one switch away and, once it is stable, one
+  switch back, never a storm.
+- **Address churn is not link loss**: when an interface loses its CoA only
+  because the address was *removed* (the link still up with carrier and its
+  router, as in a DHCPv6 renewal that deletes and re-adds the address), it
+  stays usable for ``churn_window`` seconds; back within the window, nothing
+  happens; still gone at the end, it is a trigger dated from the removal. A
+  CoA that is still there but deprecated, expired or DAD-failed is a trigger
+  at once. Temporary addresses are never CoAs, so their rotation changes
+  nothing; a new address counts only once DAD has finished (the analysis
+  does not count tentative addresses).
+- The caller asks again (:meth:`FailoverPolicy.tick`) at
+  :attr:`FailoverPolicy.next_deadline`: the end of a hold-up or churn window,
+  or the next end of a CoA's preferred or valid lifetime (lifetimes end
+  without any netlink event).
+
+Every decision is recorded in :attr:`FailoverPolicy.log`, a :class:`FailoverLog`
+that also records the daemon's own moves, from its binding update list, with
+their timings: link event, decision (or first sign of the daemon moving), new
+Binding Update seen, acknowledged.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Union
+
+from .analysis import Analysis
+from .bindings import Binding, BindingState
+from .model import NodeState
+from .state import Change
+
+__all__ = [
+    "Action",
+    "FailoverEntry",
+    "FailoverLog",
+    "FailoverPolicy",
+    "MAX_MNIF_PREFERENCE",
+    "NM_DOWN_STATES",
+    "NoUsableInterface",
+    "Preferences",
+    "StayPending",
+    "SwitchTo",
+    "mnifpreference_values",
+    "usable_interfaces",
+]
+
+#: UMIP's largest (worst) usable MnIfPreference (``POL_MN_IF_MIN_PREFERENCE``); 0 = never used.
+MAX_MNIF_PREFERENCE = 10
+
+#: NMDeviceState values in which NetworkManager says the device carries nothing:
+#: 20 unavailable (no carrier), 30 disconnected, 110 deactivating, 120 failed.
+NM_DOWN_STATES = frozenset({20, 30, 110, 120})
+
+_IFNAME = re.compile(r"^[^\s/:]{1,15}$")  # IFNAMSIZ - 1; no whitespace, '/' or ':'
+
+
+# --------------------------------------------------------------------------- preferences
+@dataclass(frozen=True, slots=True)
+class Preferences:
+    """The user's interface preferences and the policy's timings.
+
+    ``order``: interface names, best first; ``backup``: names in ``order`` used
+    only when no primary is usable; ``never``: names in ``order`` never used.
+    ``holdup``: seconds a better interface must stay usable before going back
+    to it; ``churn_window``: seconds a removed CoA may take to come back before
+    its loss counts; ``require_router``: an interface without an IPv6 default
+    router is not usable. Raises ``ValueError`` on a bad value.
+    """
+
+    order: tuple[str, ...]
+    backup: frozenset[str] = frozenset()
+    never: frozenset[str] = frozenset()
+    holdup: float = 5.0
+    churn_window: float = 2.0
+    require_router: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("order", "backup", "never"):
+            if isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a list of interface names, not a string")
+        order_t = tuple(self.order)
+        object.__setattr__(self, "order", order_t)
+        object.__setattr__(self, "backup", frozenset(self.backup))
+        object.__setattr__(self, "never", frozenset(self.never))
+        holdup, churn_window = self.holdup, self.churn_window
+        for n in order_t:
+            if not isinstance(n, str) or not _IFNAME.match(n):
+                raise ValueError(f"not an interface name: {n!r}")
+        if len(set(order_t)) != len(order_t):
+            dup = sorted({n for n in order_t if order_t.count(n) > 1})
+            raise ValueError(f"interface listed twice: {', '.join(dup)}")
+        for name, marks in (("backup", self.backup), ("never", self.never)):
+            missing = sorted(marks - set(order_t))
+            if missing:
+                raise ValueError(f"{name} names interfaces that are not in the list: {', '.join(missing)}")
+        both = sorted(self.backup & self.never)
+        if both:
+            raise ValueError(f"marked both 'backup only' and 'never': {', '.join(both)}")
+        for name, v in (("holdup", holdup), ("churn_window", churn_window)):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
+                raise ValueError(f"{name} must be a finite number of seconds >= 0, not {v!r}")
+
+    @property
+    def primaries(self) -> tuple[str, ...]:
+        return tuple(n for n in self.order if n not in self.backup and n not in self.never)
+
+    @property
+    def backups(self) -> tuple[str, ...]:
+        return tuple(n for n in self.order if n in self.backup)
+
+    @property
+    def ranking(self) -> tuple[str, ...]:
+        """Every name the policy may choose, best first: primaries in order, then backups in order."""
+        return self.primaries + self.backups
+
+
+def mnifpreference_values(prefs: Preferences) -> dict[str, int]:
+    """UMIP ``MnIfPreference`` for every listed interface (1 best, 0 never used).
+
+    Primaries get 1, 2, ... in order, then backups the next values, so every
+    backup comes after every primary; ``never`` gets 0. Values stop at
+    :data:`MAX_MNIF_PREFERENCE` (10): the last interfaces then tie. To keep
+    backups after every primary, when there are backups the primaries stop at
+    9 and the backups that do not fit below 10 share 10.
+    E.g. ``order=[eth0, wlan0, wwan0], backup={eth0}, never={wlan0}`` gives
+    ``{wwan0: 1, eth0: 2, wlan0: 0}``.
+    """
+    out: dict[str, int] = {}
+    primary_cap = MAX_MNIF_PREFERENCE - 1 if prefs.backups else MAX_MNIF_PREFERENCE
+    for i, n in enumerate(prefs.primaries):
+        out[n] = min(i + 1, primary_cap)
+    first_backup = min(len(prefs.primaries), primary_cap) + 1
+    for i, n in enumerate(prefs.backups):
+        out[n] = min(first_backup + i, MAX_MNIF_PREFERENCE)
+    for n in prefs.never:
+        out[n] = 0
+    return {n: out[n] for n in prefs.order}
+
+
+# --------------------------------------------------------------------------- usability
+def _nm_down(iface) -> bool:
+    return iface.nm_managed is not False and iface.nm_state in NM_DOWN_STATES
+
+
+def usable_interfaces(state: NodeState, analysis: Analysis, *, require_router: bool = True) -> set[str]:
+    """Names of the interfaces a failover may choose (module docstring, "Usable interface")."""
+    out = set()
+    for i in analysis.active - analysis.home_links:
+        iface = state.interfaces.get(i)
+        if iface is None or _nm_down(iface):
+            continue
+        if require_router and not state.routers.get(i):
+            continue
+        out.add(iface.name)
+    return out
+
+
+def _why_unusable(name: str, state: NodeState, analysis: Analysis, prefs: Preferences) -> str:
+    """One word for why ``name`` is not usable (the trigger's reason)."""
+    if name in prefs.never or name not in prefs.order:
+        return "preferences"
+    iface = next((i for i in state.interfaces.values() if i.name == name), None)
+    if iface is None:
+        return "link-removed"
+    if not iface.up:
+        return "link-down"
+    if _nm_down(iface):
+        return "networkmanager"
+    if iface.ifindex in analysis.home_links:
+        return "home-link"
+    if iface.ifindex not in analysis.active:
+        return "coa-lost"
+    return "router-gone"
+
+
+# --------------------------------------------------------------------------- actions
+@dataclass(frozen=True, slots=True)
+class SwitchTo:
+    """Use ``interface`` from now on. ``previous``: the interface left (None at start or after none).
+
+    ``reason``: initial | recovered | preferred-back | link-down | link-removed |
+    networkmanager | coa-lost | coa-removed | router-gone | home-link | preferences.
+    ``trigger_time``: when the cause was seen; ``decision_time``: when decided.
+    """
+
+    interface: str
+    previous: str | None
+    reason: str
+    trigger_time: float
+    decision_time: float
+
+
+@dataclass(frozen=True, slots=True)
+class StayPending:
+    """``interface`` is better than the current one; going back waits for the hold-up, until ``until``."""
+
+    interface: str
+    current: str
+    until: float
+    reason: str = "hold-up"
+
+
+@dataclass(frozen=True, slots=True)
+class NoUsableInterface:
+    """No listed interface is usable (all links lost). ``previous``: the interface lost."""
+
+    previous: str | None
+    reason: str
+    trigger_time: float
+
+
+Action = Union[SwitchTo, StayPending, NoUsableInterface]
+
+
+# --------------------------------------------------------------------------- log
+@dataclass(slots=True)
+class FailoverEntry:
+    """One failover and its timings (seconds on the model clock; None = not seen yet).
+
+    ``who``: "app" (this policy decided) or "daemon" (the mobility daemon moved
+    by itself, seen in its binding update list). ``trigger_time``: the link
+    event; ``decision_time``: the decision, or the first sign of the daemon
+    moving; ``bu_time``: a Binding Update through the new interface seen;
+    ``ack_time``: acknowledged (home registration accepted) for every HoA moved.
+    """
+
+    id: int
+    who: str
+    from_interface: str | None
+    to_interface: str | None
+    reason: str
+    trigger_time: float | None
+    decision_time: float
+    bu_time: float | None = None
+    ack_time: float | None = None
+    hoas: tuple[str, ...] = ()
+    _unacked: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def to_json(self) -> dict:
+        """Times, and durations since the trigger (``after_trigger``, seconds, 3 decimals)."""
+        def after(t: float | None) -> float | None:
+            if t is None or self.trigger_time is None:
+                return None
+            return round(t - self.trigger_time, 3)
+
+        return {
+            "id": self.id, "who": self.who, "from": self.from_interface, "to": self.to_interface,
+            "reason": self.reason, "hoas": list(self.hoas),
+            "trigger_time": self.trigger_time, "decision_time": self.decision_time,
+            "bu_time": self.bu_time, "ack_time": self.ack_time,
+            "after_trigger": {"decision": after(self.decision_time), "bu": after(self.bu_time),
+                              "ack": after(self.ack_time)},
+        }
+
+
+@dataclass
+class FailoverLog:
+    """Every failover, whoever made it, with its timings (:class:`FailoverEntry`).
+
+    :meth:`record` adds the app's decisions (the policy calls it);
+    :meth:`note_trigger` remembers link events so that a move the daemon makes
+    by itself is dated from its cause; :meth:`observe_bindings` follows the
+    daemon's home registrations (binding update list) and fills ``bu_time`` /
+    ``ack_time``, or records a daemon entry when no decision of the app explains
+    the move. ``limit``: entries kept (oldest dropped).
+    """
+
+    limit: int = 200
+    entries: list[FailoverEntry] = field(default_factory=list)
+    _next_id: int = 1
+    #: interface -> (time, reason) of its last trigger
+    _triggers: dict[str, tuple[float, str]] = field(default_factory=dict)
+    #: hoa -> (coa, interface) last seen in the binding update list
+    _bound: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+
+    def record(self, who: str, from_interface: str | None, to_interface: str | None, reason: str,
+               trigger_time: float | None, decision_time: float) -> FailoverEntry:
+        if who not in ("app", "daemon"):
+            raise ValueError(f"who must be 'app' or 'daemon', not {who!r}")
+        e = FailoverEntry(self._next_id, who, from_interface, to_interface, reason, trigger_time, decision_time)
+        self._next_id += 1
+        self.entries.append(e)
+        del self.entries[:-self.limit]
+        return e
+
+    def note_trigger(self, interface: str, reason: str, at: float) -> None:
+        self._triggers[interface] = (at, reason)
+
+    def observe_bindings(self, bindings: Iterable[Binding], now: float) -> list[FailoverEntry]:
+        """Follow the home registrations of a binding update list polled at ``now``; returns entries changed.
+
+        The first poll only sets the baseline. A HoA whose CoA changes is a
+        move: the open app entry (no ``bu_time`` yet) for the same target
+        interface gets ``bu_time``; without one, a daemon entry is recorded
+        (decision = first sign = now, trigger = the last trigger noted on the
+        interface it left). An entry is acknowledged when every HoA it moved
+        is REGISTERED.
+        """
+        changed: dict[int, FailoverEntry] = {}
+        homes = [b for b in bindings if b.source == "bul" and b.home_registration and b.coa != b.hoa]
+        for b in homes:
+            old = self._bound.get(b.hoa)
+            self._bound[b.hoa] = (b.coa, b.interface)
+            if old is not None and old[0] != b.coa:
+                e = self._entry_for_move(b, old[1], now)
+                if b.hoa not in e.hoas:
+                    e.hoas += (b.hoa,)
+                e._unacked.add(b.hoa)
+                changed[e.id] = e
+        for b in homes:  # acknowledged once every HoA moved is registered
+            if b.state is BindingState.REGISTERED:
+                for e in self.entries:
+                    if b.hoa in e._unacked:
+                        e._unacked.discard(b.hoa)
+                        if not e._unacked and e.ack_time is None:
+                            e.ack_time = now
+                            changed[e.id] = e
+        return list(changed.values())
+
+    def _entry_for_move(self, b: Binding, left: str | None, now: float) -> FailoverEntry:
+        for e in reversed(self.entries):
+            if e.to_interface is not None and e.to_interface == b.interface and (e.bu_time is None or e.bu_time == now):
+                if e.bu_time is None:
+                    e.bu_time = now
+                return e
+        trig = self._triggers.get(left) if left else None
+        e = self.record("daemon", left, b.interface, trig[1] if trig else "daemon",
+                        trig[0] if trig else None, now)
+        e.bu_time = now
+        return e
+
+    def to_json(self) -> list[dict]:
+        """Entries, oldest first, for ``mhctl log --json``."""
+        return [e.to_json() for e in self.entries]
+
+
+# --------------------------------------------------------------------------- policy
+Clock = Callable[[], float]
+
+
+class FailoverPolicy:
+    """The failover decisions (module docstring). ``clock()``: seconds on the model's monotonic clock."""
+
+    def __init__(self, prefs: Preferences, clock: Clock, log: FailoverLog | None = None) -> None:
+        self.prefs = prefs
+        self.clock = clock
+        self.log = log if log is not None else FailoverLog()
+        self.current: str | None = None
+        #: the hold-up wait in progress: (better interface, until), or None
+        self.pending: tuple[str, float] | None = None
+        #: when to call :meth:`tick` at the latest, or None
+        self.next_deadline: float | None = None
+        self._started = False
+        self._none_reported = False
+        self._since: dict[str, float] = {}  # name -> usable without interruption since
+        self._soft: dict[str, float] = {}  # name -> CoA removed at (link still fine), within churn_window
+        self._coas: dict[str, frozenset] = {}  # name -> address keys counted as CoAs at the last observe
+
+    def set_preferences(self, prefs: Preferences) -> None:
+        """New preferences; they apply at the next :meth:`observe` / :meth:`tick`."""
+        self.prefs = prefs
+
+    def tick(self, state: NodeState, analysis: Analysis) -> list[Action]:
+        """:meth:`observe` without changes: call it at :attr:`next_deadline`."""
+        return self.observe([], state, analysis)
+
+    def observe(self, changes: Iterable[Change], state: NodeState, analysis: Analysis) -> list[Action]:
+        """Take one batch of store changes with the state and analysis after them; returns the actions."""
+        now = self.clock()
+        prefs = self.prefs
+        names = {i.ifindex: i.name for i in state.interfaces.values()}
+        bounced: dict[str, str] = {}  # name -> link-down | link-removed in this batch, even if up again now
+        for c in changes:
+            if c.kind in ("link-down", "link-removed"):
+                bounced[getattr(c.before, "name", None) or names.get(c.ifindex, "")] = c.kind
+        coas: dict[str, set] = {}
+        for key, role in analysis.roles.items():
+            if role.counted and key.ifindex in names:
+                coas.setdefault(names[key.ifindex], set()).add(key)
+        usable = usable_interfaces(state, analysis, require_router=prefs.require_router)
+
+        # which interfaces count as usable, churn taken into account
+        effective: set[str] = set()
+        churn_lost: dict[str, float] = {}  # name -> when its CoA was removed, the window now over
+        for name in set(self._since) | usable:
+            if name in usable and name not in bounced:
+                self._soft.pop(name, None)
+                self._since.setdefault(name, now)
+                effective.add(name)
+                continue
+            if name in usable:  # down and up again within this batch: the wait starts again
+                self._soft.pop(name, None)
+                self._since[name] = now
+                effective.add(name)
+                continue
+            if name not in bounced and self._address_churn(name, state, analysis):
+                start = self._soft.setdefault(name, now)
+                if now - start < prefs.churn_window:
+                    effective.add(name)
+                    continue
+                churn_lost[name] = start
+            self._since.pop(name, None)
+        for name in list(self._soft):
+            if name not in self._since:
+                self._soft.pop(name)
+        self._coas = {n: frozenset(k) for n, k in coas.items()}
+        for name, kind in bounced.items():
+            self.log.note_trigger(name, kind, now)
+
+        actions = self._decide(now, effective, churn_lost, state, analysis)
+        self._set_deadline(now, state, analysis)
+        return actions
+
+    # ---- internals
+    def _address_churn(self, name: str, state: NodeState, analysis: Analysis) -> bool:
+        """``name`` lost its CoA only because every CoA address was removed, the link being fine."""
+        if name in self._soft:
+            pass
+        elif name not in self._coas:
+            return False
+        elif any(k in state.addresses for k in self._coas[name]):
+            return False  # still there: deprecated, expired or DAD-failed, a real trigger
+        iface = next((i for i in state.interfaces.values() if i.name == name), None)
+        if iface is None or not iface.up or _nm_down(iface) or iface.ifindex in analysis.home_links:
+            return False
+        return not (self.prefs.require_router and not state.routers.get(iface.ifindex))
+
+    def _decide(self, now: float, effective: set[str], churn_lost: dict[str, float], state: NodeState,
+                analysis: Analysis) -> list[Action]:
+        ranking = [n for n in self.prefs.ranking if n in effective]
+        best = ranking[0] if ranking else None
+        cur = self.current
+        if cur is not None and cur in ranking:
+            self._none_reported = False
+            if best == cur:
+                self.pending = None
+                return []
+            until = self._since[best] + self.prefs.holdup
+            if now >= until:
+                return [self._switch(best, "preferred-back", self._since[best], now)]
+            if self.pending != (best, until):
+                self.pending = (best, until)
+                return [StayPending(best, cur, until)]
+            return []
+        # no current choice, or the current one is lost: choose at once
+        self.pending = None
+        if cur is None:
+            trigger, reason = now, ("initial" if not self._started else "recovered")
+        else:
+            reason = _why_unusable(cur, state, analysis, self.prefs)
+            if cur in churn_lost:
+                trigger, reason = churn_lost[cur], "coa-removed"
+            else:
+                trigger = now
+            self.log.note_trigger(cur, reason, trigger)
+        if best is None:
+            self.current = None
+            if self._none_reported:
+                return []
+            self._none_reported = True
+            if reason != "initial":
+                self.log.record("app", cur, None, reason, trigger, now)
+            return [NoUsableInterface(cur, reason, trigger)]
+        self._none_reported = False
+        return [self._switch(best, reason, trigger, now)]
+
+    def _switch(self, to: str, reason: str, trigger: float, now: float) -> SwitchTo:
+        prev = self.current
+        self.current = to
+        self._started = True
+        self.pending = None
+        if reason != "initial":  # the first choice is not a failover
+            self.log.record("app", prev, to, reason, trigger, now)
+        return SwitchTo(to, prev, reason, trigger, now)
+
+    def _set_deadline(self, now: float, state: NodeState, analysis: Analysis) -> None:
+        times = [t + self.prefs.churn_window for t in self._soft.values()]
+        if self.pending is not None:
+            times.append(self.pending[1])
+        for key, role in analysis.roles.items():
+            if role.counted:
+                a = state.addresses.get(key)
+                for t in (a.preferred_until, a.valid_until) if a is not None else ():
+                    if t is not None and t > now:
+                        times.append(t)
+        self.next_deadline = min(times) if times else None

@@ -1,0 +1,447 @@
+"""Failover policy (mhgui.core.failover), driven by real StateStore changes and a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from mhgui.core.analysis import analyse
+from mhgui.core.bindings import Binding, BindingState
+from mhgui.core.failover import (
+    FailoverLog, FailoverPolicy, NoUsableInterface, Preferences, StayPending, SwitchTo,
+    mnifpreference_values, usable_interfaces,
+)
+from mhgui.core.model import Address, AddressFlag as F, AddressKey, HomeAddress, Interface, InterfaceKind as K
+from mhgui.core.state import (
+    AddressRemoved, AddressUpsert, HomeAddressesSet, LinkRemoved, LinkUpsert, NetlinkSnapshot, NmDevice,
+    RoutersSnapshot, StateStore,
+)
+
+IFACES = {"eth0": (2, K.ETHERNET), "wlan0": (3, K.WIFI), "wwan0": (4, K.WWAN)}
+COA = {"eth0": "2001:db8:a::2", "wlan0": "2001:db8:b::3", "wwan0": "2001:db8:c::4"}
+ROUTER = "fe80::1"
+
+
+class Clock:
+    def __init__(self, t: float = 1000.0) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def link(name: str, up: bool = True) -> LinkUpsert:
+    ifindex, kind = IFACES[name]
+    return LinkUpsert(Interface(ifindex, name, kind, admin_up=True, oper_up=up, carrier=up,
+                                operstate="up" if up else "down"))
+
+
+def addr(name: str, text: str | None = None, prefixlen: int = 64, flags: F = F(0), **kw) -> AddressUpsert:
+    return AddressUpsert(Address(IFACES[name][0], text or COA[name], prefixlen, flags=flags, **kw))
+
+
+def key(name: str, text: str | None = None, prefixlen: int = 64) -> AddressKey:
+    return AddressKey(IFACES[name][0], text or COA[name], prefixlen)
+
+
+def routers(*names: str) -> RoutersSnapshot:
+    return RoutersSnapshot(tuple((IFACES[n][0], ROUTER) for n in names))
+
+
+class Lab:
+    """A StateStore, a fake clock and a policy; every event is one batch, as the sources send them."""
+
+    def __init__(self, prefs: Preferences, names=("eth0", "wlan0", "wwan0"), start: bool = True) -> None:
+        self.clock = Clock()
+        self.store = StateStore()
+        self.policy = FailoverPolicy(prefs, self.clock)
+        self.initial = []
+        if start:  # a full netlink dump, as at start-up
+            self.initial = self.feed(NetlinkSnapshot(
+                tuple(link(n).iface for n in names), tuple(addr(n).address for n in names),
+                tuple((IFACES[n][0], ROUTER) for n in names)))
+
+    def analysis(self):
+        return analyse(self.store.state, self.clock())
+
+    def feed(self, *events) -> list:
+        out = []
+        for ev in events:
+            changes = self.store.apply(ev)
+            out += self.policy.observe(changes, self.store.state, self.analysis())
+        return out
+
+    def at(self, t: float, *events) -> list:
+        self.clock.t = t
+        return self.feed(*events)
+
+    def tick(self, t: float | None = None) -> list:
+        if t is not None:
+            self.clock.t = t
+        return self.policy.tick(self.store.state, self.analysis())
+
+
+def switches(actions) -> list[SwitchTo]:
+    return [a for a in actions if isinstance(a, SwitchTo)]
+
+
+PREFS = Preferences(["eth0", "wlan0", "wwan0"], holdup=5.0, churn_window=2.0)
+
+
+# --------------------------------------------------------------------------- preferences
+def test_mnifpreference_values_order_backup_never():
+    p = Preferences(["eth0", "wwan0", "wlan0", "usb0"], backup={"eth0"}, never={"usb0"})
+    assert mnifpreference_values(p) == {"eth0": 3, "wwan0": 1, "wlan0": 2, "usb0": 0}
+    assert mnifpreference_values(Preferences(["a", "b"])) == {"a": 1, "b": 2}
+    assert mnifpreference_values(Preferences(["a", "b"], never={"a", "b"})) == {"a": 0, "b": 0}
+
+
+def test_mnifpreference_values_clamped_at_ten():
+    names = [f"eth{i}" for i in range(12)]
+    v = mnifpreference_values(Preferences(names))
+    assert [v[n] for n in names] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10, 10]
+    # with backups the primaries stop at 9 so that every backup is after every primary
+    v = mnifpreference_values(Preferences(names, backup={"eth0", "eth1"}))
+    assert [v[n] for n in names[2:]] == [1, 2, 3, 4, 5, 6, 7, 8, 9, 9]
+    assert v["eth0"] == v["eth1"] == 10
+    v = mnifpreference_values(Preferences(names[:4], backup={"eth0", "eth1"}))
+    assert v == {"eth2": 1, "eth3": 2, "eth0": 3, "eth1": 4}
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(order=["eth0", "eth0"]), "twice"),
+    (dict(order=["eth0"], backup={"wlan0"}), "not in the list"),
+    (dict(order=["eth0"], never={"wlan0"}), "not in the list"),
+    (dict(order=["eth0"], backup={"eth0"}, never={"eth0"}), "both"),
+    (dict(order=["eth 0"]), "not an interface name"),
+    (dict(order=["a" * 16]), "not an interface name"),
+    (dict(order="eth0"), "not a string"),
+    (dict(order=["eth0"], holdup=-1), "holdup"),
+    (dict(order=["eth0"], churn_window=float("nan")), "churn_window"),
+    (dict(order=["eth0"], holdup=True), "holdup"),
+])
+def test_preferences_validation(kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        Preferences(**kw)
+
+
+def test_preferences_ranking_primaries_then_backups():
+    p = Preferences(["wwan0", "eth0", "usb0", "wlan0"], backup={"wwan0"}, never={"usb0"})
+    assert p.ranking == ("eth0", "wlan0", "wwan0")
+    assert p.order == ("wwan0", "eth0", "usb0", "wlan0")
+
+
+# --------------------------------------------------------------------------- usable interfaces
+def test_usable_interfaces_rules():
+    lab = Lab(PREFS)
+    assert usable_interfaces(lab.store.state, lab.analysis()) == {"eth0", "wlan0", "wwan0"}
+    lab.feed(routers("eth0", "wlan0"))  # wwan0 lost its default router
+    assert usable_interfaces(lab.store.state, lab.analysis()) == {"eth0", "wlan0"}
+    assert usable_interfaces(lab.store.state, lab.analysis(), require_router=False) == {"eth0", "wlan0", "wwan0"}
+    # a home link is not usable for failover
+    lab.feed(HomeAddressesSet((HomeAddress("2001:db8:b::100", 64, "2001:db8:b::1"),)))
+    assert usable_interfaces(lab.store.state, lab.analysis()) == {"eth0"}
+
+
+# --------------------------------------------------------------------------- policy
+def test_initial_choice_is_the_preferred_interface():
+    lab = Lab(PREFS)
+    assert switches(lab.initial) == [SwitchTo("eth0", None, "initial", 1000.0, 1000.0)]
+    assert lab.policy.current == "eth0"
+
+
+def test_link_loss_switches_at_once():
+    lab = Lab(PREFS)
+    acts = lab.at(1010.0, link("eth0", up=False))
+    assert acts == [SwitchTo("wlan0", "eth0", "link-down", 1010.0, 1010.0)]
+    # the next loss goes on down the list
+    assert lab.at(1011.0, LinkRemoved(IFACES["wlan0"][0])) == [
+        SwitchTo("wwan0", "wlan0", "link-removed", 1011.0, 1011.0)]
+
+
+def test_preferred_link_back_waits_for_holdup():
+    lab = Lab(PREFS)
+    lab.at(1010.0, link("eth0", up=False))
+    acts = lab.at(1020.0, link("eth0", up=True))
+    assert acts == [StayPending("eth0", "wlan0", 1025.0)]
+    assert lab.policy.next_deadline == 1025.0
+    assert lab.tick(1024.9) == []
+    assert lab.policy.current == "wlan0"
+    assert lab.tick(lab.policy.next_deadline) == [SwitchTo("eth0", "wlan0", "preferred-back", 1020.0, 1025.0)]
+    assert lab.policy.pending is None and lab.tick(1030.0) == []
+
+
+def test_flapping_link_one_switch_away_one_back():
+    lab = Lab(PREFS)
+    t = 1010.0
+    acts = lab.at(t, link("eth0", up=False))
+    for _ in range(10):  # up for 2 s, down for 1 s: never stable for the 5 s hold-up
+        t += 1.0
+        acts += lab.at(t, link("eth0", up=True))
+        t += 2.0
+        acts += lab.tick(t)
+        acts += lab.at(t, link("eth0", up=False))
+    assert switches(acts) == [SwitchTo("wlan0", "eth0", "link-down", 1010.0, 1010.0)]
+    assert lab.policy.current == "wlan0"
+    t += 1.0
+    acts = lab.at(t, link("eth0", up=True))
+    acts += lab.tick(t + 4.0)
+    acts += lab.tick(t + 5.0)
+    assert switches(acts) == [SwitchTo("eth0", "wlan0", "preferred-back", t, t + 5.0)]
+
+
+def test_link_bouncing_inside_one_batch_restarts_holdup():
+    lab = Lab(PREFS)
+    lab.at(1010.0, link("eth0", up=False))
+    lab.at(1011.0, link("eth0", up=True))
+    # down and up again delivered together (e.g. after a re-dump): the wait starts again
+    lab.clock.t = 1015.0
+    changes = lab.store.apply(link("eth0", up=False)) + lab.store.apply(link("eth0", up=True))
+    acts = lab.policy.observe(changes, lab.store.state, lab.analysis())
+    assert acts == [StayPending("eth0", "wlan0", 1020.0)]
+    assert lab.tick(1016.0) == []
+
+
+def test_dhcpv6_renewal_triggers_nothing():
+    lab = Lab(PREFS, names=("wlan0", "wwan0"), start=False)
+    dhcp = "2001:db8:a::d"
+    init = lab.feed(link("eth0"), addr("eth0", dhcp, 128), link("wlan0"), addr("wlan0"),
+                    routers("eth0", "wlan0"))
+    assert switches(init)[-1].interface == "eth0"
+    acts = lab.at(1010.0, AddressRemoved(key("eth0", dhcp, 128)))
+    assert lab.policy.next_deadline == 1012.0
+    acts += lab.at(1011.5, addr("eth0", dhcp, 128))
+    acts += lab.tick(1012.0) + lab.tick(1030.0)
+    assert acts == []
+    assert lab.policy.current == "eth0"
+
+
+def test_removed_address_not_back_within_window_is_a_trigger():
+    lab = Lab(PREFS)
+    assert lab.at(1010.0, AddressRemoved(key("eth0"))) == []
+    assert lab.tick(1011.9) == []
+    assert lab.tick(lab.policy.next_deadline) == [SwitchTo("wlan0", "eth0", "coa-removed", 1010.0, 1012.0)]
+
+
+def test_address_removed_with_link_down_is_not_churn():
+    lab = Lab(PREFS)
+    acts = lab.at(1010.0, link("eth0", up=False), AddressRemoved(key("eth0")))
+    assert switches(acts) == [SwitchTo("wlan0", "eth0", "link-down", 1010.0, 1010.0)]
+
+
+def test_temporary_address_rotation_triggers_nothing():
+    lab = Lab(PREFS)
+    old, new = "2001:db8:a::aaaa", "2001:db8:a::bbbb"
+    acts = lab.at(1001.0, addr("eth0", old, flags=F.TEMPORARY))
+    acts += lab.at(1100.0, addr("eth0", new, flags=F.TEMPORARY | F.TENTATIVE))
+    acts += lab.at(1101.0, addr("eth0", new, flags=F.TEMPORARY))
+    acts += lab.at(1102.0, addr("eth0", old, flags=F.TEMPORARY | F.DEPRECATED))
+    acts += lab.at(1200.0, AddressRemoved(key("eth0", old)))
+    acts += lab.tick(1210.0)
+    assert acts == []
+    assert lab.policy.current == "eth0"
+
+
+def test_temporary_address_rotation_keeps_a_holdup_running():
+    lab = Lab(PREFS)
+    old, new = "2001:db8:a::aaaa", "2001:db8:a::bbbb"
+    lab.at(1001.0, addr("eth0", old, flags=F.TEMPORARY))
+    lab.at(1010.0, link("eth0", up=False))
+    assert lab.at(1020.0, link("eth0")) == [StayPending("eth0", "wlan0", 1025.0)]
+    acts = lab.at(1021.0, addr("eth0", new, flags=F.TEMPORARY | F.TENTATIVE))
+    acts += lab.at(1022.0, addr("eth0", new, flags=F.TEMPORARY))
+    acts += lab.at(1023.0, AddressRemoved(key("eth0", old)))
+    assert acts == [] and lab.policy.pending == ("eth0", 1025.0)
+    assert lab.tick(1025.0) == [SwitchTo("eth0", "wlan0", "preferred-back", 1020.0, 1025.0)]
+
+
+def test_address_churn_on_a_waiting_interface_keeps_its_holdup():
+    lab = Lab(PREFS)
+    lab.at(1010.0, link("eth0", up=False))
+    assert lab.at(1020.0, link("eth0")) == [StayPending("eth0", "wlan0", 1025.0)]
+    acts = lab.at(1022.5, AddressRemoved(key("eth0")))  # DHCPv6 renewal
+    acts += lab.at(1023.0, addr("eth0"))
+    assert acts == [] and lab.policy.pending == ("eth0", 1025.0)
+    assert lab.tick(1025.0) == [SwitchTo("eth0", "wlan0", "preferred-back", 1020.0, 1025.0)]
+
+
+def test_deprecated_coa_is_a_trigger_at_once():
+    lab = Lab(PREFS)
+    assert lab.at(1010.0, addr("eth0", flags=F.DEPRECATED)) == [
+        SwitchTo("wlan0", "eth0", "coa-lost", 1010.0, 1010.0)]
+
+
+def test_expired_coa_is_a_trigger_at_the_deadline():
+    lab = Lab(PREFS)
+    lab.at(1001.0, addr("eth0", preferred_until=1050.0, valid_until=1100.0))
+    assert lab.policy.next_deadline == 1050.0
+    assert lab.tick(1049.0) == []
+    assert lab.tick(1050.0) == [SwitchTo("wlan0", "eth0", "coa-lost", 1050.0, 1050.0)]
+
+
+def test_router_gone_is_a_trigger():
+    lab = Lab(PREFS)
+    assert lab.at(1010.0, routers("wlan0", "wwan0")) == [SwitchTo("wlan0", "eth0", "router-gone", 1010.0, 1010.0)]
+
+
+def test_networkmanager_is_a_second_opinion():
+    lab = Lab(PREFS)
+    dev = NmDevice("/dev/2", 2, "eth0", K.ETHERNET, state=100, managed=True)
+    assert lab.at(1005.0, dev) == []
+    # netlink first (the fast path), NetworkManager confirms ~6 s later: one switch only
+    assert switches(lab.at(1010.0, link("eth0", up=False))) == [
+        SwitchTo("wlan0", "eth0", "link-down", 1010.0, 1010.0)]
+    assert lab.at(1016.0, NmDevice("/dev/2", 2, "eth0", K.ETHERNET, state=20, managed=True)) == []
+    # NetworkManager alone saying the device is disconnected takes it away
+    lab2 = Lab(PREFS)
+    assert lab2.at(1010.0, NmDevice("/dev/2", 2, "eth0", K.ETHERNET, state=30, managed=True)) == [
+        SwitchTo("wlan0", "eth0", "networkmanager", 1010.0, 1010.0)]
+
+
+def test_dad_pending_then_failed_is_never_chosen():
+    lab = Lab(PREFS, names=("eth0",))
+    lab.at(1001.0, link("wlan0"), addr("wlan0", flags=F.TENTATIVE), routers("eth0", "wlan0"))
+    acts = lab.at(1010.0, link("eth0", up=False))
+    assert acts == [NoUsableInterface("eth0", "link-down", 1010.0)]
+    assert lab.at(1011.0, addr("wlan0", flags=F.DADFAILED)) == []
+    assert lab.tick(1100.0) == []
+    # another address whose DAD finishes is used, at once (anything beats nothing)
+    assert lab.at(1101.0, addr("wlan0", "2001:db8:b::99", flags=F.TENTATIVE)) == []
+    assert lab.at(1102.0, addr("wlan0", "2001:db8:b::99")) == [SwitchTo("wlan0", None, "recovered", 1102.0, 1102.0)]
+
+
+def test_tentative_address_on_a_better_interface_does_not_start_holdup():
+    lab = Lab(PREFS, names=("wlan0",))
+    acts = lab.at(1001.0, link("eth0"), addr("eth0", flags=F.TENTATIVE), routers("eth0", "wlan0"))
+    assert acts == [] and lab.policy.pending is None
+    assert lab.at(1003.0, addr("eth0")) == [StayPending("eth0", "wlan0", 1008.0)]
+
+
+def test_all_links_lost():
+    lab = Lab(PREFS)
+    acts = lab.at(1010.0, link("eth0", up=False), link("wlan0", up=False), link("wwan0", up=False))
+    assert [type(a) for a in acts] == [SwitchTo, SwitchTo, NoUsableInterface]
+    assert acts[-1] == NoUsableInterface("wwan0", "link-down", 1010.0)
+    assert lab.policy.current is None
+    assert lab.tick(1020.0) == []  # said once
+    assert lab.at(1030.0, link("wlan0")) == [SwitchTo("wlan0", None, "recovered", 1030.0, 1030.0)]
+    assert [e.to_interface for e in lab.policy.log.entries] == ["wlan0", "wwan0", None, "wlan0"]
+
+
+def test_backup_only_used_when_no_primary_is_usable():
+    prefs = Preferences(["wwan0", "eth0", "wlan0"], backup={"wwan0"}, holdup=3.0)
+    lab = Lab(prefs)
+    assert switches(lab.initial)[-1].interface == "eth0"
+    assert switches(lab.at(1010.0, link("eth0", up=False)))[0].interface == "wlan0"
+    assert lab.at(1011.0, link("wlan0", up=False)) == [SwitchTo("wwan0", "wlan0", "link-down", 1011.0, 1011.0)]
+    assert lab.at(1012.0, link("wlan0")) == [StayPending("wlan0", "wwan0", 1015.0)]
+    assert lab.tick(1015.0) == [SwitchTo("wlan0", "wwan0", "preferred-back", 1012.0, 1015.0)]
+
+
+def test_never_marked_interface_is_never_used():
+    lab = Lab(Preferences(["eth0", "wlan0", "wwan0"], never={"wlan0"}))
+    assert lab.at(1010.0, link("eth0", up=False)) == [SwitchTo("wwan0", "eth0", "link-down", 1010.0, 1010.0)]
+    assert lab.at(1011.0, link("wwan0", up=False)) == [NoUsableInterface("wwan0", "link-down", 1011.0)]
+    assert lab.tick(1100.0) == []
+
+
+def test_unlisted_interface_is_never_used():
+    lab = Lab(Preferences(["eth0"]), names=("eth0", "wlan0"))
+    assert lab.at(1010.0, link("eth0", up=False)) == [NoUsableInterface("eth0", "link-down", 1010.0)]
+
+
+def test_new_preferences_marking_current_never_switch_at_once():
+    lab = Lab(PREFS)
+    lab.policy.set_preferences(Preferences(["eth0", "wlan0", "wwan0"], never={"eth0"}))
+    assert lab.tick(1005.0) == [SwitchTo("wlan0", "eth0", "preferences", 1005.0, 1005.0)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.floats(0.1, 8.0)), min_size=1, max_size=30))
+def test_never_back_before_holdup(steps):
+    """Whatever eth0 does, with a timer calling tick() at every deadline: going back to it happens exactly when
+    it has been up for the 5 s hold-up, and every switch back follows one switch away (no storm)."""
+    lab = Lab(PREFS)
+    t, up_since, away, back = 1000.0, 1000.0, 0, 0
+
+    def count(acts):
+        nonlocal away, back
+        for a in switches(acts):
+            if a.interface == "eth0":
+                back += 1
+                assert lab.clock.t == up_since + 5.0 and a.trigger_time == up_since
+            else:
+                away += 1
+        assert back <= away <= back + 1
+
+    for up, dt in steps:
+        t += dt
+        while lab.policy.next_deadline is not None and lab.policy.next_deadline <= t:
+            count(lab.tick(lab.policy.next_deadline))
+        was_up = lab.store.state.interfaces[2].up
+        if up and not was_up:
+            up_since = t
+        count(lab.at(t, link("eth0", up=up)))
+        if lab.policy.pending:
+            assert lab.policy.pending == ("eth0", up_since + 5.0)
+    assert lab.policy.current == ("eth0" if back == away else "wlan0")
+
+
+# --------------------------------------------------------------------------- log
+def bul(hoa: str, coa: str, interface: str, state=BindingState.REGISTERED) -> Binding:
+    return Binding(hoa, coa, peer="2001:db8:100::1", flags=("A", "H"), state=state, interface=interface)
+
+
+HOA1, HOA2 = "2001:db8:100::10", "2001:db8:100::20"
+
+
+def test_log_fills_in_app_failover_timings():
+    lab = Lab(PREFS)
+    log = lab.policy.log
+    assert log.observe_bindings([bul(HOA1, COA["eth0"], "eth0")], 1005.0) == []  # baseline
+    lab.at(1010.0, link("eth0", up=False))
+    entry = log.entries[-1]
+    assert (entry.who, entry.from_interface, entry.to_interface, entry.reason) == ("app", "eth0", "wlan0", "link-down")
+    assert log.observe_bindings([bul(HOA1, COA["eth0"], "eth0")], 1010.2) == []
+    assert log.observe_bindings([bul(HOA1, COA["wlan0"], "wlan0", BindingState.WAITING_ACK)], 1010.5) == [entry]
+    assert entry.bu_time == 1010.5 and entry.ack_time is None
+    log.observe_bindings([bul(HOA1, COA["wlan0"], "wlan0")], 1011.25)
+    assert entry.ack_time == 1011.25
+    j = log.to_json()[-1]
+    assert j["after_trigger"] == {"decision": 0.0, "bu": 0.5, "ack": 1.25}
+    assert (j["who"], j["from"], j["to"], j["hoas"]) == ("app", "eth0", "wlan0", [HOA1])
+    assert log.entries == [entry]  # no daemon entry for a move the app made; the first choice is no failover
+
+
+def test_log_records_daemon_move_and_waits_for_every_hoa():
+    log = FailoverLog()
+    log.observe_bindings([bul(HOA1, COA["eth0"], "eth0"), bul(HOA2, COA["eth0"], "eth0")], 100.0)
+    log.note_trigger("eth0", "link-down", 100.5)
+    changed = log.observe_bindings([bul(HOA1, COA["wlan0"], "wlan0"),
+                                    bul(HOA2, COA["wlan0"], "wlan0", BindingState.WAITING_ACK)], 101.0)
+    assert len(changed) == 1 and log.entries == changed
+    e = changed[0]
+    assert (e.who, e.from_interface, e.to_interface, e.reason) == ("daemon", "eth0", "wlan0", "link-down")
+    assert (e.trigger_time, e.decision_time, e.bu_time, e.ack_time) == (100.5, 101.0, 101.0, None)
+    assert e.hoas == (HOA1, HOA2)
+    log.observe_bindings([bul(HOA1, COA["wlan0"], "wlan0"), bul(HOA2, COA["wlan0"], "wlan0")], 102.0)
+    assert e.ack_time == 102.0
+    assert log.to_json()[0]["after_trigger"] == {"decision": 0.5, "bu": 0.5, "ack": 1.5}
+
+
+def test_log_ignores_non_home_and_correspondent_bindings():
+    log = FailoverLog()
+    cn = Binding(HOA1, COA["eth0"], peer="2001:db8:9::9", flags=("A",), interface="eth0")
+    log.observe_bindings([bul(HOA1, COA["eth0"], "eth0"), cn], 1.0)
+    assert log.observe_bindings([bul(HOA1, COA["eth0"], "eth0"), Binding(
+        HOA1, COA["wlan0"], peer="2001:db8:9::9", flags=("A",), interface="wlan0")], 2.0) == []
+    assert log.entries == []
+
+
+def test_log_limit_and_who():
+    log = FailoverLog(limit=3)
+    for i in range(5):
+        log.record("app", "eth0", "wlan0", "link-down", float(i), float(i))
+    assert [e.id for e in log.entries] == [3, 4, 5]
+    with pytest.raises(ValueError):
+        log.record("someone", None, None, "x", None, 0.0)
