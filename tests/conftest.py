@@ -8,6 +8,8 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"
 # Qt must not autolaunch a session bus (test-lab.md, section 4)
 os.environ.setdefault("DBUS_SESSION_BUS_ADDRESS", "disabled:")
 
+import asyncio  # noqa: E402
+
 import pytest  # noqa: E402
 
 
@@ -20,3 +22,25 @@ def _private_config(tmp_path, monkeypatch):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "gui: needs a QApplication")
+
+
+@pytest.fixture(scope="session")
+def _qasync_session_loop(qapp):
+    """One Qt+asyncio loop for the whole run, as in the app (which has one for its life).
+
+    A qasync loop per test, closed after it, left timers whose objects were gone when
+    Qt fired them in a later test (a segmentation fault in QApplication::notify).
+    """
+    import qasync
+    loop = qasync.QEventLoop(qapp)
+    yield loop
+    asyncio.set_event_loop(None)
+    loop.close()  # ends its executor threads
+
+
+@pytest.fixture
+def qloop(_qasync_session_loop):
+    """The session's qasync loop, set as the current event loop for this test."""
+    asyncio.set_event_loop(_qasync_session_loop)
+    yield _qasync_session_loop
+    asyncio.set_event_loop(None)

@@ -67,8 +67,7 @@ def helper(lab, tmp_path):  # noqa: F811
         stack.stop()
 
 
-def test_move_a_live_connection_by_drag_and_by_keyboard(lab, helper, qtbot, qapp):  # noqa: F811
-    import qasync
+def test_move_a_live_connection_by_drag_and_by_keyboard(lab, helper, qtbot, qloop):  # noqa: F811
 
     from mhgui.helper.client import HelperClient
 
@@ -91,8 +90,7 @@ def test_move_a_live_connection_by_drag_and_by_keyboard(lab, helper, qtbot, qapp
     server = subprocess.Popen(["ip", "netns", "exec", lab.peer, sys.executable, "-c", SERVER],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     client = None
-    loop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(loop)
+    loop = qloop
     offers = []
     try:
         assert server.stdout.readline().strip() == "ready"
@@ -187,8 +185,6 @@ def test_move_a_live_connection_by_drag_and_by_keyboard(lab, helper, qtbot, qapp
             finally:
                 c.close()
     finally:
-        asyncio.set_event_loop(None)
-        loop.close()
         for p in (client, server):
             if p is not None:
                 if p.poll() is None:

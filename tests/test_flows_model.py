@@ -8,7 +8,6 @@ import subprocess
 import time
 
 import pytest
-import qasync
 from PySide6.QtCore import Qt
 
 from mhgui.core.analysis import analyse
@@ -266,7 +265,7 @@ def model_tuples(m: FlowModel) -> set[tuple]:
 
 
 @pytest.mark.netns
-def test_ten_thousand_kernel_sockets_stay_in_step_without_resets(qtbot, qapp, lab):  # noqa: F811
+def test_ten_thousand_kernel_sockets_stay_in_step_without_resets(qtbot, qloop, lab):  # noqa: F811
     from test_flows import Proc  # the line-by-line helper process of the other flow tests
 
     n = 5000  # connections over loopback: 10,000 sockets, plus two listeners
@@ -326,14 +325,11 @@ def test_ten_thousand_kernel_sockets_stay_in_step_without_resets(qtbot, qapp, la
             await src.stop()
         assert sig.resets == [] and psig.resets == []
 
-    loop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(loop)
+    loop = qloop
     try:
         loop.run_until_complete(scenario())
     finally:
         opener.stop()
-        asyncio.set_event_loop(None)
-        loop.close()
 
 
 async def until(pred, timeout: float = 30.0):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-import qasync
 from PySide6.QtCore import Qt
 
 from mhgui.core.model import Address, AddressFlag, HomeAddress, Interface, InterfaceKind
@@ -93,7 +92,7 @@ async def until(pred, timeout: float = 5.0, what: str = "condition") -> None:
 
 
 @pytest.mark.netns
-def test_header_and_interfaces_follow_a_real_netlink_change(qtbot, qapp, lab):  # noqa: F811
+def test_header_and_interfaces_follow_a_real_netlink_change(qtbot, qloop, lab):  # noqa: F811
     """Runs as the app does: one qasync loop drives Qt and the netlink source together."""
     import time
     store = StateStore()
@@ -121,14 +120,11 @@ def test_header_and_interfaces_follow_a_real_netlink_change(qtbot, qapp, lab):  
         finally:
             await src.stop()
 
-    loop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(loop)
+    loop = qloop
     try:
         loop.run_until_complete(scenario())
     finally:
         c.close()
-        asyncio.set_event_loop(None)
-        loop.close()
 
 
 def test_config_notes_and_errors_show_in_the_banner(qtbot):

@@ -206,8 +206,7 @@ class in_netns:
         os.close(self.old)
 
 
-def test_window_rebinds_and_survives_a_daemon_restart(world, qtbot, qapp):
-    import qasync
+def test_window_rebinds_and_survives_a_daemon_restart(world, qtbot, qloop):
 
     from mhgui.runtime import Runtime
     from mhgui.ui.window import LiveController, MainWindow
@@ -215,8 +214,7 @@ def test_window_rebinds_and_survives_a_daemon_restart(world, qtbot, qapp):
     w = world
     w.wait_registered(TwoUplinkLab.COA_A)
     w.stack.allow(READ, CHANGE)
-    loop = qasync.QEventLoop(qapp)
-    asyncio.set_event_loop(loop)
+    loop = qloop
     confirmed = []
 
     async def until(pred, timeout, what):
@@ -268,5 +266,3 @@ def test_window_rebinds_and_survives_a_daemon_restart(world, qtbot, qapp):
             loop.run_until_complete(scenario())
         finally:
             c.close()
-            asyncio.set_event_loop(None)
-            loop.close()

@@ -293,6 +293,8 @@ class MainWindow(QMainWindow):
     def __init__(self, controller: LiveController, icon: QIcon | None = None) -> None:
         super().__init__()
         self.controller = controller
+        if controller.parent() is None:
+            controller.setParent(self)  # the models live exactly as long as the views on them
         self.setWindowTitle(f"{APP_NAME} — Mobile IPv6 multihoming")
         if icon is not None:
             self.setWindowIcon(icon)
