@@ -24,35 +24,12 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-OPENER = r"""
-import resource, socket, struct, sys
-n = int(sys.argv[1])
-soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-want = 2 * n + 500
-resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
-lst = {}
-for fam, host in ((socket.AF_INET6, "::1"), (socket.AF_INET, "127.0.0.1")):
-    s = socket.socket(fam); s.bind((host, 0)); s.listen(4096); lst[fam] = (s, host, s.getsockname()[1])
-pairs = []
-def open_one(i):
-    s, host, port = lst[socket.AF_INET6 if i % 2 == 0 else socket.AF_INET]
-    c = socket.socket(s.family); c.connect((host, port)); a, _ = s.accept(); pairs.append((c, a))
-def close_one(k):
-    for x in pairs.pop(k):
-        x.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        x.close()
-for i in range(n):
-    open_one(i)
-print("ready", flush=True)
-for line in sys.stdin:
-    cmd, k = line.split()
-    for j in range(int(k)):
-        close_one((j * 997) % len(pairs)) if cmd == "close" else open_one(j)
-    print("ok", flush=True)
-"""
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from socketopener import OPENER  # noqa: E402
 
 
 #: namespaces and helper processes to remove, also on SIGTERM
