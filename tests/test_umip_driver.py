@@ -55,20 +55,7 @@ HELP = {
     "cn": "bc fancy nonce prompt quit stats verbose",
 }
 
-# The minimal MN of umip.md section 2, verbatim.
-MINIMAL_MN = """\
-NodeConfig MN;
-DebugLevel 0;
-DoRouteOptimizationCN disabled;
-DoRouteOptimizationMN disabled;
-UseMnHaIPsec disabled;          # HA must match
-InterfaceInitialInitDelay 2.0;
-MnRouterProbes 1;
-Interface "eth1"  { MnIfPreference 1; }
-Interface "wlan0" { MnIfPreference 2; }
-MnHomeLink "eth0" { HomeAgentAddress 2001:db8:1::1; HomeAddress 2001:db8:1::100/64; }
-MnHomeLink "eth0" { HomeAgentAddress 2001:db8:2::1; HomeAddress 2001:db8:2::100/64; }
-"""
+from test_mip6conf import MINIMAL_MN  # noqa: E402  (the minimal MN of umip.md section 2, verbatim)
 
 HOA1, HOA2 = "2001:db8:1::100", "2001:db8:2::100"
 ETH1_COA, WLAN_COA = "2001:db8:a::5", "2001:db8:b::7"
