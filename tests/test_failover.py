@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 from mhgui.core.analysis import analyse
 from mhgui.core.bindings import Binding, BindingState
 from mhgui.core.failover import (
-    FailoverLog, FailoverPolicy, NoUsableInterface, Preferences, StayPending, SwitchTo,
+    FailoverLog, FailoverPolicy, NoUsableInterface, Preferences, StayPending, SteeringFallback, SwitchTo,
     mnifpreference_values, usable_interfaces,
 )
 from mhgui.core.model import Address, AddressFlag as F, AddressKey, HomeAddress, Interface, InterfaceKind as K
@@ -56,6 +56,8 @@ class Lab:
         self.store = StateStore()
         self.policy = FailoverPolicy(prefs, self.clock)
         self.initial = []
+        #: the SteeringFallback actions, kept apart from the node's switches that most tests look at
+        self.fallbacks: list[SteeringFallback] = []
         if start:  # a full netlink dump, as at start-up
             self.initial = self.feed(NetlinkSnapshot(
                 tuple(link(n).iface for n in names), tuple(addr(n).address for n in names),
@@ -68,8 +70,12 @@ class Lab:
         out = []
         for ev in events:
             changes = self.store.apply(ev)
-            out += self.policy.observe(changes, self.store.state, self.analysis())
+            out += self._split(self.policy.observe(changes, self.store.state, self.analysis()))
         return out
+
+    def _split(self, actions) -> list:
+        self.fallbacks += [a for a in actions if isinstance(a, SteeringFallback)]
+        return [a for a in actions if not isinstance(a, SteeringFallback)]
 
     def at(self, t: float, *events) -> list:
         self.clock.t = t
@@ -78,7 +84,7 @@ class Lab:
     def tick(self, t: float | None = None) -> list:
         if t is not None:
             self.clock.t = t
-        return self.policy.tick(self.store.state, self.analysis())
+        return self._split(self.policy.tick(self.store.state, self.analysis()))
 
 
 def switches(actions) -> list[SwitchTo]:
@@ -385,6 +391,65 @@ def test_never_back_before_holdup(steps):
         if lab.policy.pending:
             assert lab.policy.pending == ("eth0", up_since + 5.0)
     assert lab.policy.current == ("eth0" if back == away else "wlan0")
+
+
+# --------------------------------------------------------------------------- steering fallback
+def test_steering_rules_fall_back_at_once_and_return_after_holdup():
+    lab = Lab(PREFS)
+    assert lab.fallbacks == []  # everything usable at start: every rule on its own interface
+    lab.at(1010.0, link("eth0", up=False))
+    assert lab.fallbacks == [SteeringFallback((("eth0", "wlan0"),), 1010.0)]
+    lab.at(1012.0, link("eth0"))
+    assert lab.policy.next_deadline == 1017.0
+    assert lab.tick(1016.9) == [] and len(lab.fallbacks) == 1
+    lab.tick(1017.0)
+    assert lab.fallbacks[-1] == SteeringFallback((), 1017.0)
+    assert lab.policy.fallback == {}
+
+
+def test_steering_fallback_of_a_lower_interface_follows_its_own_holdup():
+    lab = Lab(PREFS)
+    # wlan0 is not the node's current interface, yet its rules still fall back to eth0 and wait to return
+    lab.at(1010.0, link("wlan0", up=False))
+    assert lab.fallbacks[-1].as_dict() == {"wlan0": "eth0"}
+    lab.at(1011.0, link("wlan0"))
+    assert lab.policy.next_deadline == 1016.0 and lab.tick(1015.0) == []
+    lab.tick(1016.0)
+    assert lab.fallbacks[-1].as_dict() == {}
+
+
+def test_steering_fallback_follows_the_current_interface_and_flapping_moves_once():
+    lab = Lab(PREFS)
+    lab.at(1010.0, link("eth0", up=False))
+    lab.at(1011.0, link("wlan0", up=False))
+    assert lab.fallbacks[-1].as_dict() == {"eth0": "wwan0", "wlan0": "wwan0"}
+    n = len(lab.fallbacks)
+    t = 1011.0
+    for _ in range(5):  # eth0 flaps: up 2 s, down 1 s, never stable for the hold-up
+        t += 1.0
+        lab.at(t, link("eth0"))
+        t += 2.0
+        lab.tick(t)
+        lab.at(t, link("eth0", up=False))
+    assert len(lab.fallbacks) == n  # the map never changed
+    lab.at(t + 1, link("eth0"))
+    lab.tick(t + 6)
+    assert lab.fallbacks[-1].as_dict() == {"wlan0": "eth0"}
+
+
+def test_steering_fallback_empty_when_nothing_is_usable():
+    lab = Lab(PREFS)
+    lab.at(1010.0, link("eth0", up=False), link("wlan0", up=False), link("wwan0", up=False))
+    assert lab.fallbacks[-1].as_dict() == {}  # no substitute: the rules wait for their interfaces
+    lab.at(1020.0, link("wwan0"))
+    assert lab.fallbacks[-1].as_dict() == {"eth0": "wwan0", "wlan0": "wwan0"}
+
+
+def test_steering_fallback_for_an_interface_down_at_start():
+    lab = Lab(PREFS, names=("eth0", "wlan0"), start=False)
+    lab.feed(NetlinkSnapshot((link("eth0").iface, link("wlan0", up=False).iface),
+                             (addr("eth0").address,), ((IFACES["eth0"][0], ROUTER),)))
+    assert lab.fallbacks == [SteeringFallback((("wlan0", "eth0"),), 1000.0)]
 
 
 # --------------------------------------------------------------------------- log

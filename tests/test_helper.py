@@ -640,7 +640,7 @@ async def test_wrong_signature_and_unknown_method(stack, helper, conf):
         intro = await bus.introspect(BUS_NAME, OBJECT_PATH)
         assert {m.name for m in intro.interfaces[0].methods} == {
             "ReadConfig", "SetInterfacePreferences", "RestartDaemon", "GetStatus",
-            "AddSteeringRule", "RemoveSteeringRule", "ListSteeringRules"}
+            "AddSteeringRule", "RemoveSteeringRule", "ListSteeringRules", "SetSteeringFallback"}
     assert conf.read_text() == CONF
     assert stack.auth_calls() == []
 

@@ -259,6 +259,26 @@ def test_plan_routes_carry_the_source_and_rules_are_per_interface():
     assert core.plan_kernel_state(list(reversed(rules)), UPLINKS, state.slots) == plan
 
 
+def test_fallback_moves_rules_to_the_substitute_and_keeps_persisted_slots():
+    rules = [_rule("r1", "2001:db8:5::/48", "b0"), _rule("r2", "2001:db8:6::/48", "a0")]
+    state = core.state_with(rules)
+    assert core.with_fallback(state, {}) is state
+    assert core.with_fallback(state, {"wwan0": "a0", "b0": "b0"}) is state  # no rules there, identity
+    fb = core.with_fallback(state, {"b0": "a0"})
+    assert [(r.id, r.interface) for r in fb.rules] == [("r1", "a0"), ("r2", "a0")]
+    assert dict(fb.slots) == {"a0": state.slots["a0"]}  # the substitute keeps its own slot
+    plan = core.plan_kernel_state(fb.rules, UPLINKS, fb.slots)
+    ta = TABLE_BASE + state.slots["a0"]
+    assert Route(6, ta, "2001:db8:5::/48", "unicast", 2, "fe80::1", "2001:db8:a::2") in plan.routes
+    assert not any(r.oif == 3 for r in plan.routes)  # nothing through b0 any more
+    assert plan.reasons == {"r1": "", "r2": ""}
+    # a substitute without rules of its own gets a free slot; the persisted state is untouched
+    only_b = core.state_with([_rule("r1", "2001:db8:5::/48", "b0")])
+    fb = core.with_fallback(only_b, {"b0": "a0"})
+    assert list(fb.slots) == ["a0"] and 1 <= fb.slots["a0"] <= core.MAX_SLOTS
+    assert dict(only_b.slots) == {"b0": 1} and only_b.rules[0].interface == "b0"
+
+
 def test_plan_never_steers_special_and_on_link_prefixes():
     rules = [_rule("all", "::/0", "b0"), _rule("onlink", "2001:db8:a::/80", "b0")]
     plan = core.plan_kernel_state(rules, UPLINKS)
@@ -828,6 +848,45 @@ def test_rules_wait_for_their_interface_and_follow_the_coa(net, tmp_path):
 
 
 @netns_only
+def test_fallback_sends_a_rule_through_the_substitute_and_back(net, tmp_path):
+    lab, server, wa, wb = net
+    eng = _engine(lab, tmp_path)
+    eng.add({"destination": "2001:db8:5::/48", "interface": "b0"})
+    tb = TABLE_BASE + 1
+    assert "dev b0" in lab.ip(lab.node, "-6", "route", "show", "table", str(tb))
+    lab.ip(lab.node, "link", "set", "b0", "down")
+    eng.reconcile()
+    assert not eng.listing()[0].in_kernel
+    # the failover policy says: b0's rules through a0 for now
+    eng.set_fallback({"b0": "a0"})
+    [listed] = eng.listing()
+    assert listed.in_kernel and listed.via == "a0" and listed.rule.interface == "b0"
+    routes = lab.ip(lab.node, "-6", "route", "show", "table", "all")
+    assert "2001:db8:5::/48 via" in routes and f"src {COA_A}" in routes and "dev b0" not in routes
+    c = Conn(lab, SERVER6)
+    c.echo()
+    c.close()
+    assert c.local == COA_A
+    assert _path_of(c, wa, wb, closed=True) == ({COA_A}, set())
+    # b0 back and the fallback ended: the rule is on its own interface again
+    lab.ip(lab.node, "link", "set", "b0", "up")
+    lab.ip(lab.node, "-6", "addr", "replace", COA_B + "/64", "dev", "b0", "nodad")
+    lab.ip(lab.node, "-6", "route", "replace", "default", "via", "2001:db8:b::1", "dev", "b0", "metric", "2048")
+    eng.set_fallback({})
+    [listed] = eng.listing()
+    assert listed.in_kernel and listed.via == "b0"
+    d = Conn(lab, SERVER6)
+    d.echo()
+    d.close()
+    assert d.local == COA_B
+    assert _path_of(d, wa, wb, closed=True) == (set(), {COA_B})
+    from mhgui.helper.steering import SteeringFailure
+    with pytest.raises(SteeringFailure):
+        eng.set_fallback({"b0": "bad/name"})
+    assert eng.fallback == {}
+
+
+@netns_only
 def test_persisted_rules_come_back(net, tmp_path):
     from mhgui.helper.steering import SteeringEngine, SteeringFailure
 
@@ -1004,6 +1063,10 @@ async def test_helper_steering_methods(bus_stack, net, tmp_path):
             assert c.local == "2001:db8:b::3"
             await client.remove_steering_rule(rid)
             assert await client.list_steering_rules() == []
+        # the failover fallback lives as long as the client that set it
+        rid = await client_fallback_round(bus_stack, lab)
+        async with HelperClient(bus_stack.address) as client:
+            await client.remove_steering_rule(rid)
         after = lab.snapshot()
         assert str(RULE_PRIORITY) not in after["rule6"] + after["rule4"]
         assert "table 18355" not in after["route6"] + after["route4"]
@@ -1012,6 +1075,44 @@ async def test_helper_steering_methods(bus_stack, net, tmp_path):
         rc = h.stop()
     assert rc == 0, h.log
     assert "Traceback" not in h.log, h.log
+
+
+async def client_fallback_round(bus_stack, lab) -> str:
+    """SetSteeringFallback over D-Bus: refused without the steer action, applied with it, and
+    cleared by the helper when the client that set it leaves the bus."""
+    from test_helper import READ
+
+    from mhgui.helper.client import HelperClient, InvalidArguments, NotAuthorized
+
+    def table_all() -> str:
+        return lab.ip(lab.node, "-6", "route", "show", "table", "all")
+
+    async with HelperClient(bus_stack.address) as admin:
+        rid = await admin.add_steering_rule("2001:db8:5::/48", "b0")
+    def on(dev: str) -> bool:
+        return any(x.startswith("2001:db8:5::/48") and f"dev {dev}" in x for x in table_all().splitlines())
+
+    _wait_for(lambda: on("b0"), "the rule on b0")
+    client = HelperClient(bus_stack.address)
+    bus_stack.allow(READ)
+    with pytest.raises(NotAuthorized):
+        await client.set_steering_fallback({"b0": "a0"})
+    line = next(x for x in table_all().splitlines() if x.startswith("2001:db8:5::/48"))
+    assert "dev b0" in line
+    bus_stack.allow(READ, STEER)
+    with pytest.raises(InvalidArguments):
+        await client.set_steering_fallback({"b0": "no/such"})
+    await client.set_steering_fallback({"b0": "a0"})
+    [listed] = await client.list_steering_rules()
+    assert listed["via"] == "a0" and listed["in_kernel"] is True
+    line = next(x for x in table_all().splitlines() if x.startswith("2001:db8:5::/48"))
+    assert "dev a0" in line and f"src {COA_A}" in line
+    await client.close()  # the app is gone: the rule goes back to b0 by itself
+    await asyncio.to_thread(_wait_for, lambda: on("b0"), "the helper to drop the fallback of a client that left")
+    async with HelperClient(bus_stack.address) as other:
+        [listed] = await other.list_steering_rules()
+        assert listed["via"] == "b0"
+    return rid
 
 
 @netns_only

@@ -52,6 +52,14 @@ Decisions (:meth:`FailoverPolicy.observe`)
   at once. Temporary addresses are never CoAs, so their rotation changes
   nothing; a new address counts only once DAD has finished (the analysis
   does not count tentative addresses).
+- **Steering fallback** (:class:`SteeringFallback`): a steering rule names
+  one interface; while that interface is not usable, the rule leaves through
+  the policy's current interface instead, at once; once the interface is
+  usable again, the rule goes back to it only after ``holdup`` seconds of
+  uninterrupted use (the same hold-up as above, so a flapping link moves the
+  rules once away and once back). The action carries the whole map
+  ``{interface: substitute}`` and is emitted whenever the map changes; an
+  empty map means every rule uses its own interface.
 - The caller asks again (:meth:`FailoverPolicy.tick`) at
   :attr:`FailoverPolicy.next_deadline`: the end of a hold-up or churn window,
   or the next end of a CoA's preferred or valid lifetime (lifetimes end
@@ -71,7 +79,7 @@ from typing import Callable, Iterable, Union
 
 from .analysis import Analysis
 from .bindings import Binding, BindingState
-from .model import NodeState
+from .model import InterfaceKind, NodeState
 from .state import Change
 
 __all__ = [
@@ -84,6 +92,7 @@ __all__ = [
     "NoUsableInterface",
     "Preferences",
     "StayPending",
+    "SteeringFallback",
     "SwitchTo",
     "mnifpreference_values",
     "usable_interfaces",
@@ -95,6 +104,9 @@ MAX_MNIF_PREFERENCE = 10
 #: NMDeviceState values in which NetworkManager says the device carries nothing:
 #: 20 unavailable (no carrier), 30 disconnected, 110 deactivating, 120 failed.
 NM_DOWN_STATES = frozenset({20, 30, 110, 120})
+
+#: kinds of interface that never carry a steering rule's traffic by themselves
+_NOT_ACCESS = frozenset({InterfaceKind.LOOPBACK, InterfaceKind.TUNNEL})
 
 _IFNAME = re.compile(r"^[^\s/:]{1,15}$")  # IFNAMSIZ - 1; no whitespace, '/' or ':'
 
@@ -254,7 +266,22 @@ class NoUsableInterface:
     trigger_time: float
 
 
-Action = Union[SwitchTo, StayPending, NoUsableInterface]
+@dataclass(frozen=True, slots=True)
+class SteeringFallback:
+    """Steering rules of each ``interface`` in ``fallback`` leave through its substitute for now.
+
+    ``fallback``: sorted ``(interface, substitute)`` pairs; empty: every rule
+    uses its own interface again. ``decision_time``: model clock, seconds.
+    """
+
+    fallback: tuple[tuple[str, str], ...]
+    decision_time: float
+
+    def as_dict(self) -> dict[str, str]:
+        return dict(self.fallback)
+
+
+Action = Union[SwitchTo, StayPending, NoUsableInterface, SteeringFallback]
 
 
 # --------------------------------------------------------------------------- log
@@ -400,6 +427,10 @@ class FailoverPolicy:
         self._since: dict[str, float] = {}  # name -> usable without interruption since
         self._soft: dict[str, float] = {}  # name -> CoA removed at (link still fine), within churn_window
         self._coas: dict[str, frozenset] = {}  # name -> address keys counted as CoAs at the last observe
+        self._lost: set[str] = set()  # names that stopped being usable and are not steered to again yet
+        self._known: set[str] = set()  # every interface name seen
+        #: the steering fallback last emitted ({interface: substitute})
+        self.fallback: dict[str, str] = {}
 
     def set_preferences(self, prefs: Preferences) -> None:
         """New preferences; they apply at the next :meth:`observe` / :meth:`tick`."""
@@ -453,8 +484,28 @@ class FailoverPolicy:
             self.log.note_trigger(name, kind, now)
 
         actions = self._decide(now, effective, churn_lost, state, analysis)
+        access = {i.name for i in state.interfaces.values() if i.kind not in _NOT_ACCESS}
+        fb = self._steering(now, effective, access | (set(bounced) & self._known))
+        if fb is not None:
+            actions.append(fb)
         self._set_deadline(now, state, analysis)
         return actions
+
+    def _steering(self, now: float, effective: set[str], present: set[str]) -> SteeringFallback | None:
+        """The steering fallback map after this batch; an action when it changed."""
+        self._known |= present
+        for name in self._known:
+            if name not in effective:
+                if self._started:
+                    self._lost.add(name)
+            elif name in self._lost and now >= self._since[name] + self.prefs.holdup:
+                self._lost.discard(name)  # usable again for the whole hold-up: its rules go back
+        cur = self.current
+        fallback = {} if cur is None else {n: cur for n in self._lost if n != cur}
+        if fallback == self.fallback:
+            return None
+        self.fallback = fallback
+        return SteeringFallback(tuple(sorted(fallback.items())), now)
 
     # ---- internals
     def _address_churn(self, name: str, state: NodeState, analysis: Analysis) -> bool:
@@ -522,6 +573,9 @@ class FailoverPolicy:
         times = [t + self.prefs.churn_window for t in self._soft.values()]
         if self.pending is not None:
             times.append(self.pending[1])
+        for name in self._lost:  # a steering rule goes back at the end of its interface's hold-up
+            if name in self._since:
+                times.append(self._since[name] + self.prefs.holdup)
         for key, role in analysis.roles.items():
             if role.counted:
                 a = state.addresses.get(key)

@@ -85,7 +85,7 @@ import ipaddress
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping, Union
 
 __all__ = [
@@ -118,6 +118,7 @@ __all__ = [
     "rule_from_request",
     "state_with",
     "table_of_slot",
+    "with_fallback",
 ]
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
@@ -347,6 +348,25 @@ def add_rule(state: SteeringState, rule: SteeringRule) -> SteeringState:
             raise SteeringError(f"{d} is already steered via {other.interface} by rule {other.id}; "
                                 f"remove or edit that rule", "conflict")
     rules = state.rules + (rule,)
+    slots, nxt = _assign_slots(rules, state.slots, state.next_slot)
+    return SteeringState(rules, slots, nxt)
+
+
+def with_fallback(state: SteeringState, fallback: Mapping[str, str]) -> SteeringState:
+    """The state the kernel gets while interfaces are failed over; the persisted state is unchanged.
+
+    ``fallback``: ``{interface: substitute}`` (from the app's failover policy,
+    :class:`mhgui.core.failover.SteeringFallback`): each rule naming a key
+    leaves through the substitute instead, with the substitute's own CoA as
+    source (seed draft section 3, fault recovery: "redirect traffic" to the
+    backup interface). Interfaces keep their persisted slots; a substitute
+    without rules of its own gets a free slot for as long as it substitutes.
+    Keys without rules and identity pairs change nothing.
+    """
+    fb = {k: v for k, v in fallback.items() if k != v}
+    if not fb or not any(r.interface in fb for r in state.rules):
+        return state
+    rules = tuple(replace(r, interface=fb.get(r.interface, r.interface)) for r in state.rules)
     slots, nxt = _assign_slots(rules, state.slots, state.next_slot)
     return SteeringState(rules, slots, nxt)
 

@@ -267,9 +267,25 @@ class HelperClient:
             raise InvalidArguments(f"rule id {rule_id!r} is not a string")
         await self._call("RemoveSteeringRule", "s", [rule_id])
 
+    async def set_steering_fallback(self, fallback: Mapping[str, str]) -> None:
+        """While failed over, steer the rules of each interface ``k`` through ``fallback[k]``; ``{}`` ends it.
+
+        The helper keeps the map in memory, for as long as this connection
+        lives (it clears it when this client leaves the bus), so keep the
+        client open. Raises :class:`InvalidArguments` on a bad name, and the
+        usual helper errors (:class:`NotAuthorized`, :class:`HelperAbsent`...).
+        """
+        body: dict[str, str] = {}
+        for k, v in fallback.items():
+            if not isinstance(k, str) or not isinstance(v, str):
+                raise InvalidArguments(f"interface names must be strings, not {k!r}: {v!r}")
+            body[k] = v
+        await self._call("SetSteeringFallback", "a{ss}", [body])
+
     async def list_steering_rules(self) -> list[dict[str, Any]]:
         """Every rule: ``id``, ``destinations`` (list of prefixes), ``interface``, ``created``
-        (seconds since the epoch), ``in_kernel`` (bool) and ``status`` ("" or why it is not applied)."""
+        (seconds since the epoch), ``in_kernel`` (bool), ``status`` ("" or why it is not applied)
+        and ``via`` (the interface it leaves through now: its own, or a failover substitute)."""
         (raw,) = await self._call("ListSteeringRules")
         return [{k: (list(v.value) if k == "destinations" else v.value) for k, v in item.items()} for item in raw]
 

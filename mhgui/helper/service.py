@@ -191,6 +191,7 @@ INTROSPECTION_XML = f"""<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object 
     </method>
     <method name="RemoveSteeringRule"><arg name="id" type="s" direction="in"/></method>
     <method name="ListSteeringRules"><arg name="rules" type="aa{{sv}}" direction="out"/></method>
+    <method name="SetSteeringFallback"><arg name="fallback" type="a{{ss}}" direction="in"/></method>
   </interface>
   <interface name="org.freedesktop.DBus.Introspectable">
     <method name="Introspect"><arg name="xml_data" type="s" direction="out"/></method>
@@ -535,6 +536,7 @@ class _Method:
     out_signature: str
     action: str
     impl: Callable[..., Awaitable[object]]
+    with_sender: bool = False  # impl(sender, *body)
 
 
 class Helper:
@@ -555,7 +557,10 @@ class Helper:
             "AddSteeringRule": _Method("a{sv}", "s", ACTION_STEER, self.add_steering_rule),
             "RemoveSteeringRule": _Method("s", "", ACTION_STEER, self.remove_steering_rule),
             "ListSteeringRules": _Method("", "aa{sv}", ACTION_READ, self.list_steering_rules),
+            "SetSteeringFallback": _Method("a{ss}", "", ACTION_STEER, self.set_steering_fallback, True),
         }
+        #: the unique bus name that set the steering fallback: when it leaves the bus, the fallback goes
+        self._fallback_owner: str | None = None
         self.steering = _steering.SteeringEngine(options.state_dir)
         self._steer_lock = asyncio.Lock()
         self._steer_pending: asyncio.TimerHandle | None = None
@@ -564,6 +569,11 @@ class Helper:
 
     def handle_message(self, msg: Message) -> Message | bool:
         """``bus.add_message_handler`` callback: claims calls to our object."""
+        if (msg.message_type is MessageType.SIGNAL and msg.member == "NameOwnerChanged"
+                and msg.sender == "org.freedesktop.DBus" and self._fallback_owner is not None
+                and len(msg.body) == 3 and msg.body[0] == self._fallback_owner and not msg.body[2]):
+            self._fallback_owner_gone()
+            return False
         if msg.message_type is not MessageType.METHOD_CALL or msg.path != OBJECT_PATH:
             return False
         if msg.interface == "org.freedesktop.DBus.Introspectable" and msg.member == "Introspect":
@@ -590,7 +600,8 @@ class Helper:
             await self._authorize(msg.sender or "", method.action, member or "")
             if method.action in (ACTION_CHANGE, ACTION_STEER):
                 log.info("%s by %s (uid %s)", member, msg.sender, await self._caller_uid(msg.sender or ""))
-            result = await method.impl(*msg.body)
+            args = (msg.sender or "", *msg.body) if method.with_sender else tuple(msg.body)
+            result = await method.impl(*args)
             reply = Message.new_method_return(msg, method.out_signature,
                                               [result] if method.out_signature else [])
         except HelperFailure as e:
@@ -709,6 +720,37 @@ class Helper:
         rule = await self._steer(self.steering.add, plain)
         return rule.id  # type: ignore[attr-defined]
 
+    async def set_steering_fallback(self, sender: str, fallback: dict[str, str]) -> None:
+        """Steer each key's rules through its value until changed, or until ``sender`` leaves the bus
+        (an app that crashed must not leave rules on a substitute)."""
+        await self._steer(self.steering.set_fallback, dict(fallback))
+        if not fallback or sender == self._fallback_owner:
+            self._fallback_owner = sender if fallback else None
+            return
+        self._fallback_owner = sender
+        match = ("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                 f"member='NameOwnerChanged',arg0='{sender}'")
+        try:
+            await self.bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                                        interface="org.freedesktop.DBus", member="AddMatch",
+                                        signature="s", body=[match]))
+        except Exception as e:  # without the match the fallback stays until the app changes it
+            log.warning("cannot watch %s: %s", sender, e)
+
+    def _fallback_owner_gone(self) -> None:
+        log.info("%s left the bus: steering rules back on their own interfaces", self._fallback_owner)
+        self._fallback_owner = None
+
+        async def clear() -> None:
+            try:
+                await self._steer(self.steering.set_fallback, {})
+            except HelperFailure as e:
+                log.warning("steering fallback not cleared: %s", e.message)
+
+        task = asyncio.ensure_future(clear())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def remove_steering_rule(self, rule_id: str) -> None:
         await self._steer(self.steering.remove, rule_id)
 
@@ -721,6 +763,7 @@ class Helper:
             "created": Variant("d", x.rule.created),
             "in_kernel": Variant("b", x.in_kernel),
             "status": Variant("s", x.status),
+            "via": Variant("s", x.via),
         } for x in listed]  # type: ignore[attr-defined]
 
     async def reconcile_steering(self, full: bool = True) -> None:

@@ -25,6 +25,7 @@ the one that made it silently gets nothing).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -266,6 +267,7 @@ class Listed:
     rule: SteeringRule
     in_kernel: bool
     status: str  # "" when in the kernel, else why not
+    via: str = ""  # the interface the rule leaves through now (its own, or a failover substitute)
 
 
 class SteeringEngine:
@@ -281,6 +283,9 @@ class SteeringEngine:
         # the plan last applied in full and the interfaces it was made for: a change made right
         # after it is applied as the difference between the two plans, without reading back
         self._applied: tuple[KernelPlan, dict[str, Uplink]] | None = None
+        #: {interface: substitute} set by the app's failover policy (not persisted: a helper that
+        #: starts afresh puts every rule on its own interface)
+        self.fallback: dict[str, str] = {}
 
     # ----------------------------------------------------------------- netlink
 
@@ -352,8 +357,33 @@ class SteeringEngine:
     # ----------------------------------------------------------------- the kernel
 
     def plan(self, state: SteeringState | None = None, uplinks: Mapping[str, Uplink] | None = None) -> KernelPlan:
-        state = state if state is not None else self.load()
+        """The kernel state for ``state`` (default: the persisted one) with the fallback applied."""
+        state = core.with_fallback(state if state is not None else self.load(), self.fallback)
         return core.plan_kernel_state(state.rules, uplinks if uplinks is not None else self.uplinks(), state.slots)
+
+    def set_fallback(self, fallback: Mapping[str, str]) -> KernelPlan:
+        """Steer the rules of each key through its value for now (validated names), and apply."""
+        clean: dict[str, str] = {}
+        try:
+            for k, v in fallback.items():
+                core.check_interface_name(k)
+                core.check_interface_name(v)
+                if k != v:
+                    clean[k] = v
+        except core.SteeringError as e:
+            raise _failure(e) from None
+        if len(clean) > core.MAX_SLOTS:
+            raise SteeringFailure("InvalidArgs", f"at most {core.MAX_SLOTS} interfaces may be failed over")
+        if clean == self.fallback:
+            return self.plan()
+        old, self.fallback = self.fallback, clean
+        try:
+            return self.reconcile(full=False)
+        except SteeringFailure:
+            self.fallback = old
+            with contextlib.suppress(SteeringFailure):
+                self.reconcile()
+            raise
 
     def _apply_difference(self, old: KernelPlan, new: KernelPlan) -> bool:
         """Change the kernel from ``old`` to ``new`` without reading it back; False (after a partial
@@ -441,7 +471,7 @@ class SteeringEngine:
         state = self.load()
         rules = list(rules) if rules is not None else list(state.rules)
         with self._ipr() as ipr:
-            plan = core.plan_kernel_state(state.rules, discover_uplinks(ipr), state.slots)
+            plan = self.plan(state, discover_uplinks(ipr))
             have_routes, have_rules = read_kernel(ipr)
         out = []
         for r in rules:
@@ -450,7 +480,8 @@ class SteeringEngine:
             present = bool(routes) and all(x in have_routes for x in routes) and all(p in have_rules for p in prules)
             if not reason and not present:
                 reason = "not in the kernel (yet): the helper re-applies the rules when interfaces change"
-            out.append(Listed(r, present and not reason, reason))
+            via = self.fallback.get(r.interface, r.interface)
+            out.append(Listed(r, present and not reason, reason, via))
         return out
 
     # ----------------------------------------------------------------- changes
@@ -458,7 +489,7 @@ class SteeringEngine:
     def _change(self, new: SteeringState) -> None:
         old = self.load()
         uplinks = self.uplinks()
-        plan = core.plan_kernel_state(new.rules, uplinks, new.slots)
+        plan = self.plan(new, uplinks)
         self._save(new)
         applied, self._applied = self._applied, None
         try:
@@ -468,7 +499,7 @@ class SteeringEngine:
         except SteeringFailure:
             try:
                 self._save(old)
-                self.apply(core.plan_kernel_state(old.rules, uplinks, old.slots), uplinks)
+                self.apply(self.plan(old, uplinks), uplinks)
             except SteeringFailure as e:
                 log.error("cannot put the previous steering state back: %s", e.message)
             raise
