@@ -475,6 +475,10 @@ class DaemonDriver(abc.ABC):
         """The daemon's bindings as last read (its BUL on a mobile node, its cache on an HA)."""
         return list(self._bindings)
 
+    def hurry(self, duration: float) -> None:
+        """Look at the daemon closely for ``duration`` seconds (a failover is under way, its moves are
+        timed): drivers that poll poll at once and often. Default: nothing (the driver is event-driven)."""
+
     # ---- events
     def subscribe(self, callback: Callback) -> Callable[[], None]:
         """Call ``callback(event)`` on every :class:`StatusChanged` / :class:`BindingsChanged`; returns an unsubscribe function."""

@@ -411,6 +411,9 @@ class UmipDriver(DaemonDriver):
         self._fast_reconnect = 0  # >0 while a rebind waits for the daemon
         self._generation = 0  # successful connections so far
         self._live: LiveView | None = None
+        self._hurry_until = float("-inf")  # poll every hurry_interval s until then (clock seconds)
+        #: the poll interval while hurried (a failover under way): the timing resolution of its log entry
+        self.hurry_interval = 0.1
         self.unknown_lines: list[str] = []  # of the last poll, for diagnostics
 
     # ---- state
@@ -472,6 +475,14 @@ class UmipDriver(DaemonDriver):
     def _kick(self) -> None:
         self._wake.set()
 
+    def hurry(self, duration: float) -> None:
+        """Poll ``bul`` at once and every :attr:`hurry_interval` s for ``duration`` s (a failover is being timed)."""
+        self._hurry_until = max(self._hurry_until, self._clock() + duration)
+        self._kick()
+
+    def _interval(self) -> float:
+        return self.hurry_interval if self._clock() < self._hurry_until else self.poll_interval
+
     async def _nap(self, seconds: float) -> None:
         """Sleep ``seconds`` or until :meth:`_kick`."""
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
@@ -489,7 +500,7 @@ class UmipDriver(DaemonDriver):
                 if not self.hold_connection:
                     await self._session_poll()
                     delays = backoff_delays(self.backoff_initial, self.backoff_max)
-                    await self._nap(self.poll_interval)
+                    await self._nap(self._interval())
                     continue
                 await self._connect()
                 delays = backoff_delays(self.backoff_initial, self.backoff_max)
@@ -548,7 +559,7 @@ class UmipDriver(DaemonDriver):
         while True:
             _raise_if_cancelling()
             await self._poll()
-            await self._nap(self.poll_interval)
+            await self._nap(self._interval())
 
     async def _poll(self) -> None:
         client = self._client

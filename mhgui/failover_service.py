@@ -1,0 +1,322 @@
+"""Failover at run time: the pure policy (:mod:`mhgui.core.failover`) wired to the live sources and drivers.
+
+Data flow (one way): the :class:`~mhgui.core.state.StateStore`'s change
+batches → :class:`~mhgui.core.failover.FailoverPolicy` → actions →
+
+- :class:`~mhgui.core.failover.SteeringFallback` → the privileged helper's
+  ``SetSteeringFallback`` (latest map wins; one call at a time; a failure is a
+  "failover failed" event and is retried at the next change);
+- :class:`~mhgui.core.failover.SwitchTo` with a daemon that rebinds at run
+  time (``capabilities.runtime_rebind``) → a rebind of every HoA. UMIP does not
+  (umip.md): it moves every HoA to the best remaining interface by
+  ``MnIfPreference`` by itself, at once, and back at once; the app never races
+  it and only measures it: after any trigger the driver polls its binding
+  update list closely (:meth:`~mhgui.daemons.base.DaemonDriver.hurry`), and
+  :meth:`~mhgui.core.failover.FailoverLog.observe_bindings` records the move
+  with its timings (first sign, Binding Update seen, acknowledged).
+
+The policy is asked again at its ``next_deadline`` (a loop timer). Every
+entry that changes goes to the listeners (:class:`EntryChanged`) and to the
+journal (:mod:`mhgui.sources.journal`) for ``mhctl log``.
+
+Events for listeners (window log, tray, notifications): :class:`EntryChanged`,
+:class:`LinkLost`, :class:`FailoverDone`, :class:`FailoverFailed`,
+:class:`DaemonLost`. Times are seconds on the model's monotonic clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Awaitable, Callable, Mapping, Union
+
+from .core.analysis import Analysis
+from .core.failover import (
+    FailoverEntry, FailoverPolicy, NoUsableInterface, Preferences, StayPending, SteeringFallback, SwitchTo,
+)
+from .core.state import Change, StateStore
+from .daemons.base import BindingsChanged, DaemonDriver, StatusChanged
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DaemonLost", "EntryChanged", "FailoverDone", "FailoverEvent", "FailoverFailed", "FailoverService", "LinkLost",
+    "ACK_TIMEOUT",
+]
+
+#: A move seen in the binding update list that is not acknowledged within this many seconds is reported failed.
+ACK_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class EntryChanged:
+    """A failover log entry was recorded or its timings filled in."""
+
+    entry: FailoverEntry
+
+
+@dataclass(frozen=True)
+class LinkLost:
+    """The interface carrying the node stopped being usable (``reason``: the policy's trigger word)."""
+
+    interface: str
+    reason: str
+    at: float
+
+
+@dataclass(frozen=True)
+class FailoverDone:
+    """A failover completed: ``took`` seconds from the link event to the last step
+    (acknowledgement by the home agent, or steering rules applied)."""
+
+    entry: FailoverEntry
+    took: float
+    what: str  # "daemon" (bindings acknowledged) or "steering" (rules moved)
+
+
+@dataclass(frozen=True)
+class FailoverFailed:
+    """No usable interface, the steering rules could not be moved, or no acknowledgement in time."""
+
+    interface: str | None
+    message: str
+    at: float
+
+
+@dataclass(frozen=True)
+class DaemonLost:
+    """The mobility daemon stopped answering (its driver's state), ``message`` says how."""
+
+    message: str
+    at: float
+
+
+FailoverEvent = Union[EntryChanged, LinkLost, FailoverDone, FailoverFailed, DaemonLost]
+Listener = Callable[[FailoverEvent], None]
+SteeringSetter = Callable[[Mapping[str, str]], Awaitable[None]]
+
+
+class FailoverService:
+    """Runs the failover policy on the live node (module docstring).
+
+    ``store``/``clock``: the runtime's; ``analysis()``: the analysis of the
+    store's state now; ``prefs``: the user's :class:`Preferences`; ``daemon``:
+    the mobility daemon's driver, or None; ``steering``: an async callable
+    that sets the helper's steering fallback (None: no steering); ``journal``:
+    an object with ``append(entry_json)`` (None: not kept on disk).
+    """
+
+    def __init__(self, store: StateStore, clock: Callable[[], float], analysis: Callable[[], Analysis],
+                 prefs: Preferences, *, daemon: DaemonDriver | None = None,
+                 steering: SteeringSetter | None = None, journal=None, hurry_for: float = 10.0) -> None:
+        self.store = store
+        self.clock = clock
+        self._analysis = analysis
+        self.policy = FailoverPolicy(prefs, clock)
+        self.daemon = daemon
+        self.steering = steering
+        self.journal = journal
+        self.hurry_for = hurry_for
+        self._listeners: list[Listener] = []
+        self._pending: list[Change] = []
+        self._flush_handle: asyncio.Handle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._unsubs: list[Callable[[], None]] = []
+        self._steer_want: dict[str, str] | None = None  # the map to send (None: nothing to send)
+        self._steer_sent: dict[str, str] = {}
+        self._steer_task: asyncio.Task | None = None
+        self._steer_entry: FailoverEntry | None = None
+        self._daemon_up: bool | None = None
+        self._acks: dict[int, asyncio.TimerHandle] = {}
+        self.started = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(event)`` for every :data:`FailoverEvent`; returns an unsubscribe function."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def start(self) -> None:
+        """Subscribe to the store and the daemon, and take the state as it is now (idempotent)."""
+        if self.started:
+            return
+        self.started = True
+        self._unsubs.append(self.store.subscribe(self._on_changes))
+        if self.daemon is not None:
+            self._daemon_up = self.daemon.status.reachable
+            self._unsubs.append(self.daemon.subscribe(self._on_daemon))
+            self.log.observe_bindings(self.daemon.bindings(), self.clock())  # the baseline
+        self._flush()
+
+    async def stop(self) -> None:
+        """Unsubscribe, cancel timers, and put every steering rule back on its own interface."""
+        for u in self._unsubs:
+            u()
+        self._unsubs.clear()
+        for h in (self._flush_handle, self._timer, *self._acks.values()):
+            if h is not None:
+                h.cancel()
+        self._acks.clear()
+        self.started = False
+        task = self._steer_task
+        if task is not None and not task.done():
+            task.cancel()
+            try:
+                await task
+            except BaseException:  # noqa: BLE001 - cancelled or failed: it is over either way
+                pass
+        if self.steering is not None and self._steer_sent:
+            try:
+                await self.steering({})
+            except Exception as e:  # the helper clears it anyway when this client leaves the bus
+                log.info("steering fallback not cleared at exit: %s", e)
+
+    def set_preferences(self, prefs: Preferences) -> None:
+        """New preferences (from the dialog): decided on at once."""
+        self.policy.set_preferences(prefs)
+        self._schedule_flush()
+
+    @property
+    def log(self):
+        """The policy's :class:`~mhgui.core.failover.FailoverLog`."""
+        return self.policy.log
+
+    # ------------------------------------------------------------------ inputs
+    def _on_changes(self, changes: list[Change]) -> None:
+        self._pending += changes
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        changes, self._pending = self._pending, []
+        last = self._last_id()
+        actions = self.policy.observe(changes, self.store.state, self._analysis())
+        self._after(actions, last)
+
+    def _tick(self) -> None:
+        self._timer = None
+        last = self._last_id()
+        actions = self.policy.tick(self.store.state, self._analysis())
+        self._after(actions, last)
+
+    def _last_id(self) -> int:
+        return self.log.entries[-1].id if self.log.entries else 0
+
+    def _after(self, actions: list, last_id: int) -> None:
+        for e in [e for e in self.log.entries if e.id > last_id]:  # recorded by this decision
+            self._entry(e)
+        for a in actions:
+            if isinstance(a, SwitchTo):
+                if a.previous is not None:
+                    self._emit(LinkLost(a.previous, a.reason, a.trigger_time))
+                self._hurry()
+                self._rebind(a)
+            elif isinstance(a, NoUsableInterface):
+                if a.previous is not None:
+                    self._emit(LinkLost(a.previous, a.reason, a.trigger_time))
+                self._emit(FailoverFailed(a.previous, "no usable interface: every listed link is down, "
+                                          "has no care-of address or no default router", a.trigger_time))
+                self._hurry()
+            elif isinstance(a, SteeringFallback):
+                self._steer(a)
+            elif isinstance(a, StayPending):
+                pass  # shown by the window from policy.pending
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        d = self.policy.next_deadline
+        if d is not None and self.started:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_at(loop.time() + max(0.0, d - self.clock()) + 0.001, self._tick)
+
+    def _on_daemon(self, ev) -> None:
+        if isinstance(ev, BindingsChanged):
+            for e in self.log.observe_bindings(ev.bindings, self.clock()):
+                self._entry(e)
+        elif isinstance(ev, StatusChanged):
+            up = ev.status.reachable
+            if self._daemon_up and not up:
+                self._emit(DaemonLost(ev.status.error or f"{ev.status.name} is {ev.status.state}", self.clock()))
+            self._daemon_up = up
+
+    # ------------------------------------------------------------------ actions
+    def _hurry(self) -> None:
+        if self.daemon is not None:
+            self.daemon.hurry(self.hurry_for)
+
+    def _rebind(self, a: SwitchTo) -> None:
+        if self.daemon is None or not self.daemon.capabilities.runtime_rebind:
+            return  # UMIP moves by itself: measured, never raced
+        log.info("daemon with runtime rebinding: a rebind to %s would go here", a.interface)
+
+    def _steer(self, a: SteeringFallback) -> None:
+        if self.steering is None:
+            return
+        self._steer_want = a.as_dict()
+        entries = [e for e in self.log.entries if e.who == "app" and e.to_interface is not None]
+        self._steer_entry = entries[-1] if entries and entries[-1].decision_time == a.decision_time else None
+        if self._steer_task is None or self._steer_task.done():
+            self._steer_task = asyncio.get_running_loop().create_task(self._send_steering())
+
+    async def _send_steering(self) -> None:
+        while self._steer_want is not None:
+            want, self._steer_want = self._steer_want, None
+            entry = self._steer_entry
+            if want == self._steer_sent:
+                continue
+            try:
+                await self.steering(want)  # type: ignore[misc]
+            except Exception as e:
+                msg = f"steering rules not moved: {e}"
+                log.warning("%s", msg)
+                self._emit(FailoverFailed(next(iter(want), None), msg, self.clock()))
+                continue
+            self._steer_sent = want
+            if entry is not None and want and entry.trigger_time is not None:
+                took = self.clock() - entry.trigger_time
+                if not self._daemon_moves():
+                    self._emit(FailoverDone(entry, took, "steering"))
+
+    def _daemon_moves(self) -> bool:
+        """A daemon is connected with home registrations: its acknowledgement ends the failover."""
+        if self.daemon is None or not self.daemon.status.reachable:
+            return False
+        return any(b.source == "bul" and b.home_registration for b in self.daemon.bindings())
+
+    # ------------------------------------------------------------------ events
+    def _entry(self, e: FailoverEntry) -> None:
+        if self.journal is not None:
+            self.journal.append(e.to_json())
+        self._emit(EntryChanged(e))
+        if e.ack_time is not None:
+            h = self._acks.pop(e.id, None)
+            if h is not None:
+                h.cancel()
+                if e.trigger_time is not None:
+                    self._emit(FailoverDone(e, e.ack_time - e.trigger_time, "daemon"))
+            elif e.trigger_time is not None and e.bu_time is not None and e.bu_time == e.ack_time:
+                self._emit(FailoverDone(e, e.ack_time - e.trigger_time, "daemon"))
+        elif e.bu_time is not None and e.id not in self._acks and self.started:
+            loop = asyncio.get_running_loop()
+            self._acks[e.id] = loop.call_later(ACK_TIMEOUT, self._ack_timeout, e)
+
+    def _ack_timeout(self, e: FailoverEntry) -> None:
+        self._acks.pop(e.id, None)
+        if e.ack_time is None:
+            self._emit(FailoverFailed(e.to_interface, f"the move to {e.to_interface} was not acknowledged "
+                                      f"within {ACK_TIMEOUT:g} s", self.clock()))
+
+    def _emit(self, ev: FailoverEvent) -> None:
+        for cb in list(self._listeners):
+            try:
+                cb(ev)
+            except Exception:
+                log.exception("failover listener failed")

@@ -1,0 +1,173 @@
+"""The failover journal: every failover the window saw, kept on disk for ``mhctl log``.
+
+File: ``$XDG_STATE_HOME/mhgui/failover.jsonl`` (default
+``~/.local/state/mhgui/failover.jsonl``, XDG Base Directory spec), one JSON
+object a line, appended as an entry is recorded and again as its timings fill
+in (Binding Update seen, acknowledged): the last line of a ``(session, id)``
+pair wins. Each line is :meth:`mhgui.core.failover.FailoverEntry.to_json`
+plus:
+
+- ``session``: the writing process's ``"PID-START"`` (ids restart at 1 in every run);
+- ``wall``: the same times as ``trigger_time``/``decision_time``/``bu_time``/
+  ``ack_time`` as seconds since the epoch (the entry's own times are on the
+  process's monotonic clock, meaningless to another process).
+
+When the file passes :data:`MAX_BYTES` it is rewritten, atomically, with the
+newest :data:`KEEP` entries. Reading skips lines that are not JSON objects
+(a crash mid-line, a hand edit) and says how many.
+
+Writes run in one worker thread, in order: never on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import logging
+import os
+import stat
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+log = logging.getLogger(__name__)
+
+__all__ = ["FailoverJournal", "JournalRead", "MAX_BYTES", "KEEP", "default_path"]
+
+MAX_BYTES = 1 << 20
+KEEP = 500
+_TIMES = ("trigger_time", "decision_time", "bu_time", "ack_time")
+
+
+def default_path() -> str:
+    """``$XDG_STATE_HOME/mhgui/failover.jsonl`` (default ``~/.local/state/mhgui/failover.jsonl``)."""
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return os.path.join(base, "mhgui", "failover.jsonl")
+
+
+@dataclass
+class JournalRead:
+    """``entries``: the latest version of each entry, oldest first; ``skipped``: unreadable lines;
+    ``error``: why the file could not be read at all ("" when it could, or does not exist)."""
+
+    entries: list[dict] = field(default_factory=list)
+    skipped: int = 0
+    error: str = ""
+
+
+class FailoverJournal:
+    """Append-only JSON-lines journal (module docstring). ``path``: default :func:`default_path`.
+
+    ``monotonic``/``wall``: the clocks used to turn entry times into epoch seconds.
+    """
+
+    def __init__(self, path: str | None = None, *, monotonic: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
+        self.path = path or default_path()
+        self.session = f"{os.getpid()}-{int(wall())}"
+        self._monotonic = monotonic
+        self._wall = wall
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mhgui-journal")
+        self._warned = False
+
+    def line(self, entry: dict) -> str:
+        """The journal line for one :meth:`FailoverEntry.to_json` dict (times on the monotonic clock)."""
+        offset = self._wall() - self._monotonic()
+        out = dict(entry)
+        out["session"] = self.session
+        out["wall"] = {k.removesuffix("_time"): (None if entry.get(k) is None else round(entry[k] + offset, 3))
+                       for k in _TIMES}
+        return json.dumps(out, separators=(",", ":"), sort_keys=True) + "\n"
+
+    def append(self, entry: dict) -> concurrent.futures.Future:
+        """Queue one entry for writing; returns the write's future (errors are logged once, not raised)."""
+        return self._pool.submit(self._write, self.line(entry))
+
+    def close(self) -> None:
+        """Wait for queued writes, then stop the worker."""
+        self._pool.shutdown(wait=True)
+
+    def _write(self, text: str) -> None:
+        try:
+            os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, text.encode())
+                size = os.fstat(fd).st_size
+            finally:
+                os.close(fd)
+            if size > MAX_BYTES:
+                self._compact()
+        except OSError as e:
+            if not self._warned:
+                self._warned = True
+                log.warning("cannot write the failover journal %s: %s", self.path, e)
+
+    def _compact(self) -> None:
+        got = read_journal(self.path)
+        keep = got.entries[-KEEP:]
+        d = os.path.dirname(self.path)
+        fd, tmp = tempfile.mkstemp(prefix=".failover.", dir=d)
+        try:
+            with os.fdopen(fd, "w") as f:
+                for e in keep:
+                    f.write(json.dumps(e, separators=(",", ":"), sort_keys=True) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+
+def read_journal(path: str | None = None, *, max_bytes: int = 4 * MAX_BYTES) -> JournalRead:
+    """Read the journal (blocking: CLI, or an executor). Never raises for the file's content."""
+    path = path or default_path()
+    out = JournalRead()
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        return out
+    except OSError as e:
+        out.error = f"cannot open {path}: {e.strerror or e}"
+        return out
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            out.error = f"{path} is not a regular file"
+            return out
+        data = os.read(fd, max_bytes + 1)
+    except OSError as e:
+        out.error = f"cannot read {path}: {e.strerror or e}"
+        return out
+    finally:
+        os.close(fd)
+    if len(data) > max_bytes:
+        out.error = f"{path} is larger than {max_bytes} bytes: not read"
+        return out
+    latest: dict[tuple, dict] = {}
+    for raw in data.splitlines():
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            out.skipped += 1
+            continue
+        if not isinstance(obj, dict) or not isinstance(obj.get("id"), int) or not isinstance(obj.get("session"), str):
+            out.skipped += 1
+            continue
+        key = (obj["session"], obj["id"])
+        latest.pop(key, None)  # re-insert: the order is that of the last update
+        latest[key] = obj
+    out.entries = sorted(latest.values(), key=_order)
+    return out
+
+
+def _order(e: dict) -> tuple:
+    wall = e.get("wall") if isinstance(e.get("wall"), dict) else {}
+    t = wall.get("decision") if isinstance(wall.get("decision"), (int, float)) else 0.0
+    return (t, e["session"], e["id"])
