@@ -952,6 +952,7 @@ def test_failed_kernel_change_puts_the_previous_state_back(slab, tmp_path, monke
 # --------------------------------------------------------------------------- the helper on D-Bus
 
 STEER = "io.github.mhgui.MHGui.steer"
+FALLBACK = "io.github.mhgui.MHGui.steer-fallback"
 
 
 @pytest.fixture(scope="module")
@@ -1094,12 +1095,12 @@ async def client_fallback_round(bus_stack, lab) -> str:
 
     _wait_for(lambda: on("b0"), "the rule on b0")
     client = HelperClient(bus_stack.address)
-    bus_stack.allow(READ)
+    bus_stack.allow(READ, STEER)  # steering itself is not enough: the fallback has its own action
     with pytest.raises(NotAuthorized):
         await client.set_steering_fallback({"b0": "a0"})
     line = next(x for x in table_all().splitlines() if x.startswith("2001:db8:5::/48"))
     assert "dev b0" in line
-    bus_stack.allow(READ, STEER)
+    bus_stack.allow(READ, FALLBACK)
     with pytest.raises(InvalidArguments):
         await client.set_steering_fallback({"b0": "no/such"})
     await client.set_steering_fallback({"b0": "a0"})
@@ -1112,6 +1113,7 @@ async def client_fallback_round(bus_stack, lab) -> str:
     async with HelperClient(bus_stack.address) as other:
         [listed] = await other.list_steering_rules()
         assert listed["via"] == "b0"
+    bus_stack.allow(READ, STEER)
     return rid
 
 

@@ -65,7 +65,10 @@ sender})``, flags 1 (AllowUserInteraction) and the action
 ``io.github.mhgui.MHGui.read-config`` (ReadConfig, GetStatus) or
 ``io.github.mhgui.MHGui.change-daemon`` (SetInterfacePreferences,
 RestartDaemon) or ``io.github.mhgui.MHGui.steer`` (AddSteeringRule,
-RemoveSteeringRule; ListSteeringRules is read-config). Before that, the D-Bus policy
+RemoveSteeringRule; ListSteeringRules is read-config) or
+``io.github.mhgui.MHGui.steer-fallback`` (SetSteeringFallback: moves approved
+rules to another interface while theirs is down; no password for the active
+session, since it happens at link loss). Before that, the D-Bus policy
 (``resources/io.github.mhgui.MHGui.Helper1.conf``) decides who may send to
 the helper at all.
 
@@ -130,6 +133,7 @@ __all__ = [
     "ACTION_CHANGE",
     "ACTION_READ",
     "ACTION_STEER",
+    "ACTION_FALLBACK",
     "BUS_NAME",
     "ERROR_PREFIX",
     "INTERFACE",
@@ -153,6 +157,7 @@ ERROR_PREFIX = INTERFACE + ".Error."
 ACTION_READ = "io.github.mhgui.MHGui.read-config"
 ACTION_CHANGE = "io.github.mhgui.MHGui.change-daemon"
 ACTION_STEER = "io.github.mhgui.MHGui.steer"
+ACTION_FALLBACK = "io.github.mhgui.MHGui.steer-fallback"
 VERSION = "1"
 
 POLKIT_NAME = "org.freedesktop.PolicyKit1"
@@ -557,7 +562,7 @@ class Helper:
             "AddSteeringRule": _Method("a{sv}", "s", ACTION_STEER, self.add_steering_rule),
             "RemoveSteeringRule": _Method("s", "", ACTION_STEER, self.remove_steering_rule),
             "ListSteeringRules": _Method("", "aa{sv}", ACTION_READ, self.list_steering_rules),
-            "SetSteeringFallback": _Method("a{ss}", "", ACTION_STEER, self.set_steering_fallback, True),
+            "SetSteeringFallback": _Method("a{ss}", "", ACTION_FALLBACK, self.set_steering_fallback, True),
         }
         #: the unique bus name that set the steering fallback: when it leaves the bus, the fallback goes
         self._fallback_owner: str | None = None
@@ -598,7 +603,7 @@ class Helper:
         member = msg.member
         try:
             await self._authorize(msg.sender or "", method.action, member or "")
-            if method.action in (ACTION_CHANGE, ACTION_STEER):
+            if method.action in (ACTION_CHANGE, ACTION_STEER, ACTION_FALLBACK):
                 log.info("%s by %s (uid %s)", member, msg.sender, await self._caller_uid(msg.sender or ""))
             args = (msg.sender or "", *msg.body) if method.with_sender else tuple(msg.body)
             result = await method.impl(*args)
