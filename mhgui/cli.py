@@ -17,6 +17,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 from . import __version__
 from .core.report import render_text, status, taxonomy
@@ -63,6 +64,11 @@ def parser() -> argparse.ArgumentParser:
     _common(ru)
     ru.add_argument("action", nargs="?", default="list", choices=("list", "add", "edit", "remove"))
     ru.add_argument("args", nargs="*", help="add: DESTINATION INTERFACE; edit: ID INTERFACE; remove: ID")
+    lg = sub.add_parser("log", help="the failovers the mhgui window recorded, with their timings")
+    lg.add_argument("--json", action="store_true", help="machine-readable output (a JSON list, oldest first)")
+    lg.add_argument("--file", metavar="PATH", default=None,
+                    help="the journal (default $XDG_STATE_HOME/mhgui/failover.jsonl)")
+    lg.add_argument("-n", "--last", type=int, default=0, metavar="N", help="only the last N failovers")
     for sp in (s, m, b, r, f, mv, ru):
         sp.add_argument("--vt-port", type=int, default=7777, metavar="N",
                         help="port of mip6d's terminal on localhost (its --vt-service; default 7777)")
@@ -164,7 +170,7 @@ async def _status(args) -> int:
     rt = _runtime(args)
     try:
         await rt.start(strict=True)
-        s = status(rt.store, rt.clock(), allow_ula=rt.allow_ula, caps=rt.caps)
+        s = status(rt.store, rt.clock(), allow_ula=rt.allow_ula, caps=rt.caps, access=rt.access_problems())
     finally:
         await rt.stop()
     if args.json:
@@ -403,8 +409,56 @@ async def _move(args) -> int:
         await rt.stop()
 
 
+def _ms(d: object) -> str:
+    return f"{d * 1000:.0f} ms" if isinstance(d, (int, float)) else "-"
+
+
+def format_log_entry(e: dict) -> str:
+    """One line of ``mhctl log``: when, who, from → to, why, and the times after the link event."""
+    wall = e.get("wall") if isinstance(e.get("wall"), dict) else {}
+    t = wall.get("decision")
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "?"
+    after = e.get("after_trigger") if isinstance(e.get("after_trigger"), dict) else {}
+    who = {"app": "mhgui", "daemon": "daemon"}.get(e.get("who"), "?")
+    move = f"{e.get('from') or '(none)'} -> {e.get('to') or '(none)'}"
+    hoas = e.get("hoas") if isinstance(e.get("hoas"), list) else []
+    parts = [when, f"{who:6}", f"{move:24}", f"{str(e.get('reason'))[:16]:16}",
+             f"decision {_ms(after.get('decision'))}", f"BU {_ms(after.get('bu'))}", f"ack {_ms(after.get('ack'))}"]
+    if hoas:
+        parts.append("HoA " + ", ".join(str(h) for h in hoas))
+    return "  ".join(parts)
+
+
+def _log(args) -> int:
+    from .sources.journal import default_path, read_journal
+
+    path = args.file or default_path()
+    got = read_journal(path)
+    if got.error:
+        print(f"mhctl: {got.error}", file=sys.stderr)
+        return 1
+    if got.skipped:
+        print(f"mhctl: {got.skipped} unreadable line(s) in {path} skipped", file=sys.stderr)
+    entries = got.entries[-args.last:] if args.last > 0 else got.entries
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    if not entries:
+        print(f"no failover recorded yet ({path} is written by the mhgui window)")
+        return 0
+    print("when                 by      from -> to                reason            times after the link event")
+    for e in entries:
+        print(format_log_entry(e))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.cmd == "log":  # reads a file: no loop, no sources
+        try:
+            return _log(args)
+        except BrokenPipeError:
+            return 0
     try:
         run = {"status": _status, "monitor": _monitor, "bindings": _bindings, "rebind": _rebind,
                "flows": _flows, "rules": _rules, "move": _move}[args.cmd]

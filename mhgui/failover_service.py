@@ -21,7 +21,7 @@ journal (:mod:`mhgui.sources.journal`) for ``mhctl log``.
 
 Events for listeners (window log, tray, notifications): :class:`EntryChanged`,
 :class:`LinkLost`, :class:`FailoverDone`, :class:`FailoverFailed`,
-:class:`DaemonLost`. Times are seconds on the model's monotonic clock.
+:class:`DaemonLost`, :class:`Decided`. Times are seconds on the model's monotonic clock.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from .daemons.base import BindingsChanged, DaemonDriver, StatusChanged
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DaemonLost", "EntryChanged", "FailoverDone", "FailoverEvent", "FailoverFailed", "FailoverService", "LinkLost",
+    "DaemonLost", "Decided", "EntryChanged", "FailoverDone", "FailoverEvent", "FailoverFailed", "FailoverService", "LinkLost",
     "ACK_TIMEOUT",
 ]
 
@@ -92,7 +92,14 @@ class DaemonLost:
     at: float
 
 
-FailoverEvent = Union[EntryChanged, LinkLost, FailoverDone, FailoverFailed, DaemonLost]
+@dataclass(frozen=True)
+class Decided:
+    """The policy acted (a switch, a hold-up started, a new steering fallback): ``actions`` as it returned them."""
+
+    actions: tuple
+
+
+FailoverEvent = Union[EntryChanged, LinkLost, FailoverDone, FailoverFailed, DaemonLost, Decided]
 Listener = Callable[[FailoverEvent], None]
 SteeringSetter = Callable[[Mapping[str, str]], Awaitable[None]]
 
@@ -226,6 +233,8 @@ class FailoverService:
                 self._steer(a)
             elif isinstance(a, StayPending):
                 pass  # shown by the window from policy.pending
+        if actions:
+            self._emit(Decided(tuple(actions)))
         self._arm_timer()
 
     def _arm_timer(self) -> None:

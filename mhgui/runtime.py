@@ -16,6 +16,7 @@ from typing import Callable
 from .core.analysis import Analysis, analyse
 from .core.capabilities import NO_DAEMON, DaemonCapabilities
 from .core.bindings import bound_coas
+from .core.access import NO_SANDBOX, AccessProblem, Sandbox, problems as access_problems
 from .core.state import BoundCoAsSet, SourceStatus, StateStore
 from .daemons.base import BindingsChanged, DaemonDriver, LiveView
 from .daemons.umip import UmipDriver
@@ -59,6 +60,10 @@ class Runtime:
         self._live_pending = False
         #: the socket table, polled for the window's flows view (``flows=True``); callbacks set later
         self.flows: FlowSource | None = FlowSource(interval=1.0, netns=netns) if flows else None
+        self.system_bus = system_bus
+        #: the sandbox (``/.flatpak-info``), read in :meth:`start`; the access probe's task
+        self.sandbox: Sandbox = NO_SANDBOX
+        self._access_task: asyncio.Task | None = None
 
     @property
     def caps(self) -> DaemonCapabilities:
@@ -110,6 +115,7 @@ class Runtime:
         await self.load_config()
         if strict and self.config.errors:
             raise ConfigError(self.config.errors[0])
+        await self.start_access_probe()
         if can_open_netlink():
             await self.netlink.start()
         else:
@@ -126,12 +132,34 @@ class Runtime:
         deadline = self.clock() + wait
         while self.clock() < deadline:
             if all(s in self.store.sources and self.store.sources[s][0] != "resyncing"
-                   for s in ("netlink", "networkmanager")):
+                   for s in ("netlink", "networkmanager")) and self._access_task.done():
                 return
             await asyncio.sleep(0.01)
         log.warning("sources not settled after %.1f s: %s", wait, self.store.sources)
 
+    # ---- what this process may see (issue 6): sandbox, system bus, helper
+    async def start_access_probe(self) -> None:
+        """Read the sandbox, then probe the system bus and the helper in a task (its statuses go to the store)."""
+        from .sources.access import probe_system_bus, read_sandbox
+        self.sandbox = await asyncio.get_running_loop().run_in_executor(None, read_sandbox)
+
+        async def probe() -> None:
+            try:
+                for ev in await probe_system_bus(self.system_bus):
+                    self.store.apply(ev)
+            except Exception:  # a subscriber's failure must not become "exception never retrieved"
+                log.exception("access probe")
+        self._access_task = asyncio.create_task(probe(), name="access-probe")
+
+    def access_problems(self) -> list[AccessProblem]:
+        """What this process cannot see, now (README, ``mhctl status --json``, ``access``)."""
+        return access_problems(self.store.sources, self.store.state, self.sandbox,
+                               networkmanager_wanted=self.nm is not None)
+
     async def stop(self) -> None:
+        if self._access_task is not None and not self._access_task.done():
+            self._access_task.cancel()
+            await asyncio.wait([self._access_task])
         if self.flows is not None:
             await self.flows.stop()
         if self.daemon is not None:

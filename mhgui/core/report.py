@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from .access import AccessProblem, problems as access_problems, taxonomy_is_node
 from .analysis import Analysis, analyse
 from .capabilities import NO_DAEMON, DaemonCapabilities
 from .model import flag_names
@@ -60,9 +61,17 @@ def headline(tax: dict[str, Any]) -> str:
 
 
 def status(store: StateStore, now: float, *, allow_ula: bool = False,
-           caps: DaemonCapabilities = NO_DAEMON, analysis: Analysis | None = None) -> dict[str, Any]:
-    """The whole picture as one JSON-ready dict (``mhctl status --json``)."""
+           caps: DaemonCapabilities = NO_DAEMON, analysis: Analysis | None = None,
+           access: list[AccessProblem] | None = None) -> dict[str, Any]:
+    """The whole picture as one JSON-ready dict (``mhctl status --json``).
+
+    ``access``: what this process cannot see (:func:`mhgui.core.access.problems`); by default
+    worked out from the store alone (no sandbox known). When one of them means the taxonomy is
+    not this node's (only a namespace's loopback is visible), ``taxonomy.of_node`` is false.
+    """
     st = store.state
+    if access is None:
+        access = access_problems(store.sources, st)
     an = analysis or analyse(st, now, allow_ula=allow_ula)
     sources = {k: store.sources.get(k, (v, ""))[0] for k, v in SOURCE_DEFAULTS.items()}
     details = {k: d for k, (_, d) in store.sources.items() if d}
@@ -102,14 +111,23 @@ def status(store: StateStore, now: float, *, allow_ula: bool = False,
         ],
         "notes": list(store.notes),
         "daemon": {"name": caps.name, "connected": caps.connected},
-        "taxonomy": taxonomy(an, caps),
+        "access": [p.to_json() for p in access],
+        "taxonomy": {**taxonomy(an, caps), "of_node": taxonomy_is_node(access)},
     }
 
 
 def render_text(s: dict[str, Any]) -> str:
     """Human-readable form of :func:`status` (``mhctl status``)."""
     tax = s["taxonomy"]
-    out = [headline(tax), f"  {tax['summary']}"]
+    # the headline stays the first line; it disowns the taxonomy when this process cannot see the node's
+    out = [("" if tax.get("of_node", True) else "Not this node's taxonomy (see 'No access' below): ") + headline(tax)]
+    for p in s.get("access", ()):
+        out.append(f"No access [{p['code']}]: {p['message']}")
+        if p["permission"]:
+            out.append(f"  Needs: {p['permission']}")
+        elif p["fix"]:
+            out.append(f"  Fix: {p['fix']}")
+    out.append(f"  {tax['summary']}")
     if tax["goals"]:
         out.append("  Goals the draft allows: " + ", ".join(tax["goals"]))
         avail = [g["goal"] for g in tax["goals_available"] if g["available"]]

@@ -17,6 +17,14 @@ from ..core.model import HomeAddress, home_address_problem
 from ..core.state import HomeAddressesSet
 
 DEFAULT_MIP6D_CONF = "/etc/mip6d.conf"
+#: Where the host's file is in a Flatpak sandbox (finish-arg ``--filesystem=host-etc:ro``: Flatpak
+#: reserves /etc, and shows the host's read-only under /run/host/etc).
+FLATPAK_MIP6D_CONF = "/run/host/etc/mip6d.conf"
+
+
+def default_mip6d_conf(flatpak_info: str = "/.flatpak-info") -> str:
+    """``/etc/mip6d.conf``, or :data:`FLATPAK_MIP6D_CONF` inside a Flatpak sandbox."""
+    return FLATPAK_MIP6D_CONF if os.path.exists(flatpak_info) else DEFAULT_MIP6D_CONF
 
 
 def config_dir() -> Path:
@@ -126,7 +134,7 @@ def load_config(mip6d_conf: str | None = None, settings_file: str | os.PathLike 
     s = read_one(sp, bool(settings_file), "--settings", lambda p: settings_mod.parse_settings(_read(p), p))
     out.settings = s
     explicit = mip6d_conf is not None or bool(s and s.mip6d_conf)
-    path = mip6d_conf or (s.mip6d_conf if s and s.mip6d_conf else DEFAULT_MIP6D_CONF)
+    path = mip6d_conf or (s.mip6d_conf if s and s.mip6d_conf else default_mip6d_conf())
     def daemon_file(p: str) -> tuple[list[HomeAddress], list[str]]:
         loaded = mip6conf.load(p, _read, lambda pattern: sorted(_glob.glob(pattern)))
         return mip6conf.home_addresses(loaded), list(loaded.warnings) + mip6conf.unknown_options(loaded)

@@ -46,6 +46,7 @@ async def amain(args, app, closed: asyncio.Event) -> int:
     win.closed.connect(closed.set)
     from ..helper.client import HelperClient
     win.helper_factory = lambda: HelperClient(args.system_bus)
+    win.access_problems = rt.access_problems  # the banner names what the app cannot see (issue 6)
     win.show()
     await rt.start()  # configuration problems are shown in the window's banner
     controller.refresh()

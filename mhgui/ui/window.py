@@ -731,13 +731,23 @@ class MainWindow(QMainWindow):
         self._error = text
         self._update_banner()
 
+    #: what this process cannot see (issue 6): app.py sets the runtime's (which knows the sandbox);
+    #: this default works it out from the store alone
+    access_problems: Callable[[], list] | None = None
+
     def _update_banner(self) -> None:
-        parts = []
+        from ..core.access import banner_lines, problems, taxonomy_is_node
+        store = self.controller.store
+        found = self.access_problems() if self.access_problems else problems(store.sources, store.state)
+        parts = banner_lines(found)
         if getattr(self, "_error", None):
             parts.append(self._error)
-        parts += list(self.controller.store.notes)
+        parts += list(store.notes)
         self.banner.setText("\n".join(parts))
         self.banner.setVisible(bool(parts))
+        if self.controller.tax is not None:  # say so when the taxonomy shown is not this node's
+            self.headline.setText(("" if taxonomy_is_node(found) else "Not this node's view: ")
+                                  + headline(self.controller.tax))
 
     def _on_refreshed(self, an: Analysis, tax: dict) -> None:
         self.headline.setText(headline(tax))

@@ -1,0 +1,288 @@
+"""What this process cannot see, and the permission that would let it (issue 6, item 2).
+
+In a Flatpak sandbox, or under a restrictive D-Bus policy, mhgui may be unable
+to see NetworkManager, the privileged helper or even the node's interfaces. An
+empty or wrong picture must never pass for the node's: :func:`problems` turns
+what the sources and probes report into a list of :class:`AccessProblem`, each
+with a stable ``code``, a sentence for the user and, where one applies, the
+permission that would fix it (a Flatpak finish-arg inside the sandbox, the
+D-Bus policy or group outside it).
+
+Inputs (no Qt, no I/O):
+
+- the store's source statuses (``StateStore.sources``): ``networkmanager`` and
+  ``netlink`` as their sources report them, plus two set by the access probe
+  (:mod:`mhgui.sources.access`):
+
+  ``system-bus``  ok | missing | refused | unreachable
+  ``helper``      present | absent | denied | unknown
+
+- the node state (which interfaces netlink shows);
+- the sandbox, parsed from ``/.flatpak-info`` by :func:`parse_flatpak_info`.
+
+Codes: ``no-system-bus``, ``networkmanager-denied``, ``loopback-only``,
+``netlink-denied``, ``helper-absent``, ``helper-denied``.
+"""
+
+from __future__ import annotations
+
+import configparser
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .model import InterfaceKind, NodeState
+
+NM_NAME = "org.freedesktop.NetworkManager"
+HELPER_NAME = "io.github.mhgui.MHGui.Helper1"
+HELPER_POLICY = "/usr/share/dbus-1/system.d/io.github.mhgui.MHGui.Helper1.conf"
+NM_POLICY = "/usr/share/dbus-1/system.d/org.freedesktop.NetworkManager.conf"
+INSTALL_HELPER = "sudo ./scripts/install-helper"
+
+#: the store keys the access probe reports under
+SYSTEM_BUS = "system-bus"
+HELPER = "helper"
+
+BUS_FAILED = frozenset({"missing", "refused", "unreachable"})
+
+
+# --------------------------------------------------------------------------- the sandbox
+@dataclass(frozen=True, slots=True)
+class Sandbox:
+    """What the process knows of its sandbox. ``kind``: None (none seen) or "flatpak".
+
+    ``shared``/``sockets``: the ``[Context]`` lists of ``/.flatpak-info``;
+    ``system_names``: the ``[System Bus Policy]`` (bus name or ``prefix.*`` →
+    see | talk | own). ``error``: the file exists but could not be read or parsed
+    (then the permissions are unknown and nothing is assumed granted).
+    """
+
+    kind: str | None = None
+    app_id: str = ""
+    path: str = ""
+    shared: frozenset[str] = frozenset()
+    sockets: frozenset[str] = frozenset()
+    system_names: Mapping[str, str] = field(default_factory=dict)
+    error: str = ""
+
+    @property
+    def flatpak(self) -> bool:
+        return self.kind == "flatpak"
+
+    def can_talk_system(self, name: str) -> bool | None:
+        """Whether the sandbox lets the app call ``name`` on the system bus (None: not sandboxed, or unknown)."""
+        if not self.flatpak or self.error:
+            return None
+        if "system-bus" in self.sockets:
+            return True
+        for pattern, level in self.system_names.items():
+            if level not in ("talk", "own"):
+                continue
+            if pattern == name or (pattern.endswith(".*") and name.startswith(pattern[:-1])):
+                return True
+        return False
+
+    @property
+    def network_shared(self) -> bool | None:
+        if not self.flatpak or self.error:
+            return None
+        return "network" in self.shared
+
+    def describe(self) -> str:
+        if not self.flatpak:
+            return "no sandbox"
+        return f"Flatpak {self.app_id or '(unknown app)'}" + (f" ({self.error})" if self.error else "")
+
+
+NO_SANDBOX = Sandbox()
+
+
+def parse_flatpak_info(text: str, path: str = "/.flatpak-info") -> Sandbox:
+    """``/.flatpak-info`` (a GKeyFile, written by flatpak for every sandbox) → :class:`Sandbox`.
+
+    A file that does not parse still means "in a Flatpak": ``error`` says why,
+    and no permission is taken as granted.
+    """
+    cp = configparser.ConfigParser(interpolation=None, strict=False, delimiters=("=",),
+                                   comment_prefixes=("#",), empty_lines_in_values=False)
+    cp.optionxform = str  # type: ignore[assignment,method-assign]  (bus names are case-sensitive)
+    try:
+        cp.read_string(text, source=path)
+    except (configparser.Error, ValueError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return Sandbox("flatpak", path=path, error=f"{path} does not parse: {first}")
+
+    def items(section: str, key: str) -> frozenset[str]:
+        raw = cp.get(section, key, fallback="")
+        return frozenset(p.strip() for p in raw.split(";") if p.strip() and not p.strip().startswith("!"))
+
+    names = dict(cp.items("System Bus Policy")) if cp.has_section("System Bus Policy") else {}
+    return Sandbox(
+        "flatpak",
+        app_id=cp.get("Application", "name", fallback=""),
+        path=path,
+        shared=items("Context", "shared"),
+        sockets=items("Context", "sockets"),
+        system_names={k: v.strip() for k, v in names.items()},
+    )
+
+
+# --------------------------------------------------------------------------- problems
+@dataclass(frozen=True, slots=True)
+class AccessProblem:
+    """Something this process cannot see. ``affects``: what is missing or wrong because of it
+    (``taxonomy``, ``networkmanager``, ``rebind``, ``steering``); ``permission``: what would
+    let the app see it (a Flatpak finish-arg, a D-Bus policy or group), None when it is not a
+    matter of permission; ``fix``: what to do, in one sentence."""
+
+    code: str
+    message: str
+    permission: str | None = None
+    fix: str = ""
+    affects: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "permission": self.permission,
+                "fix": self.fix, "affects": list(self.affects)}
+
+
+def loopback_only(state: NodeState) -> bool:
+    """netlink shows interfaces, and every one of them is a loopback."""
+    return bool(state.interfaces) and all(
+        i.kind is InterfaceKind.LOOPBACK or i.name == "lo" for i in state.interfaces.values())
+
+
+def _detail(d: str) -> str:
+    d = d.strip().rstrip(".")
+    return f" ({d})" if d else ""
+
+
+def problems(sources: Mapping[str, tuple[str, str]], state: NodeState, sandbox: Sandbox = NO_SANDBOX, *,
+             networkmanager_wanted: bool = True) -> list[AccessProblem]:
+    """Every access problem, most fundamental first. Statuses not (yet) reported raise nothing.
+
+    ``networkmanager_wanted``: False when the user turned NetworkManager off
+    (``--no-networkmanager``): its absence is then no problem.
+    """
+    out: list[AccessProblem] = []
+    fp = sandbox.flatpak
+    bus, bus_detail = sources.get(SYSTEM_BUS, ("", ""))
+    nm, nm_detail = sources.get("networkmanager", ("", ""))
+    helper, helper_detail = sources.get(HELPER, ("", ""))
+    netlink, netlink_detail = sources.get("netlink", ("", ""))
+
+    # 1. the system bus itself: nothing on it can be seen, NetworkManager and the helper included
+    bus_failed = bus in BUS_FAILED
+    if bus_failed:
+        if fp and sandbox.can_talk_system(NM_NAME) is False and sandbox.can_talk_system(HELPER_NAME) is False:
+            perm = f"--system-talk-name={NM_NAME}"
+            fix = (f"grant the Flatpak --system-talk-name={NM_NAME} and --system-talk-name={HELPER_NAME} "
+                   f"(flatpak override --system-talk-name=... {sandbox.app_id or 'APP'})")
+            why = "the sandbox gives this app no system bus"
+        elif bus == "refused":
+            perm = 'the system bus policy must accept this user (<allow user="*"/> in /usr/share/dbus-1/system.conf)'
+            fix = "check the <policy> of the system bus; it refused this user's connection"
+            why = "the system bus refused this user"
+        else:
+            perm = None
+            fix = ("start the system bus (dbus-daemon or dbus-broker), or point DBUS_SYSTEM_BUS_ADDRESS "
+                   "(--system-bus) at it")
+            why = "the system bus cannot be reached"
+        out.append(AccessProblem(
+            "no-system-bus",
+            f"No access to the D-Bus system bus: {why}{_detail(bus_detail)}. NetworkManager's device view and "
+            "the privileged helper (rebinding, steering rules) are unavailable.",
+            perm, fix, ("networkmanager", "rebind", "steering")))
+
+    # 2. NetworkManager's name: refused by the policy, or hidden by the sandbox
+    if networkmanager_wanted and not bus_failed:
+        hidden = fp and sandbox.can_talk_system(NM_NAME) is False and nm in ("absent", "no-access")
+        if hidden:
+            out.append(AccessProblem(
+                "networkmanager-denied",
+                "NetworkManager is not reachable: the Flatpak sandbox hides org.freedesktop.NetworkManager from "
+                "this app, so Wi-Fi, modems and NetworkManager's device states are unknown (netlink alone).",
+                f"--system-talk-name={NM_NAME}",
+                f"flatpak override --system-talk-name={NM_NAME} {sandbox.app_id or 'APP'}",
+                ("networkmanager",)))
+        elif nm == "no-access":
+            out.append(AccessProblem(
+                "networkmanager-denied",
+                "NetworkManager is not reachable: the system bus does not let this app talk to "
+                f"org.freedesktop.NetworkManager{_detail(nm_detail)}, so Wi-Fi, modems and NetworkManager's device "
+                "states are unknown (netlink alone).",
+                f"the D-Bus policy for {NM_NAME} ({NM_POLICY}) must let this user send to it",
+                "allow this user in NetworkManager's D-Bus policy, or run as a user it allows",
+                ("networkmanager",)))
+
+    # 3. what netlink sees: nothing, or only this namespace's loopback
+    if netlink == "no-access":
+        out.append(AccessProblem(
+            "netlink-denied",
+            f"No access to the kernel's interfaces: this process may not open a netlink socket{_detail(netlink_detail)}. "
+            "No interface, address or taxonomy can be shown.",
+            None, "run mhgui without a seccomp or security profile that blocks AF_NETLINK sockets",
+            ("taxonomy",)))
+    elif netlink == "ok" and loopback_only(state):
+        if fp and sandbox.network_shared is False:
+            out.append(AccessProblem(
+                "loopback-only",
+                "Only the loopback interface is visible: the Flatpak sandbox has no access to the host's network, "
+                "so the taxonomy shown is the sandbox's, not this node's.",
+                "--share=network", f"flatpak override --share=network {sandbox.app_id or 'APP'}", ("taxonomy",)))
+        else:
+            out.append(AccessProblem(
+                "loopback-only",
+                "Only the loopback interface is visible: this process runs in a network namespace of its own "
+                "(a sandbox or container without the host's network), so the taxonomy shown is that namespace's, "
+                "not this node's.",
+                "--share=network" if fp else None,
+                "run mhgui in the host's network namespace" + (" (Flatpak: --share=network)" if fp else ""),
+                ("taxonomy",)))
+
+    # 4. the privileged helper
+    if not bus_failed:
+        hidden = fp and sandbox.can_talk_system(HELPER_NAME) is False
+        if helper == "absent" and hidden:
+            out.append(AccessProblem(
+                "helper-absent",
+                "The privileged helper is not reachable: the Flatpak sandbox hides io.github.mhgui.MHGui.Helper1, so "
+                "rebinding home addresses and steering rules are unavailable.",
+                f"--system-talk-name={HELPER_NAME}",
+                f"flatpak override --system-talk-name={HELPER_NAME} {sandbox.app_id or 'APP'}; the helper itself "
+                f"is installed on the host with {INSTALL_HELPER}",
+                ("rebind", "steering")))
+        elif helper == "absent":
+            out.append(AccessProblem(
+                "helper-absent",
+                f"The privileged helper ({HELPER_NAME}) is not installed: nobody owns its name on the system bus and "
+                f"it is not activatable{_detail(helper_detail)}. Rebinding home addresses and steering rules are "
+                f"unavailable; install it on the host with {INSTALL_HELPER}.",
+                None, f"install the helper on the host: {INSTALL_HELPER}", ("rebind", "steering")))
+        elif helper == "denied":
+            out.append(AccessProblem(
+                "helper-denied",
+                f"The system bus policy does not let this user call the privileged helper ({HELPER_NAME})"
+                f"{_detail(helper_detail)}: rebinding home addresses and steering rules are unavailable.",
+                f"membership of the group netdev or sudo (the policy in {HELPER_POLICY})",
+                "add the user to the netdev group (then log in again), or allow it in a policy file of your own "
+                "in /etc/dbus-1/system.d/",
+                ("rebind", "steering")))
+    return out
+
+
+def taxonomy_is_node(found: list[AccessProblem]) -> bool:
+    """False when a problem means the taxonomy shown is not this node's (or there is none)."""
+    return not any("taxonomy" in p.affects for p in found)
+
+
+def banner_lines(found: list[AccessProblem]) -> list[str]:
+    """One line per problem, as the window shows them."""
+    return [("" if p.message.startswith("No access") else "No access — ") + p.message
+            + (f" Needs: {p.permission}." if p.permission else
+                                          f" Fix: {p.fix}." if p.fix else "") for p in found]
+
+
+__all__ = [
+    "AccessProblem", "Sandbox", "NO_SANDBOX", "parse_flatpak_info", "problems", "loopback_only",
+    "taxonomy_is_node", "banner_lines", "SYSTEM_BUS", "HELPER", "NM_NAME", "HELPER_NAME",
+]

@@ -1,0 +1,293 @@
+"""What the tray icon shows: pure data built from what the app knows. No Qt, no I/O.
+
+:func:`build_tray_view` turns the live model, its analysis, the daemon's
+bindings and status, the failover preferences and the policy's current
+interface into a :class:`TrayView`; :mod:`mhgui.ui.tray` only draws it.
+
+Overall state (:data:`STATES`), most severe first:
+
+- ``no-coa``: no usable care-of address and no home address at home: the node
+  has no way out (the analysis' z is 0 and nothing is on a home link);
+- ``no-daemon``: a mobility daemon is configured but its control interface
+  does not answer: the home addresses are not being kept alive;
+- ``backup``: the node runs on a backup: the current interface (the failover
+  policy's choice, else the interface of the daemon's home registrations) is
+  marked "backup only", or is not the first usable primary of the preference
+  order;
+- ``ok``: all fine.
+
+"Prefer" items: one per usable interface (:func:`~mhgui.core.failover.usable_interfaces`),
+in preference order (primaries, backups, then interfaces the list does not
+name). Preferring an interface puts it first in the order as a primary
+(:func:`preferring`). The item says what that moves: with a daemon that picks
+one interface for every home address (mainline UMIP), every HoA not at home;
+and the steering rules that follow the failover choice (given by the caller).
+It says whether the daemon restarts: UMIP reads ``MnIfPreference`` from
+mip6d.conf only at start (:func:`~mhgui.core.failover.mnifpreference_values`),
+so a change of those values is applied by restarting mip6d; a daemon with
+``runtime_rebind`` needs no restart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+from .analysis import Analysis
+from .bindings import Binding, BindingState
+from .capabilities import NO_DAEMON, DaemonCapabilities
+from .failover import Preferences, mnifpreference_values, usable_interfaces
+from .model import NodeState
+from .report import headline, taxonomy
+from .steering import SteeringRule
+
+__all__ = [
+    "STATES",
+    "STATE_BACKUP",
+    "STATE_NO_COA",
+    "STATE_NO_DAEMON",
+    "STATE_OK",
+    "HoaEntry",
+    "PreferItem",
+    "TrayView",
+    "build_tray_view",
+    "current_interface",
+    "overall_state",
+    "preferring",
+]
+
+STATE_OK = "ok"
+STATE_BACKUP = "backup"
+STATE_NO_COA = "no-coa"
+STATE_NO_DAEMON = "no-daemon"
+#: every overall state; the tray has one icon per state
+STATES = (STATE_OK, STATE_BACKUP, STATE_NO_COA, STATE_NO_DAEMON)
+
+STATE_TEXT = {
+    STATE_OK: "all links fine",
+    STATE_BACKUP: "running on a backup interface",
+    STATE_NO_COA: "no usable care-of address",
+    STATE_NO_DAEMON: "mobility daemon not reachable",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class HoaEntry:
+    """One home address and where it is now.
+
+    ``interface``: the interface its home registration uses (None: not bound,
+    or at home); ``at_home``: on its home link (``interface`` is then that
+    link); ``state``: the binding's state word, or None; ``text``: the menu
+    label, e.g. ``2001:db8:1::100 → wlan0``.
+    """
+
+    hoa: str
+    interface: str | None
+    at_home: bool
+    state: str | None
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class PreferItem:
+    """One entry of the "Prefer" submenu.
+
+    ``current``: the node uses this interface now; ``moves_hoas`` /
+    ``moves_rules``: what preferring it moves (HoA addresses, steering rule
+    ids); ``restarts``: the mobility daemon restarts to apply it;
+    ``enabled``: choosing it changes something; ``text``: the menu label.
+    """
+
+    interface: str
+    text: str
+    current: bool
+    moves_hoas: tuple[str, ...]
+    moves_rules: tuple[str, ...]
+    restarts: bool
+    enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TrayView:
+    """Everything the tray shows. ``state``: one of :data:`STATES`; ``headline``: the taxonomy headline."""
+
+    state: str
+    state_text: str
+    headline: str
+    tooltip: str
+    current: str | None
+    hoas: tuple[HoaEntry, ...]
+    prefer: tuple[PreferItem, ...]
+    #: a sentence shown as a disabled item when the Prefer list is empty or limited
+    prefer_note: str | None = None
+
+
+# --------------------------------------------------------------------------- helpers
+def _home_registrations(bindings: Iterable[Binding]) -> dict[str, Binding]:
+    """The latest home registration per HoA from the binding update list (de-registrations left out)."""
+    out: dict[str, Binding] = {}
+    for b in bindings:
+        if b.source == "bul" and b.home_registration and b.coa != b.hoa:
+            out[b.hoa] = b
+    return out
+
+
+def _coa_interfaces(state: NodeState) -> dict[str, str]:
+    out = {}
+    for a in state.addresses.values():
+        iface = state.interfaces.get(a.ifindex)
+        if iface is not None:
+            out[a.address] = iface.name
+    return out
+
+
+def current_interface(policy_current: str | None, bindings: Iterable[Binding], state: NodeState) -> str | None:
+    """The interface the node uses now: the policy's choice, else that of the daemon's live home registrations."""
+    if policy_current is not None:
+        return policy_current
+    where = _coa_interfaces(state)
+    live = (BindingState.REGISTERED, BindingState.WAITING_ACK)
+    names = sorted({b.interface or where.get(b.coa) for b in _home_registrations(bindings).values()
+                    if b.state in live} - {None})
+    return names[0] if len(names) == 1 else None
+
+
+def preferring(prefs: Preferences | None, ifname: str) -> Preferences:
+    """The preferences after "Prefer ``ifname``": first in the order, as a primary (backup/never marks dropped)."""
+    if prefs is None:
+        return Preferences(order=(ifname,))
+    return Preferences(
+        order=(ifname,) + tuple(n for n in prefs.order if n != ifname),
+        backup=prefs.backup - {ifname}, never=prefs.never - {ifname},
+        holdup=prefs.holdup, churn_window=prefs.churn_window, require_router=prefs.require_router,
+    )
+
+
+def overall_state(analysis: Analysis, usable: set[str], prefs: Preferences | None, current: str | None,
+                  *, daemon_configured: bool, daemon_reachable: bool) -> str:
+    """One of :data:`STATES` (module docstring)."""
+    if analysis.z == 0 and not analysis.home_links:
+        return STATE_NO_COA
+    if daemon_configured and not daemon_reachable:
+        return STATE_NO_DAEMON
+    if prefs is not None and current is not None:
+        if current in prefs.backup:
+            return STATE_BACKUP
+        first = next((n for n in prefs.primaries if n in usable), None)
+        if first is not None and current != first:
+            return STATE_BACKUP
+    return STATE_OK
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 'es' if word.endswith('s') else 's'}"
+
+
+def _ordered(usable: set[str], prefs: Preferences | None) -> list[str]:
+    ranked = list(prefs.ranking) if prefs is not None else []
+    out = [n for n in ranked if n in usable]
+    never = [n for n in (prefs.never if prefs is not None else ()) if n in usable]
+    return out + sorted(usable - set(out) - set(never)) + sorted(never)
+
+
+# --------------------------------------------------------------------------- the view
+def build_tray_view(
+    state: NodeState,
+    analysis: Analysis,
+    *,
+    prefs: Preferences | None = None,
+    policy_current: str | None = None,
+    bindings: Sequence[Binding] = (),
+    caps: DaemonCapabilities = NO_DAEMON,
+    daemon_name: str | None = None,
+    daemon_configured: bool = False,
+    daemon_reachable: bool = False,
+    following_rules: Sequence[SteeringRule] = (),
+) -> TrayView:
+    """The tray's picture of the node.
+
+    ``prefs``: the user's failover preferences (None: none set yet);
+    ``policy_current``: :attr:`~mhgui.core.failover.FailoverPolicy.current`;
+    ``bindings``: the daemon's bindings (:meth:`~mhgui.daemons.base.DaemonDriver.bindings`);
+    ``caps``: its capabilities; ``daemon_name``: its name for the user
+    (``"mip6d"``); ``daemon_configured``: a mobility daemon is expected
+    (mip6d.conf names home addresses); ``daemon_reachable``: its control
+    interface answers (``DaemonStatus.reachable``); ``following_rules``: the
+    steering rules that follow the failover choice (they move to the
+    preferred interface; rules already on it do not).
+    """
+    require_router = prefs.require_router if prefs is not None else True
+    usable = usable_interfaces(state, analysis, require_router=require_router)
+    current = current_interface(policy_current, bindings, state)
+    st = overall_state(analysis, usable, prefs, current,
+                       daemon_configured=daemon_configured, daemon_reachable=daemon_reachable)
+    head = headline(taxonomy(analysis, caps))
+    dname = daemon_name or (caps.name if caps.name != "none" else "the mobility daemon")
+
+    # home addresses
+    regs = _home_registrations(bindings)
+    where = _coa_interfaces(state)
+    hoas: list[HoaEntry] = []
+    for h in analysis.homes:
+        addr = h.hoa.address
+        if h.at_home:
+            link = state.interfaces[h.home_ifindex].name if h.home_ifindex in state.interfaces else None
+            hoas.append(HoaEntry(addr, link, True, None, f"{addr} → at home" + (f" ({link})" if link else "")))
+            continue
+        b = regs.get(addr)
+        if b is None or b.state in (BindingState.EXPIRED, BindingState.DYING):
+            why = "not bound" if daemon_reachable else f"not bound ({dname} not reachable)" if daemon_configured \
+                else "not bound (no mobility daemon)"
+            hoas.append(HoaEntry(addr, None, False, b.state.value if b else None, f"{addr} → {why}"))
+            continue
+        iface = b.interface or where.get(b.coa)
+        extra = {BindingState.WAITING_ACK: " (waiting for the home agent)",
+                 BindingState.ERROR: " (error)"}.get(b.state, "")
+        hoas.append(HoaEntry(addr, iface, False, b.state.value, f"{addr} → {iface or b.coa}{extra}"))
+
+    # Prefer items
+    movable_hoas = tuple(h.hoa for h in hoas if not h.at_home) if daemon_configured or caps.connected else ()
+    before = mnifpreference_values(prefs) if prefs is not None else {}
+    items: list[PreferItem] = []
+    for name in _ordered(usable, prefs):
+        after = mnifpreference_values(preferring(prefs, name))
+        restarts = bool(daemon_configured and not caps.runtime_rebind and movable_hoas and after != before)
+        is_current = name == current
+        hoas_moved = () if is_current else tuple(h for h in movable_hoas
+                                                  if next(e for e in hoas if e.hoa == h).interface != name)
+        if caps.per_hoa_choice:
+            hoas_moved = ()  # such a daemon keeps each HoA's own choice: rebinding is per HoA, not here
+        rules_moved = tuple(r.id for r in following_rules if r.interface != name)
+        if is_current:
+            rules_moved = ()
+        parts = []
+        if hoas_moved:
+            parts.append("moves " + (hoas_moved[0] if len(hoas_moved) == 1
+                                     else _plural(len(hoas_moved), "home address")))
+        if rules_moved:
+            parts.append(("moves " if not parts else "") + _plural(len(rules_moved), "steering rule"))
+        what = " and ".join(parts) if parts else "moves nothing now"
+        if restarts:
+            what += f"; restarts {dname}"
+        elif hoas_moved and caps.runtime_rebind:
+            what += ", no restart"
+        changes = after != before or bool(hoas_moved) or bool(rules_moved)
+        if is_current and prefs is not None and prefs.order and prefs.order[0] == name:
+            text, enabled = f"{name} (in use, first choice)", False
+        elif is_current:
+            text = f"{name} (in use) — make it the first choice" + (f"; restarts {dname}" if restarts else "")
+            enabled = changes
+        else:
+            if prefs is not None and name in prefs.never:
+                what += "; it is marked never"
+            text, enabled = f"{name} — {what}", changes
+        items.append(PreferItem(name, text, is_current, hoas_moved, rules_moved, restarts, enabled))
+    note = None
+    if not items:
+        note = "no usable interface"
+
+    lines = [f"mhgui — {STATE_TEXT[st]}", head]
+    if current:
+        lines.append(f"using {current}")
+    lines += [e.text for e in hoas]
+    return TrayView(st, STATE_TEXT[st], head, "\n".join(lines), current, tuple(hoas), tuple(items), note)

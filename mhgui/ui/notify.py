@@ -1,0 +1,170 @@
+"""Desktop notifications: org.freedesktop.Notifications.Notify over the session bus (dbus-fast, async).
+
+:class:`DesktopNotifier` takes :class:`~mhgui.core.notices.Notice` s, lets the
+pure :class:`~mhgui.core.notices.NoticeCoalescer` decide when and what to
+tell (a burst makes one notification; a rate limit per window), and sends
+it with ``app_name`` "mhgui", the tray icon of the state, and ``replaces_id``
+of the previous notification when the coalescer says it replaces it. It runs
+on the app's asyncio (qasync) loop and never blocks.
+
+When notifications are switched off (:attr:`DesktopNotifier.enabled`)
+notices are dropped. When the notification server cannot be reached (no
+session bus, no server, an error reply), that is logged once and never raised
+into the GUI; the next notification tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+from ..core.notices import Notice, NoticeCoalescer, Notification
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DesktopNotifier"]
+
+BUS_NAME = "org.freedesktop.Notifications"
+PATH = "/org/freedesktop/Notifications"
+IFACE = "org.freedesktop.Notifications"
+
+
+def _default_icon(state: str) -> str:
+    from .tray import tray_icon_path
+    try:
+        return Path(tray_icon_path(state, "light")).as_uri()
+    except ValueError:
+        return ""
+
+
+class DesktopNotifier:
+    """Sends coalesced notices as desktop notifications (module docstring).
+
+    ``bus_address``: the session bus (None: the environment's);
+    ``clock``: monotonic seconds, the coalescer's clock (the asyncio loop's
+    timers are armed from it); ``coalescer``: a ready-made one (default: a
+    :class:`NoticeCoalescer` on ``clock``); ``icon_for(state)``: the
+    ``app_icon`` for a tray state (default: the tray's SVG as a file URI);
+    ``expire_ms``: ``expire_timeout`` (-1: the server's default);
+    ``desktop_entry``: the ``desktop-entry`` hint.
+    """
+
+    def __init__(self, *, bus_address: str | None = None, enabled: bool = True,
+                 clock: Callable[[], float] = time.monotonic, coalescer: NoticeCoalescer | None = None,
+                 icon_for: Callable[[str], str] = _default_icon, app_name: str = "mhgui",
+                 expire_ms: int = -1, desktop_entry: str = "io.github.mhgui.MHGui") -> None:
+        self._bus_address = bus_address
+        self._enabled = enabled
+        self._clock = clock
+        self.coalescer = coalescer or NoticeCoalescer(clock)
+        self._icon_for = icon_for
+        self._app_name = app_name
+        self._expire_ms = expire_ms
+        self._desktop_entry = desktop_entry
+        self._bus = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._last_id = 0
+        self._failure_logged = False
+        #: notifications sent, with the id the server gave (for tests and the event log)
+        self.sent: list[tuple[int, Notification]] = []
+
+    # ---- switch
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    @enabled.setter
+    def enabled(self, on: bool) -> None:
+        self._enabled = bool(on)
+        if not on:
+            self.coalescer.clear()
+            self._cancel_timer()
+
+    # ---- input
+    def notify(self, notice: Notice) -> None:
+        """Tell the user about ``notice`` (coalesced; dropped when switched off). Call from the loop's thread."""
+        if not self._enabled:
+            return
+        self.coalescer.add(notice)
+        self._arm()
+
+    async def drain(self) -> None:
+        """Wait until nothing is held or being sent (tests, and before quitting)."""
+        while self.coalescer.pending or self._tasks:
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+            else:
+                await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        """Stop the timer, wait for sends in flight, close the bus connection."""
+        self._cancel_timer()
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        bus, self._bus = self._bus, None
+        if bus is not None:
+            bus.disconnect()
+
+    # ---- internals
+    @staticmethod
+    def _loop() -> asyncio.AbstractEventLoop:
+        try:
+            return asyncio.get_running_loop()
+        except RuntimeError:  # a Qt slot between two loop iterations: the app's (qasync) loop
+            return asyncio.get_event_loop_policy().get_event_loop()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self) -> None:
+        self._cancel_timer()
+        due = self.coalescer.next_deadline
+        if due is None:
+            return
+        loop = self._loop()
+        self._timer = loop.call_later(max(0.0, due - self._clock()), self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        n = self.coalescer.poll()
+        if n is not None:
+            task = self._loop().create_task(self._send(n))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._arm()
+
+    async def _connect(self):
+        from dbus_fast.aio import MessageBus
+        if self._bus is None or not self._bus.connected:
+            self._bus = await MessageBus(bus_address=self._bus_address).connect()
+        return self._bus
+
+    async def _send(self, n: Notification) -> None:
+        from dbus_fast import Message, MessageType, Variant
+        try:
+            bus = await self._connect()
+            hints = {"urgency": Variant("y", n.urgency), "desktop-entry": Variant("s", self._desktop_entry),
+                     "category": Variant("s", "network")}
+            reply = await bus.call(Message(
+                destination=BUS_NAME, path=PATH, interface=IFACE, member="Notify", signature="susssasa{sv}i",
+                body=[self._app_name, self._last_id if n.replace else 0, self._icon_for(n.icon_state),
+                      n.title, n.body, [], hints, self._expire_ms]))
+            if reply.message_type is MessageType.ERROR:
+                raise RuntimeError(f"{reply.error_name}: {reply.body[0] if reply.body else ''}")
+            self._last_id = int(reply.body[0])
+            self.sent.append((self._last_id, n))
+            self._failure_logged = False
+        except Exception as e:  # never into the GUI: logged once until it works again
+            if self._bus is not None and not self._bus.connected:
+                self._bus = None
+            if not self._failure_logged:
+                self._failure_logged = True
+                log.warning("desktop notifications unavailable (%s); not telling: %s", e, n.title)
+            else:
+                log.debug("notification not sent (%s): %s", e, n.title)

@@ -1,0 +1,126 @@
+"""Single instance across real processes: a second launch raises the first and exits 0; a stale socket is taken over."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from mhgui.ui.single import socket_path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = """
+import sys
+from PySide6.QtCore import QSocketNotifier
+from PySide6.QtGui import QGuiApplication
+from mhgui.ui.single import SingleInstance
+
+app = QGuiApplication(sys.argv[:1])
+si = SingleInstance(sys.argv[1] if len(sys.argv) > 1 else None)
+if not si.acquire():
+    print("SECOND", flush=True)
+    sys.exit(0)
+print("PRIMARY " + si.path, flush=True)
+si.raiseRequested.connect(lambda: print("RAISED", flush=True))
+
+def stdin_ready(*_):
+    sys.stdin.readline()
+    si.close()
+    app.quit()
+
+notifier = QSocketNotifier(0, QSocketNotifier.Type.Read)
+notifier.activated.connect(stdin_ready)
+sys.exit(app.exec())
+"""
+
+
+class Instance:
+    def __init__(self, tmp: Path, *args: str) -> None:
+        env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(tmp), PYTHONPATH=str(ROOT))
+        env.pop("FLATPAK_ID", None)
+        self.proc = subprocess.Popen([sys.executable, "-c", SCRIPT, *args], env=env, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        with self.proc.stdout:
+            for line in self.proc.stdout:
+                self.lines.put(line.strip())
+        self.lines.put("<EOF>")
+
+    def next(self, timeout: float = 15.0) -> str:
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("no output from the instance") from None
+
+    def end(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.flush()
+        rc = self.proc.wait(10)
+        self.proc.stdin.close()
+        return rc
+
+
+@pytest.fixture
+def launch(tmp_path):
+    started: list[Instance] = []
+
+    def go(*args: str) -> Instance:
+        i = Instance(tmp_path, *args)
+        started.append(i)
+        return i
+    yield go
+    for i in started:
+        if i.proc.poll() is None:
+            i.proc.kill()
+        i.proc.wait()
+        if not i.proc.stdin.closed:
+            i.proc.stdin.close()
+
+
+def test_second_launch_raises_the_first_and_exits_0(launch, tmp_path):
+    first = launch()
+    line = first.next()
+    assert line.startswith("PRIMARY ")
+    path = line.split(" ", 1)[1]
+    assert path == str(tmp_path / f"io.github.mhgui.MHGui-{os.getuid()}.instance")
+    for _ in range(2):
+        second = launch()
+        assert second.next() == "SECOND"
+        assert second.proc.wait(10) == 0
+        assert first.next() == "RAISED"
+    assert first.end() == 0
+    assert not os.path.exists(path)  # a clean exit removes the socket
+
+
+def test_stale_socket_after_a_crash_is_taken_over(launch, tmp_path):
+    first = launch()
+    path = first.next().split(" ", 1)[1]
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait()
+    assert os.path.exists(path)  # the crash left the socket behind
+    second = launch()
+    assert second.next() == f"PRIMARY {path}"
+    third = launch()
+    assert third.next() == "SECOND"
+    assert third.proc.wait(10) == 0
+    assert second.next() == "RAISED"
+    assert second.end() == 0
+
+
+def test_socket_path_per_user_and_in_flatpak(tmp_path):
+    uid = os.getuid()
+    assert socket_path(env={"XDG_RUNTIME_DIR": str(tmp_path)}) == str(tmp_path / f"io.github.mhgui.MHGui-{uid}.instance")
+    flat = socket_path(env={"XDG_RUNTIME_DIR": "/run/user/1000", "FLATPAK_ID": "io.github.mhgui.MHGui"})
+    assert flat == f"/run/user/1000/app/io.github.mhgui.MHGui/io.github.mhgui.MHGui-{uid}.instance"
+    import tempfile
+    assert socket_path(env={}) == os.path.join(tempfile.gettempdir(), f"io.github.mhgui.MHGui-{uid}.instance")
