@@ -1,0 +1,668 @@
+"""Preferences dialog: interface order and marks, hold-up time, notifications (issue 5, item 2).
+
+:class:`InterfaceOrderModel` is a table model over
+:class:`~mhgui.core.prefsfile.OrderEntry` rows (best first). Rows move by
+drag and drop (internal move, through :meth:`~InterfaceOrderModel.mimeData` /
+:meth:`~InterfaceOrderModel.dropMimeData`, which call
+:meth:`~InterfaceOrderModel.moveRows`), by Alt+Up / Alt+Down (or Ctrl+Up /
+Ctrl+Down) in the list, and by the Move up / Move down buttons. The mark is
+edited in the "Use" column (a combo box delegate: double-click or F2) or with
+the "Use" combo box under the list (Alt+S).
+
+:class:`PreferencesDialog` validates as the user edits (inline messages, OK
+disabled while something is wrong), says before anything is applied when the
+change rewrites ``MnIfPreference`` in mip6d.conf and restarts mip6d (a label,
+and OK then reads "Apply and restart mip6d"), saves ``failover.toml`` in an
+executor (:func:`~mhgui.sources.prefs_store.save_prefs_async`) and then emits
+``applied(Preferences, notifications, restart_needed)``. Sending the values
+to the daemon is the caller's job (:func:`mnif_changes` says which).
+
+Never ``exec()``: open it with ``open()`` (or :func:`open_preferences`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any, Mapping, Sequence
+
+from PySide6.QtCore import (QAbstractTableModel, QByteArray, QItemSelectionModel, QMimeData, QModelIndex,
+                            QPersistentModelIndex, Qt, Signal)
+from PySide6.QtGui import QBrush, QColor, QFont, QKeyEvent
+from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
+                               QHBoxLayout, QHeaderView, QLabel, QPushButton, QSizePolicy, QSpinBox,
+                               QStyledItemDelegate, QTreeView, QVBoxLayout, QWidget)
+
+from ..core.capabilities import DaemonCapabilities
+from ..core.failover import Preferences, mnifpreference_values
+from ..core.prefsfile import (DEFAULT_HOLDUP, HOLDUP_MAX, MARK_LABELS, MARKS, FailoverSettings, OrderEntry,
+                              entries_to_prefs, merge_interfaces)
+from ..core.prefsfile import mnif_changes as _mnif_changes
+from ..core.prefsfile import restart_needed as _restart_needed
+from ..sources import prefs_store
+
+__all__ = ["InterfaceOrderModel", "MarkDelegate", "PreferencesDialog", "mnif_changes", "open_preferences",
+           "restart_notice"]
+
+Index = QModelIndex | QPersistentModelIndex
+
+#: custom roles (after the ones of :mod:`mhgui.ui.models` and :mod:`mhgui.ui.flows_model`)
+NameRole = Qt.ItemDataRole.UserRole + 20     # the interface name
+MarkRole = Qt.ItemDataRole.UserRole + 21     # "primary" | "backup" | "never"
+PresentRole = Qt.ItemDataRole.UserRole + 22  # the interface exists now
+UsableRole = Qt.ItemDataRole.UserRole + 23   # it could carry the node now
+
+MARK_STYLE = {"primary": "#1b5e20", "backup": "#0d47a1", "never": "#757575"}
+
+
+def mnif_changes(old: Preferences | None, new: Preferences, current: Mapping[str, int] | None = None) -> dict[str, int]:
+    """``{interface: MnIfPreference}`` to send through the helper for ``new`` (only what changes);
+    see :func:`mhgui.core.prefsfile.mnif_changes`."""
+    return _mnif_changes(old, new, current)
+
+
+def restart_notice(changes: Mapping[str, int], before: Mapping[str, int], mip6d_conf: str) -> str:
+    """The sentence shown before a change that rewrites mip6d.conf and restarts mip6d."""
+    def value(v: int | None) -> str:
+        return "not listed" if v is None else "0 (never)" if v == 0 else str(v)
+
+    what = ", ".join(f"{n} {value(before.get(n))} → {value(v)}" for n, v in changes.items())
+    return (f"Applying writes MnIfPreference to {mip6d_conf} through the helper and restarts mip6d: "
+            f"bindings re-register. ({what})")
+
+
+# --------------------------------------------------------------------------- model
+class InterfaceOrderModel(QAbstractTableModel):
+    """The interface order, best first: one row per :class:`~mhgui.core.prefsfile.OrderEntry`.
+
+    Columns: interface name, kind, mark ("Use", editable), the MnIfPreference
+    the order gives, status (usable now, why not, "not present").
+    """
+
+    COL_NAME, COL_KIND, COL_MARK, COL_PREF, COL_STATUS = range(5)
+    HEADERS = ("Interface", "Kind", "Use", "MnIfPreference", "Status")
+    MIME_TYPE = "application/x-mhgui-interface-order"
+
+    def __init__(self, entries: Sequence[OrderEntry] = (), parent=None) -> None:
+        super().__init__(parent)
+        self._rows: list[OrderEntry] = list(entries)
+        self._pref: dict[str, int] = {}
+        self._recompute()
+
+    # ---- reading
+    def entries(self) -> list[OrderEntry]:
+        return list(self._rows)
+
+    def names(self) -> list[str]:
+        return [r.name for r in self._rows]
+
+    def marked(self) -> list[tuple[str, str]]:
+        return [(r.name, r.mark) for r in self._rows]
+
+    def row_of(self, name: str) -> int | None:
+        for i, r in enumerate(self._rows):
+            if r.name == name:
+                return i
+        return None
+
+    def preferences(self, base: Preferences | None = None, *, holdup: float | None = None) -> Preferences:
+        return entries_to_prefs(self.marked(), base, holdup=holdup)
+
+    def _recompute(self) -> None:
+        try:
+            self._pref = mnifpreference_values(entries_to_prefs(self.marked()))
+        except ValueError:
+            self._pref = {}
+
+    def _pref_changed(self) -> None:
+        """The order or a mark changed: every row's MnIfPreference may have."""
+        self._recompute()
+        if self._rows:
+            self.dataChanged.emit(self.index(0, self.COL_PREF), self.index(len(self._rows) - 1, self.COL_PREF),
+                                  [Qt.ItemDataRole.DisplayRole])
+
+    # ---- QAbstractItemModel
+    def rowCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self._rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.HEADERS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.HEADERS):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return self.HEADERS[section]
+        if role == Qt.ItemDataRole.ToolTipRole and section == self.COL_PREF:
+            return "The value UMIP gets in mip6d.conf: 1 is best, 0 means never used"
+        return None
+
+    def flags(self, index: Index) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.ItemIsDropEnabled  # drops land between rows, never on one
+        f = (Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled
+             | Qt.ItemFlag.ItemNeverHasChildren)
+        if index.column() == self.COL_MARK:
+            f |= Qt.ItemFlag.ItemIsEditable
+        return f
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.parent().isValid() or not 0 <= index.row() < len(self._rows):
+            return None
+        r = self._rows[index.row()]
+        col = index.column()
+        if role == NameRole:
+            return r.name
+        if role == MarkRole:
+            return r.mark
+        if role == PresentRole:
+            return r.present
+        if role == UsableRole:
+            return r.usable
+        if role == Qt.ItemDataRole.DisplayRole:
+            if col == self.COL_NAME:
+                return r.name
+            if col == self.COL_KIND:
+                return r.kind or "—"
+            if col == self.COL_MARK:
+                return MARK_LABELS[r.mark]
+            if col == self.COL_PREF:
+                v = self._pref.get(r.name)
+                return "" if v is None else "0 (never)" if v == 0 else str(v)
+            if col == self.COL_STATUS:
+                if not r.present:
+                    return "not present"
+                return "usable now" if r.usable and not r.note else r.note or "not usable now"
+            return None
+        if role == Qt.ItemDataRole.EditRole:
+            if col == self.COL_MARK:
+                return r.mark
+            return self.data(index, Qt.ItemDataRole.DisplayRole)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            if col == self.COL_MARK:
+                return {"primary": "used in this order",
+                        "backup": "used only when no primary interface is usable",
+                        "never": "never used"}[r.mark]
+            if not r.present:
+                return f"{r.name} is in your saved order but does not exist now; its place and mark are kept"
+            return r.note or None
+        if role == Qt.ItemDataRole.ForegroundRole:
+            if col == self.COL_MARK:
+                return QBrush(QColor(MARK_STYLE[r.mark]))
+            if not r.present or (col == self.COL_STATUS and not r.usable):
+                return QBrush(QColor("#757575"))
+            return None
+        if role == Qt.ItemDataRole.FontRole and not r.present:
+            f = QFont()
+            f.setItalic(True)
+            return f
+        if role == Qt.ItemDataRole.TextAlignmentRole and col == self.COL_PREF:
+            return int(Qt.AlignmentFlag.AlignCenter)
+        return None
+
+    def setData(self, index: Index, value: Any, role: int = Qt.ItemDataRole.EditRole) -> bool:
+        """Set the mark of a row (``COL_MARK``, EditRole or :data:`MarkRole`): a mark or its label."""
+        if (not index.isValid() or index.column() != self.COL_MARK
+                or role not in (Qt.ItemDataRole.EditRole, MarkRole) or not 0 <= index.row() < len(self._rows)):
+            return False
+        labels = {v: k for k, v in MARK_LABELS.items()}
+        mark = value if value in MARKS else labels.get(value)
+        if mark is None:
+            return False
+        row = index.row()
+        if self._rows[row].mark == mark:
+            return True
+        r = self._rows[row]
+        self._rows[row] = OrderEntry(r.name, r.kind, r.usable, r.note, r.present, mark, r.saved)
+        self.dataChanged.emit(self.index(row, 0), self.index(row, self.columnCount() - 1))
+        self._pref_changed()
+        return True
+
+    def set_mark(self, row: int, mark: str) -> bool:
+        return self.setData(self.index(row, self.COL_MARK), mark)
+
+    def moveRows(self, sourceParent: Index, sourceRow: int, count: int, destinationParent: Index,
+                 destinationChild: int) -> bool:
+        """Move ``count`` rows from ``sourceRow`` to before ``destinationChild`` (Qt's convention)."""
+        n = len(self._rows)
+        if (sourceParent.isValid() or destinationParent.isValid() or count < 1 or sourceRow < 0
+                or sourceRow + count > n or not 0 <= destinationChild <= n
+                or sourceRow <= destinationChild <= sourceRow + count):
+            return False
+        if not self.beginMoveRows(QModelIndex(), sourceRow, sourceRow + count - 1, QModelIndex(), destinationChild):
+            return False
+        block = self._rows[sourceRow:sourceRow + count]
+        del self._rows[sourceRow:sourceRow + count]
+        at = destinationChild - count if destinationChild > sourceRow else destinationChild
+        self._rows[at:at] = block
+        self.endMoveRows()
+        self._pref_changed()
+        return True
+
+    def move(self, row: int, delta: int) -> int | None:
+        """Move ``row`` up (``delta`` < 0) or down; returns its new row, None when it cannot move."""
+        to = row + delta
+        if not 0 <= row < len(self._rows) or not 0 <= to < len(self._rows) or delta == 0:
+            return None
+        dest = to if delta < 0 else to + 1
+        return to if self.moveRow(QModelIndex(), row, QModelIndex(), dest) else None
+
+    def removeRows(self, row: int, count: int, parent: Index = QModelIndex()) -> bool:
+        """Only interfaces that are not present can go (:meth:`forget`); a view's drag never removes rows."""
+        return False
+
+    def forget(self, row: int) -> bool:
+        """Remove a saved interface that is not present now (UMIP then gets 0 for it)."""
+        if not 0 <= row < len(self._rows) or self._rows[row].present:
+            return False
+        self.beginRemoveRows(QModelIndex(), row, row)
+        del self._rows[row]
+        self.endRemoveRows()
+        self._pref_changed()
+        return True
+
+    # ---- drag and drop (internal move)
+    def supportedDragActions(self) -> Qt.DropAction:
+        return Qt.DropAction.MoveAction
+
+    def supportedDropActions(self) -> Qt.DropAction:
+        return Qt.DropAction.MoveAction
+
+    def mimeTypes(self) -> list[str]:
+        return [self.MIME_TYPE]
+
+    def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
+        rows = sorted({i.row() for i in indexes if i.isValid() and 0 <= i.row() < len(self._rows)})
+        data = QMimeData()
+        payload = {"model": id(self), "pid": os.getpid(), "names": [self._rows[r].name for r in rows]}
+        data.setData(self.MIME_TYPE, QByteArray(json.dumps(payload).encode()))
+        return data
+
+    def _names_from(self, data: QMimeData) -> list[str] | None:
+        if data is None or not data.hasFormat(self.MIME_TYPE):
+            return None
+        try:
+            payload = json.loads(bytes(data.data(self.MIME_TYPE).data()).decode())
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not isinstance(payload, dict) or payload.get("model") != id(self) or payload.get("pid") != os.getpid():
+            return None  # from another list or process: not a move within this one
+        names = payload.get("names")
+        if not isinstance(names, list) or not names or any(self.row_of(n) is None for n in names if isinstance(n, str)):
+            return None
+        return [n for n in names if isinstance(n, str)]
+
+    def canDropMimeData(self, data: QMimeData, action: Qt.DropAction, row: int, column: int, parent: Index) -> bool:
+        return action == Qt.DropAction.MoveAction and self._names_from(data) is not None
+
+    def dropMimeData(self, data: QMimeData, action: Qt.DropAction, row: int, column: int, parent: Index) -> bool:
+        """Move the dragged rows to before ``row`` (onto a row: before it; nowhere: to the end)."""
+        if action == Qt.DropAction.IgnoreAction:
+            return True
+        names = self._names_from(data) if action == Qt.DropAction.MoveAction else None
+        if names is None:
+            return False
+        dest = parent.row() if parent.isValid() else row
+        if not 0 <= dest <= len(self._rows):
+            dest = len(self._rows)
+        for name in names:  # keep the dragged rows in their order, one after the other at dest
+            src = self.row_of(name)
+            assert src is not None
+            if src == dest or src + 1 == dest:
+                dest = src + 1
+                continue
+            self.moveRow(QModelIndex(), src, QModelIndex(), dest)
+            now = self.row_of(name)
+            dest = (now if now is not None else dest) + 1
+        return True
+
+
+class MarkDelegate(QStyledItemDelegate):
+    """A combo box (primary / backup only / never) in the "Use" column."""
+
+    def createEditor(self, parent: QWidget, option, index: QModelIndex) -> QWidget:
+        combo = QComboBox(parent)
+        for mark in MARKS:
+            combo.addItem(MARK_LABELS[mark], mark)
+        combo.activated.connect(lambda _i, c=combo: (self.commitData.emit(c), self.closeEditor.emit(c)))
+        return combo
+
+    def setEditorData(self, editor: QWidget, index: QModelIndex) -> None:
+        i = editor.findData(index.data(MarkRole))
+        editor.setCurrentIndex(max(i, 0))
+
+    def setModelData(self, editor: QWidget, model, index: QModelIndex) -> None:
+        model.setData(index, editor.currentData(), Qt.ItemDataRole.EditRole)
+
+
+class _OrderView(QTreeView):
+    """The list: Alt+Up / Alt+Down (or Ctrl+Up / Ctrl+Down) move the current row."""
+
+    moveRequested = Signal(int)  # -1 up, +1 down
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        mods = event.modifiers() & (Qt.KeyboardModifier.AltModifier | Qt.KeyboardModifier.ControlModifier
+                                    | Qt.KeyboardModifier.ShiftModifier | Qt.KeyboardModifier.MetaModifier)
+        if (event.key() in (Qt.Key.Key_Up, Qt.Key.Key_Down)
+                and mods in (Qt.KeyboardModifier.AltModifier, Qt.KeyboardModifier.ControlModifier)):
+            self.moveRequested.emit(-1 if event.key() == Qt.Key.Key_Up else 1)
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+
+# --------------------------------------------------------------------------- dialog
+class PreferencesDialog(QDialog):
+    """Failover preferences (module docstring).
+
+    ``interfaces``: ``(name, kind, usable, note)`` for every interface now
+    (:func:`mhgui.core.prefsfile.live_interface_rows` makes them from the live
+    state); ``saved``: what ``failover.toml`` holds (None: no file yet);
+    ``problems``: the file's problems, shown at the top; ``capabilities``: the
+    daemon's (None: taken as mainline UMIP, which restarts to read
+    preferences); ``current_mnif``: the ``MnIfPreference`` values in
+    mip6d.conf now, when known (better than the saved file to tell whether a
+    restart is needed); ``mip6d_conf``: its path, for the notice; ``path``:
+    where to save (default ``$XDG_CONFIG_HOME/mhgui/failover.toml``).
+    """
+
+    #: (Preferences, notifications: bool, restart_needed: bool), after the file is saved
+    applied = Signal(object, bool, bool)
+
+    def __init__(self, interfaces: Sequence[tuple[str, str, bool, str]] = (), saved: FailoverSettings | None = None,
+                 *, problems: Sequence[str] = (), capabilities: DaemonCapabilities | None = None,
+                 current_mnif: Mapping[str, int] | None = None, mip6d_conf: str = "/etc/mip6d.conf",
+                 path: str | os.PathLike | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Failover preferences")
+        self.setObjectName("preferences")
+        self.saved = saved
+        self.capabilities = capabilities
+        self.current_mnif = dict(current_mnif) if current_mnif is not None else None
+        self.mip6d_conf = mip6d_conf
+        self.path = path
+        self.saved_result: prefs_store.SavedPrefs | None = None
+        #: set just before ``applied``: the MnIfPreference values to send through the helper ({} for none)
+        self.applied_mnif: dict[str, int] = {}
+        self._task: asyncio.Task | None = None
+        self._saving = False
+        saved_prefs = saved.prefs if saved is not None and saved.prefs.order else None
+        self.model = InterfaceOrderModel(merge_interfaces(interfaces, saved_prefs, self.current_mnif), self)
+        # what the restart decision compares with: the saved order, else what the dialog opened with
+        self._baseline = saved_prefs if saved_prefs is not None else self.model.preferences()
+
+        root = QVBoxLayout(self)
+        self.problems_label = QLabel()
+        self.problems_label.setObjectName("problems")
+        self.problems_label.setWordWrap(True)
+        self.problems_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.problems_label.setStyleSheet("background:#fff3cd;color:#5d4200;padding:4px;border:1px solid #e0c36c;")
+        if problems:
+            self.problems_label.setText("Problems in the saved preferences (applying rewrites the file; the old "
+                                        "one is kept beside it):\n" + "\n".join(problems))
+        self.problems_label.setVisible(bool(problems))
+        root.addWidget(self.problems_label)
+
+        intro = QLabel("Interfaces, best first. Drag a row, or press Alt+Up / Alt+Down, to change the order.")
+        intro.setWordWrap(True)
+        root.addWidget(intro)
+
+        self.view = _OrderView()
+        self.view.setObjectName("order")
+        self.view.setModel(self.model)
+        intro.setBuddy(self.view)
+        self.view.setRootIsDecorated(False)
+        self.view.setItemsExpandable(False)
+        self.view.setUniformRowHeights(True)
+        self.view.setAllColumnsShowFocus(True)
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.view.setDragEnabled(True)
+        self.view.setAcceptDrops(True)
+        self.view.setDropIndicatorShown(True)
+        self.view.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.view.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.view.setDragDropOverwriteMode(False)
+        self.view.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
+                                  | QAbstractItemView.EditTrigger.EditKeyPressed
+                                  | QAbstractItemView.EditTrigger.SelectedClicked)
+        self.delegate = MarkDelegate(self.view)
+        self.view.setItemDelegateForColumn(InterfaceOrderModel.COL_MARK, self.delegate)
+        header = self.view.header()
+        header.setStretchLastSection(True)
+        for col in range(InterfaceOrderModel.COL_STATUS):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        self.view.moveRequested.connect(self.move_current)
+        root.addWidget(self.view, 1)
+
+        row = QHBoxLayout()
+        self.up_button = QPushButton("Move &up")
+        self.up_button.setToolTip("Move the selected interface up (Alt+Up)")
+        self.down_button = QPushButton("Move &down")
+        self.down_button.setToolTip("Move the selected interface down (Alt+Down)")
+        self.up_button.clicked.connect(lambda: self.move_current(-1))
+        self.down_button.clicked.connect(lambda: self.move_current(1))
+        self.mark_combo = QComboBox()
+        self.mark_combo.setObjectName("mark")
+        for mark in MARKS:
+            self.mark_combo.addItem(MARK_LABELS[mark], mark)
+        self.mark_combo.setToolTip("primary: used in this order; backup only: used only when no primary "
+                                   "interface is usable; never: never used")
+        mark_label = QLabel("U&se:")
+        mark_label.setBuddy(self.mark_combo)
+        self.mark_combo.activated.connect(self._on_mark_combo)
+        self.forget_button = QPushButton("&Forget")
+        self.forget_button.setToolTip("Remove an interface that is not present from the list")
+        self.forget_button.clicked.connect(self.forget_current)
+        for w in (self.up_button, self.down_button):
+            row.addWidget(w)
+        row.addSpacing(12)
+        row.addWidget(mark_label)
+        row.addWidget(self.mark_combo)
+        row.addStretch(1)
+        row.addWidget(self.forget_button)
+        root.addLayout(row)
+
+        form = QFormLayout()
+        self.holdup = QSpinBox()
+        self.holdup.setObjectName("holdup")
+        self.holdup.setRange(0, HOLDUP_MAX)
+        self.holdup.setSuffix(" s")
+        self.holdup.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.holdup.setValue(int(round(saved.prefs.holdup)) if saved is not None else DEFAULT_HOLDUP)
+        self.holdup.setToolTip("How long a better interface must stay usable before the node goes back to it "
+                               f"(0 to {HOLDUP_MAX} seconds), so that a flapping link does not cause a storm")
+        form.addRow("&Hold-up before going back:", self.holdup)
+        self.holdup_note = QLabel()
+        self.holdup_note.setWordWrap(True)
+        self.holdup_note.setStyleSheet("color:#616161;")
+        if capabilities is None or not capabilities.runtime_rebind:
+            self.holdup_note.setText("Applies to steering rules. UMIP goes back to a better interface at once "
+                                     "by itself; it has no hold-up.")
+        self.holdup_note.setVisible(bool(self.holdup_note.text()))
+        form.addRow("", self.holdup_note)
+        self.notifications = QCheckBox("Desktop &notifications on link loss and failover")
+        self.notifications.setChecked(saved.notifications if saved is not None else True)
+        form.addRow("", self.notifications)
+        root.addLayout(form)
+
+        self.validation_label = QLabel()
+        self.validation_label.setObjectName("validation")
+        self.validation_label.setWordWrap(True)
+        self.validation_label.setStyleSheet("color:#b71c1c;")
+        root.addWidget(self.validation_label)
+        self.restart_label = QLabel()
+        self.restart_label.setObjectName("restart")
+        self.restart_label.setWordWrap(True)
+        self.restart_label.setStyleSheet("background:#e3f2fd;color:#0d47a1;padding:4px;border:1px solid #90caf9;")
+        root.addWidget(self.restart_label)
+
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        self.ok_button = self.buttons.button(QDialogButtonBox.StandardButton.Ok)
+        self.buttons.accepted.connect(self._on_ok)
+        self.buttons.rejected.connect(self.reject)
+        root.addWidget(self.buttons)
+
+        self.model.dataChanged.connect(self._update)
+        self.model.rowsMoved.connect(self._update)
+        self.model.rowsRemoved.connect(self._update)
+        self.model.rowsMoved.connect(self._follow_move)
+        self.holdup.valueChanged.connect(self._update)
+        self.holdup.lineEdit().textChanged.connect(self._update)
+        self.notifications.toggled.connect(self._update)
+        self.view.selectionModel().currentRowChanged.connect(self._update)
+        if self.model.rowCount():
+            self.view.setCurrentIndex(self.model.index(0, 0))
+        self.resize(640, 460)
+        self._update()
+
+    # ---- what the dialog would apply
+    def holdup_valid(self) -> bool:
+        return self.holdup.hasAcceptableInput() and 0 <= self.holdup.value() <= HOLDUP_MAX
+
+    def preferences(self) -> Preferences:
+        """The preferences as edited (raises ``ValueError`` only for a state :meth:`validation_problems` reports)."""
+        base = self.saved.prefs if self.saved is not None else None
+        return self.model.preferences(base, holdup=float(self.holdup.value()))
+
+    def settings(self) -> FailoverSettings:
+        """What OK saves: the edited preferences, notifications, and the file's unknown keys."""
+        base = self.saved if self.saved is not None else FailoverSettings()
+        return base.with_prefs(self.preferences(), self.notifications.isChecked())
+
+    def validation_problems(self) -> list[str]:
+        out = []
+        marks = [m for _, m in self.model.marked()]
+        if not marks:
+            out.append("No interface is listed: no interface may be used.")
+        elif all(m == "never" for m in marks):
+            out.append("Every interface is marked never: no interface may be used. "
+                       "Mark at least one as primary or backup only.")
+        if not self.holdup_valid():
+            out.append(f"Hold-up must be a whole number of seconds from 0 to {HOLDUP_MAX}.")
+        return out
+
+    def mnif_changes(self) -> dict[str, int]:
+        """``{interface: MnIfPreference}`` that applying would change (empty while invalid)."""
+        try:
+            return _mnif_changes(self._baseline, self.preferences(), self.current_mnif)
+        except ValueError:
+            return {}
+
+    def restart_needed(self) -> bool:
+        try:
+            return _restart_needed(self._baseline, self.preferences(), self.capabilities, self.current_mnif)
+        except ValueError:
+            return False
+
+    def _before(self) -> dict[str, int]:
+        if self.current_mnif is not None:
+            return dict(self.current_mnif)
+        return mnifpreference_values(self._baseline)
+
+    # ---- reacting
+    def _update(self, *_args) -> None:
+        problems = self.validation_problems()
+        self.validation_label.setText("\n".join(problems))
+        self.validation_label.setVisible(bool(problems))
+        restart = not problems and self.restart_needed()
+        if restart:
+            self.restart_label.setText(restart_notice(self.mnif_changes(), self._before(), self.mip6d_conf))
+        elif not problems and self.mnif_changes():
+            self.restart_label.setText("The daemon takes the new order at run time: no restart.")
+        else:
+            self.restart_label.setText("")
+        self.restart_label.setVisible(bool(self.restart_label.text()))
+        self.ok_button.setText("Apply and restart mip6d" if restart else "OK")
+        self.ok_button.setEnabled(not problems and not self._saving)
+        cur = self.view.currentIndex()
+        row = cur.row() if cur.isValid() else -1
+        n = self.model.rowCount()
+        self.up_button.setEnabled(not self._saving and row > 0)
+        self.down_button.setEnabled(not self._saving and 0 <= row < n - 1)
+        self.mark_combo.setEnabled(not self._saving and row >= 0)
+        if row >= 0:
+            self.mark_combo.setCurrentIndex(max(self.mark_combo.findData(self.model.index(row, 0).data(MarkRole)), 0))
+        self.forget_button.setEnabled(not self._saving and row >= 0
+                                      and not self.model.index(row, 0).data(PresentRole))
+
+    def _follow_move(self, _parent, start: int, end: int, _dest_parent, dest: int) -> None:
+        """Keep the moved row selected (a drag does not say where it went otherwise)."""
+        new = dest if dest < start else dest - (end - start + 1)
+        self._select(new)
+
+    def _select(self, row: int) -> None:
+        index = self.model.index(row, 0)
+        self.view.selectionModel().setCurrentIndex(
+            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows)
+        self.view.scrollTo(index)
+
+    def move_current(self, delta: int) -> None:
+        cur = self.view.currentIndex()
+        if not cur.isValid() or self._saving:
+            return
+        new = self.model.move(cur.row(), delta)
+        if new is not None:
+            self._select(new)
+
+    def forget_current(self) -> None:
+        cur = self.view.currentIndex()
+        if cur.isValid() and not self._saving and self.model.forget(cur.row()):
+            if self.model.rowCount():
+                self._select(min(cur.row(), self.model.rowCount() - 1))
+            self._update()
+
+    def _on_mark_combo(self, _i: int) -> None:
+        cur = self.view.currentIndex()
+        if cur.isValid():
+            self.model.set_mark(cur.row(), self.mark_combo.currentData())
+
+    # ---- applying
+    def _on_ok(self) -> None:
+        if self._saving or self.validation_problems():
+            return
+        self._task = asyncio.ensure_future(self.apply())
+
+    async def apply(self) -> bool:
+        """Save the file (in an executor), emit :attr:`applied`, close. False (and the dialog stays open,
+        with the reason shown) when it cannot be saved or something is invalid."""
+        if self._saving or self.validation_problems():
+            return False
+        prefs = self.preferences()
+        settings = self.settings()
+        restart = self.restart_needed()
+        changes = self.mnif_changes()
+        self._saving = True
+        self._update()
+        self.ok_button.setText("Saving…")
+        error = None
+        try:
+            self.saved_result = await prefs_store.save_prefs_async(settings, self.path)
+        except prefs_store.PrefsStoreError as e:
+            error = str(e)
+        finally:
+            self._saving = False
+            self._update()
+        if error is not None:
+            self.validation_label.setText(f"Not applied: {error}")
+            self.validation_label.setVisible(True)
+            return False
+        self.saved = settings
+        self.applied_mnif = changes
+        self.applied.emit(prefs, settings.notifications, restart)
+        self.accept()
+        return True
+
+
+async def open_preferences(interfaces: Sequence[tuple[str, str, bool, str]], *,
+                           capabilities: DaemonCapabilities | None = None,
+                           current_mnif: Mapping[str, int] | None = None, mip6d_conf: str = "/etc/mip6d.conf",
+                           path: str | os.PathLike | None = None, parent: QWidget | None = None) -> PreferencesDialog:
+    """Read ``failover.toml`` in an executor, build the dialog and ``open()`` it (window-modal, no ``exec()``)."""
+    loaded = await prefs_store.load_prefs_async(path)
+    dialog = PreferencesDialog(interfaces, loaded.settings, problems=loaded.problems, capabilities=capabilities,
+                               current_mnif=current_mnif, mip6d_conf=mip6d_conf, path=loaded.path, parent=parent)
+    dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    dialog.open()
+    return dialog
