@@ -420,6 +420,8 @@ def format_log_entry(e: dict) -> str:
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "?"
     after = e.get("after_trigger") if isinstance(e.get("after_trigger"), dict) else {}
     who = {"app": "mhgui", "daemon": "daemon"}.get(e.get("who"), "?")
+    if e.get("who") == "app" and e.get("bu_time") is not None:
+        who = "both"  # mhgui's decision, and the daemon moved the same way
     move = f"{e.get('from') or '(none)'} -> {e.get('to') or '(none)'}"
     hoas = e.get("hoas") if isinstance(e.get("hoas"), list) else []
     parts = [when, f"{who:6}", f"{move:24}", f"{str(e.get('reason'))[:16]:16}",

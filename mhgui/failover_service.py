@@ -101,7 +101,8 @@ class Decided:
 
 FailoverEvent = Union[EntryChanged, LinkLost, FailoverDone, FailoverFailed, DaemonLost, Decided]
 Listener = Callable[[FailoverEvent], None]
-SteeringSetter = Callable[[Mapping[str, str]], Awaitable[None]]
+#: sets the helper's steering fallback; returns whether a rule actually moved (or came back)
+SteeringSetter = Callable[[Mapping[str, str]], Awaitable[bool]]
 
 
 class FailoverService:
@@ -136,6 +137,7 @@ class FailoverService:
         self._steer_entry: FailoverEntry | None = None
         self._daemon_up: bool | None = None
         self._acks: dict[int, asyncio.TimerHandle] = {}
+        self._done: set[int] = set()  # entries whose FailoverDone was emitted
         self.started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -211,12 +213,15 @@ class FailoverService:
         actions = self.policy.tick(self.store.state, self._analysis())
         self._after(actions, last)
 
-    def _last_id(self) -> int:
-        return self.log.entries[-1].id if self.log.entries else 0
+    def _last_id(self) -> tuple[int, dict[int, float | None]]:
+        tail = self.log.entries[-3:]
+        return (self.log.entries[-1].id if self.log.entries else 0), {e.id: e.trigger_time for e in tail}
 
-    def _after(self, actions: list, last_id: int) -> None:
-        for e in [e for e in self.log.entries if e.id > last_id]:  # recorded by this decision
-            self._entry(e)
+    def _after(self, actions: list, last: tuple[int, dict[int, float | None]]) -> None:
+        last_id, triggers = last
+        for e in self.log.entries:  # recorded by this decision, or dated by it (a daemon move seen first)
+            if e.id > last_id or (e.id in triggers and triggers[e.id] != e.trigger_time):
+                self._entry(e)
         for a in actions:
             if isinstance(a, SwitchTo):
                 if a.previous is not None:
@@ -282,14 +287,14 @@ class FailoverService:
             if want == self._steer_sent:
                 continue
             try:
-                await self.steering(want)  # type: ignore[misc]
+                moved = await self.steering(want)  # type: ignore[misc]
             except Exception as e:
                 msg = f"steering rules not moved: {e}"
                 log.warning("%s", msg)
                 self._emit(FailoverFailed(next(iter(want), None), msg, self.clock()))
                 continue
             self._steer_sent = want
-            if entry is not None and want and entry.trigger_time is not None:
+            if moved and entry is not None and want and entry.trigger_time is not None:
                 took = self.clock() - entry.trigger_time
                 if not self._daemon_moves():
                     self._emit(FailoverDone(entry, took, "steering"))
@@ -309,10 +314,9 @@ class FailoverService:
             h = self._acks.pop(e.id, None)
             if h is not None:
                 h.cancel()
-                if e.trigger_time is not None:
-                    self._emit(FailoverDone(e, e.ack_time - e.trigger_time, "daemon"))
-            elif e.trigger_time is not None and e.bu_time is not None and e.bu_time == e.ack_time:
-                self._emit(FailoverDone(e, e.ack_time - e.trigger_time, "daemon"))
+            if e.trigger_time is not None and e.bu_time is not None and e.id not in self._done:
+                self._done.add(e.id)
+                self._emit(FailoverDone(e, max(0.0, e.ack_time - e.trigger_time), "daemon"))
         elif e.bu_time is not None and e.id not in self._acks and self.started:
             loop = asyncio.get_running_loop()
             self._acks[e.id] = loop.call_later(ACK_TIMEOUT, self._ack_timeout, e)

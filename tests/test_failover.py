@@ -437,6 +437,24 @@ def test_steering_fallback_follows_the_current_interface_and_flapping_moves_once
     assert lab.fallbacks[-1].as_dict() == {"wlan0": "eth0"}
 
 
+def test_failed_over_while_on_a_worse_interface_than_one_lost():
+    lab = Lab(PREFS)
+    assert not lab.policy.failed_over()
+    lab.at(1010.0, link("wlan0", up=False))  # a worse interface lost: still on the first choice
+    assert not lab.policy.failed_over()
+    lab.at(1011.0, link("eth0", up=False))
+    assert lab.policy.current == "wwan0" and lab.policy.failed_over()
+    lab.at(1012.0, link("eth0"))
+    assert lab.policy.failed_over()  # waiting for the hold-up
+    lab.tick(1017.0)
+    assert lab.policy.current == "eth0" and not lab.policy.failed_over()
+    # never usable since start (a cable never plugged in) is not a failover
+    lab2 = Lab(PREFS, names=("eth0", "wlan0"), start=False)
+    lab2.feed(NetlinkSnapshot((link("eth0", up=False).iface, link("wlan0").iface),
+                              (addr("wlan0").address,), ((IFACES["wlan0"][0], ROUTER),)))
+    assert lab2.policy.current == "wlan0" and not lab2.policy.failed_over()
+
+
 def test_steering_fallback_empty_when_nothing_is_usable():
     lab = Lab(PREFS)
     lab.at(1010.0, link("eth0", up=False), link("wlan0", up=False), link("wwan0", up=False))
@@ -501,6 +519,20 @@ def test_log_ignores_non_home_and_correspondent_bindings():
     assert log.observe_bindings([bul(HOA1, COA["eth0"], "eth0"), Binding(
         HOA1, COA["wlan0"], peer="2001:db8:9::9", flags=("A",), interface="wlan0")], 2.0) == []
     assert log.entries == []
+
+
+def test_log_joins_a_daemon_move_seen_before_the_link_event():
+    log = FailoverLog()
+    log.observe_bindings([bul(HOA1, COA["eth0"], "eth0")], 10.0)
+    [d] = log.observe_bindings([bul(HOA1, COA["wlan0"], "wlan0")], 10.5)  # the poll came first
+    assert (d.who, d.trigger_time, d.ack_time) == ("daemon", None, 10.5)
+    e = log.record("app", "eth0", "wlan0", "link-down", 10.56, 10.56)
+    assert e is d and len(log.entries) == 1
+    assert (e.trigger_time, e.reason) == (10.56, "link-down")
+    assert e.to_json()["after_trigger"]["ack"] == -0.06
+    # not the same move, or too late: separate entries
+    assert log.record("app", "eth0", "wwan0", "link-down", 10.6, 10.6) is not d
+    assert log.record("app", "eth0", "wlan0", "link-down", 13.0, 13.0) is not d
 
 
 def test_log_limit_and_who():

@@ -72,6 +72,7 @@ class World:
             self.fail_steering -= 1
             raise RuntimeError("the helper said no")
         self.sent.append((time.monotonic(), dict(fallback)))
+        return True
 
     def of(self, kind) -> list:
         return [e for e in self.events if isinstance(e, kind)]

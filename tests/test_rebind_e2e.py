@@ -63,6 +63,7 @@ class World:
             self.stack = _start_stack(systemd=False)
             self.helper = HelperProc(self.stack, self.conf, "--restart-method", "command", "--mip6d-command",
                                      self.command, "--pidfile", str(self.pidfile),
+                                     "--state-dir", str(tmp / "helper-state"),
                                      wrapper=("ip", "netns", "exec", self.lab.ns)).start()
             self.stack.allow(READ, CHANGE)
             asyncio.run(self.restart())  # the first start, as an administrator would

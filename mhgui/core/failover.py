@@ -57,7 +57,8 @@ Decisions (:meth:`FailoverPolicy.observe`)
   the policy's current interface instead, at once; once the interface is
   usable again, the rule goes back to it only after ``holdup`` seconds of
   uninterrupted use (the same hold-up as above, so a flapping link moves the
-  rules once away and once back). The action carries the whole map
+  rules once away and once back). Only interfaces in the preference list,
+  or that were usable once, fall back. The action carries the whole map
   ``{interface: substitute}`` and is emitted whenever the map changes; an
   empty map means every rule uses its own interface.
 - The caller asks again (:meth:`FailoverPolicy.tick`) at
@@ -97,6 +98,9 @@ __all__ = [
     "mnifpreference_values",
     "usable_interfaces",
 ]
+
+#: seconds: a daemon move seen this long before the app's own decision for the same move is the same failover
+JOIN_WINDOW = 2.0
 
 #: UMIP's largest (worst) usable MnIfPreference (``POL_MN_IF_MIN_PREFERENCE``); 0 = never used.
 MAX_MNIF_PREFERENCE = 10
@@ -349,6 +353,15 @@ class FailoverLog:
                trigger_time: float | None, decision_time: float) -> FailoverEntry:
         if who not in ("app", "daemon"):
             raise ValueError(f"who must be 'app' or 'daemon', not {who!r}")
+        if who == "app" and to_interface is not None:
+            # the daemon's move was seen before the link event reached the app (its binding update
+            # list polled first): one failover, dated from the app's trigger; its BU/ack times then
+            # come out before the trigger (negative durations), which is what was observed
+            for e in reversed(self.entries[-3:]):
+                if (e.who == "daemon" and e.trigger_time is None and e.from_interface == from_interface
+                        and e.to_interface == to_interface and 0 <= decision_time - e.decision_time <= JOIN_WINDOW):
+                    e.trigger_time, e.reason = trigger_time, reason
+                    return e
         e = FailoverEntry(self._next_id, who, from_interface, to_interface, reason, trigger_time, decision_time)
         self._next_id += 1
         self.entries.append(e)
@@ -429,8 +442,22 @@ class FailoverPolicy:
         self._coas: dict[str, frozenset] = {}  # name -> address keys counted as CoAs at the last observe
         self._lost: set[str] = set()  # names that stopped being usable and are not steered to again yet
         self._known: set[str] = set()  # every interface name seen
+        self._ever_usable: set[str] = set()  # names usable at some point
         #: the steering fallback last emitted ({interface: substitute})
         self.fallback: dict[str, str] = {}
+
+    def failed_over(self) -> bool:
+        """The node runs on a worse interface than one it used before and lost (or waits for its hold-up)."""
+        cur = self.current
+        if cur is None:
+            return False
+        if self.pending is not None or cur in self.prefs.backup:
+            return True
+        ranking = self.prefs.ranking
+        if cur not in ranking:
+            return False
+        better = ranking[:ranking.index(cur)]
+        return any(n in self._lost and n in self._ever_usable for n in better)
 
     def set_preferences(self, prefs: Preferences) -> None:
         """New preferences; they apply at the next :meth:`observe` / :meth:`tick`."""
@@ -494,6 +521,7 @@ class FailoverPolicy:
     def _steering(self, now: float, effective: set[str], present: set[str]) -> SteeringFallback | None:
         """The steering fallback map after this batch; an action when it changed."""
         self._known |= present
+        self._ever_usable |= effective
         for name in self._known:
             if name not in effective:
                 if self._started:
@@ -501,7 +529,9 @@ class FailoverPolicy:
             elif name in self._lost and now >= self._since[name] + self.prefs.holdup:
                 self._lost.discard(name)  # usable again for the whole hold-up: its rules go back
         cur = self.current
-        fallback = {} if cur is None else {n: cur for n in self._lost if n != cur}
+        # interfaces the user listed, or that carried traffic once: not every down port (or home link)
+        candidates = {n for n in self._lost if n in self.prefs.order or n in self._ever_usable}
+        fallback = {} if cur is None else {n: cur for n in candidates if n != cur}
         if fallback == self.fallback:
             return None
         self.fallback = fallback

@@ -164,12 +164,15 @@ def preferring(prefs: Preferences | None, ifname: str) -> Preferences:
 
 
 def overall_state(analysis: Analysis, usable: set[str], prefs: Preferences | None, current: str | None,
-                  *, daemon_configured: bool, daemon_reachable: bool) -> str:
-    """One of :data:`STATES` (module docstring)."""
+                  *, daemon_configured: bool, daemon_reachable: bool, failed_over: bool = False) -> str:
+    """One of :data:`STATES` (module docstring). ``failed_over``: the policy left a better interface
+    that it has not gone back to (:meth:`~mhgui.core.failover.FailoverPolicy.failed_over`)."""
     if analysis.z == 0 and not analysis.home_links:
         return STATE_NO_COA
     if daemon_configured and not daemon_reachable:
         return STATE_NO_DAEMON
+    if failed_over:
+        return STATE_BACKUP
     if prefs is not None and current is not None:
         if current in prefs.backup:
             return STATE_BACKUP
@@ -203,6 +206,7 @@ def build_tray_view(
     daemon_configured: bool = False,
     daemon_reachable: bool = False,
     following_rules: Sequence[SteeringRule] = (),
+    failed_over: bool = False,
 ) -> TrayView:
     """The tray's picture of the node.
 
@@ -214,13 +218,15 @@ def build_tray_view(
     (mip6d.conf names home addresses); ``daemon_reachable``: its control
     interface answers (``DaemonStatus.reachable``); ``following_rules``: the
     steering rules that follow the failover choice (they move to the
-    preferred interface; rules already on it do not).
+    preferred interface; rules already on it do not); ``failed_over``: the
+    policy runs on a worse interface after losing a better one.
     """
     require_router = prefs.require_router if prefs is not None else True
     usable = usable_interfaces(state, analysis, require_router=require_router)
     current = current_interface(policy_current, bindings, state)
     st = overall_state(analysis, usable, prefs, current,
-                       daemon_configured=daemon_configured, daemon_reachable=daemon_reachable)
+                       daemon_configured=daemon_configured, daemon_reachable=daemon_reachable,
+                       failed_over=failed_over)
     head = headline(taxonomy(analysis, caps))
     dname = daemon_name or (caps.name if caps.name != "none" else "the mobility daemon")
 

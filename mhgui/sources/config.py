@@ -155,3 +155,17 @@ def load_config(mip6d_conf: str | None = None, settings_file: str | os.PathLike 
     out.notes = tuple(notes + merge_notes)
     out.errors = tuple(errors)
     return out
+
+
+def read_interface_preferences(path: str | None = None) -> dict[str, int] | None:
+    """``{interface: MnIfPreference}`` from the daemon's file (blocking; run it in an executor).
+
+    ``path``: default :func:`default_mip6d_conf`. None when the file is missing,
+    unreadable or malformed (the caller then has no daemon order to start from).
+    """
+    p = path or default_mip6d_conf()
+    try:
+        loaded = mip6conf.load(p, _read, lambda pattern: sorted(_glob.glob(pattern)))
+        return mip6conf.interface_preferences(loaded)
+    except Exception:  # noqa: BLE001 - any problem means "no order known"; load_config reports it
+        return None

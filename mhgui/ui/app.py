@@ -21,6 +21,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--system-bus", metavar="ADDRESS", default=None, help="D-Bus address of the system bus")
     p.add_argument("--vt-port", type=int, default=7777, metavar="N",
                    help="port of UMIP mip6d's terminal on localhost (its --vt-service; default 7777)")
+    p.add_argument("--no-tray", action="store_true", help="no tray icon: the window is the way in, closing it quits")
     p.add_argument("--screenshot", metavar="PNG", default=None,
                    help="save a picture of the window after start-up and quit (for docs and checks)")
     p.add_argument("--version", action="version", version=f"{APP_NAME} {__version__}")
@@ -34,8 +35,9 @@ def app_icon():
         return QIcon(str(path))
 
 
-async def amain(args, app, closed: asyncio.Event) -> int:
+async def amain(args, app, closed: asyncio.Event, single=None) -> int:
     from ..runtime import Runtime
+    from .shell import AppShell
     from .window import LiveController, MainWindow
 
     rt = Runtime(mip6d_conf=args.mip6d_conf, settings_file=args.settings, system_bus=args.system_bus,
@@ -47,15 +49,22 @@ async def amain(args, app, closed: asyncio.Event) -> int:
     from ..helper.client import HelperClient
     win.helper_factory = lambda: HelperClient(args.system_bus)
     win.access_problems = rt.access_problems  # the banner names what the app cannot see (issue 6)
+    shell = AppShell(rt, win, closed.set, system_bus=args.system_bus, tray=not args.no_tray,
+                     mip6d_conf=args.mip6d_conf)
+    shell.message.connect(lambda text, ok: win.statusBar().showMessage(text, 15000))
+    if single is not None:
+        single.raiseRequested.connect(shell.show_window)
     win.show()
     await rt.start()  # configuration problems are shown in the window's banner
     controller.refresh()
+    await shell.start()
     asyncio.get_running_loop().create_task(win.reload_rules())
     if args.screenshot:
         await asyncio.sleep(0.3)
         win.grab().save(args.screenshot)
         closed.set()
     await closed.wait()
+    await shell.stop()
     controller.close()
     await rt.stop()
     return 0
@@ -72,6 +81,11 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationVersion(__version__)
     app.setDesktopFileName(APP_ID)
     app.setWindowIcon(app_icon())
+    from .single import SingleInstance
+    single = SingleInstance()
+    if not args.screenshot and not single.acquire():
+        print(f"{APP_NAME} is already running: its window was raised", file=sys.stderr)
+        return 0
     # the coroutine owns the app's lifetime: every way out sets `closed`, and
     # amain returns after cleaning up (Qt's own quit would stop the loop under it)
     app.setQuitOnLastWindowClosed(False)
@@ -81,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     loop.add_signal_handler(signal.SIGINT, closed.set)
     loop.add_signal_handler(signal.SIGTERM, closed.set)
     with loop:
-        return loop.run_until_complete(amain(args, app, closed))
+        try:
+            return loop.run_until_complete(amain(args, app, closed, single))
+        finally:
+            single.close()
 
 
 if __name__ == "__main__":

@@ -105,6 +105,8 @@ class FailoverLogModel(QAbstractTableModel):
         if c == self.COL_WHEN:
             return time.strftime("%H:%M:%S", time.localtime(self._wall_of(e.decision_time)))
         if c == self.COL_WHO:
+            if e.who == "app" and e.bu_time is not None:
+                return "mhgui + daemon"  # the app's decision (steering), and the daemon moved the same way
             return _WHO.get(e.who, e.who)
         if c == self.COL_FROM:
             return e.from_interface or "—"
@@ -122,8 +124,13 @@ class FailoverLogModel(QAbstractTableModel):
 
     @staticmethod
     def _tip(e: FailoverEntry) -> str:
-        who = ("mhgui decided (steering rules follow it)" if e.who == "app"
-               else "the mobility daemon moved by itself (seen in its binding update list)")
+        if e.who == "app" and e.bu_time is not None:
+            who = ("mhgui decided (steering rules follow it) and the mobility daemon moved the home "
+                   "addresses the same way (seen in its binding update list)")
+        elif e.who == "app":
+            who = "mhgui decided (steering rules follow it)"
+        else:
+            who = "the mobility daemon moved by itself (seen in its binding update list)"
         return (f"{who}; times from the link event ({e.reason}): decision or first sign of the move, "
                 "Binding Update through the new interface seen, home registration acknowledged")
 

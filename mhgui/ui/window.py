@@ -289,6 +289,12 @@ class MainWindow(QMainWindow):
 
     closed = Signal()
     steer_offer = Signal(object)
+    #: the user asked for the preferences dialog (menu, Ctrl+,)
+    preferences_requested = Signal()
+    #: the user asked to quit (menu, Ctrl+Q): unlike closing the window, this ends the app even with a tray
+    quit_requested = Signal()
+    #: asked by closeEvent: True = hide the window and keep running (a tray icon is the way back in)
+    close_to_tray: Callable[[], bool] | None = None
 
     def __init__(self, controller: LiveController, icon: QIcon | None = None) -> None:
         super().__init__()
@@ -420,6 +426,17 @@ class MainWindow(QMainWindow):
         split.setSizes([200, 190, 250, 130])
         root.addWidget(split, 1)
         self.setCentralWidget(central)
+
+        menu = self.menuBar().addMenu("&mhgui")
+        act = menu.addAction("&Preferences…")
+        act.setShortcut(QKeySequence("Ctrl+,"))
+        act.triggered.connect(self.preferences_requested)
+        self.preferences_action = act
+        menu.addSeparator()
+        act = menu.addAction("&Quit")
+        act.setShortcut(QKeySequence.StandardKey.Quit)
+        act.triggered.connect(self.quit_requested)
+        self.quit_action = act
 
         self.sources_label = QLabel()
         self.sources_label.setObjectName("sources")
@@ -717,6 +734,10 @@ class MainWindow(QMainWindow):
         return super().eventFilter(obj, event)
 
     def closeEvent(self, event) -> None:
+        if self.close_to_tray is not None and self.close_to_tray():
+            event.ignore()  # the tray icon is the way back in
+            self.hide()
+            return
         self.closed.emit()
         super().closeEvent(event)
 

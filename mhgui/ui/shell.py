@@ -1,0 +1,263 @@
+"""The running app: runtime, window, failover, preferences, tray and notifications, wired together.
+
+Data flows one way: sources → :class:`~mhgui.runtime.Runtime`'s store →
+:class:`~mhgui.failover_service.FailoverService` (policy → steering fallback
+through the helper; the daemon's own moves measured) → events → the window's
+Failover tab, the tray (:class:`~mhgui.ui.tray.TrayController`) and desktop
+notifications (:class:`~mhgui.ui.notify.DesktopNotifier`).
+
+Preferences (issue 5): loaded from ``$XDG_CONFIG_HOME/mhgui/failover.toml``
+(:mod:`mhgui.sources.prefs_store`); without that file, the order is the
+daemon's ``MnIfPreference`` order from mip6d.conf, else every access
+interface present (re-derived when interfaces come and go, until the user
+saves an order). Applying the dialog (or "Prefer" in the tray) saves the
+file; when the ``MnIfPreference`` values change and the daemon cannot rebind
+at run time (UMIP), they are written through the helper and the daemon is
+restarted, as the dialog said before it was applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+from PySide6.QtCore import QObject, Signal
+
+from ..core import notices
+from ..core.failover import Preferences
+from ..core.prefsfile import (
+    FailoverSettings, entries_to_prefs, live_interface_rows, merge_interfaces, mnif_changes, restart_needed,
+)
+from ..core.trayview import build_tray_view, preferring
+from ..failover_service import (
+    DaemonLost, Decided, FailoverDone, FailoverFailed, FailoverService, LinkLost,
+)
+from ..helper.client import HelperAbsent, HelperClient
+from ..sources import prefs_store
+from ..sources.config import default_mip6d_conf, read_interface_preferences
+from ..sources.journal import FailoverJournal
+
+log = logging.getLogger(__name__)
+
+__all__ = ["AppShell"]
+
+
+class AppShell(QObject):
+    """Everything the app is while it runs (module docstring).
+
+    ``rt``: a :class:`~mhgui.runtime.Runtime` (not started); ``win``: its
+    :class:`~mhgui.ui.window.MainWindow`; ``quit()``: ends the app;
+    ``system_bus``: the helper's bus address; ``session_bus``: where the tray
+    host and the notification server are (None: the environment's);
+    ``tray``: False to run without a tray icon; ``journal``: where failovers
+    are kept (None: the default file); ``prefs_path``: the preferences file.
+    """
+
+    #: a line for the user about failover settings being applied (text, ok: bool | None)
+    message = Signal(str, object)
+
+    def __init__(self, rt, win, quit: Callable[[], None], *, system_bus: str | None = None,
+                 session_bus: str | None = None, tray: bool = True, journal: FailoverJournal | None = None,
+                 prefs_path: str | None = None, mip6d_conf: str | None = None) -> None:
+        super().__init__(win)
+        self.rt = rt
+        self.win = win
+        self._quit = quit
+        self.system_bus = system_bus
+        self.session_bus = session_bus
+        self.prefs_path = prefs_path
+        self.mip6d_conf = mip6d_conf or default_mip6d_conf()
+        self.journal = journal if journal is not None else FailoverJournal()
+        self.settings: FailoverSettings | None = None  # None: no saved preferences (derived order)
+        self.notifications = True
+        self._current_mnif: dict[str, int] | None = None
+        self._fallback_client: HelperClient | None = None
+        self._helper_absent_logged = False
+        self._tasks: set[asyncio.Task] = set()
+        self.svc = FailoverService(rt.store, rt.clock, rt.analysis, Preferences(()), daemon=rt.daemon,
+                                   steering=self._set_fallback, journal=self.journal)
+        self.tray = None
+        self._want_tray = tray
+        self.notifier = None
+        self.page = None
+
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Load the preferences, start failover, the tray and notifications (after ``rt.start()``)."""
+        from .failover_view import FailoverPage
+        from .notify import DesktopNotifier
+
+        loop = asyncio.get_running_loop()
+        loaded = await prefs_store.load_prefs_async(self.prefs_path)
+        for p in loaded.problems:
+            self.message.emit(f"Preferences: {p}", False)
+        self._current_mnif = await loop.run_in_executor(None, read_interface_preferences, self.mip6d_conf)
+        if loaded.settings is not None and loaded.settings.prefs.order:
+            self.settings = loaded.settings
+            self.notifications = loaded.settings.notifications
+            self.svc.policy.set_preferences(loaded.settings.prefs)
+        else:
+            self.svc.policy.set_preferences(self._derived_prefs())
+            self.rt.store.subscribe(self._maybe_rederive)
+        self.svc.start()
+        self.page = FailoverPage(self.svc, parent=self.win)
+        self.win.tabs.addTab(self.page, "Failover")
+        self.notifier = DesktopNotifier(bus_address=self.session_bus, enabled=self.notifications)
+        self.svc.subscribe(self._on_failover)
+        self.win.preferences_requested.connect(self.show_preferences)
+        self.win.quit_requested.connect(self._quit)
+        if self._want_tray:
+            from .tray import TrayController
+            self.tray = TrayController(self.tray_view, on_prefer=self.prefer, on_open=self.show_window,
+                                       on_toggle=self.toggle_window, on_quit=self._quit,
+                                       bus_address=self.session_bus, parent=self)
+            await self.tray.start()
+            self.win.close_to_tray = self.tray.keeps_running_on_close
+            self.win.controller.refreshed.connect(lambda *a: self.tray.refresh())
+
+    async def stop(self) -> None:
+        await self.svc.stop()
+        if self.page is not None:
+            self.page.close_page()
+        if self.tray is not None:
+            await self.tray.stop()
+        if self.notifier is not None:
+            await self.notifier.close()
+        if self._fallback_client is not None:
+            await self._fallback_client.close()
+        await asyncio.get_running_loop().run_in_executor(None, self.journal.close)
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # ------------------------------------------------------------------ preferences
+    def _derived_prefs(self) -> Preferences:
+        st = self.rt.store.state
+        rows = live_interface_rows(st, self.rt.analysis())
+        entries = merge_interfaces(rows, None, self._current_mnif)
+        base = self.settings.prefs if self.settings is not None else None
+        return entries_to_prefs([(e.name, e.mark) for e in entries], base)
+
+    def _maybe_rederive(self, changes) -> None:
+        if self.settings is not None:
+            return
+        if any(c.kind in ("link-added", "link-removed") for c in changes):
+            self.svc.set_preferences(self._derived_prefs())
+
+    def show_preferences(self) -> None:
+        self._spawn(self._open_preferences())
+
+    async def _open_preferences(self):
+        from .preferences import open_preferences
+
+        rows = live_interface_rows(self.rt.store.state, self.rt.analysis())
+        dlg = await open_preferences(rows, capabilities=self.rt.caps, current_mnif=self._current_mnif,
+                                     mip6d_conf=self.mip6d_conf, path=self.prefs_path, parent=self.win)
+        dlg.applied.connect(lambda prefs, notify, restart, d=dlg:
+                            self._spawn(self.apply(prefs, notify, dict(d.applied_mnif or {}) if restart else {})))
+        self.dialog = dlg
+        return dlg
+
+    def prefer(self, ifname: str) -> None:
+        """The tray's "Prefer IFNAME": that interface first, saved, and sent to the daemon when needed."""
+        self._spawn(self._prefer(ifname))
+
+    async def _prefer(self, ifname: str) -> None:
+        new = preferring(self.svc.policy.prefs, ifname)
+        settings = FailoverSettings(prefs=new, notifications=self.notifications) if self.settings is None else \
+            FailoverSettings(prefs=new, notifications=self.settings.notifications, extra=self.settings.extra,
+                             interface_extra=self.settings.interface_extra)
+        try:
+            await prefs_store.save_prefs_async(settings, self.prefs_path)
+        except prefs_store.PrefsStoreError as e:
+            self.message.emit(f"Preferences not saved: {e}", False)
+            return
+        changes = mnif_changes(None, new, self._current_mnif or {}) \
+            if restart_needed(None, new, self.rt.caps, self._current_mnif or {}) else {}
+        await self.apply(new, settings.notifications, changes, settings=settings)
+
+    async def apply(self, prefs: Preferences, notify: bool, mnif: dict[str, int],
+                    settings: FailoverSettings | None = None) -> bool:
+        """Use ``prefs`` now; with ``mnif`` (``{iface: MnIfPreference}``), write them through the helper
+        and restart the daemon. True when everything was applied."""
+        self.settings = settings or FailoverSettings(prefs=prefs, notifications=notify)
+        self.notifications = notify
+        if self.notifier is not None:
+            self.notifier.enabled = notify
+        self.svc.set_preferences(prefs)
+        if self.tray is not None:
+            self.tray.refresh()
+        if not mnif:
+            self.message.emit("Preferences applied.", True)
+            return True
+        self.message.emit("Writing MnIfPreference to mip6d.conf and restarting mip6d…", None)
+        try:
+            async with HelperClient(self.system_bus) as h:
+                await h.set_interface_preferences(mnif)
+                await h.restart_daemon()
+        except Exception as e:
+            self.message.emit(f"MnIfPreference not applied: {e}", False)
+            return False
+        self._current_mnif = dict(self._current_mnif or {}, **mnif)
+        self.message.emit("MnIfPreference written to mip6d.conf; mip6d restarted.", True)
+        return True
+
+    # ------------------------------------------------------------------ steering fallback (helper)
+    async def _set_fallback(self, fallback) -> bool:
+        """The service's steering setter: True when a rule actually moved (or came back)."""
+        if self._fallback_client is None:
+            self._fallback_client = HelperClient(self.system_bus)
+        try:
+            rules = await self._fallback_client.list_steering_rules()
+            if not rules and not fallback:
+                return False
+            await self._fallback_client.set_steering_fallback(dict(fallback))
+        except HelperAbsent as e:
+            if not self._helper_absent_logged:
+                self._helper_absent_logged = True
+                log.info("no steering fallback: %s", e)
+            return False
+        return any(r.get("interface") in fallback for r in rules) or not fallback and bool(rules)
+
+    # ------------------------------------------------------------------ tray, window, notifications
+    def tray_view(self):
+        st = self.rt.store.state
+        d = self.rt.daemon
+        rules = ()  # (which steering rules follow a "Prefer": not known without asking the helper)
+        return build_tray_view(
+            st, self.rt.analysis(), prefs=self.svc.policy.prefs, policy_current=self.svc.policy.current,
+            bindings=d.bindings() if d is not None else (), caps=self.rt.caps, daemon_name="mip6d",
+            daemon_configured=d is not None and bool(st.home_addresses),
+            daemon_reachable=bool(d is not None and d.status.reachable), following_rules=rules,
+            failed_over=self.svc.policy.failed_over())
+
+    def show_window(self) -> None:
+        self.win.showNormal()
+        self.win.raise_()
+        self.win.activateWindow()
+
+    def toggle_window(self) -> None:
+        if self.win.isVisible() and self.win.isActiveWindow():
+            self.win.hide()
+        else:
+            self.show_window()
+
+    def _on_failover(self, ev) -> None:
+        n = self.notifier
+        if isinstance(ev, LinkLost):
+            n.notify(notices.link_lost(ev.interface, ev.reason))
+        elif isinstance(ev, FailoverDone):
+            p = self.svc.policy.prefs
+            to = ev.entry.to_interface or "?"
+            n.notify(notices.failover_done(ev.entry.from_interface, to, ev.took * 1000, ev.entry.hoas,
+                                           on_backup=to in p.backup or (bool(p.order) and to != p.order[0])))
+        elif isinstance(ev, FailoverFailed):
+            n.notify(notices.failover_failed(ev.interface, ev.message))
+        elif isinstance(ev, DaemonLost):
+            n.notify(notices.daemon_lost("mip6d", ev.message))
+        if self.tray is not None and not isinstance(ev, Decided):
+            self.tray.refresh()
+
