@@ -31,6 +31,7 @@ dbus = pytest.importorskip("dbus")
 import dbus.bus  # noqa: E402
 
 from dbuspolicy import DEFAULT_POLICY  # noqa: E402
+from test_helper import _wait  # noqa: E402
 
 pytestmark = [pytest.mark.netns]
 
@@ -57,14 +58,6 @@ name=io.github.mhgui.MHGui
 shared=ipc;
 sockets=wayland;fallback-x11;
 """
-
-
-def _wait(pred, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.01)
 
 
 class Bus:

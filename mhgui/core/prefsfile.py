@@ -46,6 +46,7 @@ import tomli_w
 
 from .capabilities import DaemonCapabilities
 from .failover import Preferences, mnifpreference_values, usable_interfaces
+from .settings import locate_line, type_name
 
 __all__ = [
     "DEFAULT_HOLDUP",
@@ -152,69 +153,13 @@ class ParsedPrefs:
 
 
 # --------------------------------------------------------------------------- reading
-def _type_name(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "a table"
-    return "a date/time"
-
-
 def _show(value: Any, limit: int = 40) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _locate(text: str, key: str | None, index: int | None) -> int | None:
-    """Best-effort line of ``key`` at the top level (``index`` None) or in the ``index``-th
-    ``[[interface]]`` table (``key`` None: the table's header line)."""
-    header = re.compile(r"\s*\[")
-    aot = re.compile(r"""\s*\[\[\s*(?:interface|"interface"|'interface')\s*\]\]""")
-    keyre = None
-    if key is not None:
-        k = re.escape(key)
-        keyre = re.compile(rf"""\s*(?:{k}|"{k}"|'{k}')\s*[=.]""")
-    table: int | None = None  # None: top level; -1: another table; n: the n-th [[interface]]
-    count = -1
-    for lineno, line in enumerate(text.split("\n"), 1):
-        if aot.match(line):
-            count += 1
-            table = count
-            if key is None and index == count:
-                return lineno
-            continue
-        if header.match(line):
-            if index is None and keyre is not None and re.match(rf"\s*\[\s*{re.escape(key or '')}\s*[\].]", line):
-                return lineno  # [key] or [key.sub]: an unknown top-level table
-            table = -1
-            continue
-        if keyre is not None and keyre.match(line) and table == index:
-            return lineno
-    if index is not None:
-        # the writer's inline form: interface = [ { name = "eth0", mark = "primary" }, ... ], one entry a line
-        start = re.compile(r"""\s*(?:interface|"interface"|'interface')\s*=\s*\[""")
-        inside, count = False, -1
-        for lineno, line in enumerate(text.split("\n"), 1):
-            if not inside:
-                inside = bool(start.match(line))
-                line = line.split("[", 1)[1] if inside else line
-            if inside and "{" in line:
-                count += 1
-                if count == index:
-                    return lineno
-            if inside and line.strip().startswith("]"):
-                break
-        if key is not None:
-            return _locate(text, None, index)  # at least the table
-    return None
+    return locate_line(text, "interface", key, index)
 
 
 def parse_prefs(text: str, path: str = "failover.toml", *, strict: bool = False) -> ParsedPrefs:
@@ -262,7 +207,7 @@ def parse_prefs(text: str, path: str = "failover.toml", *, strict: bool = False)
             return default
         v = data[key]
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            problem(f"{key} must be a number of seconds, not {_type_name(v)}; {default:g} is used", key)
+            problem(f"{key} must be a number of seconds, not {type_name(v)}; {default:g} is used", key)
             return default
         if not (math.isfinite(v) and 0 <= v <= maximum):
             problem(f"{key} must be from 0 to {maximum:g} seconds, not {v!r}; {default:g} is used", key)
@@ -274,7 +219,7 @@ def parse_prefs(text: str, path: str = "failover.toml", *, strict: bool = False)
             return default
         v = data[key]
         if not isinstance(v, bool):
-            problem(f"{key} must be true or false, not {_type_name(v)}; {'true' if default else 'false'} is used", key)
+            problem(f"{key} must be true or false, not {type_name(v)}; {'true' if default else 'false'} is used", key)
             return default
         return v
 
@@ -289,14 +234,14 @@ def parse_prefs(text: str, path: str = "failover.toml", *, strict: bool = False)
     interface_extra: dict[str, dict[str, Any]] = {}
     tables = data.get("interface", [])
     if not isinstance(tables, list):
-        problem(f"interface must be an array of tables ([[interface]]), not {_type_name(tables)}; ignored",
+        problem(f"interface must be an array of tables ([[interface]]), not {type_name(tables)}; ignored",
                 "interface")
         tables = []
     for i, table in enumerate(tables):
         where = f"interface #{i + 1}"
         dotted = f"interface[{i}]"
         if not isinstance(table, dict):
-            problem(f"{where} must be a table (name = ..., mark = ...), not {_type_name(table)}; ignored",
+            problem(f"{where} must be a table (name = ..., mark = ...), not {type_name(table)}; ignored",
                     "interface", dotted=dotted)
             continue
         name = table.get("name")
@@ -304,7 +249,7 @@ def parse_prefs(text: str, path: str = "failover.toml", *, strict: bool = False)
             problem(f"{where} has no name (name = \"eth0\"); ignored", None, i, dotted=f"{dotted}.name")
             continue
         if not is_interface_name(name):
-            what = _type_name(name) if not isinstance(name, str) else _show(name)
+            what = type_name(name) if not isinstance(name, str) else _show(name)
             problem(f"{where}: {what} is not an interface name (1 to 15 characters, no space, '/' or ':'); ignored",
                     "name", i, dotted=f"{dotted}.name")
             continue

@@ -74,7 +74,8 @@ _HOA_KEYS = ("address", "home_agent", "home_prefix", "home_link")
 _POS_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
 
-def _type_name(value: Any) -> str:
+def type_name(value: Any) -> str:
+    """How a TOML value's type is named in messages ("an integer", "a table"...)."""
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, int):
@@ -98,15 +99,20 @@ def _show(value: str, limit: int = 60) -> str:
 
 
 def _locate(text: str, key: str | None, index: int | None) -> int | None:
-    """Best-effort line of ``key`` at top level (``index`` None) or in the
-    ``index``-th ``[[home_address]]`` table (``key`` None: its header)."""
+    return locate_line(text, "home_address", key, index)
+
+
+def locate_line(text: str, array: str, key: str | None, index: int | None) -> int | None:
+    """Best-effort line of ``key`` at the top level (``index`` None) or in the ``index``-th
+    ``[[ARRAY]]`` table (``key`` None: the table's header line), in TOML ``text``; None: not found."""
+    a = re.escape(array)
     header = re.compile(r"\s*\[")
-    aot = re.compile(r"\s*\[\[\s*(?:home_address|\"home_address\"|'home_address')\s*\]\]")
+    aot = re.compile(rf"""\s*\[\[\s*(?:{a}|"{a}"|'{a}')\s*\]\]""")
     keyre = None
     if key is not None:
         k = re.escape(key)
-        keyre = re.compile(rf"\s*(?:{k}|\"{k}\"|'{k}')\s*=")
-    table: int | None = None  # None: top level; -1: another table; n: n-th [[home_address]]
+        keyre = re.compile(rf"""\s*(?:{k}|"{k}"|'{k}')\s*[=.]""")
+    table: int | None = None  # None: top level; -1: another table; n: the n-th [[ARRAY]]
     count = -1
     for lineno, line in enumerate(text.split("\n"), 1):
         if aot.match(line):
@@ -116,10 +122,28 @@ def _locate(text: str, key: str | None, index: int | None) -> int | None:
                 return lineno
             continue
         if header.match(line):
+            if index is None and keyre is not None and re.match(rf"\s*\[\s*{re.escape(key or '')}\s*[\].]", line):
+                return lineno  # [key] or [key.sub]: an unknown top-level table
             table = -1
             continue
         if keyre is not None and keyre.match(line) and table == index:
             return lineno
+    if index is not None:
+        # the inline form: ARRAY = [ { k = v, ... }, ... ], one entry a line (as tomli-w writes it)
+        start = re.compile(rf"""\s*(?:{a}|"{a}"|'{a}')\s*=\s*\[""")
+        inside, count = False, -1
+        for lineno, line in enumerate(text.split("\n"), 1):
+            if not inside:
+                inside = bool(start.match(line))
+                line = line.split("[", 1)[1] if inside else line
+            if inside and "{" in line:
+                count += 1
+                if count == index:
+                    return lineno
+            if inside and line.strip().startswith("]"):
+                break
+        if key is not None:
+            return locate_line(text, array, None, index)  # at least the table
     return None
 
 
@@ -162,19 +186,19 @@ def parse_settings(text: str, path: str) -> Settings:
 
     allow_ula = data.get("allow_ula", False)
     if not isinstance(allow_ula, bool):
-        raise fail(f"allow_ula must be true or false, not {_type_name(allow_ula)}", "allow_ula")
+        raise fail(f"allow_ula must be true or false, not {type_name(allow_ula)}", "allow_ula")
 
     mip6d_conf = data.get("mip6d_conf")
     if mip6d_conf is not None:
         if not isinstance(mip6d_conf, str):
-            raise fail(f"mip6d_conf must be a string (a file path), not {_type_name(mip6d_conf)}", "mip6d_conf")
+            raise fail(f"mip6d_conf must be a string (a file path), not {type_name(mip6d_conf)}", "mip6d_conf")
         if not mip6d_conf or "\0" in mip6d_conf:
             raise fail("mip6d_conf must be a non-empty file path", "mip6d_conf")
 
     tables = data.get("home_address", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise fail(
-            f"home_address must be an array of tables ([[home_address]]), not {_type_name(tables)}",
+            f"home_address must be an array of tables ([[home_address]]), not {type_name(tables)}",
             "home_address",
         )
     hoas: list[HomeAddress] = []
@@ -186,7 +210,7 @@ def parse_settings(text: str, path: str) -> Settings:
                 raise fail(f"{where}: unknown key {_show(key)} (known: {', '.join(_HOA_KEYS)})", key, i)
         for key in _HOA_KEYS:
             if key in table and not isinstance(table[key], str):
-                raise fail(f"{where}: {key} must be a string, not {_type_name(table[key])}", key, i)
+                raise fail(f"{where}: {key} must be a string, not {type_name(table[key])}", key, i)
         if "address" not in table:
             raise fail(f"{where}: missing 'address' (e.g. address = \"2001:db8:1::100/64\")", None, i)
         try:

@@ -119,13 +119,13 @@ import signal
 import socket
 import stat
 import sys
-import tempfile
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Mapping
 
 from dbus_fast import BusType, Message, MessageFlag, MessageType, NameFlag, RequestNameReply, Variant
 from dbus_fast.aio import MessageBus
 
+from mhgui.atomicfile import atomic_replace
 from mhgui.core import mip6conf
 from mhgui.helper import steering as _steering
 
@@ -360,37 +360,14 @@ def read_text(path: str) -> str:
     return _decode(path, _read_bytes(path))
 
 
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def atomic_write(path: str, data: bytes, like: os.stat_result | None = None) -> None:
     """Replace ``path`` with ``data``: temp file in the same directory, fsync, rename, fsync the directory.
 
     The temp file gets ``like``'s mode and owner (default mode 0644). On any
     failure the temp file is removed and ``path`` is untouched; OSError propagates.
     """
-    directory, base = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), stat.S_IMODE(like.st_mode) if like is not None else 0o644)
-            if like is not None:
-                with contextlib.suppress(PermissionError):
-                    os.fchown(f.fileno(), like.st_uid, like.st_gid)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(directory)
+    atomic_replace(path, lambda f: f.write(data), stat.S_IMODE(like.st_mode) if like is not None else 0o644,
+                   (like.st_uid, like.st_gid) if like is not None else None)
 
 
 def _load(path: str, main_text: str) -> mip6conf.LoadedConf:

@@ -22,15 +22,15 @@ Writes run in one worker thread, in order: never on the GUI thread.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import json
 import logging
 import os
 import stat
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable
+
+from ..atomicfile import atomic_replace
 
 log = logging.getLogger(__name__)
 
@@ -108,19 +108,8 @@ class FailoverJournal:
     def _compact(self) -> None:
         got = read_journal(self.path)
         keep = got.entries[-KEEP:]
-        d = os.path.dirname(self.path)
-        fd, tmp = tempfile.mkstemp(prefix=".failover.", dir=d)
-        try:
-            with os.fdopen(fd, "w") as f:
-                for e in keep:
-                    f.write(json.dumps(e, separators=(",", ":"), sort_keys=True) + "\n")
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        text = "".join(json.dumps(e, separators=(",", ":"), sort_keys=True) + "\n" for e in keep)
+        atomic_replace(self.path, lambda f: f.write(text.encode()), 0o600)
 
 
 def read_journal(path: str | None = None, *, max_bytes: int = 4 * MAX_BYTES) -> JournalRead:

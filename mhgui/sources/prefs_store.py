@@ -25,14 +25,13 @@ never replaced: :class:`PrefsStoreError`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import os
 import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomicfile import atomic_replace, fsync_dir
 from ..core.prefsfile import FailoverSettings, ParsedPrefs, parse_prefs, render_prefs
 from .config import config_dir
 
@@ -160,30 +159,9 @@ def load_prefs(path: str | os.PathLike | None = None) -> LoadedPrefs:
 
 
 # --------------------------------------------------------------------------- writing
-def _fsync_dir(directory: str) -> None:
-    fd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _replace_with(path: str, write, mode: int) -> None:
-    """Atomically replace ``path`` with what ``write(fileobj)`` writes: temp file in the same directory,
-    fsync, rename. On failure the temp file is removed and ``path`` is untouched."""
-    directory, base = os.path.split(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=".tmp", dir=directory or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Atomically replace ``path`` with what ``write(fileobj)`` writes (:func:`mhgui.atomicfile.atomic_replace`)."""
+    atomic_replace(path, write, mode, sync_dir=False)
 
 
 def _copy_atomically(src: str, dst: str, mode: int) -> None:
@@ -231,7 +209,7 @@ def save_prefs(settings: FailoverSettings, path: str | os.PathLike | None = None
                 broken = target + ".broken"
                 _copy_atomically(target, broken, mode)
         _replace_with(target, lambda f: f.write(text.encode("utf-8")), mode)
-        _fsync_dir(directory)
+        fsync_dir(directory)
     except FileNotFoundError as e:
         raise PrefsStoreError(f"{p}: changed while being saved ({e.strerror or e}); try again") from None
     except OSError as e:
