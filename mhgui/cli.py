@@ -419,12 +419,10 @@ def format_log_entry(e: dict) -> str:
     t = wall.get("decision")
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "?"
     after = e.get("after_trigger") if isinstance(e.get("after_trigger"), dict) else {}
-    who = {"app": "mhgui", "daemon": "daemon"}.get(e.get("who"), "?")
-    if e.get("who") == "app" and e.get("bu_time") is not None:
-        who = "both"  # mhgui's decision, and the daemon moved the same way
+    who = e.get("by") if e.get("by") in ("mhgui", "daemon", "mhgui+daemon") else "?"
     move = f"{e.get('from') or '(none)'} -> {e.get('to') or '(none)'}"
     hoas = e.get("hoas") if isinstance(e.get("hoas"), list) else []
-    parts = [when, f"{who:6}", f"{move:24}", f"{str(e.get('reason'))[:16]:16}",
+    parts = [when, f"{who:12}", f"{move:24}", f"{str(e.get('reason'))[:16]:16}",
              f"decision {_ms(after.get('decision'))}", f"BU {_ms(after.get('bu'))}", f"ack {_ms(after.get('ack'))}"]
     if hoas:
         parts.append("HoA " + ", ".join(str(h) for h in hoas))
@@ -448,7 +446,7 @@ def _log(args) -> int:
     if not entries:
         print(f"no failover recorded yet ({path} is written by the mhgui window)")
         return 0
-    print("when                 by      from -> to                reason            times after the link event")
+    print("when                 by            from -> to                reason            times after the link event")
     for e in entries:
         print(format_log_entry(e))
     return 0

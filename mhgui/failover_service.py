@@ -45,6 +45,9 @@ __all__ = [
     "ACK_TIMEOUT",
 ]
 
+#: SwitchTo reasons that are not the loss of the interface left (going back, the user's new order)
+NOT_A_LOSS = frozenset({"initial", "recovered", "preferred-back", "preferences"})
+
 #: A move seen in the binding update list that is not acknowledged within this many seconds is reported failed.
 ACK_TIMEOUT = 30.0
 
@@ -68,11 +71,14 @@ class LinkLost:
 @dataclass(frozen=True)
 class FailoverDone:
     """A failover completed: ``took`` seconds from the link event to the last step
-    (acknowledgement by the home agent, or steering rules applied)."""
+    (acknowledgement by the home agent, or steering rules applied); None when the daemon's move was
+    seen before the link event reached the app (the kernel batches carrier notifications, up to 1 s:
+    ``late`` says by how many seconds), so there is no start to time it from."""
 
     entry: FailoverEntry
-    took: float
+    took: float | None
     what: str  # "daemon" (bindings acknowledged) or "steering" (rules moved)
+    late: float | None = None
 
 
 @dataclass(frozen=True)
@@ -218,19 +224,21 @@ class FailoverService:
         return (self.log.entries[-1].id if self.log.entries else 0), {e.id: e.trigger_time for e in tail}
 
     def _after(self, actions: list, last: tuple[int, dict[int, float | None]]) -> None:
+        # the loss first: an entry completed by this decision (a daemon move seen before the link
+        # event) is told after the link loss that explains it
+        for a in actions:
+            if isinstance(a, (SwitchTo, NoUsableInterface)) and a.previous is not None \
+                    and a.reason not in NOT_A_LOSS:
+                self._emit(LinkLost(a.previous, a.reason, a.trigger_time))
         last_id, triggers = last
         for e in self.log.entries:  # recorded by this decision, or dated by it (a daemon move seen first)
             if e.id > last_id or (e.id in triggers and triggers[e.id] != e.trigger_time):
                 self._entry(e)
         for a in actions:
             if isinstance(a, SwitchTo):
-                if a.previous is not None:
-                    self._emit(LinkLost(a.previous, a.reason, a.trigger_time))
                 self._hurry()
                 self._rebind(a)
             elif isinstance(a, NoUsableInterface):
-                if a.previous is not None:
-                    self._emit(LinkLost(a.previous, a.reason, a.trigger_time))
                 self._emit(FailoverFailed(a.previous, "no usable interface: every listed link is down, "
                                           "has no care-of address or no default router", a.trigger_time))
                 self._hurry()
@@ -316,7 +324,10 @@ class FailoverService:
                 h.cancel()
             if e.trigger_time is not None and e.bu_time is not None and e.id not in self._done:
                 self._done.add(e.id)
-                self._emit(FailoverDone(e, max(0.0, e.ack_time - e.trigger_time), "daemon"))
+                if e.trigger_time <= e.decision_time:
+                    self._emit(FailoverDone(e, e.ack_time - e.trigger_time, "daemon"))
+                else:  # the daemon's move was seen first: no start to time it from
+                    self._emit(FailoverDone(e, None, "daemon", late=e.trigger_time - e.decision_time))
         elif e.bu_time is not None and e.id not in self._acks and self.started:
             loop = asyncio.get_running_loop()
             self._acks[e.id] = loop.call_later(ACK_TIMEOUT, self._ack_timeout, e)

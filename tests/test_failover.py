@@ -298,10 +298,14 @@ def test_networkmanager_is_a_second_opinion():
     assert switches(lab.at(1010.0, link("eth0", up=False))) == [
         SwitchTo("wlan0", "eth0", "link-down", 1010.0, 1010.0)]
     assert lab.at(1016.0, NmDevice("/dev/2", 2, "eth0", K.ETHERNET, state=20, managed=True)) == []
-    # NetworkManager alone saying the device is disconnected takes it away
+    # NetworkManager alone saying the device is failing or deactivating takes it away
     lab2 = Lab(PREFS)
-    assert lab2.at(1010.0, NmDevice("/dev/2", 2, "eth0", K.ETHERNET, state=30, managed=True)) == [
+    assert lab2.at(1010.0, NmDevice("/dev/2", 2, "eth0", K.ETHERNET, state=110, managed=True)) == [
         SwitchTo("wlan0", "eth0", "networkmanager", 1010.0, 1010.0)]
+    # "disconnected" is NetworkManager's bookkeeping (a link configured by hand): the kernel decides
+    lab3 = Lab(PREFS)
+    assert lab3.at(1010.0, NmDevice("/dev/2", 2, "eth0", K.ETHERNET, state=30, managed=True)) == []
+    assert lab3.policy.current == "eth0"
 
 
 def test_dad_pending_then_failed_is_never_chosen():

@@ -142,26 +142,34 @@ def test_cutting_the_primary_uplink(world, notifications, qtbot, qloop, tmp_path
                 assert (entry.from_interface, entry.to_interface) == ("upA", "upB")
                 assert len([e for e in shell.svc.log.entries if e.to_interface == "upB"]) == 1
                 assert entry.hoas == (HOA,)
-                assert entry.trigger_time - t_cut < 1.0
-                assert entry.bu_time <= entry.ack_time and entry.trigger_time <= entry.decision_time + 0.2
-                assert 0 <= done.took < 10, events
+                # the kernel batches carrier notifications (linkwatch, up to 1 s): the daemon, which re-reads
+                # the links on any netlink message, may move before the link-down event reaches the app
+                assert entry.bu_time <= entry.ack_time and entry.trigger_time - t_cut < 1.5
+                assert entry.decision_time <= entry.bu_time
+                if entry.trigger_time <= entry.decision_time:
+                    assert 0 <= done.took < 10, events
+                else:
+                    assert done.took is None and done.late > 0
                 # the steering rule followed at once, through the helper
                 await until(lambda: route_dev(w, "2001:db8:5::/48") == "upB", 5, "the rule on upB")
                 # shown in the window's Failover tab, with the time it took
                 m = shell.page.model
                 row = next(r for r in range(m.rowCount()) if m.entry(r).id == entry.id)
-                assert m.index(row, FailoverLogModel.COL_WHO).data() in ("mhgui + daemon", "daemon")
-                assert m.index(row, FailoverLogModel.COL_ACK).data() == f"{done.took * 1000:.0f} ms"
+                assert m.index(row, FailoverLogModel.COL_WHO).data() in ("mhgui+daemon", "daemon")
+                ack_cell = m.index(row, FailoverLogModel.COL_ACK).data()
+                assert ack_cell == (f"{done.took * 1000:.0f} ms" if done.took is not None else
+                                    f"before ({(entry.trigger_time - entry.ack_time) * 1000:.0f} ms)")
                 assert "uses upB (not the first choice)" in shell.page.status.text()
                 assert "Steering rules failed over: upA → upB" in shell.page.status.text()
                 # what the tray shows
                 view = shell.tray_view()
                 assert view.state == "backup"
                 # a desktop notification with the time
-                await until(lambda: any(s.startswith("Failover done: upA → upB in ") for s in summaries(mock)),
+                await until(lambda: any(s.startswith("Failover done: upA → upB") for s in summaries(mock)),
                             5, "the notification")
                 note = next(s for s in summaries(mock) if s.startswith("Failover done"))
-                assert f"in {done.took * 1000:.0f} ms" in note, (note, done)
+                if done.took is not None:
+                    assert f"in {done.took * 1000:.0f} ms" in note, (note, done)
 
                 # ---- upA comes back: the daemon returns at once, the steering rule after the hold-up
                 t_up = time.monotonic()
@@ -174,6 +182,12 @@ def test_cutting_the_primary_uplink(world, notifications, qtbot, qloop, tmp_path
                 assert t_rule_back - t_up >= 1.5  # the hold-up
                 assert t_daemon_back - t_up < t_rule_back - t_up  # UMIP does not wait
                 await until(lambda: shell.tray_view().state == "ok", 5, "the tray back to ok")
+                await asyncio.sleep(1.0)  # a notification burst is told after a short quiet time
+                assert not [s for s in summaries(mock) if s.startswith("Link lost: upB")], summaries(mock)
+                back = [e for e in shell.svc.log.entries if e.to_interface == "upA"]
+                assert back and all(e.trigger_time is not None for e in back), back  # dated from the link-up
+                assert "home0" not in shell.page.status.text()  # never-marked, down: no fallback for it
+                n_notes = len(summaries(mock))
 
                 # ---- the order set in the dialog reaches mip6d.conf and the daemon
                 dlg = await shell._open_preferences()
@@ -188,6 +202,12 @@ def test_cutting_the_primary_uplink(world, notifications, qtbot, qloop, tmp_path
                 await until(lambda: any(b.coa == TwoUplinkLab.COA_B and b.state.value == "registered"
                                         for b in rt.daemon.bindings()), 30, "the restarted daemon on upB")
                 assert shell.svc.policy.prefs.order[:2] == ("upB", "upA")
+                moved = [e for e in shell.svc.log.entries if e.reason == "preferences"]
+                assert moved and moved[-1].to_interface == "upB"
+                assert moved[-1].ack_time is None or moved[-1].ack_time - moved[-1].trigger_time < 30
+                await asyncio.sleep(1.0)
+                later = summaries(mock)[n_notes:]
+                assert not [s for s in later if "lost" in s], later  # our own restart is not news
                 assert "upB" in prefs_path.read_text()
             finally:
                 await shell.stop()

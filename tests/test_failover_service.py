@@ -267,7 +267,7 @@ def test_mhctl_log_text_and_json(tmp_path):
 
     path = tmp_path / "failover.jsonl"
     j = FailoverJournal(str(path))
-    j.append({"id": 1, "who": "daemon", "from": "eth0", "to": "wlan0", "reason": "link-down",
+    j.append({"id": 1, "who": "daemon", "by": "daemon", "from": "eth0", "to": "wlan0", "reason": "link-down",
               "hoas": [HOA], "trigger_time": 10.0, "decision_time": 10.004, "bu_time": 10.1, "ack_time": 10.25,
               "after_trigger": {"decision": 0.004, "bu": 0.1, "ack": 0.25}})
     j.close()

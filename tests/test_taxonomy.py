@@ -42,11 +42,12 @@ FULL_DAEMON = DaemonCapabilities(
     multiple_coas=True,
     flow_bindings=True,
     runtime_rebind=True,
+    failover=True,
     hoa_as_coa=True,
     home_and_foreign=True,
 )
 #: Mainline UMIP: one CoA per HoA, one interface for every HoA.
-BASIC_DAEMON = DaemonCapabilities(name="basic", connected=True, runtime_rebind=True)
+BASIC_DAEMON = DaemonCapabilities(name="basic", connected=True, runtime_rebind=True, failover=True)
 
 
 # ---------------------------------------------------------------- the draft

@@ -19,6 +19,8 @@ class DaemonCapabilities:
     - ``multiple_coas``: several CoAs per HoA with BIDs (RFC 5648; draft 6.2.1).
     - ``flow_bindings``: per-flow binding at the HA (RFC 6089; draft 7.3).
     - ``runtime_rebind``: bindings change without a daemon restart.
+    - ``failover``: the daemon re-binds its HoAs through another interface by itself when
+      the one in use fails (draft 7.3, first bullet; UMIP does, by ``MnIfPreference``).
     - ``hoa_as_coa``: a HoA may be registered as the CoA of another HoA (draft 6.2.2).
     - ``home_and_foreign``: home binding while away on other links (RFC 5648 section 5.6; draft 6.2.3).
     """
@@ -29,6 +31,7 @@ class DaemonCapabilities:
     multiple_coas: bool = False
     flow_bindings: bool = False
     runtime_rebind: bool = False
+    failover: bool = False
     hoa_as_coa: bool = False
     home_and_foreign: bool = False
 

@@ -26,7 +26,7 @@ rules (up with carrier, not a tunnel or loopback, holds a usable CoA, so the
 CoA is valid, preferred, not tentative and not DAD-failed), is not on a home
 link, has an IPv6 default router (``require_router``; UMIP needs one too), and
 NetworkManager, when it manages the device, does not say it is unavailable,
-disconnected, deactivating or failed (:data:`NM_DOWN_STATES`): NetworkManager
+deactivating or failed (:data:`NM_DOWN_STATES`): NetworkManager
 is a second opinion that can only take an interface away, never give one,
 because it reports carrier loss only after its carrier-wait timeout (about
 6 s) while netlink tells at once.
@@ -99,6 +99,9 @@ __all__ = [
     "usable_interfaces",
 ]
 
+#: seconds: a link event older than this does not explain a daemon move seen now
+TRIGGER_WINDOW = 30.0
+
 #: seconds: a daemon move seen this long before the app's own decision for the same move is the same failover
 JOIN_WINDOW = 2.0
 
@@ -106,8 +109,10 @@ JOIN_WINDOW = 2.0
 MAX_MNIF_PREFERENCE = 10
 
 #: NMDeviceState values in which NetworkManager says the device carries nothing:
-#: 20 unavailable (no carrier), 30 disconnected, 110 deactivating, 120 failed.
-NM_DOWN_STATES = frozenset({20, 30, 110, 120})
+#: 20 unavailable (no carrier), 110 deactivating, 120 failed. Not 30 (disconnected): a device
+#: configured by hand (or by another tool) stays "disconnected" for NetworkManager while the
+#: kernel shows carrier, a usable CoA and a router; it is NetworkManager's bookkeeping, not the link.
+NM_DOWN_STATES = frozenset({20, 110, 120})
 
 #: kinds of interface that never carry a steering rule's traffic by themselves
 _NOT_ACCESS = frozenset({InterfaceKind.LOOPBACK, InterfaceKind.TUNNEL})
@@ -312,6 +317,13 @@ class FailoverEntry:
     hoas: tuple[str, ...] = ()
     _unacked: set[str] = field(default_factory=set, repr=False, compare=False)
 
+    @property
+    def by(self) -> str:
+        """``mhgui``, ``daemon``, or ``mhgui+daemon`` (the app decided, and the daemon moved the same way)."""
+        if self.who == "app":
+            return "mhgui+daemon" if self.bu_time is not None else "mhgui"
+        return "daemon"
+
     def to_json(self) -> dict:
         """Times, and durations since the trigger (``after_trigger``, seconds, 3 decimals)."""
         def after(t: float | None) -> float | None:
@@ -320,7 +332,7 @@ class FailoverEntry:
             return round(t - self.trigger_time, 3)
 
         return {
-            "id": self.id, "who": self.who, "from": self.from_interface, "to": self.to_interface,
+            "id": self.id, "who": self.who, "by": self.by, "from": self.from_interface, "to": self.to_interface,
             "reason": self.reason, "hoas": list(self.hoas),
             "trigger_time": self.trigger_time, "decision_time": self.decision_time,
             "bu_time": self.bu_time, "ack_time": self.ack_time,
@@ -404,11 +416,16 @@ class FailoverLog:
 
     def _entry_for_move(self, b: Binding, left: str | None, now: float) -> FailoverEntry:
         for e in reversed(self.entries):
-            if e.to_interface is not None and e.to_interface == b.interface and (e.bu_time is None or e.bu_time == now):
+            if e.to_interface is not None and e.to_interface == b.interface and (e.bu_time is None or e.bu_time == now) \
+                    and now - e.decision_time <= TRIGGER_WINDOW:  # an old open decision explains nothing now
                 if e.bu_time is None:
                     e.bu_time = now
                 return e
-        trig = self._triggers.get(left) if left else None
+        trig = None
+        for name in (left, b.interface):  # the link lost, or the better one back
+            t = self._triggers.get(name) if name else None
+            if t is not None and 0 <= now - t[0] <= TRIGGER_WINDOW and (trig is None or t[0] > trig[0]):
+                trig = t
         e = self.record("daemon", left, b.interface, trig[1] if trig else "daemon",
                         trig[0] if trig else None, now)
         e.bu_time = now
@@ -443,6 +460,7 @@ class FailoverPolicy:
         self._lost: set[str] = set()  # names that stopped being usable and are not steered to again yet
         self._known: set[str] = set()  # every interface name seen
         self._ever_usable: set[str] = set()  # names usable at some point
+        self._prefs_changed = False  # set_preferences since the last decision
         #: the steering fallback last emitted ({interface: substitute})
         self.fallback: dict[str, str] = {}
 
@@ -460,7 +478,10 @@ class FailoverPolicy:
         return any(n in self._lost and n in self._ever_usable for n in better)
 
     def set_preferences(self, prefs: Preferences) -> None:
-        """New preferences; they apply at the next :meth:`observe` / :meth:`tick`."""
+        """New preferences; they apply at the next :meth:`observe` / :meth:`tick`: a better interface by
+        the new order is chosen at once (no hold-up: the user asked), reason ``preferences``."""
+        if prefs != self.prefs:
+            self._prefs_changed = True
         self.prefs = prefs
 
     def tick(self, state: NodeState, analysis: Analysis) -> list[Action]:
@@ -511,6 +532,10 @@ class FailoverPolicy:
             self.log.note_trigger(name, kind, now)
 
         actions = self._decide(now, effective, churn_lost, state, analysis)
+        self._prefs_changed = False
+        for c in changes:  # a link back: a move the daemon makes onto it is dated from here
+            if c.kind == "link-up":
+                self.log.note_trigger(getattr(c.after, "name", None) or names.get(c.ifindex, ""), "link-up", now)
         access = {i.name for i in state.interfaces.values() if i.kind not in _NOT_ACCESS}
         fb = self._steering(now, effective, access | (set(bounced) & self._known))
         if fb is not None:
@@ -530,7 +555,8 @@ class FailoverPolicy:
                 self._lost.discard(name)  # usable again for the whole hold-up: its rules go back
         cur = self.current
         # interfaces the user listed, or that carried traffic once: not every down port (or home link)
-        candidates = {n for n in self._lost if n in self.prefs.order or n in self._ever_usable}
+        ranked = set(self.prefs.ranking)
+        candidates = {n for n in self._lost if n in ranked or (n in self._ever_usable and n not in self.prefs.never)}
         fallback = {} if cur is None else {n: cur for n in candidates if n != cur}
         if fallback == self.fallback:
             return None
@@ -561,6 +587,8 @@ class FailoverPolicy:
             if best == cur:
                 self.pending = None
                 return []
+            if self._prefs_changed:
+                return [self._switch(best, "preferences", now, now)]
             until = self._since[best] + self.prefs.holdup
             if now >= until:
                 return [self._switch(best, "preferred-back", self._since[best], now)]

@@ -78,11 +78,19 @@ def link_lost(interface: str, reason: str = "") -> Notice:
     return Notice(LINK_LOST, f"Link lost: {interface}", reason)
 
 
-def failover_done(from_interface: str | None, to_interface: str, ms: float, hoas: tuple[str, ...] = (),
-                  *, on_backup: bool = False) -> Notice:
-    """Traffic moved to ``to_interface``; ``ms``: from the link event to the acknowledged binding (or the decision)."""
+def failover_done(from_interface: str | None, to_interface: str, ms: float | None, hoas: tuple[str, ...] = (),
+                  *, on_backup: bool = False, late_ms: float | None = None) -> Notice:
+    """Traffic moved to ``to_interface``; ``ms``: from the link event to the acknowledged binding (or the decision).
+
+    ``ms`` None: the daemon moved before the link event reached mhgui (``late_ms`` later), so there is
+    no start to time it from (the kernel batches carrier notifications, up to 1 s).
+    """
     src = f"{from_interface} → " if from_interface else ""
     body = f"{', '.join(hoas)} now through {to_interface}" if hoas else ""
+    if ms is None:
+        late = f" {late_ms:.0f} ms later" if late_ms is not None else ""
+        body = "\n".join(x for x in (body, f"the daemon moved first; the kernel told mhgui of the link loss{late}") if x)
+        return Notice(FAILOVER_DONE, f"Failover done: {src}{to_interface}", body, icon_state="backup" if on_backup else "ok")
     return Notice(FAILOVER_DONE, f"Failover done: {src}{to_interface} in {ms:.0f} ms", body, ms=ms,
                   icon_state="backup" if on_backup else "ok")
 

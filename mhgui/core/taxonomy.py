@@ -842,7 +842,7 @@ _NEED_HOME_FOREIGN: _Need = (
     "with the HoA in use on the home link, other addresses must be bound to it at the same time (draft 6.2.3)",
 )
 _NEED_REBIND: _Need = (
-    "runtime_rebind",
+    "failover",
     "7.3",
     "the HoA must be re-bound to another interface when one fails (draft 7.3)",
 )

@@ -419,7 +419,8 @@ class UmipDriver(DaemonDriver):
     # ---- state
     @property
     def capabilities(self) -> DaemonCapabilities:
-        """Mainline UMIP: everything False but ``connected`` (umip.md sections 3 and 6)."""
+        """Mainline UMIP: ``connected`` and ``failover`` (its own move to the best remaining interface),
+        nothing else (umip.md sections 3 and 6)."""
         return DaemonCapabilities(
             name=self.name,
             connected=self._status.reachable,
@@ -427,6 +428,7 @@ class UmipDriver(DaemonDriver):
             multiple_coas=False,
             flow_bindings=False,
             runtime_rebind=False,
+            failover=self._status.reachable,  # moves every HoA by MnIfPreference when a link goes
             hoa_as_coa=False,
             home_and_foreign=False,
         )

@@ -24,12 +24,15 @@ Index = QModelIndex | QPersistentModelIndex
 #: custom role: the entry's id
 EntryIdRole = Qt.ItemDataRole.UserRole + 1
 
-_WHO = {"app": "mhgui", "daemon": "daemon"}
-
-
 def _ms(t: float | None, since: float | None) -> str:
-    if t is None or since is None:
+    """Time after the link event; "…" not seen yet, "—" no link event to time it from, "before" seen
+    before the link event reached mhgui (the kernel batches carrier notifications, up to 1 s)."""
+    if since is None:
+        return "—"
+    if t is None:
         return "…"
+    if t < since:
+        return f"before ({(since - t) * 1000:.0f} ms)"
     return f"{(t - since) * 1000:.0f} ms"
 
 
@@ -97,7 +100,7 @@ class FailoverLogModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole:
             if e.to_interface is None:
                 return QBrush(QColor("#b71c1c"))
-            if c == self.COL_ACK and e.ack_time is not None:
+            if c == self.COL_ACK and e.ack_time is not None and e.trigger_time is not None:
                 return QBrush(QColor("#2e7d32"))
         return None
 
@@ -105,9 +108,7 @@ class FailoverLogModel(QAbstractTableModel):
         if c == self.COL_WHEN:
             return time.strftime("%H:%M:%S", time.localtime(self._wall_of(e.decision_time)))
         if c == self.COL_WHO:
-            if e.who == "app" and e.bu_time is not None:
-                return "mhgui + daemon"  # the app's decision (steering), and the daemon moved the same way
-            return _WHO.get(e.who, e.who)
+            return e.by
         if c == self.COL_FROM:
             return e.from_interface or "—"
         if c == self.COL_TO:
@@ -173,6 +174,7 @@ class FailoverPage(QWidget):
     def _on_event(self, ev) -> None:
         if isinstance(ev, EntryChanged):
             self.model.upsert(ev.entry)
+            self.view.resizeColumnsToContents()
             self.view.scrollToBottom()
         self.refresh_status()
 
@@ -190,7 +192,7 @@ class FailoverPage(QWidget):
         if p.pending is not None:
             name, until = p.pending
             left = max(0.0, until - self.service.clock())
-            parts.append(f"{name} is back: mhgui goes back to it after the hold-up, in {left:.0f} s.")
+            parts.append(f"{name} is back: steering rules go back to it after the hold-up, in {left:.0f} s.")
         if p.fallback:
             moved = ", ".join(f"{a} → {b}" for a, b in sorted(p.fallback.items()))
             parts.append(f"Steering rules failed over: {moved}.")

@@ -40,7 +40,10 @@ from ..sources.journal import FailoverJournal
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AppShell"]
+__all__ = ["AppShell", "RESTART_QUIET"]
+
+#: seconds after a restart of the daemon that mhgui asked for, during which its absence is not notified
+RESTART_QUIET = 10.0
 
 
 class AppShell(QObject):
@@ -75,6 +78,7 @@ class AppShell(QObject):
         self._fallback_client: HelperClient | None = None
         self._helper_absent_logged = False
         self._tasks: set[asyncio.Task] = set()
+        self._quiet_until = float("-inf")  # no "daemon lost" notification before (our own restart)
         self.svc = FailoverService(rt.store, rt.clock, rt.analysis, Preferences(()), daemon=rt.daemon,
                                    steering=self._set_fallback, journal=self.journal)
         self.tray = None
@@ -194,6 +198,8 @@ class AppShell(QObject):
             self.message.emit("Preferences applied.", True)
             return True
         self.message.emit("Writing MnIfPreference to mip6d.conf and restarting mip6d…", None)
+        # the daemon going away now is our restart, not news for a notification
+        self._quiet_until = float("inf")
         try:
             async with HelperClient(self.system_bus) as h:
                 await h.set_interface_preferences(mnif)
@@ -201,6 +207,8 @@ class AppShell(QObject):
         except Exception as e:
             self.message.emit(f"MnIfPreference not applied: {e}", False)
             return False
+        finally:
+            self._quiet_until = self.rt.clock() + RESTART_QUIET
         self._current_mnif = dict(self._current_mnif or {}, **mnif)
         self.message.emit("MnIfPreference written to mip6d.conf; mip6d restarted.", True)
         return True
@@ -252,12 +260,15 @@ class AppShell(QObject):
         elif isinstance(ev, FailoverDone):
             p = self.svc.policy.prefs
             to = ev.entry.to_interface or "?"
-            n.notify(notices.failover_done(ev.entry.from_interface, to, ev.took * 1000, ev.entry.hoas,
-                                           on_backup=to in p.backup or (bool(p.order) and to != p.order[0])))
+            n.notify(notices.failover_done(
+                ev.entry.from_interface, to, None if ev.took is None else ev.took * 1000, ev.entry.hoas,
+                on_backup=to in p.backup or (bool(p.order) and to != p.order[0]),
+                late_ms=None if ev.late is None else ev.late * 1000))
         elif isinstance(ev, FailoverFailed):
             n.notify(notices.failover_failed(ev.interface, ev.message))
         elif isinstance(ev, DaemonLost):
-            n.notify(notices.daemon_lost("mip6d", ev.message))
+            if self.rt.clock() >= self._quiet_until:
+                n.notify(notices.daemon_lost("mip6d", ev.message))
         if self.tray is not None and not isinstance(ev, Decided):
             self.tray.refresh()
 
