@@ -33,6 +33,8 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QIcon, QPalette
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
+from .. import APP_ID
+
 from ..core.trayview import STATES, TrayView
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,12 @@ def tray_icon_path(state: str, scheme: str) -> str:
     if scheme not in ("light", "dark"):
         raise ValueError(f"unknown colour scheme {scheme!r}")
     return str(resources.files("mhgui") / "resources" / "tray" / f"{state}-{scheme}.svg")
+
+
+def tray_icon_name(state: str, scheme: str) -> str:
+    """Icon-theme name of the tray icon (``io.github.mhgui.MHGui-STATE-SCHEME``, hicolor/scalable/status)."""
+    tray_icon_path(state, scheme)  # validates
+    return f"{APP_ID}-{state}-{scheme}"
 
 
 def color_scheme() -> str:
@@ -165,7 +173,9 @@ class TrayController(QObject):
     def _icon_for(self, state: str) -> QIcon:
         key = (state, color_scheme())
         if key not in self._icons:
-            self._icons[key] = QIcon(tray_icon_path(*key))
+            # the installed theme icon when there is one (a Flatpak exports them in the hicolor layout:
+            # the tray host then gets an icon name and draws it at its own size), else the package's file
+            self._icons[key] = QIcon.fromTheme(tray_icon_name(*key), QIcon(tray_icon_path(*key)))
         return self._icons[key]
 
     def _scheme_changed(self, *_args) -> None:
