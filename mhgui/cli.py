@@ -36,6 +36,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--system-bus", metavar="ADDRESS", default=None, help="D-Bus address of the system bus")
 
 
+def _count(text: str) -> int:
+    n = int(text)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {n}")
+    return n
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mhctl", description="Multihomed Mobile IPv6 node: status and events.")
     p.add_argument("--version", action="version", version=f"mhctl {__version__}")
@@ -68,7 +75,7 @@ def parser() -> argparse.ArgumentParser:
     lg.add_argument("--json", action="store_true", help="machine-readable output (a JSON list, oldest first)")
     lg.add_argument("--file", metavar="PATH", default=None,
                     help="the journal (default $XDG_STATE_HOME/mhgui/failover.jsonl)")
-    lg.add_argument("-n", "--last", type=int, default=0, metavar="N", help="only the last N failovers")
+    lg.add_argument("-n", "--last", type=_count, default=0, metavar="N", help="only the last N failovers")
     for sp in (s, m, b, r, f, mv, ru):
         sp.add_argument("--vt-port", type=int, default=7777, metavar="N",
                         help="port of mip6d's terminal on localhost (its --vt-service; default 7777)")
@@ -410,14 +417,19 @@ async def _move(args) -> int:
 
 
 def _ms(d: object) -> str:
-    return f"{d * 1000:.0f} ms" if isinstance(d, (int, float)) else "-"
+    ok = isinstance(d, (int, float)) and not isinstance(d, bool) and abs(d) < 1e9
+    return f"{d * 1000:.0f} ms" if ok else "-"
 
 
 def format_log_entry(e: dict) -> str:
     """One line of ``mhctl log``: when, who, from → to, why, and the times after the link event."""
     wall = e.get("wall") if isinstance(e.get("wall"), dict) else {}
     t = wall.get("decision")
-    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "?"
+    try:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "?"
+    except (OverflowError, ValueError, OSError):  # a hand-edited or corrupt journal line
+        when = "?"
+    when = f"{when:19}"
     after = e.get("after_trigger") if isinstance(e.get("after_trigger"), dict) else {}
     who = e.get("by") if e.get("by") in ("mhgui", "daemon", "mhgui+daemon") else "?"
     move = f"{e.get('from') or '(none)'} -> {e.get('to') or '(none)'}"

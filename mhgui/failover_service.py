@@ -48,6 +48,9 @@ __all__ = [
 #: SwitchTo reasons that are not the loss of the interface left (going back, the user's new order)
 NOT_A_LOSS = frozenset({"initial", "recovered", "preferred-back", "preferences"})
 
+#: seconds stop() waits for the helper to put the steering rules back (it also does when the app leaves the bus)
+STOP_TIMEOUT = 3.0
+
 #: A move seen in the binding update list that is not acknowledged within this many seconds is reported failed.
 ACK_TIMEOUT = 30.0
 
@@ -138,7 +141,7 @@ class FailoverService:
         self._timer: asyncio.TimerHandle | None = None
         self._unsubs: list[Callable[[], None]] = []
         self._steer_want: dict[str, str] | None = None  # the map to send (None: nothing to send)
-        self._steer_sent: dict[str, str] = {}
+        self._steer_sent: dict[str, str] | None = {}  # None: unknown (a call failed or was cancelled)
         self._steer_task: asyncio.Task | None = None
         self._steer_entry: FailoverEntry | None = None
         self._daemon_up: bool | None = None
@@ -177,15 +180,17 @@ class FailoverService:
         task = self._steer_task
         if task is not None and not task.done():
             task.cancel()
+            self._steer_sent = None  # a call may have been under way
             try:
                 await task
             except BaseException:  # noqa: BLE001 - cancelled or failed: it is over either way
                 pass
-        if self.steering is not None and self._steer_sent:
+        if self.steering is not None and self._steer_sent != {}:
             try:
-                await self.steering({})
-            except Exception as e:  # the helper clears it anyway when this client leaves the bus
-                log.info("steering fallback not cleared at exit: %s", e)
+                async with asyncio.timeout(STOP_TIMEOUT):
+                    await self.steering({})
+            except (Exception, TimeoutError) as e:  # the helper clears it anyway when this client leaves the bus
+                log.info("steering fallback not cleared at exit: %s", e or "no answer")
 
     def set_preferences(self, prefs: Preferences) -> None:
         """New preferences (from the dialog): decided on at once."""
@@ -239,8 +244,10 @@ class FailoverService:
                 self._hurry()
                 self._rebind(a)
             elif isinstance(a, NoUsableInterface):
-                self._emit(FailoverFailed(a.previous, "no usable interface: every listed link is down, "
-                                          "has no care-of address or no default router", a.trigger_time))
+                why = ("the preferences leave no usable interface (every usable one is marked never, or not "
+                       "listed)" if a.reason == "preferences" else
+                       "no usable interface: every listed link is down, has no care-of address or no default router")
+                self._emit(FailoverFailed(a.previous, why, a.trigger_time))
                 self._hurry()
             elif isinstance(a, SteeringFallback):
                 self._steer(a)
@@ -297,6 +304,7 @@ class FailoverService:
             try:
                 moved = await self.steering(want)  # type: ignore[misc]
             except Exception as e:
+                self._steer_sent = None  # the helper may have applied it anyway: send the next map
                 msg = f"steering rules not moved: {e}"
                 log.warning("%s", msg)
                 self._emit(FailoverFailed(next(iter(want), None), msg, self.clock()))

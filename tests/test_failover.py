@@ -121,6 +121,9 @@ def test_mnifpreference_values_clamped_at_ten():
     (dict(order=["eth0"], backup={"eth0"}, never={"eth0"}), "both"),
     (dict(order=["eth 0"]), "not an interface name"),
     (dict(order=["a" * 16]), "not an interface name"),
+    (dict(order=["é" * 8]), "not an interface name"),  # 16 bytes: over IFNAMSIZ - 1
+    (dict(order=['eth"0']), "not an interface name"),  # cannot be quoted in mip6d.conf
+    (dict(order=["eth#0"]), "not an interface name"),
     (dict(order="eth0"), "not a string"),
     (dict(order=["eth0"], holdup=-1), "holdup"),
     (dict(order=["eth0"], churn_window=float("nan")), "churn_window"),
@@ -269,6 +272,17 @@ def test_address_churn_on_a_waiting_interface_keeps_its_holdup():
     acts += lab.at(1023.0, addr("eth0"))
     assert acts == [] and lab.policy.pending == ("eth0", 1025.0)
     assert lab.tick(1025.0) == [SwitchTo("eth0", "wlan0", "preferred-back", 1020.0, 1025.0)]
+
+
+def test_a_loss_during_churn_chooses_an_interface_usable_for_real():
+    lab = Lab(PREFS)
+    lab.at(1000.0, link("eth0", up=False))
+    lab.at(1001.0, link("eth0"))  # hold-up until 1006
+    lab.at(1002.0, AddressRemoved(key("eth0")))  # eth0's CoA removed: kept only by the churn grace
+    acts = lab.at(1002.5, link("wlan0", up=False))
+    assert switches(acts) == [SwitchTo("wwan0", "wlan0", "link-down", 1002.5, 1002.5)]
+    assert lab.policy.fallback == {"eth0": "wwan0", "wlan0": "wwan0"}
+    assert switches(lab.tick(1004.0)) == []  # no second switch when eth0's grace ends
 
 
 def test_deprecated_coa_is_a_trigger_at_once():

@@ -332,3 +332,90 @@ def test_failover_page_model_and_status(qtbot, qtmodeltester, qloop):
         await w.svc.stop()
 
     qloop.run_until_complete(scenario())
+
+
+# --------------------------------------------------------------------------- the helper misbehaving
+@pytest.mark.asyncio
+async def test_a_failed_call_the_helper_applied_anyway_is_undone():
+    helper: dict = {}
+    calls = []
+    w = World(PREFS)
+
+    async def steer(fb):
+        calls.append(dict(fb))
+        helper.clear()
+        helper.update(fb)  # applied...
+        if len(calls) == 1:
+            raise RuntimeError("the mhgui helper did not answer SetSteeringFallback")  # ...the reply lost
+        return True
+
+    w.svc.steering = steer
+    w.svc.start()
+    w.store.apply(link("eth0", up=False))
+    await until(lambda: calls, "the first call")
+    w.store.apply(link("eth0"))
+    await until(lambda: len(calls) == 2, "the rules sent back after the hold-up")
+    assert helper == {}
+    await w.svc.stop()
+
+
+@pytest.mark.asyncio
+async def test_stop_is_bounded_when_the_helper_hangs(monkeypatch):
+    import mhgui.failover_service as fs
+
+    monkeypatch.setattr(fs, "STOP_TIMEOUT", 0.2)
+    n = []
+    w = World(PREFS)
+
+    async def steer(fb):
+        n.append(fb)
+        if len(n) >= 2:
+            await asyncio.Event().wait()  # a wedged helper
+        return True
+
+    w.svc.steering = steer
+    w.svc.start()
+    w.store.apply(link("eth0", up=False))
+    await until(lambda: n, "the fallback")
+    t0 = time.monotonic()
+    await asyncio.wait_for(w.svc.stop(), 5)
+    assert time.monotonic() - t0 < 2 and n[-1] == {}
+
+
+def test_journal_survives_a_fifo_and_a_big_file_and_mhctl_log_odd_values(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "fifo.jsonl"
+    os.mkfifo(fifo)
+    j = FailoverJournal(str(fifo))
+    j.append({"id": 1, "trigger_time": None, "decision_time": 1.0, "bu_time": None, "ack_time": None})
+    done = j._pool.submit(lambda: None)
+    done.result(timeout=5)  # the writer did not block on the FIFO
+    j.close()
+    # a journal larger than what read_journal takes by default is compacted, never emptied
+    import mhgui.sources.journal as jm
+
+    monkeypatch.setattr(jm, "MAX_BYTES", 4000)
+    path = tmp_path / "big.jsonl"
+    line = json.dumps({"id": 0, "session": "s", "who": "app", "wall": {"decision": 1.0}, "pad": "x" * 25000})  # 5 MB: over what read_journal takes by default
+    path.write_text("".join(line.replace('"id": 0', f'"id": {i}') + "\n" for i in range(1, 200)))
+    j = FailoverJournal(str(path))
+    j.append({"id": 500, "trigger_time": None, "decision_time": 2.0, "bu_time": None, "ack_time": None})
+    j.close()
+    got = read_journal(str(path), max_bytes=10 ** 7)
+    assert got.entries and got.entries[-1]["id"] == 500 and len(got.entries) <= jm.KEEP
+    # odd values in a hand-edited journal
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text('{"id":1,"session":"a","wall":{"decision":1e20},"after_trigger":{"ack":NaN}}\n'
+                   '{"id":true,"session":"a"}\n')
+    out = subprocess.run([sys.executable, "-m", "mhgui.cli", "log", "--file", str(odd)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr
+    assert "1 unreadable line" in out.stderr
+    data = json.loads(subprocess.run([sys.executable, "-m", "mhgui.cli", "log", "--file", str(odd), "--json"],
+                                     capture_output=True, text=True, timeout=60).stdout)
+    assert data[0]["after_trigger"]["ack"] is None
+    bad = subprocess.run([sys.executable, "-m", "mhgui.cli", "log", "-n", "-1"], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and "0 or more" in bad.stderr

@@ -229,3 +229,22 @@ def test_async_api_runs_in_the_executor(qloop):
     before, saved, after = qloop.run_until_complete(asyncio.wait_for(scenario(), 10))
     assert before.settings is None and after.settings == A and saved.backup is None
     assert where == [False]
+
+
+def test_deeply_nested_files_are_problems_not_crashes(tmp_path):
+    from mhgui.sources.prefs_store import PrefsStoreError, load_prefs, save_prefs
+
+    p = tmp_path / "failover.toml"
+    p.write_text("x = " + "[" * 600 + "]" * 600 + "\n")
+    got = load_prefs(p)
+    assert got.settings is not None and any("nested too deeply" in str(x) for x in got.problems)
+    p.write_text("x = " + "[" * 300 + "]" * 300 + "\n")  # tomllib reads it; tomli-w could not write it back
+    got = load_prefs(p)
+    assert "x" not in got.settings.extra and any("dropped" in str(x) for x in got.problems)
+    save_prefs(got.settings, p)  # and saving what was kept works
+    from mhgui.core.prefsfile import FailoverSettings
+    deep: list = []
+    for _ in range(400):
+        deep = [deep]
+    with pytest.raises(PrefsStoreError):
+        save_prefs(FailoverSettings(extra={"y": deep}), p)

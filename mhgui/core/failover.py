@@ -117,7 +117,13 @@ NM_DOWN_STATES = frozenset({20, 110, 120})
 #: kinds of interface that never carry a steering rule's traffic by themselves
 _NOT_ACCESS = frozenset({InterfaceKind.LOOPBACK, InterfaceKind.TUNNEL})
 
-_IFNAME = re.compile(r"^[^\s/:]{1,15}$")  # IFNAMSIZ - 1; no whitespace, '/' or ':'
+_IFNAME = re.compile(r'^[^\s/:"#]{1,15}$')  # IFNAMSIZ - 1; no whitespace, '/', ':'; no '"' or '#' (mip6d.conf)
+
+
+def valid_interface_name(name: object) -> bool:
+    """A name the kernel takes (at most 15 bytes, no whitespace, '/' or ':') that mip6d.conf can quote."""
+    return (isinstance(name, str) and bool(_IFNAME.match(name)) and len(name.encode("utf-8", "surrogatepass")) <= 15
+            and name not in (".", "..") and name.isprintable())
 
 
 # --------------------------------------------------------------------------- preferences
@@ -150,7 +156,7 @@ class Preferences:
         object.__setattr__(self, "never", frozenset(self.never))
         holdup, churn_window = self.holdup, self.churn_window
         for n in order_t:
-            if not isinstance(n, str) or not _IFNAME.match(n):
+            if not valid_interface_name(n):
                 raise ValueError(f"not an interface name: {n!r}")
         if len(set(order_t)) != len(order_t):
             dup = sorted({n for n in order_t if order_t.count(n) > 1})
@@ -580,11 +586,15 @@ class FailoverPolicy:
     def _decide(self, now: float, effective: set[str], churn_lost: dict[str, float], state: NodeState,
                 analysis: Analysis) -> list[Action]:
         ranking = [n for n in self.prefs.ranking if n in effective]
-        best = ranking[0] if ranking else None
+        # an interface kept only by the churn grace (its CoA removed a moment ago) may keep the node,
+        # but is not moved to while another one is usable for real
+        waiting = self.pending[0] if self.pending is not None else None  # a running hold-up is kept too
+        firm = [n for n in ranking if n not in self._soft or n == waiting]
+        best = firm[0] if firm else (ranking[0] if ranking else None)
         cur = self.current
         if cur is not None and cur in ranking:
             self._none_reported = False
-            if best == cur:
+            if best == cur or best is None or ranking.index(best) > ranking.index(cur):
                 self.pending = None
                 return []
             if self._prefs_changed:
@@ -596,7 +606,9 @@ class FailoverPolicy:
                 self.pending = (best, until)
                 return [StayPending(best, cur, until)]
             return []
-        # no current choice, or the current one is lost: choose at once
+        # no current choice, or the current one is lost: choose at once, among interfaces usable for real
+        strict = [n for n in ranking if n not in self._soft]
+        best = strict[0] if strict else (ranking[0] if ranking else None)
         self.pending = None
         if cur is None:
             trigger, reason = now, ("initial" if not self._started else "recovered")

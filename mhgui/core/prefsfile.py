@@ -45,7 +45,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import tomli_w
 
 from .capabilities import DaemonCapabilities
-from .failover import Preferences, mnifpreference_values, usable_interfaces
+from .failover import Preferences, mnifpreference_values, usable_interfaces, valid_interface_name
 from .settings import locate_line, type_name
 
 __all__ = [
@@ -81,12 +81,11 @@ HOLDUP_MAX = 600
 
 _TOP_KEYS = ("holdup", "notifications", "churn_window", "require_router", "interface")
 _IF_KEYS = ("name", "mark")
-_IFNAME = re.compile(r"^[^\s/:]{1,15}$")  # what Preferences accepts (IFNAMSIZ - 1; no whitespace, '/' or ':')
 _POS_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 
 
 def is_interface_name(name: object) -> bool:
-    return isinstance(name, str) and bool(_IFNAME.match(name)) and name not in (".", "..") and name.isprintable()
+    return valid_interface_name(name)
 
 
 # --------------------------------------------------------------------------- data
@@ -183,6 +182,11 @@ def parse_prefs(text: str, path: str = "failover.toml", *, strict: bool = False)
 
     try:
         data = tomllib.loads(text)
+    except RecursionError:  # tomllib recurses per nesting level: a hostile file, not a crash
+        p = PrefsProblem(path, None, None, "not valid TOML: nested too deeply; the defaults are used", True)
+        if strict:
+            raise PrefsError(p) from None
+        return ParsedPrefs(FailoverSettings(), (p,))
     except tomllib.TOMLDecodeError as e:
         msg = str(e)
         line = None
@@ -199,7 +203,11 @@ def parse_prefs(text: str, path: str = "failover.toml", *, strict: bool = False)
         return ParsedPrefs(FailoverSettings(), (p,))
 
     extra = {k: v for k, v in data.items() if k not in _TOP_KEYS}
-    for key in extra:
+    for key in list(extra):
+        if _depth(extra[key]) > MAX_KEPT_DEPTH:
+            del extra[key]
+            problem(f"unknown key {_show(key)}: nested more than {MAX_KEPT_DEPTH} levels deep; dropped", key)
+            continue
         problem(f"unknown key {_show(key)} (kept as it is; known: {', '.join(_TOP_KEYS)})", key, lossy=False)
 
     def seconds(key: str, default: float, maximum: float) -> float:
@@ -266,7 +274,10 @@ def parse_prefs(text: str, path: str = "failover.toml", *, strict: bool = False)
             backup.add(name)
         elif mark == "never":
             never.add(name)
-        unknown = {k: v for k, v in table.items() if k not in _IF_KEYS}
+        unknown = {k: v for k, v in table.items() if k not in _IF_KEYS and _depth(v) <= MAX_KEPT_DEPTH}
+        for k in [k for k in table if k not in _IF_KEYS and k not in unknown]:
+            problem(f"{where} ({name}): unknown key {_show(k)}: nested more than {MAX_KEPT_DEPTH} levels deep; "
+                    "dropped", k, i, dotted=f"{dotted}.{k}")
         for k in unknown:
             problem(f"{where} ({name}): unknown key {_show(k)} (kept as it is; known: {', '.join(_IF_KEYS)})",
                     k, i, lossy=False, dotted=f"{dotted}.{k}")
@@ -286,6 +297,25 @@ _HEADER = """\
 # Changing the order or the marks changes MnIfPreference in mip6d.conf (UMIP restarts to read it).
 
 """
+
+
+#: unknown values nested deeper than this are dropped (reported as lost), not kept: they could not be written back
+MAX_KEPT_DEPTH = 32
+
+
+def _depth(v: Any, limit: int = MAX_KEPT_DEPTH + 1) -> int:
+    """Nesting depth of a TOML value (arrays and tables), counted up to ``limit``."""
+    stack, deepest = [(v, 1)], 0
+    while stack:
+        x, d = stack.pop()
+        deepest = max(deepest, d)
+        if deepest >= limit:
+            return deepest
+        if isinstance(x, dict):
+            stack += [(y, d + 1) for y in x.values()]
+        elif isinstance(x, list):
+            stack += [(y, d + 1) for y in x]
+    return deepest
 
 
 def _number(v: float) -> int | float:

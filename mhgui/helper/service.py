@@ -718,6 +718,15 @@ class Helper:
                                         signature="s", body=[match]))
         except Exception as e:  # without the match the fallback stays until the app changes it
             log.warning("cannot watch %s: %s", sender, e)
+        try:  # it may have left while its call waited for polkit: then the signal is never coming
+            reply = await self.bus.call(Message(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus",
+                                                interface="org.freedesktop.DBus", member="NameHasOwner",
+                                                signature="s", body=[sender]))
+            gone = reply is not None and reply.message_type is MessageType.METHOD_RETURN and reply.body == [False]
+        except Exception:
+            gone = False
+        if gone and self._fallback_owner == sender:
+            self._fallback_owner_gone()
 
     def _fallback_owner_gone(self) -> None:
         log.info("%s left the bus: steering rules back on their own interfaces", self._fallback_owner)

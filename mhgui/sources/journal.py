@@ -92,8 +92,10 @@ class FailoverJournal:
     def _write(self, text: str) -> None:
         try:
             os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o600)
             try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):  # a FIFO would block this thread, and quitting
+                    raise OSError(f"{self.path} is not a regular file")
                 os.write(fd, text.encode())
                 size = os.fstat(fd).st_size
             finally:
@@ -106,7 +108,9 @@ class FailoverJournal:
                 log.warning("cannot write the failover journal %s: %s", self.path, e)
 
     def _compact(self) -> None:
-        got = read_journal(self.path)
+        got = read_journal(self.path, max_bytes=os.path.getsize(self.path) + 1)
+        if got.error:  # never replace what could not be read
+            return
         keep = got.entries[-KEEP:]
         text = "".join(json.dumps(e, separators=(",", ":"), sort_keys=True) + "\n" for e in keep)
         atomic_replace(self.path, lambda f: f.write(text.encode()), 0o600)
@@ -142,11 +146,11 @@ def read_journal(path: str | None = None, *, max_bytes: int = 4 * MAX_BYTES) -> 
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw.decode("utf-8"))
+            obj = json.loads(raw.decode("utf-8"), parse_constant=lambda c: None)  # NaN, Infinity: null
         except (UnicodeDecodeError, ValueError):
             out.skipped += 1
             continue
-        if not isinstance(obj, dict) or not isinstance(obj.get("id"), int) or not isinstance(obj.get("session"), str):
+        if not isinstance(obj, dict) or type(obj.get("id")) is not int or not isinstance(obj.get("session"), str):
             out.skipped += 1
             continue
         key = (obj["session"], obj["id"])

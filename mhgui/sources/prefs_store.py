@@ -182,7 +182,10 @@ def save_prefs(settings: FailoverSettings, path: str | os.PathLike | None = None
     file is then as it was.
     """
     p = str(path) if path is not None else str(prefs_path())
-    text = render_prefs(settings)
+    try:
+        text = render_prefs(settings)
+    except (RecursionError, ValueError, TypeError) as e:  # an unknown value tomli-w cannot write
+        raise PrefsStoreError(f"{p}: cannot write these preferences: {e}") from None
     target = os.path.realpath(p)  # a symlinked file is updated at its target
     directory = os.path.dirname(target)
     try:

@@ -179,8 +179,10 @@ class AppShell(QObject):
         except prefs_store.PrefsStoreError as e:
             self.message.emit(f"Preferences not saved: {e}", False)
             return
+        # only a configured daemon with home addresses gets new MnIfPreference values (what the tray says)
+        daemon = self.rt.daemon is not None and bool(self.rt.store.state.home_addresses)
         changes = mnif_changes(None, new, self._current_mnif or {}) \
-            if restart_needed(None, new, self.rt.caps, self._current_mnif or {}) else {}
+            if daemon and restart_needed(None, new, self.rt.caps, self._current_mnif or {}) else {}
         await self.apply(new, settings.notifications, changes, settings=settings)
 
     async def apply(self, prefs: Preferences, notify: bool, mnif: dict[str, int],
