@@ -419,3 +419,36 @@ def test_journal_survives_a_fifo_and_a_big_file_and_mhctl_log_odd_values(tmp_pat
     bad = subprocess.run([sys.executable, "-m", "mhgui.cli", "log", "-n", "-1"], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 2 and "0 or more" in bad.stderr
+
+
+def test_failover_tab_shows_earlier_runs_from_the_journal(tmp_path, qtbot, qtmodeltester):
+    from mhgui.sources.journal import past_entries
+    from mhgui.ui.failover_view import FailoverLogModel
+
+    path = tmp_path / "failover.jsonl"
+    old = FailoverJournal(str(path), monotonic=lambda: 100.0, wall=lambda: 1_000_000.0)
+    old.append({"id": 1, "who": "app", "from": "eth0", "to": "wlan0", "reason": "link-down", "hoas": [HOA],
+                "trigger_time": 90.0, "decision_time": 90.004, "bu_time": 90.1, "ack_time": 90.2})
+    old.close()
+    with open(path, "a") as f:  # odd lines of a hand-edited journal are skipped
+        f.write('{"id": 2, "session": "x", "who": "app", "wall": {"decision": "soon"}}\n'
+                '{"id": 3, "session": "x", "who": "root", "wall": {"decision": 5}}\n')
+    got = read_journal(str(path))
+    past = past_entries(got.entries, lambda wall: wall - 999_000.0, skip_session="this-run")
+    assert len(past) == 1
+    e = past[0]
+    assert e.id < 0 and (e.from_interface, e.to_interface, e.hoas) == ("eth0", "wlan0", (HOA,))
+    assert e.ack_time - e.trigger_time == pytest.approx(0.2)
+    assert past_entries(got.entries, lambda w: w, skip_session=old.session) == []
+    m = FailoverLogModel(lambda t: t + 999_000.0)
+    qtmodeltester.check(m)
+    m.upsert(_entry_for_test())
+    m.add_past(past)
+    assert m.rowCount() == 2 and m.entry(0).id == e.id
+    assert m.index(0, FailoverLogModel.COL_ACK).data() == "200 ms"
+    qtmodeltester.check(m)
+
+
+def _entry_for_test():
+    from mhgui.core.failover import FailoverEntry
+    return FailoverEntry(1, "app", "wlan0", "eth0", "preferred-back", 10.0, 15.0)

@@ -34,7 +34,7 @@ from ..atomicfile import atomic_replace
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FailoverJournal", "JournalRead", "MAX_BYTES", "KEEP", "default_path"]
+__all__ = ["FailoverJournal", "JournalRead", "MAX_BYTES", "KEEP", "default_path", "past_entries", "read_journal"]
 
 MAX_BYTES = 1 << 20
 KEEP = 500
@@ -157,6 +157,38 @@ def read_journal(path: str | None = None, *, max_bytes: int = 4 * MAX_BYTES) -> 
         latest.pop(key, None)  # re-insert: the order is that of the last update
         latest[key] = obj
     out.entries = sorted(latest.values(), key=_order)
+    return out
+
+
+def past_entries(entries: list[dict], to_clock: Callable[[float], float], *, skip_session: str | None = None,
+                 limit: int = 100) -> list:
+    """:class:`~mhgui.core.failover.FailoverEntry` objects for journal lines of earlier runs (the window's
+    history), newest ``limit``; times from their ``wall`` values, turned into this process's clock by
+    ``to_clock(epoch seconds)``; ids negative (they never collide with this run's). Odd lines are skipped."""
+    from ..core.failover import FailoverEntry
+
+    def t(wall: dict, k: str) -> float | None:
+        v = wall.get(k)
+        return to_clock(float(v)) if isinstance(v, (int, float)) and not isinstance(v, bool) \
+            and abs(v) < 1e11 else None
+
+    out = []
+    for i, e in enumerate(entries[-limit:] if limit else entries):
+        if e.get("session") == skip_session:
+            continue
+        wall = e.get("wall") if isinstance(e.get("wall"), dict) else {}
+        decision = t(wall, "decision")
+        if decision is None or e.get("who") not in ("app", "daemon"):
+            continue
+        hoas = e.get("hoas") if isinstance(e.get("hoas"), list) else []
+
+        def name(k: str) -> str | None:
+            v = e.get(k)
+            return v[:15] if isinstance(v, str) else None
+
+        out.append(FailoverEntry(-(i + 1), e["who"], name("from"), name("to"), str(e.get("reason"))[:32],
+                                 t(wall, "trigger"), decision, t(wall, "bu"), t(wall, "ack"),
+                                 tuple(str(h)[:45] for h in hoas[:16])))
     return out
 
 

@@ -71,6 +71,16 @@ class FailoverLogModel(QAbstractTableModel):
         self._row_of[e.id] = n
         self.endInsertRows()
 
+    def add_past(self, entries: list[FailoverEntry]) -> None:
+        """Earlier runs' failovers (from the journal), before this run's rows; one insert."""
+        entries = [e for e in entries if e.id not in self._row_of][-self.limit:]
+        if not entries:
+            return
+        self.beginInsertRows(QModelIndex(), 0, len(entries) - 1)
+        self._rows[:0] = entries
+        self._row_of = {x.id: i for i, x in enumerate(self._rows)}
+        self.endInsertRows()
+
     def entry(self, row: int) -> FailoverEntry:
         return self._rows[row]
 

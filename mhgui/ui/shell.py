@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
@@ -36,7 +37,7 @@ from ..failover_service import (
 from ..helper.client import HelperAbsent, HelperClient
 from ..sources import prefs_store
 from ..sources.config import default_mip6d_conf, read_interface_preferences
-from ..sources.journal import FailoverJournal
+from ..sources.journal import FailoverJournal, past_entries, read_journal
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,7 @@ class AppShell(QObject):
         self.svc.start()
         self.page = FailoverPage(self.svc, parent=self.win)
         self.win.tabs.addTab(self.page, "Failover")
+        self._spawn(self._load_history())
         self.notifier = DesktopNotifier(bus_address=self.session_bus, enabled=self.notifications)
         self.svc.subscribe(self._on_failover)
         self.win.preferences_requested.connect(self.show_preferences)
@@ -131,6 +133,17 @@ class AppShell(QObject):
         if self._fallback_client is not None:
             await self._fallback_client.close()
         await asyncio.get_running_loop().run_in_executor(None, self.journal.close)
+
+    async def _load_history(self) -> None:
+        """Earlier runs' failovers from the journal, in the Failover tab (read in an executor)."""
+        got = await asyncio.get_running_loop().run_in_executor(None, read_journal, self.journal.path)
+        if got.error:
+            self.message.emit(f"Failover history not shown: {got.error}", False)
+            return
+        offset = time.time() - self.rt.clock()
+        past = past_entries(got.entries, lambda wall: wall - offset, skip_session=self.journal.session)
+        if self.page is not None:
+            self.page.model.add_past(past)
 
     def _spawn(self, coro) -> None:
         task = asyncio.ensure_future(coro)
