@@ -103,11 +103,17 @@ async def _probe_helper(bus: MessageBus) -> SourceStatus:
     return SourceStatus(HELPER, "unknown", f"{name}: {text}".rstrip(": "))
 
 
+def system_bus_address(given: str | None = None) -> str:
+    """The system bus address a connection uses: ``given``, else ``$DBUS_SYSTEM_BUS_ADDRESS``, else the
+    default socket (``unix:path=/var/run/dbus/system_bus_socket``, as dbus-fast and libdbus use)."""
+    return given or os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or "unix:path=/var/run/dbus/system_bus_socket"
+
+
 async def probe_system_bus(bus_address: str | None = None, *,
                            timeout: float = DEFAULT_TIMEOUT) -> tuple[SourceStatus, SourceStatus]:
     """Connect to the system bus (``bus_address``: None → ``$DBUS_SYSTEM_BUS_ADDRESS`` or the default),
     look for the helper; returns the ``system-bus`` and ``helper`` statuses. Never raises (but cancellation)."""
-    where = bus_address or os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or "unix:path=/run/dbus/system_bus_socket"
+    where = system_bus_address(bus_address)
     unknown = SourceStatus(HELPER, "unknown", "the system bus is not reachable")
     bus: MessageBus | None = None
     try:

@@ -61,7 +61,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
@@ -644,7 +643,8 @@ class NetworkManagerSource:
     @property
     def bus_address(self) -> str:
         """The address connected to (resolved from the environment when none was given)."""
-        return self._bus_address or os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or "unix:path=/var/run/dbus/system_bus_socket"
+        from .access import system_bus_address
+        return system_bus_address(self._bus_address)
 
     @property
     def running(self) -> bool:
