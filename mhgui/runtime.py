@@ -27,6 +27,9 @@ from .sources.netlink import NetlinkSource, can_open_netlink
 
 log = logging.getLogger(__name__)
 
+#: seconds an analysis is reused while the store does not change (addresses' lifetimes count down meanwhile)
+ANALYSIS_REUSE = 0.05
+
 
 class Runtime:
     """The live node state and its sources.
@@ -41,6 +44,10 @@ class Runtime:
                  netns: str | None = None, clock: Callable[[], float] = time.monotonic,
                  vt_port: int | None = 7777, poll_interval: float = 1.0, flows: bool = False) -> None:
         self.store = StateStore()
+        # first subscriber: every later one that asks for the analysis sees this change counted
+        self._generation = 0  # store changes seen (the analysis cache's key)
+        self._analysis: tuple[int, float, Analysis] | None = None
+        self.store.subscribe(self._count_change)
         self.clock = clock
         self.mip6d_conf = mip6d_conf
         self.settings_file = settings_file
@@ -79,6 +86,9 @@ class Runtime:
             st = ev.status
             self.store.apply(SourceStatus(st.name, st.state, st.error or ""))
 
+    def _count_change(self, changes) -> None:
+        self._generation += 1
+
     def _on_store(self, changes) -> None:
         # the driver names each binding's interface from the live model: refresh it once per loop turn
         if not self._live_pending and self.daemon is not None:
@@ -95,7 +105,15 @@ class Runtime:
         return bool(self.config.settings and self.config.settings.allow_ula)
 
     def analysis(self) -> Analysis:
-        return analyse(self.store.state, self.clock(), allow_ula=self.allow_ula)
+        """The analysis of the store's state now; shared by its users (the daemon's live view, failover,
+        the tray) until the store changes or :data:`ANALYSIS_REUSE` seconds pass (lifetimes run on)."""
+        now = self.clock()
+        cached = self._analysis
+        if cached is not None and cached[0] == self._generation and now - cached[1] < ANALYSIS_REUSE:
+            return cached[2]
+        an = analyse(self.store.state, now, allow_ula=self.allow_ula)
+        self._analysis = (self._generation, now, an)
+        return an
 
     async def load_config(self) -> None:
         """(Re)read the configuration files in an executor; problems land in ``config.errors``

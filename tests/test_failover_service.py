@@ -452,3 +452,17 @@ def test_failover_tab_shows_earlier_runs_from_the_journal(tmp_path, qtbot, qtmod
 def _entry_for_test():
     from mhgui.core.failover import FailoverEntry
     return FailoverEntry(1, "app", "wlan0", "eth0", "preferred-back", 10.0, 15.0)
+
+
+def test_runtime_shares_one_analysis_until_the_store_changes():
+    from mhgui.runtime import Runtime
+
+    t = [100.0]
+    rt = Runtime(vt_port=None, use_networkmanager=False, clock=lambda: t[0])
+    a = rt.analysis()
+    assert rt.analysis() is a  # the tray, failover and the daemon's live view share it
+    rt.store.apply(link("eth0"))
+    b = rt.analysis()
+    assert b is not a
+    t[0] += 1.0  # lifetimes run on: computed again
+    assert rt.analysis() is not b
