@@ -37,6 +37,7 @@ from .core.failover import (
 )
 from .core.state import Change, StateStore
 from .daemons.base import BindingsChanged, DaemonDriver, StatusChanged
+from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -179,12 +180,8 @@ class FailoverService:
         self.started = False
         task = self._steer_task
         if task is not None and not task.done():
-            task.cancel()
             self._steer_sent = None  # a call may have been under way
-            try:
-                await task
-            except BaseException:  # noqa: BLE001 - cancelled or failed: it is over either way
-                pass
+        await cancel_and_wait(task)
         if self.steering is not None and self._steer_sent != {}:
             try:
                 async with asyncio.timeout(STOP_TIMEOUT):

@@ -32,6 +32,7 @@ from umipdouble.ha import HomeAgent
 from umipdouble.mn import MobileNode
 from umipdouble.netstate import IFA_F_DEPRECATED, IFA_F_TENTATIVE, IFF_LOWER_UP, IFF_UP, Addr, Link
 from umipdouble.vt import Command, Session, VTServer, common_commands, dispatch, nip6
+from test_mip6conf import MINIMAL_MN as UMIP_MD_EXAMPLE  # umip.md section 2, verbatim
 
 TESTS = Path(__file__).resolve().parent
 CLONE_NEWNET = 0x40000000
@@ -92,21 +93,6 @@ def test_missing_home_link_interface_exits_1(tmp_path):
     r = run_double_to_end("-c", str(f))
     assert r.returncode == 1
     assert r.stderr == f"Error in configuration file {f} at line 2: invalid interface at '\"nosuch0\"'\n"
-
-
-UMIP_MD_EXAMPLE = """\
-NodeConfig MN;
-DebugLevel 0;
-DoRouteOptimizationCN disabled;
-DoRouteOptimizationMN disabled;
-UseMnHaIPsec disabled;          # HA must match
-InterfaceInitialInitDelay 2.0;
-MnRouterProbes 1;
-Interface "eth1"  { MnIfPreference 1; }
-Interface "wlan0" { MnIfPreference 2; }
-MnHomeLink "eth0" { HomeAgentAddress 2001:db8:1::1; HomeAddress 2001:db8:1::100/64; }
-MnHomeLink "eth0" { HomeAgentAddress 2001:db8:2::1; HomeAddress 2001:db8:2::100/64; }
-"""
 
 
 def test_config_grammar_example_include_and_defaults(tmp_path):

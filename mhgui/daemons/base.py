@@ -36,6 +36,8 @@ from mhgui.core.bindings import Binding
 from mhgui.core.capabilities import NO_DAEMON, DaemonCapabilities
 from mhgui.core.model import InterfaceKind, NodeState
 
+from ..tasks import cancel_and_wait  # re-exported: the drivers use it from here
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -534,23 +536,6 @@ class DaemonDriver(abc.ABC):
                 f"{self.name}: this daemon cannot bind flows (RFC 6089 flow bindings are not supported)"
             )
         raise NotImplementedError
-
-
-async def cancel_and_wait(task: asyncio.Task | None) -> None:
-    """Cancel ``task`` and wait for it; re-raises only when the caller itself is being cancelled."""
-    if task is None or task.done():
-        if task is not None and not task.cancelled():
-            task.exception()  # mark retrieved
-        return
-    task.cancel()
-    try:
-        await task
-    except asyncio.CancelledError:
-        cur = asyncio.current_task()
-        if cur is not None and cur.cancelling():
-            raise
-    except Exception:
-        log.exception("driver task failed while stopping")
 
 
 async def plan_when_ready(driver: DaemonDriver, hoa: str, ifname: str,

@@ -41,6 +41,8 @@ from typing import Callable, Iterable
 
 from ..core.flows import AF_INET, AF_INET6, Flow, FlowTable, tcp_state_name
 
+from ..tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 __all__ = ["FlowSource", "ProcessResolver", "SockDiag", "parse_inet_diag", "read_flows"]
@@ -585,12 +587,7 @@ class FlowSource:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
         ex, self._executor = self._executor, None
         if ex is not None:
             # the socket is closed by the thread that owns it, after any poll still running

@@ -25,6 +25,8 @@ from ..core.state import (
 )
 from ..core.model import AddressKey
 
+from ..tasks import cancel_and_wait
+
 log = logging.getLogger(__name__)
 
 # rtnetlink multicast groups (include/uapi/linux/rtnetlink.h)
@@ -220,12 +222,7 @@ class NetlinkSource:
             t.cancel()
         async with self._lock:
             task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(task)
 
     def _emit(self, ev: Event) -> None:
         try:
