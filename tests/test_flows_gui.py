@@ -67,6 +67,19 @@ def helper(lab, tmp_path):  # noqa: F811
         stack.stop()
 
 
+def _reap(*procs) -> None:
+    """End the socket opener processes (killed if still running) and close their pipes."""
+    for p in procs:
+        if p is not None:
+            if p.poll() is None:
+                p.kill()
+            p.wait(5)
+            for f in (p.stdin, p.stdout):
+                if f and not f.closed:
+                    f.close()
+
+
+
 def test_move_a_live_connection_by_drag_and_by_keyboard(lab, helper, qtbot, qloop):  # noqa: F811
 
     from mhgui.helper.client import HelperClient
@@ -185,14 +198,7 @@ def test_move_a_live_connection_by_drag_and_by_keyboard(lab, helper, qtbot, qloo
             finally:
                 c.close()
     finally:
-        for p in (client, server):
-            if p is not None:
-                if p.poll() is None:
-                    p.kill()
-                p.wait(5)
-                for f in (p.stdin, p.stdout):
-                    if f and not f.closed:
-                        f.close()
+        _reap(client, server)
 
 
 def test_mhctl_move_and_rules(lab, helper):  # noqa: F811
@@ -242,11 +248,4 @@ def test_mhctl_move_and_rules(lab, helper):  # noqa: F811
         assert "no steering rules" in mhctl("rules").stdout
         assert "2001:db8:f::1" not in lab.ip("-6", "route", "show", "table", "all")
     finally:
-        for p in (client, server):
-            if p is not None:
-                if p.poll() is None:
-                    p.kill()
-                p.wait(5)
-                for f in (p.stdin, p.stdout):
-                    if f and not f.closed:
-                        f.close()
+        _reap(client, server)
