@@ -1,0 +1,357 @@
+"""Home agent protocol core (sans-I/O): Binding Updates in, Binding Acks and forwarding decisions out.
+
+Feed it what the UDP socket and the TUN device gave, with the clock; it returns
+:class:`Send` (a UDP payload for an outer address), :class:`Deliver` (an inner
+packet for the TUN), :class:`BindingChanged` and :class:`Log` actions. The
+adapter (:mod:`mhgui.engine.had`) does the I/O. Design and wire contract:
+``docs/engine-design.md``.
+
+Rules (RFC 6275 §10.3, RFC 4285 §5-6, RFC 5555 §4, RFC 5847):
+
+- a Binding Update is taken only when its MN-HA authenticator verifies with a
+  key (SPI) of the identity in its MN Identifier option, its timestamp is newer
+  than the last one taken for that identity (the first one after a start must
+  be newer than the start) and within ``skew`` seconds of our clock, and its
+  sequence number is newer (modulo 2^16) than the cached one;
+- an unknown identity or SPI, a bad authenticator, a malformed or truncated
+  datagram: silence (counted, logged once per source per ``log_rate`` s);
+- every reply is sent to the observed outer address and port (NAT) and is never
+  longer than the datagram it answers;
+- decapsulated data is delivered only when it authenticates, is not a replay,
+  and its inner source is the sender's registered home address;
+- a binding's outer address moves only on a Binding Update, or a keepalive
+  frame that authenticates and is the newest the session has seen.
+"""
+
+from __future__ import annotations
+
+import collections
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
+
+from . import dataplane as dp
+from .actions import Log
+from . import wire
+from .packets import inner_addresses
+from .session import SESSION_GRACE_S, parse_session_option, session_option
+
+__all__ = ["BindingChanged", "Deliver", "HaBinding", "HaNode", "HomeAgentCore", "Log", "Send",
+           "STATUS_AUTH_ID_MISMATCH", "STATUS_MESG_ID_REQUIRED"]
+
+STATUS_ACCEPTED = 0
+STATUS_UNSPECIFIED = 128
+STATUS_PROHIBITED = 129
+STATUS_NOT_HOME_SUBNET = 132
+STATUS_SEQ_OUT_OF_WINDOW = 135
+STATUS_AUTH_ID_MISMATCH = 144  # RFC 4285 §8: timestamp not acceptable (the BA carries our time)
+STATUS_MESG_ID_REQUIRED = 145  # RFC 4285 §8: no Replay Protection option
+
+ERROR_BA_PER_SECOND = 4  # error BAs to one identity per second, at most
+
+
+class Send(NamedTuple):
+    """Send ``payload`` in UDP to ``peer`` = (address text, port)."""
+    payload: bytes
+    peer: tuple[str, int]
+
+
+class Deliver(NamedTuple):
+    """Write ``packet`` (an inner IPv6 packet) into the TUN device."""
+    packet: bytes
+
+
+class BindingChanged(NamedTuple):
+    """The binding of ``hoa`` was created, moved, refreshed (``binding``) or removed (None)."""
+    hoa: str
+    binding: "HaBinding | None"
+
+
+@dataclass
+class HaNode:
+    """A mobile node the home agent serves: ``keys`` = {SPI: key bytes} (two during a rotation)."""
+    identity: str
+    home_addresses: frozenset[bytes]
+    keys: dict[int, bytes]
+    last_timestamp: int = 0
+    error_times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=ERROR_BA_PER_SECOND))
+
+
+@dataclass
+class HaBinding:
+    """One binding cache entry (RFC 6275 §9.1): keyed by home address.
+
+    ``peer``: the observed outer (address, port) replies go to; ``coa``: the
+    care-of address the node declared (IPv6 or IPv4 text); ``nat``: the two
+    differ; ``lifetime``: granted, s; ``expires``: on the core's clock.
+    """
+    hoa: str
+    identity: str
+    coa: str
+    peer: tuple[str, int]
+    seq: int
+    lifetime: int
+    expires: float
+    nat: bool
+    registered_at: float
+    sender: dp.Sender = field(repr=False)
+    receiver: dp.Receiver = field(repr=False)
+
+
+def seq_newer(a: int, b: int) -> bool:
+    """RFC 6275 §9.5.1: ``a`` is newer than ``b`` modulo 2^16."""
+    d = (a - b) & 0xFFFF
+    return 0 < d < 0x8000
+
+
+def ntp_now(wall: float) -> int:
+    """Replay Protection timestamp (RFC 4285 §6): seconds since 1970 in the high 32 bits, fraction in the low 32."""
+    return int(wall * (1 << 32)) & 0xFFFFFFFFFFFFFFFF
+
+
+class HomeAgentCore:
+    """The home agent: binding cache, authentication, replay checks, forwarding decisions.
+
+    ``address``: the home agent's own address on the home prefix (inner
+    destination of signalling, text); ``home_prefix``: an IPv6 network text;
+    ``nodes``: the served nodes; ``max_lifetime``: s; ``skew``: s;
+    ``start_wall``: the wall clock at start (s since 1970); ``restart_counter``:
+    RFC 5847 restart counter (persisted and incremented by the adapter).
+    ``random``: a ``bytes``-returning function (tests pass a seeded one).
+    """
+
+    def __init__(self, *, address: str, home_prefix: str, nodes: list[HaNode], max_lifetime: int = 600,
+                 skew: float = 7.0, start_wall: float, restart_counter: int, log_rate: float = 60.0,
+                 random: Callable[[int], bytes] = os.urandom) -> None:
+        self.address = wire.addr16(address)
+        self.address_text = ipaddress.IPv6Address(self.address).compressed
+        self.prefix = ipaddress.IPv6Network(home_prefix)
+        self.max_lifetime = max_lifetime
+        self.skew = skew
+        self.restart_counter = restart_counter
+        self.log_rate = log_rate
+        self._random = random
+        self._floor = ntp_now(start_wall)
+        self.by_identity: dict[str, HaNode] = {}
+        self.by_hoa: dict[bytes, HaNode] = {}
+        for n in nodes:
+            n.last_timestamp = max(n.last_timestamp, self._floor)
+            self.by_identity[n.identity] = n
+            for h in n.home_addresses:
+                self.by_hoa[h] = n
+        self.cache: dict[bytes, HaBinding] = {}
+        # receiver index -> (binding's hoa, receiver, valid until or None while current)
+        self._sessions: dict[int, tuple[bytes, dp.Receiver, float | None]] = {}
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._log_last: dict[tuple[str, str], float] = {}
+
+    # ------------------------------------------------------------------ helpers
+    def _log(self, now: float, reason: str, source: str, message: str, level: str = "WARNING") -> list:
+        """One line per (reason, source) per ``log_rate`` s: an attacker cannot flood the log."""
+        key = (reason, source)
+        last = self._log_last.get(key)
+        if last is not None and now - last < self.log_rate:
+            return []
+        if len(self._log_last) > 10000:
+            self._log_last = {k: t for k, t in self._log_last.items() if now - t < self.log_rate}
+        self._log_last[key] = now
+        return [Log(level, f"{message} (from {source}; further ones from there are not logged for "
+                           f"{self.log_rate:g} s)")]
+
+    def _drop(self, now: float, reason: str, peer: tuple[str, int], message: str) -> list:
+        self.counters[reason] += 1
+        return self._log(now, reason, peer[0], message)
+
+    def bindings(self) -> list[HaBinding]:
+        return list(self.cache.values())
+
+    # ------------------------------------------------------------------ input
+    def datagram(self, payload: bytes, peer: tuple[str, int], now: float, wall: float) -> list:
+        """One UDP payload from ``peer``; ``now``: monotonic s; ``wall``: s since 1970."""
+        if not payload:
+            return self._drop(now, "malformed", peer, "empty datagram dropped")
+        nibble = payload[0] >> 4
+        if nibble == 0:
+            return self._data(payload, peer, now)
+        if nibble == 6:
+            return self._signalling(payload, peer, now, wall)
+        return self._drop(now, "malformed", peer, "datagram that is neither signalling nor data dropped")
+
+    def tun_packet(self, packet: bytes, now: float) -> list:
+        """An inner packet read from the TUN (traffic to a home address): seal it to the binding's peer."""
+        if len(packet) < 40 or packet[0] >> 4 != 6:
+            self.counters["tun-not-ipv6"] += 1
+            return []
+        b = self.cache.get(packet[24:40])
+        if b is None or b.expires <= now:
+            self.counters["no-binding"] += 1
+            return []
+        self.counters["down-packets"] += 1
+        return [Send(b.sender.seal(packet), b.peer)]
+
+    def tick(self, now: float) -> list:
+        """Expire bindings and old sessions; call about once a second."""
+        out: list = []
+        for hoa, b in list(self.cache.items()):
+            if b.expires <= now:
+                out += self._remove(hoa, now)
+                out.append(Log("INFO", f"binding of {b.hoa} ({b.identity}) expired"))
+        for idx, (hoa, _r, until) in list(self._sessions.items()):
+            if until is not None and until <= now:
+                del self._sessions[idx]
+        return out
+
+    # ------------------------------------------------------------------ data
+    def _data(self, frame: bytes, peer: tuple[str, int], now: float) -> list:
+        idx = dp.frame_receiver_index(frame)
+        entry = self._sessions.get(idx) if idx is not None else None
+        if entry is None:
+            self.counters["data-unknown-session"] += 1
+            return []
+        hoa, receiver, _until = entry
+        opened = receiver.open(frame)
+        if opened is None:
+            self.counters["data-unauthenticated"] += 1
+            return []
+        ftype, inner, counter = opened
+        b = self.cache.get(hoa)
+        if ftype == dp.FRAME_KEEPALIVE:
+            self.counters["keepalives"] += 1
+            if b is not None and b.receiver is receiver and counter == receiver.last_counter and b.peer != peer:
+                old, b.peer = b.peer, peer
+                return [BindingChanged(b.hoa, b),
+                        Log("INFO", f"{b.hoa}: outer address moved {old[0]}:{old[1]} -> {peer[0]}:{peer[1]} "
+                                    "(authenticated keepalive)")]
+            return []
+        addrs = inner_addresses(inner)
+        if addrs is None or addrs[0] != 6 or addrs[1] != hoa:
+            return self._drop(now, "spoofed-source", peer,
+                              "authenticated data whose inner source is not the node's home address dropped")
+        self.counters["up-packets"] += 1
+        return [Deliver(inner)]
+
+    # ------------------------------------------------------------------ signalling
+    def _signalling(self, payload: bytes, peer: tuple[str, int], now: float, wall: float) -> list:
+        try:
+            src, dst, mh = wire.decode_packet(payload)
+            msg = wire.decode_mh(mh, src, dst)
+        except wire.WireError as e:
+            return self._drop(now, "malformed", peer, f"malformed signalling dropped: {e}")
+        if dst != self.address:
+            return self._drop(now, "not-for-us", peer, "signalling for another home agent address dropped")
+        mnid = msg.option(wire.MobileNodeId)
+        auth = msg.option(wire.MobilityAuth)
+        node = self.by_identity.get(mnid.identifier) if mnid is not None else None
+        if node is None or auth is None:
+            return self._drop(now, "unknown-identity", peer, "signalling from an unknown identity dropped")
+        key = node.keys.get(auth.spi)
+        if key is None:
+            return self._drop(now, "unknown-spi", peer, f"{node.identity}: unknown SPI {auth.spi} dropped")
+        coa = None
+        if isinstance(msg, wire.BindingUpdate):
+            c4 = msg.option(wire.IPv4CareOf)
+            c6 = msg.option(wire.AlternateCareOf)
+            coa = c6.address if c6 is not None else (c4.address if c4 is not None else None)
+        if not wire.verify_authenticator(mh, coa=coa, hoa=src, key=key):
+            return self._drop(now, "auth-failed", peer, f"{node.identity}: authenticator does not verify, dropped")
+        if isinstance(msg, wire.Heartbeat):
+            return self._heartbeat(msg, node, auth.spi, key, src, peer, len(payload))
+        if isinstance(msg, wire.BindingUpdate):
+            return self._binding_update(msg, node, auth.spi, key, src, coa, peer, len(payload), now, wall)
+        return self._drop(now, "unexpected-type", peer, f"{node.identity}: mobility header type not handled here")
+
+    def _reply(self, msg, node: HaNode, spi: int, key: bytes, hoa: bytes, coa, peer, limit: int) -> list:
+        mh = wire.encode_authenticated(msg, self.address, hoa, coa=coa, key=key, spi=spi,
+                                       identity=node.identity, hoa=hoa)
+        packet = wire.encode_packet(mh, self.address, hoa)
+        if len(packet) > limit:  # never amplify (cannot happen with our own option sets; checked anyway)
+            self.counters["reply-suppressed"] += 1
+            return []
+        return [Send(packet, peer)]
+
+    def _heartbeat(self, msg: wire.Heartbeat, node, spi, key, hoa, peer, size) -> list:
+        if msg.response:
+            return []
+        if msg.option(wire.RestartCounter) is None:  # our replies must not be longer than the request
+            self.counters["heartbeat-without-counter"] += 1
+            return []
+        self.counters["heartbeats"] += 1
+        reply = wire.Heartbeat(msg.seq, response=True, options=(wire.RestartCounter(self.restart_counter),))
+        return self._reply(reply, node, spi, key, hoa, None, peer, size)
+
+    def _error(self, status: int, msg, node, spi, key, hoa, coa, peer, size, now, wall, why: str) -> list:
+        times = node.error_times
+        if len(times) == times.maxlen and now - times[0] < 1.0:
+            self.counters["error-ba-rate-limited"] += 1
+            return []
+        times.append(now)
+        self.counters[f"ba-{status}"] += 1
+        opts = (wire.ReplayProtection(ntp_now(wall)),) if status == STATUS_AUTH_ID_MISMATCH else ()
+        seq = self.cache[hoa].seq if status == STATUS_SEQ_OUT_OF_WINDOW and hoa in self.cache else msg.seq
+        ba = wire.BindingAck(status, seq, 0, options=opts)
+        return self._reply(ba, node, spi, key, hoa, coa, peer, size) + self._log(
+            now, f"ba-{status}", peer[0], f"{node.identity}: BU refused ({status}: {why})")
+
+    def _binding_update(self, msg: wire.BindingUpdate, node: HaNode, spi: int, key: bytes, hoa: bytes,
+                        coa, peer, size: int, now: float, wall: float) -> list:
+        args = (msg, node, spi, key, hoa, coa, peer, size, now, wall)
+        rp = msg.option(wire.ReplayProtection)
+        if rp is None:
+            return self._error(STATUS_MESG_ID_REQUIRED, *args, "no replay protection option")
+        if rp.timestamp <= node.last_timestamp or abs(rp.timestamp - ntp_now(wall)) > int(self.skew * (1 << 32)):
+            return self._error(STATUS_AUTH_ID_MISMATCH, *args, "timestamp not newer than the last one, or outside "
+                               f"±{self.skew:g} s of our clock")
+        if not msg.flags & wire.BU_H:
+            return self._error(131, *args, "not a home registration")
+        if hoa not in node.home_addresses:
+            return self._error(STATUS_PROHIBITED, *args, "home address not assigned to this identity")
+        old = self.cache.get(hoa)
+        if old is not None and not seq_newer(msg.seq, old.seq):
+            node.last_timestamp = rp.timestamp
+            return self._error(STATUS_SEQ_OUT_OF_WINDOW, *args, f"sequence {msg.seq} not newer than {old.seq}")
+        node.last_timestamp = rp.timestamp  # taken: a replay of this BU is refused from now on
+        hoa_text = ipaddress.IPv6Address(hoa).compressed
+        if msg.lifetime == 0 or coa is not None and wire.addr16(coa) == hoa:  # RFC 6275 §11.5.4: returning home
+            out = self._remove(hoa, now) if old is not None else []
+            self.counters["deregistrations"] += 1
+            ba = wire.BindingAck(STATUS_ACCEPTED, msg.seq, 0, options=(wire.ReplayProtection(rp.timestamp),))
+            return out + self._reply(ba, node, spi, key, hoa, coa, peer, size) + [
+                Log("INFO", f"{node.identity}: {hoa_text} deregistered")]
+        sess = parse_session_option(msg.option(wire.VendorSpecific))
+        if sess is None or coa is None:
+            return self._error(STATUS_UNSPECIFIED, *args, "no session option or no care-of address option")
+        mn_nonce, mn_index = sess
+        ha_nonce = self._random(16)
+        ha_index = int.from_bytes(self._random(4), "big")
+        while ha_index in self._sessions or ha_index == 0:
+            ha_index = int.from_bytes(self._random(4), "big")
+        k_up, k_down = dp.derive_keys(key, mn_nonce, ha_nonce)
+        lifetime = min(msg.lifetime * 4, self.max_lifetime) // 4 * 4
+        nat = ipaddress.ip_address(peer[0].removeprefix("::ffff:")) != ipaddress.ip_address(coa)
+        b = HaBinding(hoa_text, node.identity, coa, peer, msg.seq, lifetime, now + lifetime, nat, now,
+                      dp.Sender(k_down, mn_index), dp.Receiver(k_up, ha_index))
+        if old is not None:  # in-flight frames of the previous registration still open for a moment
+            for idx, (h, r, until) in list(self._sessions.items()):
+                if h == hoa and until is None:
+                    self._sessions[idx] = (h, r, now + SESSION_GRACE_S)
+        self._sessions[ha_index] = (hoa, b.receiver, None)
+        self.cache[hoa] = b
+        self.counters["registrations"] += 1
+        opts: list = [wire.ReplayProtection(rp.timestamp), session_option(ha_nonce, ha_index)]
+        if nat:
+            opts.append(wire.NatDetection(True, 20))
+        ba = wire.BindingAck(STATUS_ACCEPTED, msg.seq, lifetime // 4, options=tuple(opts))
+        moved = old is None or old.peer != peer or old.coa != coa
+        logs = [Log("INFO", f"{node.identity}: {hoa_text} bound to {coa} via {peer[0]}:{peer[1]}"
+                            f"{' (NAT)' if nat else ''}, {lifetime} s")] if moved else []
+        return [BindingChanged(hoa_text, b)] + self._reply(ba, node, spi, key, hoa, coa, peer, size) + logs
+
+    def _remove(self, hoa: bytes, now: float) -> list:
+        b = self.cache.pop(hoa, None)
+        if b is None:
+            return []
+        for idx, (h, r, until) in list(self._sessions.items()):
+            if h == hoa:
+                self._sessions[idx] = (h, r, now + SESSION_GRACE_S) if until is None else (h, r, until)
+        return [BindingChanged(b.hoa, None)]

@@ -1,0 +1,404 @@
+"""``mhgui-mn``: the mobile node daemon (asyncio adapter around :class:`~mhgui.engine.mn.MobileNodeCore`).
+
+- a TUN device (default ``mhmn0``) holds the home addresses; policy routing
+  (:mod:`mhgui.engine.routing`) makes a HoA the default source of new IPv6
+  connections;
+- one UDP socket per uplink, bound to that uplink's care-of address and device
+  (``SO_BINDTODEVICE``): the outer source is always the uplink's own CoA
+  (ingress filtering, draft 6.1.2), IPv6 or IPv4 (also behind NAT44);
+- links and addresses come from rtnetlink (:class:`~mhgui.sources.netlink.NetlinkSource`);
+  every change is given to the core at once (movement detection);
+- the control API (:mod:`mhgui.engine.mn_dbus`, D-Bus name
+  ``io.github.mhgui.MHGui.MobileNode1``) calls :meth:`MobileNodeDaemon.rebind`,
+  :meth:`set_preferences` and reads :meth:`bindings` / :meth:`uplinks`.
+
+Configuration: ``/etc/mhgui/mn.toml`` (:func:`mhgui.engine.config.load_mn_config`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import errno
+import ipaddress
+import itertools
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Callable
+
+from . import config as engine_config
+from .actions import Log
+from .mn import Changed, MobileNodeCore, RebindDone, SendOn, SetMtu, UplinkInfo, WriteTun
+from .mn_binding import HoaBinding, UplinkPrefs
+from .routing import Routing
+from .tun import open_tun, set_mtu
+
+log = logging.getLogger("mhgui.engine.mn")
+
+BATCH = 64
+SO_BINDTODEVICE = 25
+STOP_WAIT = 1.0  # s to wait for deregistration BAs
+
+
+def _mtu_of(name: str) -> int:
+    try:
+        with open(f"/sys/class/net/{name}/mtu") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return 1500
+
+
+def uplinks_from_state(state, tun_ifindex: int | None, home_networks: list) -> list[UplinkInfo]:
+    """Access interfaces of a :class:`~mhgui.core.model.NodeState` as :class:`UplinkInfo` (pure but for MTUs).
+
+    Loopback, tunnels and our own TUN are not uplinks. A care-of address is a
+    global (or ULA) address, not tentative, DAD-failed, deprecated or
+    temporary, outside every home prefix; IPv4: a global-scope address.
+    """
+    from ..core.model import AddressFlag, InterfaceKind
+    bad = AddressFlag.TENTATIVE | AddressFlag.DADFAILED | AddressFlag.DEPRECATED | AddressFlag.TEMPORARY
+    now = time.monotonic()
+    by_if: dict[int, list] = {}
+    for a in state.addresses.values():
+        by_if.setdefault(a.ifindex, []).append(a)
+    out = []
+    for idx, iface in state.interfaces.items():
+        if idx == tun_ifindex or iface.kind in (InterfaceKind.LOOPBACK, InterfaceKind.TUNNEL):
+            continue
+        coa6 = coa4 = None
+        for a in sorted(by_if.get(idx, ()), key=lambda a: a.address):
+            if a.family == socket.AF_INET6:
+                if coa6 or a.address_class not in ("global", "ula") or int(a.flags) & int(bad):
+                    continue
+                if a.preferred_until is not None and a.preferred_until <= now:
+                    continue
+                if any(a.ip in n for n in home_networks):
+                    continue
+                coa6 = a.address
+            elif a.family == socket.AF_INET and coa4 is None and a.scope == 0 and not a.ip.is_loopback:
+                coa4 = a.address
+        out.append(UplinkInfo(idx, iface.name, iface.up, coa6, coa4, _mtu_of(iface.name)))
+    return out
+
+
+class _UplinkSocket:
+    __slots__ = ("sock", "key")
+
+    def __init__(self, sock: socket.socket, key: tuple) -> None:
+        self.sock, self.key = sock, key
+
+
+class MobileNodeDaemon:
+    """Runs the mobile node until ``stop`` is set. ``cfg``: a loaded ``MnConfig``; ``key``: the MN-HA key."""
+
+    def __init__(self, cfg, key: bytes) -> None:
+        self.cfg = cfg
+        ha = cfg.home_agent
+        self.ha_addr = {}
+        for a in ha.addresses:
+            self.ha_addr.setdefault(ipaddress.ip_address(a).version, a)
+        self.port = ha.port
+        hoas = []
+        for h in cfg.home_addresses:
+            iface = ipaddress.IPv6Interface(h.address)
+            hoas.append(HoaBinding(iface.ip.compressed, iface.network.prefixlen,
+                                   UplinkPrefs(tuple(h.preference), tuple(h.backup), tuple(h.never)),
+                                   h.default_route))
+        self.home_networks = [ipaddress.IPv6Interface(h.address).network for h in cfg.home_addresses]
+        p = cfg.probe
+        self.core = MobileNodeCore(identity=cfg.node.identity, spi=cfg.node.spi, key=key, ha_home=ha.address,
+                                   ha_families=set(self.ha_addr), hoas=hoas, lifetime=cfg.tunnel.lifetime,
+                                   interval=p.interval_ms / 1000, misses=p.misses,
+                                   metered_interval=p.metered_interval_ms / 1000, keepalive=p.keepalive_s)
+        self.tun = None
+        self.routing: Routing | None = None
+        self._socks: dict[int, _UplinkSocket] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._requests = itertools.count(1)
+        self._waiting: dict[int, asyncio.Future] = {}
+        self._listeners: list[Callable[[str, dict], None]] = []
+        self.store = None
+        self.netlink = None
+        self.ready = asyncio.Event()
+        self.restart_requested = False
+        self._stop: asyncio.Event | None = None
+
+    # ------------------------------------------------------------------ API for the control interface
+    def now(self) -> float:
+        return self._loop.time()
+
+    def subscribe(self, listener: Callable[[str, dict], None]) -> None:
+        """``listener(what, detail)`` on every :class:`Changed` (bindings, uplinks, preferences)."""
+        self._listeners.append(listener)
+
+    def bindings(self) -> list[dict]:
+        return self.core.bindings_view(self.now())
+
+    def uplinks(self) -> list[dict]:
+        return self.core.uplinks_view()
+
+    async def rebind(self, hoa: str, ifname: str) -> RebindDone:
+        """Bind ``hoa`` through ``ifname``; returns when the BA came (or the refusal, or 10 s without a BA)."""
+        rid = next(self._requests)
+        fut = self._loop.create_future()
+        self._waiting[rid] = fut
+        self._apply(self.core.rebind(rid, hoa, ifname, self.now(), time.time()))
+        try:
+            return await fut
+        finally:
+            self._waiting.pop(rid, None)
+
+    def set_preferences(self, hoa: str, preference, backup, never) -> None:
+        """ValueError with a sentence when invalid; persisted in the config file when it changed."""
+        self._apply(self.core.set_preferences(hoa, preference, backup, never, self.now(), time.time()))
+
+    def request_restart(self, stop: asyncio.Event | None = None) -> None:
+        """Stop (deregistering) and start again with the configuration on disk (after ConfigureHomeAgent)."""
+        self.restart_requested = True
+        if self._stop is not None:
+            self._stop.set()
+
+    # ------------------------------------------------------------------ run
+    async def run(self, stop: asyncio.Event) -> None:
+        from ..core.state import StateStore
+        from ..sources.netlink import NetlinkSource
+        self._loop = asyncio.get_running_loop()
+        self._stop = stop
+        cfg = self.cfg
+        hoas = [h.hoa for h in self.core.hoas.values()]
+        self.tun = open_tun(cfg.tunnel.name, mtu=cfg.tunnel.mtu or 1400, addresses=tuple((h, 128) for h in hoas))
+        default = next((h.hoa for h in self.core.hoas.values() if h.default_route), None)
+        self.routing = Routing(cfg.tunnel.table, self.tun.ifindex, hoas, default)
+        self.routing.install()
+        self._loop.add_reader(self.tun.fd, self._on_tun)
+        self.store = StateStore()
+        self.store.subscribe(lambda _changes: self._links_changed())
+        self.netlink = NetlinkSource(self.store.apply, devtype=None)
+        await self.netlink.start()
+        log.info("mobile node %s: home addresses %s, home agent %s (%s) port %d", cfg.node.identity,
+                 ", ".join(hoas), cfg.home_agent.address, ", ".join(cfg.home_agent.addresses), self.port)
+        self.ready.set()
+        try:
+            await stop.wait()
+        finally:
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        self._apply(self.core.stop(self.now(), time.time()))
+        deadline = self.now() + STOP_WAIT
+        while not self.core.deregistered() and self.now() < deadline:
+            await asyncio.sleep(0.02)
+        if self._timer is not None:
+            self._timer.cancel()
+        await self.netlink.stop()
+        for us in self._socks.values():
+            self._loop.remove_reader(us.sock.fileno())
+            us.sock.close()
+        self._socks.clear()
+        self._loop.remove_reader(self.tun.fd)
+        self.routing.remove(quiet=True)
+        self.tun.close()
+        for fut in self._waiting.values():
+            if not fut.done():
+                fut.set_result(RebindDone(0, "", False, 0.0, None, None, "the mobile node daemon stopped"))
+        log.info("mobile node stopped%s", "" if self.core.deregistered() else " (not every deregistration was acknowledged)")
+
+    def _links_changed(self) -> None:
+        infos = uplinks_from_state(self.store.state, self.tun.ifindex, self.home_networks)
+        self._sync_sockets(infos)
+        self.routing.coas({i.coa6 for i in infos if i.coa6})
+        self._apply(self.core.uplinks_changed(infos, self.now(), time.time()))
+
+    # ------------------------------------------------------------------ sockets
+    def _sync_sockets(self, infos: list[UplinkInfo]) -> None:
+        want = {}
+        for i in infos:
+            path = self.core.path_of(i) if i.carrier else None
+            if path is not None:
+                want[i.ifindex] = (path[0], path[1], i.name)
+        for idx in list(self._socks):
+            if want.get(idx) != self._socks[idx].key:
+                us = self._socks.pop(idx)
+                self._loop.remove_reader(us.sock.fileno())
+                us.sock.close()
+        for idx, key in want.items():
+            if idx in self._socks:
+                continue
+            fam, coa, name = key
+            s = socket.socket(socket.AF_INET6 if fam == 6 else socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, name.encode())
+                if fam == 6:
+                    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+                s.bind((coa, 0))
+                s.setblocking(False)
+            except OSError as e:
+                s.close()
+                log.warning("cannot open the UDP socket of %s (%s): %s", name, coa, e)
+                continue
+            self._socks[idx] = _UplinkSocket(s, key)
+            self._loop.add_reader(s.fileno(), self._on_udp, idx, s)
+
+    def _on_udp(self, ifindex: int, sock: socket.socket) -> None:
+        core, now, wall = self.core, self.now(), time.time()
+        for _ in range(BATCH):
+            try:
+                data, _addr = sock.recvfrom(65535)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                if e.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH):
+                    continue
+                break
+            self._apply(core.datagram(ifindex, data, now, wall))
+
+    def _on_tun(self) -> None:
+        core, now, fd = self.core, self.now(), self.tun.fd
+        for _ in range(BATCH):
+            try:
+                packet = os.read(fd, 65535)
+            except BlockingIOError:
+                break
+            except OSError as e:
+                log.warning("TUN read: %s", e)
+                break
+            self._apply(core.tun_packet(packet, now))
+
+    # ------------------------------------------------------------------ actions
+    def _apply(self, actions: list) -> None:
+        for a in actions:
+            t = type(a)
+            if t is SendOn:
+                us = self._socks.get(a.ifindex)
+                if us is None:
+                    self.core.counters["send-no-socket"] += 1
+                    continue
+                try:
+                    us.sock.sendto(a.payload, (self.ha_addr[a.family], self.port))
+                except OSError:
+                    self.core.counters["send-failed"] += 1
+            elif t is WriteTun:
+                try:
+                    os.write(self.tun.fd, a.packet)
+                except OSError:
+                    self.core.counters["tun-write-failed"] += 1
+            elif t is Changed:
+                for cb in list(self._listeners):
+                    try:
+                        cb(a.what, a.detail)
+                    except Exception:  # noqa: BLE001 - a listener's bug must not stop the engine
+                        log.exception("event listener failed")
+                if a.what == "bindings" and a.detail.get("event") == "registered":
+                    log.info("%s registered through %s (CoA %s%s, %d s)", a.detail["hoa"], a.detail["uplink"],
+                             a.detail["coa"], ", NAT" if a.detail["nat"] else "", a.detail["lifetime"])
+                elif a.what == "preferences":
+                    self._persist_preferences()
+            elif t is RebindDone:
+                fut = self._waiting.get(a.request)
+                if fut is not None and not fut.done():
+                    fut.set_result(a)
+            elif t is SetMtu:
+                try:
+                    set_mtu(self.tun.ifindex, a.mtu)
+                except OSError as e:
+                    log.warning("cannot set the tunnel MTU to %d: %s", a.mtu, e)
+            elif t is Log:
+                log.log(logging.getLevelName(a.level), "%s", a.message)
+        self._arm()
+
+    def _arm(self) -> None:
+        when = self.core.next_timer()
+        if self._timer is not None:
+            if self._timer.when() <= when:
+                return
+            self._timer.cancel()
+        if when == float("inf"):
+            self._timer = None
+            return
+        self._timer = self._loop.call_at(max(when, self._loop.time()), self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._apply(self.core.tick(self.now(), time.time()))
+        if self._timer is None:
+            self._arm()
+
+    def _persist_preferences(self) -> None:
+        path = getattr(self.cfg, "path", None)
+        if not path:
+            return
+        try:
+            new_homes = []
+            for h, hc in zip(self.core.hoas.values(), self.cfg.home_addresses):
+                new_homes.append(engine_config.with_preferences(hc, h.prefs.preference, h.prefs.backup, h.prefs.never))
+            self.cfg = engine_config.replace_home_addresses(self.cfg, new_homes)
+            engine_config.write_mn_config(path, self.cfg)
+        except (OSError, ValueError, AttributeError) as e:
+            log.warning("preferences apply now but could not be saved to %s: %s", path, e)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="mhgui-mn", description="Mobile IPv6 mobile node over UDP (mhgui engine).")
+    p.add_argument("--config", default="/etc/mhgui/mn.toml", help="configuration file (default %(default)s)")
+    p.add_argument("--check", action="store_true", help="check the configuration and key file, then exit")
+    p.add_argument("--no-dbus", action="store_true", help="do not offer the control API on the system bus")
+    p.add_argument("-v", "--verbose", action="store_true")
+    args = p.parse_args(argv)
+    from .logs import setup_logging
+    setup_logging("mhgui-mn", args.verbose)
+    try:
+        cfg = engine_config.load_mn_config(args.config)
+        key = engine_config.read_key_file(cfg.node.key_file)
+    except engine_config.EngineConfigError as e:
+        print(f"mhgui-mn: {e}", file=sys.stderr)
+        return 1
+    if args.check:
+        print(f"{args.config}: OK")
+        return 0
+    daemon = MobileNodeDaemon(cfg, key)
+
+    async def _main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        service = None
+        task = loop.create_task(daemon.run(stop))
+        if not args.no_dbus:
+            ready = loop.create_task(daemon.ready.wait())
+            await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+            ready.cancel()
+        if not args.no_dbus and daemon.ready.is_set():
+            try:
+                from .mn_dbus import serve
+                service = await serve(daemon)
+            except ImportError:
+                log.warning("control API not available in this build")
+            except Exception as e:  # noqa: BLE001 - the engine runs on without its API
+                log.error("control API not offered on the system bus: %s", e)
+        try:
+            await task
+        finally:
+            if service is not None:
+                await service.close()
+
+    try:
+        asyncio.run(_main())
+    except OSError as e:
+        log.error("cannot run: %s", e)
+        return 1
+    if daemon.restart_requested:
+        log.info("restarting with the new configuration")
+        os.execv(sys.executable, [sys.executable, "-m", "mhgui.engine.mnd", *(argv if argv is not None else sys.argv[1:])])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
