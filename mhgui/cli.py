@@ -76,6 +76,8 @@ def parser() -> argparse.ArgumentParser:
     lg.add_argument("--file", metavar="PATH", default=None,
                     help="the journal (default $XDG_STATE_HOME/mhgui/failover.jsonl)")
     lg.add_argument("-n", "--last", type=_count, default=0, metavar="N", help="only the last N failovers")
+    from .lab.cli import add_lab_parser
+    add_lab_parser(sub)
     for sp in (s, m, b, r, f, mv, ru):
         sp.add_argument("--vt-port", type=int, default=7777, metavar="N",
                         help="port of mip6d's terminal on localhost (its --vt-service; default 7777)")
@@ -466,6 +468,9 @@ def _log(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.cmd == "lab":  # namespaces and daemons: no loop, no sources
+        from .lab.cli import run_lab
+        return run_lab(args)
     if args.cmd == "log":  # reads a file: no loop, no sources
         try:
             return _log(args)

@@ -27,6 +27,7 @@ import signal
 import socket
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from ..atomicfile import atomic_replace
 from . import config as engine_config
@@ -70,6 +71,7 @@ class HomeAgentDaemon:
         self.socks: list[socket.socket] = []
         self._dirty = False
         self._proxied: set[str] = set()
+        self._kernel = ThreadPoolExecutor(1, thread_name_prefix="mhgui-ha-netlink")
 
     # ------------------------------------------------------------------ setup
     def _nodes(self) -> list[HaNode]:
@@ -112,7 +114,8 @@ class HomeAgentDaemon:
                                   max_lifetime=cfg.max_lifetime, skew=cfg.skew, start_wall=self.wall(),
                                   restart_counter=counter, log_rate=cfg.log_rate_s)
         routes = () if cfg.home_link else (cfg.home_prefix,)
-        self.tun = open_tun(cfg.tun, mtu=1400, addresses=((cfg.address, 128),), routes=routes)
+        self.tun = await asyncio.to_thread(open_tun, cfg.tun, mtu=1400, addresses=((cfg.address, 128),),
+                                           routes=routes)
         if cfg.home_link:
             _write_sysctl(f"net/ipv6/conf/{cfg.home_link}/proxy_ndp", "1")
         self._open_sockets()
@@ -139,7 +142,7 @@ class HomeAgentDaemon:
                 s.close()
             loop.remove_reader(self.tun.fd)
             for hoa in list(self._proxied):
-                self._setup_home_link(hoa, False)
+                await asyncio.to_thread(self._setup_home_link, hoa, False)
             self.tun.close()
             log.info("home agent stopped")
 
@@ -194,8 +197,8 @@ class HomeAgentDaemon:
                     self.core.counters["tun-write-failed"] += 1
             elif t is BindingChanged:
                 self._dirty = True
-                if self.cfg.home_link:
-                    self._setup_home_link(a.hoa, a.binding is not None)
+                if self.cfg.home_link:  # pyroute2's IPRoute cannot run inside the event loop's thread
+                    self._kernel.submit(self._setup_home_link, a.hoa, a.binding is not None)
             elif t is Log:
                 log.log(logging.getLevelName(a.level), "%s", a.message)
 

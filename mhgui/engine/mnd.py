@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import errno
 import ipaddress
 import itertools
@@ -28,6 +29,8 @@ import signal
 import socket
 import sys
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Callable
 
 from . import config as engine_config
@@ -95,8 +98,9 @@ class _UplinkSocket:
 class MobileNodeDaemon:
     """Runs the mobile node until ``stop`` is set. ``cfg``: a loaded ``MnConfig``; ``key``: the MN-HA key."""
 
-    def __init__(self, cfg, key: bytes) -> None:
+    def __init__(self, cfg, key: bytes, path: str | None = None) -> None:
         self.cfg = cfg
+        self.config_path = path
         ha = cfg.home_agent
         self.ha_addr = {}
         for a in ha.addresses:
@@ -104,13 +108,13 @@ class MobileNodeDaemon:
         self.port = ha.port
         hoas = []
         for h in cfg.home_addresses:
-            iface = ipaddress.IPv6Interface(h.address)
-            hoas.append(HoaBinding(iface.ip.compressed, iface.network.prefixlen,
+            hoas.append(HoaBinding(ipaddress.IPv6Address(h.address).compressed, h.prefix_len,
                                    UplinkPrefs(tuple(h.preference), tuple(h.backup), tuple(h.never)),
                                    h.default_route))
-        self.home_networks = [ipaddress.IPv6Interface(h.address).network for h in cfg.home_addresses]
+        self.home_networks = [ipaddress.IPv6Interface(f"{h.address}/{h.prefix_len}").network
+                              for h in cfg.home_addresses]
         p = cfg.probe
-        self.core = MobileNodeCore(identity=cfg.node.identity, spi=cfg.node.spi, key=key, ha_home=ha.address,
+        self.core = MobileNodeCore(identity=cfg.identity, spi=cfg.spi, key=key, ha_home=ha.address,
                                    ha_families=set(self.ha_addr), hoas=hoas, lifetime=cfg.tunnel.lifetime,
                                    interval=p.interval_ms / 1000, misses=p.misses,
                                    metered_interval=p.metered_interval_ms / 1000, keepalive=p.keepalive_s)
@@ -125,6 +129,8 @@ class MobileNodeDaemon:
         self.store = None
         self.netlink = None
         self.ready = asyncio.Event()
+        # pyroute2's IPRoute cannot run inside an event loop: kernel changes go, in order, to one thread
+        self._kernel = ThreadPoolExecutor(1, thread_name_prefix="mhgui-mn-netlink")
         self.restart_requested = False
         self._stop: asyncio.Event | None = None
 
@@ -171,16 +177,18 @@ class MobileNodeDaemon:
         self._stop = stop
         cfg = self.cfg
         hoas = [h.hoa for h in self.core.hoas.values()]
-        self.tun = open_tun(cfg.tunnel.name, mtu=cfg.tunnel.mtu or 1400, addresses=tuple((h, 128) for h in hoas))
+        run = partial(self._loop.run_in_executor, self._kernel)
+        self.tun = await run(partial(open_tun, cfg.tunnel.name, mtu=cfg.tunnel.mtu or 1400,
+                                     addresses=tuple((h, 128) for h in hoas)))
         default = next((h.hoa for h in self.core.hoas.values() if h.default_route), None)
         self.routing = Routing(cfg.tunnel.table, self.tun.ifindex, hoas, default)
-        self.routing.install()
+        await run(self.routing.install)
         self._loop.add_reader(self.tun.fd, self._on_tun)
         self.store = StateStore()
         self.store.subscribe(lambda _changes: self._links_changed())
         self.netlink = NetlinkSource(self.store.apply, devtype=None)
         await self.netlink.start()
-        log.info("mobile node %s: home addresses %s, home agent %s (%s) port %d", cfg.node.identity,
+        log.info("mobile node %s: home addresses %s, home agent %s (%s) port %d", cfg.identity,
                  ", ".join(hoas), cfg.home_agent.address, ", ".join(cfg.home_agent.addresses), self.port)
         self.ready.set()
         try:
@@ -201,7 +209,8 @@ class MobileNodeDaemon:
             us.sock.close()
         self._socks.clear()
         self._loop.remove_reader(self.tun.fd)
-        self.routing.remove(quiet=True)
+        await self._loop.run_in_executor(self._kernel, partial(self.routing.remove, quiet=True))
+        self._kernel.shutdown(wait=True)
         self.tun.close()
         for fut in self._waiting.values():
             if not fut.done():
@@ -211,7 +220,7 @@ class MobileNodeDaemon:
     def _links_changed(self) -> None:
         infos = uplinks_from_state(self.store.state, self.tun.ifindex, self.home_networks)
         self._sync_sockets(infos)
-        self.routing.coas({i.coa6 for i in infos if i.coa6})
+        self._in_kernel(self.routing.coas, {i.coa6 for i in infos if i.coa6}, what="the care-of address rules")
         self._apply(self.core.uplinks_changed(infos, self.now(), time.time()))
 
     # ------------------------------------------------------------------ sockets
@@ -305,13 +314,20 @@ class MobileNodeDaemon:
                 if fut is not None and not fut.done():
                     fut.set_result(a)
             elif t is SetMtu:
-                try:
-                    set_mtu(self.tun.ifindex, a.mtu)
-                except OSError as e:
-                    log.warning("cannot set the tunnel MTU to %d: %s", a.mtu, e)
+                self._in_kernel(set_mtu, self.tun.ifindex, a.mtu, what=f"the tunnel MTU ({a.mtu})")
             elif t is Log:
                 log.log(logging.getLevelName(a.level), "%s", a.message)
         self._arm()
+
+    def _in_kernel(self, fn, *args, what: str) -> None:
+        """Run a pyroute2 change on the netlink thread; a failure is logged (the engine runs on)."""
+        def done(f: Future) -> None:
+            if f.exception() is not None:
+                log.warning("cannot set %s: %s", what, f.exception())
+        try:
+            self._kernel.submit(fn, *args).add_done_callback(done)
+        except RuntimeError:  # shutting down
+            pass
 
     def _arm(self) -> None:
         when = self.core.next_timer()
@@ -331,16 +347,18 @@ class MobileNodeDaemon:
             self._arm()
 
     def _persist_preferences(self) -> None:
-        path = getattr(self.cfg, "path", None)
+        path = self.config_path
         if not path:
             return
         try:
-            new_homes = []
-            for h, hc in zip(self.core.hoas.values(), self.cfg.home_addresses):
-                new_homes.append(engine_config.with_preferences(hc, h.prefs.preference, h.prefs.backup, h.prefs.never))
-            self.cfg = engine_config.replace_home_addresses(self.cfg, new_homes)
+            homes = tuple(dataclasses.replace(hc, preference=tuple(h.prefs.preference), backup=tuple(h.prefs.backup),
+                                              never=tuple(h.prefs.never))
+                          for h, hc in zip(self.core.hoas.values(), self.cfg.home_addresses))
+            if homes == self.cfg.home_addresses:
+                return
+            self.cfg = dataclasses.replace(self.cfg, home_addresses=homes)
             engine_config.write_mn_config(path, self.cfg)
-        except (OSError, ValueError, AttributeError) as e:
+        except (OSError, ValueError) as e:
             log.warning("preferences apply now but could not be saved to %s: %s", path, e)
 
 
@@ -355,14 +373,14 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("mhgui-mn", args.verbose)
     try:
         cfg = engine_config.load_mn_config(args.config)
-        key = engine_config.read_key_file(cfg.node.key_file)
+        key = engine_config.read_key_file(cfg.key_file)
     except engine_config.EngineConfigError as e:
         print(f"mhgui-mn: {e}", file=sys.stderr)
         return 1
     if args.check:
         print(f"{args.config}: OK")
         return 0
-    daemon = MobileNodeDaemon(cfg, key)
+    daemon = MobileNodeDaemon(cfg, key, args.config)
 
     async def _main() -> None:
         stop = asyncio.Event()

@@ -1,0 +1,147 @@
+"""``mhctl lab``: start, change and stop the Mobile IPv6 test lab (needs root).
+
+    mhctl lab up [--json] [--prefix P] [--no-daemons]
+    mhctl lab down [--prefix P]
+    mhctl lab cut|restore|blackhole UPLINK [--prefix P]       (UPLINK: up0 or up1)
+    mhctl lab exec [--user U] [--prefix P] -- COMMAND...
+    mhctl lab status [--json] [--prefix P]
+
+Hook: ``add_lab_parser(subparsers)`` adds the ``lab`` subcommand, ``run_lab(args)`` runs it. Exit
+status: 0 success; 1 the lab failed (one message on stderr); 2 usage error; ``exec`` passes its
+command's status through. Also runnable alone: ``python -m mhgui.lab.cli up``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import warnings
+
+from . import DEFAULT_PREFIX, UPLINKS, Lab, LabError
+from .topology import validate_prefix
+
+__all__ = ["add_lab_parser", "main", "run_lab"]
+
+
+def _prefix(text: str) -> str:
+    try:
+        return validate_prefix(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_lab_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``lab`` and its subcommands to ``subparsers`` (from ``add_subparsers``); returns its parser."""
+    lab = subparsers.add_parser("lab", help="a Mobile IPv6 test lab in network namespaces (root)",
+                                description="A Mobile IPv6 test lab: mobile node, two access routers "
+                                            "(IPv6; IPv4 with NAT44), core router, home agent, correspondent.")
+    prefix_help = f"namespace prefix: 1-8 of a-z, 0-9, '-' (default {DEFAULT_PREFIX})"
+    lab.add_argument("--prefix", type=_prefix, default=DEFAULT_PREFIX, help=prefix_help)
+    sub = lab.add_subparsers(dest="lab_cmd", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        # SUPPRESS: `lab --prefix x up` keeps x (a subparser default would overwrite it)
+        p.add_argument("--prefix", type=_prefix, default=argparse.SUPPRESS, help=prefix_help)
+        return p
+
+    up = add("up", "build the lab and start its bus and daemons")
+    up.add_argument("--json", action="store_true", help="machine-readable output")
+    up.add_argument("--no-daemons", action="store_true", help="only the network and the bus")
+    add("down", "stop the lab and remove everything it made (also after a crash)")
+    for name, help in (("cut", "carrier loss on an uplink (its router's side goes down)"),
+                       ("restore", "undo cut and blackhole on an uplink"),
+                       ("blackhole", "an uplink stays up but its router drops everything from and to it")):
+        add(name, help).add_argument("uplink", choices=[u.name for u in UPLINKS])
+    ex = add("exec", "run a command in the mobile node's namespace, on the lab's bus")
+    ex.add_argument("--user", metavar="U", default=None, help="run as this user (name or uid)")
+    ex.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
+    st = add("status", "what of the lab is up")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    return lab
+
+
+def _print_up(info) -> None:
+    d = info.as_dict()
+    print(f"lab {info.prefix} is up (state in {info.state_dir})")
+    print(f"  mobile node    netns {d['mn_netns']}, home address {d['hoa']}")
+    for u in d["uplinks"]:
+        nat = ", NAT44" if u["nat"] else ""
+        print(f"    {u['name']}  IPv{u['family']} {u['coa']} via {u['router_netns']}{nat}")
+    print(f"  home agent     netns {d['ha_netns']}, {' and '.join(d['ha_addresses'])} port {d['ha_port']}")
+    print(f"  correspondent  netns {d['cn_netns']}, {d['cn_address']}")
+    print(f"  bus            {info.bus_address}")
+    if info.daemons:
+        print(f"  daemons        home agent pid {info.pids.get('ha')}, mobile node pid {info.pids.get('mn')}")
+    flag = "" if info.prefix == DEFAULT_PREFIX else f" --prefix {info.prefix}"
+    print(f"try: mhctl lab exec{flag} -- mhctl bindings; stop with: mhctl lab down{flag}")
+
+
+def _print_status(st: dict) -> None:
+    if not st["up"]:
+        print(f"lab {st['prefix']}: not up")
+        return
+    print(f"lab {st['prefix']}: up" + ("" if st["state_file"] else " (no state file: run mhctl lab down)"))
+    print(f"  namespaces: {' '.join(st['namespaces']) or 'none'}")
+    if st["missing_namespaces"]:
+        print(f"  missing:    {' '.join(st['missing_namespaces'])}")
+    for name, p in st["processes"].items():
+        print(f"  {name:<4} pid {p['pid']}: {'running' if p['alive'] else 'not running'}")
+    if st["mn_registered"] is not None:
+        print(f"  mobile node on the bus: {'yes' if st['mn_registered'] else 'no'}")
+    for u in st["uplinks"]:
+        state = "cut" if u["cut"] else "blackholed" if u["blackholed"] else "up"
+        print(f"  {u['name']}: {state}")
+
+
+def _exec(args) -> int:
+    cmd = list(args.command)
+    if cmd[:1] == ["--"]:
+        cmd = cmd[1:]
+    rc = Lab.exec_in_mn(args.prefix, cmd, user=args.user).returncode
+    return 128 - rc if rc < 0 else rc
+
+
+def run_lab(args: argparse.Namespace) -> int:
+    """Run ``mhctl lab ...`` parsed by the parser :func:`add_lab_parser` made."""
+    p = args.prefix
+    try:
+        if args.lab_cmd == "up":
+            info = Lab.up(p, daemons=not args.no_daemons)
+            # the bus and daemons are meant to outlive this process: no "still running" at exit
+            warnings.filterwarnings("ignore", message=r"subprocess \d+ is still running", category=ResourceWarning)
+            if args.json:
+                print(json.dumps(info.as_dict(), indent=2))
+            else:
+                _print_up(info)
+        elif args.lab_cmd == "down":
+            print(f"lab {p}: " + ("removed" if Lab.down(p) else "nothing to remove"))
+        elif args.lab_cmd in ("cut", "restore", "blackhole"):
+            getattr(Lab, args.lab_cmd)(p, args.uplink)
+        elif args.lab_cmd == "exec":
+            return _exec(args)
+        elif args.lab_cmd == "status":
+            st = Lab.status(p)
+            if args.json:
+                print(json.dumps(st, indent=2))
+            else:
+                _print_status(st)
+        return 0
+    except LabError as e:
+        print(f"mhctl lab {args.lab_cmd}: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 128 + signal.SIGINT
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mhgui.lab.cli ...``: the same as ``mhctl lab ...``."""
+    parser = argparse.ArgumentParser(prog="mhctl")
+    add_lab_parser(parser.add_subparsers(dest="cmd", required=True))
+    return run_lab(parser.parse_args(["lab", *(sys.argv[1:] if argv is None else argv)]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
