@@ -46,7 +46,7 @@ class Routing:
                           prefsrc=self.default_source)
             else:
                 ipr.route("replace", dst="::/0", oif=self.tun, table=self.table, family=AF6)
-            ipr.rule("add", family=AF6, priority=PRIO_SUPPRESS, table=RT_TABLE_MAIN, suppress_prefixlength=0)
+            ipr.rule("add", family=AF6, priority=PRIO_SUPPRESS, table=RT_TABLE_MAIN, suppress_prefixlen=0)
             for hoa in self.hoas:
                 ipr.rule("add", family=AF6, priority=PRIO_HOA, table=self.table, src=hoa, src_len=128)
             if self.default_source:

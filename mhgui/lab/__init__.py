@@ -423,6 +423,34 @@ class Lab:
         _wait_registered(info.bus_address, MN_BUS_NAME, info.pids, state, REGISTRATION_TIMEOUT)
 
     @classmethod
+    def stop_daemons(cls, prefix: str = DEFAULT_PREFIX) -> None:
+        """Stop the lab's mobile-node and home-agent daemons (SIGTERM: the MN deregisters), keep the rest."""
+        info = cls.load(prefix)
+        if info is None:
+            raise LabError(f"lab {prefix} is not up")
+        pids = [info.pids.pop(r) for r in ("mn", "ha") if info.pids.get(r)]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 5.0
+        while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for pid in pids:
+            if _alive(pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        cls._save(info)
+
+    @classmethod
+    def start_daemons(cls, prefix: str = DEFAULT_PREFIX) -> LabInfo:
+        """Start the daemons of a lab that is up without them (after :meth:`stop_daemons` or ``--no-daemons``)."""
+        info = cls.load(prefix)
+        if info is None:
+            raise LabError(f"lab {prefix} is not up")
+        cls._start_daemons(info)
+        return info
+
+    @classmethod
     def down(cls, prefix: str = DEFAULT_PREFIX) -> bool:
         """Stop the lab's processes, delete its namespaces, state directory and state file.
 
