@@ -97,6 +97,7 @@ class HaBinding:
     registered_at: float
     sender: dp.Sender = field(repr=False)
     receiver: dp.Receiver = field(repr=False)
+    index: int = 0  # our receiver index of this registration's session
 
 
 def seq_newer(a: int, b: int) -> bool:
@@ -143,6 +144,7 @@ class HomeAgentCore:
         self.cache: dict[bytes, HaBinding] = {}
         # receiver index -> (binding's hoa, receiver, valid until or None while current)
         self._sessions: dict[int, tuple[bytes, dp.Receiver, float | None]] = {}
+        self._retiring: collections.deque[tuple[float, int]] = collections.deque()  # (until, index), in order
         self.counters: collections.Counter[str] = collections.Counter()
         self._log_last: dict[tuple[str, str], float] = {}
 
@@ -197,8 +199,10 @@ class HomeAgentCore:
             if b.expires <= now:
                 out += self._remove(hoa, now)
                 out.append(Log("INFO", f"binding of {b.hoa} ({b.identity}) expired"))
-        for idx, (hoa, _r, until) in list(self._sessions.items()):
-            if until is not None and until <= now:
+        while self._retiring and self._retiring[0][0] <= now:
+            _t, idx = self._retiring.popleft()
+            entry = self._sessions.get(idx)
+            if entry is not None and entry[2] is not None and entry[2] <= now:
                 del self._sessions[idx]
         return out
 
@@ -311,7 +315,7 @@ class HomeAgentCore:
             node.last_timestamp = rp.timestamp
             return self._error(STATUS_SEQ_OUT_OF_WINDOW, *args, f"sequence {msg.seq} not newer than {old.seq}")
         node.last_timestamp = rp.timestamp  # taken: a replay of this BU is refused from now on
-        hoa_text = ipaddress.IPv6Address(hoa).compressed
+        hoa_text = wire.ntop6(hoa)
         if msg.lifetime == 0 or coa is not None and wire.addr16(coa) == hoa:  # RFC 6275 §11.5.4: returning home
             out = self._remove(hoa, now) if old is not None else []
             self.counters["deregistrations"] += 1
@@ -328,13 +332,14 @@ class HomeAgentCore:
             ha_index = int.from_bytes(self._random(4), "big")
         k_up, k_down = dp.derive_keys(key, mn_nonce, ha_nonce)
         lifetime = min(msg.lifetime * 4, self.max_lifetime) // 4 * 4
-        nat = ipaddress.ip_address(peer[0].removeprefix("::ffff:")) != ipaddress.ip_address(coa)
+        try:
+            nat = wire.addr16(peer[0]) != wire.addr16(coa)
+        except wire.WireError:  # a peer address with a zone: not ours to compare
+            nat = True
         b = HaBinding(hoa_text, node.identity, coa, peer, msg.seq, lifetime, now + lifetime, nat, now,
-                      dp.Sender(k_down, mn_index), dp.Receiver(k_up, ha_index))
+                      dp.Sender(k_down, mn_index), dp.Receiver(k_up, ha_index), ha_index)
         if old is not None:  # in-flight frames of the previous registration still open for a moment
-            for idx, (h, r, until) in list(self._sessions.items()):
-                if h == hoa and until is None:
-                    self._sessions[idx] = (h, r, now + SESSION_GRACE_S)
+            self._retire(old, now)
         self._sessions[ha_index] = (hoa, b.receiver, None)
         self.cache[hoa] = b
         self.counters["registrations"] += 1
@@ -351,7 +356,12 @@ class HomeAgentCore:
         b = self.cache.pop(hoa, None)
         if b is None:
             return []
-        for idx, (h, r, until) in list(self._sessions.items()):
-            if h == hoa:
-                self._sessions[idx] = (h, r, now + SESSION_GRACE_S) if until is None else (h, r, until)
+        self._retire(b, now)
         return [BindingChanged(b.hoa, None)]
+
+    def _retire(self, b: HaBinding, now: float) -> None:
+        """The session of ``b`` stops being current: its frames still open for :data:`SESSION_GRACE_S`."""
+        entry = self._sessions.get(b.index)
+        if entry is not None and entry[2] is None:
+            self._sessions[b.index] = (entry[0], entry[1], now + SESSION_GRACE_S)
+            self._retiring.append((now + SESSION_GRACE_S, b.index))

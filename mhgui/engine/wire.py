@@ -113,7 +113,8 @@ def addr16(a: str | bytes) -> bytes:
 
 
 @lru_cache(maxsize=4096)
-def _ntop6(b: bytes) -> str:
+def ntop6(b: bytes) -> str:
+    """RFC 5952 text of 16 packed bytes (IPv4-mapped as ``::ffff:a.b.c.d``); cached."""
     if b[:12] == _V4MAPPED:  # RFC 5952 §5
         return "::ffff:" + ".".join(map(str, b[12:]))
     return ipaddress.IPv6Address(b).compressed
@@ -127,7 +128,7 @@ def _ntop4(b: bytes) -> str:
 def _canon6(a, what: str) -> str:
     if not isinstance(a, (str, bytes, bytearray, memoryview)) or isinstance(a, str) and ":" not in a:
         raise WireError(f"{what} must be an IPv6 address, got {a!r}")
-    return _ntop6(addr16(a))
+    return ntop6(addr16(a))
 
 
 @lru_cache(maxsize=1024)
@@ -406,14 +407,14 @@ def _dec_bid(d: bytes) -> BindingIdentifier:
     if len(d) not in (4, 8, 20):
         raise WireError(f"length {len(d)}, must be 4, 8 or 20")
     bid, status, hp = _BID_HEAD.unpack_from(d)
-    coa = None if len(d) == 4 else _ntop4(d[4:]) if len(d) == 8 else _ntop6(d[4:])
+    coa = None if len(d) == 4 else _ntop4(d[4:]) if len(d) == 8 else ntop6(d[4:])
     return _raw(BindingIdentifier, bid, status, bool(hp & 0x80), hp & 0x7F, coa)
 
 
 # Option Type -> (shortest and longest valid data length, decoder of the data after Type/Length)
 _OPTIONS = {
     2: (2, 2, lambda d: _raw(BindingRefreshAdvice, *_U16.unpack(d))),
-    3: (16, 16, lambda d: _raw(AlternateCareOf, _ntop6(d))),
+    3: (16, 16, lambda d: _raw(AlternateCareOf, ntop6(d))),
     8: (2, 254, _dec_mnid),
     9: (5, 255, lambda d: _raw(MobilityAuth, _U32.unpack_from(d, 1)[0], d[5:], d[0])),
     10: (8, 8, lambda d: _raw(ReplayProtection, *_U64.unpack(d))),
@@ -519,7 +520,7 @@ class BindingError(_Message):
 
     @classmethod
     def _from_wire(cls, f, options):
-        return _raw(cls, f[0], _ntop6(f[1]), options)
+        return _raw(cls, f[0], ntop6(f[1]), options)
 
 
 @dataclass(frozen=True, slots=True)
