@@ -154,6 +154,8 @@ def _write_bus_config(state: Path) -> None:
     system_d.mkdir(mode=0o755)
     for f in _policy_files():
         shutil.copyfile(f, system_d / f.name)
+    from .authority import POLICY_CONF
+    (system_d / "lab-polkit.conf").write_text(POLICY_CONF)
     text = BUS_CONF.format(state=state, policy=DEFAULT_POLICY.rstrip("\n")).encode()
     atomic_replace(str(state / "bus.conf"), lambda f: f.write(text), mode=0o600)
 
@@ -195,6 +197,23 @@ def _start_bus(state: Path) -> int:
     return p.pid
 
 
+def _start_authority(state: Path, bus_address: str, allow_uids: tuple[int, ...]) -> int:
+    """Start the lab's polkit authority (:mod:`mhgui.lab.authority`); its pid once it owns polkit's name."""
+    argv = [sys.executable, "-m", "mhgui.lab.authority", "--bus", bus_address, "--config", f"{state}/authority.conf"]
+    for uid in allow_uids:
+        argv += ["--allow-uid", str(int(uid))]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(Path(__file__).resolve().parents[2]), os.environ.get("PYTHONPATH")) if p))
+    pid = _spawn(argv, state / "authority.log", env=env).pid
+    deadline = time.monotonic() + 10.0
+    while not _name_owned(bus_address, "org.freedesktop.PolicyKit1"):
+        if not _alive(pid) or time.monotonic() > deadline:
+            raise LabError(f"the lab's polkit authority did not start; {state}/authority.log says:\n"
+                           f"{_tail(state / 'authority.log')}")
+        time.sleep(0.05)
+    return pid
+
+
 def _daemon_command(exe: str, module: str) -> list[str]:
     """The daemon beside this Python (a venv's bin/), else on PATH, else ``python -m module``."""
     beside = Path(sys.executable).parent / exe
@@ -231,7 +250,7 @@ def _lab_pids(state: Path) -> list[int]:
     """Processes of the lab in ``state``: the bus with its config file, the daemons with ``--config``
     naming one of its config files (recognised by their command line, so no stranger is killed)."""
     bus = f"--config-file={state}/bus.conf"
-    configs = {f"{state}/ha.toml", f"{state}/mn.toml"}
+    configs = {f"{state}/ha.toml", f"{state}/mn.toml", f"{state}/authority.conf"}
     out = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -368,8 +387,9 @@ class Lab:
 
     # ---- up / down
     @classmethod
-    def up(cls, prefix: str = DEFAULT_PREFIX, daemons: bool = True) -> LabInfo:
-        """Build the lab, start its bus (and the daemons, waiting for the MN to own its bus name).
+    def up(cls, prefix: str = DEFAULT_PREFIX, daemons: bool = True, allow_uids: tuple[int, ...] = ()) -> LabInfo:
+        """Build the lab, start its bus and polkit authority (and the daemons, waiting for the MN to own its
+        bus name). ``allow_uids``: users the lab's authority allows mhgui's actions (root always is).
 
         LabError when it cannot start (everything is cleaned up); LabDaemonError when a daemon fails
         (the lab stays up: call :meth:`down`)."""
@@ -392,6 +412,7 @@ class Lab:
             build(Topology(prefix))
             cls._write_files(state)
             info.pids["bus"] = _start_bus(state)
+            info.pids["authority"] = _start_authority(state, info.bus_address, allow_uids)
             cls._save(info)
         except BaseException:
             cls.down(prefix)

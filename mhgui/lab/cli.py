@@ -50,6 +50,8 @@ def add_lab_parser(subparsers) -> argparse.ArgumentParser:
     up = add("up", "build the lab and start its bus and daemons")
     up.add_argument("--json", action="store_true", help="machine-readable output")
     up.add_argument("--no-daemons", action="store_true", help="only the network and the bus")
+    up.add_argument("--allow-user", metavar="U", action="append", default=[],
+                    help="a user (name or uid) the lab's polkit authority allows mhgui's actions (repeatable)")
     add("down", "stop the lab and remove everything it made (also after a crash)")
     for name, help in (("cut", "carrier loss on an uplink (its router's side goes down)"),
                        ("restore", "undo cut and blackhole on an uplink"),
@@ -104,12 +106,21 @@ def _exec(args) -> int:
     return 128 - rc if rc < 0 else rc
 
 
+def _uid(user: str) -> int:
+    """A user name or number to a uid; LabError when there is no such user."""
+    import pwd
+    try:
+        return int(user) if user.isdigit() else pwd.getpwnam(user).pw_uid
+    except KeyError:
+        raise LabError(f"no user {user!r} on this machine") from None
+
+
 def run_lab(args: argparse.Namespace) -> int:
     """Run ``mhctl lab ...`` parsed by the parser :func:`add_lab_parser` made."""
     p = args.prefix
     try:
         if args.lab_cmd == "up":
-            info = Lab.up(p, daemons=not args.no_daemons)
+            info = Lab.up(p, daemons=not args.no_daemons, allow_uids=tuple(_uid(u) for u in args.allow_user))
             # the bus and daemons are meant to outlive this process: no "still running" at exit
             warnings.filterwarnings("ignore", message=r"subprocess \d+ is still running", category=ResourceWarning)
             if args.json:
