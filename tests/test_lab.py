@@ -349,7 +349,7 @@ def test_daemons_start_in_their_namespaces_on_the_lab_bus(mn_role, tmp_path, mon
             assert (state / "ha.log").read_text().split()[:3] == ["fake", "ha", f"{state}/ha.toml"]
             st = Lab.status(prefix)
             assert st["mn_registered"] is True and all(p["alive"] for p in st["processes"].values())
-            assert set(st["processes"]) == {"bus", "ha", "mn"}
+            assert set(st["processes"]) == {"bus", "authority", "ha", "mn"}
             # each daemon runs in its own namespace
             for role in ("ha", "mn"):
                 netns_inode = os.stat(f"/run/netns/{prefix}-{role}").st_ino
