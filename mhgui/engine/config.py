@@ -77,6 +77,8 @@ class ProbeConfig:
     misses: int = 3
     metered_interval_ms: int = 5000
     keepalive_s: int = 20
+    #: interfaces probed at ``metered_interval_ms`` (modems — wwan links — always are)
+    metered: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -298,9 +300,10 @@ def _parse_mn(data: dict, file: str) -> MnConfig:
                     h.fail(k, f"{n!r} is also in {what}")
         hoas.append(HomeAddressConfig(iface.ip.compressed, iface.network.prefixlen, pref, backup, never,
                                       h.get("default_route", bool, "true or false", True)))
-    p = top.table("probe", ("interval_ms", "misses", "metered_interval_ms", "keepalive_s"), optional=True)
+    p = top.table("probe", ("interval_ms", "misses", "metered_interval_ms", "keepalive_s", "metered"), optional=True)
     probe = ProbeConfig(p.num("interval_ms", 50, 60000, 250), p.num("misses", 1, 20, 3),
-                        p.num("metered_interval_ms", 50, 600000, 5000), p.num("keepalive_s", 5, 25, 20))
+                        p.num("metered_interval_ms", 50, 600000, 5000), p.num("keepalive_s", 5, 25, 20),
+                        _ifnames(p, "metered"))
     t = top.table("tunnel", ("name", "table", "mtu", "lifetime"), optional=True)
     table = t.num("table", 1, 2**31 - 1, 4191)
     if table in _RESERVED_TABLES:

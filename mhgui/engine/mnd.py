@@ -55,12 +55,14 @@ def _mtu_of(name: str) -> int:
         return 1500
 
 
-def uplinks_from_state(state, tun_ifindex: int | None, home_networks: list) -> list[UplinkInfo]:
+def uplinks_from_state(state, tun_ifindex: int | None, home_networks: list,
+                       metered: tuple[str, ...] = ()) -> list[UplinkInfo]:
     """Access interfaces of a :class:`~mhgui.core.model.NodeState` as :class:`UplinkInfo` (pure but for MTUs).
 
     Loopback, tunnels and our own TUN are not uplinks. A care-of address is a
     global (or ULA) address, not tentative, DAD-failed, deprecated or
-    temporary, outside every home prefix; IPv4: a global-scope address.
+    temporary, outside every home prefix; IPv4: a global-scope address. Modems (wwan) and the
+    interfaces named in ``metered`` are probed less often.
     """
     from ..core.model import AddressFlag, InterfaceKind
     bad = AddressFlag.TENTATIVE | AddressFlag.DADFAILED | AddressFlag.DEPRECATED | AddressFlag.TEMPORARY
@@ -84,7 +86,8 @@ def uplinks_from_state(state, tun_ifindex: int | None, home_networks: list) -> l
                 coa6 = a.address
             elif a.family == socket.AF_INET and coa4 is None and a.scope == 0 and not a.ip.is_loopback:
                 coa4 = a.address
-        out.append(UplinkInfo(idx, iface.name, iface.up, coa6, coa4, _mtu_of(iface.name)))
+        out.append(UplinkInfo(idx, iface.name, iface.up, coa6, coa4, _mtu_of(iface.name),
+                              iface.kind is InterfaceKind.WWAN or iface.name in metered))
     return out
 
 
@@ -186,7 +189,7 @@ class MobileNodeDaemon:
         self._loop.add_reader(self.tun.fd, self._on_tun)
         self.store = StateStore()
         self.store.subscribe(lambda _changes: self._links_changed())
-        self.netlink = NetlinkSource(self.store.apply, devtype=None)
+        self.netlink = NetlinkSource(self.store.apply)  # sysfs DEVTYPE tells a modem (wwan) apart
         await self.netlink.start()
         log.info("mobile node %s: home addresses %s, home agent %s (%s) port %d", cfg.identity,
                  ", ".join(hoas), cfg.home_agent.address, ", ".join(cfg.home_agent.addresses), self.port)
@@ -218,7 +221,7 @@ class MobileNodeDaemon:
         log.info("mobile node stopped%s", "" if self.core.deregistered() else " (not every deregistration was acknowledged)")
 
     def _links_changed(self) -> None:
-        infos = uplinks_from_state(self.store.state, self.tun.ifindex, self.home_networks)
+        infos = uplinks_from_state(self.store.state, self.tun.ifindex, self.home_networks, self.cfg.probe.metered)
         self._sync_sockets(infos)
         self._in_kernel(self.routing.coas, {i.coa6 for i in infos if i.coa6}, what="the care-of address rules")
         self._apply(self.core.uplinks_changed(infos, self.now(), time.time()))
