@@ -23,7 +23,7 @@ from . import __version__
 from .core.report import render_text, status, taxonomy
 from .core.state import Change
 from .daemons.base import plan_when_ready
-from .runtime import ConfigError, Runtime
+from .runtime import ConfigError, Runtime, choose_driver
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -51,9 +51,11 @@ def parser() -> argparse.ArgumentParser:
     _common(s)
     m = sub.add_parser("monitor", help="print one line per change until interrupted")
     _common(m)
-    b = sub.add_parser("bindings", help="the mobility daemon's binding table (UMIP mip6d's terminal)")
+    b = sub.add_parser("bindings", help="the mobility daemon's binding table (mhgui's engine, or UMIP mip6d's "
+                                        "terminal)")
     _common(b)
-    r = sub.add_parser("rebind", help="bind a home address through an interface (restarts mip6d)")
+    r = sub.add_parser("rebind", help="bind a home address through an interface (mip6d: restarts it; "
+                                      "mhgui's engine: that HoA alone, no restart)")
     _common(r)
     r.add_argument("hoa", help="the home address, e.g. 2001:db8:1::100")
     r.add_argument("interface", help="the interface to use, e.g. wlan0")
@@ -84,10 +86,13 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def _runtime(args) -> Runtime:
+async def _runtime(args, vt_port: int | None = ...) -> Runtime:
+    """The runtime with the node's mobility daemon: mhgui's engine when it runs, else UMIP (choose_driver)."""
+    port = args.vt_port if vt_port is ... else vt_port
+    daemon = await choose_driver(args.system_bus, vt_port=port)
     return Runtime(mip6d_conf=args.mip6d_conf, settings_file=args.settings,
                    system_bus=args.system_bus, use_networkmanager=not args.no_networkmanager,
-                   vt_port=args.vt_port)
+                   vt_port=port, daemon=daemon)
 
 
 async def _daemon_settled(rt: Runtime, timeout: float = 3.0) -> None:
@@ -112,7 +117,7 @@ def daemon_json(rt: Runtime) -> dict:
 
 
 async def _bindings(args) -> int:
-    rt = _runtime(args)
+    rt = await _runtime(args)
     try:
         await rt.start(strict=True)
         await _daemon_settled(rt)
@@ -138,26 +143,52 @@ async def _bindings(args) -> int:
     return 0
 
 
+def rebind_json(hoa: str, interface: str, plan, result) -> dict:
+    """What ``mhctl rebind --json`` prints: ``confirmed`` (bool), ``elapsed_ms`` (from the request to the
+    home agent's acknowledgement as the daemon measured it; None when nothing was sent), ``coa`` (the
+    CoA now bound, or None), ``interface``, ``hoa``, ``moves`` (every HoA that moved with it),
+    ``restart_required``, ``reason`` (why not, or None), ``rolled_back``, ``daemon`` (driver name)."""
+    return {
+        "confirmed": bool(result is not None and result.confirmed),
+        "elapsed_ms": None if result is None else round(result.elapsed_ms, 1),
+        "coa": None if result is None else result.new_coa,
+        "interface": plan.interface if plan is not None else interface,
+        "hoa": plan.hoa if plan is not None else hoa,
+        "moves": list(plan.moves) if plan is not None else [],
+        "restart_required": bool(plan is not None and plan.restart_required),
+        "reason": (result.reason if result is not None else plan.refusal if plan is not None else None),
+        "rolled_back": bool(result is not None and result.rolled_back),
+    }
+
+
 async def _rebind(args) -> int:
-    rt = _runtime(args)
+    rt = await _runtime(args)
     rt.daemon.rebind_timeout = args.timeout
+    out = sys.stderr if args.json else sys.stdout  # with --json, stdout holds only the JSON object
+    plan = result = None
     try:
         await rt.start(strict=True)
         await _daemon_settled(rt)
         plan = await plan_when_ready(rt.daemon, args.hoa, args.interface,
                                      lambda: (rt.store.state, rt.analysis()),
-                                     on_wait=lambda why: print(f"waiting: {why}", flush=True))
+                                     on_wait=lambda why: print(f"waiting: {why}", file=out, flush=True))
         if not plan.allowed:
+            if args.json:
+                print(json.dumps({**rebind_json(args.hoa, args.interface, plan, None), "daemon": rt.daemon.name},
+                                 indent=2))
             print(f"mhctl: cannot bind {args.hoa} through {args.interface}: {plan.refusal}", file=sys.stderr)
             return 1
-        print(f"Binding through {plan.interface} moves every home address (UMIP picks one interface for all): "
-              + ", ".join(plan.moves))
+        if plan.restart_required:
+            print(f"Binding through {plan.interface} moves every home address (UMIP picks one interface for all): "
+                  + ", ".join(plan.moves), file=out)
+        else:
+            print(f"Binding {plan.hoa} through {plan.interface} ({rt.daemon.name}, no restart).", file=out)
         for n in plan.notes:
             if not n.startswith("mip6d restarts:"):  # said just below
-                print(f"  {n}")
+                print(f"  {n}", file=out)
         if plan.restart_required:
             print("mip6d is restarted: every binding is interrupted for a few seconds "
-                  "(initial delay, router discovery, Binding Update and Acknowledgement).")
+                  "(initial delay, router discovery, Binding Update and Acknowledgement).", file=out)
         if not args.yes:
             if not sys.stdin.isatty():
                 print("mhctl: not confirmed (use --yes when not on a terminal)", file=sys.stderr)
@@ -167,8 +198,11 @@ async def _rebind(args) -> int:
         result = await rt.daemon.rebind(plan)
     finally:
         await rt.stop()
+    if args.json:
+        print(json.dumps({**rebind_json(args.hoa, args.interface, plan, result), "daemon": rt.daemon.name}, indent=2))
     if result.confirmed:
-        print(f"confirmed in {result.elapsed_ms:.0f} ms: {args.hoa} is bound to {result.new_coa} on {plan.interface}")
+        print(f"confirmed in {result.elapsed_ms:.0f} ms: {plan.hoa} is bound to {result.new_coa} on {plan.interface}"
+              + ("" if plan.restart_required else " (no restart)"), file=out)
         return 0
     print(f"mhctl: rebind failed after {result.elapsed_ms:.0f} ms: {result.reason}"
           + (" (the previous configuration was restored)" if result.rolled_back else ""), file=sys.stderr)
@@ -176,10 +210,13 @@ async def _rebind(args) -> int:
 
 
 async def _status(args) -> int:
-    rt = _runtime(args)
+    rt = await _runtime(args)
     try:
         await rt.start(strict=True)
-        s = status(rt.store, rt.clock(), allow_ula=rt.allow_ula, caps=rt.caps, access=rt.access_problems())
+        if rt.daemon is not None and rt.daemon.name == "engine":
+            await _daemon_settled(rt)  # its capabilities decide what counts (IPv4 CoAs)
+        s = status(rt.store, rt.clock(), allow_ula=rt.allow_ula, caps=rt.caps, access=rt.access_problems(),
+                   analysis=rt.analysis())
     finally:
         await rt.stop()
     if args.json:
@@ -217,7 +254,7 @@ def monitor_event(rt: Runtime, c: Change, tax: dict) -> dict:
 
 
 async def _monitor(args) -> int:
-    rt = _runtime(args)
+    rt = await _runtime(args)
     out = sys.stdout
     ready = False
 
@@ -272,8 +309,7 @@ def flows_json(table, classifier) -> dict:
 async def _flows(args) -> int:
     from .core.flows import Classifier
     from .sources.flows import FlowSource
-    rt = Runtime(mip6d_conf=args.mip6d_conf, settings_file=args.settings, system_bus=args.system_bus,
-                 use_networkmanager=not args.no_networkmanager, vt_port=args.vt_port or None)
+    rt = await _runtime(args, args.vt_port or None)
     src = FlowSource()
     try:
         await rt.start(strict=True)
@@ -374,7 +410,7 @@ async def _move(args) -> int:
     from .core.moves import move_outcome
     from .helper.client import HelperClient, HelperError
     from .sources.flows import FlowSource
-    rt = _runtime(args)
+    rt = await _runtime(args)
     src = FlowSource()
     try:
         await rt.start(strict=True)

@@ -31,18 +31,43 @@ log = logging.getLogger(__name__)
 ANALYSIS_REUSE = 0.05
 
 
+def umip_driver(system_bus: str | None = None, vt_port: int = 7777, poll_interval: float = 1.0) -> UmipDriver:
+    """UMIP's driver: mip6d's terminal on localhost ``vt_port``; rebinds through the privileged helper."""
+    writer = HelperConfigWriter(HelperClient(bus_address=system_bus))
+    return UmipDriver(port=vt_port, config_writer=writer, poll_interval=poll_interval)
+
+
+async def choose_driver(system_bus: str | None = None, *, vt_port: int | None = 7777, poll_interval: float = 1.0,
+                        timeout: float = 2.0) -> DaemonDriver | None:
+    """The driver of the mobility daemon this node runs, for :class:`Runtime`'s ``daemon``.
+
+    mhgui's engine (:class:`~mhgui.daemons.engine.EngineDriver`) when its bus name
+    ``io.github.mhgui.MHGui.MobileNode1`` is owned on the system bus (``system_bus``, else
+    ``$DBUS_SYSTEM_BUS_ADDRESS``, else the default; asked for at most ``timeout`` s); otherwise
+    UMIP's (:func:`umip_driver`), or None when ``vt_port`` is None.
+    """
+    from .daemons.engine import EngineDriver, engine_present
+    if await engine_present(system_bus, timeout):
+        log.info("mobility daemon: mhgui's engine (io.github.mhgui.MHGui.MobileNode1)")
+        return EngineDriver(bus_address=system_bus)
+    return umip_driver(system_bus, vt_port, poll_interval) if vt_port is not None else None
+
+
 class Runtime:
     """The live node state and its sources.
 
     ``mip6d_conf``: path given by the user (missing → :class:`ConfigError`).
     ``system_bus``: D-Bus address of the system bus (None: the default).
     ``use_networkmanager``: False skips NetworkManager (netlink alone).
+    ``daemon``: the mobility daemon's driver (:func:`choose_driver`); None: UMIP's on ``vt_port``,
+    or none when ``vt_port`` is None.
     """
 
     def __init__(self, *, mip6d_conf: str | None = None, settings_file: str | None = None,
                  system_bus: str | None = None, use_networkmanager: bool = True,
                  netns: str | None = None, clock: Callable[[], float] = time.monotonic,
-                 vt_port: int | None = 7777, poll_interval: float = 1.0, flows: bool = False) -> None:
+                 vt_port: int | None = 7777, poll_interval: float = 1.0, flows: bool = False,
+                 daemon: DaemonDriver | None = None) -> None:
         self.store = StateStore()
         # first subscriber: every later one that asks for the analysis sees this change counted
         self._generation = 0  # store changes seen (the analysis cache's key)
@@ -57,11 +82,12 @@ class Runtime:
         if use_networkmanager:
             from .sources.networkmanager import NetworkManagerSource
             self.nm = NetworkManagerSource(self.store.apply, bus_address=system_bus)
-        # the mobility daemon: UMIP's terminal on localhost; rebinds go through the privileged helper
-        self.daemon: DaemonDriver | None = None
-        if vt_port is not None:
-            writer = HelperConfigWriter(HelperClient(bus_address=system_bus))
-            self.daemon = UmipDriver(port=vt_port, config_writer=writer, poll_interval=poll_interval)
+        # the mobility daemon: ``daemon`` (see choose_driver), else UMIP's terminal on localhost
+        # (rebinds through the privileged helper) unless vt_port is None
+        self.daemon: DaemonDriver | None = daemon
+        if daemon is None and vt_port is not None:
+            self.daemon = umip_driver(system_bus, vt_port, poll_interval)
+        if self.daemon is not None:
             self.daemon.subscribe(self._on_daemon)
             self.store.subscribe(self._on_store)
         self._live_pending = False
@@ -111,7 +137,8 @@ class Runtime:
         cached = self._analysis
         if cached is not None and cached[0] == self._generation and now - cached[1] < ANALYSIS_REUSE:
             return cached[2]
-        an = analyse(self.store.state, now, allow_ula=self.allow_ula)
+        caps = self.caps  # an engine that takes IPv4 CoAs (RFC 5555) makes IPv4 addresses count
+        an = analyse(self.store.state, now, allow_ula=self.allow_ula, ipv4_coas=caps.connected and caps.ipv4_coas)
         self._analysis = (self._generation, now, an)
         return an
 
@@ -187,4 +214,4 @@ class Runtime:
             await self.nm.stop()
 
 
-__all__ = ["Runtime", "ConfigError"]
+__all__ = ["Runtime", "ConfigError", "choose_driver", "umip_driver"]

@@ -22,6 +22,13 @@ leaves the counting implicit. These are our rules, also stated in README.md:
 * **y** counts configured HoAs. A HoA is **at home** when a non-tunnel
   interface that is up with carrier carries a valid, non-tentative address in
   its home prefix (draft 6.2.3); such an interface is a **home link**.
+* With a daemon that takes **IPv4 care-of addresses** (RFC 5555, also behind
+  NAT44: ``DaemonCapabilities.ipv4_coas``, ``analyse(..., ipv4_coas=True)``),
+  an IPv4 address of global scope (private RFC 1918 ones too, reached through
+  NAT44; not link-local 169.254/16, loopback or multicast) on such an interface
+  is a usable CoA as well. It adds to z (and x) only on an interface without a
+  usable IPv6 CoA: the engine registers an uplink with IPv6 first, so a
+  dual-stack link is one path.
 """
 
 from __future__ import annotations
@@ -71,7 +78,7 @@ class Analysis:
     """Result of :func:`analyse`.
 
     ``x``, ``y``, ``z``: counts; ``roles``: role per address key;
-    ``coa_prefixes``: the (ifindex, prefix) pairs counted in z;
+    ``coa_prefixes``: the (ifindex, prefix) pairs counted in z (IPv4 prefixes only with ``ipv4_coas``);
     ``active``: ifindexes counted in x; ``home_links``: ifindexes on a home link.
     """
 
@@ -79,7 +86,7 @@ class Analysis:
     y: int
     z: int
     roles: dict[AddressKey, AddressRole]
-    coa_prefixes: frozenset[tuple[int, ipaddress.IPv6Network]]
+    coa_prefixes: frozenset[tuple[int, ipaddress.IPv6Network | ipaddress.IPv4Network]]
     active: frozenset[int]
     home_links: frozenset[int]
     homes: tuple[HomeStatus, ...]
@@ -112,8 +119,12 @@ def _alive(addr: Address, now: float) -> bool:
     return rem is None or rem > 0
 
 
-def analyse(state: NodeState, now: float, *, allow_ula: bool = False) -> Analysis:
-    """Apply the counting rules (module docstring) to ``state`` at time ``now`` (seconds, model clock)."""
+def analyse(state: NodeState, now: float, *, allow_ula: bool = False, ipv4_coas: bool = False) -> Analysis:
+    """Apply the counting rules (module docstring) to ``state`` at time ``now`` (seconds, model clock).
+
+    ``allow_ula``: unique local addresses may be CoAs (the user's setting); ``ipv4_coas``: the
+    connected daemon registers IPv4 care-of addresses (RFC 5555), so IPv4 addresses count too.
+    """
     hoas = state.home_addresses
     hoa_ips = {ipaddress.ip_address(h.address) for h in hoas}
     hoa_nets = [(h, h.network) for h in hoas]
@@ -132,10 +143,19 @@ def analyse(state: NodeState, now: float, *, allow_ula: bool = False) -> Analysi
     counted: list[Address] = []
     for key, a in state.addresses.items():
         iface = state.interfaces.get(a.ifindex)
-        r = _role(a, iface, now, hoa_ips, a.ifindex in home_links, state.bound_coas, allow_ula)
+        if a.family != AF_INET6 and ipv4_coas:
+            r = _role_v4(a, iface, now, a.ifindex in home_links)
+        else:
+            r = _role(a, iface, now, hoa_ips, a.ifindex in home_links, state.bound_coas, allow_ula)
         roles[key] = r
         if r.counted:
             counted.append(a)
+    if ipv4_coas:  # a dual-stack uplink is one path: its IPv4 CoA is the engine's fallback, not another CoA
+        with_v6 = {a.ifindex for a in counted if a.family == AF_INET6}
+        for a in [a for a in counted if a.family != AF_INET6 and a.ifindex in with_v6]:
+            roles[a.key] = AddressRole(ROLE_COA, "IPv4 care-of address (RFC 5555), used when the home agent "
+                                       "has no IPv6 address: not counted, this link counts by its IPv6 one", False)
+            counted.remove(a)
     coa_prefixes = {(a.ifindex, _on_link_prefix(a, state)) for a in counted}
 
     coa_ifaces = {i for i, _ in coa_prefixes}
@@ -154,7 +174,7 @@ def analyse(state: NodeState, now: float, *, allow_ula: bool = False) -> Analysi
     )
 
 
-def _on_link_prefix(a: Address, state: NodeState) -> ipaddress.IPv6Network:
+def _on_link_prefix(a: Address, state: NodeState) -> ipaddress.IPv6Network | ipaddress.IPv4Network:
     """The prefix a CoA belongs to, for counting z.
 
     A /128 (DHCPv6 IA_NA, RFC 8415; NetworkManager installs them so) carries no
@@ -162,7 +182,7 @@ def _on_link_prefix(a: Address, state: NodeState) -> ipaddress.IPv6Network:
     address on the same interface that contains it, else to its /64 (RFC 4291
     section 2.5.4: global unicast interface identifiers are 64 bits).
     """
-    if a.prefixlen < 128:
+    if a.family != AF_INET6 or a.prefixlen < 128:
         return a.network
     best = None
     for other in state.addresses_of(a.ifindex):
@@ -221,3 +241,39 @@ def _role(a: Address, iface: Interface | None, now: float, hoa_ips: set, on_home
                                "counted until its valid lifetime ends", True)
         return no(ROLE_UNUSABLE, "deprecated (preferred lifetime ended): not used for new bindings")
     return AddressRole(ROLE_COA, "usable care-of address", True)
+
+
+def _role_v4(a: Address, iface: Interface | None, now: float, on_home_link: bool) -> AddressRole:
+    """The role of an IPv4 address with a daemon that takes IPv4 care-of addresses (RFC 5555)."""
+    def no(role: str, reason: str) -> AddressRole:
+        return AddressRole(role, reason, False)
+
+    flags = int(a.flags)
+    cls = a.address_class
+    if flags & _DADFAILED:
+        return no(ROLE_UNUSABLE, "duplicate address detection failed: another node uses this address")
+    if flags & _TENTATIVE:
+        return no(ROLE_TENTATIVE, "tentative: duplicate address detection has not finished")
+    if cls == "link-local":
+        return no(ROLE_LINK_LOCAL, "link-local (169.254.0.0/16): not routable beyond the link")
+    if iface is None:
+        return no(ROLE_OTHER, "interface unknown")
+    if iface.kind is InterfaceKind.LOOPBACK or cls == "loopback":
+        return no(ROLE_OTHER, "loopback")
+    if iface.kind is InterfaceKind.TUNNEL:
+        return no(ROLE_OTHER, "on a tunnel (the mobility daemon's, not an access link)")
+    if cls == "multicast" or a.ip.is_unspecified:
+        return no(ROLE_OTHER, "not a unicast address")
+    if a.scope != 0:
+        return no(ROLE_OTHER, "not a global-scope address")
+    if on_home_link:
+        return no(ROLE_HOME_LINK, "on a home link: addresses here are not care-of addresses (draft 6.2.3)")
+    if not iface.up:
+        return no(ROLE_UNUSABLE, "interface is down or has no carrier")
+    valid = a.valid_remaining(now)
+    if valid is not None and valid <= 0:
+        return no(ROLE_UNUSABLE, "valid lifetime ended")
+    if cls == "global":
+        return AddressRole(ROLE_COA, "usable IPv4 care-of address (RFC 5555)", True)
+    return AddressRole(ROLE_COA, "usable IPv4 care-of address (RFC 5555), private: the home agent is "
+                       "reached through NAT44", True)

@@ -23,6 +23,7 @@ class DaemonCapabilities:
       the one in use fails (draft 7.3, first bullet; UMIP does, by ``MnIfPreference``).
     - ``hoa_as_coa``: a HoA may be registered as the CoA of another HoA (draft 6.2.2).
     - ``home_and_foreign``: home binding while away on other links (RFC 5648 section 5.6; draft 6.2.3).
+    - ``ipv4_coas``: IPv4 care-of addresses (RFC 5555), also behind NAT44.
     """
 
     name: str = "none"
@@ -34,6 +35,7 @@ class DaemonCapabilities:
     failover: bool = False
     hoa_as_coa: bool = False
     home_and_foreign: bool = False
+    ipv4_coas: bool = False
 
 
 #: No daemon connected.

@@ -120,7 +120,7 @@ class MobileNodeControl:
     def bindings_view(self, now: float) -> list[dict]:
         """One dict per HoA: ``hoa``, ``state`` (registered, waiting-ack, unbound, refused), ``coa``,
         ``interface``, ``family``, ``seq``, ``lifetime`` and ``remaining`` (s), ``nat``, ``error``,
-        ``pending_interface``, ``preference``/``backup``/``never``, ``default_route``."""
+        ``pending_interface``, ``pending_coa``, ``preference``/``backup``/``never``, ``default_route``."""
         out = []
         for h in self.hoas.values():
             b, p = h.bound, h.pending
@@ -135,7 +135,7 @@ class MobileNodeControl:
                 "lifetime": b.lifetime if b else None,
                 "remaining": max(0.0, b.expires - now) if b else None,
                 "nat": b.nat if b else False, "error": h.last_error,
-                "pending_interface": pu.info.name if pu else None,
+                "pending_interface": pu.info.name if pu else None, "pending_coa": p.coa if p else None,
                 "preference": list(h.prefs.preference), "backup": list(h.prefs.backup),
                 "never": list(h.prefs.never), "default_route": h.default_route,
             })

@@ -145,6 +145,14 @@ class MobileNodeDaemon:
         """``listener(what, detail)`` on every :class:`Changed` (bindings, uplinks, preferences)."""
         self._listeners.append(listener)
 
+    def unsubscribe(self, listener: Callable[[str, dict], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def counters(self) -> dict[str, int]:
+        """What the core counted (packets, drops by reason, BUs sent...)."""
+        return dict(self.core.counters)
+
     def bindings(self) -> list[dict]:
         return self.core.bindings_view(self.now())
 
@@ -399,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_dbus and daemon.ready.is_set():
             try:
                 from .mn_dbus import serve
-                service = await serve(daemon)
+                service = await serve(daemon, config_path=args.config)
             except ImportError:
                 log.warning("control API not available in this build")
             except Exception as e:  # noqa: BLE001 - the engine runs on without its API

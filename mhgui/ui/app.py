@@ -36,12 +36,14 @@ def app_icon():
 
 
 async def amain(args, app, closed: asyncio.Event, single=None) -> int:
-    from ..runtime import Runtime
+    from ..runtime import Runtime, choose_driver
     from .shell import AppShell
     from .window import LiveController, MainWindow
 
+    # mhgui's engine when its name is on the system bus, else UMIP's terminal
+    daemon = await choose_driver(args.system_bus, vt_port=args.vt_port)
     rt = Runtime(mip6d_conf=args.mip6d_conf, settings_file=args.settings, system_bus=args.system_bus,
-                 use_networkmanager=not args.no_networkmanager, vt_port=args.vt_port, flows=True)
+                 use_networkmanager=not args.no_networkmanager, vt_port=args.vt_port, flows=True, daemon=daemon)
     controller = LiveController(rt.store, rt.clock, allow_ula=lambda: rt.allow_ula, daemon=rt.daemon,
                                 flow_source=rt.flows)
     win = MainWindow(controller, app.windowIcon())

@@ -1,0 +1,581 @@
+"""Driver for mhgui's own mobility engine (``mhgui-mn``), through its control API on the system D-Bus.
+
+The mobile node daemon (:mod:`mhgui.engine.mnd`) offers
+``io.github.mhgui.MHGui.MobileNode1`` (:mod:`mhgui.engine.mn_dbus`: methods, JSON shapes,
+errors). This driver:
+
+- connects to the system bus (``bus_address``, else ``$DBUS_SYSTEM_BUS_ADDRESS``, else the
+  system bus) and reconnects with backoff (0.5 s doubling to 10 s) when the bus goes;
+- subscribes first (``AddMatch`` for the daemon's ``Changed`` signal and for
+  ``NameOwnerChanged`` of its name), then reads (``GetNameOwner``, ``GetStatus``,
+  ``GetBindings``, ``GetUplinks``), so that no change between subscribing and reading is lost;
+  every ``Changed("bindings"|"preferences")`` re-reads the bindings, ``Changed("uplinks")`` the
+  uplinks (reads are coalesced: one in flight, one more if something changed meanwhile);
+- follows the daemon's name: when mhgui-mn stops (or restarts after ConfigureHomeAgent) the
+  status becomes ``absent`` and the bindings empty; when it is back, everything is read again;
+- maps the daemon's bindings to :class:`~mhgui.core.bindings.Binding` (see
+  :func:`bindings_from_json`);
+- rebinds one home address at run time (``Rebind``: no restart, the other HoAs stay), and
+  reports the daemon's own measured time, from the request to the home agent's Binding
+  Acknowledgement.
+
+Capabilities: per-HoA choice (draft 7.1, 7.2), runtime rebind, its own failover (draft 7.3) and
+IPv4 care-of addresses (RFC 5555, also behind NAT44); no multiple CoAs per HoA (RFC 5648), no
+flow bindings (RFC 6089), no HoA as CoA (draft 6.2.2).
+
+:func:`engine_present` tells whether the engine's bus name is owned (the app's choice of driver,
+:func:`mhgui.runtime.choose_driver`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import math
+import time
+from typing import Any, Callable, Iterable, Mapping
+
+from dbus_fast import BusType, Message, MessageType
+from dbus_fast.aio import MessageBus
+
+from mhgui.core.bindings import Binding, BindingState, fill_interfaces
+from mhgui.core.capabilities import DaemonCapabilities
+
+from .base import (
+    STATE_ABSENT,
+    STATE_CONNECTED,
+    STATE_ERROR,
+    STATE_RECONNECTING,
+    STATE_STARTING,
+    STATE_STOPPED,
+    DaemonDriver,
+    DaemonStatus,
+    LiveInput,
+    LiveView,
+    RebindPlan,
+    RebindResult,
+    as_live_view,
+    cancel_and_wait,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "BUS_NAME",
+    "EngineCallError",
+    "EngineDriver",
+    "INTERFACE",
+    "OBJECT_PATH",
+    "bindings_from_json",
+    "engine_present",
+]
+
+# the daemon's names (mhgui/engine/mn_dbus.py; repeated so that the app does not import the engine)
+BUS_NAME = "io.github.mhgui.MHGui.MobileNode1"
+OBJECT_PATH = "/io/github/mhgui/MHGui/MobileNode1"
+INTERFACE = "io.github.mhgui.MHGui.MobileNode1"
+_DBUS = dict(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus", interface="org.freedesktop.DBus")
+
+_ABSENT_TEXT = ("the mobility engine is not running: nobody owns " + BUS_NAME + " on the system bus "
+                "(start mhgui-mn)")
+
+_STATES = {
+    "registered": BindingState.REGISTERED,
+    "waiting-ack": BindingState.WAITING_ACK,
+    "refused": BindingState.ERROR,
+}
+
+
+class EngineCallError(RuntimeError):
+    """A call to the engine failed: ``error_name`` (the D-Bus error, "" for a timeout or no bus) and
+    the message (one sentence for the user)."""
+
+    def __init__(self, error_name: str, message: str) -> None:
+        super().__init__(message)
+        self.error_name = error_name
+
+
+def _canon(text: object) -> str:
+    if not isinstance(text, str):
+        return ""
+    try:
+        return ipaddress.ip_address(text.strip()).compressed
+    except ValueError:
+        return text.strip()
+
+
+def bindings_from_json(items: Iterable[Mapping[str, Any]], *, peer: str | None = None,
+                       uplinks: Iterable[Mapping[str, Any]] = (), observed_at: float | None = None) -> tuple[Binding, ...]:
+    """The engine's ``GetBindings`` list as :class:`Binding` objects (source ``"bul"``, flags A and H).
+
+    - ``registered`` → REGISTERED with its CoA, interface, granted ``lifetime`` and
+      ``remaining`` (s, floored; counted down from ``observed_at``, the caller's monotonic clock);
+    - ``waiting-ack`` → WAITING_ACK: its CoA is the one being registered (``pending_coa`` when the
+      daemon gives it, else the CoA of ``pending_interface`` from ``uplinks`` in the family that
+      uplink uses, else the one still bound, else ""); interface = ``pending_interface``;
+    - ``refused`` → ERROR (the home agent refused, or nothing can carry it);
+    - ``unbound`` → no binding (the HoA has none, like a BUL without its entry).
+
+    ``peer``: the home agent's address (``GetStatus`` ``home_agent``). Items that are not
+    objects, or have no ``hoa``, are skipped.
+    """
+    by_name = {u.get("name"): u for u in uplinks if isinstance(u, Mapping)}
+    out = []
+    for b in items:
+        if not isinstance(b, Mapping) or not isinstance(b.get("hoa"), str):
+            continue
+        state = _STATES.get(b.get("state"))
+        if state is None:
+            continue
+        coa = b.get("coa") or ""
+        interface = b.get("interface")
+        if state is BindingState.WAITING_ACK:
+            pending = b.get("pending_interface")
+            u = by_name.get(pending) if pending else None
+            guess = (u.get("coa4") if u.get("family") == 4 else u.get("coa6") or u.get("coa4")) if u else None
+            coa = b.get("pending_coa") or guess or coa
+            interface = pending or interface
+        elif state is BindingState.ERROR:
+            interface = interface or b.get("pending_interface")
+        lifetime = b.get("lifetime")
+        remaining = b.get("remaining")
+        seq = b.get("seq")
+        out.append(Binding(
+            hoa=_canon(b["hoa"]),
+            coa=_canon(coa),
+            peer=_canon(peer) if peer else None,
+            lifetime=int(lifetime) if isinstance(lifetime, (int, float)) and not isinstance(lifetime, bool) else None,
+            lifetime_remaining=(math.floor(remaining) if isinstance(remaining, (int, float))
+                                and not isinstance(remaining, bool) and state is BindingState.REGISTERED else None),
+            seq=int(seq) if isinstance(seq, int) and not isinstance(seq, bool) else None,
+            state=state,
+            flags=("A", "H"),
+            interface=interface if isinstance(interface, str) and interface else None,
+            source="bul",
+            observed_at=observed_at,
+        ))
+    return tuple(out)
+
+
+async def _bus_call(bus: MessageBus, msg: Message, timeout: float | None) -> Message:
+    """``bus.call`` within ``timeout`` s; the reply (an error reply too), or :class:`EngineCallError`."""
+    call = bus.call(msg)
+    try:
+        reply = await (asyncio.wait_for(call, timeout) if timeout is not None else call)
+    except asyncio.TimeoutError:
+        raise EngineCallError("", f"no reply to {msg.member} within {timeout:g} s") from None
+    except EngineCallError:
+        raise
+    except Exception as e:  # noqa: BLE001 - the connection broke
+        raise EngineCallError("", f"{msg.member}: {e}") from None
+    if reply is None:
+        raise EngineCallError("", f"no reply to {msg.member}")
+    return reply
+
+
+async def engine_present(bus_address: str | None = None, timeout: float = 2.0) -> bool:
+    """Whether the engine's name is owned on the system bus now; False when the bus cannot be reached
+    within ``timeout`` s."""
+    bus = None
+    try:
+        async with asyncio.timeout(timeout):
+            bus = await MessageBus(bus_address=bus_address, bus_type=BusType.SYSTEM).connect()
+            reply = await bus.call(Message(**_DBUS, member="NameHasOwner", signature="s", body=[BUS_NAME]))
+        return reply is not None and reply.message_type is MessageType.METHOD_RETURN and bool(reply.body[0])
+    except Exception as e:  # noqa: BLE001 - no bus: no engine
+        log.debug("no system bus for the engine check: %s", e)
+        return False
+    finally:
+        if bus is not None:
+            bus.disconnect()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(bus.wait_for_disconnect(), 1.0)
+
+
+def _retrieve(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+class EngineDriver(DaemonDriver):
+    """mhgui's mobility engine through ``io.github.mhgui.MHGui.MobileNode1`` (module docstring).
+
+    ``bus_address``: the system bus (None: ``$DBUS_SYSTEM_BUS_ADDRESS``, else the default);
+    ``rebind_timeout``: seconds a Rebind may take (the daemon gives up after 10 s without a BA,
+    polkit may ask first); ``call_timeout``: seconds for the reading calls; ``clock``: monotonic
+    seconds (``observed_at`` of the bindings).
+    """
+
+    name = "engine"
+
+    def __init__(self, *, bus_address: str | None = None, rebind_timeout: float = 30.0, call_timeout: float = 5.0,
+                 backoff_initial: float = 0.5, backoff_max: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.bus_address = bus_address
+        self.rebind_timeout = rebind_timeout
+        self.call_timeout = call_timeout
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self._clock = clock
+        self._bus: MessageBus | None = None
+        self._task: asyncio.Task | None = None
+        self._worker: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+        self._owner_dirty = False
+        self._bindings_dirty = False
+        self._uplinks_dirty = False
+        self._owner: str | None = None
+        self._read_lock = asyncio.Lock()
+        self._raw: list[dict] = []
+        self._uplinks: list[dict] = []
+        self._status_json: dict = {}
+        self._live: LiveView | None = None
+        self._generation = 0
+
+    # ---- state
+    @property
+    def capabilities(self) -> DaemonCapabilities:
+        """Per-HoA choice, runtime rebind, failover (its own, draft 7.3) and IPv4 CoAs while connected."""
+        up = self._status.reachable
+        return DaemonCapabilities(name=self.name, connected=up, per_hoa_choice=True, runtime_rebind=True,
+                                  failover=up, ipv4_coas=True)
+
+    @property
+    def connected(self) -> bool:
+        return self._status.state == STATE_CONNECTED
+
+    @property
+    def generation(self) -> int:
+        """How many times the daemon was found (a new owner of its name)."""
+        return self._generation
+
+    @property
+    def engine_status(self) -> dict:
+        """The daemon's last ``GetStatus`` object ({} while absent)."""
+        return dict(self._status_json)
+
+    def uplinks(self) -> list[dict]:
+        """The daemon's uplinks as last read (``GetUplinks``: name, coa6, coa4, family, reachable, rtt_ms...)."""
+        return [dict(u) for u in self._uplinks]
+
+    def raw_bindings(self) -> list[dict]:
+        """The daemon's bindings as last read, unmapped (``GetBindings``: with preference, backup, never...)."""
+        return [dict(b) for b in self._raw]
+
+    def set_live(self, live: LiveView | None) -> None:
+        """The live model: names a binding's interface from its CoA when the daemon did not."""
+        self._live = live
+        if live is not None and self._bindings:
+            self._set_bindings(tuple(fill_interfaces(self._bindings, live.coa_interfaces())))
+
+    def _status_with(self, state: str, *, reachable: bool = False, error: str | None = None) -> None:
+        self._set_status(DaemonStatus(self.name, "mn" if reachable else None, reachable, state, error))
+
+    # ---- lifecycle
+    async def start(self) -> None:
+        if self._task is not None and not self._task.done():
+            return
+        self._status_with(STATE_STARTING)
+        self._task = asyncio.create_task(self._run(), name="engine-dbus")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        await cancel_and_wait(task)  # its clean-up disconnects from the bus
+        await cancel_and_wait(self._worker)
+        self._worker = None
+        self._bus = None
+        self._owner = None
+        self._raw, self._uplinks, self._status_json = [], [], {}
+        if self._bindings:
+            self._set_bindings(())
+        self._status_with(STATE_STOPPED)
+
+    async def _nap(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def _run(self) -> None:
+        delay = self.backoff_initial
+        while True:
+            bus = None
+            try:
+                bus = await MessageBus(bus_address=self.bus_address, bus_type=BusType.SYSTEM).connect()
+            except Exception as e:  # noqa: BLE001 - no bus yet: retry
+                self._lost(STATE_ABSENT, f"cannot connect to the system bus: {e}")
+            if bus is not None:
+                gone = asyncio.ensure_future(bus.wait_for_disconnect())
+                gone.add_done_callback(_retrieve)
+                why = "the connection to the system bus was lost; reconnecting"
+                try:
+                    await self._serve(bus)
+                    delay = self.backoff_initial
+                    await asyncio.wait({gone})  # (asyncio.wait never cancels it: the bus's own future)
+                except (EngineCallError, OSError, asyncio.TimeoutError) as e:
+                    why = f"cannot follow the engine on the system bus: {e or 'timeout'}; retrying"
+                finally:
+                    # (no cancel_and_wait here: it re-raises while this task is being cancelled, and
+                    # the bus would stay open)
+                    worker, self._worker = self._worker, None
+                    if worker is not None:
+                        worker.cancel()
+                    self._bus = None
+                    self._owner = None
+                    bus.remove_message_handler(self._on_message)
+                    if bus.connected:
+                        bus.disconnect()
+                    # the socket is closed before this returns (the loop may end right after stop())
+                    await asyncio.wait({gone} | ({worker} if worker is not None else set()), timeout=2.0)
+                    if worker is not None and worker.done() and not worker.cancelled():
+                        worker.exception()
+                self._lost(STATE_RECONNECTING, why)
+            await self._nap(delay)
+            delay = min(delay * 2, self.backoff_max)
+
+    async def _serve(self, bus: MessageBus) -> None:
+        """Subscribe, then start the worker that reads (the bleak pattern: no change is lost between)."""
+        self._bus = bus
+        bus.add_message_handler(self._on_message)
+        for rule in (f"type='signal',sender='{BUS_NAME}',path='{OBJECT_PATH}',interface='{INTERFACE}',"
+                     "member='Changed'",
+                     "type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                     f"member='NameOwnerChanged',arg0='{BUS_NAME}'"):
+            reply = await _bus_call(bus, Message(**_DBUS, member="AddMatch", signature="s", body=[rule]),
+                                    self.call_timeout)
+            if reply.message_type is MessageType.ERROR:
+                raise EngineCallError(reply.error_name or "", f"cannot subscribe to the engine's signals: {reply.body}")
+        self._owner_dirty = True
+        self._wake.set()
+        self._worker = asyncio.create_task(self._work(bus), name="engine-reads")
+
+    def _lost(self, state: str, error: str) -> None:
+        self._raw, self._uplinks, self._status_json = [], [], {}
+        if self._bindings:
+            self._set_bindings(())
+        self._status_with(state, error=error)
+
+    # ---- signals
+    def _on_message(self, msg: Message) -> None:
+        if msg.message_type is not MessageType.SIGNAL:
+            return None
+        if (msg.member == "NameOwnerChanged" and msg.sender == "org.freedesktop.DBus"
+                and msg.body and msg.body[0] == BUS_NAME):
+            self._owner_dirty = True
+            self._wake.set()
+        elif msg.interface == INTERFACE and msg.member == "Changed" and msg.path == OBJECT_PATH:
+            if self._owner is not None and msg.sender != self._owner:
+                return None  # an old owner's last words
+            what = msg.body[0] if msg.body else ""
+            if what == "uplinks":
+                self._uplinks_dirty = True
+            else:  # bindings, preferences, and anything new: the bindings carry the preferences
+                self._bindings_dirty = True
+            self._wake.set()
+        return None
+
+    async def _work(self, bus: MessageBus) -> None:
+        """Read what the signals said changed, one read at a time, until cancelled."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            try:
+                if self._owner_dirty:
+                    self._owner_dirty = False
+                    await self._check_owner(bus)
+                if self._owner is None:
+                    continue
+                if self._uplinks_dirty:
+                    self._uplinks_dirty = False
+                    await self._read_uplinks()
+                if self._bindings_dirty:
+                    self._bindings_dirty = False
+                    await self._read_bindings()
+            except EngineCallError as e:
+                if e.error_name in ("org.freedesktop.DBus.Error.ServiceUnknown",
+                                    "org.freedesktop.DBus.Error.NameHasNoOwner"):
+                    self._owner_dirty = self._bindings_dirty = True  # it went away meanwhile (or is back)
+                    self._wake.set()
+                    continue
+                log.warning("engine: %s", e)
+                await self._retry_after(str(e))
+            except Exception as e:  # noqa: BLE001 - an answer we cannot use: say so and read again later
+                log.exception("engine: cannot use the daemon's answer")
+                await self._retry_after(f"the engine's answer could not be used: {e}")
+
+    async def _retry_after(self, error: str) -> None:
+        self._status_with(STATE_ERROR, reachable=False, error=error)
+        await asyncio.sleep(self.backoff_max)
+        self._owner_dirty = self._bindings_dirty = self._uplinks_dirty = True
+        self._wake.set()
+
+    async def _check_owner(self, bus: MessageBus) -> None:
+        reply = await _bus_call(bus, Message(**_DBUS, member="GetNameOwner", signature="s", body=[BUS_NAME]),
+                                self.call_timeout)
+        owner = str(reply.body[0]) if reply.message_type is MessageType.METHOD_RETURN and reply.body else None
+        if owner == self._owner and owner is not None and self.connected:
+            return
+        previous, self._owner = self._owner, owner
+        if owner is None:
+            log.info("engine: %s has no owner", BUS_NAME)
+            self._lost(STATE_ABSENT, _ABSENT_TEXT)
+            return
+        if owner != previous:
+            self._generation += 1
+        status = await self._call("GetStatus")
+        try:
+            value = json.loads(status[0])
+        except (ValueError, IndexError, TypeError):
+            value = None
+        self._status_json = value if isinstance(value, dict) else {}
+        await self._read_uplinks()
+        await self._read_bindings()
+        log.info("engine: connected to %s (%s)", BUS_NAME, owner)
+        self._status_with(STATE_CONNECTED, reachable=True)
+
+    async def _call(self, member: str, signature: str = "", body: Iterable[Any] = (),
+                    timeout: float | None = None) -> list:
+        """Call the engine (``timeout`` s, default :attr:`call_timeout`); its reply's body, or
+        :class:`EngineCallError` (a D-Bus error, a timeout, no bus)."""
+        bus = self._bus
+        if bus is None or not bus.connected:
+            raise EngineCallError("", "not connected to the system bus")
+        t = self.call_timeout if timeout is None else timeout
+        reply = await _bus_call(bus, Message(destination=BUS_NAME, path=OBJECT_PATH, interface=INTERFACE,
+                                             member=member, signature=signature, body=list(body)), t)
+        if reply.message_type is MessageType.ERROR:
+            text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else reply.error_name
+            raise EngineCallError(reply.error_name or "", text)
+        return list(reply.body)
+
+    async def _read_json(self, member: str) -> list:
+        body = await self._call(member)
+        try:
+            value = json.loads(body[0])
+        except (ValueError, IndexError, TypeError):
+            raise EngineCallError("", f"the engine's {member} is not JSON") from None
+        if not isinstance(value, list):
+            raise EngineCallError("", f"the engine's {member} is not a list")
+        return value
+
+    async def _read_uplinks(self) -> None:
+        self._uplinks = [u for u in await self._read_json("GetUplinks") if isinstance(u, dict)]
+
+    async def _read_bindings(self) -> None:
+        async with self._read_lock:
+            raw = [b for b in await self._read_json("GetBindings") if isinstance(b, dict)]
+            self._raw = raw
+            bindings = bindings_from_json(raw, peer=self._status_json.get("home_agent"), uplinks=self._uplinks,
+                                          observed_at=self._clock())
+            if self._live is not None:
+                bindings = tuple(fill_interfaces(bindings, self._live.coa_interfaces()))
+            self._set_bindings(bindings)
+
+    async def refresh(self) -> bool:
+        """Read the bindings now; False when the engine is not connected or the read failed."""
+        if not self.connected:
+            return False
+        try:
+            await self._read_bindings()
+        except EngineCallError as e:
+            log.debug("engine refresh: %s", e)
+            return False
+        return True
+
+    # ---- requests
+    async def plan_rebind(self, hoa: str, ifname: str, live: LiveInput) -> RebindPlan:
+        """Plan "bind ``hoa`` through ``ifname``": only that HoA moves, nothing restarts.
+
+        Refused when: ``hoa`` is not an IPv6 address or not one of the engine's home addresses;
+        the engine is not connected; ``ifname`` is unknown, not one of the engine's uplinks, down,
+        marked "never" for that HoA, has no care-of address the engine can use (a global IPv6 or
+        IPv4 address; "not yet" with ``pending`` while its addresses are tentative), has none in
+        a family the home agent has, or its probes say the home agent does not answer through it.
+        """
+        view = as_live_view(live, now=self._clock())
+        try:
+            hoa_c = ipaddress.IPv6Address(hoa.strip()).compressed
+        except ValueError:
+            return RebindPlan(hoa, ifname, refusal=f"{hoa!r} is not an IPv6 address")
+
+        def refuse(reason: str, **kw) -> RebindPlan:
+            return RebindPlan(hoa_c, ifname, moves=(hoa_c,), refusal=reason, **kw)
+
+        if not self.connected:
+            return refuse(f"the mobility engine is not connected ({self._status.error or self._status.state})")
+        try:
+            await self._read_uplinks()
+            await self._read_bindings()
+        except EngineCallError as e:
+            return refuse(f"the mobility engine does not answer: {e}")
+        entry = next((b for b in self._raw if _canon(b.get("hoa")) == hoa_c), None)
+        if entry is None:
+            known = ", ".join(_canon(b.get("hoa")) for b in self._raw) or "none"
+            return refuse(f"{hoa_c} is not one of the engine's home addresses ({known})")
+        staying = tuple(_canon(b.get("hoa")) for b in self._raw if _canon(b.get("hoa")) != hoa_c)
+        u = next((x for x in self._uplinks if x.get("name") == ifname), None)
+        li = view.interfaces.get(ifname)
+        if u is None:
+            if li is None:
+                return refuse(f"there is no interface {ifname}")
+            return refuse(f"{ifname} is not one of the engine's uplinks (a tunnel, loopback or its own device)")
+        if ifname in (entry.get("never") or ()):
+            return refuse(f"{ifname} is marked 'never' for {hoa_c}: change its preferences first")
+        if not u.get("carrier"):
+            return refuse(f"{ifname} is down or has no carrier")
+        coas = tuple(c for c in (u.get("coa6"), u.get("coa4")) if c)
+        if not coas:
+            if li is not None and li.tentative:
+                return refuse(f"not yet: DAD in progress on {ifname} ({', '.join(li.tentative)} tentative); "
+                              "try again in a moment", pending=True)
+            return refuse(f"{ifname} has no care-of address the engine can use (no global IPv6 or IPv4 address)")
+        family = u.get("family")
+        if family not in (4, 6):
+            ha = ", ".join(self._status_json.get("home_agent_addresses") or ()) or "?"
+            return refuse(f"{ifname} has no address in a family the home agent has ({ha}): "
+                          f"{' and '.join(coas)} cannot reach it")
+        if u.get("reachable") is False:
+            return refuse(f"the home agent does not answer through {ifname} (its probes are lost)")
+        target = u.get("coa6") if family == 6 else u.get("coa4")
+        notes = [f"only {hoa_c} moves" + (f"; {', '.join(staying)} stay where they are" if staying else ""),
+                 "no restart: the engine sends a Binding Update through the new interface at once"]
+        if entry.get("state") == "registered" and entry.get("interface") == ifname:
+            notes.insert(0, f"{hoa_c} is already bound through {ifname}")
+        if u.get("reachable") is None:
+            notes.append(f"the home agent has not answered through {ifname} yet")
+        return RebindPlan(hoa_c, ifname, moves=(hoa_c,), staying=staying, restart_required=False,
+                          target_coas=(target,) if target else coas, notes=tuple(notes))
+
+    async def rebind(self, plan: RebindPlan) -> RebindResult:
+        """``Rebind(hoa, interface)`` on the engine; ``elapsed_ms`` is the daemon's own measure (request to
+        Binding Acknowledgement). The bindings are read again before this returns, when confirmed.
+        Not confirmed (with the reason) when the plan was refused, polkit or the bus policy said no
+        (the reason says so), the daemon refused or gave up, or nothing came within ``rebind_timeout``."""
+        t0 = self._clock()
+
+        def failed(reason: str, elapsed: float | None = None) -> RebindResult:
+            return RebindResult(False, (self._clock() - t0) * 1000.0 if elapsed is None else elapsed, reason=reason)
+
+        if plan.refusal is not None:
+            return failed(plan.refusal)
+        try:
+            body = await self._call("Rebind", "ss", [plan.hoa, plan.interface], timeout=self.rebind_timeout)
+        except EngineCallError as e:
+            if e.error_name.endswith(".NotAuthorized") or e.error_name.endswith(".AccessDenied"):
+                return failed(f"not allowed: {e}")
+            return failed(str(e))
+        confirmed, elapsed_ms, coa, _interface, reason = body
+        if not confirmed:
+            return failed(reason or "the engine did not confirm the binding", float(elapsed_ms))
+        await self.refresh()
+        coa = _canon(coa) if coa else None
+        return RebindResult(True, float(elapsed_ms), new_coa=coa, coas={plan.hoa: coa} if coa else {})
+
+    async def set_preferences(self, hoa: str, preference: Iterable[str], backup: Iterable[str] = (),
+                              never: Iterable[str] = ()) -> None:
+        """``SetPreferences`` on the engine (used at once, saved in mn.toml by the daemon).
+        :class:`EngineCallError` with the daemon's sentence when refused."""
+        await self._call("SetPreferences", "sasasas", [hoa, list(preference), list(backup), list(never)],
+                         timeout=self.rebind_timeout)
+        await self.refresh()

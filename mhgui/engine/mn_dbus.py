@@ -1,0 +1,606 @@
+"""The mobile node daemon's control API on the system D-Bus (``mhgui-mn``).
+
+Bus name, object and interface::
+
+    io.github.mhgui.MHGui.MobileNode1   /io/github/mhgui/MHGui/MobileNode1   io.github.mhgui.MHGui.MobileNode1
+
+Results are JSON text where a structure would make the signature long: the
+shapes can grow keys without a new interface version. Addresses are RFC 5952
+text, times in the units their key names say (``_ms``: milliseconds, else
+seconds).
+
+Reading (open to every local user by the D-Bus policy, no polkit)::
+
+    GetBindings() -> s      JSON list, one object per home address (MobileNodeDaemon.bindings()):
+                            hoa, state ("registered", "waiting-ack", "unbound", "refused"), coa,
+                            interface, ifindex, family (6/4), seq, lifetime (s, granted),
+                            remaining (s), nat (bool), error, pending_interface, preference,
+                            backup, never (lists of interface names), default_route (bool)
+    GetUplinks() -> s       JSON list, one object per access interface (MobileNodeDaemon.uplinks()):
+                            name, ifindex, carrier, coa6, coa4, family, mtu, metered,
+                            reachable (null = not known yet), rtt_ms, srtt_ms, loss (0..1),
+                            probe_interval_ms, probes_sent, probes_answered
+    GetStatus() -> s        JSON object: api_version ("1"), version (mhgui's), identity (NAI),
+                            home_agent (its address on the home prefix), home_agent_addresses
+                            (outer, IPv6/IPv4), port (UDP), home_addresses, config_path
+                            (null when not known), counters ({name: count}, {} when none)
+
+Changes (each asks polkit, subject ``("system-bus-name", {"name": caller})``)::
+
+    Rebind(s hoa, s interface) -> (b confirmed, d elapsed_ms, s coa, s interface, s reason)
+        action io.github.mhgui.MHGui.engine-rebind. Returns when the home agent's Binding
+        Acknowledgement came (confirmed, elapsed_ms as the daemon measured it, the new CoA) or
+        the daemon refused / gave up (confirmed false, reason in words; coa ""). Only that HoA
+        moves; nothing restarts.
+    SetPreferences(s hoa, as preference, as backup, as never) -> ()
+        action io.github.mhgui.MHGui.engine-preferences. The HoA's uplink order (draft 7.1, 7.2),
+        used at once and saved in mn.toml by the daemon.
+    ConfigureHomeAgent(as addresses, s home_agent_address, s identity, u spi, ay key) -> ()
+        action io.github.mhgui.MHGui.engine-configure. ``addresses``: the home agent's outer
+        addresses (1..2, at most one IPv6 and one IPv4); ``home_agent_address``: its IPv6
+        address on the home prefix; ``identity``: this node's NAI (RFC 4283, 1..253 bytes);
+        ``spi``: RFC 4285 SPI (256..2^32-1); ``key``: the MN-HA key (16..64 bytes). Writes
+        mn.toml (atomically, previous one kept as ``.bak``) and the key file (0600, root),
+        then the daemon stops (deregistering) and starts again with them.
+
+Signal::
+
+    Changed(s what, s detail_json)    every change the daemon reports: what is "bindings",
+                                      "uplinks" or "preferences"; detail is its JSON object
+
+Errors (``io.github.mhgui.MHGui.MobileNode1.Error.`` + name, one sentence, never a traceback):
+``InvalidArgs`` (an argument is wrong: checked before polkit is asked, so a request that cannot
+succeed never prompts for a password), ``NotAuthorized`` (polkit said no, did not answer within
+:data:`POLKIT_TIMEOUT`, or is absent), ``WriteFailed`` (mn.toml or the key file), ``Failed``
+(anything unexpected; details in the daemon's log). A wrong signature gets
+``org.freedesktop.DBus.Error.InvalidArgs``, an unknown member ``UnknownMethod``.
+
+Who may call at all is the D-Bus policy's decision first
+(``resources/io.github.mhgui.MHGui.MobileNode1.conf``): the reading methods, ``Introspect`` and
+``Peer`` are open to everyone; the changes only to root and the groups ``netdev`` and ``sudo``.
+Authorization is done as in :mod:`mhgui.helper.service`: ``bus.add_message_handler`` (the
+caller's unique name is needed for polkit, which a dbus-fast ``ServiceInterface`` does not give).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import ipaddress
+import json
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable
+
+from dbus_fast import BusType, Message, MessageFlag, MessageType, NameFlag, RequestNameReply, Variant
+from dbus_fast.aio import MessageBus
+
+__all__ = [
+    "ACTION_CONFIGURE",
+    "ACTION_PREFERENCES",
+    "ACTION_REBIND",
+    "BUS_NAME",
+    "ERROR_PREFIX",
+    "INTERFACE",
+    "OBJECT_PATH",
+    "ControlFailure",
+    "MobileNodeService",
+    "check_hoa",
+    "check_interface_name",
+    "serve",
+]
+
+log = logging.getLogger("mhgui.engine.mn.dbus")
+
+BUS_NAME = "io.github.mhgui.MHGui.MobileNode1"
+OBJECT_PATH = "/io/github/mhgui/MHGui/MobileNode1"
+INTERFACE = "io.github.mhgui.MHGui.MobileNode1"
+ERROR_PREFIX = INTERFACE + ".Error."
+ACTION_REBIND = "io.github.mhgui.MHGui.engine-rebind"
+ACTION_PREFERENCES = "io.github.mhgui.MHGui.engine-preferences"
+ACTION_CONFIGURE = "io.github.mhgui.MHGui.engine-configure"
+API_VERSION = "1"
+
+POLKIT_NAME = "org.freedesktop.PolicyKit1"
+POLKIT_PATH = "/org/freedesktop/PolicyKit1/Authority"
+POLKIT_IFACE = "org.freedesktop.PolicyKit1.Authority"
+POLKIT_ALLOW_USER_INTERACTION = 1
+#: seconds polkit may take (engine-configure may wait for an administrator's password)
+POLKIT_TIMEOUT = 120.0
+#: seconds a Rebind waits for the daemon (which gives up by itself after 10 s without a BA)
+REBIND_TIMEOUT = 30.0
+#: seconds close() waits for running calls
+CLOSE_GRACE = 5.0
+IFNAME_MAX_BYTES = 15
+MAX_NAMES = 64  # interface names in one SetPreferences list
+MAX_ADDRESS_CHARS = 64  # longer than any IPv6 text (with a zone); refused before parsing
+
+INTROSPECTION_XML = f"""<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">
+<node name="{OBJECT_PATH}">
+  <interface name="{INTERFACE}">
+    <method name="GetBindings"><arg name="bindings" type="s" direction="out"/></method>
+    <method name="GetUplinks"><arg name="uplinks" type="s" direction="out"/></method>
+    <method name="GetStatus"><arg name="status" type="s" direction="out"/></method>
+    <method name="Rebind">
+      <arg name="hoa" type="s" direction="in"/>
+      <arg name="interface" type="s" direction="in"/>
+      <arg name="confirmed" type="b" direction="out"/>
+      <arg name="elapsed_ms" type="d" direction="out"/>
+      <arg name="coa" type="s" direction="out"/>
+      <arg name="interface" type="s" direction="out"/>
+      <arg name="reason" type="s" direction="out"/>
+    </method>
+    <method name="SetPreferences">
+      <arg name="hoa" type="s" direction="in"/>
+      <arg name="preference" type="as" direction="in"/>
+      <arg name="backup" type="as" direction="in"/>
+      <arg name="never" type="as" direction="in"/>
+    </method>
+    <method name="ConfigureHomeAgent">
+      <arg name="addresses" type="as" direction="in"/>
+      <arg name="home_agent_address" type="s" direction="in"/>
+      <arg name="identity" type="s" direction="in"/>
+      <arg name="spi" type="u" direction="in"/>
+      <arg name="key" type="ay" direction="in"/>
+    </method>
+    <signal name="Changed">
+      <arg name="what" type="s"/>
+      <arg name="detail_json" type="s"/>
+    </signal>
+  </interface>
+  <interface name="org.freedesktop.DBus.Introspectable">
+    <method name="Introspect"><arg name="xml_data" type="s" direction="out"/></method>
+  </interface>
+  <interface name="org.freedesktop.DBus.Peer">
+    <method name="Ping"/>
+    <method name="GetMachineId"><arg name="machine_uuid" type="s" direction="out"/></method>
+  </interface>
+</node>
+"""
+
+
+class ControlFailure(Exception):
+    """Reported to the caller as the D-Bus error ``name`` (short names get :data:`ERROR_PREFIX`) with ``message``."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(message)
+        self.name = name if "." in name else ERROR_PREFIX + name
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.message}"
+
+
+def _invalid(message: str) -> ControlFailure:
+    return ControlFailure("InvalidArgs", message)
+
+
+# --------------------------------------------------------------------------- validation (pure)
+
+
+def check_interface_name(name: object, what: str = "interface") -> str:
+    """``name`` when the kernel would take it (1..15 bytes, not ``.``/``..``, no ``/``, ``:``,
+    whitespace or control characters), else :class:`ControlFailure` ``InvalidArgs``."""
+    if not isinstance(name, str) or not name:
+        raise _invalid(f"{what}: an interface name is empty")
+    shown = ascii(name[:40])
+    if len(name.encode("utf-8", "surrogatepass")) > IFNAME_MAX_BYTES:
+        raise _invalid(f"{what}: interface name {shown} is longer than {IFNAME_MAX_BYTES} bytes")
+    if name in (".", ".."):
+        raise _invalid(f"{what}: interface name {shown} is not allowed")
+    for ch in name:
+        if ch in "/:" or ch.isspace() or not ch.isprintable():
+            raise _invalid(f"{what}: interface name {shown} contains {ascii(ch)}, which the kernel refuses")
+    return name
+
+
+def _address(text: object, what: str, version: int | None = None) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    if not isinstance(text, str) or not text:
+        raise _invalid(f"{what}: an address is empty")
+    if len(text) > MAX_ADDRESS_CHARS:
+        raise _invalid(f"{what}: {ascii(text[:40])}... is not an IP address (too long)")
+    try:
+        a = ipaddress.ip_address(text)
+    except ValueError:
+        raise _invalid(f"{what}: {ascii(text)} is not an IP{'v' + str(version) if version else ''} address") from None
+    if version is not None and a.version != version:
+        raise _invalid(f"{what}: {text} is not an IPv{version} address")
+    return a
+
+
+def _unicast(a: ipaddress.IPv4Address | ipaddress.IPv6Address, what: str) -> None:
+    if a.is_multicast or a.is_unspecified or a.is_loopback or a.is_link_local:
+        raise _invalid(f"{what}: {a.compressed} is not a unicast address a home agent can have")
+
+
+def check_hoa(text: object) -> str:
+    """The RFC 5952 text of the home address ``text`` (a unicast IPv6 address without a zone), else
+    ``InvalidArgs``."""
+    a = _address(text, "home address", 6)
+    if a.scope_id is not None:
+        raise _invalid(f"home address: {ascii(text)} is not an IPv6 address a home address can be (it has a zone)")
+    if a.is_multicast or a.is_unspecified or a.is_loopback or a.is_link_local:
+        raise _invalid(f"home address: {a.compressed} is not an IPv6 address a home address can be "
+                       "(not global unicast)")
+    return a.compressed
+
+
+def _names(values: object, what: str) -> list[str]:
+    if not isinstance(values, list):
+        raise _invalid(f"{what}: a list of interface names is needed")
+    if len(values) > MAX_NAMES:
+        raise _invalid(f"{what}: {len(values)} interface names, at most {MAX_NAMES}")
+    out: list[str] = []
+    for v in values:
+        name = check_interface_name(v, what)
+        if name in out:
+            raise _invalid(f"{what}: {name} is listed twice")
+        out.append(name)
+    return out
+
+
+@dataclass(frozen=True)
+class HomeAgentSetting:
+    """A validated ConfigureHomeAgent request (``key`` never shown in repr)."""
+
+    addresses: tuple[str, ...]
+    home_agent_address: str
+    identity: str
+    spi: int
+    key: bytes = dataclasses.field(repr=False)
+
+
+def check_home_agent_setting(addresses: object, home_agent_address: object, identity: object, spi: object,
+                             key: object) -> HomeAgentSetting:
+    """Validate ConfigureHomeAgent's arguments (module docstring); ``InvalidArgs`` with one sentence."""
+    if not isinstance(addresses, list) or not addresses:
+        raise _invalid("addresses: at least one address of the home agent is needed")
+    if len(addresses) > 2:
+        raise _invalid(f"addresses: {len(addresses)} addresses; give at most one IPv6 and one IPv4 address")
+    outer: list[str] = []
+    families: set[int] = set()
+    for i, text in enumerate(addresses):
+        a = _address(text, f"addresses[{i}]")
+        _unicast(a, f"addresses[{i}]")
+        if a.version in families:
+            raise _invalid(f"addresses[{i}]: a second IPv{a.version} address ({a.compressed}); give one per family")
+        families.add(a.version)
+        outer.append(a.compressed)
+    ha = _address(home_agent_address, "home agent address", 6)
+    _unicast(ha, "home agent address")
+    if not isinstance(identity, str):
+        raise _invalid("identity: must be a string")
+    size = len(identity.encode("utf-8", "surrogatepass"))
+    if not 1 <= size <= 253:
+        raise _invalid(f"identity: {size} bytes; a NAI (RFC 4283) is 1..253 bytes")
+    if not identity.isprintable() or any(c.isspace() for c in identity):
+        raise _invalid(f"identity: {ascii(identity[:40])} is not a NAI (printable, no whitespace)")
+    if isinstance(spi, bool) or not isinstance(spi, int) or not 256 <= spi <= 0xFFFFFFFF:
+        raise _invalid(f"spi: {spi!r} is reserved; an SPI is 256..4294967295 (RFC 4285: 0..255 are reserved)")
+    if not isinstance(key, (bytes, bytearray)) or not 16 <= len(key) <= 64:
+        n = len(key) if isinstance(key, (bytes, bytearray, list)) else "no"
+        raise _invalid(f"key: {n} bytes; an MN-HA key is 16..64 bytes")
+    return HomeAgentSetting(tuple(outer), ha.compressed, identity, int(spi), bytes(key))
+
+
+def _json(value: object) -> str:
+    """JSON text; anything the encoder does not know (an address object, a tuple's items) as its str()."""
+    return json.dumps(value, default=str, separators=(",", ":"))
+
+
+def _cfg_value(cfg: object, name: str, default: Any = None) -> Any:
+    """``cfg.name`` or ``cfg.node.name`` (mn.toml's ``[node]`` keys), else ``default``."""
+    if cfg is None:
+        return default
+    if hasattr(cfg, name):
+        return getattr(cfg, name)
+    node = getattr(cfg, "node", None)
+    return getattr(node, name, default) if node is not None else default
+
+
+# --------------------------------------------------------------------------- configuration files
+
+
+def write_home_agent_setting(path: str, setting: HomeAgentSetting) -> None:
+    """Write ``setting`` into the mn.toml at ``path`` and its key file (runs in an executor).
+
+    The current file is read (so that home addresses, probes and tunnel stay as they are) and its
+    ``[node]`` and ``[home_agent]`` changed; mn.toml is written first (validated by the config
+    module before anything is written; atomically, the previous one kept as ``mn.toml.bak``), then
+    the key file (hex, mode 0600, atomically). When the key cannot be written, the previous mn.toml
+    is written back. ``ControlFailure`` ``InvalidArgs`` (the result does not validate) or
+    ``WriteFailed`` (I/O, or the current file does not load).
+    """
+    from . import config as engine_config
+
+    try:
+        cfg = engine_config.load_mn_config(path)
+    except engine_config.EngineConfigError as e:
+        raise ControlFailure("WriteFailed", f"the current configuration does not load, nothing written: {e}") from None
+    ha = dataclasses.replace(cfg.home_agent, addresses=setting.addresses, address=setting.home_agent_address)
+    new = dataclasses.replace(cfg, identity=setting.identity, spi=setting.spi, home_agent=ha)
+    try:
+        engine_config.write_mn_config(path, new)
+    except engine_config.EngineConfigError as e:
+        raise _invalid(f"refused: {e}") from None
+    except OSError as e:
+        raise ControlFailure("WriteFailed", f"cannot write {path}: {e.strerror or e}; nothing changed") from None
+    key_file = new.key_file
+    try:
+        engine_config.write_key_file(key_file, setting.key)
+        st = os.stat(key_file)
+        if st.st_mode & 0o077 or st.st_uid != os.geteuid():
+            raise OSError(f"it is mode {st.st_mode & 0o777:04o}, owner uid {st.st_uid} after writing")
+    except (OSError, ValueError) as e:
+        try:
+            engine_config.write_mn_config(path, cfg)
+            restored = f"the previous {os.path.basename(path)} was put back"
+        except (OSError, engine_config.EngineConfigError) as e2:
+            restored = f"putting the previous {os.path.basename(path)} back failed too ({e2})"
+        raise ControlFailure("WriteFailed", f"cannot write the key file {key_file}: "
+                                            f"{getattr(e, 'strerror', None) or e}; {restored}") from None
+
+
+# --------------------------------------------------------------------------- the service
+
+
+@dataclass(frozen=True)
+class _Method:
+    in_signature: str
+    out_signature: str
+    action: str | None  # None: no polkit (reading)
+    impl: Callable[..., Awaitable[object]]
+    check: Callable[..., tuple] | None = None  # validates the body before polkit, returns the impl's args
+
+
+class MobileNodeService:
+    """The D-Bus side of a :class:`~mhgui.engine.mnd.MobileNodeDaemon` (module docstring).
+
+    ``daemon`` needs ``bindings()``, ``uplinks()``, ``async rebind(hoa, ifname)`` (a RebindDone),
+    ``set_preferences(hoa, preference, backup, never)`` (ValueError with a sentence),
+    ``subscribe(listener)``, ``request_restart()`` and ``cfg``; ``port`` and ``core.counters`` are
+    used when present. ``config_path``: the mn.toml the daemon runs with (ConfigureHomeAgent
+    writes it; None: ``daemon.config_path`` or ``daemon.cfg.path`` when set, else refused).
+    """
+
+    def __init__(self, bus: MessageBus, daemon: Any, config_path: str | None = None) -> None:
+        self.bus = bus
+        self.daemon = daemon
+        self.config_path = (config_path or getattr(daemon, "config_path", None)
+                            or getattr(getattr(daemon, "cfg", None), "path", None))
+        self._tasks: set[asyncio.Task] = set()
+        self._configure_lock = asyncio.Lock()
+        self._closed = False
+        self._methods: dict[str, _Method] = {
+            "GetBindings": _Method("", "s", None, self.get_bindings),
+            "GetUplinks": _Method("", "s", None, self.get_uplinks),
+            "GetStatus": _Method("", "s", None, self.get_status),
+            "Rebind": _Method("ss", "bdsss", ACTION_REBIND, self.rebind, self._check_rebind),
+            "SetPreferences": _Method("sasasas", "", ACTION_PREFERENCES, self.set_preferences,
+                                      self._check_preferences),
+            "ConfigureHomeAgent": _Method("asssuay", "", ACTION_CONFIGURE, self.configure_home_agent,
+                                          lambda *body: (check_home_agent_setting(*body),)),
+        }
+
+    # ----------------------------------------------------------------- events → signal
+
+    def on_daemon_change(self, what: str, detail: dict) -> None:
+        """The daemon's listener: emit ``Changed(what, detail_json)``."""
+        if self._closed or not self.bus.connected:
+            return
+        try:
+            msg = Message.new_signal(OBJECT_PATH, INTERFACE, "Changed", "ss", [str(what), _json(detail)])
+            fut = self.bus.send(msg)
+        except Exception as e:  # noqa: BLE001 - a signal lost is logged, the engine goes on
+            log.warning("Changed(%s) not sent: %s", what, e)
+            return
+        fut.add_done_callback(_log_send_failure)
+
+    # ----------------------------------------------------------------- dispatch
+
+    def handle_message(self, msg: Message) -> Message | bool:
+        """``bus.add_message_handler`` callback: claims calls to our object."""
+        if msg.message_type is not MessageType.METHOD_CALL or msg.path != OBJECT_PATH:
+            return False
+        if msg.interface == "org.freedesktop.DBus.Introspectable" and msg.member == "Introspect":
+            return Message.new_method_return(msg, "s", [INTROSPECTION_XML])
+        if msg.interface not in (INTERFACE, None):
+            return False  # Peer is answered by dbus-fast, everything else gets UnknownMethod
+        method = self._methods.get(msg.member or "")
+        if method is None:
+            return Message.new_error(msg, "org.freedesktop.DBus.Error.UnknownMethod",
+                                     f"{INTERFACE} has no method {msg.member!r}")
+        if msg.signature != method.in_signature:
+            return Message.new_error(
+                msg, "org.freedesktop.DBus.Error.InvalidArgs",
+                f"{msg.member} takes arguments of type '{method.in_signature}', not '{msg.signature}'")
+        if self._closed:
+            return Message.new_error(msg, ERROR_PREFIX + "Failed", "the mobile node daemon is stopping")
+        task = asyncio.ensure_future(self._dispatch(msg, method))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return True
+
+    async def _dispatch(self, msg: Message, method: _Method) -> None:
+        member = msg.member or ""
+        sender = msg.sender or ""
+        try:
+            args = method.check(*msg.body) if method.check is not None else tuple(msg.body)
+            if method.action is not None:
+                await self._authorize(sender, method.action, member)
+                log.info("%s by %s (uid %s)", member, sender, await self._caller_uid(sender))
+            result = await method.impl(*args)
+            body = [] if not method.out_signature else list(result) if isinstance(result, tuple) else [result]
+            reply = Message.new_method_return(msg, method.out_signature, body)
+        except ControlFailure as e:
+            log.warning("%s from %s: %s", member, sender, e)
+            reply = Message.new_error(msg, e.name, e.message)
+        except Exception:
+            log.exception("internal error in %s", member)
+            reply = Message.new_error(msg, ERROR_PREFIX + "Failed",
+                                      f"{member} failed with an internal error; see the log of mhgui-mn")
+        if msg.flags & MessageFlag.NO_REPLY_EXPECTED:
+            return
+        try:
+            await self.bus.send(reply)
+        except Exception as e:  # noqa: BLE001 - the bus went away: nobody to tell
+            log.warning("cannot send the reply to %s: %s", sender, e)
+
+    async def _authorize(self, sender: str, action: str, member: str) -> None:
+        """polkit's CheckAuthorization for ``sender``; ControlFailure NotAuthorized unless it says yes."""
+        call = Message(
+            destination=POLKIT_NAME, path=POLKIT_PATH, interface=POLKIT_IFACE, member="CheckAuthorization",
+            signature="(sa{sv})sa{ss}us",
+            body=[["system-bus-name", {"name": Variant("s", sender)}], action, {}, POLKIT_ALLOW_USER_INTERACTION, ""],
+        )
+        try:
+            reply = await asyncio.wait_for(self.bus.call(call), POLKIT_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise ControlFailure("NotAuthorized", f"polkit did not answer within {POLKIT_TIMEOUT:g} s ({action})") from None
+        except Exception as e:  # noqa: BLE001
+            raise ControlFailure("NotAuthorized", f"cannot ask polkit about {action}: {e}") from None
+        if reply is None or reply.message_type is MessageType.ERROR:
+            text = reply.body[0] if reply is not None and reply.body and isinstance(reply.body[0], str) else ""
+            name = reply.error_name if reply is not None else "no reply"
+            raise ControlFailure("NotAuthorized", f"cannot ask polkit about {action}: {name}: {text}")
+        try:
+            authorized, challenge, details = reply.body[0]
+        except (TypeError, ValueError, IndexError):
+            raise ControlFailure("NotAuthorized", f"polkit gave an unexpected answer about {action}") from None
+        if not authorized:
+            why = "authentication was dismissed" if details.get("polkit.dismissed") else (
+                "authentication is required" if challenge else "polkit denied it")
+            raise ControlFailure("NotAuthorized", f"not authorized to call {member} ({action}): {why}")
+
+    async def _caller_uid(self, sender: str) -> str:
+        with contextlib.suppress(Exception):
+            reply = await self.bus.call(Message(
+                destination="org.freedesktop.DBus", path="/org/freedesktop/DBus", interface="org.freedesktop.DBus",
+                member="GetConnectionUnixUser", signature="s", body=[sender]))
+            if reply is not None and reply.message_type is MessageType.METHOD_RETURN:
+                return str(reply.body[0])
+        return "?"
+
+    # ----------------------------------------------------------------- argument checks (before polkit)
+
+    @staticmethod
+    def _check_rebind(hoa: object, interface: object) -> tuple[str, str]:
+        return check_hoa(hoa), check_interface_name(interface)
+
+    @staticmethod
+    def _check_preferences(hoa: object, preference: object, backup: object, never: object) -> tuple:
+        return (check_hoa(hoa), _names(preference, "preference"), _names(backup, "backup"),
+                _names(never, "never"))
+
+    # ----------------------------------------------------------------- methods
+
+    async def get_bindings(self) -> str:
+        return _json(list(self.daemon.bindings()))
+
+    async def get_uplinks(self) -> str:
+        return _json(list(self.daemon.uplinks()))
+
+    async def get_status(self) -> str:
+        from .. import __version__
+        d = self.daemon
+        cfg = getattr(d, "cfg", None)
+        ha = getattr(cfg, "home_agent", None)
+        counters = getattr(getattr(d, "core", None), "counters", None)
+        homes = [getattr(h, "address", str(h)) for h in (getattr(cfg, "home_addresses", None) or ())]
+        return _json({
+            "api_version": API_VERSION,
+            "version": __version__,
+            "identity": _cfg_value(cfg, "identity"),
+            "home_agent": getattr(ha, "address", None),
+            "home_agent_addresses": list(getattr(ha, "addresses", ()) or ()),
+            "port": getattr(d, "port", None) or getattr(ha, "port", None),
+            "home_addresses": homes,
+            "config_path": self.config_path,
+            "counters": dict(counters) if counters else {},
+        })
+
+    async def rebind(self, hoa: str, interface: str) -> tuple[bool, float, str, str, str]:
+        try:
+            done = await asyncio.wait_for(self.daemon.rebind(hoa, interface), REBIND_TIMEOUT)
+        except asyncio.TimeoutError:
+            return (False, REBIND_TIMEOUT * 1000.0, "", interface,
+                    f"the mobile node did not answer the request within {REBIND_TIMEOUT:g} s")
+        return (bool(done.confirmed), float(done.elapsed_ms or 0.0), done.coa or "", done.interface or interface,
+                done.reason or "")
+
+    async def set_preferences(self, hoa: str, preference: list[str], backup: list[str], never: list[str]) -> None:
+        try:
+            self.daemon.set_preferences(hoa, preference, backup, never)
+        except ValueError as e:
+            raise _invalid(str(e)) from None
+
+    async def configure_home_agent(self, setting: HomeAgentSetting) -> None:
+        path = self.config_path
+        if not path:
+            raise ControlFailure("Failed", "the configuration file of this mobile node is not known "
+                                           "(the daemon was started without one); nothing written")
+        async with self._configure_lock:
+            await asyncio.get_running_loop().run_in_executor(None, write_home_agent_setting, path, setting)
+            log.info("home agent %s (%s), identity %s, SPI %d written to %s; restarting",
+                     setting.home_agent_address, ", ".join(setting.addresses), setting.identity, setting.spi, path)
+            self.daemon.request_restart()
+
+    # ----------------------------------------------------------------- life
+
+    async def close(self) -> None:
+        """Release the name, let running calls finish (up to :data:`CLOSE_GRACE` s), disconnect. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        unsubscribe = getattr(self.daemon, "unsubscribe", None)
+        if callable(unsubscribe):
+            with contextlib.suppress(Exception):
+                unsubscribe(self.on_daemon_change)
+        if self.bus.connected:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.bus.release_name(BUS_NAME), CLOSE_GRACE)
+        if self._tasks:
+            done, pending = await asyncio.wait(set(self._tasks), timeout=CLOSE_GRACE)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        self.bus.remove_message_handler(self.handle_message)
+        if self.bus.connected:
+            self.bus.disconnect()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.bus.wait_for_disconnect(), CLOSE_GRACE)
+
+
+def _log_send_failure(fut: asyncio.Future) -> None:
+    if fut.cancelled():
+        return
+    e = fut.exception()
+    if e is not None:
+        log.warning("Changed signal not sent: %s", e)
+
+
+async def serve(daemon: Any, bus_address: str | None = None, *, config_path: str | None = None) -> MobileNodeService:
+    """Offer ``daemon``'s control API on the system bus (``bus_address``, else $DBUS_SYSTEM_BUS_ADDRESS,
+    else the system bus) until :meth:`MobileNodeService.close`.
+
+    Raises ``OSError``/``RuntimeError`` when the bus cannot be reached or the name is owned by someone
+    else (another mhgui-mn, or a policy that does not let this user own it).
+    """
+    bus = await MessageBus(bus_address=bus_address, bus_type=BusType.SYSTEM).connect()
+    service = MobileNodeService(bus, daemon, config_path)
+    bus.add_message_handler(service.handle_message)
+    try:
+        reply = await bus.request_name(BUS_NAME, NameFlag.DO_NOT_QUEUE)
+    except Exception as e:
+        bus.disconnect()
+        raise RuntimeError(f"cannot own {BUS_NAME}: {e}") from None
+    if reply is not RequestNameReply.PRIMARY_OWNER:
+        bus.disconnect()
+        raise RuntimeError(f"{BUS_NAME} is already owned by another process ({reply.name})")
+    daemon.subscribe(service.on_daemon_change)
+    log.info("control API on the system bus as %s", BUS_NAME)
+    return service
