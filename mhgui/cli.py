@@ -137,9 +137,10 @@ async def _bindings(args) -> int:
         print("  no bindings")
     for b in out["bindings"]:
         rem = "?" if b["lifetime_remaining"] is None else f"{b['lifetime_remaining']}s"
+        life = f"  lifetime {rem}/{b['lifetime']}s" if b["lifetime"] is not None else ""
         bid = f" BID {b['bid']}" if b["bid"] is not None else ""
         print(f"  {b['hoa']} → {b['coa']}{bid} via {b['interface'] or '?'}  HA {b['peer']}  "
-              f"{b['state']}  lifetime {rem}/{b['lifetime']}s  seq {b['seq']}")
+              f"{b['state']}{life}  seq {b['seq']}")
     return 0
 
 

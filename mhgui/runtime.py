@@ -17,7 +17,7 @@ from .core.analysis import Analysis, analyse
 from .core.capabilities import NO_DAEMON, DaemonCapabilities
 from .core.bindings import bound_coas
 from .core.access import NO_SANDBOX, AccessProblem, Sandbox, problems as access_problems
-from .core.state import BoundCoAsSet, SourceStatus, StateStore
+from .core.state import BoundCoAsSet, HomeAddressesSet, SourceStatus, StateStore
 from .daemons.base import BindingsChanged, DaemonDriver, LiveView
 from .daemons.umip import UmipDriver
 from .helper.client import HelperClient, HelperConfigWriter
@@ -111,6 +111,21 @@ class Runtime:
         else:
             st = ev.status
             self.store.apply(SourceStatus(st.name, st.state, st.error or ""))
+        self._apply_home_addresses()
+
+    def _apply_home_addresses(self) -> None:
+        """The configured HoAs, plus those of a daemon that reports its own (the engine): its entry wins
+        for an address both name, since it is what the daemon registers."""
+        if self.config is None:
+            return
+        event = self.config.event()
+        own = getattr(self.daemon, "home_addresses", None)
+        mine = tuple(own()) if callable(own) and self.daemon.status.reachable else ()
+        if mine:
+            names = {h.address for h in mine}
+            event = HomeAddressesSet(mine + tuple(h for h in event.home_addresses if h.address not in names),
+                                     event.notes)
+        self.store.apply(event)
 
     def _count_change(self, changes) -> None:
         self._generation += 1
@@ -148,7 +163,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         self.config = await loop.run_in_executor(
             None, functools.partial(load_config, self.mip6d_conf, self.settings_file, strict=False))
-        self.store.apply(self.config.event())
+        self._apply_home_addresses()
 
     async def start(self, *, wait: float = 5.0, strict: bool = False) -> None:
         """Load config, start the sources, wait up to ``wait`` s until both have reported.
@@ -199,7 +214,8 @@ class Runtime:
     def access_problems(self) -> list[AccessProblem]:
         """What this process cannot see, now (README, ``mhctl status --json``, ``access``)."""
         return access_problems(self.store.sources, self.store.state, self.sandbox,
-                               networkmanager_wanted=self.nm is not None)
+                               networkmanager_wanted=self.nm is not None,
+                               engine=self.caps.connected and self.caps.name == "engine")
 
     async def stop(self) -> None:
         if self._access_task is not None and not self._access_task.done():

@@ -435,3 +435,31 @@ async def test_mhctl_bindings_and_rebind(stack, daemon):
     assert rc == 1 and json.loads(out)["confirmed"] is False
     assert "no care-of address" in err
     assert daemon.calls == [("rebind", HOA2, "eth0"), ("rebind", HOA1, "wlan0")]
+
+
+@pytest.mark.asyncio
+async def test_runtime_takes_the_engines_home_addresses(daemon, driver):
+    """With the engine, the model's HoAs are the engine's (origin "engine"), beside the configured ones."""
+    from mhgui.core.model import HomeAddress
+    from mhgui.sources.config import LoadedConfig
+    rt = Runtime(vt_port=None, use_networkmanager=False, daemon=driver)
+    rt.config = LoadedConfig(home_addresses=(HomeAddress("2001:db8:99::5", 64, "2001:db8:99::1"),))
+    driver.subscribe(rt._on_daemon)
+    rt._apply_home_addresses()
+    assert [h.address for h in rt.store.state.home_addresses] == ["2001:db8:99::5"]
+    await connected(driver)
+    await until(lambda: len(rt.store.state.home_addresses) == 1 + len(daemon.bindings()), "the engine's HoAs")
+    engine = [h for h in rt.store.state.home_addresses if h.origin == "engine"]
+    assert {h.address for h in engine} == {b["hoa"] for b in daemon.bindings()}
+    assert all(h.network.prefixlen == 64 for h in engine)
+    await driver.stop()
+    await until(lambda: [h.address for h in rt.store.state.home_addresses] == ["2001:db8:99::5"], "engine HoAs gone")
+
+
+def test_without_the_helper_the_engine_still_rebinds():
+    from mhgui.core.access import HELPER, problems
+    sources = {HELPER: ("absent", "nobody owns it")}
+    (p,) = problems(sources, _state())
+    assert set(p.affects) == {"rebind", "steering"}
+    (p,) = problems(sources, _state(), engine=True)
+    assert p.affects == ("steering",) and "engine rebinds" in p.message

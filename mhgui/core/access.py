@@ -157,11 +157,13 @@ def _detail(d: str) -> str:
 
 
 def problems(sources: Mapping[str, tuple[str, str]], state: NodeState, sandbox: Sandbox = NO_SANDBOX, *,
-             networkmanager_wanted: bool = True) -> list[AccessProblem]:
+             networkmanager_wanted: bool = True, engine: bool = False) -> list[AccessProblem]:
     """Every access problem, most fundamental first. Statuses not (yet) reported raise nothing.
 
     ``networkmanager_wanted``: False when the user turned NetworkManager off
-    (``--no-networkmanager``): its absence is then no problem.
+    (``--no-networkmanager``): its absence is then no problem. ``engine``: mhgui's own
+    mobility engine is connected: it rebinds through its own API, so without the helper only
+    steering rules are missing.
     """
     out: list[AccessProblem] = []
     fp = sandbox.flatpak
@@ -251,6 +253,13 @@ def problems(sources: Mapping[str, tuple[str, str]], state: NodeState, sandbox: 
                 f"flatpak override --system-talk-name={HELPER_NAME} {sandbox.app_id or 'APP'}; the helper itself "
                 f"is installed on the host with {INSTALL_HELPER}",
                 ("rebind", "steering")))
+        elif helper == "absent" and engine:
+            out.append(AccessProblem(
+                "helper-absent",
+                f"The privileged helper ({HELPER_NAME}) is not installed{_detail(helper_detail)}: steering rules "
+                f"are unavailable (the mobility engine rebinds home addresses by itself); install it on the host "
+                f"with {INSTALL_HELPER}.",
+                None, f"install the helper on the host: {INSTALL_HELPER}", ("steering",)))
         elif helper == "absent":
             out.append(AccessProblem(
                 "helper-absent",

@@ -262,6 +262,23 @@ class EngineDriver(DaemonDriver):
         """The daemon's uplinks as last read (``GetUplinks``: name, coa6, coa4, family, reachable, rtt_ms...)."""
         return [dict(u) for u in self._uplinks]
 
+    def home_addresses(self) -> tuple:
+        """The engine's home addresses as :class:`~mhgui.core.model.HomeAddress` (origin ``"engine"``), for the
+        model: with the engine, the HoAs are its configuration's, whatever mip6d.conf says."""
+        from ..core.model import HomeAddress
+        out = []
+        for b in self._raw:
+            try:
+                hoa = _canon(b.get("hoa"))
+                plen = int(b.get("prefix_len", 64))
+                ha = b.get("home_agent")
+                ha = _canon(ha) if isinstance(ha, str) else None
+                net = ipaddress.IPv6Network(f"{hoa}/{plen}", strict=False)
+            except (ValueError, TypeError):
+                continue
+            out.append(HomeAddress(hoa, plen, ha, None, str(net), origin="engine"))
+        return tuple(out)
+
     def raw_bindings(self) -> list[dict]:
         """The daemon's bindings as last read, unmapped (``GetBindings``: with preference, backup, never...)."""
         return [dict(b) for b in self._raw]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from . import wire
 from .mn_binding import UplinkPrefs
 
 __all__ = ["MobileNodeControl"]
@@ -118,7 +119,7 @@ class MobileNodeControl:
 
     # ------------------------------------------------------------------ views
     def bindings_view(self, now: float) -> list[dict]:
-        """One dict per HoA: ``hoa``, ``state`` (registered, waiting-ack, unbound, refused), ``coa``,
+        """One dict per HoA: ``hoa``, ``prefix_len`` (home prefix), ``home_agent`` (its home address), ``state`` (registered, waiting-ack, unbound, refused), ``coa``,
         ``interface``, ``family``, ``seq``, ``lifetime`` and ``remaining`` (s), ``nat``, ``error``,
         ``pending_interface``, ``pending_coa``, ``preference``/``backup``/``never``, ``default_route``."""
         out = []
@@ -129,7 +130,8 @@ class MobileNodeControl:
             up = self.uplinks.get(b.ifindex) if b is not None else None
             pu = self.uplinks.get(p.ifindex) if p is not None else None
             out.append({
-                "hoa": h.hoa, "state": state, "coa": b.coa if b else None,
+                "hoa": h.hoa, "prefix_len": h.prefix_len, "home_agent": wire.ntop6(self.ha_home),
+                "state": state, "coa": b.coa if b else None,
                 "interface": up.info.name if up else None, "ifindex": b.ifindex if b else None,
                 "family": b.family if b else None, "seq": h.seq,
                 "lifetime": b.lifetime if b else None,
