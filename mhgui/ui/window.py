@@ -118,7 +118,9 @@ class LiveController(QObject):
 
     def refresh(self) -> None:
         t0 = time.perf_counter()
-        an = analyse(self.store.state, self.clock(), allow_ula=self._allow_ula())
+        caps = self._caps()  # an engine that takes IPv4 CoAs (RFC 5555) makes IPv4 addresses count
+        an = analyse(self.store.state, self.clock(), allow_ula=self._allow_ula(),
+                     ipv4_coas=caps.connected and caps.ipv4_coas)
         self.analysis = an
         self.interfaces.set_analysis(an)
         self.addresses.set_analysis(an)
@@ -220,7 +222,8 @@ class Rebinder(QObject):
 
         def live():
             st = self.controller.store.state
-            return st, analyse(st, self.controller.clock())
+            caps = self.controller._caps()
+            return st, analyse(st, self.controller.clock(), ipv4_coas=caps.connected and caps.ipv4_coas)
 
         try:
             plan = await plan_when_ready(daemon, hoa, ifname, live, on_wait=lambda why: self.progress.emit(
@@ -663,12 +666,17 @@ class MainWindow(QMainWindow):
     def _on_daemon_status(self, st) -> None:
         connected = st.reachable
         self.bindings_view.setVisible(connected)
-        if connected:
+        engine = st.name == "engine"
+        if connected and engine:
+            self.bindings_label.setText("mhgui's mobility engine (mobile node): each home address has its own "
+                                        "uplink, moved at once by a Binding Update (drag it onto an interface).")
+        elif connected:
             node = {"mn": "mobile node", "ha": "home agent"}.get(st.node or "", st.node or "")
             self.bindings_label.setText(f"UMIP mip6d ({node}) on localhost: the daemon chooses one interface for "
                                         "every home address, by its interface preferences.")
         else:
-            self.bindings_label.setText(f"No mobility daemon connected: UMIP mip6d is {st.state}"
+            what = "mhgui's mobility engine" if engine else "UMIP mip6d"
+            self.bindings_label.setText(f"No mobility daemon connected: {what} is {st.state}"
                                         + (f" — {st.error}" if st.error else "") + ".")
 
     def _on_rebind_progress(self, text: str, ok) -> None:
@@ -777,7 +785,10 @@ class MainWindow(QMainWindow):
         rows, tips, ok = [], [], []
         for goal in tax["goals"]:
             a = avail.get(goal, {"available": False, "reason": ""})
-            rows.append((goal, ("yes: " if a["available"] else "no: ") + a["reason"]))
+            reason = a["reason"]
+            word = "yes" if a["available"] else "no"
+            # the reasons for a "yes" already start with it ("yes: the daemon has ...")
+            rows.append((goal, reason if reason.startswith(word) else f"{word}: {reason}"))
             tips.append(a["reason"])
             ok.append(a["available"])
         if not rows:
