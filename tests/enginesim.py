@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 
 from mhgui.engine import wire
-from mhgui.engine.ha import BindingChanged, Deliver, HaNode, HomeAgentCore, Send
+from mhgui.engine.ha import Deliver, HaNode, HomeAgentCore, Send
 from mhgui.engine.mn import MobileNodeCore, SendOn, UplinkInfo, WriteTun
 from mhgui.engine.mn_binding import HoaBinding, UplinkPrefs
 

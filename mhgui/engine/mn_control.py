@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 
 from . import wire
+from .mn_actions import Changed, RebindDone
 from .mn_binding import UplinkPrefs
 
 __all__ = ["MobileNodeControl"]
@@ -47,7 +48,6 @@ class MobileNodeControl:
         Returns actions; the request ends with a :class:`RebindDone` (at once
         when refused or already so, else when the BA comes, or after 10 s).
         """
-        from .mn import RebindDone
         try:
             h = self._hoa(hoa)
         except ValueError as e:
@@ -78,7 +78,6 @@ class MobileNodeControl:
         return out
 
     def _finish_waiters(self, h, now: float, ok: bool, reason: str | None) -> list:
-        from .mn import RebindDone
         out = []
         for rid, (hoa16, idx, t) in list(self._waiters.items()):
             if hoa16 != h.hoa16:
@@ -93,7 +92,6 @@ class MobileNodeControl:
 
     def set_preferences(self, hoa: str, preference, backup, never, now: float, wall: float) -> list:
         """Replace the uplink preferences of ``hoa`` (draft 7.1/7.2); ValueError with a sentence when invalid."""
-        from .mn import Changed
         h = self._hoa(hoa)
         pref = _valid_names(preference, "preference")
         back = _valid_names(backup, "backup")

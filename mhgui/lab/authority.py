@@ -79,8 +79,8 @@ class Authority(ServiceInterface):
         return None
 
     @method()
-    async def CheckAuthorization(self, subject: "(sa{sv})", action_id: "s", details: "a{ss}", flags: "u",  # noqa: F821
-                                 cancellation_id: "s") -> "(bba{ss})":  # noqa: F821
+    async def CheckAuthorization(self, subject: "(sa{sv})", action_id: "s", details: "a{ss}", flags: "u",  # noqa: F821,F722
+                                 cancellation_id: "s") -> "(bba{ss})":  # noqa: F821,F722
         uid = await self._uid(subject)
         ok = decide(uid, action_id, self.allowed)
         log.info("%s for uid %s: %s", action_id, uid, "yes" if ok else "no")
