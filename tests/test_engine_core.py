@@ -179,7 +179,7 @@ def test_blackholed_uplink_is_detected_by_probes_within_a_second():
     while sim.binding()["interface"] != "up1" and sim.t - start < 3:
         sim.advance(0.05)
     assert sim.binding()["interface"] == "up1"
-    assert sim.t - start <= 1.0
+    assert sim.t - start <= 0.6  # one interval, then three quick re-probes of 100 ms
     up0 = next(u for u in sim.mn.uplinks_view() if u["name"] == "up0")
     assert up0["reachable"] is False and up0["loss"] > 0
     # and it comes back when the probes answer again

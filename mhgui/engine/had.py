@@ -4,8 +4,9 @@ Listens on UDP (default port 4191) for signalling and data from mobile nodes,
 holds a TUN device (default ``mhha0``) to which the home prefix is routed, and
 forwards between them. Configuration: ``/etc/mhgui/ha.toml``
 (:func:`mhgui.engine.config.load_ha_config`). State directory: the restart
-counter (RFC 5847) and ``bindings.json`` (the binding cache, rewritten at most
-once a second, for ``mhgui-ha --status`` and monitoring).
+counter (RFC 5847) and ``bindings.json`` (the binding cache and the counters,
+rewritten at most once a second when something changed, for ``mhgui-ha --status``
+and monitoring).
 
 What the host needs (README, "Use your own home agent"): IPv6 forwarding
 (``net.ipv6.conf.all.forwarding=1``; keep ``accept_ra=2`` on the uplink if it
@@ -70,6 +71,7 @@ class HomeAgentDaemon:
         self.tun = None
         self.socks: list[socket.socket] = []
         self._dirty = False
+        self._written_counters: dict = {}
         self._proxied: set[str] = set()
         self._kernel = ThreadPoolExecutor(1, thread_name_prefix="mhgui-ha-netlink")
 
@@ -134,7 +136,7 @@ class HomeAgentDaemon:
                 except asyncio.TimeoutError:
                     pass
                 self._apply(self.core.tick(self.clock()), None)
-                if self._dirty:
+                if self._dirty or self.core.counters != self._written_counters:
                     self._write_status()
         finally:
             for s in self.socks:
@@ -204,6 +206,7 @@ class HomeAgentDaemon:
 
     def _write_status(self) -> None:
         self._dirty = False
+        self._written_counters = self.core.counters.copy()
         now = self.clock()
         doc = {"restart_counter": self.core.restart_counter, "counters": dict(self.core.counters),
                "bindings": [{"hoa": b.hoa, "identity": b.identity, "coa": b.coa, "peer": list(b.peer),
