@@ -286,3 +286,23 @@ def test_key_rotation_two_spis_valid_at_once():
     sim.mn.key, sim.mn.spi = new_key, 512
     sim.start()
     assert sim.binding()["state"] == "registered"
+
+
+def test_a_binding_ack_that_does_not_echo_our_timestamp_is_ignored():
+    """RFC 4285 §6: an accepted BA carries the BU's timestamp; an old BA (another timestamp) changes nothing."""
+    from mhgui.engine.session import session_option
+    sim = registered(Sim())
+    sim.lose_bus = True
+    sim.run(sim.mn.rebind(1, HOA, "up1", sim.t, sim.mn_wall))
+    p = sim.mn.hoas[HOA16].pending
+    ha16 = wire.addr16("2001:db8:10::1")
+
+    def ba(ts: int) -> bytes:
+        msg = wire.BindingAck(0, p.seq, 150, options=(wire.ReplayProtection(ts), session_option(bytes(16), 5)))
+        mh = wire.encode_authenticated(msg, ha16, HOA16, coa=p.coa, key=KEY, spi=SPI, identity=IDENTITY, hoa=HOA16)
+        return wire.encode_packet(mh, ha16, HOA16)
+
+    assert sim.mn.datagram(3, ba(p.timestamp - 1), sim.t, sim.mn_wall) == []
+    assert sim.binding()["interface"] == "up0" and sim.mn.counters["ba-stale"] == 1
+    sim.run(sim.mn.datagram(3, ba(p.timestamp), sim.t, sim.mn_wall))
+    assert sim.binding()["interface"] == "up1"

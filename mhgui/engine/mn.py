@@ -308,6 +308,10 @@ class MobileNodeCore(MobileNodeTimers, MobileNodeControl):
             self.counters[f"ba-{ba.status}"] += 1
             return [Changed("bindings", {"event": "refused", "hoa": h.hoa, "status": ba.status, "words": words}),
                     Log("ERROR", f"{h.hoa}: {h.last_error}")] + self._finish_waiters(h, now, False, h.last_error)
+        rp = ba.option(wire.ReplayProtection)
+        if rp is None or rp.timestamp != p.timestamp:  # RFC 4285 §6: the BA echoes our BU's timestamp
+            self.counters["ba-stale"] += 1
+            return []
         if p.lifetime == 0:
             h.pending = None
             h.drop_binding(now)
