@@ -46,6 +46,7 @@ PERMISSIONS = [
     "--share=network",
     "--system-talk-name=org.freedesktop.NetworkManager",
     "--system-talk-name=io.github.mhgui.MHGui.Helper1",
+    "--system-talk-name=io.github.mhgui.MHGui.MobileNode1",
     "--talk-name=org.kde.StatusNotifierWatcher",
     "--talk-name=org.freedesktop.Notifications",
     "--filesystem=host-etc:ro",

@@ -26,6 +26,13 @@ It says whether the daemon restarts: UMIP reads ``MnIfPreference`` from
 mip6d.conf only at start (:func:`~mhgui.core.failover.mnifpreference_values`),
 so a change of those values is applied by restarting mip6d; a daemon with
 ``runtime_rebind`` needs no restart.
+
+With mhgui's mobility engine (``hoa_uplinks`` given: each HoA's own uplink lists,
+:func:`~mhgui.core.engineprefs.hoa_uplinks`) the items are per home address
+(:attr:`PreferItem.hoa`): choosing one rebinds only that HoA, at once (the engine
+then keeps that uplink first for it), and says so: "wlan0 — moves 2001:db8:10::42
+only, no restart". Per HoA they come in the engine's order (preferred, unlisted,
+backups); one marked never for that HoA is shown, disabled.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from typing import Iterable, Sequence
 from .analysis import Analysis
 from .bindings import Binding, BindingState
 from .capabilities import NO_DAEMON, DaemonCapabilities
+from .engineprefs import HoaUplinks, uplink_order
 from .failover import Preferences, mnifpreference_values, usable_interfaces
 from .model import NodeState
 from .report import headline, taxonomy
@@ -95,7 +103,9 @@ class PreferItem:
     ``current``: the node uses this interface now; ``moves_hoas`` /
     ``moves_rules``: what preferring it moves (HoA addresses, steering rule
     ids); ``restarts``: the mobility daemon restarts to apply it;
-    ``enabled``: choosing it changes something; ``text``: the menu label.
+    ``enabled``: choosing it changes something; ``text``: the menu label;
+    ``hoa``: the one home address it rebinds (a daemon that chooses per HoA,
+    the engine), None: it changes the preference order (UMIP).
     """
 
     interface: str
@@ -105,6 +115,7 @@ class PreferItem:
     moves_rules: tuple[str, ...]
     restarts: bool
     enabled: bool
+    hoa: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +204,27 @@ def _ordered(usable: set[str], prefs: Preferences | None) -> list[str]:
     return out + sorted(usable - set(out) - set(never)) + sorted(never)
 
 
+def _per_hoa_items(hoas: Sequence[HoaEntry], movable: Sequence[str], usable: set[str],
+                   uplinks: Sequence[HoaUplinks], reachable: bool) -> list[PreferItem]:
+    """The engine's Prefer items: per movable HoA, each usable interface in that HoA's order."""
+    by_hoa = {u.hoa: u for u in uplinks}
+    out: list[PreferItem] = []
+    for h in hoas:
+        if h.hoa not in movable:
+            continue
+        u = by_hoa.get(h.hoa)
+        for name in uplink_order(u, usable):
+            current = h.interface == name and h.state == BindingState.REGISTERED.value
+            if current:
+                text, enabled = f"{name} (in use)", False
+            elif u is not None and name in u.never:
+                text, enabled = f"{name} — marked never for {h.hoa}", False
+            else:
+                text, enabled = f"{name} — moves {h.hoa} only, no restart", reachable
+            out.append(PreferItem(name, text, current, () if current else (h.hoa,), (), False, enabled, h.hoa))
+    return out
+
+
 # --------------------------------------------------------------------------- the view
 def build_tray_view(
     state: NodeState,
@@ -207,6 +239,7 @@ def build_tray_view(
     daemon_reachable: bool = False,
     following_rules: Sequence[SteeringRule] = (),
     failed_over: bool = False,
+    hoa_uplinks: Sequence[HoaUplinks] | None = None,
 ) -> TrayView:
     """The tray's picture of the node.
 
@@ -219,7 +252,9 @@ def build_tray_view(
     interface answers (``DaemonStatus.reachable``); ``following_rules``: the
     steering rules that follow the failover choice (they move to the
     preferred interface; rules already on it do not); ``failed_over``: the
-    policy runs on a worse interface after losing a better one.
+    policy runs on a worse interface after losing a better one;
+    ``hoa_uplinks``: the engine's per-HoA lists: Prefer items per home address
+    (module docstring).
     """
     require_router = prefs.require_router if prefs is not None else True
     usable = usable_interfaces(state, analysis, require_router=require_router)
@@ -255,7 +290,9 @@ def build_tray_view(
     movable_hoas = tuple(h.hoa for h in hoas if not h.at_home) if daemon_configured or caps.connected else ()
     before = mnifpreference_values(prefs) if prefs is not None else {}
     items: list[PreferItem] = []
-    for name in _ordered(usable, prefs):
+    if hoa_uplinks is not None:
+        items = _per_hoa_items(hoas, movable_hoas, usable, hoa_uplinks, daemon_reachable)
+    for name in _ordered(usable, prefs) if hoa_uplinks is None else ():
         after = mnifpreference_values(preferring(prefs, name))
         restarts = bool(daemon_configured and not caps.runtime_rebind and movable_hoas and after != before)
         is_current = name == current
@@ -290,7 +327,7 @@ def build_tray_view(
         items.append(PreferItem(name, text, is_current, hoas_moved, rules_moved, restarts, enabled))
     note = None
     if not items:
-        note = "no usable interface"
+        note = "no usable interface" if not usable or hoa_uplinks is None else "no home address to move"
 
     lines = [f"mhgui — {STATE_TEXT[st]}", head]
     if current:

@@ -17,12 +17,23 @@ executor (:func:`~mhgui.sources.prefs_store.save_prefs_async`) and then emits
 ``applied(Preferences, notifications, restart_needed)``. Sending the values
 to the daemon is the caller's job (:func:`mnif_changes` says which).
 
+With mhgui's mobility engine (``driver`` whose name is ``"engine"``) the dialog edits the
+engine's own preferences instead, per home address (a combo box chooses the HoA): the
+same list with the same marks, initialised from the engine's values
+(:meth:`~mhgui.daemons.engine.EngineDriver.raw_bindings`; interfaces its lists do not
+name come after the listed ones, allowed). "Apply" sends each HoA whose lists changed
+with :meth:`~mhgui.daemons.engine.EngineDriver.set_preferences` (used at once, no
+restart, saved by the engine), shows a refusal (the engine's sentence, or polkit's "not
+authorized") without closing, and never touches mip6d.conf; hold-up and notifications
+are saved in ``failover.toml`` as before.
+
 Never ``exec()``: open it with ``open()`` (or :func:`open_preferences`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 from typing import Any, Mapping, Sequence
@@ -35,6 +46,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog,
                                QStyledItemDelegate, QTreeView, QVBoxLayout, QWidget)
 
 from ..core.capabilities import DaemonCapabilities
+from ..core.engineprefs import UNLISTED, HoaUplinks, engine_lists, engine_problems, engine_rows, hoa_uplinks
 from ..core.failover import Preferences, mnifpreference_values
 from ..core.prefsfile import (DEFAULT_HOLDUP, HOLDUP_MAX, MARK_LABELS, MARKS, FailoverSettings, OrderEntry,
                               entries_to_prefs, merge_interfaces)
@@ -42,8 +54,8 @@ from ..core.prefsfile import mnif_changes as _mnif_changes
 from ..core.prefsfile import restart_needed as _restart_needed
 from ..sources import prefs_store
 
-__all__ = ["InterfaceOrderModel", "MarkDelegate", "PreferencesDialog", "mnif_changes", "open_preferences",
-           "restart_notice"]
+__all__ = ["InterfaceOrderModel", "MarkDelegate", "PreferencesDialog", "engine_refusal", "mnif_changes",
+           "open_preferences", "restart_notice"]
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -108,6 +120,13 @@ class InterfaceOrderModel(QAbstractTableModel):
 
     def preferences(self, base: Preferences | None = None, *, holdup: float | None = None) -> Preferences:
         return entries_to_prefs(self.marked(), base, holdup=holdup)
+
+    def set_entries(self, entries: Sequence[OrderEntry]) -> None:
+        """Show other rows (the engine's dialog: another home address)."""
+        self.beginResetModel()
+        self._rows = list(entries)
+        self._recompute()
+        self.endResetModel()
 
     def _recompute(self) -> None:
         try:
@@ -318,6 +337,20 @@ class InterfaceOrderModel(QAbstractTableModel):
         return True
 
 
+class _EngineOrderModel(InterfaceOrderModel):
+    """The rows of one home address of the engine: an unlisted interface marked backup or never says
+    that applying lists it (not that it is allowed)."""
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        value = super().data(index, role)
+        if (role == Qt.ItemDataRole.DisplayRole and index.isValid() and index.column() == self.COL_STATUS
+                and isinstance(value, str) and value.endswith(UNLISTED)):
+            r = self._rows[index.row()]
+            if r.mark != "primary":
+                value = value[:-len(UNLISTED)] + f"not listed yet: applying lists it as {MARK_LABELS[r.mark]}"
+        return value
+
+
 class MarkDelegate(QStyledItemDelegate):
     """A combo box (primary / backup only / never) in the "Use" column."""
 
@@ -364,7 +397,10 @@ class PreferencesDialog(QDialog):
     preferences); ``current_mnif``: the ``MnIfPreference`` values in
     mip6d.conf now, when known (better than the saved file to tell whether a
     restart is needed); ``mip6d_conf``: its path, for the notice; ``path``:
-    where to save (default ``$XDG_CONFIG_HOME/mhgui/failover.toml``).
+    where to save (default ``$XDG_CONFIG_HOME/mhgui/failover.toml``);
+    ``driver``: the connected mobility daemon's driver: when it is the engine
+    (``driver.name == "engine"``), the dialog edits the engine's per-HoA
+    preferences (module docstring) and :attr:`engine` is True.
     """
 
     #: (Preferences, notifications: bool, restart_needed: bool), after the file is saved
@@ -373,7 +409,7 @@ class PreferencesDialog(QDialog):
     def __init__(self, interfaces: Sequence[tuple[str, str, bool, str]] = (), saved: FailoverSettings | None = None,
                  *, problems: Sequence[str] = (), capabilities: DaemonCapabilities | None = None,
                  current_mnif: Mapping[str, int] | None = None, mip6d_conf: str = "/etc/mip6d.conf",
-                 path: str | os.PathLike | None = None, parent: QWidget | None = None) -> None:
+                 path: str | os.PathLike | None = None, driver: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Failover preferences")
         self.setObjectName("preferences")
@@ -388,9 +424,29 @@ class PreferencesDialog(QDialog):
         self._task: asyncio.Task | None = None
         self._saving = False
         saved_prefs = saved.prefs if saved is not None and saved.prefs.order else None
-        self.model = InterfaceOrderModel(merge_interfaces(interfaces, saved_prefs, self.current_mnif), self)
+        self.driver = driver
+        #: editing the mobility engine's per-HoA preferences (not MnIfPreference)
+        self.engine = driver is not None and getattr(driver, "name", None) == "engine"
+        #: the engine's lists per HoA as last read or applied (what a change is compared with)
+        self.engine_initial: dict[str, HoaUplinks] = {}
+        #: the rows of each HoA (the shown one's are in the model)
+        self._engine_rows: dict[str, list[OrderEntry]] = {}
+        self._hoa: str | None = None
+        #: set just before ``applied``: ``{hoa: (preference, backup, never)}`` sent to the engine
+        self.applied_engine: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
+        if self.engine:
+            for u in hoa_uplinks(driver.raw_bindings()):
+                self.engine_initial[u.hoa] = u
+                self._engine_rows[u.hoa] = engine_rows(interfaces, u)
+            self._hoa = next(iter(self.engine_initial), None)
+            entries = self._engine_rows.get(self._hoa, []) if self._hoa is not None else []
+        else:
+            entries = merge_interfaces(interfaces, saved_prefs, self.current_mnif)
+        self.model = (_EngineOrderModel if self.engine else InterfaceOrderModel)(entries, self)
         # what the restart decision compares with: the saved order, else what the dialog opened with
-        self._baseline = saved_prefs if saved_prefs is not None else self.model.preferences()
+        # (the engine's names need not be ones mip6d.conf can quote: no MnIfPreference baseline for it)
+        self._baseline = saved_prefs if saved_prefs is not None else \
+            Preferences(()) if self.engine else self.model.preferences()
 
         root = QVBoxLayout(self)
         self.problems_label = QLabel()
@@ -404,7 +460,37 @@ class PreferencesDialog(QDialog):
         self.problems_label.setVisible(bool(problems))
         root.addWidget(self.problems_label)
 
-        intro = QLabel("Interfaces, best first. Drag a row, or press Alt+Up / Alt+Down, to change the order.")
+        hoa_row = QHBoxLayout()
+        self.hoa_combo = QComboBox()
+        self.hoa_combo.setObjectName("hoa")
+        for hoa, u in self.engine_initial.items():
+            where = {"registered": f" (bound through {u.interface})", "waiting-ack": f" (registering through "
+                     f"{u.interface})"}.get(u.state or "", "") if u.interface else ""
+            self.hoa_combo.addItem(hoa + where, hoa)
+        self.hoa_combo.setEnabled(self.hoa_combo.count() > 1)
+        self.hoa_combo.setToolTip("The home address whose uplinks are shown: the engine chooses an uplink for "
+                                  "each home address by its own list")
+        self.hoa_label = QLabel("Home &address:")
+        self.hoa_label.setBuddy(self.hoa_combo)
+        hoa_row.addWidget(self.hoa_label)
+        hoa_row.addWidget(self.hoa_combo, 1)
+        root.addLayout(hoa_row)
+        self.hoa_combo.currentIndexChanged.connect(self._on_hoa)
+        for w in (self.hoa_label, self.hoa_combo):
+            w.setVisible(self.engine)
+        self.no_hoa_label = QLabel("The mobility engine reports no home address now (is mhgui-mn running?): "
+                                   "there are no uplink preferences to change.")
+        self.no_hoa_label.setWordWrap(True)
+        self.no_hoa_label.setVisible(self.engine and not self.engine_initial)
+        root.addWidget(self.no_hoa_label)
+
+        if self.engine:
+            intro = QLabel("Uplinks of the home address, best first: the mobility engine uses the first usable "
+                           "one (backup only: when nothing else works; never: not at all), and takes a change at "
+                           "once. Interfaces its list does not name are allowed, after the listed ones. Drag a "
+                           "row, or press Alt+Up / Alt+Down, to change the order.")
+        else:
+            intro = QLabel("Interfaces, best first. Drag a row, or press Alt+Up / Alt+Down, to change the order.")
         intro.setWordWrap(True)
         root.addWidget(intro)
 
@@ -433,6 +519,8 @@ class PreferencesDialog(QDialog):
         header.setStretchLastSection(True)
         for col in range(InterfaceOrderModel.COL_STATUS):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        # UMIP's value means nothing to the engine
+        self.view.setColumnHidden(InterfaceOrderModel.COL_PREF, self.engine)
         self.view.moveRequested.connect(self.move_current)
         root.addWidget(self.view, 1)
 
@@ -477,7 +565,10 @@ class PreferencesDialog(QDialog):
         self.holdup_note = QLabel()
         self.holdup_note.setWordWrap(True)
         self.holdup_note.setStyleSheet("color:#616161;")
-        if capabilities is None or not capabilities.runtime_rebind:
+        if self.engine:
+            self.holdup_note.setText("Applies to steering rules. The mobility engine fails over by itself, at "
+                                     "once, by each home address's list.")
+        elif capabilities is None or not capabilities.runtime_rebind:
             self.holdup_note.setText("Applies to steering rules. UMIP goes back to a better interface at once "
                                      "by itself; it has no hold-up.")
         self.holdup_note.setVisible(bool(self.holdup_note.text()))
@@ -507,6 +598,7 @@ class PreferencesDialog(QDialog):
         self.model.dataChanged.connect(self._update)
         self.model.rowsMoved.connect(self._update)
         self.model.rowsRemoved.connect(self._update)
+        self.model.modelReset.connect(self._update)
         self.model.rowsMoved.connect(self._follow_move)
         self.holdup.valueChanged.connect(self._update)
         self.holdup.lineEdit().textChanged.connect(self._update)
@@ -522,9 +614,50 @@ class PreferencesDialog(QDialog):
         return self.holdup.hasAcceptableInput() and 0 <= self.holdup.value() <= HOLDUP_MAX
 
     def preferences(self) -> Preferences:
-        """The preferences as edited (raises ``ValueError`` only for a state :meth:`validation_problems` reports)."""
+        """The preferences as edited (raises ``ValueError`` only for a state :meth:`validation_problems` reports).
+        With the engine, the list is the engine's: the app's own order stays as saved, with the new hold-up."""
         base = self.saved.prefs if self.saved is not None else None
+        if self.engine:
+            return dataclasses.replace(base if base is not None else FailoverSettings().prefs,
+                                       holdup=float(self.holdup.value()))
         return self.model.preferences(base, holdup=float(self.holdup.value()))
+
+    # ---- the engine's per-HoA preferences
+    @property
+    def hoa(self) -> str | None:
+        """The home address shown (engine only)."""
+        return self._hoa
+
+    def _rows_of(self, hoa: str) -> list[OrderEntry]:
+        return self.model.entries() if hoa == self._hoa else self._engine_rows.get(hoa, [])
+
+    def engine_values(self) -> dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]:
+        """``{hoa: (preference, backup, never)}`` as edited, for every HoA of the engine."""
+        return {hoa: engine_lists([(r.name, r.mark) for r in self._rows_of(hoa)], u.listed)
+                for hoa, u in self.engine_initial.items()}
+
+    def engine_changes(self) -> dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]]:
+        """The HoAs whose lists differ from the engine's, with their new lists (what Apply sends)."""
+        return {hoa: v for hoa, v in self.engine_values().items() if v != self.engine_initial[hoa].lists}
+
+    def select_hoa(self, hoa: str) -> bool:
+        i = self.hoa_combo.findData(hoa)
+        if i < 0:
+            return False
+        self.hoa_combo.setCurrentIndex(i)
+        return True
+
+    def _on_hoa(self, _i: int) -> None:
+        hoa = self.hoa_combo.currentData()
+        if not self.engine or hoa is None or hoa == self._hoa:
+            return
+        if self._hoa is not None:
+            self._engine_rows[self._hoa] = self.model.entries()
+        self._hoa = hoa
+        self.model.set_entries(self._engine_rows.get(hoa, []))
+        if self.model.rowCount():
+            self._select(0)
+        self._update()
 
     def settings(self) -> FailoverSettings:
         """What OK saves: the edited preferences, notifications, and the file's unknown keys."""
@@ -534,7 +667,11 @@ class PreferencesDialog(QDialog):
     def validation_problems(self) -> list[str]:
         out = []
         marks = [m for _, m in self.model.marked()]
-        if not marks:
+        if self.engine:
+            values = self.engine_values()
+            for hoa in self.engine_initial:
+                out += engine_problems(hoa, [(r.name, r.mark) for r in self._rows_of(hoa)], values[hoa])
+        elif not marks:
             out.append("No interface is listed: no interface may be used.")
         elif all(m == "never" for m in marks):
             out.append("Every interface is marked never: no interface may be used. "
@@ -544,13 +681,18 @@ class PreferencesDialog(QDialog):
         return out
 
     def mnif_changes(self) -> dict[str, int]:
-        """``{interface: MnIfPreference}`` that applying would change (empty while invalid)."""
+        """``{interface: MnIfPreference}`` that applying would change (empty while invalid; always with the
+        engine, which has no MnIfPreference)."""
+        if self.engine:
+            return {}
         try:
             return _mnif_changes(self._baseline, self.preferences(), self.current_mnif)
         except ValueError:
             return {}
 
     def restart_needed(self) -> bool:
+        if self.engine:
+            return False  # the engine takes its preferences at run time
         try:
             return _restart_needed(self._baseline, self.preferences(), self.capabilities, self.current_mnif)
         except ValueError:
@@ -567,14 +709,20 @@ class PreferencesDialog(QDialog):
         self.validation_label.setText("\n".join(problems))
         self.validation_label.setVisible(bool(problems))
         restart = not problems and self.restart_needed()
-        if restart:
+        changes = self.engine_changes() if self.engine and not problems else {}
+        if changes:
+            self.restart_label.setText(
+                "Applying sends the new list of " + ", ".join(changes) + " to the mobility engine: it uses it at "
+                "once (a Binding Update through the new first choice when that changes), no restart, and keeps "
+                "it in its own configuration.")
+        elif restart:
             self.restart_label.setText(restart_notice(self.mnif_changes(), self._before(), self.mip6d_conf))
         elif not problems and self.mnif_changes():
             self.restart_label.setText("The daemon takes the new order at run time: no restart.")
         else:
             self.restart_label.setText("")
         self.restart_label.setVisible(bool(self.restart_label.text()))
-        self.ok_button.setText("Apply and restart mip6d" if restart else "OK")
+        self.ok_button.setText("Apply" if self.engine else "Apply and restart mip6d" if restart else "OK")
         self.ok_button.setEnabled(not problems and not self._saving)
         cur = self.view.currentIndex()
         row = cur.row() if cur.isValid() else -1
@@ -586,6 +734,7 @@ class PreferencesDialog(QDialog):
             self.mark_combo.setCurrentIndex(max(self.mark_combo.findData(self.model.index(row, 0).data(MarkRole)), 0))
         self.forget_button.setEnabled(not self._saving and row >= 0
                                       and not self.model.index(row, 0).data(PresentRole))
+        self.hoa_combo.setEnabled(not self._saving and self.hoa_combo.count() > 1)
 
     def _follow_move(self, _parent, start: int, end: int, _dest_parent, dest: int) -> None:
         """Keep the moved row selected (a drag does not say where it went otherwise)."""
@@ -629,6 +778,8 @@ class PreferencesDialog(QDialog):
         with the reason shown) when it cannot be saved or something is invalid."""
         if self._saving or self.validation_problems():
             return False
+        if self.engine:
+            return await self._apply_engine()
         prefs = self.preferences()
         settings = self.settings()
         restart = self.restart_needed()
@@ -655,14 +806,71 @@ class PreferencesDialog(QDialog):
         return True
 
 
+    async def _apply_engine(self) -> bool:
+        """Send each changed HoA's lists to the engine (stopping at a refusal, shown inline), then save the
+        file (hold-up, notifications), emit :attr:`applied` and close."""
+        prefs = self.preferences()
+        settings = self.settings()
+        changes = self.engine_changes()
+        self._saving = True
+        self._update()
+        self.ok_button.setText("Applying…")
+        error = None
+        sent: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
+        try:
+            for hoa, (pref, backup, never) in changes.items():
+                try:
+                    await self.driver.set_preferences(hoa, pref, backup, never)
+                except Exception as e:  # the engine's refusal, polkit's, the bus's: a sentence for the user
+                    error = engine_refusal(hoa, e)
+                    break
+                sent[hoa] = (pref, backup, never)
+                old = self.engine_initial[hoa]
+                # what the engine has now: later changes are compared with it (nothing is sent twice)
+                self.engine_initial[hoa] = dataclasses.replace(old, preference=pref, backup=backup, never=never)
+            if error is None:
+                try:
+                    self.saved_result = await prefs_store.save_prefs_async(settings, self.path)
+                except prefs_store.PrefsStoreError as e:
+                    error = f"Not saved: {e}" + (f" (the engine has the new lists of {', '.join(sent)})"
+                                                 if sent else "")
+        finally:
+            self._saving = False
+            self._update()
+        if error is not None:
+            self.validation_label.setText(error)
+            self.validation_label.setVisible(True)
+            return False
+        self.saved = settings
+        self.applied_mnif = {}
+        self.applied_engine = sent
+        self.applied.emit(prefs, settings.notifications, False)
+        self.accept()
+        return True
+
+
+def engine_refusal(hoa: str, e: BaseException) -> str:
+    """The line shown when the engine did not take the lists of ``hoa``."""
+    name = getattr(e, "error_name", "") or ""
+    text = str(e) or type(e).__name__
+    if name.endswith((".NotAuthorized", ".AccessDenied")):
+        return f"Not applied: not allowed to change the preferences of {hoa}: {text}"
+    if name.endswith(".InvalidArgs"):
+        return f"Not applied: the mobility engine refused the preferences of {hoa}: {text}"
+    return f"Not applied: the preferences of {hoa} could not be sent to the mobility engine: {text}"
+
+
 async def open_preferences(interfaces: Sequence[tuple[str, str, bool, str]], *,
                            capabilities: DaemonCapabilities | None = None,
                            current_mnif: Mapping[str, int] | None = None, mip6d_conf: str = "/etc/mip6d.conf",
-                           path: str | os.PathLike | None = None, parent: QWidget | None = None) -> PreferencesDialog:
-    """Read ``failover.toml`` in an executor, build the dialog and ``open()`` it (window-modal, no ``exec()``)."""
+                           path: str | os.PathLike | None = None, driver: Any = None,
+                           parent: QWidget | None = None) -> PreferencesDialog:
+    """Read ``failover.toml`` in an executor, build the dialog and ``open()`` it (window-modal, no ``exec()``).
+    ``driver``: the engine's, to edit its per-HoA preferences (:class:`PreferencesDialog`)."""
     loaded = await prefs_store.load_prefs_async(path)
     dialog = PreferencesDialog(interfaces, loaded.settings, problems=loaded.problems, capabilities=capabilities,
-                               current_mnif=current_mnif, mip6d_conf=mip6d_conf, path=loaded.path, parent=parent)
+                               current_mnif=current_mnif, mip6d_conf=mip6d_conf, path=loaded.path, driver=driver,
+                               parent=parent)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     dialog.open()
     return dialog

@@ -14,6 +14,13 @@ saves an order). Applying the dialog (or "Prefer" in the tray) saves the
 file; when the ``MnIfPreference`` values change and the daemon cannot rebind
 at run time (UMIP), they are written through the helper and the daemon is
 restarted, as the dialog said before it was applied.
+
+With mhgui's mobility engine (the driver named ``"engine"``) the dialog edits the
+engine's own per-HoA preferences (sent by the dialog, no restart); the file keeps
+hold-up and notifications (and an order saved earlier). The tray's "Prefer" items
+then each move one home address: :meth:`AppShell.rebind_hoa` plans and runs the
+engine's rebind at once. The window and notifications name "the mobility engine",
+not mip6d.
 """
 
 from __future__ import annotations
@@ -26,11 +33,13 @@ from typing import Callable
 from PySide6.QtCore import QObject, Signal
 
 from ..core import notices
+from ..core.engineprefs import hoa_uplinks
 from ..core.failover import Preferences
 from ..core.prefsfile import (
     FailoverSettings, entries_to_prefs, live_interface_rows, merge_interfaces, mnif_changes, restart_needed,
 )
 from ..core.trayview import build_tray_view, preferring
+from ..daemons.base import plan_when_ready
 from ..failover_service import (
     DaemonLost, Decided, FailoverDone, FailoverFailed, FailoverService, LinkLost,
 )
@@ -45,6 +54,8 @@ __all__ = ["AppShell", "RESTART_QUIET"]
 
 #: seconds after a restart of the daemon that mhgui asked for, during which its absence is not notified
 RESTART_QUIET = 10.0
+#: how the user is told about each daemon
+ENGINE_NAME = "the mobility engine"
 
 
 class AppShell(QObject):
@@ -74,6 +85,8 @@ class AppShell(QObject):
         self.mip6d_conf = mip6d_conf or default_mip6d_conf()
         self.journal = journal if journal is not None else FailoverJournal()
         self.settings: FailoverSettings | None = None  # None: no saved preferences (derived order)
+        #: failover.toml without an order (the engine's dialog saves only hold-up and notifications): their source
+        self._file_settings: FailoverSettings | None = None
         self.notifications = True
         self._current_mnif: dict[str, int] | None = None
         self._fallback_client: HelperClient | None = None
@@ -103,6 +116,9 @@ class AppShell(QObject):
             self.notifications = loaded.settings.notifications
             self.svc.policy.set_preferences(loaded.settings.prefs)
         else:
+            if loaded.settings is not None:  # hold-up and notifications without an order: still the user's
+                self._file_settings = loaded.settings
+                self.notifications = loaded.settings.notifications
             self.svc.policy.set_preferences(self._derived_prefs())
             self.rt.store.subscribe(self._maybe_rederive)
         self.svc.start()
@@ -115,8 +131,8 @@ class AppShell(QObject):
         self.win.quit_requested.connect(self._quit)
         if self._want_tray:
             from .tray import TrayController
-            self.tray = TrayController(self.tray_view, on_prefer=self.prefer, on_open=self.show_window,
-                                       on_toggle=self.toggle_window, on_quit=self._quit,
+            self.tray = TrayController(self.tray_view, on_prefer=self.prefer, on_rebind=self.rebind_hoa,
+                                       on_open=self.show_window, on_toggle=self.toggle_window, on_quit=self._quit,
                                        bus_address=self.session_bus, parent=self)
             await self.tray.start()
             self.win.close_to_tray = self.tray.keeps_running_on_close
@@ -151,11 +167,21 @@ class AppShell(QObject):
         task.add_done_callback(self._tasks.discard)
 
     # ------------------------------------------------------------------ preferences
+    def engine(self):
+        """The engine's driver when it is the mobility daemon, else None."""
+        d = self.rt.daemon
+        return d if d is not None and getattr(d, "name", None) == "engine" else None
+
+    def daemon_name(self) -> str:
+        """The mobility daemon as the user is told about it."""
+        return ENGINE_NAME if self.engine() is not None else "mip6d"
+
     def _derived_prefs(self) -> Preferences:
         st = self.rt.store.state
         rows = live_interface_rows(st, self.rt.analysis())
         entries = merge_interfaces(rows, None, self._current_mnif)
-        base = self.settings.prefs if self.settings is not None else None
+        base = self.settings.prefs if self.settings is not None else \
+            self._file_settings.prefs if self._file_settings is not None else None
         return entries_to_prefs([(e.name, e.mark) for e in entries], base)
 
     def _maybe_rederive(self, changes) -> None:
@@ -171,10 +197,15 @@ class AppShell(QObject):
         from .preferences import open_preferences
 
         rows = live_interface_rows(self.rt.store.state, self.rt.analysis())
+        engine = self.engine()
         dlg = await open_preferences(rows, capabilities=self.rt.caps, current_mnif=self._current_mnif,
-                                     mip6d_conf=self.mip6d_conf, path=self.prefs_path, parent=self.win)
-        dlg.applied.connect(lambda prefs, notify, restart, d=dlg:
-                            self._spawn(self.apply(prefs, notify, dict(d.applied_mnif or {}) if restart else {})))
+                                     mip6d_conf=self.mip6d_conf, path=self.prefs_path, driver=engine, parent=self.win)
+        if engine is not None:  # the dialog sent the engine its lists; the file has hold-up and notifications
+            dlg.applied.connect(lambda prefs, notify, restart, d=dlg:
+                                self._spawn(self.apply(prefs, notify, {}, settings=d.saved)))
+        else:
+            dlg.applied.connect(lambda prefs, notify, restart, d=dlg:
+                                self._spawn(self.apply(prefs, notify, dict(d.applied_mnif or {}) if restart else {})))
         self.dialog = dlg
         return dlg
 
@@ -198,11 +229,49 @@ class AppShell(QObject):
             if daemon and restart_needed(None, new, self.rt.caps, self._current_mnif or {}) else {}
         await self.apply(new, settings.notifications, changes, settings=settings)
 
+    def rebind_hoa(self, hoa: str, ifname: str) -> None:
+        """The tray's "Prefer IFNAME" for one home address (the engine): only that HoA moves, at once."""
+        self._spawn(self._rebind_hoa(hoa, ifname))
+
+    async def _rebind_hoa(self, hoa: str, ifname: str):
+        """Plan and run the engine's rebind of ``hoa`` through ``ifname``; says how it went (``message``).
+        Returns the :class:`~mhgui.daemons.base.RebindResult` (None when refused before asking)."""
+        d = self.rt.daemon
+        if d is None:
+            self.message.emit("No mobility daemon: nothing to rebind.", False)
+            return None
+        self.message.emit(f"Binding {hoa} through {ifname} ({self.daemon_name()}, no restart)…", None)
+        try:
+            # (waits while the interface's only care-of address is tentative)
+            plan = await plan_when_ready(d, hoa, ifname, lambda: (self.rt.store.state, self.rt.analysis()),
+                                         on_wait=lambda why: self.message.emit(
+                                             f"Waiting before binding {hoa} through {ifname}: {why}", None))
+            if not plan.allowed:
+                self.message.emit(f"Cannot bind {hoa} through {ifname}: {plan.refusal}", False)
+                return None
+            result = await d.rebind(plan)
+        except Exception as e:  # a driver failure is a message, not a crash
+            self.message.emit(f"Rebind failed: {e}", False)
+            return None
+        if result.confirmed:
+            self.message.emit(f"Confirmed in {result.elapsed_ms:.0f} ms: {hoa} now bound through {ifname}"
+                              + (f" ({result.new_coa})" if result.new_coa else "") + ".", True)
+        else:
+            self.message.emit(f"Rebind of {hoa} through {ifname} failed: {result.reason}", False)
+        if self.tray is not None:
+            self.tray.refresh()
+        return result
+
     async def apply(self, prefs: Preferences, notify: bool, mnif: dict[str, int],
                     settings: FailoverSettings | None = None) -> bool:
         """Use ``prefs`` now; with ``mnif`` (``{iface: MnIfPreference}``), write them through the helper
         and restart the daemon. True when everything was applied."""
-        self.settings = settings or FailoverSettings(prefs=prefs, notifications=notify)
+        if settings is not None and not settings.prefs.order:
+            # hold-up and notifications only (the engine's dialog, no order saved): the order stays derived
+            self._file_settings, self.settings = settings, None
+            prefs = self._derived_prefs()
+        else:
+            self.settings = settings or FailoverSettings(prefs=prefs, notifications=notify)
         self.notifications = notify
         if self.notifier is not None:
             self.notifier.enabled = notify
@@ -250,12 +319,14 @@ class AppShell(QObject):
         st = self.rt.store.state
         d = self.rt.daemon
         rules = ()  # (which steering rules follow a "Prefer": not known without asking the helper)
+        engine = self.engine()
         return build_tray_view(
             st, self.rt.analysis(), prefs=self.svc.policy.prefs, policy_current=self.svc.policy.current,
-            bindings=d.bindings() if d is not None else (), caps=self.rt.caps, daemon_name="mip6d",
+            bindings=d.bindings() if d is not None else (), caps=self.rt.caps, daemon_name=self.daemon_name(),
             daemon_configured=d is not None and bool(st.home_addresses),
             daemon_reachable=bool(d is not None and d.status.reachable), following_rules=rules,
-            failed_over=self.svc.policy.failed_over())
+            failed_over=self.svc.policy.failed_over(),
+            hoa_uplinks=hoa_uplinks(engine.raw_bindings()) if engine is not None else None)
 
     def show_window(self) -> None:
         self.win.showNormal()
@@ -283,7 +354,7 @@ class AppShell(QObject):
             n.notify(notices.failover_failed(ev.interface, ev.message))
         elif isinstance(ev, DaemonLost):
             if self.rt.clock() >= self._quiet_until:
-                n.notify(notices.daemon_lost("mip6d", ev.message))
+                n.notify(notices.daemon_lost(self.daemon_name(), ev.message))
         if self.tray is not None and not isinstance(ev, Decided):
             self.tray.refresh()
 

@@ -10,7 +10,9 @@ D-Bus on Linux desktops, XEmbed elsewhere) and draws a
 - context menu rebuilt when it is about to show (``aboutToShow``; a host calls
   dbusmenu ``AboutToShow``), and when :meth:`refresh` sees that its content
   changed: each HoA (disabled "HoA → interface"), a "Prefer" submenu
-  (``on_prefer(ifname)``), "Open window", "Quit"; never ``exec()``;
+  (``on_prefer(ifname)``; with the engine, items per home address that call
+  ``on_rebind(hoa, ifname)``, in a submenu per HoA when there are several),
+  "Open window", "Quit"; never ``exec()``;
 - left click (``Trigger``) calls ``on_toggle()`` (show/raise or hide the window);
 - a tray host that appears later: Qt (6.7 and later) decides per icon, when it
   is built, whether a StatusNotifierWatcher exists, so the controller watches
@@ -90,7 +92,9 @@ class TrayController(QObject):
     """The tray icon and its menu (module docstring).
 
     ``snapshot()``: the current :class:`TrayView`; ``on_prefer(ifname)``: the
-    user chose "Prefer ifname"; ``on_open()``: "Open window"; ``on_quit()``:
+    user chose "Prefer ifname"; ``on_rebind(hoa, ifname)``: the user chose an
+    item that moves one home address (the engine's; none: such items call
+    ``on_prefer``); ``on_open()``: "Open window"; ``on_quit()``:
     "Quit"; ``on_toggle()``: left click (default: ``on_open``);
     ``bus_address``: the session bus to watch for a tray host (None: the
     environment's session bus); ``watch``: follow a host that appears later.
@@ -104,10 +108,13 @@ class TrayController(QObject):
     def __init__(self, snapshot: Callable[[], TrayView], *, on_prefer: Callable[[str], None],
                  on_open: Callable[[], None], on_quit: Callable[[], None],
                  on_toggle: Callable[[], None] | None = None, bus_address: str | None = None,
-                 watch: bool = True, parent: QObject | None = None) -> None:
+                 watch: bool = True, on_rebind: Callable[[str, str], None] | None = None,
+                 parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._snapshot = snapshot
         self._on_prefer = on_prefer
+        self._on_rebind = on_rebind
+        self._hoa_menus: list[QMenu] = []  # the Prefer submenus per home address, rebuilt with the menu
         self._on_open = on_open
         self._on_quit = on_quit
         self._on_toggle = on_toggle or on_open
@@ -197,6 +204,7 @@ class TrayController(QObject):
     def _drop_icon(self) -> None:
         icon, menu = self._icon, self._menu
         self._icon = self._menu = self._prefer_menu = None
+        self._hoa_menus = []  # (children of the menu: they go with it)
         self._built = None
         if icon is not None:
             icon.hide()
@@ -242,7 +250,7 @@ class TrayController(QObject):
     @staticmethod
     def _menu_content(view: TrayView) -> tuple:
         return (tuple((h.text,) for h in view.hoas),
-                tuple((p.interface, p.text, p.enabled, p.current) for p in view.prefer), view.prefer_note)
+                tuple((p.interface, p.text, p.enabled, p.current, p.hoa) for p in view.prefer), view.prefer_note)
 
     def _about_to_show(self) -> None:
         view = self._take_snapshot()
@@ -255,6 +263,16 @@ class TrayController(QObject):
         menu, prefer = self._menu, self._prefer_menu
         menu.clear()
         prefer.clear()
+        for sub in self._hoa_menus:
+            sub.deleteLater()
+        self._hoa_menus = []
+        by_hoa = list(dict.fromkeys(p.hoa for p in view.prefer if p.hoa is not None))
+        if len(by_hoa) > 1:  # the engine with several home addresses: one submenu each
+            for hoa in by_hoa:
+                sub = QMenu(hoa, prefer)
+                sub.setObjectName("trayPreferHoaMenu")
+                self._hoa_menus.append(sub)
+                prefer.addMenu(sub)
         if view.hoas:
             for h in view.hoas:
                 a = menu.addAction(h.text.replace("&", "&&"))
@@ -264,13 +282,17 @@ class TrayController(QObject):
             a.setEnabled(False)
         menu.addSeparator()
         for p in view.prefer:
-            a = QAction(p.text.replace("&", "&&"), prefer)
+            where = self._hoa_menus[by_hoa.index(p.hoa)] if len(by_hoa) > 1 and p.hoa is not None else prefer
+            a = QAction(p.text.replace("&", "&&"), where)
             a.setCheckable(True)
             a.setChecked(p.current)
             a.setEnabled(p.enabled)
             a.setData(p.interface)
-            a.triggered.connect(functools.partial(self._prefer, p.interface))
-            prefer.addAction(a)
+            if p.hoa is not None and self._on_rebind is not None:
+                a.triggered.connect(functools.partial(self._rebind, p.hoa, p.interface))
+            else:
+                a.triggered.connect(functools.partial(self._prefer, p.interface))
+            where.addAction(a)
         if view.prefer_note:
             a = prefer.addAction(view.prefer_note)
             a.setEnabled(False)
@@ -283,6 +305,9 @@ class TrayController(QObject):
 
     def _prefer(self, ifname: str, *_checked) -> None:
         _safe(f"preferring {ifname}", self._on_prefer, ifname)
+
+    def _rebind(self, hoa: str, ifname: str, *_checked) -> None:
+        _safe(f"binding {hoa} through {ifname}", self._on_rebind, hoa, ifname)
 
     def _open(self, *_checked) -> None:
         _safe("opening the window", self._on_open)

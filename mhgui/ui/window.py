@@ -236,13 +236,19 @@ class Rebinder(QObject):
             return
         self.confirm(plan, lambda: self._spawn(self._run(plan)))
 
+    def _engine(self) -> bool:
+        return getattr(self.controller.daemon, "name", None) == "engine"
+
     def _ask(self, plan, proceed) -> None:
+        engine = self._engine()
         box = QMessageBox(self.parent())
         box.setIcon(QMessageBox.Icon.Question)
-        box.setWindowTitle("Rebind home addresses")
-        box.setText((getattr(self, "preface", "") + "\n\n" if getattr(self, "preface", "") else "") + describe_plan(plan))
+        box.setWindowTitle("Rebind home address" if engine else "Rebind home addresses")
+        box.setText((getattr(self, "preface", "") + "\n\n" if getattr(self, "preface", "") else "")
+                    + describe_plan(plan, engine=engine))
         box.setStandardButtons(QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel)
-        box.button(QMessageBox.StandardButton.Ok).setText("Restart mip6d and rebind")
+        box.button(QMessageBox.StandardButton.Ok).setText(
+            "Rebind" if engine else "Restart mip6d and rebind")
         box.finished.connect(lambda r: proceed() if r == QMessageBox.StandardButton.Ok else
                              self.progress.emit("Rebind cancelled.", False))
         box.open()
@@ -250,8 +256,12 @@ class Rebinder(QObject):
     async def _run(self, plan) -> None:
         self.busy = True
         try:
-            self.progress.emit(f"Rebinding through {plan.interface}: writing the preferences, restarting mip6d, "
-                               "waiting for the Binding Acknowledgement…", None)
+            if self._engine():
+                self.progress.emit(f"Rebinding through {plan.interface}: asking the mobility engine, waiting for "
+                                   "the Binding Acknowledgement…", None)
+            else:
+                self.progress.emit(f"Rebinding through {plan.interface}: writing the preferences, restarting mip6d, "
+                                   "waiting for the Binding Acknowledgement…", None)
             try:
                 result = await self.controller.daemon.rebind(plan)
             except Exception as e:
@@ -269,8 +279,12 @@ class Rebinder(QObject):
             self.busy = False
 
 
-def describe_plan(plan) -> str:
-    """What a rebind will do, in the words shown before acting (issue: say it before acting)."""
+def describe_plan(plan, *, engine: bool = False) -> str:
+    """What a rebind will do, in the words shown before acting (issue: say it before acting).
+    ``engine``: the plan is the mobility engine's (only that HoA moves, at once; its notes say so)."""
+    if engine:
+        return "\n".join([f"Bind {plan.hoa} through {plan.interface}: the mobility engine moves it at once, "
+                          "nothing restarts."] + list(plan.notes))
     lines = [f"Bind {plan.hoa} through {plan.interface}.",
              "UMIP picks one interface for every home address, so these move together: " + ", ".join(plan.moves) + "."]
     if plan.staying:
@@ -280,6 +294,13 @@ def describe_plan(plan) -> str:
                      "discovery, Binding Update and Acknowledgement).")
     lines += [n for n in plan.notes if not n.startswith("mip6d restarts:")]  # said above
     return "\n".join(lines)
+
+
+NO_HOA_UMIP = ("No home address configured, so this node is not a Mobile IPv6 node here. Add an "
+               "<code>MnHomeLink</code> block to mip6d.conf, or a <code>[[home_address]]</code> table to "
+               "~/.config/mhgui/settings.toml (see README).")
+NO_HOA_ENGINE = ("No home address: the mobility engine registers those of its configuration. Add a "
+                 "<code>[[home_address]]</code> table to /etc/mhgui/mn.toml (see README).")
 
 
 class MainWindow(QMainWindow):
@@ -376,9 +397,7 @@ class MainWindow(QMainWindow):
         self.tabs = ads
         hoas = QGroupBox("Home addresses")
         hl = QVBoxLayout(hoas)
-        self.no_hoa = QLabel("No home address configured, so this node is not a Mobile IPv6 node here. Add an "
-                             "<code>MnHomeLink</code> block to mip6d.conf, or a <code>[[home_address]]</code> table to "
-                             "~/.config/mhgui/settings.toml (see README).")
+        self.no_hoa = QLabel(NO_HOA_UMIP)
         self.no_hoa.setWordWrap(True)
         self.no_hoa.hide()
         hl.addWidget(self.no_hoa)
@@ -387,7 +406,8 @@ class MainWindow(QMainWindow):
         bind = QGroupBox("Binding table")
         bl = QVBoxLayout(bind)
         self.bindings_label = QLabel("No mobility daemon connected. The binding table (HoA, home agent, CoA, BID, "
-                                     "interface, lifetime, state) appears here when UMIP's mip6d is reachable.")
+                                     "interface, lifetime, state) appears here when the mobility engine "
+                                     "(mhgui-mn) or UMIP's mip6d is reachable.")
         self.bindings_label.setWordWrap(True)
         self.bindings_label.setObjectName("bindings")
         bl.addWidget(self.bindings_label)
@@ -667,6 +687,7 @@ class MainWindow(QMainWindow):
         connected = st.reachable
         self.bindings_view.setVisible(connected)
         engine = st.name == "engine"
+        self.no_hoa.setText(NO_HOA_ENGINE if engine else NO_HOA_UMIP)
         if connected and engine:
             self.bindings_label.setText("mhgui's mobility engine (mobile node): each home address has its own "
                                         "uplink, moved at once by a Binding Update (drag it onto an interface).")
