@@ -463,3 +463,23 @@ def test_without_the_helper_the_engine_still_rebinds():
     assert set(p.affects) == {"rebind", "steering"}
     (p,) = problems(sources, _state(), engine=True)
     assert p.affects == ("steering",) and "engine rebinds" in p.message
+
+
+@pytest.mark.asyncio
+async def test_stop_right_after_a_rebind_ends_everything_at_once(stack, daemon):
+    """The reading task ends before the bus closes: no 2 s wait, no task left reading a closed bus."""
+    import time as _time
+    stack.allow(ACTION_REBIND)
+    for i in range(12):
+        drv = EngineDriver(bus_address=stack.address, backoff_initial=0.05, backoff_max=0.2)
+        await connected(drv)
+        plan = await drv.plan_rebind(HOA2, "eth0" if i % 2 else "wlan0", view())
+        assert (await drv.rebind(plan)).confirmed
+        daemon.emit("bindings", {"event": "registered", "hoa": HOA2})  # a read is on its way as we stop
+        for _ in range(i):
+            await asyncio.sleep(0)
+        t0 = _time.monotonic()
+        await drv.stop()
+        assert _time.monotonic() - t0 < 1.0
+        left = [t for t in asyncio.all_tasks() if t.get_name() in ("engine-reads", "engine-dbus") and not t.done()]
+        assert left == []

@@ -338,13 +338,16 @@ class EngineDriver(DaemonDriver):
                     worker, self._worker = self._worker, None
                     if worker is not None:
                         worker.cancel()
+                        # the worker ends before the bus goes: a call it has pending must not fail with the
+                        # socket's error instead of the cancellation (it would read on, on a closed bus)
+                        await asyncio.wait({worker}, timeout=2.0)
                     self._bus = None
                     self._owner = None
                     bus.remove_message_handler(self._on_message)
                     if bus.connected:
                         bus.disconnect()
                     # the socket is closed before this returns (the loop may end right after stop())
-                    await asyncio.wait({gone} | ({worker} if worker is not None else set()), timeout=2.0)
+                    await asyncio.wait({gone}, timeout=2.0)
                     if worker is not None and worker.done() and not worker.cancelled():
                         worker.exception()
                 self._lost(STATE_RECONNECTING, why)
@@ -394,9 +397,16 @@ class EngineDriver(DaemonDriver):
 
     async def _work(self, bus: MessageBus) -> None:
         """Read what the signals said changed, one read at a time, until cancelled."""
+        me = asyncio.current_task()
         while True:
+            # Python 3.11's wait_for may swallow a cancellation that comes as its call completes: look
+            # before each wait, so that a stop is never lost
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError
             await self._wake.wait()
             self._wake.clear()
+            if me is not None and me.cancelling():
+                raise asyncio.CancelledError
             try:
                 if self._owner_dirty:
                     self._owner_dirty = False
@@ -410,6 +420,8 @@ class EngineDriver(DaemonDriver):
                     self._bindings_dirty = False
                     await self._read_bindings()
             except EngineCallError as e:
+                if me is not None and me.cancelling():
+                    raise asyncio.CancelledError from None
                 if e.error_name in ("org.freedesktop.DBus.Error.ServiceUnknown",
                                     "org.freedesktop.DBus.Error.NameHasNoOwner"):
                     self._owner_dirty = self._bindings_dirty = True  # it went away meanwhile (or is back)
@@ -418,6 +430,8 @@ class EngineDriver(DaemonDriver):
                 log.warning("engine: %s", e)
                 await self._retry_after(str(e))
             except Exception as e:  # noqa: BLE001 - an answer we cannot use: say so and read again later
+                if me is not None and me.cancelling():
+                    raise asyncio.CancelledError from None
                 log.exception("engine: cannot use the daemon's answer")
                 await self._retry_after(f"the engine's answer could not be used: {e}")
 

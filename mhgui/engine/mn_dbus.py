@@ -74,8 +74,10 @@ import os
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from dbus_fast import BusType, Message, MessageFlag, MessageType, NameFlag, RequestNameReply, Variant
+from dbus_fast import BusType, Message, MessageFlag, MessageType, NameFlag, RequestNameReply
 from dbus_fast.aio import MessageBus
+
+from .. import polkit
 
 __all__ = [
     "ACTION_CONFIGURE",
@@ -103,10 +105,6 @@ ACTION_PREFERENCES = "io.github.mhgui.MHGui.engine-preferences"
 ACTION_CONFIGURE = "io.github.mhgui.MHGui.engine-configure"
 API_VERSION = "1"
 
-POLKIT_NAME = "org.freedesktop.PolicyKit1"
-POLKIT_PATH = "/org/freedesktop/PolicyKit1/Authority"
-POLKIT_IFACE = "org.freedesktop.PolicyKit1.Authority"
-POLKIT_ALLOW_USER_INTERACTION = 1
 #: seconds polkit may take (engine-configure may wait for an administrator's password)
 POLKIT_TIMEOUT = 120.0
 #: seconds a Rebind waits for the daemon (which gives up by itself after 10 s without a BA)
@@ -451,38 +449,13 @@ class MobileNodeService:
 
     async def _authorize(self, sender: str, action: str, member: str) -> None:
         """polkit's CheckAuthorization for ``sender``; ControlFailure NotAuthorized unless it says yes."""
-        call = Message(
-            destination=POLKIT_NAME, path=POLKIT_PATH, interface=POLKIT_IFACE, member="CheckAuthorization",
-            signature="(sa{sv})sa{ss}us",
-            body=[["system-bus-name", {"name": Variant("s", sender)}], action, {}, POLKIT_ALLOW_USER_INTERACTION, ""],
-        )
         try:
-            reply = await asyncio.wait_for(self.bus.call(call), POLKIT_TIMEOUT)
-        except asyncio.TimeoutError:
-            raise ControlFailure("NotAuthorized", f"polkit did not answer within {POLKIT_TIMEOUT:g} s ({action})") from None
-        except Exception as e:  # noqa: BLE001
-            raise ControlFailure("NotAuthorized", f"cannot ask polkit about {action}: {e}") from None
-        if reply is None or reply.message_type is MessageType.ERROR:
-            text = reply.body[0] if reply is not None and reply.body and isinstance(reply.body[0], str) else ""
-            name = reply.error_name if reply is not None else "no reply"
-            raise ControlFailure("NotAuthorized", f"cannot ask polkit about {action}: {name}: {text}")
-        try:
-            authorized, challenge, details = reply.body[0]
-        except (TypeError, ValueError, IndexError):
-            raise ControlFailure("NotAuthorized", f"polkit gave an unexpected answer about {action}") from None
-        if not authorized:
-            why = "authentication was dismissed" if details.get("polkit.dismissed") else (
-                "authentication is required" if challenge else "polkit denied it")
-            raise ControlFailure("NotAuthorized", f"not authorized to call {member} ({action}): {why}")
+            await polkit.check_authorization(self.bus, sender, action, member, POLKIT_TIMEOUT)
+        except polkit.NotAuthorized as e:
+            raise ControlFailure("NotAuthorized", str(e)) from None
 
     async def _caller_uid(self, sender: str) -> str:
-        with contextlib.suppress(Exception):
-            reply = await self.bus.call(Message(
-                destination="org.freedesktop.DBus", path="/org/freedesktop/DBus", interface="org.freedesktop.DBus",
-                member="GetConnectionUnixUser", signature="s", body=[sender]))
-            if reply is not None and reply.message_type is MessageType.METHOD_RETURN:
-                return str(reply.body[0])
-        return "?"
+        return await polkit.caller_uid(self.bus, sender)
 
     # ----------------------------------------------------------------- argument checks (before polkit)
 

@@ -125,6 +125,7 @@ from typing import Awaitable, Callable, Mapping
 from dbus_fast import BusType, Message, MessageFlag, MessageType, NameFlag, RequestNameReply, Variant
 from dbus_fast.aio import MessageBus
 
+from mhgui import polkit
 from mhgui.atomicfile import atomic_replace
 from mhgui.core import mip6conf
 from mhgui.helper import steering as _steering
@@ -160,10 +161,6 @@ ACTION_STEER = "io.github.mhgui.MHGui.steer"
 ACTION_FALLBACK = "io.github.mhgui.MHGui.steer-fallback"
 VERSION = "1"
 
-POLKIT_NAME = "org.freedesktop.PolicyKit1"
-POLKIT_PATH = "/org/freedesktop/PolicyKit1/Authority"
-POLKIT_IFACE = "org.freedesktop.PolicyKit1.Authority"
-POLKIT_ALLOW_USER_INTERACTION = 1
 SYSTEMD_NAME = "org.freedesktop.systemd1"
 SYSTEMD_PATH = "/org/freedesktop/systemd1"
 SYSTEMD_MANAGER = "org.freedesktop.systemd1.Manager"
@@ -605,41 +602,17 @@ class Helper:
             log.warning("cannot send the reply to %s: %s", msg.sender, e)
 
     async def _authorize(self, sender: str, action: str, member: str) -> None:
-        call = Message(
-            destination=POLKIT_NAME, path=POLKIT_PATH, interface=POLKIT_IFACE, member="CheckAuthorization",
-            signature="(sa{sv})sa{ss}us",
-            body=[["system-bus-name", {"name": Variant("s", sender)}], action, {}, POLKIT_ALLOW_USER_INTERACTION, ""],
-        )
+        """polkit's CheckAuthorization for ``sender``; HelperFailure NotAuthorized unless it says yes."""
         try:
-            reply = await asyncio.wait_for(self.bus.call(call), POLKIT_TIMEOUT)
-        except asyncio.TimeoutError:
-            raise HelperFailure("NotAuthorized", f"polkit did not answer within {POLKIT_TIMEOUT:g} s ({action})") from None
-        except Exception as e:
-            raise HelperFailure("NotAuthorized", f"cannot ask polkit about {action}: {e}") from None
-        if reply.message_type is MessageType.ERROR:
-            text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else ""
-            raise HelperFailure("NotAuthorized", f"cannot ask polkit about {action}: {reply.error_name}: {text}")
-        try:
-            authorized, challenge, details = reply.body[0]
-        except (TypeError, ValueError, IndexError):
-            raise HelperFailure("NotAuthorized", f"polkit gave an unexpected answer about {action}") from None
-        if not authorized:
-            why = "authentication was dismissed" if details.get("polkit.dismissed") else (
-                "authentication is required" if challenge else "polkit denied it")
-            raise HelperFailure("NotAuthorized", f"not authorized to call {member} ({action}): {why}")
-        log.debug("%s authorized for %s", sender, action)
+            await polkit.check_authorization(self.bus, sender, action, member, POLKIT_TIMEOUT)
+        except polkit.NotAuthorized as e:
+            raise HelperFailure("NotAuthorized", str(e)) from None
 
     async def _in_executor(self, fn: Callable[..., object], *args: object) -> object:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
     async def _caller_uid(self, sender: str) -> str:
-        with contextlib.suppress(Exception):
-            reply = await self.bus.call(Message(
-                destination="org.freedesktop.DBus", path="/org/freedesktop/DBus", interface="org.freedesktop.DBus",
-                member="GetConnectionUnixUser", signature="s", body=[sender]))
-            if reply.message_type is MessageType.METHOD_RETURN:
-                return str(reply.body[0])
-        return "?"
+        return await polkit.caller_uid(self.bus, sender)
 
     # ----------------------------------------------------------------- methods
 
