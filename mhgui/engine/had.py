@@ -18,13 +18,11 @@ solicitations for each bound home address (kernel proxy NDP).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import errno
 import json
 import logging
 import os
-import signal
 import socket
 import sys
 import time
@@ -33,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from ..atomicfile import atomic_replace
 from . import config as engine_config
 from .actions import Log
+from .logs import daemon_parser, run_until_signal, setup_logging
 from .ha import BindingChanged, Deliver, HaNode, HomeAgentCore, Send
 from .tun import open_tun
 
@@ -238,13 +237,9 @@ def _check_forwarding() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="mhgui-ha", description="Mobile IPv6 home agent over UDP (mhgui engine).")
-    p.add_argument("--config", default="/etc/mhgui/ha.toml", help="configuration file (default %(default)s)")
-    p.add_argument("--check", action="store_true", help="check the configuration and key files, then exit")
+    p = daemon_parser("mhgui-ha", "Mobile IPv6 home agent over UDP (mhgui engine).", "/etc/mhgui/ha.toml")
     p.add_argument("--status", action="store_true", help="print the running daemon's binding cache (JSON)")
-    p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
-    from .logs import setup_logging
     setup_logging("mhgui-ha", args.verbose)
     try:
         cfg = engine_config.load_ha_config(args.config)
@@ -262,21 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         except OSError as e:
             print(f"mhgui-ha: no status ({e.strerror}): is the daemon running?", file=sys.stderr)
             return 1
-    daemon = HomeAgentDaemon(cfg)
-
-    async def _main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await daemon.run(stop)
-
-    try:
-        asyncio.run(_main())
-    except OSError as e:
-        log.error("cannot run: %s", e)
-        return 1
-    return 0
+    return run_until_signal(HomeAgentDaemon(cfg).run, log)
 
 
 if __name__ == "__main__":

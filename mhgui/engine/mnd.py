@@ -17,7 +17,6 @@ Configuration: ``/etc/mhgui/mn.toml`` (:func:`mhgui.engine.config.load_mn_config
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import errno
@@ -25,7 +24,6 @@ import ipaddress
 import itertools
 import logging
 import os
-import signal
 import socket
 import sys
 import time
@@ -35,6 +33,7 @@ from typing import Callable
 
 from . import config as engine_config
 from .actions import Log
+from .logs import daemon_parser, run_until_signal, setup_logging
 from .mn import Changed, MobileNodeCore, RebindDone, SendOn, SetMtu, UplinkInfo, WriteTun
 from .mn_binding import HoaBinding, UplinkPrefs
 from .routing import Routing
@@ -374,13 +373,9 @@ class MobileNodeDaemon:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="mhgui-mn", description="Mobile IPv6 mobile node over UDP (mhgui engine).")
-    p.add_argument("--config", default="/etc/mhgui/mn.toml", help="configuration file (default %(default)s)")
-    p.add_argument("--check", action="store_true", help="check the configuration and key file, then exit")
+    p = daemon_parser("mhgui-mn", "Mobile IPv6 mobile node over UDP (mhgui engine).", "/etc/mhgui/mn.toml")
     p.add_argument("--no-dbus", action="store_true", help="do not offer the control API on the system bus")
-    p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
-    from .logs import setup_logging
     setup_logging("mhgui-mn", args.verbose)
     try:
         cfg = engine_config.load_mn_config(args.config)
@@ -393,11 +388,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     daemon = MobileNodeDaemon(cfg, key, args.config)
 
-    async def _main() -> None:
-        stop = asyncio.Event()
+    async def _main(stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
         service = None
         task = loop.create_task(daemon.run(stop))
         if not args.no_dbus:
@@ -418,15 +410,11 @@ def main(argv: list[str] | None = None) -> int:
             if service is not None:
                 await service.close()
 
-    try:
-        asyncio.run(_main())
-    except OSError as e:
-        log.error("cannot run: %s", e)
-        return 1
-    if daemon.restart_requested:
+    status = run_until_signal(_main, log)
+    if status == 0 and daemon.restart_requested:
         log.info("restarting with the new configuration")
         os.execv(sys.executable, [sys.executable, "-m", "mhgui.engine.mnd", *(argv if argv is not None else sys.argv[1:])])
-    return 0
+    return status
 
 
 if __name__ == "__main__":
