@@ -721,7 +721,8 @@ def part3_lines(rows: list[dict], up1: list[Packet], ctl: Ctl) -> list[str]:
              f"[goal <= {GOAL_BLACKHOLE_S:g} s: {goal(worst <= GOAL_BLACKHOLE_S)} (max)]",
              f"   where the time goes: blackhole -> 'unreachable' signal (3rd probe timed out; the BU goes in the same "
              f"step) {med(to_verdict, 0)}, the nft command itself {med(cmd_ms)} (medians); expected: the first lost "
-             "probe 0..250 ms after, two more 250 ms apart, the last given max(100 ms, 4 srtt): 0.60..0.85 s"]
+             "probe 0..250 ms after, then two re-probes sent at once, each given max(100 ms, 4 srtt): about "
+             "0.3..0.55 s"]
     if missing:
         lines.append(f"   {missing} of {len(rows)} without a BU on up1 or the binding on up1 within 5 s")
     return lines
