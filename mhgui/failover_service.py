@@ -279,9 +279,10 @@ class FailoverService:
             self.daemon.hurry(self.hurry_for)
 
     def _rebind(self, a: SwitchTo) -> None:
-        if self.daemon is None or not self.daemon.capabilities.runtime_rebind:
-            return  # UMIP moves by itself: measured, never raced
-        log.info("daemon with runtime rebinding: a rebind to %s would go here", a.interface)
+        # neither daemon is raced: UMIP moves by MnIfPreference, the engine by each HoA's own list and its
+        # probes; their moves are measured from their bindings
+        if self.daemon is not None and self.daemon.capabilities.runtime_rebind:
+            log.debug("the app's choice is %s; the mobility daemon chooses for itself", a.interface)
 
     def _steer(self, a: SteeringFallback) -> None:
         if self.steering is None:

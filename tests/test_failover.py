@@ -560,3 +560,22 @@ def test_log_limit_and_who():
     assert [e.id for e in log.entries] == [3, 4, 5]
     with pytest.raises(ValueError):
         log.record("someone", None, None, "x", None, 0.0)
+
+
+def test_an_ipv4_only_uplink_needs_no_ipv6_router_with_an_engine_that_takes_ipv4_coas():
+    """RFC 5555: with the engine, an uplink with only an IPv4 CoA is usable without an IPv6 default router;
+    an IPv6 CoA still needs its router (require_router)."""
+    import socket
+    from mhgui.core.failover import usable_interfaces
+    from mhgui.core.model import NodeState
+    st = NodeState()
+    for idx, name in ((2, "up0"), (3, "up1")):
+        st.interfaces[idx] = Interface(idx, name, K.ETHERNET, admin_up=True, oper_up=True, carrier=True,
+                                       operstate="up")
+    for a in (Address(2, "2001:db8:a1::2", 64), Address(3, "192.0.2.2", 24, family=socket.AF_INET)):
+        st.addresses[a.key] = a
+    with_engine = analyse(st, 0.0, ipv4_coas=True)
+    assert usable_interfaces(st, with_engine, require_router=True) == {"up1"}  # up0: no IPv6 router
+    st.routers[2] = frozenset({"fe80::1"})
+    assert usable_interfaces(st, with_engine, require_router=True) == {"up0", "up1"}
+    assert usable_interfaces(st, analyse(st, 0.0), require_router=True) == {"up0"}  # UMIP: no IPv4 CoAs

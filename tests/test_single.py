@@ -124,3 +124,10 @@ def test_socket_path_per_user_and_in_flatpak(tmp_path):
     assert flat == f"/run/user/1000/app/io.github.mhgui.MHGui/io.github.mhgui.MHGui-{uid}.instance"
     import tempfile
     assert socket_path(env={}) == os.path.join(tempfile.gettempdir(), f"io.github.mhgui.MHGui-{uid}.instance")
+
+
+def test_a_named_instance_has_its_own_socket(tmp_path):
+    from mhgui.ui.single import socket_path
+    env = {"XDG_RUNTIME_DIR": str(tmp_path)}
+    assert socket_path(env=env) != socket_path(env={**env, "MHGUI_INSTANCE": "lab"})
+    assert socket_path(env={**env, "MHGUI_INSTANCE": "../x y"}).endswith("-xy.instance")  # no path tricks

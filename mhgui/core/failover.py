@@ -78,7 +78,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Union
 
-from .analysis import Analysis
+from .analysis import ROLE_COA, Analysis
 from .bindings import Binding, BindingState
 from .model import InterfaceKind, NodeState
 from .state import Change
@@ -217,12 +217,18 @@ def _nm_down(iface) -> bool:
 def usable_interfaces(state: NodeState, analysis: Analysis, *, require_router: bool = True) -> set[str]:
     """Names of the interfaces a failover may choose (module docstring, "Usable interface")."""
     out = set()
+    v6_coa_links: set[int] | None = None
     for i in analysis.active - analysis.home_links:
         iface = state.interfaces.get(i)
         if iface is None or _nm_down(iface):
             continue
         if require_router and not state.routers.get(i):
-            continue
+            # the router check is about IPv6 default routers: an uplink that is active by an IPv4 care-of
+            # address alone (an engine that takes them, RFC 5555) needs none
+            if v6_coa_links is None:
+                v6_coa_links = {k.ifindex for k, r in analysis.roles.items() if r.role == ROLE_COA and ":" in k.address}
+            if i in v6_coa_links:
+                continue
         out.add(iface.name)
     return out
 

@@ -36,6 +36,7 @@ def setup_logging(name: str, verbose: bool = False) -> logging.Logger:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    logging.getLogger("pyroute2").setLevel(logging.WARNING)  # -v is about the engine, not every netlink message
     return logging.getLogger(name)
 
 

@@ -403,7 +403,10 @@ def main(argv: list[str] | None = None) -> int:
             except ImportError:
                 log.warning("control API not available in this build")
             except Exception as e:  # noqa: BLE001 - the engine runs on without its API
-                log.error("control API not offered on the system bus: %s", e)
+                bus = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/run/dbus/system_bus_socket")
+                log.error("control API not offered on the system bus (%s): %s. The engine runs on without it; "
+                          "the app and mhctl cannot see it (start the system bus, or use --no-dbus to say "
+                          "this is meant)", bus, e)
         try:
             await task
         finally:

@@ -515,7 +515,8 @@ class Lab:
     # ---- running things in the mobile node
     @classmethod
     def mn_command(cls, prefix: str, argv: list[str], user: str | None = None) -> tuple[list[str], dict]:
-        """(argv, env) running ``argv`` in ``{prefix}-mn`` on the lab's bus, as ``user`` if given."""
+        """(argv, env) running ``argv`` in ``{prefix}-mn`` on the lab's bus, as ``user`` if given, with this
+        Python's ``bin/`` first on PATH (so ``mhctl`` is the one that started the lab)."""
         ns = f"{validate_prefix(prefix)}-mn"
         if not argv:
             raise LabError("no command given (mhctl lab exec -- COMMAND...)")
@@ -528,7 +529,10 @@ class Lab:
             except KeyError:
                 raise LabError(f"no such user: {user}") from None
             cmd += ["setpriv", f"--reuid={pw.pw_uid}", f"--regid={pw.pw_gid}", "--init-groups", "--"]
-        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=cls.bus_address(prefix))
+        # this mhgui's own commands first on PATH: `lab exec -- mhctl bindings` runs the mhctl beside this
+        # Python (a venv's bin/), also under sudo, whose secure_path leaves it out
+        path = os.pathsep.join(p for p in (str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)) if p)
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=cls.bus_address(prefix), PATH=path)
         return cmd + list(argv), env
 
     @classmethod

@@ -131,6 +131,11 @@ def run_lab(args: argparse.Namespace) -> int:
             print(f"lab {p}: " + ("removed" if Lab.down(p) else "nothing to remove"))
         elif args.lab_cmd in ("cut", "restore", "blackhole"):
             getattr(Lab, args.lab_cmd)(p, args.uplink)
+            print({"cut": f"lab {p}: {args.uplink} cut (its router's side is down: carrier lost); "
+                          f"`mhctl lab restore {args.uplink}` undoes it",
+                   "blackhole": f"lab {p}: {args.uplink} blackholed (the link stays up, its router drops "
+                                f"everything); `mhctl lab restore {args.uplink}` undoes it",
+                   "restore": f"lab {p}: {args.uplink} restored"}[args.lab_cmd])
         elif args.lab_cmd == "exec":
             return _exec(args)
         elif args.lab_cmd == "status":

@@ -6,7 +6,9 @@ Flatpak sandbox, where ``$XDG_RUNTIME_DIR/app/$FLATPAK_ID`` is shared by every
 instance of the app (and is the host's ``/run/user/UID/app/ID``). Outside
 Flatpak the socket is in ``$XDG_RUNTIME_DIR`` (per user, mode 0700), else in
 the temporary directory with the uid in its name; the name always carries the
-uid, so two users never meet.
+uid, so two users never meet. ``MHGUI_INSTANCE=NAME`` makes a separate instance
+(``./scripts/run --lab`` sets ``lab``: the lab's window shows another node and
+runs beside the host's).
 
 A stale socket (left by an instance that crashed or was killed) is detected
 by connecting to it: nobody answers, so it is removed and this launch
@@ -45,7 +47,8 @@ def socket_path(app_id: str = APP_ID, env: dict | None = None) -> str:
         base = Path(runtime)
     else:
         base = Path(tempfile.gettempdir())
-    return str(base / f"{app_id}-{uid}.instance")
+    name = "".join(c for c in env.get("MHGUI_INSTANCE", "") if c.isalnum() or c in "-_")[:32]
+    return str(base / f"{app_id}-{uid}{'-' + name if name else ''}.instance")
 
 
 class SingleInstance(QObject):

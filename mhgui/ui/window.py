@@ -44,6 +44,7 @@ class LiveController(QObject):
     refreshed = Signal(object, object)
 
     daemon_changed = Signal(object)  # DaemonStatus
+    bindings_changed = Signal()  # the daemon's bindings changed (not for the lifetime countdown)
 
     def __init__(self, store: StateStore, clock: Callable[[], float], *, allow_ula: Callable[[], bool] = lambda: False,
                  daemon=None, flow_source=None, parent=None) -> None:
@@ -87,6 +88,7 @@ class LiveController(QObject):
     def _on_daemon(self, ev) -> None:
         if isinstance(ev, BindingsChanged):
             self.bindings.set_bindings(ev.bindings)
+            self.bindings_changed.emit()
         else:
             self.daemon_changed.emit(ev.status)
         if not self._timer.isActive():
@@ -418,8 +420,10 @@ class MainWindow(QMainWindow):
         self.rebind_label.setWordWrap(True)
         self.rebind_label.setObjectName("rebind")
         self.rebind_label.hide()
+        self._rebind_ok, self._rebind_at = None, 0.0
         bl.addWidget(self.rebind_label)
         controller.daemon_changed.connect(self._on_daemon_status)
+        controller.bindings_changed.connect(self._on_bindings_changed)
         if controller.daemon is not None:
             self._on_daemon_status(controller.daemon.status)
         # rebind a HoA: context menu on the home address, or drag it onto an interface
@@ -690,7 +694,8 @@ class MainWindow(QMainWindow):
         self.no_hoa.setText(NO_HOA_ENGINE if engine else NO_HOA_UMIP)
         if connected and engine:
             self.bindings_label.setText("mhgui's mobility engine (mobile node): each home address has its own "
-                                        "uplink, moved at once by a Binding Update (drag it onto an interface).")
+                                        "uplink, moved at once by a Binding Update (drag a home address onto an "
+                                        "interface, or right-click it in the Home addresses table).")
         elif connected:
             node = {"mn": "mobile node", "ha": "home agent"}.get(st.node or "", st.node or "")
             self.bindings_label.setText(f"UMIP mip6d ({node}) on localhost: the daemon chooses one interface for "
@@ -700,7 +705,14 @@ class MainWindow(QMainWindow):
             self.bindings_label.setText(f"No mobility daemon connected: {what} is {st.state}"
                                         + (f" — {st.error}" if st.error else "") + ".")
 
+    def _on_bindings_changed(self) -> None:
+        """A confirmation says where a HoA was bound: once the bindings change again (a failover, new
+        preferences, another client), it no longer describes them, so it goes."""
+        if self._rebind_ok is True and time.monotonic() - self._rebind_at > 1.0:
+            self.rebind_label.hide()
+
     def _on_rebind_progress(self, text: str, ok) -> None:
+        self._rebind_ok, self._rebind_at = ok, time.monotonic()
         self.rebind_label.setText(text)
         colour = {True: "#2e7d32", False: "#b71c1c"}.get(ok, "#0d47a1")
         self.rebind_label.setStyleSheet(f"color:{colour};")
