@@ -306,3 +306,90 @@ def test_a_binding_ack_that_does_not_echo_our_timestamp_is_ignored():
     assert sim.binding()["interface"] == "up0" and sim.mn.counters["ba-stale"] == 1
     sim.run(sim.mn.datagram(3, ba(p.timestamp), sim.t, sim.mn_wall))
     assert sim.binding()["interface"] == "up1"
+
+
+# --------------------------------------------------------------------------- found by trying to break it
+
+
+def test_a_clock_ahead_of_the_home_agents_costs_one_round_trip_too():
+    sim = Sim(skew_s=+3600.0)
+    sim.start()
+    assert sim.binding()["state"] == "registered"
+    assert [m.status for d, _i, m in sim.bus_bas() if d == "down"] == [144, 0]
+
+
+def test_a_replayed_heartbeat_reply_changes_nothing():
+    """Only an answer to a request of ours counts: an old reply (another restart counter) is ignored."""
+    sim = registered(Sim())
+    sim.advance(1.0)
+    old = [p for d, _i, p in sim.wire_log if d == "down" and p[0] >> 4 == 6
+           and isinstance(wire.decode_mh(wire.decode_packet(p)[2], *wire.decode_packet(p)[:2]), wire.Heartbeat)][-1]
+    sim.restart_ha()
+    sim.advance(1.0)
+    bus = len([1 for _d, _i, m in sim.signalling("up") if isinstance(m, wire.BindingUpdate)])
+    for _ in range(5):
+        assert sim.mn.datagram(2, old, sim.t, sim.mn_wall) == []
+    sim.advance(0.5)
+    assert len([1 for _d, _i, m in sim.signalling("up") if isinstance(m, wire.BindingUpdate)]) == bus
+    assert sim.mn.counters["heartbeat-unexpected"] >= 5
+
+
+def test_a_replayer_spends_its_own_error_budget_not_the_nodes():
+    sim = registered(Sim())
+    bu = next(p for d, _i, p in sim.wire_log if d == "up" and p[0] >> 4 == 6
+              and isinstance(wire.decode_mh(wire.decode_packet(p)[2], *wire.decode_packet(p)[:2]), wire.BindingUpdate))
+    attacker = ("2001:db8:66::1", 9999)
+    answered = sum(1 for _ in range(20) for a in sim.ha.datagram(bu, attacker, sim.t, sim.wall)
+                   if type(a).__name__ == "Send")
+    assert answered <= 4 and sim.ha.counters["error-ba-rate-limited"] >= 16
+    # the node itself, from its own address, still gets its answers (a rebind goes through at once)
+    sim.advance(0.6)
+    sim.run(sim.mn.rebind(1, HOA, "up1", sim.t, sim.mn_wall))
+    assert sim.binding()["interface"] == "up1"
+
+
+def test_many_sources_cannot_flood_the_log_or_grow_memory():
+    sim = registered(Sim())
+    logs = 0
+    for i in range(20000):
+        out = sim.ha.datagram(bytes(64), (f"2001:db8:{i >> 16:x}:{i & 0xffff:x}::1", 1234), sim.t + i / 10000, sim.wall)
+        logs += sum(1 for a in out if type(a).__name__ == "Log")
+    assert logs <= 40  # 2 s of 5 lines a second, bursts of 20
+    assert len(sim.ha._log_seen) <= 4096
+
+
+def test_heartbeat_replies_and_registrations_are_rate_limited_per_identity():
+    sim = registered(Sim())
+    sim.advance(0.3)
+    hb = [p for d, _i, p in sim.wire_log if d == "up" and p[0] >> 4 == 6
+          and isinstance(wire.decode_mh(wire.decode_packet(p)[2], *wire.decode_packet(p)[:2]), wire.Heartbeat)][-1]
+    replies = sum(1 for _ in range(200) for a in sim.ha.datagram(hb, ("2001:db8:66::7", 53), sim.t, sim.wall)
+                  if type(a).__name__ == "Send")
+    assert replies <= 40 and sim.ha.counters["heartbeat-rate-limited"] >= 160
+
+
+def test_when_no_uplink_answers_the_binding_is_kept():
+    """A busy home agent (late probe replies) must not make the node drop its binding and its traffic."""
+    sim = registered(Sim())
+    sim.advance(0.6)
+    sim.blackholed.update({2, 3})
+    sim.advance(2.0)
+    b = sim.binding()
+    assert b["state"] == "registered" and b["interface"] == "up0" and "does not answer" in b["error"]
+    sim.run(sim.mn.tun_packet(ipv6_packet(HOA, CN), sim.t))
+    assert sim.mn.counters["up-packets"] == 1  # still sent (lost here, delivered when the HA catches up)
+    sim.blackholed.clear()
+    sim.advance(1.0)
+    assert sim.binding()["error"] is None
+
+
+def test_a_newer_rebind_supersedes_a_waiting_one():
+    sim = registered(Sim())
+    sim.advance(0.6)
+    sim.lose_bus = True
+    sim.run(sim.mn.rebind(1, HOA, "up1", sim.t, sim.mn_wall))
+    sim.lose_bus = False
+    sim.run(sim.mn.rebind(2, HOA, "up0", sim.t, sim.mn_wall))
+    done = {e.request: e for e in sim.events if isinstance(e, RebindDone)}
+    assert done[1].confirmed is False and "superseded" in done[1].reason
+    assert done[2].confirmed

@@ -69,7 +69,8 @@ def test_the_home_address_is_the_default_source_and_a_steered_flow_stays_direct(
         assert _ns_python(lab.netns("mn"), CONNECT) == "2001:db8:10::42"
         assert server.stdout.readline().strip() == "2001:db8:10::42"
         rules = subprocess.run(["ip", "-n", lab.netns("mn"), "-6", "rule"], capture_output=True, text=True).stdout
-        assert [ln.split(":")[0] for ln in rules.splitlines()][:6] == ["0", "28090", "28095", "28099", "28100", "32766"]
+        assert [ln.split(":")[0] for ln in rules.splitlines()][:8] == [
+            "0", "28085", "28090", "28091", "28095", "28096", "28100", "32766"]
         # the helper steers the CN's prefix out of up0: the flow keeps up0's CoA and goes direct
         eng = SteeringEngine(str(tmp_path), netns=lab.netns("mn"))
         rule = eng.add({"destination": "2001:db8:c0::/64", "interface": "up0"})
@@ -86,6 +87,26 @@ def test_the_home_address_is_the_default_source_and_a_steered_flow_stays_direct(
         server.kill()
         server.wait()
         server.stdout.close()
+
+
+def test_a_route_the_access_network_adds_does_not_pull_traffic_out_of_the_tunnel(lab):
+    """TunnelVision: a router advertisement's on-link prefix (here 2000::/3 on up0, as a hostile RA's PIO
+    would add) must not send HoA traffic, or new connections, outside the tunnel."""
+    mn = lab.netns("mn")
+    subprocess.run(["ip", "-n", mn, "-6", "route", "add", "2000::/3", "dev", "up0"], check=True)
+    try:
+        for args in (["2001:db8:c0::2"], ["2606:4700::1111"], ["2606:4700::1111", "from", "2001:db8:10::42"]):
+            route = subprocess.run(["ip", "-n", mn, "-6", "route", "get", *args], capture_output=True,
+                                   text=True).stdout
+            assert "dev mhmn0" in route and "up0" not in route, (args, route)
+        # the uplink's own subnet and link-local stay direct
+        for dst in ("2001:db8:a1::1", "fe80::1"):
+            route = subprocess.run(["ip", "-n", mn, "-6", "route", "get", dst, "oif", "up0"] if dst.startswith("fe80")
+                                   else ["ip", "-n", mn, "-6", "route", "get", dst], capture_output=True,
+                                   text=True).stdout
+            assert "dev up0" in route, (dst, route)
+    finally:
+        subprocess.run(["ip", "-n", mn, "-6", "route", "del", "2000::/3", "dev", "up0"], check=False)
 
 
 HA_TOML = """[home_agent]

@@ -33,6 +33,7 @@ from typing import Callable, NamedTuple
 
 from . import dataplane as dp
 from .actions import Log
+from .limits import KeyedBuckets, TokenBucket, source_prefix
 from . import wire
 from .packets import inner_addresses
 from .session import SESSION_GRACE_S, parse_session_option, session_option
@@ -48,7 +49,10 @@ STATUS_SEQ_OUT_OF_WINDOW = 135
 STATUS_AUTH_ID_MISMATCH = 144  # RFC 4285 §8: timestamp not acceptable (the BA carries our time)
 STATUS_MESG_ID_REQUIRED = 145  # RFC 4285 §8: no Replay Protection option
 
-ERROR_BA_PER_SECOND = 4  # error BAs to one identity per second, at most
+ERROR_BA_PER_SECOND = 4  # error BAs to one (identity, source) per second, at most
+HEARTBEATS_PER_SECOND = 40  # heartbeat replies to one identity (4 a second per uplink by default)
+REGISTRATIONS_PER_SECOND = 10  # accepted BUs of one identity (RFC 6275 §11.8: a node sends at most 3/s)
+LOG_LINES_PER_SECOND = 5  # all refusal log lines together (bursts of 20)
 
 
 class Send(NamedTuple):
@@ -75,7 +79,6 @@ class HaNode:
     home_addresses: frozenset[bytes]
     keys: dict[int, bytes]
     last_timestamp: int = 0
-    error_times: collections.deque = field(default_factory=lambda: collections.deque(maxlen=ERROR_BA_PER_SECOND))
 
 
 @dataclass
@@ -146,20 +149,31 @@ class HomeAgentCore:
         self._sessions: dict[int, tuple[bytes, dp.Receiver, float | None]] = {}
         self._retiring: collections.deque[tuple[float, int]] = collections.deque()  # (until, index), in order
         self.counters: collections.Counter[str] = collections.Counter()
-        self._log_last: dict[tuple[str, str], float] = {}
+        # what others can make us do, bounded: log lines (per reason and source /64, and in all), error BAs
+        # (per identity and source), heartbeat replies and registrations (per identity)
+        self._log_seen = KeyedBuckets(1.0 / log_rate, 1.0)
+        self._log_all = TokenBucket(LOG_LINES_PER_SECOND, 4 * LOG_LINES_PER_SECOND)
+        self._log_suppressed = 0
+        self._error_bas = KeyedBuckets(ERROR_BA_PER_SECOND, ERROR_BA_PER_SECOND)
+        self._heartbeats = KeyedBuckets(HEARTBEATS_PER_SECOND, HEARTBEATS_PER_SECOND)
+        self._registrations = KeyedBuckets(REGISTRATIONS_PER_SECOND, REGISTRATIONS_PER_SECOND)
 
     # ------------------------------------------------------------------ helpers
     def _log(self, now: float, reason: str, source: str, message: str, level: str = "WARNING") -> list:
-        """One line per (reason, source) per ``log_rate`` s: an attacker cannot flood the log."""
-        key = (reason, source)
-        last = self._log_last.get(key)
-        if last is not None and now - last < self.log_rate:
+        """One line per (reason, source /64) per ``log_rate`` s, and :data:`LOG_LINES_PER_SECOND` lines in all:
+        many sources cannot flood the log or grow memory (the per-source table is bounded)."""
+        if not self._log_seen.take((reason, source_prefix(source)), now):
             return []
-        if len(self._log_last) > 10000:
-            self._log_last = {k: t for k, t in self._log_last.items() if now - t < self.log_rate}
-        self._log_last[key] = now
-        return [Log(level, f"{message} (from {source}; further ones from there are not logged for "
-                           f"{self.log_rate:g} s)")]
+        if not self._log_all.take(now):
+            self._log_suppressed += 1
+            return []
+        out = []
+        if self._log_suppressed:
+            out.append(Log("WARNING", f"{self._log_suppressed} further refusals were not logged (too many at once)"))
+            self._log_suppressed = 0
+        out.append(Log(level, f"{message} (from {source}; further ones from there are not logged for "
+                              f"{self.log_rate:g} s)"))
+        return out
 
     def _drop(self, now: float, reason: str, peer: tuple[str, int], message: str) -> list:
         self.counters[reason] += 1
@@ -260,7 +274,7 @@ class HomeAgentCore:
         if not wire.verify_authenticator(mh, coa=coa, hoa=src, key=key):
             return self._drop(now, "auth-failed", peer, f"{node.identity}: authenticator does not verify, dropped")
         if isinstance(msg, wire.Heartbeat):
-            return self._heartbeat(msg, node, auth.spi, key, src, peer, len(payload))
+            return self._heartbeat(msg, node, auth.spi, key, src, peer, len(payload), now)
         if isinstance(msg, wire.BindingUpdate):
             return self._binding_update(msg, node, auth.spi, key, src, coa, peer, len(payload), now, wall)
         return self._drop(now, "unexpected-type", peer, f"{node.identity}: mobility header type not handled here")
@@ -274,24 +288,29 @@ class HomeAgentCore:
             return []
         return [Send(packet, peer)]
 
-    def _heartbeat(self, msg: wire.Heartbeat, node, spi, key, hoa, peer, size) -> list:
+    def _heartbeat(self, msg: wire.Heartbeat, node, spi, key, hoa, peer, size, now: float) -> list:
         if msg.response:
             return []
         if msg.option(wire.RestartCounter) is None:  # our replies must not be longer than the request
             self.counters["heartbeat-without-counter"] += 1
+            return []
+        if not self._heartbeats.take(node.identity, now):  # a replayed request reflected at someone
+            self.counters["heartbeat-rate-limited"] += 1
             return []
         self.counters["heartbeats"] += 1
         reply = wire.Heartbeat(msg.seq, response=True, options=(wire.RestartCounter(self.restart_counter),))
         return self._reply(reply, node, spi, key, hoa, None, peer, size)
 
     def _error(self, status: int, msg, node, spi, key, hoa, coa, peer, size, now, wall, why: str) -> list:
-        times = node.error_times
-        if len(times) == times.maxlen and now - times[0] < 1.0:
+        # per identity AND source: a replayer elsewhere spends its own budget, not the node's
+        if not self._error_bas.take((node.identity, peer), now):
             self.counters["error-ba-rate-limited"] += 1
             return []
-        times.append(now)
         self.counters[f"ba-{status}"] += 1
-        opts = (wire.ReplayProtection(ntp_now(wall)),) if status == STATUS_AUTH_ID_MISMATCH else ()
+        # RFC 4285 §6: our time, so the node can resynchronise; never earlier than what we last took from it,
+        # or a node whose last timestamp was ahead of our clock (within the skew) could not get past it
+        opts = ((wire.ReplayProtection(max(ntp_now(wall), node.last_timestamp + 1)),)
+                if status == STATUS_AUTH_ID_MISMATCH else ())
         seq = self.cache[hoa].seq if status == STATUS_SEQ_OUT_OF_WINDOW and hoa in self.cache else msg.seq
         ba = wire.BindingAck(status, seq, 0, options=opts)
         return self._reply(ba, node, spi, key, hoa, coa, peer, size) + self._log(
@@ -306,6 +325,9 @@ class HomeAgentCore:
         if rp.timestamp <= node.last_timestamp or abs(rp.timestamp - ntp_now(wall)) > int(self.skew * (1 << 32)):
             return self._error(STATUS_AUTH_ID_MISMATCH, *args, "timestamp not newer than the last one, or outside "
                                f"±{self.skew:g} s of our clock")
+        if not self._registrations.take(node.identity, now):  # an insider's flood: no state, no answer
+            self.counters["bu-rate-limited"] += 1
+            return []
         if not msg.flags & wire.BU_H:
             return self._error(131, *args, "not a home registration")
         if hoa not in node.home_addresses:

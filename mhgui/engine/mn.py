@@ -153,12 +153,14 @@ class MobileNodeCore(MobileNodeTimers, MobileNodeControl):
                 continue
             choice = self.choose(h)
             if choice is None:
-                if h.bound is not None or h.pending is not None:
+                # keep the binding (and send on it): probes may be late because the home agent is busy, and a
+                # link that is really gone costs nothing more; a usable uplink brings a BU at once
+                if (h.bound is not None or h.pending is not None) and not h.stranded:
+                    h.stranded = True
                     out.append(Changed("bindings", {"event": "no-uplink", "hoa": h.hoa, "reason": reason}))
-                    out.append(Log("WARNING", f"{h.hoa}: no uplink can reach the home agent ({reason})"))
-                    h.pending = None
-                    h.drop_binding(now)
+                    out.append(Log("WARNING", f"{h.hoa}: no uplink can reach the home agent now ({reason})"))
                 continue
+            h.stranded = False
             if choice == h.target() and (h.pending is not None or h.bound is not None):
                 bound_coa = h.bound.coa if h.bound is not None else None
                 path = self.path_of(self.uplinks[choice].info)
@@ -192,7 +194,9 @@ class MobileNodeCore(MobileNodeTimers, MobileNodeControl):
             u = self.uplinks.get(info.ifindex)
             if u is None:
                 interval = self.metered_interval if info.metered else self.interval
-                self.uplinks[info.ifindex] = _Uplink(info, Prober(interval, self.misses))
+                # a random first sequence number: a reply recorded earlier (before a restart) matches nothing
+                first = int.from_bytes(self._random(4), "big") or 1
+                self.uplinks[info.ifindex] = _Uplink(info, Prober(interval, self.misses, next_seq=first))
                 changed = True
             elif u.info != info:
                 if (u.info.carrier, u.info.coa6, u.info.coa4) != (info.carrier, info.coa6, info.coa4):
@@ -269,7 +273,11 @@ class MobileNodeCore(MobileNodeTimers, MobileNodeControl):
         if not msg.response or u is None:
             return []
         out: list = []
-        if u.prober.reply(msg.seq, now):
+        became = u.prober.reply(msg.seq, now)
+        if became is None:  # not an answer to a request of ours on this uplink (a replay): nothing from it counts
+            self.counters["heartbeat-unexpected"] += 1
+            return []
+        if became:
             out += [Changed("uplinks", {"event": "reachable", "uplink": u.info.name})]
             out += self._evaluate(now, wall, f"home agent reachable through {u.info.name}")
         rc = msg.option(wire.RestartCounter)
@@ -293,6 +301,7 @@ class MobileNodeCore(MobileNodeTimers, MobileNodeControl):
             rp = ba.option(wire.ReplayProtection)
             if rp is not None and u is not None:
                 self.clock_offset = rp.timestamp / (1 << 32) - wall
+                self._last_ts = 0  # follow the HA's time from now on, also when our clock was ahead
                 out = self._send_bu(h, p.ifindex, now, wall, p.reason, p.lifetime, p.timeout)
                 h.pending.clock_retry = True
                 return out + [Log("WARNING", f"the home agent's clock differs from ours by {self.clock_offset:+.1f} s:"

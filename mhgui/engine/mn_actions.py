@@ -52,3 +52,4 @@ class UplinkInfo:
     coa4: str | None = None
     mtu: int = 1500
     metered: bool = False
+    coa6_prefixlen: int = 64

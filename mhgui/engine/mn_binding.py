@@ -100,6 +100,7 @@ class HoaBinding:
     last_error: str | None = None
     refused_until: float = 0.0
     deregistered: bool = False
+    stranded: bool = False  # no uplink can reach the home agent now (said once)
     old_receivers: list[tuple[dp.Receiver, float]] = field(default_factory=list)
 
     def __post_init__(self) -> None:

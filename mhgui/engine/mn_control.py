@@ -71,8 +71,12 @@ class MobileNodeControl:
         h.deregistered = False
         if h.bound is not None and h.bound.ifindex == u.info.ifindex and h.pending is None:
             return [RebindDone(request, h.hoa, True, 0.0, h.bound.coa, ifname, None)]
+        out_done = [RebindDone(rid, h.hoa, False, (now - t) * 1000, None, None, "superseded by a newer request")
+                    for rid, (hoa16, _i, t) in list(self._waiters.items()) if hoa16 == h.hoa16]
+        for d in out_done:
+            del self._waiters[d.request]
         self._waiters[request] = (h.hoa16, u.info.ifindex, now)
-        out = self._evaluate(now, wall, "rebind requested")
+        out = out_done + self._evaluate(now, wall, "rebind requested")
         if h.pending is None or h.pending.ifindex != u.info.ifindex:  # chosen elsewhere (probes unknown)
             out += self._send_bu(h, u.info.ifindex, now, wall, "rebind requested")
         return out
@@ -134,7 +138,8 @@ class MobileNodeControl:
                 "family": b.family if b else None, "seq": h.seq,
                 "lifetime": b.lifetime if b else None,
                 "remaining": max(0.0, b.expires - now) if b else None,
-                "nat": b.nat if b else False, "error": h.last_error,
+                "nat": b.nat if b else False,
+                "error": h.last_error or ("the home agent does not answer through any uplink" if h.stranded else None),
                 "pending_interface": pu.info.name if pu else None, "pending_coa": p.coa if p else None,
                 "preference": list(h.prefs.preference), "backup": list(h.prefs.backup),
                 "never": list(h.prefs.never), "default_route": h.default_route,

@@ -77,6 +77,7 @@ class MobileNodeTimers:
             if h.bound is not None and now >= h.bound.expires and p is None:
                 h.drop_binding(now)
                 verdict = True
+        self._prune_indexes(now)
         for rid, (hoa16, _idx, t) in list(self._waiters.items()):
             if now - t >= REBIND_TIMEOUT:
                 del self._waiters[rid]
@@ -85,6 +86,18 @@ class MobileNodeTimers:
         if verdict:
             out += self._evaluate(now, wall, "home agent unreachable")
         return out
+
+    def _prune_indexes(self, now: float) -> None:
+        """Forget receiver indexes of BUs that were answered or replaced and of retired sessions."""
+        if len(self._by_index) <= 2 * len(self.hoas) + 8:
+            return
+        keep = {}
+        for h in self.hoas.values():
+            for r in h.receivers(now):
+                keep[r.local_index] = h
+            if h.pending is not None:
+                keep[h.pending.index] = h
+        self._by_index = keep
 
     def _probe(self, u, now: float) -> list:
         path = self.path_of(u.info)

@@ -74,6 +74,7 @@ def uplinks_from_state(state, tun_ifindex: int | None, home_networks: list,
         if idx == tun_ifindex or iface.kind in (InterfaceKind.LOOPBACK, InterfaceKind.TUNNEL):
             continue
         coa6 = coa4 = None
+        plen6 = 64
         for a in sorted(by_if.get(idx, ()), key=lambda a: a.address):
             if a.family == socket.AF_INET6:
                 if coa6 or a.address_class not in ("global", "ula") or int(a.flags) & int(bad):
@@ -82,11 +83,11 @@ def uplinks_from_state(state, tun_ifindex: int | None, home_networks: list,
                     continue
                 if any(a.ip in n for n in home_networks):
                     continue
-                coa6 = a.address
+                coa6, plen6 = a.address, a.prefixlen
             elif a.family == socket.AF_INET and coa4 is None and a.scope == 0 and not a.ip.is_loopback:
                 coa4 = a.address
         out.append(UplinkInfo(idx, iface.name, iface.up, coa6, coa4, _mtu_of(iface.name),
-                              iface.kind is InterfaceKind.WWAN or iface.name in metered))
+                              iface.kind is InterfaceKind.WWAN or iface.name in metered, plen6))
     return out
 
 
@@ -230,7 +231,8 @@ class MobileNodeDaemon:
     def _links_changed(self) -> None:
         infos = uplinks_from_state(self.store.state, self.tun.ifindex, self.home_networks, self.cfg.probe.metered)
         self._sync_sockets(infos)
-        self._in_kernel(self.routing.coas, {i.coa6 for i in infos if i.coa6}, what="the care-of address rules")
+        self._in_kernel(self.routing.coas, {f"{i.coa6}/{i.coa6_prefixlen}" for i in infos if i.coa6},
+                        what="the care-of address rules")
         self._apply(self.core.uplinks_changed(infos, self.now(), time.time()))
 
     # ------------------------------------------------------------------ sockets

@@ -99,11 +99,12 @@ class Prober:
             t = min(t, min(self.outstanding.values()) + self.timeout())
         return t
 
-    def reply(self, seq: int, now: float) -> bool:
-        """A reply for ``seq`` came at ``now``; True when that made the uplink reachable (again). Unknown seq: False."""
+    def reply(self, seq: int, now: float) -> bool | None:
+        """A reply for ``seq`` came at ``now``; True when that made the uplink reachable (again), False when it
+        already was; None for a ``seq`` we are not waiting for (a replayed or late reply: to be ignored)."""
         t = self.outstanding.pop(seq, None)
         if t is None:
-            return False
+            return None
         self.answered += 1
         self.settled.append(True)
         self.consecutive_missed = 0
