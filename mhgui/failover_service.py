@@ -33,10 +33,11 @@ from typing import Awaitable, Callable, Mapping, Union
 
 from .core.analysis import Analysis
 from .core.failover import (
-    FailoverEntry, FailoverPolicy, NoUsableInterface, Preferences, StayPending, SteeringFallback, SwitchTo,
+    USER_REASONS, FailoverEntry, FailoverPolicy, NoUsableInterface, Preferences, StayPending, SteeringFallback,
+    SwitchTo,
 )
 from .core.state import Change, StateStore
-from .daemons.base import BindingsChanged, DaemonDriver, StatusChanged
+from .daemons.base import BindingsChanged, DaemonDriver, DaemonMoved, StatusChanged
 from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -264,7 +265,12 @@ class FailoverService:
             self._timer = loop.call_at(loop.time() + max(0.0, d - self.clock()) + 0.001, self._tick)
 
     def _on_daemon(self, ev) -> None:
-        if isinstance(ev, BindingsChanged):
+        if isinstance(ev, DaemonMoved):
+            self._entry(self.log.record_move(ev.hoa, ev.from_interface, ev.to_interface, ev.reason,
+                                             ev.first_bu_at, ev.bu_at, ev.ack_at, self.clock()))
+        elif isinstance(ev, BindingsChanged):
+            if getattr(self.daemon, "reports_moves", False):
+                return  # its DaemonMoved events say what moved, why and when
             for e in self.log.observe_bindings(ev.bindings, self.clock()):
                 self._entry(e)
         elif isinstance(ev, StatusChanged):
@@ -328,7 +334,9 @@ class FailoverService:
             h = self._acks.pop(e.id, None)
             if h is not None:
                 h.cancel()
-            if e.trigger_time is not None and e.bu_time is not None and e.id not in self._done:
+            if e.reason in USER_REASONS:  # the user's own move: logged, not announced as a failover
+                self._done.add(e.id)
+            elif e.trigger_time is not None and e.bu_time is not None and e.id not in self._done:
                 self._done.add(e.id)
                 if e.trigger_time <= e.decision_time:
                     self._emit(FailoverDone(e, e.ack_time - e.trigger_time, "daemon"))

@@ -18,7 +18,7 @@ from .core.capabilities import NO_DAEMON, DaemonCapabilities
 from .core.bindings import bound_coas
 from .core.access import NO_SANDBOX, AccessProblem, Sandbox, problems as access_problems
 from .core.state import BoundCoAsSet, HomeAddressesSet, SourceStatus, StateStore
-from .daemons.base import BindingsChanged, DaemonDriver, LiveView
+from .daemons.base import BindingsChanged, DaemonDriver, LiveView, StatusChanged
 from .daemons.umip import UmipDriver
 from .helper.client import HelperClient, HelperConfigWriter
 from .sources.flows import FlowSource
@@ -108,7 +108,7 @@ class Runtime:
     def _on_daemon(self, ev) -> None:
         if isinstance(ev, BindingsChanged):
             self.store.apply(BoundCoAsSet(bound_coas(ev.bindings)))
-        else:
+        elif isinstance(ev, StatusChanged):
             st = ev.status
             self.store.apply(SourceStatus(st.name, st.state, st.error or ""))
         self._apply_home_addresses()

@@ -483,3 +483,43 @@ async def test_stop_right_after_a_rebind_ends_everything_at_once(stack, daemon):
         assert _time.monotonic() - t0 < 1.0
         left = [t for t in asyncio.all_tasks() if t.get_name() in ("engine-reads", "engine-dbus") and not t.done()]
         assert left == []
+
+
+@pytest.mark.asyncio
+async def test_the_failover_log_takes_the_engines_moves_with_their_reasons_and_times(stack, daemon, driver):
+    """The engine says why and when it moved: a user's rebind is logged as such (not announced as a
+    failover), a failover on the probes' verdict with its BU and acknowledgement times."""
+    import time as _time
+    from mhgui.core.analysis import analyse
+    from mhgui.core.failover import Preferences
+    from mhgui.core.state import StateStore
+    from mhgui.failover_service import FailoverDone, FailoverService
+    store = StateStore()
+    svc = FailoverService(store, _time.monotonic, lambda: analyse(store.state, _time.monotonic()),
+                          Preferences(order=("eth0", "wlan0")), daemon=driver)
+    events: list = []
+    svc.subscribe(events.append)
+    svc.start()
+    try:
+        await connected(driver)
+        t = _time.monotonic()
+        daemon.emit("bindings", {"event": "registered", "hoa": HOA1, "uplink": "wlan0", "from": "eth0",
+                                 "coa": "10.0.3.5", "lifetime": 600, "nat": True, "reason": "rebind requested",
+                                 "first_bu_at": t, "bu_sent_at": t, "ack_at": t + 0.002, "moved": True})
+        daemon.emit("bindings", {"event": "registered", "hoa": HOA1, "uplink": "eth0", "from": "wlan0",
+                                 "coa": "2001:db8:a::5", "lifetime": 600, "nat": False,
+                                 "reason": "home agent unreachable", "first_bu_at": t + 1, "bu_sent_at": t + 1,
+                                 "ack_at": t + 1.003, "moved": True})
+        daemon.emit("bindings", {"event": "registered", "hoa": HOA1, "uplink": "eth0", "moved": False,
+                                 "reason": "refresh"})
+        await until(lambda: len(svc.log.entries) >= 2, "two moves logged")
+        await asyncio.sleep(0.1)
+        user, fail = svc.log.entries[-2:]
+        assert len(svc.log.entries) == 2  # the refresh is no move
+        assert (user.who, user.reason, user.from_interface, user.to_interface) == ("daemon", "user rebind", "eth0", "wlan0")
+        assert fail.reason == "probes: home agent unreachable" and fail.hoas == (HOA1,)
+        assert fail.ack_time - fail.trigger_time == pytest.approx(0.003, abs=1e-6)
+        done = [e for e in events if isinstance(e, FailoverDone)]
+        assert [d.entry.reason for d in done] == ["probes: home agent unreachable"]
+    finally:
+        await svc.stop()

@@ -85,6 +85,8 @@ from .state import Change
 
 __all__ = [
     "Action",
+    "ENGINE_REASONS",
+    "USER_REASONS",
     "FailoverEntry",
     "FailoverLog",
     "FailoverPolicy",
@@ -306,6 +308,20 @@ Action = Union[SwitchTo, StayPending, NoUsableInterface, SteeringFallback]
 
 
 # --------------------------------------------------------------------------- log
+#: the engine's reasons for a move (mhgui.engine.mn) in this log's words; "user rebind" and "preferences"
+#: are the user's own moves, not failovers
+ENGINE_REASONS = {
+    "rebind requested": "user rebind",
+    "preferences changed": "preferences",
+    "home agent unreachable": "probes: home agent unreachable",
+    "link or address change": "link or address change",
+    "care-of address changed": "coa-changed",
+    "home agent restarted": "home agent restarted",
+    "resumed": "resumed",
+}
+USER_REASONS = frozenset({"user rebind", "preferences"})
+
+
 @dataclass(slots=True)
 class FailoverEntry:
     """One failover and its timings (seconds on the model clock; None = not seen yet).
@@ -394,6 +410,23 @@ class FailoverLog:
 
     def note_trigger(self, interface: str, reason: str, at: float) -> None:
         self._triggers[interface] = (at, reason)
+
+    def record_move(self, hoa: str, from_interface: str | None, to_interface: str, reason: str,
+                    first_bu_at: float | None, bu_at: float | None, ack_at: float | None,
+                    now: float) -> FailoverEntry:
+        """A move the daemon reported itself, with its reason and times (mhgui's engine; seconds on the same
+        monotonic clock): trigger = decision = its first BU (the engine sends it in the step that saw the
+        cause), then the BU acknowledged and the acknowledgement. ``reason`` is translated into this log's
+        words (:data:`ENGINE_REASONS`)."""
+        words = ENGINE_REASONS.get(reason)
+        if words is None:
+            words = "recovered" if reason.startswith("home agent reachable") else reason
+        start = first_bu_at if first_bu_at is not None else (bu_at if bu_at is not None else now)
+        e = self.record("daemon", from_interface, to_interface, words, start, start)
+        e.hoas = (hoa,)
+        e.bu_time = bu_at if bu_at is not None else start
+        e.ack_time = ack_at
+        return e
 
     def observe_bindings(self, bindings: Iterable[Binding], now: float) -> list[FailoverEntry]:
         """Follow the home registrations of a binding update list polled at ``now``; returns entries changed.

@@ -53,6 +53,7 @@ __all__ = [
     "CapabilityError",
     "ConfigWriter",
     "DaemonDriver",
+    "DaemonMoved",
     "DaemonStatus",
     "DriverEvent",
     "FileConfigWriter",
@@ -110,7 +111,23 @@ class BindingsChanged:
     bindings: tuple[Binding, ...]
 
 
-DriverEvent = Union[StatusChanged, BindingsChanged]
+@dataclass(frozen=True, slots=True)
+class DaemonMoved:
+    """Event: the daemon moved a home address to another interface and says why (mhgui's engine does; UMIP's
+    moves are inferred from its binding list instead). ``reason``: the daemon's words ("rebind requested",
+    "home agent unreachable", "link or address change", "preferences changed"...); times are seconds on the
+    host's monotonic clock: the first BU of the move, the BU that was acknowledged, its acknowledgement."""
+
+    hoa: str
+    from_interface: str | None
+    to_interface: str
+    reason: str
+    first_bu_at: float | None = None
+    bu_at: float | None = None
+    ack_at: float | None = None
+
+
+DriverEvent = Union[StatusChanged, BindingsChanged, DaemonMoved]
 Callback = Callable[[DriverEvent], None]
 
 
@@ -457,6 +474,9 @@ class DaemonDriver(abc.ABC):
     """
 
     name: str = "none"
+    #: the driver emits :class:`DaemonMoved` for every move (its reason and times); without it, moves are
+    #: inferred from the bindings
+    reports_moves: bool = False
 
     def __init__(self) -> None:
         self._callbacks: list[Callback] = []
@@ -483,7 +503,8 @@ class DaemonDriver(abc.ABC):
 
     # ---- events
     def subscribe(self, callback: Callback) -> Callable[[], None]:
-        """Call ``callback(event)`` on every :class:`StatusChanged` / :class:`BindingsChanged`; returns an unsubscribe function."""
+        """Call ``callback(event)`` on every :class:`StatusChanged` / :class:`BindingsChanged` /
+        :class:`DaemonMoved`; returns an unsubscribe function."""
         self._callbacks.append(callback)
 
         def unsubscribe() -> None:

@@ -52,6 +52,7 @@ from .base import (
     STATE_STARTING,
     STATE_STOPPED,
     DaemonDriver,
+    DaemonMoved,
     DaemonStatus,
     LiveInput,
     LiveView,
@@ -210,6 +211,7 @@ class EngineDriver(DaemonDriver):
     """
 
     name = "engine"
+    reports_moves = True  # the engine says why and when it moved (its Changed signals): DaemonMoved
 
     def __init__(self, *, bus_address: str | None = None, rebind_timeout: float = 30.0, call_timeout: float = 5.0,
                  backoff_initial: float = 0.5, backoff_max: float = 10.0,
@@ -388,12 +390,34 @@ class EngineDriver(DaemonDriver):
             if self._owner is not None and msg.sender != self._owner:
                 return None  # an old owner's last words
             what = msg.body[0] if msg.body else ""
+            if what == "bindings" and len(msg.body) > 1:
+                self._maybe_moved(msg.body[1])
             if what == "uplinks":
                 self._uplinks_dirty = True
             else:  # bindings, preferences, and anything new: the bindings carry the preferences
                 self._bindings_dirty = True
             self._wake.set()
         return None
+
+    def _maybe_moved(self, detail_json: object) -> None:
+        """A registration through another uplink, in the engine's own words and times: :class:`DaemonMoved`."""
+        try:
+            d = json.loads(detail_json) if isinstance(detail_json, str) else None
+        except ValueError:
+            return
+        if not isinstance(d, dict) or d.get("event") != "registered" or not d.get("moved"):
+            return
+
+        def t(k: str) -> float | None:
+            v = d.get(k)
+            return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+        hoa, to = d.get("hoa"), d.get("uplink")
+        if not isinstance(hoa, str) or not isinstance(to, str):
+            return
+        frm = d.get("from") if isinstance(d.get("from"), str) else None
+        reason = d.get("reason") if isinstance(d.get("reason"), str) else "moved"
+        self._emit(DaemonMoved(_canon(hoa), frm, to, reason[:200], t("first_bu_at"), t("bu_sent_at"), t("ack_at")))
 
     async def _work(self, bus: MessageBus) -> None:
         """Read what the signals said changed, one read at a time, until cancelled."""

@@ -334,7 +334,10 @@ class MobileNodeCore(MobileNodeTimers, MobileNodeControl):
         b = h.accept(p, ba.lifetime * 4, sess[0], sess[1], self.key, bool(nat and nat.udp_forced), now)
         self._next_keepalive[h.hoa16] = now + self.keepalive
         self.counters["registrations"] += 1
-        detail = {"event": "registered", "hoa": h.hoa, "uplink": name, "coa": b.coa, "lifetime": b.lifetime,
+        from_name = (self.uplinks[moved_from].info.name if moved_from in self.uplinks else None) \
+            if moved_from is not None else None
+        detail = {"event": "registered", "hoa": h.hoa, "uplink": name, "from": from_name, "coa": b.coa,
+                  "lifetime": b.lifetime,
                   "nat": b.nat, "bu_sent_at": p.sent_at, "first_bu_at": p.first_sent_at, "ack_at": now,
                   "reason": p.reason, "moved": moved_from != b.ifindex}
         return [Changed("bindings", detail)] + self._finish_waiters(h, now, True, None)

@@ -190,6 +190,9 @@ class FailoverPage(QWidget):
 
     def status_text(self) -> str:
         p = self.service.policy
+        d = self.service.daemon
+        if d is not None and d.status.reachable and getattr(d, "reports_moves", False):
+            return self._engine_status(d)
         parts = []
         if p.current is None:
             parts.append("No usable interface: every listed link is down, or has no care-of address "
@@ -206,11 +209,34 @@ class FailoverPage(QWidget):
         if p.fallback:
             moved = ", ".join(f"{a} → {b}" for a, b in sorted(p.fallback.items()))
             parts.append(f"Steering rules failed over: {moved}.")
-        d = self.service.daemon
         if d is not None and d.status.reachable and not d.capabilities.runtime_rebind:
             parts.append(f"{d.name.upper() if d.name == 'umip' else d.name} moves the home addresses by itself "
                          "(by MnIfPreference), at once, and goes back at once: it has no hold-up; "
                          "mhgui records its moves below.")
+        return " ".join(parts)
+
+    def _engine_status(self, d) -> str:
+        """With mhgui's engine: where each HoA is bound (its own choice, by its list and its probes)."""
+        from ..core.bindings import BindingState
+        parts = []
+        homes = [b for b in d.bindings() if b.home_registration]
+        for b in homes:
+            where = b.interface or b.coa
+            if b.state is BindingState.REGISTERED:
+                parts.append(f"{b.hoa} is bound through {where}.")
+            elif b.state is BindingState.WAITING_ACK:
+                parts.append(f"{b.hoa} is moving to {where} (waiting for the home agent).")
+            else:
+                parts.append(f"{b.hoa}: {b.state.value}.")
+        if not homes:
+            parts.append("No home address is registered: the home agent does not answer through any uplink, "
+                         "or no uplink has a care-of address.")
+        parts.append("The mobility engine moves each home address by itself, at once, by its own list and its "
+                     "probes of the home agent; mhgui records its moves below.")
+        p = self.service.policy
+        if p.fallback and self.service.steering is not None:
+            moved = ", ".join(f"{a} → {b}" for a, b in sorted(p.fallback.items()))
+            parts.append(f"Steering rules failed over: {moved}.")
         return " ".join(parts)
 
     def refresh_status(self) -> None:

@@ -19,7 +19,7 @@ from ..core.analysis import Analysis, analyse
 from ..core.capabilities import NO_DAEMON, DaemonCapabilities
 from ..core.report import headline, taxonomy
 from ..core.state import Change, StateStore
-from ..daemons.base import BindingsChanged, plan_when_ready
+from ..daemons.base import BindingsChanged, StatusChanged, plan_when_ready
 from ..core.moves import MoveOutcome, interface_problem, move_outcome
 from ..daemons.umip import HOA_AS_COA_REASON
 from ..helper.client import HelperClient
@@ -89,7 +89,7 @@ class LiveController(QObject):
         if isinstance(ev, BindingsChanged):
             self.bindings.set_bindings(ev.bindings)
             self.bindings_changed.emit()
-        else:
+        elif isinstance(ev, StatusChanged):
             self.daemon_changed.emit(ev.status)
         if not self._timer.isActive():
             self._timer.start()
