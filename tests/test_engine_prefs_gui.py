@@ -395,3 +395,28 @@ def test_tray_view_without_the_engine_keeps_umips_items():
     assert [p.text for p in eng.prefer] == [f"wlan0 — moves {HOA1} only, no restart",
                                             f"eth0 — moves {HOA1} only, no restart"]
     assert [p.hoa for p in eng.prefer] == [HOA1, HOA1]
+
+
+def test_failover_tab_says_where_the_engine_has_each_home_address_and_which_uplinks_answer(engine, qtbot, qloop):
+    import time as _time
+    from mhgui.core.analysis import analyse
+    from mhgui.core.failover import Preferences
+    from mhgui.core.state import StateStore
+    from mhgui.failover_service import FailoverService
+    from mhgui.ui.failover_view import FailoverPage
+    _daemon, drv = engine
+
+    async def uplinks_read():
+        await drv.refresh()
+        await until(lambda: len(drv.uplinks()) == 4, "the uplinks")
+    run(qloop, uplinks_read())
+    store = StateStore()
+    svc = FailoverService(store, _time.monotonic, lambda: analyse(store.state, _time.monotonic()),
+                          Preferences(order=("eth0",)), daemon=drv)
+    page = FailoverPage(svc)
+    qtbot.addWidget(page)
+    text = page.status_text()
+    assert "through eth0" in text or "through wlan0" in text  # each HoA, where the engine has it
+    assert "The home agent answers through eth0, wlan0, not through wwan0." in text
+    assert "No usable interface" not in text and "The node uses" not in text
+    page.close_page()

@@ -231,6 +231,14 @@ class FailoverPage(QWidget):
         if not homes:
             parts.append("No home address is registered: the home agent does not answer through any uplink, "
                          "or no uplink has a care-of address.")
+        uplinks = getattr(d, "uplinks", lambda: [])()
+        ok = [u.get("name") for u in uplinks if u.get("reachable") is True]
+        dead = [u.get("name") for u in uplinks if u.get("reachable") is False and u.get("carrier")]
+        if ok:
+            parts.append(f"The home agent answers through {', '.join(map(str, ok))}"
+                         + (f", not through {', '.join(map(str, dead))}." if dead else "."))
+        elif dead:
+            parts.append(f"The home agent does not answer through {', '.join(map(str, dead))}.")
         parts.append("The mobility engine moves each home address by itself, at once, by its own list and its "
                      "probes of the home agent; mhgui records its moves below.")
         p = self.service.policy
