@@ -394,4 +394,6 @@ def test_mhctl_bindings_in_the_lab(lab):
     doc = json.loads(p.stdout)
     (b,) = [b for b in doc["bindings"] if b["hoa"] == HOA]
     assert (b["coa"], b["interface"], b["state"]) == (COA6, "up0", "registered"), b
+    # the home agent's status file is rewritten at most once a second: wait for it (a lab just up)
+    wait_for(lambda: lab.ha_binding() is not None, 5.0, "the home agent's status file")
     assert lab.ha_binding()["coa"] == b["coa"]

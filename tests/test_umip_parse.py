@@ -129,13 +129,14 @@ def test_example1_bul_golden():
 def test_example1_bul_observed_at_and_json():
     r = parse_bul(EX1_BUL_REPLY.decode(), now=100.0)
     assert [b.observed_at for b in r.bindings] == [100.0, 100.0]
+    # 3512 printed at 100.0: 10.5 s later a countdown shows 3502 (the 11th second is not over; issue 13.7)
     assert r.bindings[0].to_json(110.5) == {
         "hoa": "2001:db8:1::100",
         "coa": "2001:db8:a::5",
         "peer": "2001:db8:1::1",
         "bid": None,
         "bid_priority": None,
-        "lifetime_remaining": 3501,
+        "lifetime_remaining": 3502,
         "lifetime": 3600,
         "seq": 40211,
         "state": "registered",
@@ -485,3 +486,16 @@ def test_cycle_matches_a_brute_force_walk(cache, hoa, coa):
     assert (path is not None) == found
     if path is not None:
         assert path[0] == hoa and path[-1] == hoa and path[1] == coa
+
+
+from hypothesis import given, strategies as _st  # noqa: E402
+
+
+@given(printed=_st.integers(min_value=-5, max_value=262140), elapsed=_st.floats(min_value=0, max_value=5000))
+def test_remaining_lifetime_counts_down_like_the_daemon(printed, elapsed):
+    """Issue 13.7: what the daemon printed holds until a whole second has passed (1000, 0.3 s later: 1000)."""
+    import math
+    from mhgui.core.bindings import Binding
+    b = Binding("2001:db8::1", "2001:db8:1::1", lifetime_remaining=printed, observed_at=100.0)
+    assert b.remaining_at(100.0) == printed
+    assert b.remaining_at(100.0 + elapsed) == printed - math.floor(elapsed + 1e-9) or elapsed % 1 > 1 - 1e-6

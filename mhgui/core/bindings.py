@@ -134,15 +134,17 @@ class Binding:
     def remaining_at(self, now: float | None) -> int | None:
         """Seconds of lifetime left at ``now`` (may be negative); None when unknown.
 
-        Counts down from ``lifetime_remaining`` since ``observed_at``; without
-        either clock value the printed figure is returned as is.
+        Counts down from ``lifetime_remaining`` since ``observed_at`` as a countdown does: the figure
+        the daemon printed holds until a whole second has passed (1000 printed, 0.3 s later: 1000, not
+        999); without either clock value the printed figure is returned as is.
         """
         if self.lifetime_remaining is None:
             return None
         if now is None or self.observed_at is None:
             return self.lifetime_remaining
         elapsed = max(0.0, now - self.observed_at)
-        return math.floor(self.lifetime_remaining - elapsed)
+        # ceil, with a nanosecond of slack so that exactly n seconds later it reads printed - n
+        return math.ceil(self.lifetime_remaining - elapsed - 1e-9)
 
     def with_interface(self, interface: str | None) -> "Binding":
         return replace(self, interface=interface)
