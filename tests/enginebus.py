@@ -15,25 +15,15 @@ import asyncio
 import collections
 import copy
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import tempfile
-import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import dbus
-import dbus.bus
 
-from dbuspolicy import DEFAULT_POLICY
+from privatebus import PrivateBus
 from mhgui.engine.mn import RebindDone
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY_CONF = REPO / "resources" / "io.github.mhgui.MHGui.MobileNode1.conf"
-TEST_SYSTEM_D = REPO / "tests" / "dbus" / "system.d"
-MOCK_IFACE = "org.freedesktop.DBus.Mock"
 NOBODY = 65534
 
 HOA1 = "2001:db8:1::100"
@@ -41,14 +31,6 @@ HOA2 = "2001:db8:1::200"
 HOA3 = "2001:db8:1::300"
 HA = "2001:db8:1::1"
 ELAPSED_MS = 12.5  # what the stand-in says every confirmed rebind took
-
-
-def wait(pred, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.01)
 
 
 async def until(pred, what: str, timeout: float = 10.0) -> None:
@@ -61,101 +43,11 @@ async def until(pred, what: str, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
-def _end(proc: subprocess.Popen | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-class Stack:
+class Stack(PrivateBus):
     """dbus-daemon (system type, the engine's real policy) + dbusmock polkitd."""
 
     def __init__(self) -> None:
-        # helper-dbus.md pitfall 1: every directory above the socket must be searchable by nobody
-        self.dir = Path(tempfile.mkdtemp(prefix="mhgui-engine-bus-"))
-        self.dir.chmod(0o755)
-        self.address = ""
-        self.bus: subprocess.Popen | None = None
-        self.polkitd: subprocess.Popen | None = None
-        self.conn = None
-        self._logs: list = []
-
-    def env(self, **extra: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop("DBUS_SESSION_BUS_ADDRESS", None)
-        env.update(DBUS_SYSTEM_BUS_ADDRESS=self.address, **extra)
-        return env
-
-    def _log(self, name: str):
-        f = open(self.dir / name, "wb")  # noqa: SIM115 (closed in stop())
-        self._logs.append(f)
-        return f
-
-    def start(self) -> "Stack":
-        sock = self.dir / "system_bus_socket"
-        (self.dir / "bus.conf").write_text(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <auth>EXTERNAL</auth>
-  <listen>unix:path={sock}</listen>
-  {DEFAULT_POLICY}
-  <include>{POLICY_CONF}</include>
-  <includedir>{TEST_SYSTEM_D}</includedir>
-</busconfig>
-""")
-        self.bus = subprocess.Popen(
-            ["dbus-daemon", f"--config-file={self.dir / 'bus.conf'}", "--nofork", "--print-address=1"],
-            stdout=subprocess.PIPE, stderr=self._log("dbus-daemon.log"), text=True)
-        assert self.bus.stdout is not None
-        self.address = self.bus.stdout.readline().strip()
-        self.bus.stdout.close()
-        assert self.address, "dbus-daemon did not start: " + (self.dir / "dbus-daemon.log").read_text()
-        self.polkitd = subprocess.Popen([sys.executable, "-m", "dbusmock", "--system", "-t", "polkitd"],
-                                        env=self.env(), stdout=subprocess.DEVNULL, stderr=self._log("polkit.log"))
-        self.conn = dbus.bus.BusConnection(self.address)
-        wait(lambda: self.conn.name_has_owner("org.freedesktop.PolicyKit1"), "polkit on the test bus")
-        return self
-
-    def stop(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-        _end(self.polkitd)
-        _end(self.bus)
-        self.polkitd = self.bus = None
-        for f in self._logs:
-            f.close()
-        self._logs.clear()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    @property
-    def polkit(self):
-        return self.conn.get_object("org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority")
-
-    def allow(self, *actions: str) -> None:
-        self.polkit.SetAllowed(list(actions), signature="as", dbus_interface=MOCK_IFACE)
-
-    def reset(self) -> None:
-        self.allow()
-        self.polkit.AllowUnknown(False, dbus_interface=MOCK_IFACE)
-        self.polkit.ClearCalls(dbus_interface=MOCK_IFACE)
-
-    def auth_calls(self) -> list[tuple]:
-        """[(subject kind, subject name, action, flags)] of every CheckAuthorization so far."""
-        out = []
-        for _ts, args in self.polkit.GetMethodCalls("CheckAuthorization", dbus_interface=MOCK_IFACE):
-            kind, details = args[0]
-            out.append((str(kind), str(details["name"]), str(args[1]), int(args[3])))
-        return out
-
-    def has_owner(self, name: str) -> bool:
-        return bool(self.conn.name_has_owner(name))
+        super().__init__(POLICY_CONF, polkit=True, systemd=False, prefix="mhgui-engine-bus-")
 
 
 def start_stack() -> Stack:

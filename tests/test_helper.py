@@ -25,7 +25,6 @@ import signal
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -46,12 +45,9 @@ from mhgui.helper.client import (
 )
 
 dbus = pytest.importorskip("dbus")
-import dbus.bus  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 POLICY_CONF = REPO / "resources" / "io.github.mhgui.MHGui.Helper1.conf"
-TEST_SYSTEM_D = REPO / "tests" / "dbus" / "system.d"
-MOCK_IFACE = "org.freedesktop.DBus.Mock"
 BUS_NAME = service.BUS_NAME
 OBJECT_PATH = service.OBJECT_PATH
 INTERFACE = service.INTERFACE
@@ -66,7 +62,7 @@ for _tool in ("dbus-daemon", "dbus-send", "setpriv"):
     if shutil.which(_tool) is None:
         pytest.skip(f"{_tool} is not installed", allow_module_level=True)
 
-from dbuspolicy import DEFAULT_POLICY  # noqa: E402
+from privatebus import MOCK_IFACE, PrivateBus, end_process, wait_until  # noqa: E402
 
 CONF = """\
 # mip6d.conf of the helper tests: comments, odd spacing and an include must survive
@@ -93,144 +89,15 @@ EXTRA = "MnRouterProbes 1;   # from the included file\n"
 # --------------------------------------------------------------------------- the private system bus
 
 
-def _wait(pred, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.01)
-
-
-def _end(proc: subprocess.Popen | None, sig: int = signal.SIGTERM) -> int | None:
-    if proc is None:
-        return None
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
-
-
-class Stack:
-    """dbus-daemon (system type, real policy) + optional polkit and systemd mocks."""
+class Stack(PrivateBus):
+    """The helper's bus: its policy file, polkit and (unless told otherwise) systemd mocks."""
 
     def __init__(self, *, polkit: bool = True, systemd: bool = True) -> None:
-        # helper-dbus.md pitfall 1: every directory above the socket must be searchable by nobody
-        self.dir = Path(tempfile.mkdtemp(prefix="mhgui-helper-bus-"))
-        self.dir.chmod(0o755)
-        self.address = ""
-        self.with_polkit = polkit
-        self.with_systemd = systemd
-        self.bus: subprocess.Popen | None = None
-        self.mocks: list[subprocess.Popen] = []
-        self.conn = None
-        self._logs: list = []
+        super().__init__(POLICY_CONF, polkit=polkit, systemd=systemd, prefix="mhgui-helper-bus-")
 
-    def env(self, **extra: str) -> dict[str, str]:
-        env = dict(os.environ)
-        env.pop("DBUS_SESSION_BUS_ADDRESS", None)
-        env.update(DBUS_SYSTEM_BUS_ADDRESS=self.address, **extra)
-        return env
 
-    def _log(self, name: str):
-        f = open(self.dir / name, "wb")  # noqa: SIM115 (closed in stop())
-        self._logs.append(f)
-        return f
-
-    def start(self) -> "Stack":
-        sock = self.dir / "system_bus_socket"
-        (self.dir / "bus.conf").write_text(
-            f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <auth>EXTERNAL</auth>
-  <listen>unix:path={sock}</listen>
-  {DEFAULT_POLICY}
-  <include>{POLICY_CONF}</include>
-  <includedir>{TEST_SYSTEM_D}</includedir>
-</busconfig>
-"""
-        )
-        self.bus = subprocess.Popen(
-            ["dbus-daemon", f"--config-file={self.dir / 'bus.conf'}", "--nofork", "--print-address=1"],
-            stdout=subprocess.PIPE, stderr=self._log("dbus-daemon.log"), text=True,
-        )
-        assert self.bus.stdout is not None
-        self.address = self.bus.stdout.readline().strip()
-        self.bus.stdout.close()
-        assert self.address, "dbus-daemon did not start: " + (self.dir / "dbus-daemon.log").read_text()
-        if self.with_polkit:
-            self.mocks.append(subprocess.Popen(
-                [sys.executable, "-m", "dbusmock", "--system", "-t", "polkitd"],
-                env=self.env(), stdout=subprocess.DEVNULL, stderr=self._log("polkit.log")))
-        if self.with_systemd:
-            self.mocks.append(subprocess.Popen(
-                [sys.executable, "-m", "dbusmock", "--system", "org.freedesktop.systemd1",
-                 "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager"],
-                env=self.env(), stdout=subprocess.DEVNULL, stderr=self._log("systemd.log")))
-        self.conn = dbus.bus.BusConnection(self.address)
-        for name, on in (("org.freedesktop.PolicyKit1", self.with_polkit), ("org.freedesktop.systemd1", self.with_systemd)):
-            if on:
-                _wait(lambda name=name: self.conn.name_has_owner(name), f"{name} on the test bus")
-        if self.with_systemd:
-            self.systemd.AddMethod(
-                "org.freedesktop.systemd1.Manager", "RestartUnit", "ss", "o",
-                "ret = '/org/freedesktop/systemd1/job/1'", dbus_interface=MOCK_IFACE)
-        return self
-
-    def stop(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
-        for m in self.mocks:
-            _end(m)
-        self.mocks.clear()
-        _end(self.bus)
-        self.bus = None
-        for f in self._logs:
-            f.close()
-        self._logs.clear()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    # ----------------------------------------------------------------- mocks
-
-    @property
-    def polkit(self):
-        return self.conn.get_object("org.freedesktop.PolicyKit1", "/org/freedesktop/PolicyKit1/Authority")
-
-    @property
-    def systemd(self):
-        return self.conn.get_object("org.freedesktop.systemd1", "/org/freedesktop/systemd1")
-
-    def allow(self, *actions: str) -> None:
-        self.polkit.SetAllowed(list(actions), signature="as", dbus_interface=MOCK_IFACE)
-
-    def reset(self) -> None:
-        if self.with_polkit:
-            self.allow()
-            self.polkit.AllowUnknown(False, dbus_interface=MOCK_IFACE)
-            self.polkit.ClearCalls(dbus_interface=MOCK_IFACE)
-        if self.with_systemd:
-            self.systemd.ClearCalls(dbus_interface=MOCK_IFACE)
-
-    def auth_calls(self) -> list[tuple]:
-        """[(subject kind, subject name, action, flags)] of every CheckAuthorization so far."""
-        out = []
-        for _ts, args in self.polkit.GetMethodCalls("CheckAuthorization", dbus_interface=MOCK_IFACE):
-            kind, details = args[0]
-            out.append((str(kind), str(details["name"]), str(args[1]), int(args[3])))
-        return out
-
-    def restart_calls(self) -> list[tuple[str, ...]]:
-        return [tuple(str(a) for a in args)
-                for _ts, args in self.systemd.GetMethodCalls("RestartUnit", dbus_interface=MOCK_IFACE)]
-
-    def has_owner(self, name: str) -> bool:
-        return bool(self.conn.name_has_owner(name))
+_wait = wait_until
+_end = end_process
 
 
 def _start_stack(**kw) -> Stack:
