@@ -118,7 +118,6 @@ import shlex
 import signal
 import socket
 import stat
-import sys
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Mapping
 
@@ -126,6 +125,7 @@ from dbus_fast import BusType, Message, MessageFlag, MessageType, NameFlag, Requ
 from dbus_fast.aio import MessageBus
 
 from mhgui import polkit
+from mhgui.logs import setup_logging
 from mhgui.atomicfile import atomic_replace
 from mhgui.core import mip6conf
 from mhgui.helper import steering as _steering
@@ -941,8 +941,8 @@ async def _run(opts: Options) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
-    logging.basicConfig(level=getattr(logging, opts.log_level), stream=sys.stderr,
-                        format="mhgui-helper: %(levelname)s: %(message)s")
+    # journal priorities under systemd (journalctl -p err shows its errors)
+    setup_logging("mhgui-helper", getattr(logging, opts.log_level), "mhgui-helper: %(levelname)s: %(message)s")
     if os.geteuid() != 0:
         log.warning("not running as root: writing %s or restarting the daemon may fail", opts.mip6d_conf)
     try:
