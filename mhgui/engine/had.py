@@ -33,7 +33,7 @@ from . import config as engine_config
 from .actions import Log
 from .logs import daemon_parser, run_until_signal, setup_logging
 from .ha import BindingChanged, Deliver, HaNode, HomeAgentCore, Send
-from .tun import open_tun
+from .tun import open_tun, write_sysctl
 
 log = logging.getLogger("mhgui.engine.ha")
 
@@ -118,7 +118,10 @@ class HomeAgentDaemon:
         self.tun = await asyncio.to_thread(open_tun, cfg.tun, mtu=1400, addresses=((cfg.address, 128),),
                                            routes=routes)
         if cfg.home_link:
-            _write_sysctl(f"net/ipv6/conf/{cfg.home_link}/proxy_ndp", "1")
+            try:
+                write_sysctl(f"net/ipv6/conf/{cfg.home_link}/proxy_ndp", "1")
+            except OSError as e:
+                log.error("cannot set net.ipv6.conf.%s.proxy_ndp: %s", cfg.home_link, e)
         self._open_sockets()
         _check_forwarding()
         loop = asyncio.get_running_loop()
@@ -216,14 +219,6 @@ class HomeAgentDaemon:
                            lambda f: f.write(json.dumps(doc, indent=1).encode()), mode=0o644, sync_dir=False)
         except OSError as e:
             log.warning("cannot write the status file: %s", e)
-
-
-def _write_sysctl(path: str, value: str) -> None:
-    try:
-        with open(f"/proc/sys/{path}", "w") as f:
-            f.write(value)
-    except OSError as e:
-        log.error("cannot set %s: %s", path.replace("/", "."), e)
 
 
 def _check_forwarding() -> None:

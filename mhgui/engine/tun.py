@@ -8,12 +8,13 @@ daemons bring it up before they read or write. Everything here raises
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
 import struct
 
-__all__ = ["Tun", "open_tun"]
+__all__ = ["Tun", "open_tun", "set_mtu", "write_sysctl"]
 
 TUNSETIFF = 0x400454CA
 IFF_TUN = 0x0001
@@ -48,8 +49,9 @@ def open_tun(name: str, *, mtu: int = 1400, addresses: tuple[tuple[str, int], ..
             idx = ipr.link_lookup(ifname=name)[0]
             ipr.link("set", index=idx, mtu=mtu)
             # no DAD, no router solicitations, no link-local address on a point-to-point L3 device
-            _sysctl(f"net/ipv6/conf/{name}/accept_dad", "0")
-            _sysctl(f"net/ipv6/conf/{name}/router_solicitations", "0")
+            for knob in ("accept_dad", "router_solicitations"):
+                with contextlib.suppress(OSError):  # best effort: a missing knob changes nothing we rely on
+                    write_sysctl(f"net/ipv6/conf/{name}/{knob}", "0")
             for addr, plen in addresses:
                 fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
                 ipr.addr("replace", index=idx, address=addr, prefixlen=plen, family=fam,
@@ -69,9 +71,7 @@ def set_mtu(ifindex: int, mtu: int) -> None:
         ipr.link("set", index=ifindex, mtu=mtu)
 
 
-def _sysctl(path: str, value: str) -> None:
-    try:
-        with open(f"/proc/sys/{path}", "w") as f:
-            f.write(value)
-    except OSError:
-        pass  # best effort: a missing knob changes nothing we rely on
+def write_sysctl(path: str, value: str) -> None:
+    """Write ``value`` to ``/proc/sys/<path>`` (``net/ipv6/conf/eth0/proxy_ndp``); OSError when it cannot."""
+    with open(f"/proc/sys/{path}", "w") as f:
+        f.write(value)
