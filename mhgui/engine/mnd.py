@@ -164,7 +164,7 @@ class MobileNodeDaemon:
         rid = next(self._requests)
         fut = self._loop.create_future()
         self._waiting[rid] = fut
-        self._apply(self.core.rebind(rid, hoa, ifname, self.now(), time.time()))
+        self._act(self.core.rebind(rid, hoa, ifname, self.now(), time.time()))
         try:
             return await fut
         finally:
@@ -172,7 +172,7 @@ class MobileNodeDaemon:
 
     def set_preferences(self, hoa: str, preference, backup, never) -> None:
         """ValueError with a sentence when invalid; persisted in the config file when it changed."""
-        self._apply(self.core.set_preferences(hoa, preference, backup, never, self.now(), time.time()))
+        self._act(self.core.set_preferences(hoa, preference, backup, never, self.now(), time.time()))
 
     def request_restart(self, stop: asyncio.Event | None = None) -> None:
         """Stop (deregistering) and start again with the configuration on disk (after ConfigureHomeAgent)."""
@@ -208,7 +208,7 @@ class MobileNodeDaemon:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
-        self._apply(self.core.stop(self.now(), time.time()))
+        self._act(self.core.stop(self.now(), time.time()))
         deadline = self.now() + STOP_WAIT
         while not self.core.deregistered() and self.now() < deadline:
             await asyncio.sleep(0.02)
@@ -233,7 +233,7 @@ class MobileNodeDaemon:
         self._sync_sockets(infos)
         self._in_kernel(self.routing.coas, {f"{i.coa6}/{i.coa6_prefixlen}" for i in infos if i.coa6},
                         what="the care-of address rules")
-        self._apply(self.core.uplinks_changed(infos, self.now(), time.time()))
+        self._act(self.core.uplinks_changed(infos, self.now(), time.time()))
 
     # ------------------------------------------------------------------ sockets
     def _sync_sockets(self, infos: list[UplinkInfo]) -> None:
@@ -279,6 +279,7 @@ class MobileNodeDaemon:
                     continue
                 break
             self._apply(core.datagram(ifindex, data, now, wall))
+        self._arm()  # once per batch: signalling may have set a timer (data never does)
 
     def _on_tun(self) -> None:
         core, now, fd = self.core, self.now(), self.tun.fd
@@ -290,7 +291,7 @@ class MobileNodeDaemon:
             except OSError as e:
                 log.warning("TUN read: %s", e)
                 break
-            self._apply(core.tun_packet(packet, now))
+            self._apply(core.tun_packet(packet, now))  # data only: no timer changes, nothing to arm
 
     # ------------------------------------------------------------------ actions
     def _apply(self, actions: list) -> None:
@@ -329,6 +330,10 @@ class MobileNodeDaemon:
                 self._in_kernel(set_mtu, self.tun.ifindex, a.mtu, what=f"the tunnel MTU ({a.mtu})")
             elif t is Log:
                 log.log(logging.getLevelName(a.level), "%s", a.message)
+
+    def _act(self, actions: list) -> None:
+        """Carry out ``actions``, then arm the core's next timer."""
+        self._apply(actions)
         self._arm()
 
     def _in_kernel(self, fn, *args, what: str) -> None:
@@ -354,9 +359,7 @@ class MobileNodeDaemon:
 
     def _fire(self) -> None:
         self._timer = None
-        self._apply(self.core.tick(self.now(), time.time()))
-        if self._timer is None:
-            self._arm()
+        self._act(self.core.tick(self.now(), time.time()))
 
     def _persist_preferences(self) -> None:
         path = self.config_path
