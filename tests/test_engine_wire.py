@@ -11,7 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mhgui.engine import selectors as ts_mod
 from mhgui.engine import wire as w
+from test_engine_selectors import selectors
 from pcap import udp_datagram_v4, udp_datagram_v6, write_pcap
 
 HOA, HA, COA = "2001:db8:10::42", "2001:db8:10::1", "2001:db8:aa:1::9"
@@ -242,6 +244,9 @@ options = st.one_of(
     st.builds(w.NatDetection, st.booleans(), u32),
     st.builds(w.IPv4CareOf, v4),
     st.builds(w.BindingIdentifier, u16, u8, st.booleans(), st.integers(0, 127), st.none() | v4 | v6),
+    st.builds(w.FlowIdentification, u16, u16, u8, st.none() | st.lists(u16, min_size=1, max_size=8).map(tuple),
+              st.none() | selectors),
+    st.builds(w.FlowSummary, st.lists(u16, min_size=1, max_size=127).map(tuple)),
     st.builds(w.UnknownOption, st.integers(2, 255).filter(lambda t: t not in w._OPTIONS), st.binary(max_size=255)),
 )
 opt_tuples = st.lists(options, max_size=6).map(tuple)
@@ -282,6 +287,8 @@ def test_authenticated_round_trip(msg, src, dst, coa, key, spi, identity):
 
 
 # ------------------------------------------------------------------ fuzzing
+_FUZZ_TS = ts_mod.TrafficSelector(source_address="2001:db8:c::1", destination_address=HOA,
+                                  source_port=443, destination_port=(50000, 50100), next_header=6)
 FUZZ_BASE = [
     w.BindingRefreshRequest((w.BindingRefreshAdvice(30),)),
     w.BindingUpdate(7, w.BU_A | w.BU_H, 150, (
@@ -291,6 +298,9 @@ FUZZ_BASE = [
     w.BindingAck(0, 7, 150, w.BA_K, (w.IPv4AddressAck(0, "198.51.100.7", 24), w.NatDetection(True, 20),
                                      w.BindingIdentifier(2, 0, True, 5, COA), w.RestartCounter(4))),
     w.BindingError(2, HOA, (w.UnknownOption(99, b"abc"),)),
+    w.BindingUpdate(9, w.BU_A | w.BU_H, 150, (
+        w.BindingIdentifier(1, coa=COA), w.BindingIdentifier(2, coa="192.0.2.2"),
+        w.FlowIdentification(5, 10, bids=(1, 2), selector=_FUZZ_TS), w.FlowSummary((3, 4)))),
     w.Heartbeat(123456, False, True, (w.RestartCounter(3), w.MobileNodeId("x"), w.MobilityAuth(1, bytes(12)))),
 ]
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import ipaddress
 import logging
 import os
 import tempfile
@@ -36,6 +35,7 @@ from mhgui.core.bindings import Binding
 from mhgui.core.capabilities import NO_DAEMON, DaemonCapabilities
 from mhgui.core.model import InterfaceKind, NodeState
 
+from ..engine.selectors import FlowBinding, TrafficSelector  # re-exported: drivers and the app use them from here
 from ..tasks import cancel_and_wait  # re-exported: the drivers use it from here
 
 log = logging.getLogger(__name__)
@@ -324,126 +324,7 @@ class FileConfigWriter:
 # --------------------------------------------------------------------------- flow bindings (RFC 6088/6089)
 
 
-def _range(name: str, value, lo: int, hi: int) -> tuple[int, int] | None:
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value, value)
-    try:
-        start, end = value
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: a value or a (start, end) pair, not {value!r}") from None
-    for v in (start, end):
-        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise ValueError(f"{name}: {v!r} is outside {lo}..{hi}")
-    if start > end:
-        raise ValueError(f"{name}: start {start} is after end {end} (ranges are inclusive, RFC 6088 section 3.2)")
-    return (start, end)
-
-
-def _addr_range(name: str, value) -> tuple[str, str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = (value, value)
-    try:
-        start, end = value
-    except (TypeError, ValueError):
-        raise ValueError(f"{name}: an address or a (start, end) pair, not {value!r}") from None
-    try:
-        a, b = ipaddress.IPv6Address(start), ipaddress.IPv6Address(end)
-    except ValueError as e:
-        raise ValueError(f"{name}: {e}") from None
-    if a > b:
-        raise ValueError(f"{name}: start {a} is after end {b}")
-    return (a.compressed, b.compressed)
-
-
-@dataclass(frozen=True)
-class TrafficSelector:
-    """RFC 6088 section 3.2 IPv6 binary traffic selector (TS Format 2).
-
-    Each field is None (absent) or an inclusive ``(start, end)`` range; a
-    single value may be given and becomes ``(v, v)``. RFC 6088 flags:
-    A/B ``source_address`` (the correspondent, as the HA sees it), C/D
-    ``destination_address`` (the MN's HoA), E/F ``spi`` (IPsec SPI, 32 bits),
-    G/H ``flow_label`` (a 24-bit field; IPv6 labels are 20 bits, RFC 8200
-    section 6, so larger values are refused), I/J ``source_port``, K/L
-    ``destination_port`` (16 bits), M/N ``traffic_class``, O/P
-    ``next_header`` (8 bits). The format cannot express an end without its
-    start, so a range always carries both.
-    """
-
-    source_address: tuple[str, str] | None = None
-    destination_address: tuple[str, str] | None = None
-    spi: tuple[int, int] | None = None
-    flow_label: tuple[int, int] | None = None
-    source_port: tuple[int, int] | None = None
-    destination_port: tuple[int, int] | None = None
-    traffic_class: tuple[int, int] | None = None
-    next_header: tuple[int, int] | None = None
-
-    TS_FORMAT = 2  # RFC 6088 section 3: IPv6 binary traffic selector
-
-    def __post_init__(self) -> None:
-        s = object.__setattr__
-        s(self, "source_address", _addr_range("source_address", self.source_address))
-        s(self, "destination_address", _addr_range("destination_address", self.destination_address))
-        s(self, "spi", _range("spi", self.spi, 0, 0xFFFFFFFF))
-        s(self, "flow_label", _range("flow_label", self.flow_label, 0, 0xFFFFF))
-        s(self, "source_port", _range("source_port", self.source_port, 0, 0xFFFF))
-        s(self, "destination_port", _range("destination_port", self.destination_port, 0, 0xFFFF))
-        s(self, "traffic_class", _range("traffic_class", self.traffic_class, 0, 0xFF))
-        s(self, "next_header", _range("next_header", self.next_header, 0, 0xFF))
-
-    def flags(self) -> str:
-        """The RFC 6088 A-P flags this selector sets, e.g. ``"CDKL"``."""
-        out = []
-        for (start, end), value in zip(
-            ("AB", "CD", "EF", "GH", "IJ", "KL", "MN", "OP"),
-            (self.source_address, self.destination_address, self.spi, self.flow_label,
-             self.source_port, self.destination_port, self.traffic_class, self.next_header),
-        ):
-            if value is not None:
-                out.append(start)
-                if value[0] != value[1]:
-                    out.append(end)
-        return "".join(out)
-
-
-@dataclass(frozen=True)
-class FlowBinding:
-    """One RFC 6089 flow binding (FID mobility option, section 4.1).
-
-    ``fid``: Flow Identifier (u16, 0 reserved); ``fid_priority``: FID-PRI
-    (u16, 0 reserved, lower is matched first, unique per MN); ``bid_refs``:
-    the Binding Reference sub-option (section 4.2), the BIDs (RFC 5648) the
-    flow goes to: one = forward, several = n-cast (section 3.2);
-    ``selector``: the Traffic Selector sub-option (exactly one per new flow,
-    RFC 6089 section 5.2.1).
-    """
-
-    fid: int
-    fid_priority: int
-    bid_refs: tuple[int, ...]
-    selector: TrafficSelector
-
-    def __post_init__(self) -> None:
-        for name in ("fid", "fid_priority"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 0xFFFF:
-                raise ValueError(f"{name} must be in 1..65535 (0 is reserved, RFC 6089 section 4.1), not {v!r}")
-        refs = tuple(self.bid_refs)
-        if not refs:
-            raise ValueError("a flow binding needs at least one BID (Binding Reference, RFC 6089 section 4.2)")
-        for b in refs:
-            if isinstance(b, bool) or not isinstance(b, int) or not 1 <= b <= 0xFFFF:
-                raise ValueError(f"BID must be in 1..65535 (0 is reserved, RFC 5648 section 6.1), not {b!r}")
-        if len(set(refs)) != len(refs):
-            raise ValueError("a BID is listed twice in the Binding Reference")
-        object.__setattr__(self, "bid_refs", refs)
-        if not isinstance(self.selector, TrafficSelector):
-            raise ValueError("selector must be a TrafficSelector")
+# TrafficSelector and FlowBinding live in mhgui.engine.selectors (the engine's codec uses them too).
 
 
 # --------------------------------------------------------------------------- the driver

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Union
 
+from . import selectors as _sel
+
 
 class WireError(ValueError):
     """The codec's one error: any malformed, truncated or unsupported input raises it (the message
@@ -361,6 +363,78 @@ class BindingIdentifier(_Option):
         return head if c is None else head + (_text16(c) if ":" in c else _pack4(c))
 
 
+# RFC 6089 §4.1/§4.2: Flow Identification sub-options
+FID_SUB_BID_REFERENCE, FID_SUB_TRAFFIC_SELECTOR = 2, 3
+# RFC 6089 §6.2: per-flow status in a BA's Flow Identification option
+FID_STATUS: dict[int, str] = {
+    0: "flow binding successful", 128: "administratively prohibited", 129: "flow binding rejected",
+    130: "flow identification option malformed", 131: "BID not found", 132: "FID not found",
+    133: "traffic selector format not supported",
+}
+_FID_HEAD = struct.Struct(">HHBB")
+
+
+@dataclass(frozen=True, slots=True)
+class FlowIdentification(_Option):
+    """Type 45 (RFC 6089 §4.1): u16 FID (0 reserved), u16 FID-PRI, reserved u8, u8 status (in a BA), then
+    sub-options: Binding Reference (type 2, u16 BIDs: ``bids``, None when absent) and Traffic Selector
+    (type 3: TS format u8, reserved u8, the selector: ``selector``, a
+    :class:`~mhgui.engine.selectors.TrafficSelector`, None when absent). Decoding is strict about the
+    option's own 6 octets but not about its sub-options: a bad one leaves ``problem`` (words) and
+    ``problem_status`` (130 malformed, 133 TS format not supported) set, so a home agent can answer that
+    flow with its status instead of dropping the whole Binding Update (RFC 6089 §5.2.1)."""
+    fid: int
+    priority: int = 0
+    status: int = 0
+    bids: tuple | None = None
+    selector: object = None
+    problem: str | None = None
+    problem_status: int = 0
+    raw_subs: bytes | None = None  # the sub-options as received, kept when they had a problem (re-encoded as is)
+    TYPE, ALIGN = 45, (2, 0)
+    _U = (("fid", 0xFFFF), ("priority", 0xFFFF), ("status", 0xFF), ("problem_status", 0xFF))
+
+    def _norm(self):
+        if self.bids is not None:
+            bids = tuple(self.bids)
+            if not bids or any(type(b) is not int or not 0 <= b <= 0xFFFF for b in bids):
+                raise WireError(f"bids must be u16 integers (at least one), got {self.bids!r}")
+            _set(self, "bids", bids)
+        if self.selector is not None and not isinstance(self.selector, _sel.TrafficSelector):
+            raise WireError(f"selector must be a TrafficSelector, got {self.selector!r}")
+
+    def _data(self):
+        out = bytearray(_FID_HEAD.pack(self.fid, self.priority, 0, self.status))
+        if self.raw_subs is not None:
+            return bytes(out) + self.raw_subs
+        if self.bids is not None:
+            out += bytes((FID_SUB_BID_REFERENCE, 2 * len(self.bids)))
+            for b in self.bids:
+                out += _U16.pack(b)
+        if self.selector is not None:
+            ts = _sel.encode_selector(self.selector)
+            out += bytes((FID_SUB_TRAFFIC_SELECTOR, 2 + len(ts), _sel.TS_FORMAT_IPV6, 0)) + ts
+        if len(out) > 255:
+            raise WireError(f"flow identification option of {len(out)} octets, at most 255 fit")
+        return bytes(out)
+
+
+@dataclass(frozen=True, slots=True)
+class FlowSummary(_Option):
+    """Type 44 (RFC 6089 §4.3): the FIDs (u16 each) the node keeps without restating them."""
+    fids: tuple
+    TYPE, ALIGN = 44, (2, 0)
+
+    def _norm(self):
+        fids = tuple(self.fids)
+        if not fids or len(fids) > 127 or any(type(f) is not int or not 0 <= f <= 0xFFFF for f in fids):
+            raise WireError(f"fids must be 1..127 u16 integers, got {self.fids!r}")
+        _set(self, "fids", fids)
+
+    def _data(self):
+        return b"".join(_U16.pack(f) for f in self.fids)
+
+
 @dataclass(frozen=True, slots=True)
 class UnknownOption(_Option):
     """Any other option type (2..255 except the types above), kept raw so messages round-trip."""
@@ -378,7 +452,7 @@ class UnknownOption(_Option):
 
 Option = Union[BindingRefreshAdvice, AlternateCareOf, MobileNodeId, MobilityAuth, ReplayProtection,
                VendorSpecific, RestartCounter, IPv4HomeAddress, IPv4AddressAck, NatDetection, IPv4CareOf,
-               BindingIdentifier, UnknownOption]
+               BindingIdentifier, FlowIdentification, FlowSummary, UnknownOption]
 
 
 def _raw(cls, *values):
@@ -411,6 +485,48 @@ def _dec_bid(d: bytes) -> BindingIdentifier:
     return _raw(BindingIdentifier, bid, status, bool(hp & 0x80), hp & 0x7F, coa)
 
 
+def _dec_summary(d: bytes) -> FlowSummary:
+    if len(d) % 2:
+        raise WireError(f"length {len(d)} is odd (u16 FIDs)")
+    return _raw(FlowSummary, tuple(_U16.unpack_from(d, i)[0] for i in range(0, len(d), 2)))
+
+
+def _dec_fid(d: bytes) -> FlowIdentification:
+    fid, pri, _rsvd, status = _FID_HEAD.unpack_from(d)
+    bids = selector = problem = None
+    problem_status, off = 0, 6
+    while off < len(d) and problem is None:
+        t = d[off]
+        if t == 0:  # Pad1
+            off += 1
+            continue
+        if off + 2 > len(d) or off + 2 + d[off + 1] > len(d):
+            problem, problem_status = f"sub-option {t} at offset {off} runs past the option", 130
+            break
+        body, off = d[off + 2:off + 2 + d[off + 1]], off + 2 + d[off + 1]
+        if t == 1:  # PadN
+            continue
+        if t == FID_SUB_BID_REFERENCE:
+            if bids is not None or not body or len(body) % 2:
+                problem, problem_status = "Binding Reference sub-option repeated, empty or of odd length", 130
+            else:
+                bids = tuple(_U16.unpack_from(body, i)[0] for i in range(0, len(body), 2))
+        elif t == FID_SUB_TRAFFIC_SELECTOR:
+            if selector is not None or len(body) < 2:
+                problem, problem_status = "Traffic Selector sub-option repeated or shorter than 2 octets", 130
+            elif body[0] != _sel.TS_FORMAT_IPV6:
+                problem, problem_status = f"traffic selector format {body[0]} not supported (IPv6 binary, 2)", 133
+            else:
+                try:
+                    selector = _sel.decode_selector(body[2:])
+                except _sel.SelectorError as e:
+                    problem, problem_status = f"traffic selector malformed: {e}", 130
+        else:
+            problem, problem_status = f"unknown sub-option type {t}", 130
+    return _raw(FlowIdentification, fid, pri, status, bids, selector, problem, problem_status,
+                d[6:] if problem is not None else None)
+
+
 # Option Type -> (shortest and longest valid data length, decoder of the data after Type/Length)
 _OPTIONS = {
     2: (2, 2, lambda d: _raw(BindingRefreshAdvice, *_U16.unpack(d))),
@@ -425,6 +541,8 @@ _OPTIONS = {
     31: (6, 6, lambda d: _raw(NatDetection, bool(d[0] & 0x80), _U32.unpack_from(d, 2)[0])),
     32: (6, 6, lambda d: _raw(IPv4CareOf, _ntop4(d[2:]))),
     35: (4, 20, _dec_bid),
+    44: (2, 254, lambda d: _dec_summary(d)),
+    45: (6, 255, lambda d: _dec_fid(d)),
 }
 _PADS = [b"", b"\0"] + [b"\x01" + bytes((n - 2,)) + bytes(n - 2) for n in range(2, 8)]
 
