@@ -393,3 +393,20 @@ def test_a_newer_rebind_supersedes_a_waiting_one():
     done = {e.request: e for e in sim.events if isinstance(e, RebindDone)}
     assert done[1].confirmed is False and "superseded" in done[1].reason
     assert done[2].confirmed
+
+
+def test_source_prefix_takes_any_address_text():
+    """The home agent's log limiter keys by source: an IPv4 peer (its IPv4 socket) must not crash it."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from mhgui.engine.limits import source_prefix
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.ip_addresses() | st.text(max_size=20))
+    def check(addr):
+        assert isinstance(source_prefix(str(addr)), str)
+    check()
+    assert source_prefix("203.0.113.9") == "203.0.113.9"
+    assert source_prefix("::ffff:203.0.113.9") == "203.0.113.9"
+    assert source_prefix("2001:db8:1:2::7") == "2001:db8:1:2::/64"

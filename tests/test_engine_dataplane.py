@@ -55,7 +55,8 @@ def test_seal_open_round_trip_and_keepalive():
     ka = s.seal(b"", dp.FRAME_KEEPALIVE)
     assert len(ka) == dp.OVERHEAD
     assert r.open(ka) == (dp.FRAME_KEEPALIVE, b"", 6)
-    assert s.counter == 6 and not r.drops
+    assert r.open(s.seal(b"\x00\x02", dp.FRAME_KEEPALIVE)) == (dp.FRAME_KEEPALIVE, b"\x00\x02", 7)  # BID 2's path
+    assert s.counter == 7 and not r.drops
 
 
 def test_seal_refuses_bad_types():

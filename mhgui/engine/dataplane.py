@@ -177,12 +177,13 @@ class Sender:
 
     def seal(self, plaintext: bytes, frame_type: int = FRAME_DATA) -> bytes:
         """One frame (``len(plaintext) + OVERHEAD`` bytes) carrying ``plaintext`` under the next counter.
-        ValueError for an unknown ``frame_type`` or a non-empty keepalive; RekeyNeeded once
+        ValueError for an unknown ``frame_type`` or a keepalive whose plaintext is neither empty nor a
+        2-byte BID (the path it was sent on, RFC 5648 BID); RekeyNeeded once
         ``REKEY_AFTER`` frames have been sealed with this key."""
         if frame_type not in _FRAME_TYPES:
             raise ValueError(f"unknown frame type {frame_type!r}")
-        if frame_type == FRAME_KEEPALIVE and plaintext:
-            raise ValueError("a keepalive frame carries no plaintext")
+        if frame_type == FRAME_KEEPALIVE and len(plaintext) not in (0, 2):
+            raise ValueError("a keepalive frame carries nothing or a 2-byte BID")
         counter = self.counter + 1
         if counter > REKEY_AFTER:
             raise RekeyNeeded(f"{REKEY_AFTER} frames sealed with this key")
@@ -195,7 +196,7 @@ class Receiver:
     """Opens frames addressed to ``local_index`` (u32) with ``key`` (32 bytes), with a replay window of
     ``window`` counters. ``drops`` counts refused frames by reason: "short" (under 32 bytes or not
     bytes), "index" (another receiver index or not a data frame), "type" (unknown type, or a keepalive
-    with plaintext), "replay" (counter 0, seen, or older than the window), "auth" (tag does not
+    with other than nothing or a 2-byte BID), "replay" (counter 0, seen, or older than the window), "auth" (tag does not
     verify). ``last_counter`` is the newest counter accepted (0 = none): the home agent moves a
     binding's outer address only on a frame whose counter equals it after ``open``."""
 
@@ -239,7 +240,7 @@ class Receiver:
         except InvalidTag:
             self.drops["auth"] += 1
             return None
-        if ftype == FRAME_KEEPALIVE and plaintext:
+        if ftype == FRAME_KEEPALIVE and len(plaintext) not in (0, 2):
             self.drops["type"] += 1
             return None
         window._mark(counter)

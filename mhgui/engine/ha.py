@@ -28,17 +28,18 @@ from __future__ import annotations
 import collections
 import ipaddress
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, NamedTuple
 
 from . import dataplane as dp
 from .actions import Log
+from .ha_binding import HaBinding, HaPath
 from .limits import KeyedBuckets, TokenBucket, source_prefix
 from . import wire
 from .packets import inner_addresses
 from .session import SESSION_GRACE_S, parse_session_option, session_option
 
-__all__ = ["BindingChanged", "Deliver", "HaBinding", "HaNode", "HomeAgentCore", "Log", "Send",
+__all__ = ["BindingChanged", "Deliver", "HaBinding", "HaNode", "HaPath", "HomeAgentCore", "Log", "Send",
            "STATUS_AUTH_ID_MISMATCH", "STATUS_MESG_ID_REQUIRED"]
 
 STATUS_ACCEPTED = 0
@@ -46,6 +47,8 @@ STATUS_UNSPECIFIED = 128
 STATUS_PROHIBITED = 129
 STATUS_NOT_HOME_SUBNET = 132
 STATUS_SEQ_OUT_OF_WINDOW = 135
+STATUS_MCOA_MALFORMED = 164  # RFC 5648 §6.2
+STATUS_MCOA_NON_MCOA_EXISTS = 165
 STATUS_AUTH_ID_MISMATCH = 144  # RFC 4285 §8: timestamp not acceptable (the BA carries our time)
 STATUS_MESG_ID_REQUIRED = 145  # RFC 4285 §8: no Replay Protection option
 
@@ -79,28 +82,6 @@ class HaNode:
     home_addresses: frozenset[bytes]
     keys: dict[int, bytes]
     last_timestamp: int = 0
-
-
-@dataclass
-class HaBinding:
-    """One binding cache entry (RFC 6275 §9.1): keyed by home address.
-
-    ``peer``: the observed outer (address, port) replies go to; ``coa``: the
-    care-of address the node declared (IPv6 or IPv4 text); ``nat``: the two
-    differ; ``lifetime``: granted, s; ``expires``: on the core's clock.
-    """
-    hoa: str
-    identity: str
-    coa: str
-    peer: tuple[str, int]
-    seq: int
-    lifetime: int
-    expires: float
-    nat: bool
-    registered_at: float
-    sender: dp.Sender = field(repr=False)
-    receiver: dp.Receiver = field(repr=False)
-    index: int = 0  # our receiver index of this registration's session
 
 
 def seq_newer(a: int, b: int) -> bool:
@@ -200,19 +181,31 @@ class HomeAgentCore:
             self.counters["tun-not-ipv6"] += 1
             return []
         b = self.cache.get(packet[24:40])
-        if b is None or b.expires <= now:
+        paths = b.paths_for(packet, now) if b is not None else None
+        if not paths:
             self.counters["no-binding"] += 1
             return []
         self.counters["down-packets"] += 1
-        return [Send(b.sender.seal(packet), b.peer)]
+        frame = b.sender.seal(packet)  # sealed once: every copy has the same counter (the receiver keeps one)
+        if len(paths) > 1:
+            self.counters["down-copies"] += len(paths) - 1
+        return [Send(frame, p.peer) for p in paths]
 
     def tick(self, now: float) -> list:
         """Expire bindings and old sessions; call about once a second."""
         out: list = []
         for hoa, b in list(self.cache.items()):
-            if b.expires <= now:
+            gone = [p for p in b.paths.values() if p.expires <= now]
+            if not gone:
+                continue
+            if len(gone) == len(b.paths):
                 out += self._remove(hoa, now)
                 out.append(Log("INFO", f"binding of {b.hoa} ({b.identity}) expired"))
+                continue
+            for p in gone:
+                del b.paths[p.bid]
+                out.append(Log("INFO", f"binding of {b.hoa} ({b.identity}) through {p.coa} (BID {p.bid}) expired"))
+            out.append(BindingChanged(b.hoa, b))
         while self._retiring and self._retiring[0][0] <= now:
             _t, idx = self._retiring.popleft()
             entry = self._sessions.get(idx)
@@ -236,17 +229,29 @@ class HomeAgentCore:
         b = self.cache.get(hoa)
         if ftype == dp.FRAME_KEEPALIVE:
             self.counters["keepalives"] += 1
-            if b is not None and b.receiver is receiver and counter == receiver.last_counter and b.peer != peer:
-                old, b.peer = b.peer, peer
-                return [BindingChanged(b.hoa, b),
-                        Log("INFO", f"{b.hoa}: outer address moved {old[0]}:{old[1]} -> {peer[0]}:{peer[1]} "
-                                    "(authenticated keepalive)")]
-            return []
+            if b is None or b.receiver is not receiver or counter != receiver.last_counter:
+                return []
+            # the keepalive names its path (BID, u16) when the node has several; an empty one is the only path's
+            path = b.paths.get(int.from_bytes(inner, "big")) if inner else (
+                next(iter(b.paths.values())) if len(b.paths) == 1 else None)
+            if path is None or path.peer == peer:
+                return []
+            old, path.peer = path.peer, peer
+            try:
+                path.nat = wire.addr16(peer[0]) != wire.addr16(path.coa)
+            except wire.WireError:
+                path.nat = True
+            was = f"{old[0]}:{old[1]}" if old else "not yet known"
+            return [BindingChanged(b.hoa, b),
+                    Log("INFO", f"{b.hoa}: outer address of BID {path.bid} ({path.coa}) {was} -> "
+                                f"{peer[0]}:{peer[1]} (authenticated keepalive)")]
         addrs = inner_addresses(inner)
         if addrs is None or addrs[0] != 6 or addrs[1] != hoa:
             return self._drop(now, "spoofed-source", peer,
                               "authenticated data whose inner source is not the node's home address dropped")
         self.counters["up-packets"] += 1
+        if b is not None and len(b.paths) > 1:
+            b.learn_upstream(inner, peer)
         return [Deliver(inner)]
 
     # ------------------------------------------------------------------ signalling
@@ -270,7 +275,9 @@ class HomeAgentCore:
         if isinstance(msg, wire.BindingUpdate):
             c4 = msg.option(wire.IPv4CareOf)
             c6 = msg.option(wire.AlternateCareOf)
-            coa = c6.address if c6 is not None else (c4.address if c4 is not None else None)
+            bid = msg.option(wire.BindingIdentifier)  # MCoA (RFC 5648): the first BID's CoA is the one it came on
+            coa = bid.coa if bid is not None and bid.coa is not None else (
+                c6.address if c6 is not None else (c4.address if c4 is not None else None))
         if not wire.verify_authenticator(mh, coa=coa, hoa=src, key=key):
             return self._drop(now, "auth-failed", peer, f"{node.identity}: authenticator does not verify, dropped")
         if isinstance(msg, wire.Heartbeat):
@@ -338,12 +345,29 @@ class HomeAgentCore:
             return self._error(STATUS_SEQ_OUT_OF_WINDOW, *args, f"sequence {msg.seq} not newer than {old.seq}")
         node.last_timestamp = rp.timestamp  # taken: a replay of this BU is refused from now on
         hoa_text = wire.ntop6(hoa)
-        if msg.lifetime == 0 or coa is not None and wire.addr16(coa) == hoa:  # RFC 6275 §11.5.4: returning home
-            out = self._remove(hoa, now) if old is not None else []
+        bid_opts = msg.options_of(wire.BindingIdentifier)
+        if bid_opts:
+            problem = _bid_problem(bid_opts, msg.lifetime)
+            if problem:
+                return self._error(STATUS_MCOA_MALFORMED, *args, problem)
+            if old is not None and not old.mcoa:
+                return self._error(STATUS_MCOA_NON_MCOA_EXISTS, *args,
+                                   "a binding without BID exists for this home address (deregister it first)")
+        home = coa is not None and not bid_opts and wire.addr16(coa) == hoa
+        if msg.lifetime == 0 or home:  # RFC 6275 §11.5.4 returning home; RFC 5648 §5.6 one BID deregistered
+            out: list = []
+            if old is not None and bid_opts:
+                for o in bid_opts:
+                    old.paths.pop(o.bid, None)
+                out = self._remove(hoa, now) if not old.paths else [BindingChanged(hoa_text, old)]
+            elif old is not None:
+                out = self._remove(hoa, now)
             self.counters["deregistrations"] += 1
-            ba = wire.BindingAck(STATUS_ACCEPTED, msg.seq, 0, options=(wire.ReplayProtection(rp.timestamp),))
+            opts = [wire.ReplayProtection(rp.timestamp)] + [wire.BindingIdentifier(o.bid) for o in bid_opts]
+            ba = wire.BindingAck(STATUS_ACCEPTED, msg.seq, 0, options=tuple(opts))
+            what = f"BID {', '.join(str(o.bid) for o in bid_opts)} of {hoa_text}" if bid_opts else hoa_text
             return out + self._reply(ba, node, spi, key, hoa, coa, peer, size) + [
-                Log("INFO", f"{node.identity}: {hoa_text} deregistered")]
+                Log("INFO", f"{node.identity}: {what} deregistered")]
         sess = parse_session_option(msg.option(wire.VendorSpecific))
         if sess is None or coa is None:
             return self._error(STATUS_UNSPECIFIED, *args, "no session option or no care-of address option")
@@ -354,25 +378,60 @@ class HomeAgentCore:
             ha_index = int.from_bytes(self._random(4), "big")
         k_up, k_down = dp.derive_keys(key, mn_nonce, ha_nonce)
         lifetime = min(msg.lifetime * 4, self.max_lifetime) // 4 * 4
-        try:
-            nat = wire.addr16(peer[0]) != wire.addr16(coa)
-        except wire.WireError:  # a peer address with a zone: not ours to compare
-            nat = True
-        b = HaBinding(hoa_text, node.identity, coa, peer, msg.seq, lifetime, now + lifetime, nat, now,
-                      dp.Sender(k_down, mn_index), dp.Receiver(k_up, ha_index), ha_index)
+        paths = self._paths(old, bid_opts, coa, peer, lifetime, now)
+        b = HaBinding(hoa_text, node.identity, msg.seq, now, dp.Sender(k_down, mn_index),
+                      dp.Receiver(k_up, ha_index), ha_index, paths, bool(bid_opts))
         if old is not None:  # in-flight frames of the previous registration still open for a moment
+            b.flows = old.flows
             self._retire(old, now)
+        flows = b.apply_flows(list(msg.options_of(wire.FlowIdentification)),
+                              sum((f.fids for f in msg.options_of(wire.FlowSummary)), ()))
         self._sessions[ha_index] = (hoa, b.receiver, None)
         self.cache[hoa] = b
         self.counters["registrations"] += 1
+        first = paths[bid_opts[0].bid] if bid_opts else paths[0]
         opts: list = [wire.ReplayProtection(rp.timestamp), session_option(ha_nonce, ha_index)]
-        if nat:
+        if first.nat:
             opts.append(wire.NatDetection(True, 20))
-        ba = wire.BindingAck(STATUS_ACCEPTED, msg.seq, lifetime // 4, options=tuple(opts))
-        moved = old is None or old.peer != peer or old.coa != coa
-        logs = [Log("INFO", f"{node.identity}: {hoa_text} bound to {coa} via {peer[0]}:{peer[1]}"
-                            f"{' (NAT)' if nat else ''}, {lifetime} s")] if moved else []
-        return [BindingChanged(hoa_text, b)] + self._reply(ba, node, spi, key, hoa, coa, peer, size) + logs
+        opts += [wire.BindingIdentifier(o.bid, 0, False, o.priority) for o in bid_opts]
+        fid_opts = [wire.FlowIdentification(fid, pri, status) for fid, pri, status, _w in flows]
+        ba = wire.BindingAck(STATUS_ACCEPTED, msg.seq, lifetime // 4, options=tuple(opts + fid_opts))
+        reply = self._reply(ba, node, spi, key, hoa, coa, peer, size)
+        while not reply and fid_opts:  # never longer than the BU: leave out per-flow results from the end
+            fid_opts.pop()
+            ba = wire.BindingAck(STATUS_ACCEPTED, msg.seq, lifetime // 4, options=tuple(opts + fid_opts))
+            reply = self._reply(ba, node, spi, key, hoa, coa, peer, size)
+        moved = old is None or old.peer != b.peer or old.coa != b.coa or set(old.paths) != set(paths)
+        logs = [Log("INFO", f"{node.identity}: {hoa_text} bound to " + ", ".join(
+            f"{p.coa}" + (f" (BID {p.bid}, BID-PRI {p.priority})" if b.mcoa else "")
+            + (f" via {p.peer[0]}:{p.peer[1]}" if p.peer else " (outer address not yet seen)")
+            + (" (NAT)" if p.nat else "") for p in paths.values()) + f", {lifetime} s")] if moved else []
+        refused = [Log("WARNING", f"{node.identity}: {hoa_text} flow binding {fid} refused ({status}: {words})")
+                   for fid, _p, status, words in flows if status]
+        return [BindingChanged(hoa_text, b)] + reply + logs + refused
+
+    @staticmethod
+    def _paths(old: HaBinding | None, bid_opts: tuple, coa: str, peer: tuple[str, int], lifetime: int,
+               now: float) -> dict[int, HaPath]:
+        """The paths after a registration: without BIDs the one care-of address; with BIDs those named
+        (the first one arrived through ``peer``; the others keep a known outer address for the same CoA
+        or wait for the node's first authenticated packet on them) plus the earlier ones not named."""
+        def nat_of(p_coa: str, p_peer) -> bool:
+            if p_peer is None:
+                return False
+            try:
+                return wire.addr16(p_peer[0]) != wire.addr16(p_coa)
+            except wire.WireError:  # a peer address with a zone: not ours to compare
+                return True
+        if not bid_opts:
+            return {0: HaPath(0, coa, peer, lifetime, now + lifetime, nat_of(coa, peer), 0, now)}
+        paths = {bid: p for bid, p in (old.paths.items() if old is not None and old.mcoa else ())}
+        for i, o in enumerate(bid_opts):
+            prev = paths.get(o.bid)
+            p_peer = peer if i == 0 else (prev.peer if prev is not None and prev.coa == o.coa else None)
+            paths[o.bid] = HaPath(o.bid, o.coa, p_peer, lifetime, now + lifetime, nat_of(o.coa, p_peer),
+                                  o.priority, prev.registered_at if prev is not None and prev.coa == o.coa else now)
+        return paths
 
     def _remove(self, hoa: bytes, now: float) -> list:
         b = self.cache.pop(hoa, None)
@@ -387,3 +446,17 @@ class HomeAgentCore:
         if entry is not None and entry[2] is None:
             self._sessions[b.index] = (entry[0], entry[1], now + SESSION_GRACE_S)
             self._retiring.append((now + SESSION_GRACE_S, b.index))
+
+
+def _bid_problem(opts: tuple, lifetime: int) -> str | None:
+    """Why a BU's Binding Identifier options are malformed (RFC 5648 §6.1, status 164), or None."""
+    seen = set()
+    for o in opts:
+        if o.bid == 0:
+            return "BID 0 is reserved"
+        if o.bid in seen:
+            return f"BID {o.bid} appears twice"
+        seen.add(o.bid)
+        if lifetime and o.coa is None:
+            return f"BID {o.bid} carries no care-of address"
+    return None

@@ -211,9 +211,16 @@ class HomeAgentDaemon:
         self._written_counters = self.core.counters.copy()
         now = self.clock()
         doc = {"restart_counter": self.core.restart_counter, "counters": dict(self.core.counters),
-               "bindings": [{"hoa": b.hoa, "identity": b.identity, "coa": b.coa, "peer": list(b.peer),
+               "bindings": [{"hoa": b.hoa, "identity": b.identity, "coa": b.coa,
+                             "peer": list(b.peer) if b.peer else None,
                              "seq": b.seq, "lifetime": b.lifetime, "remaining": round(b.expires - now, 1),
-                             "nat": b.nat} for b in self.core.bindings()]}
+                             "nat": b.nat, "mcoa": b.mcoa,
+                             "paths": [{"bid": p.bid, "coa": p.coa, "peer": list(p.peer) if p.peer else None,
+                                        "priority": p.priority, "nat": p.nat, "lifetime": p.lifetime,
+                                        "remaining": round(p.expires - now, 1)} for p in b.paths.values()],
+                             "flows": [{"fid": f.fid, "priority": f.fid_priority, "bids": list(f.bid_refs),
+                                        "selector": f.selector.describe()} for f in b.flows.bindings.values()]}
+                            for b in self.core.bindings()]}
         try:
             atomic_replace(os.path.join(self.cfg.state_dir, "bindings.json"),
                            lambda f: f.write(json.dumps(doc, indent=1).encode()), mode=0o644, sync_dir=False)

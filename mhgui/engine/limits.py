@@ -61,4 +61,4 @@ def source_prefix(address: str) -> str:
         return address
     if ip.version == 6 and ip.ipv4_mapped is None:
         return str(ipaddress.IPv6Network((ip, 64), strict=False))
-    return str(ip.ipv4_mapped or ip)
+    return str(ip.ipv4_mapped if ip.version == 6 else ip)
