@@ -42,7 +42,7 @@ class Sim:
     """The two cores and the wire between them. ``wire_log``: every datagram (direction, ifindex, payload)."""
 
     def __init__(self, *, ha_key: bytes = KEY, mn_key: bytes = KEY, skew_s: float = 0.0, seed: int = 1,
-                 prefs: UplinkPrefs = UplinkPrefs(("up0", "up1"))) -> None:
+                 prefs: UplinkPrefs = UplinkPrefs(("up0", "up1")), mcoa: bool = False) -> None:
         self.t = 1000.0
         self.wall = 1_800_000_000.0
         self.mn_skew = skew_s
@@ -50,7 +50,7 @@ class Sim:
         self.seed = seed
         self.ha = self._new_ha(restart_counter=1)
         self.mn = MobileNodeCore(identity=IDENTITY, spi=SPI, key=mn_key, ha_home=HA_HOME, ha_families={4, 6},
-                                 hoas=[HoaBinding(HOA, 64, prefs)], random=seeded(seed + 1))
+                                 hoas=[HoaBinding(HOA, 64, prefs)], random=seeded(seed + 1), mcoa=mcoa)
         self.cut: set[int] = set()
         self.blackholed: set[int] = set()
         self.lose_bus = False  # the wire loses every Binding Update (probes still pass)

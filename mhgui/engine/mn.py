@@ -36,6 +36,7 @@ from .actions import Log
 from .mn_binding import HoaBinding, Pending
 from .mn_actions import Changed, RebindDone, SendOn, SetMtu, UplinkInfo, WriteTun
 from .mn_control import MobileNodeControl
+from .mn_flows import MobileNodeFlows
 from .mn_timers import MobileNodeTimers
 from .packets import icmpv6_packet_too_big, inner_addresses
 from .probes import Prober
@@ -57,15 +58,16 @@ class _Uplink:
         self.prober = prober
 
 
-class MobileNodeCore(MobileNodeTimers, MobileNodeControl):
+class MobileNodeCore(MobileNodeTimers, MobileNodeControl, MobileNodeFlows):
     """The mobile node. ``key``: the MN-HA key; ``ha_home``: the HA's address on the home prefix;
     ``ha_families``: the families the HA listens on (6 and/or 4); ``hoas``: one :class:`HoaBinding` each;
     ``lifetime``: requested binding lifetime (s); probe ``interval``/``metered_interval`` (s), ``misses``;
-    ``keepalive``: s between NAT keepalives on the bound uplink."""
+    ``keepalive``: s between NAT keepalives on the bound uplink; ``mcoa``: register every usable uplink at
+    once (RFC 5648 bulk registration, one BID each) so that flows can be moved, bicast and shared (RFC 6089)."""
 
     def __init__(self, *, identity: str, spi: int, key: bytes, ha_home: str, ha_families: set[int],
                  hoas: list[HoaBinding], lifetime: int = 600, interval: float = 0.25, misses: int = 3,
-                 metered_interval: float = 5.0, keepalive: float = 20.0,
+                 metered_interval: float = 5.0, keepalive: float = 20.0, mcoa: bool = False,
                  random: Callable[[int], bytes] = os.urandom) -> None:
         self.identity, self.spi, self.key = identity, spi, key
         self.ha_home = wire.addr16(ha_home)
@@ -84,6 +86,8 @@ class MobileNodeCore(MobileNodeTimers, MobileNodeControl):
         self._waiters: dict[int, tuple[bytes, int, float]] = {}  # request -> (hoa16, ifindex, requested at)
         self._next_keepalive: dict[bytes, float] = {}
         self._by_index: dict[int, HoaBinding] = {}
+        self.mcoa = mcoa
+        self._init_flows()
 
     # ------------------------------------------------------------------ views
     def uplink_by_name(self, name: str) -> _Uplink | None:
@@ -134,13 +138,21 @@ class MobileNodeCore(MobileNodeTimers, MobileNodeControl):
         seq = h.next_seq()
         nonce, index = self._random(16), int.from_bytes(self._random(4), "big") or 1
         ts = self._timestamp(wall)
-        coa_opt = wire.AlternateCareOf(coa) if family == 6 else wire.IPv4CareOf(coa)
+        paths: tuple = ()
+        flows: dict = {}
+        if self.mcoa and lifetime:  # RFC 5648 bulk registration: every path in one BU, this uplink's first
+            paths = self.wanted_paths(h, ifindex)
+            flows = self.wanted_flows(h, paths)
+            opts = [wire.BindingIdentifier(bid, 0, False, pri, p_coa) for bid, _i, _f, p_coa, pri in paths]
+            opts += self.flow_options(h, flows)
+        else:
+            opts = [wire.AlternateCareOf(coa) if family == 6 else wire.IPv4CareOf(coa)]
         msg = wire.BindingUpdate(seq, wire.BU_A | wire.BU_H, lifetime // 4,
-                                 options=(coa_opt, wire.ReplayProtection(ts), session_option(nonce, index)))
+                                 options=tuple(opts) + (wire.ReplayProtection(ts), session_option(nonce, index)))
         first = h.pending.first_sent_at if h.pending is not None and h.pending.ifindex == ifindex else now
         tries = h.pending.tries + 1 if h.pending is not None and h.pending.ifindex == ifindex else 1
         h.pending = Pending(seq, ifindex, family, coa, nonce, index, ts, now, timeout or h.first_timeout(), first,
-                            lifetime, tries, reason)
+                            lifetime, tries, reason, paths=paths, flows=flows)
         self._by_index[index] = h
         self.counters["bu-sent"] += 1
         return [self._signal(msg, h, coa, ifindex, family)]
@@ -164,15 +176,21 @@ class MobileNodeCore(MobileNodeTimers, MobileNodeControl):
             if choice == h.target() and (h.pending is not None or h.bound is not None):
                 bound_coa = h.bound.coa if h.bound is not None else None
                 path = self.path_of(self.uplinks[choice].info)
-                if h.pending is not None or path is None or path[1] == bound_coa:
+                if h.pending is not None or path is None:
                     continue
-                reason = "care-of address changed"
+                if path[1] != bound_coa:
+                    reason = "care-of address changed"
+                else:
+                    reason = self.mcoa_change(h, choice) if self.mcoa else None
+                    if reason is None:
+                        continue
             old = h.target()
             out += self._send_bu(h, choice, now, wall, reason)
             out.append(Changed("bindings", {
                 "event": "moving", "hoa": h.hoa, "reason": reason, "at": now,
                 "from": self.uplinks[old].info.name if old in self.uplinks else None,
                 "to": self.uplinks[choice].info.name}))
+        self.rebuild_upstream()
         return out + self._mtu_actions()
 
     def _mtu_actions(self) -> list:
@@ -312,6 +330,7 @@ class MobileNodeCore(MobileNodeTimers, MobileNodeControl):
         if ba.status >= 128:
             words = wire.ba_status_text(ba.status)
             h.pending = None
+            self.flows_refused(h, p, f"the home agent refused the binding: {words} ({ba.status})", now)
             h.last_error = f"the home agent refused the binding: {words} ({ba.status})"
             h.refused_until = now + 30.0
             self.counters[f"ba-{ba.status}"] += 1
@@ -324,6 +343,8 @@ class MobileNodeCore(MobileNodeTimers, MobileNodeControl):
         if p.lifetime == 0:
             h.pending = None
             h.drop_binding(now)
+            h.paths = {}
+            self.rebuild_upstream()
             return [Changed("bindings", {"event": "deregistered", "hoa": h.hoa})]
         sess = parse_session_option(ba.option(wire.VendorSpecific))
         if sess is None:
@@ -334,13 +355,15 @@ class MobileNodeCore(MobileNodeTimers, MobileNodeControl):
         b = h.accept(p, ba.lifetime * 4, sess[0], sess[1], self.key, bool(nat and nat.udp_forced), now)
         self._next_keepalive[h.hoa16] = now + self.keepalive
         self.counters["registrations"] += 1
+        extra = self.accept_paths_and_flows(h, p, ba, now) if self.mcoa else []
         from_name = (self.uplinks[moved_from].info.name if moved_from in self.uplinks else None) \
             if moved_from is not None else None
         detail = {"event": "registered", "hoa": h.hoa, "uplink": name, "from": from_name, "coa": b.coa,
                   "lifetime": b.lifetime,
                   "nat": b.nat, "bu_sent_at": p.sent_at, "first_bu_at": p.first_sent_at, "ack_at": now,
                   "reason": p.reason, "moved": moved_from != b.ifindex}
-        return [Changed("bindings", detail)] + self._finish_waiters(h, now, True, None)
+        out = [Changed("bindings", detail)] + extra + self._finish_waiters(h, now, True, None)
+        return out + (self._evaluate(now, wall, "changed while registering") if self.mcoa else [])
 
     def tun_packet(self, packet: bytes, now: float) -> list:
         """An IPv6 packet the node sent from a HoA (read from the TUN)."""
@@ -361,4 +384,7 @@ class MobileNodeCore(MobileNodeTimers, MobileNodeControl):
             self.counters["packet-too-big"] += 1
             return [WriteTun(icmpv6_packet_too_big(self.ha_home, packet[8:24], max(limit, MIN_IPV6_MTU), packet))]
         self.counters["up-packets"] += 1
-        return [SendOn(b.ifindex, b.family, b.sender.seal(packet))]
+        if not h.paths or h.simple_up:
+            return [SendOn(b.ifindex, b.family, b.sender.seal(packet))]
+        frame = b.sender.seal(packet)  # sealed once: copies carry one counter, the HA delivers the first
+        return [SendOn(p.ifindex, p.family, frame) for p in self.upstream_paths(h, packet)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-__all__ = ["Changed", "RebindDone", "SendOn", "SetMtu", "UplinkInfo", "WriteTun"]
+__all__ = ["Changed", "FlowDone", "RebindDone", "SendOn", "SetMtu", "UplinkInfo", "WriteTun"]
 
 
 class SendOn(NamedTuple):
@@ -31,6 +31,18 @@ class RebindDone(NamedTuple):
     elapsed_ms: float
     coa: str | None
     interface: str | None
+    reason: str | None
+
+
+class FlowDone(NamedTuple):
+    """A flow-binding request (add, change, remove) ended: ``confirmed`` by the home agent after ``elapsed_ms``
+    or not, with ``reason`` in words; ``fid`` 0 when none was assigned; ``uplinks``: what it asked for."""
+    request: int
+    hoa: str
+    fid: int
+    confirmed: bool
+    elapsed_ms: float
+    uplinks: tuple
     reason: str | None
 
 

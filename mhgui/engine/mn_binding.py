@@ -9,13 +9,15 @@ refresh time, and the data session keyed by the nonces of the BU and the BA.
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 from dataclasses import dataclass, field
 
 from . import dataplane as dp
+from .selectors import FlowTable
 from .session import SESSION_GRACE_S
 
-__all__ = ["Bound", "HoaBinding", "Pending", "UplinkPrefs",
+__all__ = ["Bound", "HoaBinding", "MnFlow", "MnPath", "Pending", "UplinkPrefs",
            "INITIAL_BINDACK_TIMEOUT", "INITIAL_BINDACK_TIMEOUT_FIRST", "MAX_BINDACK_TIMEOUT"]
 
 INITIAL_BINDACK_TIMEOUT_FIRST = 1.5  # s, RFC 6275 §13 InitialBindackTimeoutFirstReg
@@ -67,6 +69,36 @@ class Pending:
     tries: int = 1
     reason: str = ""
     clock_retry: bool = False
+    #: MCoA (RFC 5648): the paths this BU registers, (bid, ifindex, family, coa, priority), the first is ``ifindex``'s
+    paths: tuple = ()
+    #: RFC 6089: the flow state it carries, fid -> effective BIDs
+    flows: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MnPath:
+    """One registered care-of address of a HoA (RFC 5648 BID): sent on ``ifindex`` with ``family``."""
+    bid: int
+    ifindex: int
+    family: int
+    coa: str
+    priority: int
+
+
+@dataclass
+class MnFlow:
+    """A flow binding the node asked for (RFC 6089): ``uplinks`` (interface names, several = n-cast) in the
+    user's words; ``bids``: the BIDs it is bound to at the home agent now (None until confirmed);
+    ``requested``: the BIDs the outstanding BU asks for."""
+    fid: int
+    priority: int
+    selector: object
+    uplinks: tuple[str, ...]
+    bids: tuple[int, ...] | None = None
+    requested: tuple[int, ...] | None = None
+    error: str | None = None
+    requested_at: float = 0.0
+    request: int | None = None
 
 
 @dataclass
@@ -102,6 +134,11 @@ class HoaBinding:
     deregistered: bool = False
     stranded: bool = False  # no uplink can reach the home agent now (said once)
     old_receivers: list[tuple[dp.Receiver, float]] = field(default_factory=list)
+    paths: dict[int, MnPath] = field(default_factory=dict)  # MCoA: bid -> registered path
+    flows: dict[int, MnFlow] = field(default_factory=dict)  # fid -> flow binding
+    up_table: FlowTable = field(default_factory=FlowTable, repr=False)  # upstream: flows -> BIDs now
+    simple_up: bool = True  # every upstream packet goes on the bound path
+    sticky: collections.OrderedDict = field(default_factory=collections.OrderedDict, repr=False)  # load sharing
 
     def __post_init__(self) -> None:
         self.hoa16 = ipaddress.IPv6Address(self.hoa).packed

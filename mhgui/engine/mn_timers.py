@@ -73,7 +73,13 @@ class MobileNodeTimers:
                 out += self._send_bu(h, h.bound.ifindex, now, wall, "refresh")
             if h.bound is not None and now >= self._next_keepalive.get(h.hoa16, float("inf")):
                 self._next_keepalive[h.hoa16] = now + self.keepalive
-                out.append(SendOn(h.bound.ifindex, h.bound.family, h.bound.sender.seal(b"", dp.FRAME_KEEPALIVE)))
+                if self.mcoa and h.paths:  # one per path, naming its BID: each NAT mapping stays, each path known
+                    out += [SendOn(mp.ifindex, mp.family, h.bound.sender.seal(mp.bid.to_bytes(2, "big"),
+                                                                              dp.FRAME_KEEPALIVE))
+                            for mp in h.paths.values() if mp.ifindex in self.uplinks and mp.priority < 127]
+                else:
+                    out.append(SendOn(h.bound.ifindex, h.bound.family,
+                                      h.bound.sender.seal(b"", dp.FRAME_KEEPALIVE)))
             if h.bound is not None and now >= h.bound.expires and p is None:
                 h.drop_binding(now)
                 verdict = True
