@@ -395,7 +395,7 @@ try:
     s = socket.create_connection((host, port), timeout=10)
     out["local"] = s.getsockname()[0]
     s.settimeout(30)
-    print("connected", flush=True)
+    print("connected", s.getsockname()[1], flush=True)
     start = time.monotonic()
     while True:
         if select.select([sys.stdin], [], [], 0)[0]:
@@ -429,10 +429,12 @@ class Stream:
     def __init__(self, lab: LabHandle, rate: float = 3e6, limit: float = 120.0) -> None:
         self.server = ns_popen(lab.ns("cn"), STREAM_SERVER, CN_ADDRESS)
         port = read_line(self.server)
+        self.server_port = int(port)
         self.client = ns_popen(lab.ns("mn"), STREAM_CLIENT, CN_ADDRESS, port, str(rate), str(limit))
         try:
             line = read_line(self.client)
-            assert line == "connected", f"the stream client did not connect: {line}"
+            assert line.startswith("connected "), f"the stream client did not connect: {line}"
+            self.client_port = int(line.split()[1])
         except BaseException:
             end(self.server)
             raise

@@ -108,7 +108,11 @@ async def test_introspection_signature_and_unknown_method(stack, daemon, client)
     intro = await client.introspect(BUS_NAME, OBJECT_PATH)
     iface = next(i for i in intro.interfaces if i.name == INTERFACE)
     assert {m.name for m in iface.methods} == {"GetBindings", "GetUplinks", "GetStatus", "Rebind", "SetPreferences",
-                                               "ConfigureHomeAgent"}
+                                               "ConfigureHomeAgent", "GetFlowBindings", "AddFlowBinding",
+                                               "ChangeFlowBinding", "RemoveFlowBinding", "SetLoadSharing"}
+    add = next(m for m in iface.methods if m.name == "AddFlowBinding")
+    assert [a.signature for a in add.in_args] == ["s", "s", "as"] and [a.signature for a in add.out_args] == \
+        ["b", "q", "d", "s"]
     assert [s.name for s in iface.signals] == ["Changed"]
     rebind = next(m for m in iface.methods if m.name == "Rebind")
     assert rebind.in_signature == "ss" and rebind.out_signature == "bdsss"

@@ -84,11 +84,13 @@ class ProbeConfig:
 @dataclass(frozen=True)
 class TunnelConfig:
     """``[tunnel]``: TUN device ``name``, routing ``table`` of the HoA default route, ``mtu`` (0 =
-    follow the uplinks), requested binding ``lifetime`` (s)."""
+    follow the uplinks), requested binding ``lifetime`` (s), ``multiple_care_of``: register every usable
+    uplink at once (RFC 5648) so that single connections can be moved, bicast and shared (RFC 6089)."""
     name: str = "mhmn0"
     table: int = 4191
     mtu: int = 0
     lifetime: int = 600
+    multiple_care_of: bool = False
 
 
 @dataclass(frozen=True)
@@ -304,7 +306,7 @@ def _parse_mn(data: dict, file: str) -> MnConfig:
     probe = ProbeConfig(p.num("interval_ms", 50, 60000, 250), p.num("misses", 1, 20, 3),
                         p.num("metered_interval_ms", 50, 600000, 5000), p.num("keepalive_s", 5, 25, 20),
                         _ifnames(p, "metered"))
-    t = top.table("tunnel", ("name", "table", "mtu", "lifetime"), optional=True)
+    t = top.table("tunnel", ("name", "table", "mtu", "lifetime", "multiple_care_of"), optional=True)
     table = t.num("table", 1, 2**31 - 1, 4191)
     if table in _RESERVED_TABLES:
         t.fail("table", f"{table} is a kernel table (253 default, 254 main, 255 local)")
@@ -312,7 +314,8 @@ def _parse_mn(data: dict, file: str) -> MnConfig:
     if 0 < mtu < 1280:
         t.fail("mtu", f"{mtu} is under IPv6's minimum 1280 (0 = follow the uplinks)")
     tunnel = TunnelConfig(_check_ifname(t, "name", t.text("name", "mhmn0")), table, mtu,
-                          t.num("lifetime", 4, MAX_LIFETIME, 600))
+                          t.num("lifetime", 4, MAX_LIFETIME, 600),
+                          t.get("multiple_care_of", bool, "true or false", False))
     return MnConfig(identity, spi, key_file, ref, tuple(hoas), probe, tunnel)
 
 

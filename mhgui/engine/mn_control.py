@@ -123,7 +123,9 @@ class MobileNodeControl:
     def bindings_view(self, now: float) -> list[dict]:
         """One dict per HoA: ``hoa``, ``prefix_len`` (home prefix), ``home_agent`` (its home address), ``state`` (registered, waiting-ack, unbound, refused), ``coa``,
         ``interface``, ``family``, ``seq``, ``lifetime`` and ``remaining`` (s), ``nat``, ``error``,
-        ``pending_interface``, ``pending_coa``, ``preference``/``backup``/``never``, ``default_route``."""
+        ``pending_interface``, ``pending_coa``, ``preference``/``backup``/``never``, ``default_route``,
+        ``paths`` (with several care-of addresses: one per BID, ``bid``, ``interface``, ``coa``, ``priority``
+        (BID-PRI, 127 = no longer used), ``family``), ``flow_bindings`` (how many)."""
         out = []
         for h in self.hoas.values():
             b, p = h.bound, h.pending
@@ -143,6 +145,10 @@ class MobileNodeControl:
                 "pending_interface": pu.info.name if pu else None, "pending_coa": p.coa if p else None,
                 "preference": list(h.prefs.preference), "backup": list(h.prefs.backup),
                 "never": list(h.prefs.never), "default_route": h.default_route,
+                "paths": [{"bid": mp.bid, "interface": self.uplinks[mp.ifindex].info.name
+                           if mp.ifindex in self.uplinks else None, "coa": mp.coa, "priority": mp.priority,
+                           "family": mp.family} for mp in h.paths.values()],
+                "flow_bindings": len(h.flows),
             })
         return out
 

@@ -43,10 +43,27 @@ Changes (each asks polkit, subject ``("system-bus-name", {"name": caller})``)::
         mn.toml (atomically, previous one kept as ``.bak``) and the key file (0600, root),
         then the daemon stops (deregistering) and starts again with them.
 
+Flow bindings (RFC 6089; need ``multiple_care_of = true`` in mn.toml's ``[tunnel]``)::
+
+    GetFlowBindings() -> s  (reading) JSON object: multiple_care_of (bool), weights ({uplink: weight}),
+                            limit (words), flows: one object per flow binding: hoa, fid, priority,
+                            selector (words), uplinks (asked), bids (confirmed, or null), bound_to
+                            (interface of each BID), state (bound, waiting-ack, removing, refused), error
+    AddFlowBinding(s hoa, s selector_json, as uplinks) -> (b confirmed, q fid, d elapsed_ms, s reason)
+        action engine-rebind (moving one of one's own connections). ``selector_json``: see
+        mhgui/engine/flowspec.py (written as the home agent sees the flow: source = the
+        correspondent). Several uplinks = a copy on each (bicast). Returns when the home agent
+        confirmed or refused that flow (reason in words), or after 10 s.
+    ChangeFlowBinding(s hoa, q fid, as uplinks) -> (b, q, d, s)     the same, for an existing FID
+    RemoveFlowBinding(s hoa, q fid) -> (b, q, d, s)                 the flow follows the HoA again
+    SetLoadSharing(a{su} weights) -> ()
+        action engine-preferences. New flows are spread over the uplinks by these weights (each flow
+        stays on one uplink); {} turns it off.
+
 Signal::
 
     Changed(s what, s detail_json)    every change the daemon reports: what is "bindings",
-                                      "uplinks" or "preferences"; detail is its JSON object
+                                      "uplinks", "preferences" or "flows"; detail is its JSON object
 
 Errors (``io.github.mhgui.MHGui.MobileNode1.Error.`` + name, one sentence, never a traceback):
 ``InvalidArgs`` (an argument is wrong: checked before polkit is asked, so a request that cannot
@@ -144,6 +161,36 @@ INTROSPECTION_XML = f"""<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object 
       <arg name="spi" type="u" direction="in"/>
       <arg name="key" type="ay" direction="in"/>
     </method>
+    <method name="GetFlowBindings"><arg name="flow_bindings" type="s" direction="out"/></method>
+    <method name="AddFlowBinding">
+      <arg name="hoa" type="s" direction="in"/>
+      <arg name="selector_json" type="s" direction="in"/>
+      <arg name="uplinks" type="as" direction="in"/>
+      <arg name="confirmed" type="b" direction="out"/>
+      <arg name="fid" type="q" direction="out"/>
+      <arg name="elapsed_ms" type="d" direction="out"/>
+      <arg name="reason" type="s" direction="out"/>
+    </method>
+    <method name="ChangeFlowBinding">
+      <arg name="hoa" type="s" direction="in"/>
+      <arg name="fid" type="q" direction="in"/>
+      <arg name="uplinks" type="as" direction="in"/>
+      <arg name="confirmed" type="b" direction="out"/>
+      <arg name="fid" type="q" direction="out"/>
+      <arg name="elapsed_ms" type="d" direction="out"/>
+      <arg name="reason" type="s" direction="out"/>
+    </method>
+    <method name="RemoveFlowBinding">
+      <arg name="hoa" type="s" direction="in"/>
+      <arg name="fid" type="q" direction="in"/>
+      <arg name="confirmed" type="b" direction="out"/>
+      <arg name="fid" type="q" direction="out"/>
+      <arg name="elapsed_ms" type="d" direction="out"/>
+      <arg name="reason" type="s" direction="out"/>
+    </method>
+    <method name="SetLoadSharing">
+      <arg name="weights" type="a{{su}}" direction="in"/>
+    </method>
     <signal name="Changed">
       <arg name="what" type="s"/>
       <arg name="detail_json" type="s"/>
@@ -238,6 +285,39 @@ def _names(values: object, what: str) -> list[str]:
             raise _invalid(f"{what}: {name} is listed twice")
         out.append(name)
     return out
+
+
+def _fid(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 0xFFFF:
+        raise _invalid(f"a flow binding's FID is 1..65535, not {value!r}")
+    return value
+
+
+def _check_add_flow(hoa: object, selector: object, uplinks: object) -> tuple:
+    from .flowspec import selector_from_json
+    if not isinstance(selector, str):
+        raise _invalid("the selector is JSON text")
+    try:
+        ts = selector_from_json(selector)
+    except ValueError as e:
+        raise _invalid(f"selector: {e}") from None
+    return check_hoa(hoa), ts, _names(uplinks, "uplinks")
+
+
+def _check_change_flow(hoa: object, fid: object, uplinks: object) -> tuple:
+    return check_hoa(hoa), _fid(fid), _names(uplinks, "uplinks")
+
+
+def _check_weights(weights: object) -> tuple:
+    if not isinstance(weights, dict) or len(weights) > MAX_NAMES:
+        raise _invalid(f"weights: at most {MAX_NAMES} interfaces")
+    out = {}
+    for name, w in weights.items():
+        check_interface_name(name)
+        if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 1000:
+            raise _invalid(f"weight of {name}: 0..1000, not {w!r}")
+        out[name] = w
+    return (out,)
 
 
 @dataclass(frozen=True)
@@ -381,6 +461,13 @@ class MobileNodeService:
                                       self._check_preferences),
             "ConfigureHomeAgent": _Method("asssuay", "", ACTION_CONFIGURE, self.configure_home_agent,
                                           lambda *body: (check_home_agent_setting(*body),)),
+            "GetFlowBindings": _Method("", "s", None, self.get_flow_bindings),
+            "AddFlowBinding": _Method("ssas", "bqds", ACTION_REBIND, self.add_flow_binding, _check_add_flow),
+            "ChangeFlowBinding": _Method("sqas", "bqds", ACTION_REBIND, self.change_flow_binding,
+                                         _check_change_flow),
+            "RemoveFlowBinding": _Method("sq", "bqds", ACTION_REBIND, self.remove_flow_binding,
+                                         lambda hoa, fid: (check_hoa(hoa), _fid(fid))),
+            "SetLoadSharing": _Method("a{su}", "", ACTION_PREFERENCES, self.set_load_sharing, _check_weights),
         }
 
     # ----------------------------------------------------------------- events → signal
@@ -507,6 +594,38 @@ class MobileNodeService:
     async def set_preferences(self, hoa: str, preference: list[str], backup: list[str], never: list[str]) -> None:
         try:
             self.daemon.set_preferences(hoa, preference, backup, never)
+        except ValueError as e:
+            raise _invalid(str(e)) from None
+
+    async def get_flow_bindings(self) -> str:
+        d = self.daemon
+        core = getattr(d, "core", None)
+        return _json({"multiple_care_of": bool(getattr(core, "mcoa", False)),
+                      "weights": dict(getattr(core, "weights", {}) or {}),
+                      "limit": "the whole flow state of a home address fits in one Binding Update (2048 bytes)",
+                      "flows": list(d.flows()) if hasattr(d, "flows") else []})
+
+    async def _flow_call(self, coro) -> tuple[bool, int, float, str]:
+        try:
+            done = await asyncio.wait_for(coro, REBIND_TIMEOUT)
+        except asyncio.TimeoutError:
+            return (False, 0, REBIND_TIMEOUT * 1000.0,
+                    f"the mobile node did not answer the request within {REBIND_TIMEOUT:g} s")
+        return (bool(done.confirmed), int(getattr(done, "fid", 0) or 0), float(done.elapsed_ms or 0.0),
+                done.reason or "")
+
+    async def add_flow_binding(self, hoa: str, selector, uplinks: list[str]) -> tuple[bool, int, float, str]:
+        return await self._flow_call(self.daemon.add_flow(hoa, selector, uplinks))
+
+    async def change_flow_binding(self, hoa: str, fid: int, uplinks: list[str]) -> tuple[bool, int, float, str]:
+        return await self._flow_call(self.daemon.change_flow(hoa, fid, uplinks))
+
+    async def remove_flow_binding(self, hoa: str, fid: int) -> tuple[bool, int, float, str]:
+        return await self._flow_call(self.daemon.remove_flow(hoa, fid))
+
+    async def set_load_sharing(self, weights: dict[str, int]) -> None:
+        try:
+            self.daemon.set_weights(weights)
         except ValueError as e:
             raise _invalid(str(e)) from None
 

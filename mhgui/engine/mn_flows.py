@@ -28,10 +28,11 @@ from .mn_binding import MnFlow, MnPath
 from .selectors import FlowBinding, FlowTable, TrafficSelector, packet_key
 from . import dataplane as dp
 
-__all__ = ["BID_PRI_UNUSED", "MobileNodeFlows", "STICKY_FLOWS_MAX"]
+__all__ = ["BID_PRI_UNUSED", "FLOW_REQUEST_TIMEOUT", "MobileNodeFlows", "STICKY_FLOWS_MAX"]
 
 BID_PRI_UNUSED = 127  # the lowest BID-PRI: "send nothing here unless a flow binding names it"
-STICKY_FLOWS_MAX = 4096  # load-shared flows remembered per HoA (least recently used go first)
+STICKY_FLOWS_MAX = 4096
+FLOW_REQUEST_TIMEOUT = 10.0  # s a flow request waits for the home agent's answer  # load-shared flows remembered per HoA (least recently used go first)
 _MAX_MH = 2048
 
 
@@ -162,6 +163,22 @@ class MobileNodeFlows:
         rid, f.request = f.request, None
         return [FlowDone(rid, h.hoa, f.fid, ok, (now - f.requested_at) * 1000, f.uplinks, reason),
                 Changed("flows", {"hoa": h.hoa, "fid": f.fid, "ok": ok})]
+
+    def flow_request_deadline(self) -> float:
+        """When the oldest unanswered flow request times out (core clock), inf when none."""
+        return min((f.requested_at + FLOW_REQUEST_TIMEOUT for h in self.hoas.values() for f in h.flows.values()
+                    if f.request is not None), default=float("inf"))
+
+    def expire_flow_requests(self, now: float) -> list:
+        """Flow requests unanswered for :data:`FLOW_REQUEST_TIMEOUT` s end (the change stays asked for: a
+        later Binding Acknowledgement still applies it)."""
+        out: list = []
+        for h in self.hoas.values():
+            for f in h.flows.values():
+                if f.request is not None and now - f.requested_at >= FLOW_REQUEST_TIMEOUT:
+                    out += self._flow_done(h, f, False, f"no Binding Acknowledgement within "
+                                                        f"{FLOW_REQUEST_TIMEOUT:g} s (still asked for)", now)
+        return out
 
     # ------------------------------------------------------------------ upstream
     def rebuild_upstream(self) -> None:

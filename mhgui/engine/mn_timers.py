@@ -33,6 +33,7 @@ class MobileNodeTimers:
             if h.refused_until:
                 times.append(h.refused_until)
         times += [t + REBIND_TIMEOUT for _h, _i, t in self._waiters.values()]
+        times.append(self.flow_request_deadline())
         return min(times) if times else float("inf")
 
     def tick(self, now: float, wall: float) -> list:
@@ -89,6 +90,7 @@ class MobileNodeTimers:
                 del self._waiters[rid]
                 out.append(RebindDone(rid, self.hoas[hoa16].hoa, False, (now - t) * 1000, None, None,
                                       f"no Binding Acknowledgement within {REBIND_TIMEOUT:g} s"))
+        out += self.expire_flow_requests(now)
         if verdict:
             out += self._evaluate(now, wall, "home agent unreachable")
         return out

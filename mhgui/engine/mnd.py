@@ -35,6 +35,7 @@ from . import config as engine_config
 from .actions import Log
 from .logs import daemon_parser, run_until_signal, setup_logging
 from .mn import Changed, MobileNodeCore, RebindDone, SendOn, SetMtu, UplinkInfo, WriteTun
+from .mn_actions import FlowDone
 from .mn_binding import HoaBinding, UplinkPrefs
 from .routing import Routing
 from .tun import open_tun, set_mtu
@@ -120,7 +121,8 @@ class MobileNodeDaemon:
         self.core = MobileNodeCore(identity=cfg.identity, spi=cfg.spi, key=key, ha_home=ha.address,
                                    ha_families=set(self.ha_addr), hoas=hoas, lifetime=cfg.tunnel.lifetime,
                                    interval=p.interval_ms / 1000, misses=p.misses,
-                                   metered_interval=p.metered_interval_ms / 1000, keepalive=p.keepalive_s)
+                                   metered_interval=p.metered_interval_ms / 1000, keepalive=p.keepalive_s,
+                                   mcoa=cfg.tunnel.multiple_care_of)
         self.tun = None
         self.routing: Routing | None = None
         self._socks: dict[int, _UplinkSocket] = {}
@@ -169,6 +171,36 @@ class MobileNodeDaemon:
             return await fut
         finally:
             self._waiting.pop(rid, None)
+
+    async def _request(self, start) -> FlowDone:
+        rid = next(self._requests)
+        fut = self._loop.create_future()
+        self._waiting[rid] = fut
+        self._act(start(rid))
+        try:
+            return await fut
+        finally:
+            self._waiting.pop(rid, None)
+
+    async def add_flow(self, hoa: str, selector, uplinks) -> FlowDone:
+        """Bind one flow (a TrafficSelector) of ``hoa`` to ``uplinks`` (names; several = a copy on each);
+        returns when the home agent confirmed or refused it (or 10 s passed), with the reason in words."""
+        return await self._request(lambda rid: self.core.add_flow(rid, hoa, selector, uplinks, self.now(),
+                                                                  time.time()))
+
+    async def change_flow(self, hoa: str, fid: int, uplinks) -> FlowDone:
+        return await self._request(lambda rid: self.core.change_flow(rid, hoa, fid, uplinks, self.now(),
+                                                                     time.time()))
+
+    async def remove_flow(self, hoa: str, fid: int) -> FlowDone:
+        return await self._request(lambda rid: self.core.remove_flow(rid, hoa, fid, self.now(), time.time()))
+
+    def flows(self) -> list[dict]:
+        return self.core.flows_view()
+
+    def set_weights(self, weights: dict[str, int]) -> None:
+        """Load sharing weights per uplink name (empty = off); ValueError with a sentence when invalid."""
+        self._act(self.core.set_weights(weights, self.now(), time.time()))
 
     def set_preferences(self, hoa: str, preference, backup, never) -> None:
         """ValueError with a sentence when invalid; persisted in the config file when it changed."""
@@ -226,6 +258,7 @@ class MobileNodeDaemon:
         for fut in self._waiting.values():
             if not fut.done():
                 fut.set_result(RebindDone(0, "", False, 0.0, None, None, "the mobile node daemon stopped"))
+        # (a FlowDone waiter reads .confirmed/.reason too: a RebindDone answers it the same way)
         log.info("mobile node stopped%s", "" if self.core.deregistered() else " (not every deregistration was acknowledged)")
 
     def _links_changed(self) -> None:
@@ -322,7 +355,7 @@ class MobileNodeDaemon:
                              a.detail["coa"], ", NAT" if a.detail["nat"] else "", a.detail["lifetime"])
                 elif a.what == "preferences":
                     self._persist_preferences()
-            elif t is RebindDone:
+            elif t is RebindDone or t is FlowDone:
                 fut = self._waiting.get(a.request)
                 if fut is not None and not fut.done():
                     fut.set_result(a)

@@ -90,6 +90,7 @@ name = "mhmn0"
 table = 4191
 mtu = 0
 lifetime = 600
+multiple_care_of = {mcoa}
 """
 
 
@@ -387,9 +388,12 @@ class Lab:
 
     # ---- up / down
     @classmethod
-    def up(cls, prefix: str = DEFAULT_PREFIX, daemons: bool = True, allow_uids: tuple[int, ...] = ()) -> LabInfo:
+    def up(cls, prefix: str = DEFAULT_PREFIX, daemons: bool = True, allow_uids: tuple[int, ...] = (),
+           mcoa: bool = False) -> LabInfo:
         """Build the lab, start its bus and polkit authority (and the daemons, waiting for the MN to own its
-        bus name). ``allow_uids``: users the lab's authority allows mhgui's actions (root always is).
+        bus name). ``allow_uids``: users the lab's authority allows mhgui's actions (root always is);
+        ``mcoa``: the mobile node registers both uplinks at once (``multiple_care_of``, RFC 5648), so that
+        single connections can be moved, bicast and shared.
 
         LabError when it cannot start (everything is cleaned up); LabDaemonError when a daemon fails
         (the lab stays up: call :meth:`down`)."""
@@ -410,7 +414,7 @@ class Lab:
             os.chmod(state, 0o711)
             cls._save(info)
             build(Topology(prefix))
-            cls._write_files(state)
+            cls._write_files(state, mcoa)
             info.pids["bus"] = _start_bus(state)
             info.pids["authority"] = _start_authority(state, info.bus_address, allow_uids)
             cls._save(info)
@@ -422,13 +426,13 @@ class Lab:
         return info
 
     @classmethod
-    def _write_files(cls, state: Path) -> None:
+    def _write_files(cls, state: Path, mcoa: bool = False) -> None:
         keys = state / "keys"
         keys.mkdir(mode=0o700)
         key = (secrets.token_hex(32) + "\n").encode()
         atomic_replace(str(keys / "mn1.key"), lambda f: f.write(key), mode=0o600)
         (state / "ha-state").mkdir(mode=0o700)
-        values = _config_values(state)
+        values = dict(_config_values(state), mcoa="true" if mcoa else "false")
         for name, template in (("ha.toml", HA_TOML), ("mn.toml", MN_TOML)):
             text = template.format(**values).encode()
             atomic_replace(str(state / name), lambda f, t=text: f.write(t), mode=0o600)

@@ -50,6 +50,9 @@ def add_lab_parser(subparsers) -> argparse.ArgumentParser:
     up = add("up", "build the lab and start its bus and daemons")
     up.add_argument("--json", action="store_true", help="machine-readable output")
     up.add_argument("--no-daemons", action="store_true", help="only the network and the bus")
+    up.add_argument("--multiple-care-of", action="store_true",
+                    help="the mobile node registers both uplinks at once (RFC 5648): move single connections, "
+                         "bicast, load sharing")
     up.add_argument("--allow-user", metavar="U", action="append", default=[],
                     help="a user (name or uid) the lab's polkit authority allows mhgui's actions (repeatable)")
     add("down", "stop the lab and remove everything it made (also after a crash)")
@@ -120,7 +123,8 @@ def run_lab(args: argparse.Namespace) -> int:
     p = args.prefix
     try:
         if args.lab_cmd == "up":
-            info = Lab.up(p, daemons=not args.no_daemons, allow_uids=tuple(_uid(u) for u in args.allow_user))
+            info = Lab.up(p, daemons=not args.no_daemons, allow_uids=tuple(_uid(u) for u in args.allow_user),
+                          mcoa=args.multiple_care_of)
             # the bus and daemons are meant to outlive this process: no "still running" at exit
             warnings.filterwarnings("ignore", message=r"subprocess \d+ is still running", category=ResourceWarning)
             if args.json:

@@ -1,0 +1,363 @@
+"""End to end with several care-of addresses (RFC 5648) and flow bindings (RFC 6089), in ``mhctl lab``.
+
+The mobile node registers both uplinks (``multiple_care_of = true``). On real sockets, kernels, NAT44:
+
+- the bulk Binding Update's BID options as tshark decodes them, and the Flow Identification option
+  checked byte by byte against engine.md §4 (tshark has no fields for it);
+- two TCP connections from the home address: one is moved to the other uplink; both keep running with
+  every byte verified; the captures, decrypted with the node's key (an implementation written here from
+  docs/engine-design.md, not the engine's), show the moved flow in both directions on the new uplink
+  only and the other flow unchanged;
+- a UDP stream at 1,000 packets/s each way bound to both uplinks (bicast) with 1 % duplicates sent by
+  the application: one uplink is cut mid-stream; nothing is lost and exactly the intentional
+  duplicates are delivered;
+- refusals: a malformed selector, an unknown uplink, the per-node limit.
+
+One lab for the module (prefix ``m<pid % 1000>``). Needs root, iproute2, nftables, dbus-daemon, tshark.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import struct
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from enginelab import (CN_ADDRESS, HOA, UP, DBusError, LabHandle, Stream, capturing, dbus_call, dbus_json, end,
+                       ns_popen, read_line, tshark_rows, wait_for, why_not)
+from mhgui.engine import wire
+from mhgui.engine.config import read_key_file
+from mhgui.engine.session import parse_session_option
+from mhgui.lab import Lab
+
+pytestmark = [pytest.mark.netns, pytest.mark.skipif(why_not() is not None, reason=why_not() or "")]
+
+PREFIX = f"m{os.getpid() % 1000}"
+COA6, COA4 = UP["up0"][1], UP["up1"][1]
+
+
+# ----------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="module")
+def lab():
+    if Lab.is_up(PREFIX):
+        Lab.down(PREFIX)
+    try:
+        handle = LabHandle(PREFIX, Lab.up(PREFIX, mcoa=True))
+        handle.settle()
+        wait_for(lambda: both_paths(handle), 10, "the home agent to know both paths")
+        yield handle
+    finally:
+        Lab.down(PREFIX)
+
+
+@pytest.fixture
+def record(request):
+    """``record(name, value)`` into the test's report (as in test_engine_lab.py)."""
+    return lambda name, value: request.node.user_properties.append((name, value))
+
+
+@pytest.fixture(autouse=True)
+def _clean(lab):
+    """Each test starts with both uplinks up, both paths known, no flow bindings."""
+    lab.settle()
+    for f in flows(lab)["flows"]:
+        remove_flow(lab, f["fid"])
+    wait_for(lambda: both_paths(lab), 10, "both paths again")
+    yield
+
+
+def both_paths(lab: LabHandle) -> bool:
+    b = lab.ha_binding()
+    return b is not None and len([p for p in b.get("paths", []) if p["peer"] and p["priority"] < 127]) == 2
+
+
+def flows(lab: LabHandle) -> dict:
+    return dbus_json(lab.bus, "GetFlowBindings")
+
+
+def _reply(out: str) -> dict:
+    vals = []
+    for line in out.splitlines()[1:]:
+        m = re.match(r"\s+(boolean|uint16|double|string) (.*)$", line)
+        if m:
+            t, v = m.groups()
+            vals.append(v == "true" if t == "boolean" else int(v) if t == "uint16" else float(v)
+                        if t == "double" else v[1:-1])
+    assert len(vals) == 4, out
+    return dict(zip(("confirmed", "fid", "elapsed_ms", "reason"), vals))
+
+
+def add_flow(lab: LabHandle, selector: dict, uplinks: list[str]) -> dict:
+    return _reply(dbus_call(lab.bus, "AddFlowBinding", f"string:{HOA}", f"string:{json.dumps(selector)}",
+                            "array:string:" + ",".join(uplinks)))
+
+
+def remove_flow(lab: LabHandle, fid: int) -> dict:
+    return _reply(dbus_call(lab.bus, "RemoveFlowBinding", f"string:{HOA}", f"uint16:{fid}"))
+
+
+# ----------------------------------------------------------------------------- decoding the wire
+FRAME_FIELDS = ["frame.time_epoch", "ip.src", "ipv6.src", "udp.srcport", "udp.dstport", "udp.payload"]
+
+
+def udp_frames(path: Path) -> list[dict]:
+    return tshark_rows(path, FRAME_FIELDS, decode_as=False, display_filter="udp.port == 4191")
+
+
+def _hkdf(key: bytes, salt: bytes, info: bytes) -> bytes:
+    return HKDF(hashes.SHA256(), 32, salt, info).derive(key)
+
+
+class Decryptor:
+    """Opens the data frames of a capture (docs/engine-design.md, "Data frame"): keys from the nonces of the
+    captured BU/BA pairs and the node's key; frames are keyed by their receiver index."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.by_index: dict[int, ChaCha20Poly1305] = {}
+        self.bus: dict[int, tuple[bytes, int]] = {}  # BU seq -> (mn nonce, mn index)
+
+    def signalling(self, payload: bytes) -> None:
+        src, dst, mh = wire.decode_packet(payload)
+        msg = wire.decode_mh(mh, src, dst)
+        sess = parse_session_option(msg.option(wire.VendorSpecific))
+        if sess is None:
+            return
+        if isinstance(msg, wire.BindingUpdate):
+            self.bus[msg.seq] = sess
+        elif isinstance(msg, wire.BindingAck) and msg.seq in self.bus:
+            (mn_nonce, mn_index), (ha_nonce, ha_index) = self.bus[msg.seq], sess
+            salt = mn_nonce + ha_nonce
+            self.by_index[ha_index] = ChaCha20Poly1305(_hkdf(self.key, salt, b"mhgui data v1 mn->ha"))
+            self.by_index[mn_index] = ChaCha20Poly1305(_hkdf(self.key, salt, b"mhgui data v1 ha->mn"))
+
+    def open(self, frame: bytes) -> bytes | None:
+        if len(frame) < 32 or frame[0] != 1:
+            return None
+        aead = self.by_index.get(struct.unpack_from(">I", frame, 4)[0])
+        if aead is None:
+            return None
+        try:
+            return aead.decrypt(b"\0" * 4 + frame[8:16], frame[16:], frame[:16])
+        except InvalidTag:
+            return None
+
+
+def flows_on_the_wire(key: bytes, captures: dict[str, Path], after: float) -> dict:
+    """{(link, direction, (src port, dst port) of the inner TCP/UDP packet)}: count} for every data frame after
+    ``after`` (epoch s) that opens. Direction "up" = towards the home agent."""
+    rows = {link: udp_frames(p) for link, p in captures.items()}
+    dec = Decryptor(key)
+    for link in sorted(rows, key=lambda k: 0):  # signalling first, on whichever link it went
+        for r in rows[link]:
+            payload = bytes.fromhex(r["udp.payload"])
+            if payload and payload[0] >> 4 == 6:
+                dec.signalling(payload)
+    seen: dict = {}
+    for link, rs in rows.items():
+        for r in rs:
+            if float(r["frame.time_epoch"]) < after:
+                continue
+            inner = dec.open(bytes.fromhex(r["udp.payload"]))
+            if inner is None or len(inner) < 44 or inner[6] not in (6, 17):
+                continue
+            direction = "up" if r["udp.dstport"] == "4191" else "down"
+            ports = struct.unpack_from(">HH", inner, 40)
+            k = (link, direction, ports)
+            seen[k] = seen.get(k, 0) + 1
+    return seen
+
+
+# ----------------------------------------------------------------------------- 1. on the wire
+def test_bulk_registration_and_flow_identification_on_the_wire(lab, tmp_path):
+    with capturing(lab, ("ar1", "ar2"), tmp_path) as (ar1, ar2):
+        r = dbus_call(lab.bus, "Rebind", f"string:{HOA}", "string:up1")  # the default moves: one bulk BU on up1
+        assert "true" in r
+        sel = {"source_address": CN_ADDRESS, "protocol": "tcp", "source_port": 443, "destination_port": [50000, 50010]}
+        added = add_flow(lab, sel, ["up0"])
+        assert added["confirmed"], added
+    fields = ["mip6.mhtype", "mip6.bi.bid", "mip6.bi.coa_ipv4", "mip6.bi.coa_ipv6", "mip6.bi.status", "udp.payload"]
+    rows = [r for r in tshark_rows(ar2.path, fields, display_filter="mip6.mhtype == 5")]
+    assert rows, "no Binding Update on up1"
+    first = rows[0]
+    bids = first["mip6.bi.bid"].split(",")
+    assert len(bids) == 2 and first["mip6.bi.coa_ipv4"] == COA4 and first["mip6.bi.coa_ipv6"] == COA6, first
+    # the Flow Identification option, byte by byte (engine.md §4), in the BU that carried the flow
+    bu = None
+    for r in tshark_rows(ar2.path, fields, display_filter="mip6.mhtype == 5"):
+        src, dst, mh = wire.decode_packet(bytes.fromhex(r["udp.payload"]))
+        if 45 in _option_types(mh):
+            bu = mh
+    assert bu is not None, "no BU with a Flow Identification option"
+    d = _option(bu, 45)
+    fid, fid_pri, rsvd, status = struct.unpack_from(">HHBB", d)
+    assert (fid, fid_pri, rsvd, status) == (added["fid"], added["fid"], 0, 0)
+    assert d[6] == 2 and d[7] == 2  # Binding Reference: one BID
+    up0_bid = int(bids[1]) if rows[0]["mip6.bi.coa_ipv6"] else None
+    assert struct.unpack_from(">H", d, 8)[0] == up0_bid
+    assert d[10] == 3 and d[12] == 2 and d[13] == 0  # Traffic Selector, TS format 2 (IPv6 binary), reserved
+    flags = struct.unpack_from(">H", d, 14)[0]
+    assert flags == (1 << 15) | (1 << 7) | (1 << 5) | (1 << 4) | (1 << 1)  # A, I, K+L, O
+    body = d[18:]
+    assert body[:16] == wire.addr16(CN_ADDRESS) and struct.unpack_from(">HHHB", body, 16) == (443, 50000, 50010, 6)
+
+
+def _option_types(mh: bytes) -> list[int]:
+    return [t for t, _o, _d in _walk(mh)]
+
+
+def _option(mh: bytes, t: int) -> bytes:
+    return next(d for tt, _o, d in _walk(mh) if tt == t)
+
+
+def _walk(mh: bytes):
+    """Options of a BU (after its 12-byte start), read here without the codec."""
+    off, out = 12, []
+    while off < len(mh):
+        t = mh[off]
+        if t == 0:
+            off += 1
+            continue
+        n = mh[off + 1]
+        out.append((t, off, mh[off + 2:off + 2 + n]))
+        off += 2 + n
+    return out
+
+
+# ----------------------------------------------------------------------------- 2. move one connection
+def test_move_one_tcp_connection_the_other_keeps_its_path(lab, tmp_path, record):
+    key = read_key_file(str(lab.state / "keys" / "mn1.key"))
+    with capturing(lab, ("ar1", "ar2"), tmp_path) as (ar1, ar2):
+        a, b = Stream(lab, rate=400e3), Stream(lab, rate=400e3)
+        try:
+            time.sleep(1.0)
+            sel = {"source_address": CN_ADDRESS, "protocol": "tcp", "source_port": a.server_port,
+                   "destination_port": a.client_port}
+            t0 = time.time()
+            moved = add_flow(lab, sel, ["up1"])
+            assert moved["confirmed"], moved
+            time.sleep(2.5)
+            ra, rb = a.stop(), b.stop()
+        finally:
+            a.close()
+            b.close()
+    for r in (ra, rb):
+        assert r["client"]["error"] is None and r["server"]["error"] is None, r
+        assert r["server"]["ok"] and r["server"]["received"] == r["client"]["sent"] > 0, r
+    record("flow_move_ms", moved["elapsed_ms"])
+    seen = flows_on_the_wire(key, {"up0": ar1.path, "up1": ar2.path}, after=t0 + moved["elapsed_ms"] / 1000 + 0.05)
+    print(f"\nflow moved in {moved['elapsed_ms']:.1f} ms; frames per (link, direction, ports): {seen_summary(seen)}")
+    fa = {(a.client_port, a.server_port), (a.server_port, a.client_port)}
+    fb = {(b.client_port, b.server_port), (b.server_port, b.client_port)}
+    a_links = {(link, d) for (link, d, ports) in seen if ports in fa}
+    b_links = {(link, d) for (link, d, ports) in seen if ports in fb}
+    assert a_links == {("up1", "up"), ("up1", "down")}, seen
+    assert b_links == {("up0", "up"), ("up0", "down")}, seen
+
+
+def seen_summary(seen: dict) -> str:
+    return ", ".join(f"{k[0]}/{k[1]}/{k[2][0]}>{k[2][1]}: {v}" for k, v in sorted(seen.items()))
+
+
+# ----------------------------------------------------------------------------- 3. bicast across a cut
+UDP_PEER = r"""
+import json, socket, sys, time
+mine, port, peer, peer_port, n, rate = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+s.bind((mine, port))
+s.setblocking(False)
+print("ready", flush=True)
+sys.stdin.readline()
+got, dups, sent, intended = set(), 0, 0, 0
+start = time.monotonic()
+last_send = None
+while True:
+    now = time.monotonic()
+    if sent < n and now - start >= sent / rate:
+        d = sent.to_bytes(4, "big") + b"x" * 100
+        s.sendto(d, (peer, peer_port))
+        if sent % 100 == 50:  # 1 % intentional duplicates: the application sends the same datagram twice
+            s.sendto(d, (peer, peer_port))
+            intended += 1
+        sent += 1
+        last_send = now
+        continue
+    if sent >= n and now - last_send > 2.0:
+        break
+    try:
+        data, _a = s.recvfrom(2048)
+    except BlockingIOError:
+        time.sleep(0.0005)
+        continue
+    k = int.from_bytes(data[:4], "big")
+    if k in got:
+        dups += 1
+    got.add(k)
+print(json.dumps({"sent": sent, "intended": intended, "received": len(got), "dups": dups,
+                  "missing": sorted(set(range(n)) - got)[:20]}), flush=True)
+"""
+
+
+def test_bicast_udp_across_a_link_cut_loses_nothing_and_dedups(lab, record):
+    mport, cport, n = 41000, 41001, 3000
+    sel = {"source_address": CN_ADDRESS, "protocol": "udp", "source_port": cport, "destination_port": mport}
+    r = add_flow(lab, sel, ["up0", "up1"])
+    assert r["confirmed"], r
+    wait_for(lambda: flows(lab)["flows"][0]["bound_to"] == ["up0", "up1"], 5, "the flow on both uplinks")
+    mn = ns_popen(lab.ns("mn"), UDP_PEER, HOA, str(mport), CN_ADDRESS, str(cport), str(n), "1000")
+    cn = ns_popen(lab.ns("cn"), UDP_PEER, CN_ADDRESS, str(cport), HOA, str(mport), str(n), "1000")
+    try:
+        assert read_line(mn) == "ready" and read_line(cn) == "ready"
+        mn.stdin.write("go\n")
+        mn.stdin.flush()
+        cn.stdin.write("go\n")
+        cn.stdin.flush()
+        time.sleep(1.2)
+        Lab.cut(lab.prefix, "up0")  # mid-stream: the default path and one copy's path
+        out_mn = json.loads(read_line(mn, timeout=20))
+        out_cn = json.loads(read_line(cn, timeout=20))
+    finally:
+        end(mn)
+        end(cn)
+        Lab.restore(lab.prefix, "up0")
+    record("bicast", {"to_mn": out_mn, "to_cn": out_cn})
+    print(f"\nbicast across a cut: to the node {out_mn}, to the correspondent {out_cn}")
+    for side, out, other in (("MN", out_mn, out_cn), ("CN", out_cn, out_mn)):
+        assert out["received"] == n and not out["missing"], (side, out)
+        assert out["dups"] == other["intended"] == 30, (side, out)  # the intentional ones, no more
+
+
+# ----------------------------------------------------------------------------- 4. refusals
+def test_refusals_are_clear_and_change_nothing(lab):
+    before = flows(lab)["flows"]
+    with pytest.raises(DBusError) as e:
+        add_flow(lab, {"source_port": [9, 1]}, ["up1"])
+    assert e.value.name.endswith("InvalidArgs") and "after end" in e.value.message
+    with pytest.raises(DBusError) as e:
+        add_flow(lab, {"protocol": "icmpv6", "destination_port": 53}, ["up1"])
+    assert "never match" in e.value.message
+    r = add_flow(lab, {"protocol": "tcp", "source_port": 22}, ["wlan7"])
+    assert not r["confirmed"] and "wlan7 is not an access interface" in r["reason"]
+    assert flows(lab)["flows"] == before
+    n = 0
+    while True:
+        r = add_flow(lab, {"source_address": CN_ADDRESS, "protocol": "tcp", "source_port": 443,
+                           "destination_port": 20000 + n}, ["up1"])
+        if not r["confirmed"]:
+            break
+        n += 1
+        assert n < 100
+    assert "2048 bytes" in r["reason"] and f"({n} fit)" in r["reason"]
+    assert len(flows(lab)["flows"]) == n
+    ha = lab.ha_binding()
+    wait_for(lambda: len(lab.ha_binding()["flows"]) == n, 5, "the home agent's flow count")
+    assert ha is not None
