@@ -175,8 +175,13 @@ def test_load_sharing_spreads_flows_never_the_packets_of_one():
             seen.setdefault(port, set()).update(paths)
     assert all(len(v) == 1 for v in seen.values())
     counts = [sum(1 for v in seen.values() if v == {i}) for i in (2, 3)]
-    assert min(counts) >= 16, counts  # both uplinks carry flows
+    assert counts == [32, 32], counts  # equal weights: half the flows each
     for port, v in seen.items():  # the home agent sends each flow's replies the way its upstream came
         assert down_paths(sim, tcp(CN, HOA, 443, port)) == list(v)
     sim.run(sim.mn.set_weights({}, sim.t, sim.mn_wall))
     assert up_paths(sim, tcp(HOA, CN, 40001, 443)) == [2]
+    sim.run(sim.mn.set_weights({"up0": 1, "up1": 3}, sim.t, sim.mn_wall))
+    got = [up_paths(sim, tcp(HOA, CN, port, 443))[0] for port in range(30000, 30040)]
+    assert (got.count(2), got.count(3)) == (10, 30)  # by weight
+    sim.set_uplink(UplinkInfo(3, "up1", False, coa4="192.0.2.2", mtu=1500))  # its flows move, each one stays put
+    assert all(up_paths(sim, tcp(HOA, CN, port, 443)) == [2] for port in range(30000, 30040))

@@ -139,6 +139,7 @@ class HoaBinding:
     up_table: FlowTable = field(default_factory=FlowTable, repr=False)  # upstream: flows -> BIDs now
     simple_up: bool = True  # every upstream packet goes on the bound path
     sticky: collections.OrderedDict = field(default_factory=collections.OrderedDict, repr=False)  # load sharing
+    share_counts: dict[int, int] = field(default_factory=dict, repr=False)  # load sharing: flows per BID
 
     def __post_init__(self) -> None:
         self.hoa16 = ipaddress.IPv6Address(self.hoa).packed

@@ -13,13 +13,13 @@ Mixed into :class:`mhgui.engine.mn.MobileNodeCore` when it runs with ``mcoa=True
   home agent confirms or refuses each flow with a status (RFC 6089 §6.2);
 - upstream, a packet of a bound flow goes on its paths (one sealed frame, the same bytes on each: the
   receiver's replay window keeps the first copy); with load sharing, other flows are spread by weight,
-  each flow staying on its path (never the packets of one flow); the rest on the default path.
+  each flow staying on its path (never the packets of one flow); the rest on the default path. The home
+  agent sends each flow's downstream the way its authenticated upstream last came (docs/engine-design.md).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import zlib
 
 from . import wire
 from .actions import Log
@@ -214,6 +214,9 @@ class MobileNodeFlows:
         return [h.bound]
 
     def _shared_path(self, h, key) -> MnPath | None:
+        """Load sharing: a flow's path, chosen at its first packet and kept (never the packets of one flow on
+        two paths). A new flow goes to the path whose share of flows is lowest against its weight (weighted
+        least-count: four flows over two equal uplinks are two and two, where a hash could give four and none)."""
         flow = (key[0], key[1], key[2], key[3], key[4])
         sticky = h.sticky
         bid = sticky.get(flow)
@@ -221,24 +224,25 @@ class MobileNodeFlows:
         if mp is not None and mp.ifindex in self.uplinks and self.usable(self.uplinks[mp.ifindex]):
             sticky.move_to_end(flow)
             return mp
-        choices = []
+        best = None
+        counts = h.share_counts
         for mp in h.paths.values():
             u = self.uplinks.get(mp.ifindex)
             w = self.weights.get(u.info.name, 0) if u is not None else 0
             if w > 0 and mp.priority < BID_PRI_UNUSED and self.usable(u):
-                choices.append((mp.bid, w, mp))
-        if not choices:
+                k = ((counts.get(mp.bid, 0) + 1) / w, mp.priority, mp.bid)
+                if best is None or k < best[0]:
+                    best = (k, mp)
+        if best is None:
             return None
-        total = sum(w for _b, w, _m in choices)
-        point = zlib.crc32(bytes((key[0],)) + key[1] + key[2] + key[3].to_bytes(2, "big")
-                           + key[4].to_bytes(2, "big")) % total
-        for _b, w, mp in sorted(choices, key=lambda c: c[0]):
-            if point < w:
-                break
-            point -= w
+        mp = best[1]
+        if bid is not None:  # its earlier path stopped working: it moves
+            counts[bid] = max(0, counts.get(bid, 0) - 1)
         sticky[flow] = mp.bid
+        counts[mp.bid] = counts.get(mp.bid, 0) + 1
         if len(sticky) > STICKY_FLOWS_MAX:
-            sticky.popitem(last=False)
+            _f, old = sticky.popitem(last=False)
+            counts[old] = max(0, counts.get(old, 0) - 1)
         return mp
 
     # ------------------------------------------------------------------ requests
@@ -305,6 +309,7 @@ class MobileNodeFlows:
         self.weights = {n: w for n, w in weights.items() if w}
         for h in self.hoas.values():
             h.sticky.clear()
+            h.share_counts.clear()
         self.rebuild_upstream()
         return [Changed("preferences", {"weights": dict(self.weights)})]
 
