@@ -20,13 +20,21 @@ import re
 import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 import mhgui.lab as labmod
+from mhgui.engine import wire
+from mhgui.engine.session import parse_session_option
 from mhgui.lab import CN_ADDRESS, HA_HOME_ADDRESS, HOA, Lab, LabInfo
 
 MN_NAME = "io.github.mhgui.MHGui.MobileNode1"
@@ -573,3 +581,115 @@ def send_datagrams(lab: LabHandle, datagrams: list[bytes], echo_port: int, *, bi
 __all__ = ["CN_ADDRESS", "Capture", "capturing", "DBusError", "ECHO_SERVER", "HA_HOME_ADDRESS", "HOA", "LabHandle", "Move",
            "Stream", "UDP_LISTENER", "UP", "dbus_call", "dbus_json", "end", "ns_popen", "pid_alive", "read_line",
            "rebind", "send_datagrams", "tshark_rows", "wait_for", "why_not"]
+
+
+# ----------------------------------------------------------------------------- decrypting the data plane (MCoA tests, benchmarks)
+FRAME_FIELDS = ["frame.time_epoch", "ip.src", "ipv6.src", "udp.srcport", "udp.dstport", "udp.payload"]
+
+
+def udp_frames(path: Path) -> list[dict]:
+    return tshark_rows(path, FRAME_FIELDS, decode_as=False, display_filter="udp.port == 4191")
+
+
+def _hkdf(key: bytes, salt: bytes, info: bytes) -> bytes:
+    return HKDF(hashes.SHA256(), 32, salt, info).derive(key)
+
+
+class Decryptor:
+    """Opens the data frames of a capture (docs/engine-design.md, "Data frame"): keys from the nonces of the
+    captured BU/BA pairs and the node's key; frames are keyed by their receiver index."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.by_index: dict[int, ChaCha20Poly1305] = {}
+        self.bus: dict[int, tuple[bytes, int]] = {}  # BU seq -> (mn nonce, mn index)
+
+    def signalling(self, payload: bytes) -> None:
+        src, dst, mh = wire.decode_packet(payload)
+        msg = wire.decode_mh(mh, src, dst)
+        sess = parse_session_option(msg.option(wire.VendorSpecific))
+        if sess is None:
+            return
+        if isinstance(msg, wire.BindingUpdate):
+            self.bus[msg.seq] = sess
+        elif isinstance(msg, wire.BindingAck) and msg.seq in self.bus:
+            (mn_nonce, mn_index), (ha_nonce, ha_index) = self.bus[msg.seq], sess
+            salt = mn_nonce + ha_nonce
+            self.by_index[ha_index] = ChaCha20Poly1305(_hkdf(self.key, salt, b"mhgui data v1 mn->ha"))
+            self.by_index[mn_index] = ChaCha20Poly1305(_hkdf(self.key, salt, b"mhgui data v1 ha->mn"))
+
+    def open(self, frame: bytes) -> bytes | None:
+        if len(frame) < 32 or frame[0] != 1:
+            return None
+        aead = self.by_index.get(struct.unpack_from(">I", frame, 4)[0])
+        if aead is None:
+            return None
+        try:
+            return aead.decrypt(b"\0" * 4 + frame[8:16], frame[16:], frame[:16])
+        except InvalidTag:
+            return None
+
+
+def flows_on_the_wire(key: bytes, captures: dict[str, Path], after: float) -> dict:
+    """{(link, direction, (src port, dst port) of the inner TCP/UDP packet)}: count} for every data frame after
+    ``after`` (epoch s) that opens. Direction "up" = towards the home agent."""
+    rows = {link: udp_frames(p) for link, p in captures.items()}
+    dec = Decryptor(key)
+    for link in sorted(rows, key=lambda k: 0):  # signalling first, on whichever link it went
+        for r in rows[link]:
+            payload = bytes.fromhex(r["udp.payload"])
+            if payload and payload[0] >> 4 == 6:
+                dec.signalling(payload)
+    seen: dict = {}
+    for link, rs in rows.items():
+        for r in rs:
+            if float(r["frame.time_epoch"]) < after:
+                continue
+            inner = dec.open(bytes.fromhex(r["udp.payload"]))
+            if inner is None or len(inner) < 44 or inner[6] not in (6, 17):
+                continue
+            direction = "up" if r["udp.dstport"] == "4191" else "down"
+            ports = struct.unpack_from(">HH", inner, 40)
+            k = (link, direction, ports)
+            seen[k] = seen.get(k, 0) + 1
+    return seen
+
+
+
+UDP_PEER = r"""
+import json, socket, sys, time
+mine, port, peer, peer_port, n, rate = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+s.bind((mine, port))
+s.setblocking(False)
+print("ready", flush=True)
+sys.stdin.readline()
+got, dups, sent, intended = set(), 0, 0, 0
+start = time.monotonic()
+last_send = None
+while True:
+    now = time.monotonic()
+    if sent < n and now - start >= sent / rate:
+        d = sent.to_bytes(4, "big") + b"x" * 100
+        s.sendto(d, (peer, peer_port))
+        if sent % 100 == 50:  # 1 % intentional duplicates: the application sends the same datagram twice
+            s.sendto(d, (peer, peer_port))
+            intended += 1
+        sent += 1
+        last_send = now
+        continue
+    if sent >= n and now - last_send > 2.0:
+        break
+    try:
+        data, _a = s.recvfrom(2048)
+    except BlockingIOError:
+        time.sleep(0.0005)
+        continue
+    k = int.from_bytes(data[:4], "big")
+    if k in got:
+        dups += 1
+    got.add(k)
+print(json.dumps({"sent": sent, "intended": intended, "received": len(got), "dups": dups,
+                  "missing": sorted(set(range(n)) - got)[:20]}), flush=True)
+"""

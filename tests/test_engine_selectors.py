@@ -205,7 +205,9 @@ def test_flow_table_matches_the_oracle(specs, cn, hoa, nh, cport, hport, upstrea
     bindings = [S.FlowBinding(i + 1, 100 - i if i % 2 else i + 1, tuple(b), ts) for i, (ts, b) in enumerate(specs)]
     table = S.FlowTable(bindings)
     pkt = _packet(hoa, cn, nh, hport, cport) if upstream else _packet(cn, hoa, nh, cport, hport)
-    assert table.lookup(S.packet_key(pkt), upstream) == _oracle(bindings, pkt, upstream)
+    want = _oracle(bindings, pkt, upstream)
+    assert table.lookup(S.packet_key(pkt), upstream) == want
+    assert table.lookup_packet(pkt, upstream) == want
 
 
 def test_flow_table_exact_entries_are_hashed():

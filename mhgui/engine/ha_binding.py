@@ -21,7 +21,7 @@ import collections
 from dataclasses import dataclass, field
 
 from . import dataplane as dp
-from .selectors import FlowBinding, FlowTable, packet_key
+from .selectors import _PORT_PROTOCOLS, FlowBinding, FlowTable, packet_key
 
 __all__ = ["HaBinding", "HaPath", "LEARNED_FLOWS_MAX", "MAX_FLOW_BINDINGS"]
 
@@ -106,15 +106,16 @@ class HaBinding:
         if self.simple:
             p = next(iter(self.paths.values()))
             return [p] if p.peer is not None and p.expires > now else []
-        key = _key(packet)
-        if key is not None:
-            bids = self.flows.lookup(key) if self.flows.bindings else None
+        if self.flows.bindings:
+            bids = self.flows.lookup_packet(packet)
             if bids is not None:
                 out = [p for b in bids if (p := self.paths.get(b)) is not None and p.peer is not None
                        and p.expires > now]
                 if out:
                     return out
-            bid = self.learned.get(key[:5]) if key[3] >= 0 else None
+        if self.learned and len(packet) >= 44 and packet[6] in _PORT_PROTOCOLS:
+            bid = self.learned.get((packet[6], packet[8:24], packet[24:40], packet[40] << 8 | packet[41],
+                                    packet[42] << 8 | packet[43]))
             if bid is not None:
                 p = self.paths.get(bid)
                 if p is not None and p.peer is not None and p.expires > now:

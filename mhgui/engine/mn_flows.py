@@ -199,15 +199,15 @@ class MobileNodeFlows:
 
     def upstream_paths(self, h, packet: bytes) -> list:
         """The paths (objects with ``ifindex`` and ``family``) one upstream packet of ``h`` goes on."""
-        key = packet_key(packet)
-        if key is not None and h.up_table.bindings:
-            bids = h.up_table.lookup(key, upstream=True)
+        if h.up_table.bindings:
+            bids = h.up_table.lookup_packet(packet, upstream=True)
             if bids is not None:
                 out = [mp for b in bids if (mp := h.paths.get(b)) is not None and mp.ifindex in self.uplinks
                        and self.usable(self.uplinks[mp.ifindex])]
                 if out:
                     return out
-        if key is not None and key[3] >= 0 and self.weights:
+        key = packet_key(packet) if self.weights else None
+        if key is not None and key[3] >= 0:
             mp = self._shared_path(h, key)
             if mp is not None:
                 return [mp]

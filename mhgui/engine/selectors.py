@@ -343,6 +343,23 @@ class FlowTable:
     def __len__(self) -> int:
         return len(self.bindings)
 
+    def lookup_packet(self, packet: bytes, upstream: bool = False) -> tuple[int, ...] | None:
+        """:meth:`lookup` for an IPv6 packet: the exact five-tuple first (built without the full key), the
+        full :func:`packet_key` only when ranged selectors exist."""
+        if not self.bindings or len(packet) < 44:
+            return None if not self._ranged else self._lookup_key(packet, upstream)
+        nh = packet[6]
+        if nh in _PORT_PROTOCOLS:
+            c = (self._exact_up if upstream else self._exact_down).get(
+                (nh, packet[8:24], packet[24:40], packet[40] << 8 | packet[41], packet[42] << 8 | packet[43]))
+            if c is not None and (not self._ranged or self._ranged[0].priority > c.priority):
+                return c.bids
+        return self._lookup_key(packet, upstream) if self._ranged else None
+
+    def _lookup_key(self, packet: bytes, upstream: bool) -> tuple[int, ...] | None:
+        k = packet_key(packet)
+        return self.lookup(k, upstream) if k is not None else None
+
     def lookup(self, k: PacketKey, upstream: bool = False) -> tuple[int, ...] | None:
         """BIDs of the best binding for the packet with key ``k``, or None when no binding matches."""
         if not self.bindings:
