@@ -18,6 +18,7 @@ One lab for the module (prefix ``m<pid % 1000>``). Needs root, iproute2, nftable
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -244,3 +245,37 @@ def test_refusals_are_clear_and_change_nothing(lab):
     ha = lab.ha_binding()
     wait_for(lambda: len(lab.ha_binding()["flows"]) == n, 5, "the home agent's flow count")
     assert ha is not None
+
+
+# ----------------------------------------------------------------------------- 5. the app's driver, real daemon
+@pytest.mark.asyncio
+async def test_the_apps_driver_binds_moves_and_removes_a_flow(lab):
+    from mhgui.daemons.base import STATE_CONNECTED, FlowBinding, TrafficSelector
+    from mhgui.daemons.engine import EngineDriver
+
+    drv = EngineDriver(bus_address=lab.bus, backoff_initial=0.05, backoff_max=0.2)
+    await drv.start()
+    try:
+        deadline = time.monotonic() + 10
+        while drv.status.state != STATE_CONNECTED:
+            assert time.monotonic() < deadline, drv.status
+            await asyncio.sleep(0.02)
+        caps = drv.capabilities
+        assert caps.multiple_coas and caps.flow_bindings
+        paths = {p["interface"]: p["bid"] for p in drv.raw_bindings()[0]["paths"]}
+        assert set(paths) == {"up0", "up1"}
+        ts = TrafficSelector(source_address=CN_ADDRESS, destination_address=HOA, source_port=443,
+                             destination_port=50123, next_header=6)
+        r = await drv.bind_flow(HOA, ts, ["up1"])
+        assert r.confirmed and r.fid and r.elapsed_ms > 0, r
+        [f] = drv.flow_bindings()
+        assert f["bound_to"] == ["up1"] and f["state"] == "bound"
+        r2 = await drv.set_flow_binding(FlowBinding(r.fid, r.fid, (paths["up0"], paths["up1"]), ts), HOA)
+        assert r2.confirmed, r2  # the same FID, now on both (bicast)
+        assert (await drv.list_flow_bindings())[0]["bound_to"] == ["up0", "up1"]
+        bad = await drv.set_flow_binding(FlowBinding(9, 9, (77,), ts), HOA)
+        assert not bad.confirmed and "BID 77" in bad.reason
+        gone = await drv.remove_flow_binding(HOA, r.fid)
+        assert gone.confirmed and drv.flow_bindings() == []
+    finally:
+        await drv.stop()

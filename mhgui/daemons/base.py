@@ -58,6 +58,7 @@ __all__ = [
     "DriverEvent",
     "FileConfigWriter",
     "FlowBinding",
+    "FlowBindingResult",
     "LiveInterface",
     "LiveView",
     "RebindPlan",
@@ -247,6 +248,18 @@ class RebindPlan:
 
 
 @dataclass(frozen=True)
+class FlowBindingResult:
+    """Outcome of a flow-binding request (RFC 6089): ``confirmed`` by the home agent after ``elapsed_ms``
+    (the daemon's own measure: request to Binding Acknowledgement), ``fid`` (0 when none was assigned),
+    ``reason`` in words when not confirmed."""
+
+    confirmed: bool
+    fid: int
+    elapsed_ms: float
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
 class RebindResult:
     """Outcome of :meth:`DaemonDriver.rebind`.
 
@@ -431,13 +444,31 @@ class DaemonDriver(abc.ABC):
     async def rebind(self, plan: RebindPlan) -> RebindResult:
         """Carry out ``plan`` and confirm it from the daemon's bindings."""
 
-    async def set_flow_binding(self, fb: FlowBinding) -> None:
-        """Install an RFC 6089 flow binding; :class:`CapabilityError` without the capability."""
+    async def set_flow_binding(self, fb: FlowBinding, hoa: str | None = None) -> FlowBindingResult:
+        """Install or change an RFC 6089 flow binding; :class:`CapabilityError` without the capability."""
+        self._no_flows()
+        raise NotImplementedError
+
+    async def list_flow_bindings(self) -> list[dict]:
+        """The daemon's flow bindings (see :meth:`mhgui.daemons.engine.EngineDriver.flow_bindings`);
+        :class:`CapabilityError` without the capability."""
+        self._no_flows()
+        raise NotImplementedError
+
+    async def remove_flow_binding(self, hoa: str, fid: int) -> FlowBindingResult:
+        """Remove flow binding ``fid`` of ``hoa``; :class:`CapabilityError` without the capability."""
+        self._no_flows()
+        raise NotImplementedError
+
+    def flow_bindings(self) -> list[dict]:
+        """The flow bindings as last read ([] for a daemon without them)."""
+        return []
+
+    def _no_flows(self) -> None:
         if not self.capabilities.flow_bindings:
             raise CapabilityError(
                 f"{self.name}: this daemon cannot bind flows (RFC 6089 flow bindings are not supported)"
             )
-        raise NotImplementedError
 
 
 async def plan_when_ready(driver: DaemonDriver, hoa: str, ifname: str,

@@ -46,6 +46,11 @@ from mhgui.core.capabilities import DaemonCapabilities
 
 from .base import (
     STATE_ABSENT,
+    BindingsChanged,
+    CapabilityError,
+    FlowBinding,
+    FlowBindingResult,
+    TrafficSelector,
     STATE_CONNECTED,
     STATE_ERROR,
     STATE_RECONNECTING,
@@ -237,14 +242,18 @@ class EngineDriver(DaemonDriver):
         self._status_json: dict = {}
         self._live: LiveView | None = None
         self._generation = 0
+        self._flows: dict = {}
+        self._flows_dirty = False
 
     # ---- state
     @property
     def capabilities(self) -> DaemonCapabilities:
-        """Per-HoA choice, runtime rebind, failover (its own, draft 7.3) and IPv4 CoAs while connected."""
+        """Per-HoA choice, runtime rebind, failover (its own, draft 7.3) and IPv4 CoAs while connected; several
+        CoAs per HoA and flow bindings (RFC 5648/6089) when its mn.toml says ``multiple_care_of = true``."""
         up = self._status.reachable
+        mcoa = up and bool(self._status_json.get("multiple_care_of"))
         return DaemonCapabilities(name=self.name, connected=up, per_hoa_choice=True, runtime_rebind=True,
-                                  failover=up, ipv4_coas=True)
+                                  failover=up, ipv4_coas=True, multiple_coas=mcoa, flow_bindings=mcoa)
 
     @property
     def connected(self) -> bool:
@@ -394,6 +403,8 @@ class EngineDriver(DaemonDriver):
                 self._maybe_moved(msg.body[1])
             if what == "uplinks":
                 self._uplinks_dirty = True
+            elif what == "flows":
+                self._flows_dirty = True
             else:  # bindings, preferences, and anything new: the bindings carry the preferences
                 self._bindings_dirty = True
             self._wake.set()
@@ -443,6 +454,9 @@ class EngineDriver(DaemonDriver):
                 if self._bindings_dirty:
                     self._bindings_dirty = False
                     await self._read_bindings()
+                if self._flows_dirty:
+                    self._flows_dirty = False
+                    await self._read_flows()
             except EngineCallError as e:
                 if me is not None and me.cancelling():
                     raise asyncio.CancelledError from None
@@ -486,6 +500,7 @@ class EngineDriver(DaemonDriver):
         self._status_json = value if isinstance(value, dict) else {}
         await self._read_uplinks()
         await self._read_bindings()
+        await self._read_flows()
         log.info("engine: connected to %s (%s)", BUS_NAME, owner)
         self._status_with(STATE_CONNECTED, reachable=True)
 
@@ -634,3 +649,87 @@ class EngineDriver(DaemonDriver):
         await self._call("SetPreferences", "sasasas", [hoa, list(preference), list(backup), list(never)],
                          timeout=self.rebind_timeout)
         await self.refresh()
+
+    # ---- flow bindings (RFC 6089; the engine with multiple_care_of = true)
+    async def _read_flows(self) -> None:
+        if not self._status_json.get("multiple_care_of"):
+            self._flows = {}
+            return
+        body = await self._call("GetFlowBindings")
+        try:
+            value = json.loads(body[0])
+        except (ValueError, IndexError, TypeError):
+            raise EngineCallError("", "the engine's GetFlowBindings is not JSON") from None
+        self._flows = value if isinstance(value, dict) else {}
+        self._emit(BindingsChanged(self._bindings))  # the window's flows view shows each flow's BIDs
+
+    def flow_bindings(self) -> list[dict]:
+        """The engine's flow bindings as last read (``GetFlowBindings``' ``flows``: hoa, fid, priority,
+        selector (words), uplinks, bids, bound_to, state, error); [] without several CoAs."""
+        return [dict(f) for f in self._flows.get("flows", ()) if isinstance(f, dict)]
+
+    async def list_flow_bindings(self) -> list[dict]:
+        """Read and return :meth:`flow_bindings`; CapabilityError without the capability."""
+        self._need_flows()
+        await self._read_flows()
+        return self.flow_bindings()
+
+    def _need_flows(self) -> None:
+        if not self.capabilities.flow_bindings:
+            raise CapabilityError(
+                "engine: flow bindings need several care-of addresses at once: set multiple_care_of = true "
+                "in mn.toml's [tunnel] (and restart mhgui-mn)" if self.connected else
+                f"the mobility engine is not connected ({self._status.error or self._status.state})")
+
+    async def _flow_call(self, member: str, signature: str, body: list) -> FlowBindingResult:
+        t0 = self._clock()
+        try:
+            self._need_flows()
+            confirmed, fid, elapsed_ms, reason = await self._call(member, signature, body,
+                                                                  timeout=self.rebind_timeout)
+        except CapabilityError as e:
+            return FlowBindingResult(False, 0, (self._clock() - t0) * 1000.0, str(e))
+        except EngineCallError as e:
+            words = f"not allowed: {e}" if e.error_name.endswith((".NotAuthorized", ".AccessDenied")) else str(e)
+            return FlowBindingResult(False, 0, (self._clock() - t0) * 1000.0, words)
+        with contextlib.suppress(EngineCallError):
+            await self._read_flows()
+        return FlowBindingResult(bool(confirmed), int(fid), float(elapsed_ms), reason or None)
+
+    async def bind_flow(self, hoa: str, selector: TrafficSelector, interfaces: Iterable[str]) -> FlowBindingResult:
+        """Bind one flow of ``hoa`` (``selector`` as the home agent sees it: source = the correspondent) to
+        ``interfaces`` (several = a copy on each); returns when the home agent confirmed or refused it."""
+        from ..engine.flowspec import selector_to_json
+        return await self._flow_call("AddFlowBinding", "ssas", [hoa, json.dumps(selector_to_json(selector)),
+                                                                list(interfaces)])
+
+    async def move_flow(self, hoa: str, fid: int, interfaces: Iterable[str]) -> FlowBindingResult:
+        return await self._flow_call("ChangeFlowBinding", "sqas", [hoa, int(fid), list(interfaces)])
+
+    async def set_flow_binding(self, fb: FlowBinding, hoa: str | None = None) -> FlowBindingResult:
+        """The RFC 6089 form: ``fb.bid_refs`` are the engine's BIDs (GetBindings' ``paths``), mapped to its
+        uplinks; ``hoa`` defaults to the selector's destination. A FID the engine already has is changed."""
+        self._need_flows()
+        hoa = hoa or (fb.selector.destination_address[0] if fb.selector.destination_address else None)
+        entry = next((b for b in self._raw if hoa is not None and _canon(b.get("hoa")) == _canon(hoa)), None)
+        if entry is None:
+            return FlowBindingResult(False, 0, 0.0, f"{hoa} is not one of the engine's home addresses")
+        by_bid = {p.get("bid"): p.get("interface") for p in entry.get("paths") or () if isinstance(p, dict)}
+        missing = [b for b in fb.bid_refs if not by_bid.get(b)]
+        if missing:
+            return FlowBindingResult(False, 0, 0.0, f"BID {missing[0]} is not one of {entry.get('hoa')}'s paths")
+        names = [by_bid[b] for b in fb.bid_refs]
+        if any(f.get("fid") == fb.fid and _canon(f.get("hoa")) == _canon(hoa) for f in self.flow_bindings()):
+            return await self.move_flow(hoa, fb.fid, names)
+        return await self.bind_flow(hoa, fb.selector, names)
+
+    async def remove_flow_binding(self, hoa: str, fid: int) -> FlowBindingResult:
+        """The flow follows its home address again; confirmed by the home agent."""
+        return await self._flow_call("RemoveFlowBinding", "sq", [hoa, int(fid)])
+
+    async def set_load_sharing(self, weights: Mapping[str, int]) -> None:
+        """Spread new flows over the uplinks by ``weights`` ({} = off). EngineCallError when refused."""
+        self._need_flows()
+        await self._call("SetLoadSharing", "a{su}", [{str(k): int(v) for k, v in weights.items()}],
+                         timeout=self.rebind_timeout)
+        await self._read_flows()

@@ -23,7 +23,8 @@ Reading (open to every local user by the D-Bus policy, no polkit)::
     GetStatus() -> s        JSON object: api_version ("1"), version (mhgui's), identity (NAI),
                             home_agent (its address on the home prefix), home_agent_addresses
                             (outer, IPv6/IPv4), port (UDP), home_addresses, config_path
-                            (null when not known), counters ({name: count}, {} when none)
+                            (null when not known), counters ({name: count}, {} when none),
+                            multiple_care_of (bool: several CoAs per HoA and flow bindings)
 
 Changes (each asks polkit, subject ``("system-bus-name", {"name": caller})``)::
 
@@ -580,6 +581,7 @@ class MobileNodeService:
             "home_addresses": homes,
             "config_path": self.config_path,
             "counters": dict(counters) if counters else {},
+            "multiple_care_of": bool(getattr(getattr(d, "core", None), "mcoa", False)),
         })
 
     async def rebind(self, hoa: str, interface: str) -> tuple[bool, float, str, str, str]:
