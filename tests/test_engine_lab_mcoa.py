@@ -279,3 +279,37 @@ async def test_the_apps_driver_binds_moves_and_removes_a_flow(lab):
         assert gone.confirmed and drv.flow_bindings() == []
     finally:
         await drv.stop()
+
+
+# ----------------------------------------------------------------------------- 6. mhctl flow-bindings
+def test_mhctl_flow_bindings(lab):
+    import subprocess
+    import sys
+    mhctl = [sys.executable, "-m", "mhgui.cli"]
+    env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=lab.bus)
+
+    def run(*args):
+        return subprocess.run(mhctl + ["flow-bindings", *args], capture_output=True, text=True, env=env, timeout=60)
+
+    r = run("add", "--remote", CN_ADDRESS, "--remote-port", "443", "--local-port", "40000", "--via", "up1", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["schema"] == 1 and out["confirmed"] and out["fid"] >= 1
+    fid = out["fid"]
+    r = run()
+    assert r.returncode == 0 and f"FID {fid:>5}" in r.stdout and "up1 (BID" in r.stdout and "[bound]" in r.stdout
+    r = run("change", str(fid), "--via", "up0,up1")
+    assert r.returncode == 0 and "moved, the connection continues" in r.stdout
+    listed = json.loads(run("list", "--json").stdout)["flow_bindings"]
+    assert [f["bound_to"] for f in listed] == [["up0", "up1"]]
+    r = run("add", "--remote-port", "9-1", "--via", "up1")
+    assert r.returncode == 2 and "after end" in r.stderr
+    r = run("add", "--remote", CN_ADDRESS, "--via", "wlan9")
+    assert r.returncode == 1 and "wlan9 is not an access interface" in r.stderr
+    r = run("remove", "77")
+    assert r.returncode == 1 and "no flow binding with that FID" in r.stderr
+    r = run("share", "up0=1", "up1=2")
+    assert r.returncode == 0 and json.loads(run("list", "--json").stdout)["weights"] == {"up0": 1, "up1": 2}
+    assert run("share", "off").returncode == 0
+    r = run("remove", str(fid))
+    assert r.returncode == 0 and "follows its home address again" in r.stdout

@@ -668,6 +668,11 @@ class EngineDriver(DaemonDriver):
         selector (words), uplinks, bids, bound_to, state, error); [] without several CoAs."""
         return [dict(f) for f in self._flows.get("flows", ()) if isinstance(f, dict)]
 
+    def flow_settings(self) -> dict:
+        """``weights`` (load sharing, {} = off), ``limit`` (words) and ``multiple_care_of`` as last read."""
+        return {"weights": dict(self._flows.get("weights") or {}), "limit": self._flows.get("limit"),
+                "multiple_care_of": bool(self._flows.get("multiple_care_of"))}
+
     async def list_flow_bindings(self) -> list[dict]:
         """Read and return :meth:`flow_bindings`; CapabilityError without the capability."""
         self._need_flows()

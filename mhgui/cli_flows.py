@@ -1,0 +1,180 @@
+"""``mhctl flow-bindings``: the engine's flow bindings (RFC 6089) and load sharing, from the command line.
+
+    mhctl flow-bindings [list] [--json]
+    mhctl flow-bindings add --via up1[,up0] (--remote ADDR [--remote-port N] [--local-port N] [--protocol P]
+                            | --selector JSON) [--hoa HOA] [--json]
+    mhctl flow-bindings change FID --via IFACE[,IFACE] [--hoa HOA] [--json]
+    mhctl flow-bindings remove FID [--hoa HOA] [--json]
+    mhctl flow-bindings share up0=1 up1=1 | off
+
+``--remote`` is the correspondent, ``--local-port`` the node's own port (the selector is written as the home
+agent sees the flow: RFC 6088 source = the correspondent). Several ``--via`` interfaces send the flow on each
+(bicast). Exit status: 0 done, 1 refused (by the engine, the home agent or polkit: the reason is printed),
+2 a request that cannot work (checked before anything is asked).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+__all__ = ["add_flow_parser", "run_flow_bindings"]
+
+SCHEMA = 1
+CONNECT_TIMEOUT = 3.0
+
+
+def _range_arg(text: str):
+    a, sep, b = text.partition("-")
+    try:
+        return [int(a), int(b)] if sep else int(a)
+    except ValueError:
+        raise ValueError(f"{text!r}: a port or a range like 5000-5010") from None
+
+
+def add_flow_parser(sub) -> None:
+    fb = sub.add_parser("flow-bindings", help="the engine's flow bindings: list, add, change, remove, share "
+                                              "(move one connection, send it on two uplinks, spread flows)")
+    fb.add_argument("action", nargs="?", default="list", choices=("list", "add", "change", "remove", "share"))
+    fb.add_argument("args", nargs="*", help="change/remove: FID; share: IFACE=WEIGHT... or off")
+    fb.add_argument("--hoa", default=None, help="the home address (default: the engine's first)")
+    fb.add_argument("--via", default=None, metavar="IFACE[,IFACE]", help="add/change: the uplink(s) to use")
+    fb.add_argument("--remote", default=None, metavar="ADDR", help="add: the correspondent's address")
+    fb.add_argument("--remote-port", default=None, metavar="N[-M]")
+    fb.add_argument("--local-port", default=None, metavar="N[-M]", help="add: the node's own port")
+    fb.add_argument("--protocol", default=None, help="add: tcp, udp, icmpv6 or a number")
+    fb.add_argument("--selector", default=None, metavar="JSON", help="add: an RFC 6088 selector as JSON "
+                                                                     "(mhgui/engine/flowspec.py)")
+    fb.add_argument("--json", action="store_true", help="machine-readable output")
+    fb.add_argument("--system-bus", metavar="ADDRESS", default=None, help="D-Bus address of the system bus")
+
+
+def _selector(args, hoa: str):
+    from .engine.flowspec import selector_from_json
+    if args.selector is not None:
+        if any(v is not None for v in (args.remote, args.remote_port, args.local_port, args.protocol)):
+            raise ValueError("give --selector or --remote/--remote-port/--local-port/--protocol, not both")
+        return selector_from_json(args.selector)
+    if args.remote is None and args.remote_port is None and args.local_port is None:
+        raise ValueError("say which flow: --remote ADDR (and ports), or --selector JSON")
+    sel: dict = {"destination_address": hoa}
+    if args.remote is not None:
+        sel["source_address"] = args.remote
+    if args.remote_port is not None:
+        sel["source_port"] = _range_arg(args.remote_port)
+    if args.local_port is not None:
+        sel["destination_port"] = _range_arg(args.local_port)
+    if args.protocol is not None:
+        sel["protocol"] = int(args.protocol) if args.protocol.isdigit() else args.protocol
+    elif "source_port" in sel or "destination_port" in sel:
+        sel["protocol"] = "tcp"
+    return selector_from_json(sel)
+
+
+def _fid(args) -> int:
+    if len(args.args) != 1 or not args.args[0].isdigit() or not 1 <= int(args.args[0]) <= 0xFFFF:
+        raise ValueError(f"flow-bindings {args.action} takes one FID (1..65535; see `mhctl flow-bindings`)")
+    return int(args.args[0])
+
+
+def _print_result(args, what: str, r) -> int:
+    if args.json:
+        print(json.dumps({"schema": SCHEMA, "action": args.action, "confirmed": r.confirmed, "fid": r.fid,
+                          "elapsed_ms": round(r.elapsed_ms, 3), "reason": r.reason}))
+    elif r.confirmed:
+        then = ("the flow follows its home address again" if args.action == "remove"
+                else "moved, the connection continues")
+        print(f"{what}: confirmed by the home agent in {r.elapsed_ms:.1f} ms (FID {r.fid}); {then}")
+    else:
+        print(f"mhctl: {what}: refused: {r.reason}", file=sys.stderr)
+    return 0 if r.confirmed else 1
+
+
+def _print_list(args, drv) -> None:
+    flows, settings = drv.flow_bindings(), drv.flow_settings()
+    if args.json:
+        print(json.dumps({"schema": SCHEMA, "flow_bindings": flows, "weights": settings["weights"],
+                          "limit": settings["limit"]}))
+        return
+    if not flows:
+        print("no flow bindings (every flow follows its home address)")
+    for f in flows:
+        where = ", ".join(f"{n} (BID {b})" for n, b in zip(f.get("bound_to") or (), f.get("bids") or ()))
+        print(f"FID {f['fid']:>5}  {f['selector']}  via {', '.join(f['uplinks'])}  -> {where or '-'}  [{f['state']}]"
+              + (f"  {f['error']}" if f.get("error") else ""))
+    w = settings["weights"]
+    print("load sharing: " + (", ".join(f"{k}={v}" for k, v in w.items()) if w else "off"))
+    if settings["limit"]:
+        print(f"limit: {settings['limit']}")
+
+
+async def run_flow_bindings(args) -> int:
+    """Run ``mhctl flow-bindings``; the exit status (module docstring)."""
+    from .daemons.base import STATE_CONNECTED, CapabilityError
+    from .daemons.engine import EngineCallError, EngineDriver
+
+    if args.action in ("change", "remove"):
+        try:
+            fid = _fid(args)
+        except ValueError as e:
+            print(f"mhctl: {e}", file=sys.stderr)
+            return 2
+    if args.action in ("add", "change") and not args.via:
+        print(f"mhctl: flow-bindings {args.action} needs --via IFACE[,IFACE]", file=sys.stderr)
+        return 2
+    drv = EngineDriver(bus_address=args.system_bus)
+    await drv.start()
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CONNECT_TIMEOUT
+        while drv.status.state != STATE_CONNECTED and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        if drv.status.state != STATE_CONNECTED:
+            print(f"mhctl: the mobility engine (mhgui-mn) does not answer: {drv.status.error or drv.status.state}",
+                  file=sys.stderr)
+            return 1
+        hoas = [b.get("hoa") for b in drv.raw_bindings()]
+        hoa = args.hoa or (hoas[0] if hoas else None)
+        if hoa is None:
+            print("mhctl: the engine has no home address", file=sys.stderr)
+            return 1
+        try:
+            if args.action == "list":
+                await drv.list_flow_bindings()
+                _print_list(args, drv)
+                return 0
+            if args.action == "share":
+                if args.args in (["off"], []):
+                    weights = {}
+                else:
+                    weights = {}
+                    for a in args.args:
+                        name, sep, w = a.partition("=")
+                        if not sep or not w.isdigit():
+                            print(f"mhctl: {a!r}: IFACE=WEIGHT (e.g. up0=1 up1=1), or off", file=sys.stderr)
+                            return 2
+                        weights[name] = int(w)
+                await drv.set_load_sharing(weights)
+                print("load sharing " + ("off" if not weights else ", ".join(f"{k}={v}" for k, v in weights.items())))
+                return 0
+            via = [v for v in args.via.split(",") if v] if args.via else []
+            if args.action == "add":
+                try:
+                    sel = _selector(args, hoa)
+                except ValueError as e:
+                    print(f"mhctl: refused: {e}", file=sys.stderr)
+                    return 2
+                return _print_result(args, f"{sel.describe()} via {', '.join(via)}",
+                                     await drv.bind_flow(hoa, sel, via))
+            if args.action == "change":
+                return _print_result(args, f"FID {fid} via {', '.join(via)}", await drv.move_flow(hoa, fid, via))
+            return _print_result(args, f"remove FID {fid}", await drv.remove_flow_binding(hoa, fid))
+        except CapabilityError as e:
+            print(f"mhctl: {e}", file=sys.stderr)
+            return 1
+        except EngineCallError as e:
+            print(f"mhctl: {e}", file=sys.stderr)
+            return 2 if e.error_name.endswith("InvalidArgs") else 1
+    finally:
+        await drv.stop()
