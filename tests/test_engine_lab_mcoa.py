@@ -313,3 +313,23 @@ def test_mhctl_flow_bindings(lab):
     assert run("share", "off").returncode == 0
     r = run("remove", str(fid))
     assert r.returncode == 0 and "follows its home address again" in r.stdout
+
+
+# ----------------------------------------------------------------------------- 7. temp files of a killed writer
+def test_daemons_remove_temp_files_left_by_a_killed_writer(lab):
+    import subprocess
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that is gone
+    stale = [lab.state / f".mn.toml.mhgui-tmp.{dead.pid}.abcd1234.tmp",
+             lab.state / "ha-state" / f".bindings.json.mhgui-tmp.{dead.pid}.abcd1234.tmp"]
+    live = lab.state / f".mn.toml.mhgui-tmp.{os.getpid()}.abcd1234.tmp"  # a writer still alive: kept
+    Lab.stop_daemons(lab.prefix)
+    try:
+        for p in stale + [live]:
+            p.write_bytes(b"half a file")
+        lab.info = Lab.start_daemons(lab.prefix)
+        wait_for(lambda: not any(p.exists() for p in stale), 10, "the stale temp files to go")
+        assert live.exists()
+    finally:
+        live.unlink(missing_ok=True)
+        lab.settle()

@@ -110,6 +110,8 @@ class HomeAgentDaemon:
     # ------------------------------------------------------------------ run
     async def run(self, stop: asyncio.Event) -> None:
         cfg = self.cfg
+        from ..atomicfile import remove_stale_temp_files
+        await asyncio.to_thread(remove_stale_temp_files, cfg.state_dir)  # left by a kill mid-write
         counter = next_restart_counter(cfg.state_dir)
         self.core = HomeAgentCore(address=cfg.address, home_prefix=cfg.home_prefix, nodes=self._nodes(),
                                   max_lifetime=cfg.max_lifetime, skew=cfg.skew, start_wall=self.wall(),

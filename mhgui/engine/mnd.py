@@ -59,7 +59,7 @@ def uplinks_from_state(state, tun_ifindex: int | None, home_networks: list,
                        metered: tuple[str, ...] = ()) -> list[UplinkInfo]:
     """Access interfaces of a :class:`~mhgui.core.model.NodeState` as :class:`UplinkInfo` (pure but for MTUs).
 
-    Loopback, tunnels and our own TUN are not uplinks. A care-of address is a
+    Loopback, tunnels, virtual links (bridges, macvlan...) and our own TUN are not uplinks. A care-of address is a
     global (or ULA) address, not tentative, DAD-failed, deprecated or
     temporary, outside every home prefix; IPv4: a global-scope address. Modems (wwan) and the
     interfaces named in ``metered`` are probed less often.
@@ -72,7 +72,7 @@ def uplinks_from_state(state, tun_ifindex: int | None, home_networks: list,
         by_if.setdefault(a.ifindex, []).append(a)
     out = []
     for idx, iface in state.interfaces.items():
-        if idx == tun_ifindex or iface.kind in (InterfaceKind.LOOPBACK, InterfaceKind.TUNNEL):
+        if idx == tun_ifindex or iface.kind in (InterfaceKind.LOOPBACK, InterfaceKind.TUNNEL, InterfaceKind.VIRTUAL):
             continue
         coa6 = coa4 = None
         plen6 = 64
@@ -424,6 +424,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         print(f"{args.config}: OK")
         return 0
+    from ..atomicfile import remove_stale_temp_files
+    for d in {os.path.dirname(os.path.abspath(args.config)), os.path.dirname(os.path.abspath(cfg.key_file))}:
+        remove_stale_temp_files(d)  # what a writer killed mid-write left (mn.toml, its .bak, the key)
     daemon = MobileNodeDaemon(cfg, key, args.config)
 
     async def _main(stop: asyncio.Event) -> None:
