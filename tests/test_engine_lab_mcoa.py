@@ -333,3 +333,100 @@ def test_daemons_remove_temp_files_left_by_a_killed_writer(lab):
     finally:
         live.unlink(missing_ok=True)
         lab.settle()
+
+
+# ----------------------------------------------------------------------------- 8. the window moves one connection
+def test_window_moves_one_live_connection_the_other_stays(lab, tmp_path, qtbot, qloop, record):
+    from mhgui.core.flows import flow_id
+    from mhgui.daemons.engine import EngineDriver
+    from mhgui.runtime import Runtime
+    from mhgui.ui.flows_model import FLOW_MIME
+    from mhgui.ui.window import LiveController, MainWindow
+    from test_flows_gui import drop
+    from test_rebind_e2e import in_netns
+
+    key = read_key_file(str(lab.state / "keys" / "mn1.key"))
+    loop = qloop
+
+    async def until(pred, what, timeout=15.0):
+        deadline = loop.time() + timeout
+        while not pred():
+            assert loop.time() < deadline, f"timed out waiting for {what}"
+            await asyncio.sleep(0.05)
+
+    with capturing(lab, ("ar1", "ar2"), tmp_path) as (ar1, ar2):
+        a, b = Stream(lab, rate=300e3), Stream(lab, rate=300e3)
+        try:
+            fa = flow_id("tcp", HOA, a.client_port, CN_ADDRESS, a.server_port)
+            fb = flow_id("tcp", HOA, b.client_port, CN_ADDRESS, b.server_port)
+            with in_netns(lab.ns("mn")):
+                rt = Runtime(system_bus=lab.bus, use_networkmanager=False, flows=True,
+                             daemon=EngineDriver(bus_address=lab.bus))
+                c = LiveController(rt.store, rt.clock, daemon=rt.daemon, flow_source=rt.flows)
+                win = MainWindow(c)
+                qtbot.addWidget(win)
+                t0 = []
+
+                async def scenario():
+                    await rt.start()
+                    try:
+                        await until(lambda: rt.daemon.capabilities.flow_bindings, "the engine with flow bindings")
+                        await until(lambda: c.flows.row_of(fa) is not None and c.flows.row_of(fb) is not None,
+                                    "both connections in the flows view")
+                        c.refresh()
+                        assert c.flows.placement(fa).local_role == "hoa"
+                        t0.append(time.time())
+                        assert drop(win.interfaces_view, "up1", None, FLOW_MIME, fa.encode())
+                        await until(lambda: win.flowbinder.last_result is not None, "the flow binding")
+                        r = win.flowbinder.last_result
+                        assert r.confirmed, r
+                        text = win.flow_label.text()
+                        assert text.startswith("Moved, the connection continues: confirmed by the home agent in "), text
+                        record("window_flow_move_ms", r.elapsed_ms)
+                        await until(lambda: [f["bound_to"] for f in rt.daemon.flow_bindings()] == [["up1"]],
+                                    "the driver's flow list")
+                        # the same connection again, to both: its binding changes, no second one
+                        win.send_on_all(fa)
+                        await until(lambda: [f["bound_to"] for f in rt.daemon.flow_bindings()] == [["up0", "up1"]],
+                                    "the flow on both uplinks")
+                        assert len(rt.daemon.flow_bindings()) == 1
+                        win.move_flow(fa, "up1")
+                        await until(lambda: [f["bound_to"] for f in rt.daemon.flow_bindings()] == [["up1"]],
+                                    "back to up1 only")
+                        await asyncio.sleep(1.5)
+                    finally:
+                        await rt.stop()
+                try:
+                    loop.run_until_complete(scenario())
+                finally:
+                    c.close()
+            ra, rb = a.stop(), b.stop()
+        finally:
+            a.close()
+            b.close()
+    for r in (ra, rb):
+        assert r["server"]["ok"] and r["server"]["received"] == r["client"]["sent"] > 0, r
+    seen = flows_on_the_wire(key, {"up0": ar1.path, "up1": ar2.path}, after=t0[0] + 0.5)
+    fa_ports = {(a.client_port, a.server_port), (a.server_port, a.client_port)}
+    fb_ports = {(b.client_port, b.server_port), (b.server_port, b.client_port)}
+    assert {(link, d) for (link, d, p) in seen if p in fb_ports} == {("up0", "up"), ("up0", "down")}, seen
+    assert ("up1", "up") in {(link, d) for (link, d, p) in seen if p in fa_ports}, seen
+
+
+def test_mhctl_move_binds_one_connection(lab):
+    import subprocess
+    import sys
+    from mhgui.core.flows import flow_id
+    s = Stream(lab, rate=200e3)
+    try:
+        fid_text = flow_id("tcp", HOA, s.client_port, CN_ADDRESS, s.server_port)
+        p = subprocess.run(["ip", "netns", "exec", lab.ns("mn"), sys.executable, "-m", "mhgui.cli", "move", fid_text,
+                            "up1", "--yes", "--no-networkmanager", "--system-bus", lab.bus],
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        assert "Only this connection moves to up1" in p.stdout and "moved, the connection continues" in p.stdout
+        assert [f["bound_to"] for f in flows(lab)["flows"]] == [["up1"]]
+        r = s.stop()
+    finally:
+        s.close()
+    assert r["server"]["ok"] and r["server"]["received"] == r["client"]["sent"], r

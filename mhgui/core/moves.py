@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..engine.selectors import TrafficSelector
 from .analysis import Analysis
 from .capabilities import DaemonCapabilities
 from .flows import Flow, Placement
@@ -34,7 +35,9 @@ class MoveOutcome:
 
     ``hoa``: the home address that is rebound (rebind, flow-binding);
     ``destination``: the remote address new connections go to (steer);
-    ``also_moves``: ids of the other flows that move with it (rebind).
+    ``also_moves``: ids of the other flows that move with it (rebind);
+    ``interfaces``: flow-binding: every interface the flow goes through (several = a copy on each);
+    ``selector``: flow-binding: the flow as the home agent sees it (RFC 6088).
     """
 
     action: str
@@ -43,6 +46,17 @@ class MoveOutcome:
     hoa: str | None = None
     destination: str | None = None
     also_moves: tuple[str, ...] = ()
+    interfaces: tuple[str, ...] = ()
+    selector: TrafficSelector | None = None
+
+
+def flow_selector(flow: Flow) -> TrafficSelector:
+    """The RFC 6088 selector of exactly this connection, written as the home agent sees it: source = the
+    correspondent (remote address and port), destination = the home address and the local port.
+    ValueError for an IPv4 flow (the engine's home addresses are IPv6)."""
+    return TrafficSelector(source_address=flow.remote_address, destination_address=flow.local_address,
+                           source_port=flow.remote_port, destination_port=flow.local_port,
+                           next_header=6 if flow.protocol == "tcp" else 17)
 
 
 def interface_problem(state: NodeState, analysis: Analysis, ifname: str) -> str | None:
@@ -81,8 +95,13 @@ def move_outcome(flow: Flow, place: Placement, target: str, state: NodeState, an
             return refuse("This connection uses the home address " + hoa + ", so it could move without "
                           "breaking, but no mobility daemon is connected to rebind it.")
         if caps.flow_bindings:
+            try:
+                sel = flow_selector(flow)
+            except ValueError as e:
+                return refuse(f"This connection cannot be bound alone: {e}.")
             return MoveOutcome("flow-binding", f"Only this connection moves to {target} (an RFC 6089 flow "
-                               f"binding at the home agent); it keeps working.", target, hoa=hoa)
+                               f"binding at the home agent); it keeps working.", target, hoa=hoa,
+                               interfaces=(target,), selector=sel)
         moving = tuple(f.id for f, p in others if p.local_role == "hoa" and f.id != flow.id)
         more = f" {len(moving)} other connection(s) on home addresses move with it." if moving else ""
         return MoveOutcome(
@@ -99,3 +118,34 @@ def move_outcome(flow: Flow, place: Placement, target: str, state: NodeState, an
         f"New connections to {remote} can be sent through {target} instead (a steering rule); "
         "the application has to reconnect.",
         target, destination=remote)
+
+
+def bicast_outcome(flow: Flow, place: Placement, targets: tuple[str, ...], state: NodeState, analysis: Analysis,
+                   caps: DaemonCapabilities) -> MoveOutcome:
+    """What "send this connection on each of ``targets``" (bicast, e.g. a call) means: a flow binding to
+    several BIDs (RFC 6089 §3.2: n-casting) with a daemon that has them, else a refusal that says why."""
+    label = " and ".join(targets)
+
+    def refuse(why: str) -> MoveOutcome:
+        return MoveOutcome("refuse", why, label)
+
+    if len(targets) < 2:
+        return refuse("Sending on several interfaces needs at least two usable ones.")
+    if place.local_role != "hoa":
+        return refuse("Only a connection on a home address can be sent on several interfaces: this one's "
+                      f"address {flow.local_address} belongs to one interface.")
+    if not caps.flow_bindings:
+        return refuse("Sending one connection on several interfaces needs flow bindings (RFC 6089), which "
+                      + (f"{caps.name} does not have" if caps.connected else "no connected daemon offers")
+                      + (" (the engine: multiple_care_of = true in mn.toml)" if caps.name == "engine" else "") + ".")
+    for t in targets:
+        problem = interface_problem(state, analysis, t)
+        if problem:
+            return refuse(f"Cannot send on {t}: {problem}.")
+    try:
+        sel = flow_selector(flow)
+    except ValueError as e:
+        return refuse(f"This connection cannot be bound alone: {e}.")
+    return MoveOutcome("flow-binding", f"Each packet of this connection goes out on {label} and comes back on "
+                       "both; the other end keeps the first copy, so it goes on if one of them fails.",
+                       targets[0], hoa=flow.local_address, interfaces=tuple(targets), selector=sel)

@@ -25,6 +25,7 @@ from . import wire
 from .actions import Log
 from .mn_actions import Changed, FlowDone, SendOn
 from .mn_binding import MnFlow, MnPath
+from .flowspec import selector_to_json
 from .selectors import FlowBinding, FlowTable, TrafficSelector, packet_key
 from . import dataplane as dp
 
@@ -354,7 +355,8 @@ class MobileNodeFlows:
         return None
 
     def flows_view(self) -> list[dict]:
-        """One dict per flow binding: ``hoa``, ``fid``, ``priority``, ``selector`` (words), ``uplinks``,
+        """One dict per flow binding: ``hoa``, ``fid``, ``priority``, ``selector`` (words), ``match`` (the selector
+        as JSON, :mod:`mhgui.engine.flowspec`), ``uplinks``,
         ``bids`` (confirmed, or None), ``state`` (bound, waiting-ack, removing, refused), ``error``."""
         out = []
         for h in self.hoas.values():
@@ -364,6 +366,7 @@ class MobileNodeFlows:
                 ifaces = {mp.bid: (self.uplinks[mp.ifindex].info.name if mp.ifindex in self.uplinks else None)
                           for mp in h.paths.values()}
                 out.append({"hoa": h.hoa, "fid": f.fid, "priority": f.priority, "selector": f.selector.describe(),
+                            "match": selector_to_json(f.selector),
                             "uplinks": list(f.uplinks), "bids": list(f.bids) if f.bids else None,
                             "bound_to": [ifaces.get(b) for b in f.bids] if f.bids else [],
                             "state": state, "error": f.error})
