@@ -279,3 +279,53 @@ def test_replayed_bulk_binding_update_is_refused():
     assert any(isinstance(a, BindingChanged) for a in first)
     assert not any(isinstance(a, BindingChanged) for a in again)
     assert node.entry.paths[1].peer == PEER1
+
+
+# ------------------------------------------------------------------ what one node may make the home agent do
+def test_copies_are_bounded_one_per_outer_address_and_per_flow(monkeypatch):
+    node = Node()
+    opts = [wire.BindingIdentifier(b, priority=b, coa=COA1 if b == 1 else f"192.0.2.{b}") for b in range(1, 9)]
+    node.bu(opts)
+    for b in range(2, 9):  # every other path's outer address is one victim host (other ports)
+        node.keepalive(b, ("203.0.113.66", 1000 + b))
+    ba = node.bu(opts[:1] + [fid(1, range(1, 9))])
+    assert {o.fid: o.status for o in ba.options_of(wire.FlowIdentification)} == {1: 129}  # at most 4 BIDs
+    node.bu(opts[:1] + [fid(1, [2, 3, 4, 5])])
+    assert node.down(tcp(CN, HOA, 443, 50000)) == [("203.0.113.66", 1002)]  # one copy per host, not four
+    assert node.bu(opts + [wire.BindingIdentifier(9, priority=9, coa="192.0.2.9")]).status == 130  # 9 paths: no
+    assert len(node.entry.paths) == 8
+
+
+def test_a_flow_summary_too_long_to_answer_gets_an_answer_not_a_crash():
+    node = Node()
+    two_bids(node)
+    summary = [wire.FlowSummary(tuple(range(1000 + 127 * i, 1000 + 127 * (i + 1)))) for i in range(3)]
+    ba = node.bu([wire.BindingIdentifier(1, priority=1, coa=COA1)] + summary)
+    assert ba.status == 0 and node.sizes[-1][1] <= node.sizes[-1][0]
+    got = ba.options_of(wire.FlowIdentification)
+    assert got and all(o.status == 132 for o in got)  # as many refusals as fit, none claimed bound
+
+
+def test_a_path_learns_its_outer_address_while_data_overtakes_its_hello():
+    node = Node()
+    node.bu([wire.BindingIdentifier(1, priority=1, coa=COA1), wire.BindingIdentifier(2, priority=2, coa=COA2)])
+    hello = node.sender.seal((2).to_bytes(2, "big"), dp.FRAME_KEEPALIVE)
+    for i in range(20):  # upstream data on the fast path, sealed after the hello
+        node.up(tcp(HOA, CN, 50000, 443, bytes([i])), PEER1)
+    node.ha.datagram(hello, PEER2, node.t, node.wall)
+    assert node.entry.paths[2].peer == PEER2
+    # once known, the path moves only on a keepalive newer than what came through it
+    old = node.sender.seal((2).to_bytes(2, "big"), dp.FRAME_KEEPALIVE)
+    node.up(tcp(HOA, CN, 50001, 443), PEER2)
+    node.ha.datagram(old, ("203.0.113.9", 7), node.t, node.wall)
+    assert node.entry.paths[2].peer == PEER2
+
+
+def test_load_shared_flows_keep_their_path_across_a_refresh():
+    node = Node()
+    two_bids(node)
+    node.up(tcp(HOA, CN, 50000, 443), PEER2)
+    node.bu([wire.BindingIdentifier(1, priority=1, coa=COA1), wire.BindingIdentifier(2, priority=2, coa=COA2)])
+    assert node.down(tcp(CN, HOA, 443, 50000)) == [PEER2]
+    node.bu([wire.BindingIdentifier(1, priority=1, coa=COA1), wire.BindingIdentifier(2, priority=127, coa=COA2)])
+    assert node.down(tcp(CN, HOA, 443, 50000)) == [PEER1]  # its path was given up: the default

@@ -33,7 +33,7 @@ from typing import Callable, NamedTuple
 
 from . import dataplane as dp
 from .actions import Log
-from .ha_binding import HaBinding, HaPath
+from .ha_binding import MAX_PATHS, HaBinding, HaPath
 from .limits import KeyedBuckets, TokenBucket, source_prefix
 from . import wire
 from .packets import inner_addresses
@@ -47,6 +47,7 @@ STATUS_UNSPECIFIED = 128
 STATUS_PROHIBITED = 129
 STATUS_NOT_HOME_SUBNET = 132
 STATUS_SEQ_OUT_OF_WINDOW = 135
+STATUS_INSUFFICIENT_RESOURCES = 130
 STATUS_MCOA_MALFORMED = 164  # RFC 5648 §6.2
 STATUS_MCOA_NON_MCOA_EXISTS = 165
 STATUS_AUTH_ID_MISMATCH = 144  # RFC 4285 §8: timestamp not acceptable (the BA carries our time)
@@ -187,9 +188,15 @@ class HomeAgentCore:
             return []
         self.counters["down-packets"] += 1
         frame = b.sender.seal(packet)  # sealed once: every copy has the same counter (the receiver keeps one)
-        if len(paths) > 1:
-            self.counters["down-copies"] += len(paths) - 1
-        return [Send(frame, p.peer) for p in paths]
+        if len(paths) == 1:
+            return [Send(frame, paths[0].peer)]
+        out, seen = [], set()
+        for p in paths:  # one copy per outer address at most: no host gets a packet twice (no amplification)
+            if p.peer[0] not in seen:
+                seen.add(p.peer[0])
+                out.append(Send(frame, p.peer))
+        self.counters["down-copies"] += len(out) - 1
+        return out
 
     def tick(self, now: float) -> list:
         """Expire bindings and old sessions; call about once a second."""
@@ -229,13 +236,20 @@ class HomeAgentCore:
         b = self.cache.get(hoa)
         if ftype == dp.FRAME_KEEPALIVE:
             self.counters["keepalives"] += 1
-            if b is None or b.receiver is not receiver or counter != receiver.last_counter:
+            if b is None or b.receiver is not receiver:
                 return []
             # the keepalive names its path (BID, u16) when the node has several; an empty one is the only path's
             path = b.paths.get(int.from_bytes(inner, "big")) if inner else (
                 next(iter(b.paths.values())) if len(b.paths) == 1 else None)
             if path is None or path.peer == peer:
+                if path is not None:
+                    path.last_counter = max(path.last_counter, counter)
                 return []
+            # a path moves only on a keepalive newer than anything that came through it (the replay window
+            # refused a copy already seen); a path with no outer address yet takes its first fresh one
+            if path.peer is not None and counter <= path.last_counter:
+                return []
+            path.last_counter = counter
             old, path.peer = path.peer, peer
             try:
                 path.nat = wire.addr16(peer[0]) != wire.addr16(path.coa)
@@ -251,7 +265,7 @@ class HomeAgentCore:
                               "authenticated data whose inner source is not the node's home address dropped")
         self.counters["up-packets"] += 1
         if b is not None and len(b.paths) > 1:
-            b.learn_upstream(inner, peer)
+            b.learn_upstream(inner, peer, counter)
         return [Deliver(inner)]
 
     # ------------------------------------------------------------------ signalling
@@ -287,8 +301,12 @@ class HomeAgentCore:
         return self._drop(now, "unexpected-type", peer, f"{node.identity}: mobility header type not handled here")
 
     def _reply(self, msg, node: HaNode, spi: int, key: bytes, hoa: bytes, coa, peer, limit: int) -> list:
-        mh = wire.encode_authenticated(msg, self.address, hoa, coa=coa, key=key, spi=spi,
-                                       identity=node.identity, hoa=hoa)
+        try:
+            mh = wire.encode_authenticated(msg, self.address, hoa, coa=coa, key=key, spi=spi,
+                                           identity=node.identity, hoa=hoa)
+        except wire.WireError:  # longer than a Mobility Header can be: no answer rather than a crash
+            self.counters["reply-too-long"] += 1
+            return []
         packet = wire.encode_packet(mh, self.address, hoa)
         if len(packet) > limit:  # never amplify (cannot happen with our own option sets; checked anyway)
             self.counters["reply-suppressed"] += 1
@@ -379,10 +397,14 @@ class HomeAgentCore:
         k_up, k_down = dp.derive_keys(key, mn_nonce, ha_nonce)
         lifetime = min(msg.lifetime * 4, self.max_lifetime) // 4 * 4
         paths = self._paths(old, bid_opts, coa, peer, lifetime, now)
+        if len(paths) > MAX_PATHS:  # each path may get a copy of a packet: bounded
+            return self._error(STATUS_INSUFFICIENT_RESOURCES, *args,
+                               f"{len(paths)} care-of addresses for one home address, at most {MAX_PATHS}")
         b = HaBinding(hoa_text, node.identity, msg.seq, now, dp.Sender(k_down, mn_index),
                       dp.Receiver(k_up, ha_index), ha_index, paths, bool(bid_opts))
         if old is not None:  # in-flight frames of the previous registration still open for a moment
             b.flows = old.flows
+            b.learned = old.learned  # load-shared flows keep their path (those of gone BIDs fall back)
             self._retire(old, now)
         flows = b.apply_flows(list(msg.options_of(wire.FlowIdentification)),
                               sum((f.fids for f in msg.options_of(wire.FlowSummary)), ()))
@@ -394,20 +416,29 @@ class HomeAgentCore:
         if first.nat:
             opts.append(wire.NatDetection(True, 20))
         opts += [wire.BindingIdentifier(o.bid, 0, False, o.priority) for o in bid_opts]
-        fid_opts = [wire.FlowIdentification(fid, pri, status) for fid, pri, status, _w in flows]
-        ba = wire.BindingAck(STATUS_ACCEPTED, msg.seq, lifetime // 4, options=tuple(opts + fid_opts))
-        reply = self._reply(ba, node, spi, key, hoa, coa, peer, size)
-        while not reply and fid_opts:  # never longer than the BU: leave out per-flow results from the end
-            fid_opts.pop()
-            ba = wire.BindingAck(STATUS_ACCEPTED, msg.seq, lifetime // 4, options=tuple(opts + fid_opts))
-            reply = self._reply(ba, node, spi, key, hoa, coa, peer, size)
+        # per-flow results (RFC 6089 §6.2): refusals first, then the flows that were bound; a flow the BA
+        # leaves out was bound. Never longer than the BU: the room is counted once (8 octets per result)
+        fid_opts = [wire.FlowIdentification(fid, pri, status) for fid, pri, status, _w in
+                    sorted(flows, key=lambda f: f[2] == 0)]
+        base = wire.BindingAck(STATUS_ACCEPTED, msg.seq, lifetime // 4, options=tuple(opts))
+        sized = self._reply(base, node, spi, key, hoa, coa, peer, 65535)
+        room = max(0, (size - len(sized[0].payload)) // 8 - 1) if sized else 0
+        ba = wire.BindingAck(STATUS_ACCEPTED, msg.seq, lifetime // 4, options=tuple(opts + fid_opts[:room]))
+        reply = self._reply(ba, node, spi, key, hoa, coa, peer, size) or self._reply(base, node, spi, key, hoa,
+                                                                                    coa, peer, size)
         moved = old is None or old.peer != b.peer or old.coa != b.coa or set(old.paths) != set(paths)
+        shown = list(paths.values())[:4]
         logs = [Log("INFO", f"{node.identity}: {hoa_text} bound to " + ", ".join(
             f"{p.coa}" + (f" (BID {p.bid}, BID-PRI {p.priority})" if b.mcoa else "")
             + (f" via {p.peer[0]}:{p.peer[1]}" if p.peer else " (outer address not yet seen)")
-            + (" (NAT)" if p.nat else "") for p in paths.values()) + f", {lifetime} s")] if moved else []
+            + (" (NAT)" if p.nat else "") for p in shown)
+            + (f" and {len(paths) - len(shown)} more" if len(paths) > len(shown) else "")
+            + f", {lifetime} s")] if moved else []
+        bad = [(fid, status, words) for fid, _p, status, words in flows if status]
         refused = [Log("WARNING", f"{node.identity}: {hoa_text} flow binding {fid} refused ({status}: {words})")
-                   for fid, _p, status, words in flows if status]
+                   for fid, status, words in bad[:3]]
+        if len(bad) > 3:
+            refused.append(Log("WARNING", f"{node.identity}: {hoa_text}: {len(bad) - 3} more flow bindings refused"))
         return [BindingChanged(hoa_text, b)] + reply + logs + refused
 
     @staticmethod

@@ -23,10 +23,16 @@ from dataclasses import dataclass, field
 from . import dataplane as dp
 from .selectors import _PORT_PROTOCOLS, FlowBinding, FlowTable, packet_key
 
-__all__ = ["HaBinding", "HaPath", "LEARNED_FLOWS_MAX", "MAX_FLOW_BINDINGS"]
+__all__ = ["HaBinding", "HaPath", "LEARNED_FLOWS_MAX", "MAX_FLOW_BINDINGS", "MAX_FLOW_BIDS", "MAX_PATHS"]
 
 #: flow bindings one home address may hold (RFC 6089 §5.2.1 lets the HA refuse more: status 129)
 MAX_FLOW_BINDINGS = 128
+#: care-of addresses (BIDs) of one home address: each may get a copy of a packet (RFC 5648 lets us refuse)
+MAX_PATHS = 8
+#: BIDs one flow binding may name (n-casting, RFC 6089 §3.2): copies per packet are bounded
+MAX_FLOW_BIDS = 4
+#: BID-PRI the mobile node gives a path it stopped using (mhgui.engine.mn_flows): only flows bound to it go there
+BID_PRI_UNUSED = 127
 #: flows whose upstream arrival path is remembered per home address (least recently used go first)
 LEARNED_FLOWS_MAX = 4096
 
@@ -44,6 +50,7 @@ class HaPath:
     nat: bool
     priority: int = 0
     registered_at: float = 0.0
+    last_counter: int = 0  # the newest data counter that came through this path (its outer address moves only newer)
 
 
 @dataclass
@@ -66,6 +73,7 @@ class HaBinding:
 
     # --------------------------------------------------------------- the default path
     def default_path(self) -> HaPath | None:
+        """The live path with the lowest BID-PRI (then BID); one demoted to 127 only when nothing else is left."""
         best = None
         for p in self.paths.values():
             if p.peer is not None and (best is None or (p.priority, p.bid) < (best.priority, best.bid)):
@@ -118,21 +126,25 @@ class HaBinding:
                                     packet[42] << 8 | packet[43]))
             if bid is not None:
                 p = self.paths.get(bid)
-                if p is not None and p.peer is not None and p.expires > now:
+                if p is not None and p.peer is not None and p.expires > now and p.priority < BID_PRI_UNUSED:
                     return [p]
         p = self.default_path()
         return [p] if p is not None and p.expires > now else []
 
-    def learn_upstream(self, packet: bytes, peer: tuple[str, int]) -> None:
-        """An authenticated upstream packet arrived from ``peer``: its flow's downstream follows that path."""
+    def learn_upstream(self, packet: bytes, peer: tuple[str, int], counter: int = 0) -> None:
+        """An authenticated upstream packet (frame ``counter``) arrived from ``peer``: its path saw that counter,
+        and its flow's downstream follows that path."""
         if len(self.paths) < 2:
             return
+        path = next((p for p in self.paths.values() if p.peer == peer), None)
+        if path is None:
+            return
+        if counter > path.last_counter:
+            path.last_counter = counter
         key = _key(packet)
         if key is None or key[3] < 0:
             return
-        bid = next((p.bid for p in self.paths.values() if p.peer == peer), None)
-        if bid is None:
-            return
+        bid = path.bid
         down = (key[0], key[2], key[1], key[4], key[3])  # the reply's five-tuple
         learned = self.learned
         if learned.get(down) != bid:
@@ -151,6 +163,7 @@ class HaBinding:
         old = self.flows.bindings
         new: dict[int, FlowBinding] = {}
         result = []
+        summary = tuple(dict.fromkeys(summary))  # a FID named twice is answered once
         for fid in summary:
             if fid in old:
                 new[fid] = old[fid]
@@ -165,6 +178,8 @@ class HaBinding:
                 status, words = o.problem_status, o.problem
             elif o.bids is None or o.selector is None and o.fid not in old:
                 status, words = 130, "a new flow binding needs a Binding Reference and a Traffic Selector"
+            elif len(o.bids) > MAX_FLOW_BIDS or len(set(o.bids)) != len(o.bids):
+                status, words = 129, f"a flow binding names at most {MAX_FLOW_BIDS} different BIDs"
             else:
                 missing = [b for b in o.bids if b not in self.paths]
                 if missing:
