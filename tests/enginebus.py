@@ -92,6 +92,7 @@ class StandInDaemon:
 
     def __init__(self) -> None:
         self.calls: list[tuple] = []
+        self.gate: asyncio.Event | None = None
         self.listeners: list = []
         self.restarts = 0
         self.port = 4191
@@ -134,6 +135,8 @@ class StandInDaemon:
     async def rebind(self, hoa: str, ifname: str) -> RebindDone:
         self.calls.append(("rebind", hoa, ifname))
         await asyncio.sleep(0)
+        if self.gate is not None:  # a test holds the answer (a home agent that takes its time)
+            await self.gate.wait()
         b = next((b for b in self._bindings if b["hoa"] == hoa), None)
         u = next((u for u in self._uplinks if u["name"] == ifname), None)
         if b is None:

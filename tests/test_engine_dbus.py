@@ -444,3 +444,20 @@ def test_check_functions_alone():
         mn_dbus.check_home_agent_setting(["2001:db8:ffff::1"], HA, "a@b", True, bytes(16))
     assert e.value.name == INVALID
     assert asyncio.iscoroutinefunction(serve)
+
+
+@pytest.mark.asyncio
+async def test_changes_in_flight_are_bounded_per_caller(stack, daemon, client):
+    """A flood of changes (each asks polkit and may wait for the home agent) gets Busy, not a dead bus
+    connection: the bus's pending-reply limit is never reached by one caller."""
+    stack.allow(ACTION_REBIND)
+    daemon.gate = asyncio.Event()
+    calls = [asyncio.ensure_future(call(client, "Rebind", "ss", [HOA1, "wlan0"])) for _ in range(10)]
+    await until(lambda: len(daemon.calls) == 4, "four rebinds in the daemon")
+    done, pending = await asyncio.wait(calls, timeout=2)
+    busy = [error(t.result()) for t in done]
+    assert len(busy) == 6 and all(n.endswith(".Busy") and "too many requests" in m for n, m in busy)
+    daemon.gate.set()
+    for t in pending:
+        assert ok(await t)[0] is True
+    assert ok(await call(client, "Rebind", "ss", [HOA1, "wlan0"]))[0] is True  # free again

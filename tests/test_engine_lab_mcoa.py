@@ -430,3 +430,24 @@ def test_mhctl_move_binds_one_connection(lab):
     finally:
         s.close()
     assert r["server"]["ok"] and r["server"]["received"] == r["client"]["sent"], r
+
+
+# ----------------------------------------------------------------------------- 9. the system bus restarts
+def test_the_control_api_comes_back_after_the_bus_restarts(lab):
+    import signal
+    import mhgui.lab as labmod
+    for role in ("authority", "bus"):
+        pid = lab.info.pids[role]
+        os.kill(pid, signal.SIGTERM)
+        wait_for(lambda: not labmod._alive(pid), 10, f"the lab's {role} to stop")
+    lab.info.pids["bus"] = labmod._start_bus(lab.state)
+    lab.info.pids["authority"] = labmod._start_authority(lab.state, lab.bus, ())
+    Lab._save(lab.info)
+
+    def back():
+        try:
+            return dbus_json(lab.bus, "GetStatus")["multiple_care_of"]
+        except DBusError:
+            return False
+    wait_for(back, 20, "the mobile node's control API on the new bus")
+    assert "offering it again" in lab.log("mn")

@@ -8,7 +8,7 @@ import struct
 
 from mhgui.engine import wire
 from mhgui.engine.mn import UplinkInfo
-from mhgui.engine.mn_actions import FlowDone
+from mhgui.engine.mn_actions import FlowDone, SendOn
 from mhgui.engine.selectors import TrafficSelector
 
 from enginesim import CN, HOA, HOA16, OUTER, UP0, UP1, Sim
@@ -185,3 +185,41 @@ def test_load_sharing_spreads_flows_never_the_packets_of_one():
     assert (got.count(2), got.count(3)) == (10, 30)  # by weight
     sim.set_uplink(UplinkInfo(3, "up1", False, coa4="192.0.2.2", mtu=1500))  # its flows move, each one stays put
     assert all(up_paths(sim, tcp(HOA, CN, port, 443)) == [2] for port in range(30000, 30040))
+
+
+def test_a_flow_removed_while_its_bu_is_out_is_removed_at_the_home_agent_too():
+    sim = started()
+    held = []
+    for a in sim.mn.add_flow(1, HOA, flow(50000), ["up1"], sim.t, sim.mn_wall):  # the BU reaches the HA ...
+        if isinstance(a, SendOn):
+            held += [x for x in sim.ha.datagram(a.payload, OUTER[a.ifindex], sim.t, sim.wall)]
+        else:
+            sim.events.append(a)
+    assert 1 in sim.ha.cache[HOA16].flows.bindings
+    sim.run(sim.mn.remove_flow(2, HOA, 1, sim.t, sim.mn_wall))  # ... and the user removes it before the BA
+    sim.run([("ha", x) for x in held])  # now the BA
+    sim.advance(0.5)
+    ends = {d.request: d for d in done(sim)}
+    assert not ends[1].confirmed and "superseded" in ends[1].reason
+    assert ends[2].confirmed
+    assert not sim.ha.cache[HOA16].flows.bindings and sim.mn.flows_view() == []
+    assert down_paths(sim, tcp(CN, HOA, 443, 50000)) == [2]
+
+
+def test_a_second_request_on_a_flow_ends_the_first_in_words():
+    sim = started()
+    sim.run(sim.mn.add_flow(1, HOA, flow(50000), ["up1"], sim.t, sim.mn_wall))
+    sim.lose_bus = True
+    sim.run(sim.mn.change_flow(2, HOA, 1, ["up0"], sim.t, sim.mn_wall))
+    sim.run(sim.mn.change_flow(3, HOA, 1, ["up0", "up1"], sim.t, sim.mn_wall))
+    sim.lose_bus = False
+    sim.advance(3.0)
+    ends = {d.request: d for d in done(sim)}
+    assert not ends[2].confirmed and "superseded" in ends[2].reason
+    assert ends[3].confirmed and sim.mn.flows_view()[0]["bound_to"] == ["up0", "up1"]
+
+
+def test_a_flow_names_at_most_four_uplinks():
+    sim = started()
+    sim.run(sim.mn.add_flow(1, HOA, flow(1), ["up0", "up1", "a", "b", "c"], sim.t, sim.mn_wall))
+    assert "at most 4" in done(sim)[0].reason

@@ -225,3 +225,17 @@ def test_packet_key_of_short_or_non_ipv6():
     assert S.packet_key(b"\x45" + bytes(60)) is None and S.packet_key(b"\x60" + bytes(10)) is None
     k = S.packet_key(_packet(CN, HOA, 58)[:40] + b"\x80\0\0\0")  # ICMPv6: no ports
     assert k[3] == k[4] == -1
+
+
+@pytest.mark.parametrize("text, words", [
+    ("[" * 5000 + "]" * 5000, "longer than"),
+    ("[" * 1000 + "]" * 1000, "nested too deeply"),
+    ('{"source_port": null}', "null"),
+    ('{"source_address": "2001:db8:c0::2%eth0"}', "zone"),
+    ('{"source_address": ["2001:db8::1", "2001:db8::2%\\u202eX"]}', "zone"),
+    ("{}", "empty selector"),
+])
+def test_selector_json_refusals(text, words):
+    from mhgui.engine.flowspec import selector_from_json
+    with pytest.raises(ValueError, match=words):
+        selector_from_json(text)

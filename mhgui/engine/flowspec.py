@@ -35,6 +35,8 @@ def selector_from_json(text_or_obj) -> TrafficSelector:
             obj = json.loads(obj)
         except ValueError as e:
             raise ValueError(f"selector is not JSON: {e}") from None
+        except RecursionError:
+            raise ValueError("selector is nested too deeply") from None
     if not isinstance(obj, dict):
         raise ValueError("selector must be a JSON object")
     fields = {}
@@ -49,6 +51,8 @@ def selector_from_json(text_or_obj) -> TrafficSelector:
             k = "next_header"
         elif k not in _KEYS:
             raise ValueError(f"unknown selector key {k!r} (known: protocol, {', '.join(_KEYS)})")
+        if v is None:
+            raise ValueError(f"{k}: null is not a value (leave the key out to match any)")
         if isinstance(v, list):
             if len(v) != 2:
                 raise ValueError(f"{k}: a value or a [start, end] pair")

@@ -68,7 +68,8 @@ Signal::
 
 Errors (``io.github.mhgui.MHGui.MobileNode1.Error.`` + name, one sentence, never a traceback):
 ``InvalidArgs`` (an argument is wrong: checked before polkit is asked, so a request that cannot
-succeed never prompts for a password), ``NotAuthorized`` (polkit said no, did not answer within
+succeed never prompts for a password), ``Busy`` (more than 4 changes of one caller, or 32 in all, are
+already in flight), ``NotAuthorized`` (polkit said no, did not answer within
 :data:`POLKIT_TIMEOUT`, or is absent), ``WriteFailed`` (mn.toml or the key file), ``Failed``
 (anything unexpected; details in the daemon's log). A wrong signature gets
 ``org.freedesktop.DBus.Error.InvalidArgs``, an unknown member ``UnknownMethod``.
@@ -83,6 +84,7 @@ caller's unique name is needed for polkit, which a dbus-fast ``ServiceInterface`
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import ipaddress
@@ -96,6 +98,7 @@ from dbus_fast import BusType, Message, MessageFlag, MessageType, NameFlag, Requ
 from dbus_fast.aio import MessageBus
 
 from .. import polkit
+from .limits import KeyedBuckets
 
 __all__ = [
     "ACTION_CONFIGURE",
@@ -132,6 +135,8 @@ CLOSE_GRACE = 5.0
 IFNAME_MAX_BYTES = 15
 MAX_NAMES = 64  # interface names in one SetPreferences list
 MAX_ADDRESS_CHARS = 64  # longer than any IPv6 text (with a zone); refused before parsing
+MAX_CHANGES_PER_CALLER = 4  # changes (polkit checks, waits for the home agent) in flight for one caller
+MAX_CHANGES_IN_FLIGHT = 32  # and in all
 
 INTROSPECTION_XML = f"""<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object Introspection 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/introspect.dtd">
@@ -451,6 +456,8 @@ class MobileNodeService:
         self.config_path = (config_path or getattr(daemon, "config_path", None)
                             or getattr(getattr(daemon, "cfg", None), "path", None))
         self._tasks: set[asyncio.Task] = set()
+        self._changing: collections.Counter[str] = collections.Counter()  # changes in flight per caller
+        self._refusals = KeyedBuckets(1.0 / 10, 3.0)  # refusal log lines: 3 per caller, then one per 10 s
         self._configure_lock = asyncio.Lock()
         self._closed = False
         self._methods: dict[str, _Method] = {
@@ -513,21 +520,36 @@ class MobileNodeService:
     async def _dispatch(self, msg: Message, method: _Method) -> None:
         member = msg.member or ""
         sender = msg.sender or ""
+        counted = False
         try:
             args = method.check(*msg.body) if method.check is not None else tuple(msg.body)
             if method.action is not None:
+                # each change asks polkit and may wait for the home agent: bounded per caller and in all, so
+                # that a flood cannot exhaust the bus's pending replies (the bus would drop our connection)
+                if self._changing[sender] >= MAX_CHANGES_PER_CALLER or \
+                        sum(self._changing.values()) >= MAX_CHANGES_IN_FLIGHT:
+                    raise ControlFailure("Busy", "too many requests at once; try again when the earlier ones "
+                                                 "have been answered")
+                self._changing[sender] += 1
+                counted = True
                 await self._authorize(sender, method.action, member)
                 log.info("%s by %s (uid %s)", member, sender, await self._caller_uid(sender))
             result = await method.impl(*args)
             body = [] if not method.out_signature else list(result) if isinstance(result, tuple) else [result]
             reply = Message.new_method_return(msg, method.out_signature, body)
         except ControlFailure as e:
-            log.warning("%s from %s: %s", member, sender, e)
+            if self._refusals.take(sender, asyncio.get_running_loop().time()):
+                log.warning("%s from %s: %s", member, sender, e)
             reply = Message.new_error(msg, e.name, e.message)
         except Exception:
             log.exception("internal error in %s", member)
             reply = Message.new_error(msg, ERROR_PREFIX + "Failed",
                                       f"{member} failed with an internal error; see the log of mhgui-mn")
+        finally:
+            if counted:
+                self._changing[sender] -= 1
+                if self._changing[sender] <= 0:
+                    del self._changing[sender]
         if msg.flags & MessageFlag.NO_REPLY_EXPECTED:
             return
         try:

@@ -33,7 +33,8 @@ __all__ = ["BID_PRI_UNUSED", "FLOW_REQUEST_TIMEOUT", "MobileNodeFlows", "STICKY_
 
 BID_PRI_UNUSED = 127  # the lowest BID-PRI: "send nothing here unless a flow binding names it"
 STICKY_FLOWS_MAX = 4096
-FLOW_REQUEST_TIMEOUT = 10.0  # s a flow request waits for the home agent's answer  # load-shared flows remembered per HoA (least recently used go first)
+FLOW_REQUEST_TIMEOUT = 10.0  # s a flow request waits for the home agent's answer
+MAX_FLOW_UPLINKS = 4  # the home agent takes at most 4 BIDs per flow binding (mhgui.engine.ha_binding)  # load-shared flows remembered per HoA (least recently used go first)
 _MAX_MH = 2048
 
 
@@ -128,10 +129,12 @@ class MobileNodeFlows:
                                                                              dp.FRAME_KEEPALIVE)))
         statuses = {o.fid: o.status for o in ba.options_of(wire.FlowIdentification)}
         for fid, f in list(h.flows.items()):
-            if not f.uplinks:  # removal confirmed by its absence from the BU
+            if not f.uplinks:  # removal confirmed by its absence from the BU (else the next BU leaves it out)
                 if fid not in p.flows:
                     del h.flows[fid]
                     out += self._flow_done(h, f, True, None, now)
+                elif statuses.get(fid, 0) == 0:
+                    f.bids = p.flows[fid]
                 continue
             if fid not in p.flows:
                 continue
@@ -283,8 +286,9 @@ class MobileNodeFlows:
                                                                                                   names, fid)
         if why is not None:
             return [FlowDone(request, h.hoa, fid, False, 0.0, names, why)]
+        out = self._superseded(h, f, now)
         f.uplinks, f.requested_at, f.request = names, now, request
-        return self._evaluate(now, wall, "flow bindings changed")
+        return out + self._evaluate(now, wall, "flow bindings changed")
 
     def remove_flow(self, request: int, hoa: str, fid: int, now: float, wall: float) -> list:
         try:
@@ -294,12 +298,22 @@ class MobileNodeFlows:
         f = h.flows.get(fid)
         if f is None:
             return [FlowDone(request, h.hoa, fid, False, 0.0, (), "no flow binding with that FID")]
-        if f.bids is None:  # never confirmed: nothing to undo at the home agent
+        out = self._superseded(h, f, now)
+        if f.bids is None and (h.pending is None or fid not in h.pending.flows):  # nothing at the home agent
             del h.flows[fid]
             self.rebuild_upstream()
-            return [FlowDone(request, h.hoa, fid, True, 0.0, (), None)]
+            return out + [FlowDone(request, h.hoa, fid, True, 0.0, (), None)]
+        # bound, or on its way in the outstanding BU: the home agent must be told (after that BA, if need be)
         f.uplinks, f.requested_at, f.request = (), now, request
-        return self._evaluate(now, wall, "flow bindings changed")
+        return out + self._evaluate(now, wall, "flow bindings changed")
+
+    def _superseded(self, h, f: MnFlow, now: float) -> list:
+        """A new request on a flow ends the one still waiting on it, in words."""
+        if f.request is None:
+            return []
+        rid, f.request = f.request, None
+        return [FlowDone(rid, h.hoa, f.fid, False, (now - f.requested_at) * 1000, f.uplinks,
+                         "superseded by a newer request on the same flow binding")]
 
     def set_weights(self, weights: dict[str, int], now: float, wall: float) -> list:
         """Load sharing: spread new flows over the uplinks by these weights (0 or absent = not used for
@@ -323,6 +337,8 @@ class MobileNodeFlows:
             return "name at least one uplink"
         if len(set(names)) != len(names):
             return "an uplink is named twice"
+        if len(names) > MAX_FLOW_UPLINKS:
+            return f"a flow goes through at most {MAX_FLOW_UPLINKS} uplinks at once"
         for n in names:
             u = self.uplink_by_name(n)
             if u is None:

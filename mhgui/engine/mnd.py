@@ -410,6 +410,48 @@ class MobileNodeDaemon:
             log.warning("preferences apply now but could not be saved to %s: %s", path, e)
 
 
+API_RETRY_S = (1.0, 30.0)  # first and longest wait before offering the control API again
+
+
+async def _keep_api(daemon, config_path: str, services: list, stop: asyncio.Event) -> None:
+    """Offer the control API on the system bus, and again whenever the connection is lost (the bus restarted,
+    or it dropped us): the engine never stays unreachable while it runs. Failures are logged, once per
+    kind, and retried with a growing wait."""
+    try:
+        from .mn_dbus import serve
+    except ImportError:
+        log.warning("control API not available in this build")
+        return
+    wait, said = API_RETRY_S[0], None
+    while not stop.is_set():
+        try:
+            service = await serve(daemon, config_path=config_path)
+        except Exception as e:  # noqa: BLE001 - the engine runs on without its API
+            text = str(e)
+            if text != said:
+                bus = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/run/dbus/system_bus_socket")
+                log.error("control API not offered on the system bus (%s): %s. The engine runs on without it "
+                          "and tries again; the app and mhctl cannot see it until then (start the system bus, "
+                          "or use --no-dbus to say this is meant)", bus, e)
+                said = text
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, API_RETRY_S[1])
+            continue
+        services[:] = [service]
+        wait, said = API_RETRY_S[0], None
+        try:
+            await service.bus.wait_for_disconnect()
+            why = "closed"
+        except Exception as e:  # noqa: BLE001 - dbus-fast raises what ended the connection
+            why = str(e) or type(e).__name__
+        if stop.is_set():
+            return
+        log.warning("the system bus connection of the control API was lost (%s): offering it again", why)
+        await service.close()
+        services.clear()
+        await asyncio.sleep(API_RETRY_S[0])
+
+
 def main(argv: list[str] | None = None) -> int:
     p = daemon_parser("mhgui-mn", "Mobile IPv6 mobile node over UDP (mhgui engine).", "/etc/mhgui/mn.toml")
     p.add_argument("--no-dbus", action="store_true", help="do not offer the control API on the system bus")
@@ -437,21 +479,17 @@ def main(argv: list[str] | None = None) -> int:
             ready = loop.create_task(daemon.ready.wait())
             await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
             ready.cancel()
+        services: list = []
+        keeper = None
         if not args.no_dbus and daemon.ready.is_set():
-            try:
-                from .mn_dbus import serve
-                service = await serve(daemon, config_path=args.config)
-            except ImportError:
-                log.warning("control API not available in this build")
-            except Exception as e:  # noqa: BLE001 - the engine runs on without its API
-                bus = os.environ.get("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/run/dbus/system_bus_socket")
-                log.error("control API not offered on the system bus (%s): %s. The engine runs on without it; "
-                          "the app and mhctl cannot see it (start the system bus, or use --no-dbus to say "
-                          "this is meant)", bus, e)
+            keeper = loop.create_task(_keep_api(daemon, args.config, services, stop))
         try:
             await task
         finally:
-            if service is not None:
+            if keeper is not None:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
+            for service in services:
                 await service.close()
 
     status = run_until_signal(_main, log)

@@ -61,6 +61,8 @@ def _addr_range(name: str, value) -> tuple[str, str] | None:
         start, end = value
     except (TypeError, ValueError):
         raise ValueError(f"{name}: an address or a (start, end) pair, not {value!r}") from None
+    if any(isinstance(x, str) and "%" in x for x in (start, end)):
+        raise ValueError(f"{name}: a zone (%...) has no place in a selector: the home agent sees global addresses")
     try:
         a, b = ipaddress.IPv6Address(start), ipaddress.IPv6Address(end)
     except ValueError as e:
