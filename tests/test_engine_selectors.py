@@ -239,3 +239,21 @@ def test_selector_json_refusals(text, words):
     from mhgui.engine.flowspec import selector_from_json
     with pytest.raises(ValueError, match=words):
         selector_from_json(text)
+
+
+def test_ports_are_found_past_extension_headers_and_not_in_later_fragments():
+    base = _packet(CN, HOA, 6, 443, 50000)
+    hbh = bytearray(base[:40]) + bytes([6, 0]) + bytes(6) + base[40:]  # hop-by-hop (8 octets) then TCP
+    hbh[6] = 0
+    frag1 = bytearray(base[:40]) + bytes([6, 0, 0, 0, 0, 0, 0, 1]) + base[40:]  # first fragment: ports there
+    frag1[6] = 44
+    frag2 = bytearray(frag1)
+    frag2[43] = 8  # offset 1 (x 8 octets): a later fragment, no ports
+    table = S.FlowTable([S.FlowBinding(1, 1, (2,), S.TrafficSelector(source_address=CN, destination_address=HOA,
+                                                                      source_port=443, destination_port=50000,
+                                                                      next_header=6))])
+    for p in (base, bytes(hbh), bytes(frag1)):
+        assert S.packet_key(p)[:5] == (6, w.addr16(CN), w.addr16(HOA), 443, 50000)
+        assert table.lookup_packet(p) == (2,)
+    assert S.packet_key(bytes(frag2))[3] == -1 and table.lookup_packet(bytes(frag2)) is None
+    assert S.packet_key(bytes(hbh)[:45])[3] == -1  # truncated: no ports, no crash

@@ -121,9 +121,10 @@ class HaBinding:
                        and p.expires > now]
                 if out:
                     return out
-        if self.learned and len(packet) >= 44 and packet[6] in _PORT_PROTOCOLS:
-            bid = self.learned.get((packet[6], packet[8:24], packet[24:40], packet[40] << 8 | packet[41],
-                                    packet[42] << 8 | packet[43]))
+        if self.learned and len(packet) >= 44:
+            k = (packet[6], packet[8:24], packet[24:40], packet[40] << 8 | packet[41], packet[42] << 8 | packet[43]) \
+                if packet[6] in _PORT_PROTOCOLS else _key(packet)
+            bid = self.learned.get(k[:5]) if k is not None and k[3] >= 0 else None
             if bid is not None:
                 p = self.paths.get(bid)
                 if p is not None and p.peer is not None and p.expires > now and p.priority < BID_PRI_UNUSED:

@@ -257,19 +257,45 @@ class PacketKey(tuple):
     __slots__ = ()
 
 
+_EXTENSIONS = frozenset((0, 43, 60))  # hop-by-hop, routing, destination options (RFC 8200 §4.3-4.6)
+_FRAGMENT = 44
+
+
+def _transport(packet: bytes) -> tuple[int, int]:
+    """(upper-layer protocol, offset of its header) past the extension headers (RFC 8200 §4); offset -1 when
+    its header is not in this packet (a later fragment, or truncated)."""
+    nh, off = packet[6], 40
+    for _ in range(8):  # a bounded walk: no packet needs more
+        if nh in _EXTENSIONS:
+            if off + 2 > len(packet):
+                return nh, -1
+            nh, off = packet[off], off + 8 + packet[off + 1] * 8
+        elif nh == _FRAGMENT:
+            if off + 8 > len(packet):
+                return nh, -1
+            first = (packet[off + 2] << 8 | packet[off + 3]) & 0xFFF8 == 0
+            nh, off = packet[off], (off + 8 if first else -1)
+            if off < 0:
+                return nh, -1
+        else:
+            return nh, off
+    return nh, -1
+
+
 def packet_key(packet: bytes) -> PacketKey | None:
-    """The :class:`PacketKey` of an IPv6 packet, None if it is not one (shorter than its header).
-    Ports only when the first header is followed directly by TCP, UDP, DCCP, SCTP or UDP-Lite."""
+    """The :class:`PacketKey` of an IPv6 packet, None if it is not one (shorter than its header). The
+    upper-layer protocol and ports are found past extension headers; a later fragment has no ports."""
     if len(packet) < 40 or packet[0] >> 4 != 6:
         return None
-    nh = packet[6]
+    nh, off = _transport(packet)
     tc = (packet[0] & 0x0F) << 4 | packet[1] >> 4
     fl = (packet[1] & 0x0F) << 16 | packet[2] << 8 | packet[3]
     sp = dp = spi = -1
-    if nh in _PORT_PROTOCOLS and len(packet) >= 44:
-        sp, dp = packet[40] << 8 | packet[41], packet[42] << 8 | packet[43]
-    elif nh == _ESP and len(packet) >= 44:
-        spi = int.from_bytes(packet[40:44], "big")
+    if off >= 0 and len(packet) >= off + 4:
+        if nh in _PORT_PROTOCOLS:
+            sp, dp = packet[off] << 8 | packet[off + 1], packet[off + 2] << 8 | packet[off + 3]
+        elif nh == _ESP:
+            spi = int.from_bytes(packet[off:off + 4], "big")
     return PacketKey((nh, packet[8:24], packet[24:40], sp, dp, tc, fl, spi))
 
 
@@ -356,7 +382,8 @@ class FlowTable:
                 (nh, packet[8:24], packet[24:40], packet[40] << 8 | packet[41], packet[42] << 8 | packet[43]))
             if c is not None and (not self._ranged or self._ranged[0].priority > c.priority):
                 return c.bids
-        return self._lookup_key(packet, upstream) if self._ranged else None
+            return self._lookup_key(packet, upstream) if self._ranged else None
+        return self._lookup_key(packet, upstream)  # extension headers, ESP, ICMPv6...
 
     def _lookup_key(self, packet: bytes, upstream: bool) -> tuple[int, ...] | None:
         k = packet_key(packet)
