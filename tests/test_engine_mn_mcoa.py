@@ -223,3 +223,17 @@ def test_a_flow_names_at_most_four_uplinks():
     sim = started()
     sim.run(sim.mn.add_flow(1, HOA, flow(1), ["up0", "up1", "a", "b", "c"], sim.t, sim.mn_wall))
     assert "at most 4" in done(sim)[0].reason
+
+
+def test_a_rebind_changes_the_default_path_in_one_bu_and_keeps_both():
+    from mhgui.engine.mn import RebindDone
+    sim = started()
+    n_bu = len([m for _d, _i, m in sim.signalling("up") if isinstance(m, wire.BindingUpdate)])
+    sim.run(sim.mn.rebind(9, HOA, "up1", sim.t, sim.mn_wall))
+    [d] = [e for e in sim.events if isinstance(e, RebindDone)]
+    assert d.confirmed and d.interface == "up1"
+    bus = [m for _d, _i, m in sim.signalling("up") if isinstance(m, wire.BindingUpdate)]
+    assert len(bus) == n_bu + 1
+    assert [(b.coa, b.priority) for b in bus[-1].options_of(wire.BindingIdentifier)] == [(UP1.coa4, 1), (UP0.coa6, 2)]
+    assert down_paths(sim, tcp(CN, HOA, 443, 1)) == [3] and up_paths(sim, tcp(HOA, CN, 1, 443)) == [3]
+    assert len(sim.ha.cache[HOA16].paths) == 2

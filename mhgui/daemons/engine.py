@@ -123,7 +123,9 @@ def bindings_from_json(items: Iterable[Mapping[str, Any]], *, peer: str | None =
       daemon gives it, else the CoA of ``pending_interface`` from ``uplinks`` in the family that
       uplink uses, else the one still bound, else ""); interface = ``pending_interface``;
     - ``refused`` → ERROR (the home agent refused, or nothing can carry it);
-    - ``unbound`` → no binding (the HoA has none, like a BUL without its entry).
+    - ``unbound`` → no binding (the HoA has none, like a BUL without its entry);
+    - with several care-of addresses (``paths``, RFC 5648) a registered HoA gives one binding per BID, with
+      its CoA, interface and BID-PRI, the default path (lowest BID-PRI) first.
 
     ``peer``: the home agent's address (``GetStatus`` ``home_agent``). Items that are not
     objects, or have no ``hoa``, are skipped.
@@ -149,20 +151,27 @@ def bindings_from_json(items: Iterable[Mapping[str, Any]], *, peer: str | None =
         lifetime = b.get("lifetime")
         remaining = b.get("remaining")
         seq = b.get("seq")
-        out.append(Binding(
+        common = dict(
             hoa=_canon(b["hoa"]),
-            coa=_canon(coa),
             peer=_canon(peer) if peer else None,
             lifetime=int(lifetime) if isinstance(lifetime, (int, float)) and not isinstance(lifetime, bool) else None,
             lifetime_remaining=(math.floor(remaining) if isinstance(remaining, (int, float))
                                 and not isinstance(remaining, bool) and state is BindingState.REGISTERED else None),
             seq=int(seq) if isinstance(seq, int) and not isinstance(seq, bool) else None,
-            state=state,
-            flags=("A", "H"),
-            interface=interface if isinstance(interface, str) and interface else None,
-            source="bul",
-            observed_at=observed_at,
-        ))
+            state=state, flags=("A", "H"), source="bul", observed_at=observed_at)
+        paths = [p for p in b.get("paths") or () if isinstance(p, Mapping) and isinstance(p.get("bid"), int)
+                 and not isinstance(p.get("bid"), bool) and isinstance(p.get("coa"), str)]
+        if paths and state is BindingState.REGISTERED:  # several CoAs (RFC 5648): one row per BID, default first
+            for p in sorted(paths, key=lambda p: (p.get("priority") if isinstance(p.get("priority"), int) else 0,
+                                                  p["bid"])):
+                name = p.get("interface")
+                pri = p.get("priority")
+                out.append(Binding(coa=_canon(p["coa"]), bid=p["bid"],
+                                   bid_priority=pri if isinstance(pri, int) and not isinstance(pri, bool) else None,
+                                   interface=name if isinstance(name, str) and name else None, **common))
+            continue
+        out.append(Binding(coa=_canon(coa), interface=interface if isinstance(interface, str) and interface else None,
+                           **common))
     return tuple(out)
 
 
