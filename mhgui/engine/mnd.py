@@ -440,7 +440,8 @@ async def _keep_api(daemon, config_path: str, services: list, stop: asyncio.Even
         services[:] = [service]
         wait, said = API_RETRY_S[0], None
         try:
-            await service.bus.wait_for_disconnect()
+            # shielded: cancelling this keeper at shutdown must not cancel dbus-fast's own future (close() awaits it)
+            await asyncio.shield(service.bus.wait_for_disconnect())
             why = "closed"
         except Exception as e:  # noqa: BLE001 - dbus-fast raises what ended the connection
             why = str(e) or type(e).__name__
