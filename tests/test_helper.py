@@ -84,6 +84,12 @@ MnHomeLink "lo" {
 # end
 """
 EXTRA = "MnRouterProbes 1;   # from the included file\n"
+#: A change that leaves the interfaces in use of CONF numbered 1..3 (CONF itself has eth1 1, wlan0 2 and
+#: wwan0 at the default 10: a gap, which the helper refuses in any result).
+SWAP = {"eth1": 2, "wlan0": 1, "wwan0": 3}
+SWAPPED = CONF.replace("MnIfPreference 1;   # wired", "MnIfPreference 2;   # wired").replace(
+    'Interface "wlan0"   { MnIfPreference 2; }', 'Interface "wlan0"   { MnIfPreference 1; }').replace(
+    'Interface "wwan0";', 'Interface "wwan0" { MnIfPreference 3; }')
 
 
 # --------------------------------------------------------------------------- the private system bus
@@ -128,11 +134,13 @@ def bare_stack():
 
 
 class HelperProc:
-    def __init__(self, stack: Stack, conf: Path, *args: str, wrapper: tuple[str, ...] = ()) -> None:
+    def __init__(self, stack: Stack, conf: Path, *args: str, wrapper: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
         self.stack = stack
         self.conf = conf
         self.args = args
         self.wrapper = wrapper
+        self.extra_env = env or {}
         self.proc: subprocess.Popen | None = None
         self.log_path = conf.parent / f"helper-{time.monotonic_ns()}.log"
         self._log = None
@@ -144,7 +152,7 @@ class HelperProc:
     def start(self, wait: bool = True) -> "HelperProc":
         self._log = open(self.log_path, "wb")  # noqa: SIM115 (closed in stop())
         self.proc = subprocess.Popen(
-            self.argv(), cwd=REPO, env=self.stack.env(PYTHONPATH=str(REPO)),
+            self.argv(), cwd=REPO, env=self.stack.env(PYTHONPATH=str(REPO), **self.extra_env),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log,
         )
         if wait:
@@ -236,18 +244,18 @@ async def test_read_config_and_status(stack, helper, conf):
 async def test_set_preferences_changes_only_values_then_restart(stack, helper, conf):
     stack.allow(READ, CHANGE)
     async with HelperClient(stack.address) as client:
-        new = await client.set_interface_preferences({"eth1": 3, "wlan0": 1})
+        new = await client.set_interface_preferences(SWAP)
         me = client.unique_name
         assert stack.restart_calls() == []  # a change does not restart by itself
         job = await client.restart_daemon()
-    expected = CONF.replace("MnIfPreference 1;   # wired", "MnIfPreference 3;   # wired").replace(
-        'Interface "wlan0"   { MnIfPreference 2; }', 'Interface "wlan0"   { MnIfPreference 1; }')
+    expected = SWAPPED
     assert new == expected
     assert conf.read_text() == expected
-    # byte-identical but for the two value tokens
+    # byte-identical but for the two value tokens and the block added to wwan0
     diff = [d for d in difflib.ndiff(CONF.splitlines(), expected.splitlines()) if d[:1] in "+-"]
-    assert diff == ["-     MnIfPreference 1;   # wired first", "+     MnIfPreference 3;   # wired first",
-                    '- Interface "wlan0"   { MnIfPreference 2; }', '+ Interface "wlan0"   { MnIfPreference 1; }']
+    assert diff == ["-     MnIfPreference 1;   # wired first", "+     MnIfPreference 2;   # wired first",
+                    '- Interface "wlan0"   { MnIfPreference 2; }', '+ Interface "wlan0"   { MnIfPreference 1; }',
+                    '- Interface "wwan0";', '+ Interface "wwan0" { MnIfPreference 3; }']
     backup = conf.parent / "mip6d.conf.bak"
     assert backup.read_text() == CONF
     assert stat.S_IMODE(conf.stat().st_mode) == 0o640
@@ -262,23 +270,25 @@ async def test_set_preferences_changes_only_values_then_restart(stack, helper, c
 async def test_set_preferences_adds_missing_values(stack, helper, conf):
     stack.allow(CHANGE)
     async with HelperClient(stack.address) as client:
-        new = await client.set_interface_preferences({"wwan0": 4, "usb0": 5})
-    assert 'Interface "wwan0" { MnIfPreference 4; }\n' in new
-    assert 'Interface "wwan0" { MnIfPreference 4; }\nInterface "usb0" { MnIfPreference 5; }\n' in new
-    assert mip6conf.interface_preferences(mip6conf.parse(new)) == {"eth1": 1, "wlan0": 2, "wwan0": 4, "usb0": 5}
+        new = await client.set_interface_preferences({"wwan0": 3, "usb0": 4})
+    assert 'Interface "wwan0" { MnIfPreference 3; }\n' in new
+    assert 'Interface "wwan0" { MnIfPreference 3; }\nInterface "usb0" { MnIfPreference 4; }\n' in new
+    assert mip6conf.interface_preferences(mip6conf.parse(new)) == {"eth1": 1, "wlan0": 2, "wwan0": 3, "usb0": 4}
     # everything else kept
-    assert new.replace('Interface "wwan0" { MnIfPreference 4; }\nInterface "usb0" { MnIfPreference 5; }\n',
+    assert new.replace('Interface "wwan0" { MnIfPreference 3; }\nInterface "usb0" { MnIfPreference 4; }\n',
                        'Interface "wwan0";\n') == CONF
 
 
 @pytest.mark.asyncio
 async def test_unchanged_values_write_nothing(stack, helper, conf):
     stack.allow(CHANGE)
-    before = conf.stat().st_ino
     async with HelperClient(stack.address) as client:
-        assert await client.set_interface_preferences({"eth1": 1}) == CONF
+        assert await client.set_interface_preferences(SWAP) == SWAPPED
+        before = conf.stat().st_ino
+        backup = (conf.parent / "mip6d.conf.bak").stat().st_ino
+        assert await client.set_interface_preferences({"eth1": 2, "wwan0": 3}) == SWAPPED
     assert conf.stat().st_ino == before
-    assert not (conf.parent / "mip6d.conf.bak").exists()
+    assert (conf.parent / "mip6d.conf.bak").stat().st_ino == backup
 
 
 # --------------------------------------------------------------------------- the driver's writer
@@ -292,7 +302,7 @@ async def test_config_writer_sends_only_preferences(stack, helper, conf):
         text = await writer.read_config()
         edited = mip6conf.set_interface_preference(mip6conf.parse(text), "wlan0", 1)
         edited = mip6conf.set_interface_preference(edited, "eth1", 2)
-        edited = mip6conf.set_interface_preference(edited, "wwan0", 10)  # explicit default
+        edited = mip6conf.set_interface_preference(edited, "wwan0", 0)  # unused
         new_text = mip6conf.render(edited)
         assert await writer.write_config(new_text) is None
         assert conf.read_text() == new_text
@@ -303,7 +313,7 @@ async def test_config_writer_sends_only_preferences(stack, helper, conf):
         stack.polkit.ClearCalls(dbus_interface=MOCK_IFACE)
         for bad in (new_text.replace("NodeConfig MN;", "NodeConfig HA;"),
                     new_text.replace("# end\n", "# end\nDebugLevel 9;\n"),
-                    new_text.replace('Interface "wwan0" { MnIfPreference 10; }\n', "")):
+                    new_text.replace('Interface "wwan0" { MnIfPreference 0; }\n', "")):
             with pytest.raises(UnsupportedChange):
                 await writer.write_config(bad)
         with pytest.raises(mip6conf.ConfError):
@@ -373,13 +383,15 @@ def test_allowed_group_reaches_the_helper_and_polkit_decides(stack, helper, conf
     except KeyError:
         pytest.skip(f"no group {group!r} on this system (the bus ignores rules for unknown groups)")
     stack.allow()
-    r = _dbus_send(stack, "SetInterfacePreferences", "dict:string:uint32:eth1,7", groups=f"--groups={gid}")
+    r = _dbus_send(stack, "SetInterfacePreferences", "dict:string:uint32:eth1,2,wlan0,1,wwan0,3",
+                   groups=f"--groups={gid}")
     assert r.returncode != 0
     assert ERR + "NotAuthorized" in r.stderr, r.stderr
     stack.allow(READ, CHANGE)
-    r = _dbus_send(stack, "SetInterfacePreferences", "dict:string:uint32:eth1,7", groups=f"--groups={gid}")
+    r = _dbus_send(stack, "SetInterfacePreferences", "dict:string:uint32:eth1,2,wlan0,1,wwan0,3",
+                   groups=f"--groups={gid}")
     assert r.returncode == 0, r.stderr
-    assert "MnIfPreference 7;" in conf.read_text()
+    assert conf.read_text() == SWAPPED
     calls = stack.auth_calls()
     assert [c[2] for c in calls] == [CHANGE, CHANGE]
     assert all(c[0] == "system-bus-name" and c[1].startswith(":1.") and c[3] == 1 for c in calls)
@@ -404,6 +416,10 @@ def test_allowed_group_reaches_the_helper_and_polkit_decides(stack, helper, conf
         ({'a"b': 1}, "mip6d.conf"),
         ({"a\nb": 1}, "'\\n'"),
         ({"eth1": 0, "wlan0": 0, "wwan0": 0}, "above 0"),
+        ({f"e{i}": 0 for i in range(service.MAX_INTERFACES + 1)}, f"at most {service.MAX_INTERFACES}"),
+        ({"eth1": 3}, "no interface has preference 1"),  # with wlan0 2 and wwan0 10 left
+        ({"eth1": 2, "wlan0": 2, "wwan0": 1}, '"eth1" and "wlan0" both have preference 2'),
+        ({"eth1": 1, "wlan0": 1, "wwan0": 0}, "no interface has preference 2"),
     ],
 )
 async def test_invalid_input_is_refused(stack, helper, conf, prefs, words):
@@ -426,7 +442,7 @@ async def test_missing_home_link_would_stop_the_daemon(stack, tmp_path):
     try:
         async with HelperClient(stack.address) as client:
             with pytest.raises(WouldStopDaemon) as e:
-                await client.set_interface_preferences({"eth1": 2})
+                await client.set_interface_preferences(SWAP)
             assert e.value.interfaces == ("mhgui-nx0",)
             assert e.value.error_name == ERR + "WouldStopDaemon"
             with pytest.raises(WouldStopDaemon):
@@ -518,7 +534,8 @@ async def test_wrong_signature_and_unknown_method(stack, helper, conf):
 @pytest.mark.asyncio
 async def test_readers_never_see_a_partial_file(stack, helper, conf):
     stack.allow(CHANGE)
-    texts = {CONF, CONF.replace("MnIfPreference 1;   # wired", "MnIfPreference 3;   # wired")}
+    first = CONF.replace('Interface "wwan0";', 'Interface "wwan0" { MnIfPreference 3; }')
+    texts = {CONF, first, SWAPPED}
     seen: set[bytes] = set()
     stop = threading.Event()
 
@@ -534,12 +551,12 @@ async def test_readers_never_see_a_partial_file(stack, helper, conf):
     try:
         async with HelperClient(stack.address) as client:
             for i in range(30):
-                await client.set_interface_preferences({"eth1": 3 if i % 2 == 0 else 1})
+                await client.set_interface_preferences(SWAP if i % 2 == 0 else {"eth1": 1, "wlan0": 2, "wwan0": 3})
     finally:
         stop.set()
         t.join()
     assert seen <= {x.encode() for x in texts}, [s[:80] for s in seen]
-    assert conf.read_text() == CONF  # the last call set eth1 back to 1
+    assert conf.read_text() == first  # the last call set eth1 back to 1, wlan0 to 2
     assert _leftovers(conf.parent) == []
 
 
@@ -565,7 +582,7 @@ async def test_failing_rename_leaves_the_file_intact(stack, tmp_path):
     try:
         async with HelperClient(stack.address) as client:
             with pytest.raises(HelperError) as e:
-                await client.set_interface_preferences({"eth1": 4})
+                await client.set_interface_preferences(SWAP)
     finally:
         assert h.stop() == 0
     assert e.value.error_name == ERR + "WriteFailed"
@@ -624,7 +641,7 @@ def test_apply_preferences_reports_write_failure(tmp_path, monkeypatch):
 
     monkeypatch.setattr(service.os, "replace", boom)
     with pytest.raises(service.HelperFailure) as e:
-        service.apply_preferences(str(conf), {"eth1": 5}, exists=lambda n: True)
+        service.apply_preferences(str(conf), SWAP, exists=lambda n: True)
     monkeypatch.undo()
     assert e.value.name == ERR + "WriteFailed"
     assert "Read-only file system" in e.value.message
@@ -632,20 +649,26 @@ def test_apply_preferences_reports_write_failure(tmp_path, monkeypatch):
     assert _leftovers(tmp_path) == []
 
 
-def test_apply_preferences_through_a_symlink(tmp_path):
+def test_apply_preferences_refuses_a_symlink(tmp_path):
+    """A link at the config path is refused (issue 13, 14a); links in the directories above are fine."""
     conf = _write_conf(tmp_path / "real")
     link = tmp_path / "mip6d.conf"
     link.symlink_to(conf)
-    text, changed = service.apply_preferences(str(link), {"eth1": 2}, exists=lambda n: True)
-    assert changed and link.is_symlink()
-    assert conf.read_text() == text
+    with pytest.raises(service.HelperFailure) as e:
+        service.apply_preferences(str(link), SWAP, exists=lambda n: True)
+    assert e.value.name == ERR + "ReadFailed" and "symbolic link" in e.value.message
+    assert conf.read_text() == CONF and link.is_symlink()
+    assert not (conf.parent / "mip6d.conf.bak").exists() and not (tmp_path / "mip6d.conf.bak").exists()
+    (tmp_path / "dir").symlink_to(conf.parent)
+    text, changed = service.apply_preferences(str(tmp_path / "dir" / "mip6d.conf"), SWAP, exists=lambda n: True)
+    assert changed and text == SWAPPED == conf.read_text()
     assert (conf.parent / "mip6d.conf.bak").read_text() == CONF
 
 
 def test_ha_interfaces_must_exist(tmp_path):
     conf = _write_conf(tmp_path, CONF.replace("NodeConfig MN;", "NodeConfig HA;"))
     with pytest.raises(service.HelperFailure) as e:
-        service.apply_preferences(str(conf), {"eth1": 2}, exists=lambda n: n == "lo")
+        service.apply_preferences(str(conf), SWAP, exists=lambda n: n == "lo")
     assert e.value.name == ERR + "WouldStopDaemon"
     assert '"eth1", "wlan0", "wwan0"' in e.value.message
 

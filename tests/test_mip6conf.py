@@ -559,3 +559,187 @@ def test_set_interface_preference_only_touches_that_interface(name: str, pref: i
     assert strip(mc.home_addresses(new)) == strip(mc.home_addresses(conf))
     changed = _changed_lines(mc.render(conf), mc.render(new))
     assert len(changed) <= 2
+
+
+# --------------------------------------------------------------------------- issue 13: errors without file text (14a)
+
+_SECRET = st.text("QJXZ", min_size=4, max_size=4).map(lambda s: "QJXZ" + s)
+
+
+def _secret_error(text: str, secret: str) -> ConfError | None:
+    try:
+        mc.parse(text, "f.conf")
+    except ConfError as e:
+        assert secret[:4] not in e.redacted, e.redacted
+        assert e.redacted.startswith(f"f.conf:{e.line}: ")
+        assert "\x00" not in str(e) and "\x00" not in e.redacted
+        return e
+    return None
+
+
+@settings(max_examples=400)
+@given(data=st.data(), secret=_SECRET)
+def test_redacted_error_never_holds_file_text(data: st.DataObject, secret: str) -> None:
+    """A parse error's ``redacted`` line names file and line but no text of the file, wherever
+    the text sits (a word, a number, an address, a statement name, a string)."""
+    base = data.draw(st.sampled_from([MINIMAL_MN, COMMENTED, "CnBindingPolicySet {\n  2001:db8::1 enabled;\n}\n"]))
+    text = base
+    for _ in range(data.draw(st.integers(1, 3))):
+        pos = data.draw(st.integers(0, len(text)))
+        cut = data.draw(st.integers(0, 3))
+        ins = data.draw(st.lists(st.one_of(_ALPHABET, st.just(secret), st.just("2001:db8::" + secret[4:].lower()),
+                                           st.just("9" + secret)), min_size=1, max_size=3).map("".join))
+        text = text[:pos] + ins + text[pos + cut:]
+    _secret_error(text, secret)
+
+
+@pytest.mark.parametrize("text,quoted", [
+    ("NodeConfig QJXZQQQQ;\n", "got 'QJXZQQQQ'"),
+    ("QJXZQQQQ\n", "after 'QJXZQQQQ'"),
+    ('Interface "e" { MnIfPreference 99999; }\n', "99999 is out of range"),
+    ('MnHomeLink "e" { QJXZQQQQ 1; }\n', "'QJXZQQQQ'"),
+    ("CnBindingPolicySet {\n  2001:db8::1 QJXZQQQQ;\n}\n", "2001:db8::1: expected a boolean"),
+    ("CnBindingPolicySet {\n  2001:db8::1 2001:db8::2\n}\n", "2001:db8::2"),
+])
+def test_message_quotes_the_text_redacted_does_not(text: str, quoted: str) -> None:
+    e = _secret_error(text, "QJXZQQQQ")
+    assert e is not None
+    assert quoted in str(e)  # the GUI, which may read the file, still shows the offending text
+    hidden = "99999" if "99999" in quoted else "2001:db8::" if "2001" in quoted else "QJXZ"
+    assert hidden not in e.redacted and mc.REDACTED in e.redacted
+
+
+# --------------------------------------------------------------------------- issue 13: many preferences at once (14d)
+
+_NAMES = ["eth0", "eth1", "wlan0", "wwan0", "usb0", "en1", "br-x"]
+_PIECES = [
+    'Interface "{n}";',
+    'Interface "{n}" {{ MnIfPreference {k}; }}',
+    'Interface "{n}" {{\n    IfType MN;\n}}',
+    'Interface "{n}" {{\n\tMnIfPreference {k};   # keep\n  }}',
+    'Interface "{n}" {{ Tunnel enabled; }}',
+    'NodeConfig MN;',
+    'MnHomeLink "{n}" {{\n  HomeAddress 2001:db8::1/64;\n}}',
+    '# a comment with Interface "{n}";\n',
+]
+
+
+@st.composite
+def _conf_with_interfaces(draw) -> str:
+    pieces = draw(st.lists(st.sampled_from(_PIECES), max_size=7))
+    seps = st.sampled_from(["\n", " ", "\n\n", "  \n\t"])
+    text = ""
+    for p in pieces:
+        text += p.format(n=draw(st.sampled_from(_NAMES)), k=draw(st.integers(0, 10)))
+        text += draw(seps)
+    if draw(st.booleans()):
+        text = text.rstrip(" \t\n")
+    if draw(st.booleans()):
+        text = text.replace("\n", "\r\n")
+    return text
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(text=_conf_with_interfaces(),
+       prefs=st.dictionaries(st.sampled_from(_NAMES + ["new0", "new1", "new2"]), st.integers(0, 10), max_size=10))
+def test_set_interface_preferences_is_one_parse_and_equals_one_by_one(text: str, prefs: dict[str, int]) -> None:
+    """All edits in one splice and one re-parse, with the result of applying them one at a time."""
+    conf = mc.parse(text, "/etc/mip6d.conf")
+    one_by_one = conf
+    for name, pref in prefs.items():
+        one_by_one = mc.set_interface_preference(one_by_one, name, pref)
+    calls = []
+    real = mc.parse
+
+    def counting(*a, **kw):
+        calls.append(a[1] if len(a) > 1 else kw.get("path"))
+        return real(*a, **kw)
+
+    mc.parse = counting
+    try:
+        batch = mc.set_interface_preferences(conf, prefs)
+    finally:
+        mc.parse = real
+    assert len(calls) <= 1
+    assert mc.render(batch) == mc.render(one_by_one)
+    after = mc.interface_preferences(batch)
+    assert after == {**mc.interface_preferences(conf), **prefs}
+
+
+def test_set_interface_preferences_many_names_in_order() -> None:
+    conf = mc.parse(MINIMAL_MN, "/etc/mip6d.conf")
+    prefs = {"eth1": 2, "wlan0": 1, **{f"x{i}": 0 for i in range(64)}}
+    new = mc.set_interface_preferences(conf, prefs)
+    text = mc.render(new)
+    assert mc.interface_preferences(new) == prefs
+    added = [line for line in text.splitlines() if line.startswith('Interface "x')]
+    assert added == [f'Interface "x{i}" {{ MnIfPreference 0; }}' for i in range(64)]
+    assert text.index('Interface "wlan0" { MnIfPreference 1; }') < text.index('Interface "x0"') < text.index("MnHomeLink")
+    with pytest.raises(ValueError):
+        mc.set_interface_preferences(conf, {"eth1": 1, "bad name": 2})
+    with pytest.raises(ValueError):
+        mc.set_interface_preferences(conf, {"eth1": 11})
+    assert mc.set_interface_preferences(conf, {}) is conf
+
+
+def test_interface_files_one_pass(tmp_path: Path) -> None:
+    (tmp_path / "i.conf").write_text('Interface "eth1" { MnIfPreference 2; }\n')
+    main = tmp_path / "mip6d.conf"
+    main.write_text(f'include "{tmp_path}/i.conf"\nInterface "eth1";\nInterface "wlan0";\n')
+    loaded = mc.load(str(main), lambda p: Path(p).read_text(), globmod.glob)
+    assert mc.interface_files(loaded) == {"eth1": str(tmp_path / "i.conf"), "wlan0": str(main)}
+    # an already parsed main file is not read again
+    reread = mc.load(str(main), lambda p: (_ for _ in ()).throw(AssertionError(p)) if p == str(main)
+                     else Path(p).read_text(), globmod.glob, main=loaded.main)
+    assert mc.interface_files(reread) == mc.interface_files(loaded)
+
+
+# --------------------------------------------------------------------------- issue 13 item 8: ties and gaps
+
+
+def _clean(prefs: dict[str, int]) -> bool:
+    used = sorted(v for v in prefs.values() if v >= 1)
+    return used == list(range(1, len(used) + 1))
+
+
+@settings(max_examples=500)
+@given(st.dictionaries(st.text("abcdefgh0123", min_size=1, max_size=5), st.integers(0, 10), max_size=14))
+def test_preference_order_problem_refuses_exactly_ties_and_gaps(prefs: dict[str, int]) -> None:
+    problem = mc.preference_order_problem(prefs)
+    assert (problem is None) == _clean(prefs)
+    if problem is None:
+        return
+    assert len(problem.splitlines()) == 1 and ("0 = unused" in problem or "set the others to 0" in problem)
+    used = [v for v in prefs.values() if v >= 1]
+    if len(used) <= mc.MAX_PREFERENCE:
+        for value in set(used):
+            tied = sorted(n for n, v in prefs.items() if v == value)
+            if 1 < len(tied) <= 6:
+                assert all(f'"{n}"' in problem for n in tied) and f"preference {value}" in problem
+        if any(v not in used for v in range(1, len(used) + 1)):
+            assert "no interface has preference" in problem
+
+
+@settings(max_examples=200)
+@given(st.data())
+def test_preference_order_problem_accepts_any_clean_order(data: st.DataObject) -> None:
+    names = data.draw(st.lists(st.text("abcdefgh0123", min_size=1, max_size=5), unique=True, max_size=16))
+    used = data.draw(st.integers(0, min(len(names), mc.MAX_PREFERENCE)))
+    ranks = data.draw(st.permutations(list(range(1, used + 1))))
+    prefs = dict(zip(names, [*ranks, *[0] * (len(names) - used)]))
+    assert mc.preference_order_problem(prefs) is None
+
+
+@pytest.mark.parametrize("prefs,words", [
+    ({"eth1": 2, "wlan0": 2}, ['"eth1" and "wlan0" both have preference 2', "no interface has preference 1"]),
+    ({"eth1": 1, "wlan0": 3}, ['no interface has preference 2 ("wlan0" has 3)', "1 to 2"]),
+    ({"eth1": 2}, ["give the interface in use preference 1"]),
+    ({"a": 11}, ["outside 0..10"]),
+    ({"a": True}, ["outside 0..10"]),
+    ({f"e{i}": i % 10 + 1 for i in range(11)}, ["11 interfaces are in use", "set the others to 0"]),
+])
+def test_preference_order_problem_messages(prefs: dict[str, int], words: list[str]) -> None:
+    problem = mc.preference_order_problem(prefs)
+    assert problem is not None
+    for w in words:
+        assert w in problem, problem

@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mhgui.core import steering as core
@@ -131,6 +131,92 @@ def test_rule_ids_are_checked():
     assert core.check_rule_id("a-b_C9") == "a-b_C9"
 
 
+# --------------------------------------------------------------------------- pure: rules that could never match
+
+NODE_NAMES = ("lo", "a0", "b0", "c0")
+v6_net = st.builds(lambda hi, plen: ipaddress.IPv6Network((hi << 64, plen), strict=False),
+                   st.integers(0x2001_0db8_0000_0000, 0x2001_0db8_ffff_ffff), st.integers(16, 128))
+v4_net = st.builds(lambda a, plen: ipaddress.IPv4Network((a, plen), strict=False),
+                   st.integers(0x0A00_0000, 0x0AFF_FFFF), st.integers(8, 32))
+
+
+@settings(max_examples=300, deadline=None)
+@given(source=st.one_of(v6_net, v4_net), dests=st.lists(st.one_of(v6_net, v4_net), min_size=1, max_size=4,
+                                                         unique=True))
+def test_a_source_of_the_other_family_than_a_destination_is_refused(source, dests):
+    """Issue 13.13: a selector that conflicts with itself could never match: refused, by mhctl and helper alike."""
+    request = {"destinations": [str(d) for d in dests], "interface": "b0", "source": str(source)}
+    if all(d.version == source.version for d in dests):
+        assert core.check_request(request).source == source
+        return
+    with pytest.raises(SteeringError) as e:
+        core.check_request(request)
+    other = next(d for d in dests if d.version != source.version)
+    assert e.value.kind == "invalid"
+    assert f"source {source} is IPv{source.version} but destination {other} is IPv{other.version}" in str(e.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=15))
+def test_an_interface_the_node_does_not_have_is_refused(name):
+    request = {"destination": "2001:db8:5::/48", "interface": name}
+    if name in (".", ".."):
+        return
+    if name in NODE_NAMES:
+        assert core.check_request(request, names=NODE_NAMES).interface == name
+        return
+    core.check_request(request)  # (without the node's names: mhctl's own check cannot tell)
+    with pytest.raises(SteeringError) as e:
+        core.check_request(request, names=NODE_NAMES)
+    assert f"there is no interface {name} on this node (interfaces: a0, b0, c0, lo)" in str(e.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(sub=st.integers(0, 2**64 - 1), plen=st.integers(64, 128), which=st.sampled_from(["a0", "b0", "c0"]))
+def test_a_destination_on_the_nodes_own_link_is_refused(sub, plen, which):
+    link = ipaddress.IPv6Network(UPLINKS[which].prefixes[0])
+    dest = ipaddress.IPv6Network((int(link.network_address) | sub, plen), strict=False)
+    with pytest.raises(SteeringError) as e:
+        core.check_request({"destination": str(dest), "interface": "a0"}, uplinks=UPLINKS)
+    assert f"on {which}'s own link ({link})" in str(e.value)
+    assert core.check_request({"destination": str(dest), "interface": "a0"}).destinations == (dest,)
+
+
+@pytest.mark.parametrize("request_,words", [
+    ({"destination": "2001:db8:5::/48", "interface": "b0", "protocol": "tcp"}, "'protocol' (protocol, port"),
+    ({"destination": "2001:db8:5::/48", "interface": "b0", "ports": "90-80"}, "'ports' (protocol, port"),
+    ({"destination": "2001:db8:5::/48", "interface": "b0", "dport": "0"}, "is not supported"),
+    ({"destination": "2001:db8:5::/48", "interface": "b0", "source": "::/0"}, "selects nothing"),
+    ({"destination": "2001:db8:5::/48", "interface": "b0", "source": "fe80::1"}, "never steered"),
+    ({"destination": "2001:db8:5::/48", "interface": "b0", "source": "2001:db8:b::1/64"}, "host bits"),
+    ({"destination": "2001:db8:5::/48", "interface": "b0", "source": 5}, "must be a string"),
+])
+def test_unsupported_or_impossible_selectors(request_, words):
+    with pytest.raises(SteeringError) as e:
+        core.check_request(request_)
+    assert words in str(e.value)
+
+
+def test_a_source_that_is_not_the_interfaces_is_refused():
+    request = {"destination": "2001:db8:5::/48", "interface": "b0", "source": "2001:db8:a::/64"}
+    with pytest.raises(SteeringError) as e:
+        core.check_request(request, uplinks=UPLINKS)
+    assert "source 2001:db8:a::/64 is not one of b0's addresses (its prefixes: 2001:db8:b::/64)" in str(e.value)
+    request["source"] = "2001:db8:b::2"
+    assert str(core.check_request(request, uplinks=UPLINKS).source) == "2001:db8:b::2/128"
+
+
+def test_a_rule_with_a_source_round_trips_and_fallback_drops_it():
+    rule = core.check_request({"destination": "2001:db8:5::/48", "interface": "b0", "source": "2001:db8:b::/64"},
+                              rule_id="r1", now=1.0)
+    state = core.state_with([rule])
+    assert core.parse_state(core.render_state(state)) == state
+    assert core.with_fallback(state, {"b0": "a0"}).rules[0].source is None
+    with pytest.raises(SteeringError) as e:  # a hand-edited state file with a contradiction
+        core.parse_state(core.render_state(state).replace('"2001:db8:5::/48"', '"192.0.2.0/24"'))
+    assert e.value.kind == "corrupt" and "is IPv6 but destination 192.0.2.0/24 is IPv4" in str(e.value)
+
+
 def test_conflicts_slots_and_removal():
     st0 = SteeringState()
     st1 = core.add_rule(st0, _rule("r1", "2001:db8:5::/48", "b0"))
@@ -225,14 +311,14 @@ def test_plan_routes_carry_the_source_and_rules_are_per_interface():
     state = core.state_with(rules)
     plan = core.plan_kernel_state(rules, UPLINKS, state.slots)
     tb, ta = TABLE_BASE + 1, TABLE_BASE + 2
-    assert Route(6, tb, "2001:db8:5::/48", "unicast", 3, "2001:db8:b::1", "2001:db8:b::2") in plan.routes
+    assert Route(6, tb, "2001:db8:5::/48", "unicast", 3, "2001:db8:b::1", "2001:db8:b::2", onlink=True) in plan.routes
     assert Route(6, tb, "2001:db8:5:1::/64", "throw") in plan.routes  # more specific, another interface
     assert Route(6, ta, "2001:db8:5:1::/64", "unicast", 2, "fe80::1", "2001:db8:a::2") in plan.routes
     assert Route(4, ta, "192.0.2.0/24", "unicast", 2, "10.1.0.1", "10.1.0.2") in plan.routes
     sb, sa = SOURCE_TABLE_BASE + 1, SOURCE_TABLE_BASE + 2
     # the source tables: where packets that already carry the interface's address go
     assert {r for r in plan.routes if r.table in (sa, sb)} == {
-        Route(6, sb, "::/0", "unicast", 3, "2001:db8:b::1", "2001:db8:b::2"),
+        Route(6, sb, "::/0", "unicast", 3, "2001:db8:b::1", "2001:db8:b::2", onlink=True),
         Route(6, sb, "2001:db8:b::/64", "unicast", 3),
         Route(6, sa, "::/0", "unicast", 2, "fe80::1", "2001:db8:a::2"),
         Route(6, sa, "2001:db8:a::/64", "unicast", 2),
@@ -250,8 +336,8 @@ def test_plan_routes_carry_the_source_and_rules_are_per_interface():
     assert plan.reasons == {"r1": "", "r2": ""}
     assert dict(plan.slots) == {"b0": 1, "a0": 2}
     routes, prules = plan.needs["r1"]
-    assert set(routes) == {Route(6, tb, "2001:db8:5::/48", "unicast", 3, "2001:db8:b::1", "2001:db8:b::2"),
-                           Route(6, sb, "::/0", "unicast", 3, "2001:db8:b::1", "2001:db8:b::2"),
+    assert set(routes) == {Route(6, tb, "2001:db8:5::/48", "unicast", 3, "2001:db8:b::1", "2001:db8:b::2", onlink=True),
+                           Route(6, sb, "::/0", "unicast", 3, "2001:db8:b::1", "2001:db8:b::2", onlink=True),
                            Route(6, sb, "2001:db8:b::/64", "unicast", 3)}
     assert set(prules) == {PolicyRule(6, RULE_PRIORITY, tb, "2001:db8:b::/64", True),
                            PolicyRule(6, RULE_PRIORITY + 1, sb, "2001:db8:b::/64", False)}
@@ -287,7 +373,7 @@ def test_plan_never_steers_special_and_on_link_prefixes():
     assert throws == {str(n) for n in NEVER_STEERED if n.version == 6} | {
         "2001:db8:a::/64", "2001:db8:b::/64", "2001:db8:c::/64"}
     assert [r for r in plan.routes if r.kind == "unicast" and r.table == tb] == [
-        Route(6, tb, "::/0", "unicast", 3, "2001:db8:b::1", "2001:db8:b::2")]
+        Route(6, tb, "::/0", "unicast", 3, "2001:db8:b::1", "2001:db8:b::2", onlink=True)]
     assert plan.reasons["all"] == ""
     assert "inside the on-link prefix 2001:db8:a::/64" in plan.reasons["onlink"]
     assert plan.needs["onlink"] == ((), ())
@@ -562,6 +648,11 @@ class Wire:
                 with self._lock:
                     self.packets.append(p)
 
+    def clear(self) -> None:
+        """Forget what was seen (a later connection may get the same local port)."""
+        with self._lock:
+            self.packets.clear()
+
     def tcp(self, port: int) -> list[tuple[str, str, int, int, int]]:
         """Packets of the node's side of the TCP connection with local port ``port``."""
         with self._lock:
@@ -731,6 +822,46 @@ def test_longest_prefix_wins_across_interfaces(net, tmp_path):
     assert _path_of(specific, wa, wb, closed=True) == ({COA_A}, set())
 
 
+_example_dirs = itertools.count()
+COVERING = ["::/0", "2001:db8:4::/46", "2001:db8:5::/48", "2001:db8:6::/48", "2001:db8:5::1/128",
+            "0.0.0.0/0", "10.5.0.0/24"]
+
+
+@netns_only
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rules=st.lists(st.tuples(st.sampled_from(COVERING), st.sampled_from(["a0", "b0"])), min_size=1, max_size=5,
+                      unique_by=lambda t: t[0]))
+@example(rules=[("::/0", "b0"), ("2001:db8:5::/48", "a0"), ("2001:db8:6::/48", "b0")])
+@example(rules=[("0.0.0.0/0", "b0"), ("::/0", "a0"), ("10.5.0.0/24", "a0"), ("2001:db8:5::1/128", "a0")])
+def test_rules_after_a_covering_rule_are_applied_and_carry_traffic(net, tmp_path, rules):
+    """Issue 13.14c: after ``::/0`` every later rule failed with "No route to host" (the kernel checks a
+    new route's gateway inside the steering table, where the covering route and the throw of the
+    gateway's on-link prefix make it unreachable). Any order of covering and covered rules: all are
+    applied, and each destination leaves through its longest matching rule's interface."""
+    from mhgui.helper.steering import SteeringEngine
+
+    lab, server, wa, wb = net
+    eng = SteeringEngine(str(tmp_path / f"state{next(_example_dirs)}"), netns=lab.node)
+    try:
+        for dest, iface in rules:
+            eng.add({"destination": dest, "interface": iface})
+        assert all(x.in_kernel for x in eng.listing()), eng.listing()
+        for dst in (SERVER6, SERVER6_SPECIFIC, OTHER6, SERVER4):
+            addr = ipaddress.ip_address(dst)
+            covering = [(ipaddress.ip_network(d), i) for d, i in rules if addr in ipaddress.ip_network(d)]
+            via = max(covering, key=lambda c: c[0].prefixlen)[1] if covering else "a0"  # else: A, the default
+            src = {("a0", 6): COA_A, ("b0", 6): COA_B, ("a0", 4): ADDR4_A, ("b0", 4): ADDR4_B}[(via, addr.version)]
+            wa.clear()  # (the lab lives through all examples: an earlier connection may have had this port)
+            wb.clear()
+            c = Conn(lab, dst)
+            c.echo()
+            c.close()
+            assert c.local == src, (dst, rules)
+            assert _path_of(c, wa, wb, closed=True) == (({src}, set()) if via == "a0" else (set(), {src})), (dst, rules)
+    finally:
+        eng.clear_kernel()
+
+
 @netns_only
 def test_established_connections_keep_their_path(net, tmp_path):
     lab, server, wa, wb = net
@@ -818,6 +949,13 @@ def test_foreign_state_is_left_alone_and_ours_is_repaired(slab, tmp_path):
 def test_rules_wait_for_their_interface_and_follow_the_coa(net, tmp_path):
     lab, server, wa, wb = net
     eng = _engine(lab, tmp_path)
+    from mhgui.helper.steering import SteeringFailure
+
+    with pytest.raises(SteeringFailure) as e:  # no such interface at all: a typo, refused (issue 13.13)
+        eng.add({"destination": "2001:db8:5::/48", "interface": "wwan0"})
+    assert e.value.kind == "InvalidArgs" and "no interface wwan0" in e.value.message
+    # an interface that exists but is down, without addresses (a modem not connected yet): the rule waits
+    lab.ip(lab.node, "link", "add", "wwan0", "type", "veth", "peer", "name", "wwan0p")
     r = eng.add({"destination": "2001:db8:5::/48", "interface": "wwan0"})
     [listed] = eng.listing()
     assert not listed.in_kernel and listed.status.startswith("wwan0 is not usable now")
@@ -908,17 +1046,26 @@ def test_persisted_rules_come_back(net, tmp_path):
     c.echo()
     c.close()
     assert c.local == COA_B
-    # the previous version is the backup; a damaged file falls back to it
-    state = Path(eng.path)
-    assert json.loads(Path(eng.path + ".bak").read_text())["rules"][0]["id"] == r1.id
+    # each change is one line of the journal; a rewrite of the state file takes them in (the previous
+    # state file is the backup, the lines that led from it the journal's backup)
+    state, journal = Path(eng.path), Path(eng.store.journal)
+    assert not state.exists()
+    assert [json.loads(x)["seq"] for x in journal.read_text().splitlines()] == [1, 2]
+    again.store.rewrite(again.load())
     assert [x["id"] for x in json.loads(state.read_text())["rules"]] == [r1.id, r2.id]
+    assert json.loads(state.read_text())["seq"] == 2 and not journal.exists()
+    r3 = again.add({"destination": "2001:db8:6::/48", "interface": "b0"})
+    again.store.rewrite(again.load())
+    assert [x["id"] for x in json.loads(Path(eng.path + ".bak").read_text())["rules"]] == [r1.id, r2.id]
+    r4 = again.add({"destination": "2001:db8:7::/48", "interface": "b0"})
+    # a damaged state file falls back to the backup and the journals: nothing is lost
     state.write_text("{ not json")
     third = SteeringEngine(eng.state_dir, netns=lab.node)
-    assert [r.id for r in third.load().rules] == [r1.id]
+    assert [r.id for r in third.load().rules] == [r1.id, r2.id, r3.id, r4.id]
     Path(eng.path + ".bak").write_text("[]")
     fourth = SteeringEngine(eng.state_dir, netns=lab.node)
     with pytest.raises(SteeringFailure) as e:
-        fourth.add({"destination": "2001:db8:6::/48", "interface": "b0"})
+        fourth.add({"destination": "2001:db8:8::/48", "interface": "b0"})
     assert e.value.kind == "StateCorrupt"
     assert state.read_text() == "{ not json"
     assert [f.name for f in state.parent.iterdir() if f.name.endswith(".tmp")] == []
@@ -937,7 +1084,7 @@ def test_failed_kernel_change_puts_the_previous_state_back(slab, tmp_path, monke
     def broken(r):
         args = real(r)
         if r.dst == "2001:db8:6::/48":
-            args["gateway"] = "2001:db8:99::1"  # not on-link: the kernel refuses the route
+            args["prefsrc"] = "2001:db8:99::1"  # not an address of the node: the kernel refuses the route
         return args
 
     monkeypatch.setattr(hs, "_route_args", broken)
@@ -1006,7 +1153,9 @@ async def test_helper_steering_methods(bus_stack, net, tmp_path):
             [listed] = await client.list_steering_rules()
             assert listed["id"] == rid and listed["interface"] == "b0" and listed["in_kernel"] is True
             assert listed["destinations"] == ["2001:db8:5::/48", "10.5.0.0/24"]
-            assert listed["status"] == "" and abs(listed["created"] - time.time()) < 60
+            # a static setup (no advertisement names b0's prefix): its only router, and the state says so
+            assert "b0 has one router, 2001:db8:b::1, which is used" in listed["status"]
+            assert abs(listed["created"] - time.time()) < 60
             c = Conn(lab, SERVER6)
             c.echo()
             c.close()
@@ -1017,6 +1166,16 @@ async def test_helper_steering_methods(bus_stack, net, tmp_path):
                 await client.add_steering_rule("fe80::/64", "b0")
             with pytest.raises(InvalidArguments):
                 await client.add_steering_rule("2001:db8:6::/48", "bad/name")
+            # rules that could never match (issue 13.13): InvalidArgs with the reason, nothing kept
+            with pytest.raises(InvalidArguments) as e:
+                await client.add_steering_rule("2001:db8:6::/48", "nosuch0")
+            assert "no interface nosuch0 on this node" in str(e.value)
+            with pytest.raises(InvalidArguments) as e:
+                await client.add_steering_rule(["2001:db8:6::/48", "10.6.0.0/24"], "b0", source="2001:db8:b::/64")
+            assert "is IPv6 but destination 10.6.0.0/24 is IPv4" in str(e.value)
+            with pytest.raises(InvalidArguments) as e:
+                await client.add_steering_rule("2001:db8:a::/80", "b0")
+            assert "on a0's own link (2001:db8:a::/64)" in str(e.value)
             with pytest.raises(SteeringConflict):
                 await client.add_steering_rule("2001:db8:5::/48", "a0")
             with pytest.raises(NoSuchRule):

@@ -48,13 +48,16 @@ __all__ = [
     "Token",
     "home_addresses",
     "interface_file",
+    "interface_files",
     "interface_preferences",
     "load",
     "node_config",
     "parse",
+    "preference_order_problem",
     "render",
     "replace_tokens",
     "set_interface_preference",
+    "set_interface_preferences",
     "tokenize",
     "use_all_interfaces",
 ]
@@ -76,8 +79,22 @@ MAX_BLOCK_DEPTH = 8
 # --------------------------------------------------------------------------- errors
 
 
+#: What :attr:`ConfError.redacted` shows instead of text taken from the file.
+REDACTED = "[text not shown]"
+# File text in a message is wrapped in these (NUL never reaches a message otherwise: _q escapes
+# it, file names cannot hold it), so that ConfError can give the message without it.
+_CONTENT_OPEN = "\x00["
+_CONTENT_CLOSE = "\x00]"
+_CONTENT_RE = re.compile("\x00\\[.*?\x00\\]", re.S)
+
+
+def _c(text: str) -> str:
+    """Mark ``text`` (taken from the file, printable, no NUL: digits, a checked address) in a message."""
+    return _CONTENT_OPEN + text + _CONTENT_CLOSE
+
+
 def _q(text: str, limit: int = 40) -> str:
-    """Quote a token for a one-line message (non-printables escaped)."""
+    """Quote a token for a one-line message (non-printables escaped), marked as file text."""
     if len(text) > limit:
         text = text[:limit] + "..."
     out = []
@@ -88,7 +105,7 @@ def _q(text: str, limit: int = 40) -> str:
             out.append("\\'")
         else:
             out.append(ch.encode("unicode_escape").decode("ascii"))
-    return "'" + "".join(out) + "'"
+    return _c("'" + "".join(out) + "'")
 
 
 class ConfError(ValueError):
@@ -97,16 +114,30 @@ class ConfError(ValueError):
     ``path`` is the file being parsed (an included file for errors inside it),
     ``line`` is 1-based. mip6d itself prints
     ``Error in configuration file F at line N: ...`` (umip.md section 2).
+    ``message`` may quote up to 40 characters of the file (the offending
+    token); :attr:`redacted` is the same line with every piece of file text
+    replaced by :data:`REDACTED`, for a reader who may not see the file (the
+    privileged helper's callers).
     """
 
     def __init__(self, path: str, line: int, message: str) -> None:
-        super().__init__(path, line, message)
+        shown = message.replace(_CONTENT_OPEN, "").replace(_CONTENT_CLOSE, "")
+        super().__init__(path, line, shown)
         self.path = path
         self.line = line
-        self.message = message
+        self.message = shown
+        self.redacted_message = _CONTENT_RE.sub(REDACTED, message)
+
+    def _line(self, message: str) -> str:
+        return f"{self.path}:{self.line}: {message}" if self.line else f"{self.path}: {message}"
+
+    @property
+    def redacted(self) -> str:
+        """``"PATH:LINE: message"`` without any text taken from the file."""
+        return self._line(self.redacted_message)
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}" if self.line else f"{self.path}: {self.message}"
+        return self._line(self.message)
 
 
 # --------------------------------------------------------------------------- tokens
@@ -268,6 +299,8 @@ class _Args:
         self.path = path
         self.toks = st.args
         self.i = 0
+        # a CnBindingPolicySet entry's "name" is its address, i.e. file text
+        self.label = st.name if st.name in _STATEMENT_WORDS else _c(st.name)
 
     def error(self, message: str, tok: Token | None = None) -> ConfError:
         if tok is None:
@@ -281,12 +314,12 @@ class _Args:
         tok = self.peek()
         if tok is None:
             last = self.toks[-1] if self.toks else self.st.name_token
-            raise ConfError(self.path, last.line, f"{self.st.name}: missing {what} after {_q(last.text)}")
+            raise ConfError(self.path, last.line, f"{self.label}: missing {what} after {_q(last.text)}")
         self.i += 1
         return tok
 
     def _bad(self, tok: Token, what: str) -> ConfError:
-        return ConfError(self.path, tok.line, f"{self.st.name}: expected {what}, got {_q(tok.text)}")
+        return ConfError(self.path, tok.line, f"{self.label}: expected {what}, got {_q(tok.text)}")
 
     def number(self, what: str = "a number", lo: int = 0, hi: int | None = None) -> int:
         tok = self._take(what)
@@ -294,11 +327,11 @@ class _Args:
             raise self._bad(tok, what)
         digits = tok.text.lstrip("0") or "0"
         if len(digits) > 12:
-            raise ConfError(self.path, tok.line, f"{self.st.name}: number {_q(tok.text)} is too large")
+            raise ConfError(self.path, tok.line, f"{self.label}: number {_q(tok.text)} is too large")
         value = int(digits)
         if value < lo or (hi is not None and value > hi):
             rng = f"{lo}..{hi}" if hi is not None else f">= {lo}"
-            raise ConfError(self.path, tok.line, f"{self.st.name}: {tok.text} is out of range ({rng})")
+            raise ConfError(self.path, tok.line, f"{self.label}: {_c(tok.text)} is out of range ({rng})")
         return value
 
     def decimal(self) -> float:
@@ -343,7 +376,7 @@ class _Args:
 
     def address(self) -> ipaddress.IPv6Address:
         tok = self._take("an IPv6 address")
-        return _address(tok, self.path, self.st.name)
+        return _address(tok, self.path, self.label)
 
     def prefix(self) -> tuple[ipaddress.IPv6Address, int]:
         addr = self.address()
@@ -369,7 +402,7 @@ class _Args:
     def done(self) -> None:
         tok = self.peek()
         if tok is not None:
-            raise ConfError(self.path, tok.line, f"{self.st.name}: unexpected {_q(tok.text)}")
+            raise ConfError(self.path, tok.line, f"{self.label}: unexpected {_q(tok.text)}")
 
 
 def _address(tok: Token, path: str, where: str) -> ipaddress.IPv6Address:
@@ -731,7 +764,8 @@ def _includes_in(stmts: Iterable[Statement], within: str | None) -> Iterator[tup
             # includes inside unknown blocks are not followed (their content is unchecked)
 
 
-def load(path: str, read: Callable[[str], str], glob: Callable[[str], list[str]]) -> LoadedConf:
+def load(path: str, read: Callable[[str], str], glob: Callable[[str], list[str]], *,
+         main: ConfFile | None = None) -> LoadedConf:
     """Parse ``path`` and, recursively, the files its ``include`` statements match.
 
     ``read(path) -> str`` and ``glob(pattern) -> list[str]`` do the I/O
@@ -744,12 +778,17 @@ def load(path: str, read: Callable[[str], str], glob: Callable[[str], list[str]]
     raise :class:`ConfError` naming the file that contains them. A file
     included from inside a known block is parsed as that block's contents
     (``parse(..., within=...)``); includes inside unknown options' blocks
-    are not followed.
+    are not followed. ``main``: ``path`` already parsed (e.g. the result of
+    an edit), used instead of reading and parsing it again.
     """
     files: list[tuple[str, ConfFile]] = []
     cache: dict[tuple[str, str | None], ConfFile] = {}
     includes: dict[tuple[str, int], tuple[tuple[str, ConfFile], ...]] = {}
     warnings: list[str] = []
+
+    if main is not None:
+        cache[(path, None)] = main
+        files.append((path, main))
 
     def get(p: str, within: str | None) -> ConfFile:
         key = (p, within)
@@ -920,23 +959,92 @@ def interface_file(loaded: LoadedConf | ConfFile, name: str) -> str:
     """Path of the file holding the effective ``Interface "name"`` statement.
 
     The main file when no file has one: where :func:`set_interface_preference`
-    should then add it.
+    should then add it. For many names use :func:`interface_files` (one pass).
+    """
+    return interface_files(loaded).get(name, _as_loaded(loaded).path)
+
+
+def interface_files(loaded: LoadedConf | ConfFile) -> dict[str, str]:
+    """``{ifname: path}``: the file holding each name's effective (first) ``Interface`` statement.
+
+    Names without a statement are absent (:func:`set_interface_preferences`
+    adds them to the main file). One pass over the statements.
     """
     loaded = _as_loaded(loaded)
+    out: dict[str, str] = {}
     for path, st in _interface_statements(loaded):
-        if st.args[0].value == name:
-            return path
-    return loaded.path
+        out.setdefault(st.args[0].value, path)
+    return out
+
+
+def preference_order_problem(prefs: Mapping[str, int]) -> str | None:
+    """None when ``prefs`` (``{ifname: MnIfPreference}``) ranks the interfaces in use cleanly, else why not.
+
+    "Cleanly": the values of 1 and above are exactly 1, 2, ... k for the k
+    interfaces in use, each once (no tie: mip6d would pick between equals by
+    the order of the file; no gap: the order shown and the order used would
+    differ in meaning). 0 (unused) may be given to any number of interfaces;
+    all 0 is not a tie or a gap (None; whether an interface must be in use is
+    the caller's rule). Values are ints in 0..:data:`MAX_PREFERENCE` (umip.md
+    section 2), so at most 10 interfaces can be in use.
+
+    The message is plain English, one line, e.g. ``"eth1" and "wlan0" both
+    have preference 2; no interface has preference 1: number the 2
+    interfaces in use 1 to 2, each number once (0 = unused)``. Pure: no I/O.
+    """
+    bad = sorted(n for n, v in prefs.items()
+                 if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_PREFERENCE)
+    if bad:
+        return (f"{_names(bad)} {'has' if len(bad) == 1 else 'have'} a preference outside 0..{MAX_PREFERENCE} "
+                f"({prefs[bad[0]]!r}); use 1 for the best interface, 0 for an unused one")
+    by_value: dict[int, list[str]] = {}
+    for name, value in prefs.items():
+        if value >= 1:
+            by_value.setdefault(value, []).append(name)
+    used = sum(len(v) for v in by_value.values())
+    if used > MAX_PREFERENCE:
+        return (f"{used} interfaces are in use, but preferences go only up to {MAX_PREFERENCE}: "
+                f"set the others to 0 (unused)")
+    problems = []
+    for value, names in sorted(by_value.items()):
+        if len(names) > 1:
+            both = "both" if len(names) == 2 else "all"
+            problems.append(f"{_names(sorted(names))} {both} have preference {value}")
+    missing = [v for v in range(1, used + 1) if v not in by_value]
+    if missing:
+        text = "no interface has preference " + _and([str(v) for v in missing], "or")
+        above = [f"{_names([n])} has {v}" for v, names in sorted(by_value.items()) if v > used for n in sorted(names)]
+        if above:
+            text += f" ({_and(above[:6] + ([f'{len(above) - 6} more'] if len(above) > 6 else []))})"
+        problems.append(text)
+    if not problems:
+        return None
+    how = ("give the interface in use preference 1" if used == 1
+           else f"number the {used} interfaces in use 1 to {used}, each number once")
+    return f"{'; '.join(problems)}: {how} (0 = unused)"
+
+
+def _and(items: list[str], word: str = "and") -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {word} " + items[-1]
+
+
+def _names(names: list[str], limit: int = 6) -> str:
+    shown = [f'"{n}"' if n.isprintable() and '"' not in n else ascii(n) for n in names[:limit]]
+    if len(names) > limit:
+        shown.append(f"{len(names) - limit} more")
+    return _and(shown)
 
 
 # --------------------------------------------------------------------------- edits
 
 
 def _splice(conf: ConfFile, edits: Iterable[tuple[int, int, str]]) -> ConfFile:
+    """Apply ``(start, end, new text)`` edits (non-overlapping; at one offset in the given order)
+    and re-parse once."""
     text = render(conf)
     pieces: list[str] = []
     pos = 0
-    for start, end, new in sorted(edits):
+    for start, end, new in sorted(edits, key=lambda e: (e[0], e[1])):
         if start < pos:
             raise ValueError("overlapping edits")
         pieces.append(text[pos:start])
@@ -988,51 +1096,85 @@ def set_interface_preference(conf: ConfFile, name: str, pref: int) -> ConfFile:
     ``#``, else ``ValueError``. Use :func:`interface_file` to pick the file
     when includes are involved. Returns a new, re-parsed :class:`ConfFile`.
     """
-    if isinstance(pref, bool) or not isinstance(pref, int) or not 0 <= pref <= MAX_PREFERENCE:
-        raise ValueError(f"MnIfPreference must be an integer in 0..{MAX_PREFERENCE}, not {pref!r}")
-    if not name or any(ch in name for ch in '"#\n') or any(ch.isspace() for ch in name):
-        raise ValueError(f"invalid interface name {name!r}")
+    return set_interface_preferences(conf, {name: pref})
+
+
+def set_interface_preferences(conf: ConfFile, prefs: Mapping[str, int]) -> ConfFile:
+    """:func:`set_interface_preference` for every ``{name: pref}`` at once, with one re-parse.
+
+    The result is the same as applying them one by one in the mapping's order
+    (new ``Interface`` statements are added in that order); the time is
+    linear in the file and the number of names. ``ValueError`` as there (for
+    the first bad name or value, before anything is done); :class:`ConfError`
+    when the result does not parse. An empty mapping returns ``conf``.
+    """
+    for name, pref in prefs.items():
+        if isinstance(pref, bool) or not isinstance(pref, int) or not 0 <= pref <= MAX_PREFERENCE:
+            raise ValueError(f"MnIfPreference must be an integer in 0..{MAX_PREFERENCE}, not {pref!r}")
+        if not isinstance(name, str) or not name or any(ch in name for ch in '"#\n') or any(ch.isspace() for ch in name):
+            raise ValueError(f"invalid interface name {name!r}")
     if conf.within is not None:
         raise ValueError("Interface statements are top-level; this file is included inside a block")
     text = render(conf)
     eol = "\r\n" if "\r\n" in text else "\n"
-    value = str(pref)
     ifaces = [s for s in conf.statements if s.name == "Interface"]
-    mine = [s for s in ifaces if s.args[0].value == name]
-    if mine:
-        st = mine[0]
-        if st.block is None:
+    first: dict[str, Statement] = {}
+    for s in ifaces:
+        first.setdefault(s.args[0].value, s)
+    edits: list[tuple[int, int, str]] = []
+    added: list[str] = []
+    for name, pref in prefs.items():
+        value = str(pref)
+        st = first.get(name)
+        if st is None:
+            added.append(f'Interface "{name}" {{ MnIfPreference {value}; }}')
+        elif st.block is None:
             assert st.terminator is not None
-            return replace_tokens(conf, {st.terminator: f" {{ MnIfPreference {value}; }}"})
-        prefs = st.children("MnIfPreference")
-        if prefs:
-            tok = prefs[-1].args[0]
-            return conf if tok.text == value else replace_tokens(conf, {tok: value})
-        close = st.close_brace
-        assert close is not None and st.block
-        close_indent, close_starts_line = _indent_at(text, close.start)
-        if close_starts_line:
-            last = st.block[-1]
-            child_indent, child_starts_line = _indent_at(text, last.start)
-            if not child_starts_line or last.line == st.line:
-                child_indent = close_indent + "    "
-            ls = _line_start(text, close.start)
-            return _splice(conf, [(ls, ls, f"{child_indent}MnIfPreference {value};{eol}")])
-        return _splice(conf, [(close.start, close.start, f"MnIfPreference {value}; ")])
-    new = f'Interface "{name}" {{ MnIfPreference {value}; }}'
+            edits.append((st.terminator.start, st.terminator.end, f" {{ MnIfPreference {value}; }}"))
+        elif st.children("MnIfPreference"):
+            tok = st.children("MnIfPreference")[-1].args[0]
+            if tok.text != value:
+                edits.append((tok.start, tok.end, value))
+        else:
+            edits.append(_add_to_block(text, st, value, eol))
+    if added:
+        edits.append(_add_statements(conf, text, ifaces, added, eol))
+    if not edits:
+        return conf
+    return _splice(conf, edits)
+
+
+def _add_to_block(text: str, st: Statement, value: str, eol: str) -> tuple[int, int, str]:
+    """The edit adding ``MnIfPreference value;`` to the block of ``st`` (which has none)."""
+    close = st.close_brace
+    assert close is not None and st.block
+    close_indent, close_starts_line = _indent_at(text, close.start)
+    if close_starts_line:
+        last = st.block[-1]
+        child_indent, child_starts_line = _indent_at(text, last.start)
+        if not child_starts_line or last.line == st.line:
+            child_indent = close_indent + "    "
+        ls = _line_start(text, close.start)
+        return ls, ls, f"{child_indent}MnIfPreference {value};{eol}"
+    return close.start, close.start, f"MnIfPreference {value}; "
+
+
+def _add_statements(conf: ConfFile, text: str, ifaces: list[Statement], new: list[str],
+                    eol: str) -> tuple[int, int, str]:
+    """The edit adding the ``new`` statements after the last ``Interface`` one (end of file if none)."""
     if not ifaces:
         sep = "" if not text or text.endswith("\n") else eol
-        return _splice(conf, [(len(text), len(text), f"{sep}{new}{eol}")])
+        return len(text), len(text), sep + "".join(f"{n}{eol}" for n in new)
     last = ifaces[-1]
     indent, _ = _indent_at(text, last.start)
     nl = text.find("\n", last.end)
     if nl < 0:
-        return _splice(conf, [(len(text), len(text), f"{eol}{indent}{new}")])
+        return len(text), len(text), "".join(f"{eol}{indent}{n}" for n in new)
     at = nl + 1
     if any(s.start < at < s.end for s in conf.statements):
         # a statement spanning lines starts after ``last`` on its line: stay on that line
-        return _splice(conf, [(last.end, last.end, f" {new}")])
-    return _splice(conf, [(at, at, f"{indent}{new}{eol}")])
+        return last.end, last.end, "".join(f" {n}" for n in new)
+    return at, at, "".join(f"{indent}{n}{eol}" for n in new)
 
 
 

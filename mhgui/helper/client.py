@@ -22,13 +22,18 @@ when there is one, ``message`` the one-line text):
 - :class:`NotAuthorized`: polkit refused (``...Helper1.Error.NotAuthorized``),
   or the bus policy refused the call (``org.freedesktop.DBus.Error.AccessDenied``:
   the user is in none of the groups the policy allows);
-- :class:`InvalidArguments`: a bad interface name or value (steering: also a
-  bad destination);
+- :class:`InvalidArguments`: a bad interface name or value, more than 64
+  interfaces in one call, or a result whose interfaces in use are not
+  numbered 1..k each once (ties, gaps; the helper checks the whole resulting
+  file with :func:`mhgui.core.mip6conf.preference_order_problem`) (steering:
+  also a bad destination);
 - :class:`SteeringConflict`: the destination is already in another steering rule;
 - :class:`NoSuchRule`: no steering rule has that id;
 - :class:`WouldStopDaemon`: ``interfaces`` lists the missing interfaces;
-- :class:`HelperError` for everything else (``InvalidConfig``, ``WriteFailed``,
-  ``RestartFailed``, ``NoReply``, a timeout...).
+- :class:`HelperError` for everything else (``InvalidConfig``, ``ReadFailed``
+  (also: mip6d.conf is a symbolic link, not a regular file, or not root's),
+  ``WriteFailed``, ``RestartFailed``, ``NoReply``, a timeout...). The helper's
+  messages name files and lines but never quote their text.
 
 :class:`HelperConfigWriter` adapts the client to the UMIP driver's injected
 writer (``read_config``, ``write_config``, ``restart_daemon``); it never sends
@@ -226,7 +231,13 @@ class HelperClient:
         return (await self._call("ReadConfig"))[0]
 
     async def set_interface_preferences(self, prefs: Mapping[str, int]) -> str:
-        """Set ``MnIfPreference`` of each interface (0..10; 1 best, 0 unused); returns the new file text."""
+        """Set ``MnIfPreference`` of each interface (0..10; 1 best, 0 unused); returns the new file text.
+
+        At most 64 names. The helper refuses (:class:`InvalidArguments`) a
+        result in which the interfaces in use (above 0) are not exactly 1..k,
+        each once, over the whole file: send every interface whose value must
+        change for the order to be clean, not only the one that moved.
+        """
         body: dict[str, int] = {}
         for name, value in prefs.items():
             if not isinstance(name, str):
@@ -246,9 +257,11 @@ class HelperClient:
         (raw,) = await self._call("GetStatus")
         return {k: v.value for k, v in raw.items()}
 
-    async def add_steering_rule(self, destinations: str | Sequence[str], interface: str) -> str:
+    async def add_steering_rule(self, destinations: str | Sequence[str], interface: str,
+                                source: str | None = None) -> str:
         """Steer new connections to ``destinations`` (a prefix or address, or a list of up to 16,
-        IPv6 and/or IPv4) through ``interface``; returns the rule's id. The helper validates."""
+        IPv6 and/or IPv4) through ``interface``, optionally from ``source`` (a prefix or address of
+        the interface's); returns the rule's id. The helper validates."""
         if isinstance(destinations, str):
             request: dict[str, Variant] = {"destination": Variant("s", destinations)}
         else:
@@ -259,6 +272,10 @@ class HelperClient:
         if not isinstance(interface, str):
             raise InvalidArguments(f"interface name {interface!r} is not a string")
         request["interface"] = Variant("s", interface)
+        if source is not None:
+            if not isinstance(source, str):
+                raise InvalidArguments(f"source {source!r} is not a string")
+            request["source"] = Variant("s", source)
         return (await self._call("AddSteeringRule", "a{sv}", [request]))[0]
 
     async def remove_steering_rule(self, rule_id: str) -> None:

@@ -12,15 +12,17 @@ Bus name, object and interface::
 Methods (every one asks polkit first, see below)::
 
     ReadConfig() -> s                        the daemon's mip6d.conf text
-    SetInterfacePreferences(a{su}) -> s      {ifname: MnIfPreference 0..10}; returns the new text
+    SetInterfacePreferences(a{su}) -> s      {ifname: MnIfPreference 0..10}, at most 64 names;
+                                             returns the new text
     RestartDaemon() -> s                     systemd job path, or "pid N" (process fallback)
     GetStatus() -> a{sv}                     config_path, backup_path, unit, restart_method,
                                              last_error, version, state_dir
-    AddSteeringRule(a{sv}) -> s              {"destination": s} or {"destinations": as}, {"interface": s};
-                                             returns the new rule's id
+    AddSteeringRule(a{sv}) -> s              {"destination": s} or {"destinations": as}, {"interface": s},
+                                             optional {"source": s}; returns the new rule's id
     RemoveSteeringRule(s)                    by id
-    ListSteeringRules() -> aa{sv}            id, destinations, interface, created (unix seconds),
-                                             in_kernel, status ("" or why the rule is not in the kernel)
+    ListSteeringRules() -> aa{sv}            id, destinations, interface, source ("" for none), created
+                                             (unix seconds), in_kernel, status (why the rule is not in
+                                             the kernel; in it: "" or a note on its next hop)
 
 Steering rules ("new connections to this destination via INTERFACE",
 :mod:`mhgui.core.steering` for the kernel design, :mod:`mhgui.helper.steering`
@@ -38,15 +40,24 @@ never a traceback):
 - ``InvalidArgs``: a bad interface name (kernel rules: 1..15 bytes, not ``.``
   or ``..``, no ``/``, ``:``, whitespace; and no ``"``, ``#`` or control
   characters, which mip6d.conf cannot hold), a value outside 0..10, an empty
-  request, or a result where no interface has a preference above 0.
+  request, more than :data:`MAX_INTERFACES` names, a result where no
+  interface has a preference above 0, or a result whose interfaces in use are
+  not numbered 1..k each once (ties, gaps: :func:`mhgui.core.mip6conf.preference_order_problem`,
+  checked over the whole resulting file).
 - ``InvalidConfig``: the current file (or an included one) does not parse, or
-  is not UTF-8.
+  is not UTF-8; or an included file cannot be read or is not allowed (see
+  Files). The message gives the file, the line and the reason, never text
+  from the file (a caller could otherwise read, through errors and
+  GetStatus's ``last_error``, a file it may not read itself).
 - ``WouldStopDaemon``: an ``MnHomeLink`` interface (with ``NodeConfig HA``:
   also an ``Interface``) does not exist on this system; mip6d would exit with
   ``invalid interface``. The message lists the names, each in double quotes.
 - ``Unsupported``: the interface's effective ``Interface`` statement is in an
   included file (only the main file is edited).
-- ``ReadFailed`` / ``WriteFailed``: I/O errors, with path and reason.
+- ``ReadFailed`` / ``WriteFailed``: I/O errors, or a file that is not allowed
+  (see Files), with path and reason.
+- ``CallerGone``: the caller left the bus before the work could start (while
+  polkit or another call kept it waiting); nothing was done.
 - ``RestartFailed``: systemd refused or the fallback command failed.
 - Steering: ``InvalidArgs`` (a bad destination, interface name, key or
   type), ``Conflict`` (a destination is already in another rule), ``NoSuchRule``,
@@ -72,18 +83,32 @@ session, since it happens at link loss). Before that, the D-Bus policy
 (``resources/io.github.mhgui.MHGui.Helper1.conf``) decides who may send to
 the helper at all.
 
+Right before acting (after polkit said yes, and again once a change's lock
+is held) the helper asks the bus whether the caller's unique name still has
+an owner; if not, the call ends with ``CallerGone`` and nothing is done.
+
 Where things are comes only from the helper's own command line
 (``--mip6d-conf``, ``--unit``, ``--mip6d-command``, ``--pidfile``), never
 from the caller.
 
-Writing. The new text is produced by :func:`mhgui.core.mip6conf.set_interface_preference`
+Files. mip6d.conf, every file it includes and the pidfile are opened with
+``O_NOFOLLOW | O_NONBLOCK`` and checked with ``fstat`` on the opened
+descriptor: each must be a regular file owned by root (or by the helper's own
+user), not a symbolic link, not in /proc or /sys, at most 1 MiB. A symlinked
+mip6d.conf is refused (``ReadFailed``; directories above it may be links); a
+FIFO, device or directory is refused at once, never waited on.
+
+Writing. The new text is produced by :func:`mhgui.core.mip6conf.set_interface_preferences`
 (only ``MnIfPreference`` bytes change; a missing one is added), re-parsed with
 its includes, checked, then written atomically: the previous contents go to
 ``<file>.bak`` (itself written atomically), the new contents to a temporary
 file in the same directory, which is fsync'ed, given the original's mode and
-owner, and renamed over the file; then the directory is fsync'ed. A symlinked
-file is updated at its target. A reader sees the old file or the new one,
-never a mix. Mutating calls are serialized.
+owner, and renamed over the file; then the directory is fsync'ed. All the
+requested values are applied in one edit with one re-parse. A reader sees
+the old file or the new one, never a mix. Mutating calls are serialized. At
+start the helper removes the temporary files a killed helper left next to
+mip6d.conf, the pidfile and in ``--state-dir`` (:mod:`mhgui.atomicfile`: only
+its own pattern, only when their writer is gone).
 
 Restarting. ``--restart-method auto`` (default) uses systemd when
 ``org.freedesktop.systemd1`` is on the bus:
@@ -102,7 +127,9 @@ file is not an error (mip6d then runs with its defaults).
 Run it as ``python -m mhgui.helper [options]`` (as root; the D-Bus policy
 lets only root own the name). ``DBUS_SYSTEM_BUS_ADDRESS`` (or
 ``--bus-address``) selects the bus. SIGTERM/SIGINT: the name is released,
-running calls finish (up to 10 s), exit status 0.
+running calls finish (up to 10 s), exit status 0; file and kernel work runs
+in daemon threads, so a read stuck on a hung file system does not keep the
+helper from exiting.
 """
 
 from __future__ import annotations
@@ -110,6 +137,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import contextvars
+import errno
 import functools
 import glob as _glob
 import logging
@@ -118,6 +147,7 @@ import shlex
 import signal
 import socket
 import stat
+import threading
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Mapping
 
@@ -126,7 +156,7 @@ from dbus_fast.aio import MessageBus
 
 from mhgui import polkit
 from mhgui.logs import setup_logging
-from mhgui.atomicfile import atomic_replace
+from mhgui.atomicfile import atomic_replace, remove_stale_temp_files
 from mhgui.core import mip6conf
 from mhgui.helper import steering as _steering
 
@@ -141,6 +171,7 @@ __all__ = [
     "OBJECT_PATH",
     "HelperFailure",
     "Helper",
+    "MAX_INTERFACES",
     "Options",
     "apply_preferences",
     "atomic_write",
@@ -169,6 +200,8 @@ SYSTEMD_MANAGER = "org.freedesktop.systemd1.Manager"
 IFNAME_MAX_BYTES = 15
 #: mip6d.conf (and its includes) larger than this are refused: it is a few hundred bytes in practice.
 MAX_CONFIG_BYTES = 1 << 20
+#: At most this many interfaces in one SetInterfacePreferences (a host has a handful; mip6d ranks 10).
+MAX_INTERFACES = 64
 #: How long polkit may take (it may be waiting for the user to type a password).
 POLKIT_TIMEOUT = 600.0
 #: How long SIGTERM waits for running calls.
@@ -318,6 +351,12 @@ def check_interface_name(name: object) -> str:
 def check_preferences(prefs: object) -> dict[str, int]:
     if not isinstance(prefs, Mapping) or not prefs:
         raise HelperFailure("InvalidArgs", "no interface preferences given")
+    if len(prefs) > MAX_INTERFACES:
+        raise HelperFailure(
+            "InvalidArgs",
+            f"too many interfaces: {len(prefs)} given, at most {MAX_INTERFACES} in one call "
+            f"(and at most {mip6conf.MAX_PREFERENCE} of them in use)",
+        )
     out: dict[str, int] = {}
     for name, value in prefs.items():
         check_interface_name(name)
@@ -333,15 +372,63 @@ def check_preferences(prefs: object) -> dict[str, int]:
 # --------------------------------------------------------------------------- file I/O (runs in an executor)
 
 
-def _read_bytes(path: str) -> bytes:
+class _NotAllowed(OSError):
+    """A file the helper does not read (a link, not a regular file, not root's, a kernel pseudo-file)."""
+
+
+def _pseudo_devices() -> set[int]:
+    out = set()
+    for d in ("/proc", "/sys"):
+        with contextlib.suppress(OSError):
+            out.add(os.stat(d).st_dev)
+    return out
+
+
+def _read_checked(path: str) -> tuple[bytes, os.stat_result]:
+    """``path``'s bytes and the opened file's stat, when it is a regular file owned by root (or by the
+    helper's own user), not a symbolic link, not in /proc or /sys, and at most
+    :data:`MAX_CONFIG_BYTES`. Opened with ``O_NOFOLLOW | O_NONBLOCK`` and checked with ``fstat`` on
+    the opened descriptor: a FIFO or device never blocks, and nothing can be swapped in between a
+    check and the read. Raises OSError (``strerror`` a one-line reason, never the file's content)."""
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_CONFIG_BYTES + 1)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+    except OSError as e:
+        if e.errno == errno.ELOOP and os.path.islink(path):
+            raise _NotAllowed(errno.ELOOP, "it is a symbolic link (the helper reads no links: name the "
+                                           "file itself)") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode)
+                    else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                    else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+            raise _NotAllowed(errno.EINVAL, f"it is {kind}, not a regular file")
+        if st.st_uid not in (0, os.geteuid()):
+            raise _NotAllowed(errno.EPERM, f"it is owned by uid {st.st_uid}, not by root")
+        if st.st_dev in _pseudo_devices():
+            raise _NotAllowed(errno.EINVAL, "it is a kernel pseudo-file (/proc, /sys), not a configuration file")
+        chunks = []
+        size = 0
+        while size <= MAX_CONFIG_BYTES:
+            chunk = os.read(fd, MAX_CONFIG_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > MAX_CONFIG_BYTES:
+            raise _NotAllowed(errno.EFBIG, f"it is larger than {MAX_CONFIG_BYTES} bytes")
+        return b"".join(chunks), st
+    finally:
+        os.close(fd)
+
+
+def _read_bytes(path: str) -> tuple[bytes, os.stat_result]:
+    """:func:`_read_checked`, failures as HelperFailure ``ReadFailed``."""
+    try:
+        return _read_checked(path)
     except OSError as e:
         raise HelperFailure("ReadFailed", f"cannot read {path}: {e.strerror or e}") from None
-    if len(data) > MAX_CONFIG_BYTES:
-        raise HelperFailure("ReadFailed", f"{path} is larger than {MAX_CONFIG_BYTES} bytes")
-    return data
 
 
 def _decode(path: str, data: bytes) -> str:
@@ -353,8 +440,13 @@ def _decode(path: str, data: bytes) -> str:
 
 
 def read_text(path: str) -> str:
-    """The file's text, exactly (no newline translation)."""
-    return _decode(path, _read_bytes(path))
+    """The file's text, exactly (no newline translation); :func:`_read_checked`'s rules."""
+    return _decode(path, _read_bytes(path)[0])
+
+
+def _real(path: str) -> str:
+    """``path`` with its directories resolved, not its last component (a link there is refused)."""
+    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
 
 
 def atomic_write(path: str, data: bytes, like: os.stat_result | None = None) -> None:
@@ -367,16 +459,28 @@ def atomic_write(path: str, data: bytes, like: os.stat_result | None = None) -> 
                    (like.st_uid, like.st_gid) if like is not None else None)
 
 
-def _load(path: str, main_text: str) -> mip6conf.LoadedConf:
-    """``path`` parsed with ``main_text`` as its contents, includes read from disk."""
+def _read_include(p: str) -> str:
+    data, _ = _read_checked(p)  # OSError: load() reports it at the include line
+    return _decode(p, data)
+
+
+def _conf_failure(e: mip6conf.ConfError) -> HelperFailure:
+    """InvalidConfig with the file, line and reason, never text of the file: a caller may include
+    (or have the admin include) a file it cannot read itself."""
+    return HelperFailure("InvalidConfig", e.redacted)
+
+
+def _load(path: str, main_text: str | None = None, *, main: mip6conf.ConfFile | None = None) -> mip6conf.LoadedConf:
+    """``path`` parsed with ``main_text`` as its contents (or ``main``, already parsed), includes read
+    from disk (:func:`_read_checked`'s rules)."""
 
     def read(p: str) -> str:
-        return main_text if p == path else read_text(p)
+        return main_text if p == path and main_text is not None else _read_include(p)
 
     try:
-        return mip6conf.load(path, read, _glob.glob)
+        return mip6conf.load(path, read, _glob.glob, main=main)
     except mip6conf.ConfError as e:
-        raise HelperFailure("InvalidConfig", str(e)) from None
+        raise _conf_failure(e) from None
 
 
 def _interface_exists(name: str) -> bool:
@@ -398,7 +502,7 @@ def check_daemon_would_start(loaded: mip6conf.LoadedConf, exists: Callable[[str]
         if mip6conf.node_config(loaded) == "HA":
             needed += list(mip6conf.interface_preferences(loaded))
     except mip6conf.ConfError as e:
-        raise HelperFailure("InvalidConfig", str(e)) from None
+        raise _conf_failure(e) from None
     missing = sorted({n for n in needed if not exists(n)})
     if missing:
         names = ", ".join(f'"{n}"' for n in missing)
@@ -416,45 +520,50 @@ def apply_preferences(
 ) -> tuple[str, bool]:
     """Set ``MnIfPreference`` values in ``path``; returns (new text, whether the file changed).
 
-    Validates everything first (names, values, the result re-parsed with its
-    includes, at least one preference above 0, the daemon's interfaces), then
-    writes ``path + ".bak"`` and ``path`` atomically (``path`` resolved
-    through symlinks). Raises :class:`HelperFailure`.
+    Validates everything first (names, values, at most :data:`MAX_INTERFACES`,
+    all edits applied with one re-parse and then loaded with the includes, at
+    least one preference above 0, the preferences in use of the whole
+    resulting file numbered 1..k without ties or gaps
+    (:func:`mip6conf.preference_order_problem`), the daemon's interfaces),
+    then writes ``path + ".bak"`` and ``path`` atomically. ``path`` and its
+    includes are read by :func:`_read_checked`'s rules (a symlinked ``path``
+    is refused). Raises :class:`HelperFailure`.
     """
     prefs = check_preferences(prefs)
-    real = os.path.realpath(path)
-    old_bytes = _read_bytes(real)
+    real = _real(path)
+    old_bytes, st = _read_bytes(path)
     old_text = _decode(path, old_bytes)
     loaded = _load(path, old_text)
-    conf = loaded.main
-    for name, value in prefs.items():
-        where = mip6conf.interface_file(loaded, name)
-        if where != path:
+    where = mip6conf.interface_files(loaded)
+    for name in prefs:
+        if where.get(name, path) != path:
             raise HelperFailure(
                 "Unsupported",
-                f'Interface "{name}" is defined in the included file {where}; the helper edits only {path}',
+                f'Interface "{name}" is defined in the included file {where[name]}; the helper edits only {path}',
             )
-        try:
-            conf = mip6conf.set_interface_preference(conf, name, value)
-        except mip6conf.ConfError as e:
-            raise HelperFailure("InvalidConfig", str(e)) from None
-        except ValueError as e:
-            raise HelperFailure("InvalidArgs", str(e)) from None
+    try:
+        conf = mip6conf.set_interface_preferences(loaded.main, prefs)
+    except mip6conf.ConfError as e:
+        raise _conf_failure(e) from None
+    except ValueError as e:
+        raise HelperFailure("InvalidArgs", str(e)) from None
     new_text = mip6conf.render(conf)
-    new_loaded = _load(path, new_text)
+    new_loaded = _load(path, main=conf)
     try:
         result = mip6conf.interface_preferences(new_loaded)
     except mip6conf.ConfError as e:
-        raise HelperFailure("InvalidConfig", str(e)) from None
+        raise _conf_failure(e) from None
     if not any(v > 0 for v in result.values()):
         raise HelperFailure(
             "InvalidArgs",
             "refused: no interface would have a preference above 0 (0 means unused); mip6d would have no interface",
         )
+    problem = mip6conf.preference_order_problem(result)
+    if problem is not None:
+        raise HelperFailure("InvalidArgs", f"refused: in {path} after this change, {problem}")
     check_daemon_would_start(new_loaded, exists)
     if new_text == old_text:
         return new_text, False
-    st = os.stat(real)
     try:
         atomic_write(real + ".bak", old_bytes, like=st)
     except OSError as e:
@@ -468,11 +577,25 @@ def apply_preferences(
 
 def check_current_config(path: str, exists: Callable[[str], bool] = _interface_exists) -> None:
     """Before a restart: the current file must parse and name existing interfaces (a missing file is fine)."""
-    real = os.path.realpath(path)
-    if not os.path.exists(real):
+    try:
+        data, _ = _read_checked(path)
+    except FileNotFoundError:
         log.info("%s does not exist: mip6d will run with its defaults", path)
         return
-    check_daemon_would_start(_load(path, read_text(real)), exists)
+    except OSError as e:
+        raise HelperFailure("ReadFailed", f"cannot read {path}: {e.strerror or e}") from None
+    check_daemon_would_start(_load(path, _decode(path, data)), exists)
+
+
+def remove_stale_temp_files_of(opts: Options) -> list[str]:
+    """At start: remove the temp files a killed helper left next to the files it writes
+    (:func:`mhgui.atomicfile.remove_stale_temp_files`). Never raises."""
+    conf = _real(opts.mip6d_conf)
+    base = os.path.basename(conf)
+    removed = remove_stale_temp_files(os.path.dirname(conf), [base, base + ".bak"])
+    removed += remove_stale_temp_files(os.path.dirname(opts.pidfile), [os.path.basename(opts.pidfile)])
+    removed += remove_stale_temp_files(opts.state_dir)
+    return removed
 
 
 # --------------------------------------------------------------------------- the fallback daemon runner
@@ -500,13 +623,47 @@ def _alive(pid: int) -> bool:
 
 def _read_pidfile(path: str) -> int | None:
     try:
-        with open(path, encoding="ascii") as f:
-            return int(f.read().strip())
+        data, _ = _read_checked(path)  # (a FIFO there must not block the restart)
+        return int(data.decode("ascii").strip())
     except (OSError, ValueError):
         return None
 
 
+def _run_in_thread(fn: Callable[..., object], *args: object) -> "asyncio.Future[object]":
+    """``fn(*args)`` in a new daemon thread, as a future of the running loop.
+
+    Not the loop's default executor: asyncio.run() (and the interpreter) wait
+    for its threads at exit, so one read stuck on a hung file system would
+    keep SIGTERM from stopping the helper. A daemon thread is abandoned at exit.
+    """
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[object] = loop.create_future()
+
+    def done(ok: bool, value: object) -> None:
+        if fut.done():
+            return
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(value)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result: tuple[bool, object] = (True, fn(*args))
+        except BaseException as e:  # noqa: BLE001 - handed to the awaiting task
+            result = (False, e)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(done, *result)
+
+    threading.Thread(target=run, name="mhgui-helper-io", daemon=True).start()
+    return fut
+
+
 # --------------------------------------------------------------------------- the service
+
+
+#: (sender, member) of the call a task is serving: what :meth:`Helper._caller_present` checks.
+_CALL: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("mhgui_helper_call", default=None)
 
 
 @dataclass(frozen=True)
@@ -577,6 +734,8 @@ class Helper:
         member = msg.member
         try:
             await self._authorize(msg.sender or "", method.action, member or "")
+            _CALL.set((msg.sender or "", member or ""))
+            await self._caller_present()
             if method.action in (ACTION_CHANGE, ACTION_STEER, ACTION_FALLBACK):
                 log.info("%s by %s (uid %s)", member, msg.sender, await self._caller_uid(msg.sender or ""))
             args = (msg.sender or "", *msg.body) if method.with_sender else tuple(msg.body)
@@ -608,8 +767,33 @@ class Helper:
         except polkit.NotAuthorized as e:
             raise HelperFailure("NotAuthorized", str(e)) from None
 
+    async def _caller_present(self) -> None:
+        """HelperFailure ``CallerGone`` when the caller of the call this task serves has left the bus.
+
+        Asked right before acting (after polkit, and again after waiting for a
+        lock): a call whose caller is gone (it gave up, crashed, or was killed
+        while polkit or another call kept it waiting) must not go on. Unique
+        names are never reused, so ``NameHasOwner`` of the unique name is
+        exact; when the bus cannot be asked the call does not go on either.
+        """
+        call = _CALL.get()
+        if call is None:
+            return
+        sender, member = call
+        try:
+            reply = await self.bus.call(Message(
+                destination="org.freedesktop.DBus", path="/org/freedesktop/DBus", interface="org.freedesktop.DBus",
+                member="NameHasOwner", signature="s", body=[sender]))
+            present = (reply is not None and reply.message_type is MessageType.METHOD_RETURN
+                       and reply.body == [True])
+        except Exception:  # noqa: BLE001 - cannot tell: do not act
+            present = False
+        if not present:
+            raise HelperFailure("CallerGone", f"{member} not done: the caller ({sender}) left the bus before "
+                                              f"it could start")
+
     async def _in_executor(self, fn: Callable[..., object], *args: object) -> object:
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        return await _run_in_thread(fn, *args)
 
     async def _caller_uid(self, sender: str) -> str:
         return await polkit.caller_uid(self.bus, sender)
@@ -617,11 +801,12 @@ class Helper:
     # ----------------------------------------------------------------- methods
 
     async def read_config(self) -> str:
-        return await self._in_executor(read_text, os.path.realpath(self.opts.mip6d_conf))  # type: ignore[return-value]
+        return await self._in_executor(read_text, self.opts.mip6d_conf)  # type: ignore[return-value]
 
     async def set_interface_preferences(self, prefs: dict[str, int]) -> str:
         check_preferences(prefs)
         async with self._change_lock:
+            await self._caller_present()
             text, changed = await self._in_executor(apply_preferences, self.opts.mip6d_conf, prefs)  # type: ignore[misc]
         shown = ", ".join(f"{k}={v}" for k, v in prefs.items())
         log.info("MnIfPreference %s in %s (%s)", shown, self.opts.mip6d_conf, "written" if changed else "unchanged")
@@ -629,6 +814,7 @@ class Helper:
 
     async def restart_daemon(self) -> str:
         async with self._change_lock:
+            await self._caller_present()
             await self._in_executor(check_current_config, self.opts.mip6d_conf)
             method = await self._restart_method()
             if method == "systemd":
@@ -641,7 +827,7 @@ class Helper:
         )
 
     async def get_status(self) -> dict[str, Variant]:
-        real = os.path.realpath(self.opts.mip6d_conf)
+        real = _real(self.opts.mip6d_conf)
         return {
             "config_path": Variant("s", self.opts.mip6d_conf),
             "backup_path": Variant("s", real + ".bak"),
@@ -654,9 +840,12 @@ class Helper:
 
     # ----------------------------------------------------------------- steering rules
 
-    async def _steer(self, fn: Callable[..., object], *args: object) -> object:
-        """Run an engine call off the event loop, one at a time; engine failures become HelperFailure."""
+    async def _steer(self, fn: Callable[..., object], *args: object, for_caller: bool = False) -> object:
+        """Run an engine call off the event loop, one at a time; engine failures become HelperFailure.
+        ``for_caller``: for the call this task serves (:meth:`_caller_present` once the lock is held)."""
         async with self._steer_lock:
+            if for_caller:
+                await self._caller_present()
             try:
                 return await self._in_executor(fn, *args)
             except _steering.SteeringFailure as e:
@@ -672,13 +861,13 @@ class Helper:
             else:
                 raise HelperFailure("InvalidArgs", f"{ascii(key)[:40]} must be a string (s) or a list of "
                                                    f"strings (as), not {ascii(value.signature)[:20]}")
-        rule = await self._steer(self.steering.add, plain)
+        rule = await self._steer(self.steering.add, plain, for_caller=True)
         return rule.id  # type: ignore[attr-defined]
 
     async def set_steering_fallback(self, sender: str, fallback: dict[str, str]) -> None:
         """Steer each key's rules through its value until changed, or until ``sender`` leaves the bus
         (an app that crashed must not leave rules on a substitute)."""
-        await self._steer(self.steering.set_fallback, dict(fallback))
+        await self._steer(self.steering.set_fallback, dict(fallback), for_caller=True)
         if not fallback or sender == self._fallback_owner:
             self._fallback_owner = sender if fallback else None
             return
@@ -711,12 +900,13 @@ class Helper:
             except HelperFailure as e:
                 log.warning("steering fallback not cleared: %s", e.message)
 
-        task = asyncio.ensure_future(clear())
+        # (a fresh context: not the one of a call whose caller is gone)
+        task = asyncio.get_running_loop().create_task(clear(), context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def remove_steering_rule(self, rule_id: str) -> None:
-        await self._steer(self.steering.remove, rule_id)
+        await self._steer(self.steering.remove, rule_id, for_caller=True)
 
     async def list_steering_rules(self) -> list[dict[str, Variant]]:
         listed = await self._steer(self.steering.listing)
@@ -728,6 +918,7 @@ class Helper:
             "in_kernel": Variant("b", x.in_kernel),
             "status": Variant("s", x.status),
             "via": Variant("s", x.via),
+            "source": Variant("s", str(x.rule.source or "")),
         } for x in listed]  # type: ignore[attr-defined]
 
     async def reconcile_steering(self, full: bool = True) -> None:
@@ -888,6 +1079,12 @@ def _write_pidfile(path: str, pid: int) -> None:
 
 
 async def _run(opts: Options) -> int:
+    # first: a SIGTERM right after the name appears must stop the helper cleanly too
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    remove_stale_temp_files_of(opts)
     try:
         bus = await MessageBus(bus_address=opts.bus_address, bus_type=BusType.SYSTEM).connect()
     except Exception as e:
@@ -907,13 +1104,14 @@ async def _run(opts: Options) -> int:
         return 1
     log.info("serving %s: %s, unit %s", BUS_NAME, opts.mip6d_conf, opts.unit)
     watcher = asyncio.ensure_future(helper.watch_kernel())
+    from mhgui.helper.ra_listener import RAListener  # which router advertised which prefix (issue 13.2)
+
+    ra = RAListener(on_change=helper.steering_changed)
+    helper.steering.adverts = ra.adverts
+    ra_task = asyncio.ensure_future(ra.run())
     first = asyncio.ensure_future(helper.reconcile_steering())
     helper._tasks.add(first)
     first.add_done_callback(helper._tasks.discard)
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     stop_wait = asyncio.ensure_future(stop.wait())
     gone = asyncio.ensure_future(bus.wait_for_disconnect())
     await asyncio.wait({stop_wait, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -924,8 +1122,11 @@ async def _run(opts: Options) -> int:
         log.error("lost the connection to the system bus")
         return 1
     watcher.cancel()
+    ra_task.cancel()
     with contextlib.suppress(BaseException):
         await watcher
+    with contextlib.suppress(BaseException):
+        await ra_task
     if helper._steer_pending is not None:
         helper._steer_pending.cancel()
     with contextlib.suppress(Exception):

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..atomicfile import atomic_replace
+from ..atomicfile import atomic_replace, remove_stale_temp_files
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,8 @@ class FailoverJournal:
         self._monotonic = monotonic
         self._wall = wall
         self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="mhgui-journal")
+        # first job of the writer: what a compaction killed mid-write left (issue 13, 14f)
+        self._pool.submit(remove_stale_temp_files, os.path.dirname(self.path), [os.path.basename(self.path)])
         self._warned = False
 
     def line(self, entry: dict) -> str:
@@ -178,7 +180,7 @@ def past_entries(entries: list[dict], to_clock: Callable[[float], float], *, ski
             continue
         wall = e.get("wall") if isinstance(e.get("wall"), dict) else {}
         decision = t(wall, "decision")
-        if decision is None or e.get("who") not in ("app", "daemon"):
+        if decision is None or e.get("who") not in ("user", "app", "daemon", "system"):
             continue
         hoas = e.get("hoas") if isinstance(e.get("hoas"), list) else []
 

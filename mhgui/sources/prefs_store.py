@@ -31,7 +31,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..atomicfile import atomic_replace, fsync_dir
+from ..atomicfile import atomic_replace, fsync_dir, remove_stale_temp_files
 from ..core.prefsfile import FailoverSettings, ParsedPrefs, parse_prefs, render_prefs
 from .config import config_dir
 
@@ -149,6 +149,9 @@ def _parse_file(path: str) -> tuple[ParsedPrefs | None, str | None]:
 def load_prefs(path: str | os.PathLike | None = None) -> LoadedPrefs:
     """Read the preferences (blocking: use :func:`load_prefs_async` on the GUI thread). Never raises."""
     p = str(path) if path is not None else str(prefs_path())
+    # at start: what a save killed mid-write left (issue 13, 14f; never raises)
+    base = os.path.basename(os.path.realpath(p))
+    remove_stale_temp_files(os.path.dirname(os.path.realpath(p)), [base, base + ".bak", base + ".broken"])
     try:
         parsed, why = _parse_file(p)
     except FileNotFoundError:
