@@ -34,7 +34,8 @@ ADDRS = {
     "home-prefix": "2001:db8:100::77",
 }
 FLAGS = [F.TENTATIVE, F.DEPRECATED, F.TEMPORARY, F.DADFAILED]
-KINDS = [K.ETHERNET, K.WIFI, K.WWAN, K.TUNNEL, K.LOOPBACK]
+KINDS = [K.ETHERNET, K.WIFI, K.WWAN, K.TUNNEL, K.LOOPBACK, K.VIRTUAL]
+NOT_ACCESS = (K.TUNNEL, K.LOOPBACK, K.VIRTUAL)
 
 
 def expected_coa(where, flags, kind, up, valid_ok, allow_ula, bound):
@@ -43,7 +44,7 @@ def expected_coa(where, flags, kind, up, valid_ok, allow_ula, bound):
     on_home = where == "home-prefix"
     deprecated = bool(flags & F.DEPRECATED)
     clean = not (flags & (F.TENTATIVE | F.DADFAILED | F.TEMPORARY))
-    iface_ok = up and kind not in (K.TUNNEL, K.LOOPBACK)
+    iface_ok = up and kind not in NOT_ACCESS
     return scope_ok and not on_home and clean and iface_ok and valid_ok and (not deprecated or bound)
 
 
@@ -66,12 +67,12 @@ def test_usable_coa_rule(where, fbits, kind, up, valid_ok, allow_ula, bound):
     role = an.roles[addr.key]
     assert role.counted == want, (role, flags)
     assert an.z == (1 if want else 0)
-    assert (2 in an.active) == (want or (where == "home-prefix" and up and kind not in (K.TUNNEL, K.LOOPBACK)
+    assert (2 in an.active) == (want or (where == "home-prefix" and up and kind not in NOT_ACCESS
                                          and valid_ok and not flags & (F.TENTATIVE | F.DADFAILED)))
     if want and flags & F.DEPRECATED:
         assert role.role == "coa-deprecated"
     if flags & F.TEMPORARY and not (flags & (F.TENTATIVE | F.DADFAILED)) and where == "global" \
-            and kind not in (K.TUNNEL, K.LOOPBACK):
+            and kind not in NOT_ACCESS:
         assert role.role == "temporary"
 
 
@@ -164,3 +165,46 @@ def test_a_hoa_that_failed_dad_is_unusable():
     a = Address(2, "2001:db8:100::10", 64, flags=F.DADFAILED | F.TENTATIVE)
     an = analyse(state([iface()], [a], [HOA]), NOW)
     assert an.roles[a.key].role == "unusable" and not an.at_home
+
+
+def test_a_networkmanager_vpn_without_an_interface_is_a_vpn_not_a_care_of_address():
+    """Issue 13.5: an IPsec VPN (NetworkManager, no interface of its own) puts its address on eth0."""
+    coa = Address(2, "2001:db8:a::5", 64)
+    inner = Address(2, "2001:db8:f::7", 64)  # the VPN's address, on the Ethernet interface
+    inner4 = Address(2, "172.16.9.7", 32, family=2)
+    st = state([iface(2)], [coa, inner, inner4])
+    st.vpn_addresses = {inner.address: "Office", inner4.address: "Office"}
+    for ipv4_coas in (False, True):
+        an = analyse(st, NOW, ipv4_coas=ipv4_coas)
+        assert (an.x, an.z) == (1, 1)
+        assert an.roles[coa.key].role == "coa"
+        for a in (inner, inner4):
+            assert an.roles[a.key].role == "vpn" and not an.roles[a.key].counted
+            assert "Office" in an.roles[a.key].reason
+
+
+def test_a_vpn_into_the_home_prefix_does_not_put_the_node_at_home():
+    inner = Address(2, "2001:db8:100::77", 64)  # a VPN into the home network hands out a home-prefix address
+    coa = Address(2, "2001:db8:a::5", 64)
+    st = state([iface(2)], [inner, coa], hoas=[HOA])
+    st.vpn_addresses = {inner.address: "Home"}
+    an = analyse(st, NOW)
+    assert not an.at_home and an.home_links == frozenset()
+    assert an.roles[coa.key].role == "coa" and (an.x, an.y, an.z) == (1, 1, 1)
+
+
+def test_bridges_and_other_virtual_links_are_not_access_links():
+    """Issue 13.5: by the link's type (netlink IFLA_INFO_KIND, NetworkManager DeviceType), not its name."""
+    eth = iface(2, name="br-lan")  # an Ethernet NIC, whatever its name
+    br = iface(5, K.VIRTUAL, name="eth1")  # a bridge, whatever its name
+    addrs = [Address(2, "2001:db8:a::5", 64), Address(5, "2001:db8:b::5", 64), Address(5, "2001:db8:100::10", 64)]
+    an = analyse(state([eth, br], addrs, hoas=[HOA]), NOW)
+    assert (an.x, an.z) == (1, 1) and an.active == {2}
+    assert not an.at_home  # a home prefix on a bridge is no home link
+    assert an.roles[addrs[1].key].role == "other" and "virtual link" in an.roles[addrs[1].key].reason
+
+
+def test_every_role_has_a_style_in_the_window():
+    from mhgui.core.analysis import ROLES
+    from mhgui.ui.models import ROLE_STYLE
+    assert set(ROLES) == set(ROLE_STYLE)

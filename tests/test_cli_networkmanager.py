@@ -66,3 +66,26 @@ def test_monitor_keeps_running_across_a_networkmanager_restart(lab):
             err = proc.stderr.read()
             proc.wait(timeout=10)
     assert proc.returncode == 0, err
+
+
+def test_status_a_bridge_is_no_access_link_whatever_its_name(lab):
+    """Issue 13.5 end to end: a bridge called eth9, up with carrier and a global address, is listed as a
+    virtual link (netlink IFLA_INFO_KIND, NetworkManager DeviceType 13), holds no CoA, is not counted in x."""
+    lab.ip("link", "add", "eth9", "type", "bridge")
+    lab.ip("link", "add", "br9p", "type", "veth", "peer", "name", "br9q")
+    try:
+        lab.ip("link", "set", "br9p", "master", "eth9")
+        for name in ("br9p", "br9q", "eth9"):
+            lab.ip("link", "set", name, "up")
+        lab.ip("-6", "addr", "add", "2001:db8:99::1/64", "dev", "eth9", "nodad")
+        p = subprocess.run(mhctl_cmd(lab, "status", "--json"), capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stderr
+        s = json.loads(p.stdout)
+        br = next(i for i in s["interfaces"] if i["name"] == "eth9")
+        assert br["kind"] == "virtual" and br["up"] and not br["active"]
+        a = next(a for a in br["addresses"] if a["address"] == "2001:db8:99::1")
+        assert a["role"] == "other" and "virtual link" in a["reason"]
+        assert s["modems"] == []  # NetworkManager knows no modem here
+    finally:
+        lab.ip("link", "del", "br9p")
+        lab.ip("link", "del", "eth9")

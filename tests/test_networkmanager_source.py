@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import signal
 import socket
@@ -32,8 +31,11 @@ import pytest_asyncio
 from dbusmock import MOCK_IFACE, SpawnedMock
 from dbusmock.testcase import BusType
 
-from mhgui.core.model import InterfaceKind
-from mhgui.core.state import NmDevice, NmDeviceRemoved, NmSnapshot, SourceStatus, StateStore
+from mhgui.core.analysis import analyse
+from mhgui.core.model import Address, Interface, InterfaceKind
+from mhgui.core.state import (
+    AddressUpsert, LinkUpsert, NmDevice, NmDeviceRemoved, NmSnapshot, NmVpnsSet, SourceStatus, StateStore,
+)
 from mhgui.sources.networkmanager import DEVICE_KINDS, NetworkManagerSource, device_kind
 
 try:
@@ -46,6 +48,8 @@ NM_PATH = "/org/freedesktop/NetworkManager"
 DEVICE_IFACE = "org.freedesktop.NetworkManager.Device"
 WIRED_IFACE = "org.freedesktop.NetworkManager.Device.Wired"
 IP6_IFACE = "org.freedesktop.NetworkManager.IP6Config"
+IP4_IFACE = "org.freedesktop.NetworkManager.IP4Config"
+ACTIVE_IFACE = "org.freedesktop.NetworkManager.Connection.Active"
 PROPS = "org.freedesktop.DBus.Properties"
 
 
@@ -633,9 +637,123 @@ def test_device_type_numbers():
     assert device_kind(20) is InterfaceKind.ETHERNET
     assert device_kind(2) is InterfaceKind.WIFI
     assert device_kind(8) is InterfaceKind.WWAN
-    assert device_kind(17) is InterfaceKind.TUNNEL
-    assert device_kind(29) is InterfaceKind.TUNNEL
+    for tunnel in (16, 17, 29):  # tun, ip tunnel, wireguard
+        assert device_kind(tunnel) is InterfaceKind.TUNNEL
     assert device_kind(32) is InterfaceKind.LOOPBACK
-    for other in (0, 5, 13, 14, 16, 30, 31, 999):
+    # bridge, macvlan, vxlan, dummy, OVS interface/port/bridge, vrf, ipvlan, geneve: no access links
+    for virtual in (13, 18, 19, 22, 24, 25, 26, 31, 34, 35):
+        assert device_kind(virtual) is InterfaceKind.VIRTUAL
+    # bluetooth, infiniband, bond, vlan, adsl, generic, team, macsec, ppp, wifi-p2p, unknown: access links
+    for other in (0, 5, 9, 10, 11, 12, 14, 15, 21, 23, 30, 999):
         assert device_kind(other) is InterfaceKind.OTHER
-    assert set(DEVICE_KINDS) == {1, 2, 8, 17, 20, 29, 32}
+    assert set(DEVICE_KINDS) == {1, 2, 8, 13, 16, 17, 18, 19, 20, 22, 24, 25, 26, 29, 31, 32, 34, 35}
+
+
+# --------------------------------------------------------------------------- issue 13.5 and 13.6
+def _add_active(path: str, props: dict) -> None:
+    _mock_call(NM_PATH, "AddObject", path, ACTIVE_IFACE, props, dbus.Array([], signature="(ssss)"))
+
+
+def _add_ipconfig(path: str, iface: str, *pairs: tuple[str, int]) -> None:
+    _mock_call(NM_PATH, "AddObject", path, iface, {"AddressData": _address_data(*pairs)},
+               dbus.Array([], signature="(ssss)"))
+
+
+def _set_active_connections(*paths: str) -> None:
+    _mock_call(NM_PATH, "SetProperty", NM_PATH, NM, "ActiveConnections",
+               dbus.Array([dbus.ObjectPath(p) for p in paths], signature="o"))
+
+
+@pytest.mark.asyncio
+async def test_mock_vpn_without_an_interface_of_its_own(dbusmock_system, nm_mock, harness):
+    """An IPsec VPN (libreswan, strongswan) has no device: its Connection.Active object's own Ip4Config and
+    Ip6Config hold its addresses, which sit on the Ethernet interface. They are the VPN's, not CoAs."""
+    eth = str(_mock_call("/org/freedesktop", "AddEthernetDevice", "eth0", "eth0", 100))
+    _mock_call(eth, "AddProperty", DEVICE_IFACE, "Ifindex", dbus.Int32(2))
+    wired = "/org/freedesktop/NetworkManager/ActiveConnection/1"
+    vpn = "/org/freedesktop/NetworkManager/ActiveConnection/2"
+    ip4, ip6 = "/org/freedesktop/NetworkManager/IP4Config/9", "/org/freedesktop/NetworkManager/IP6Config/9"
+    _add_active(wired, {"Vpn": False, "Id": "Wired", "Type": "802-3-ethernet", "State": dbus.UInt32(2),
+                        "Devices": dbus.Array([dbus.ObjectPath(eth)], signature="o"),
+                        "Ip4Config": dbus.ObjectPath("/"), "Ip6Config": dbus.ObjectPath("/")})
+    _add_ipconfig(ip4, IP4_IFACE, ("172.16.9.7", 32))
+    _add_ipconfig(ip6, IP6_IFACE, ("2001:db8:f:0::7", 64))
+    _add_active(vpn, {"Vpn": True, "Id": "Office", "Type": "vpn", "State": dbus.UInt32(2),
+                      "Devices": dbus.Array([dbus.ObjectPath(eth)], signature="o"),
+                      "Ip4Config": dbus.ObjectPath(ip4), "Ip6Config": dbus.ObjectPath(ip6)})
+    hostile = "/org/freedesktop/NetworkManager/ActiveConnection/3"  # Vpn of the wrong type: left out, logged
+    _add_active(hostile, {"Vpn": "yes", "Id": "Bad", "Ip4Config": dbus.ObjectPath(ip4)})
+    _set_active_connections(wired, vpn, hostile, "/org/freedesktop/NetworkManager/ActiveConnection/gone")
+    harness.make(dbusmock_system.address)
+    await harness.src.start()
+    store = harness.store
+    assert store.state.vpn_addresses == {"172.16.9.7": "Office", "2001:db8:f::7": "Office"}
+    sets = [e for e in harness.events if isinstance(e, NmVpnsSet)]
+    assert len(sets) == 1 and sets[0].vpns[0].path == vpn
+
+    # what netlink reports for eth0: its own CoA and the VPN's addresses on it
+    store.apply(LinkUpsert(Interface(2, "eth0", InterfaceKind.ETHERNET, admin_up=True, oper_up=True, carrier=True,
+                                     operstate="up")))
+    coa, inner6, inner4 = (Address(2, "2001:db8:a::5", 64), Address(2, "2001:db8:f::7", 64),
+                           Address(2, "172.16.9.7", 32, family=2))
+    for a in (coa, inner6, inner4):
+        store.apply(AddressUpsert(a))
+    an = analyse(store.state, 0.0, ipv4_coas=True)
+    assert (an.x, an.z) == (1, 1)
+    assert an.roles[inner6.key].role == an.roles[inner4.key].role == "vpn"
+    assert an.roles[coa.key].role == "coa"
+
+    # the VPN's IPv6 address changes; then the VPN goes down
+    _set(ip6, IP6_IFACE, "AddressData", _address_data(("2001:db8:f::8", 64)))
+    await wait_until(lambda: "2001:db8:f::8" in store.state.vpn_addresses, "the VPN's new IPv6 address")
+    assert "2001:db8:f::7" not in store.state.vpn_addresses
+    assert analyse(store.state, 0.0).z == 2  # f::7 is no longer the VPN's: an address of eth0's own
+    _set_active_connections(wired)
+    await wait_until(lambda: store.state.vpn_addresses == {}, "the VPN gone")
+    # NetworkManager leaving the bus makes its VPN data stale: forgotten with the devices
+    _set_active_connections(wired, vpn)
+    await wait_until(lambda: store.state.vpn_addresses != {}, "the VPN back")
+    nm_mock.terminate()
+    nm_mock.process.wait()
+    await wait_until(lambda: harness.status and harness.status[0] != "running", "NetworkManager gone")
+    assert store.state.vpn_addresses == {}
+
+
+@pytest.mark.asyncio
+async def test_mock_modem_control_port_is_never_taken_for_its_data_link(dbusmock_system, nm_mock, harness):
+    """A modem's Interface is its control port; a network link that happens to have that name (here
+    "lo") is another link. Until its bearer is connected (IpInterface set) it has no link of its own."""
+    modem = "/org/freedesktop/NetworkManager/Devices/9"
+    _mock_call(NM_PATH, "AddObject", modem, DEVICE_IFACE, {
+        "DeviceType": dbus.UInt32(8), "Interface": "lo", "IpInterface": "", "State": dbus.UInt32(30),
+        "Managed": True, "Ip6Config": dbus.ObjectPath("/"),
+    }, dbus.Array([], signature="(ssss)"))
+    harness.make(dbusmock_system.address)
+    await harness.src.start()
+    m = harness.dev("lo")
+    assert m.kind is InterfaceKind.WWAN and m.ifindex == 0 and m.ip_interface == ""
+    _set(modem, DEVICE_IFACE, "IpInterface", "lo")  # connected: its data interface (lo stands in for wwan0)
+    await wait_until(lambda: harness.dev("lo").ifindex == socket.if_nametoindex("lo"), "the data interface")
+    assert harness.dev("lo").ip_interface == "lo"
+    _set(modem, DEVICE_IFACE, "IpInterface", "")  # disconnected again
+    await wait_until(lambda: harness.dev("lo").ifindex == 0, "no data interface again")
+
+
+@pytest.mark.nm
+@pytest.mark.netns
+@pytest.mark.asyncio
+async def test_real_bridge_and_macvlan_are_virtual_by_device_type(real):
+    """A real NetworkManager's DeviceType (13 bridge, 18 macvlan) gives the kind, whatever the names."""
+    lab = real.lab
+    lab.ip("link", "add", "eth42", "type", "bridge")
+    lab.ip("link", "add", "wlan42", "link", "veth-um", "type", "macvlan", "mode", "bridge")
+    try:
+        await wait_until(lambda: real.dev("eth42") is not None and real.dev("wlan42") is not None,
+                         "the bridge and the macvlan", timeout=10)
+        assert real.dev("eth42").kind is InterfaceKind.VIRTUAL
+        assert real.dev("wlan42").kind is InterfaceKind.VIRTUAL
+        assert real.dev("veth-um").kind is InterfaceKind.ETHERNET
+    finally:
+        lab.ip("link", "del", "wlan42")
+        lab.ip("link", "del", "eth42")
+        await wait_until(lambda: real.dev("eth42") is None and real.dev("wlan42") is None, "both gone", timeout=10)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import NamedTuple
 
 #: The kernel's "infinite" lifetime (``INFINITY_LIFE_TIME`` in
@@ -59,17 +59,27 @@ FLAG_NAMES: dict[AddressFlag, str] = {
 }
 
 
-def effective_flags(ifa_flags: int, ifa_flags_attr: int | None) -> AddressFlag:
+def effective_flags(ifa_flags: int, ifa_flags_attr: int | None, preferred_lft: int | None = None) -> AddressFlag:
     """Combine the 8-bit ``ifa_flags`` header field and the ``IFA_FLAGS`` attribute.
 
     ``IFA_FLAGS`` (32 bits, Linux 3.14+) wins when present; otherwise only the
     8-bit field is known. Unknown bits are dropped.
+
+    ``preferred_lft``: the remaining preferred lifetime of ``IFA_CACHEINFO`` in seconds, if
+    known. 0 means deprecated (RFC 4862 section 5.5.4) whatever the flag says: the kernel sets
+    ``IFA_F_DEPRECATED`` only in its next address check, so an address an RA creates with a
+    preferred lifetime of 0 first arrives without it, and each refresh of such a prefix sends the
+    address once with the flag cleared and once with it set again (``addrconf_prefix_rcv_add_addr``
+    clears it and notifies before ``addrconf_verify`` runs).
     """
     raw = ifa_flags_attr if ifa_flags_attr is not None else (ifa_flags & 0xFF)
     known = 0
     for f in AddressFlag:
         known |= f.value
-    return AddressFlag(raw & known)
+    flags = AddressFlag(raw & known)
+    if preferred_lft == 0:
+        flags |= AddressFlag.DEPRECATED
+    return flags
 
 
 def flag_names(flags: AddressFlag, family: int = 10) -> list[str]:
@@ -89,6 +99,9 @@ class InterfaceKind(str, enum.Enum):
     WWAN = "wwan"
     TUNNEL = "tunnel"
     LOOPBACK = "loopback"
+    #: a virtual link that is no access link: bridge, macvlan/ipvlan, ifb, dummy, vrf, vxlan...
+    #: (netlink ``IFLA_INFO_KIND``, NetworkManager ``DeviceType``)
+    VIRTUAL = "virtual"
     OTHER = "other"
 
 
@@ -178,6 +191,25 @@ class Address:
         return None if self.valid_until is None else max(0.0, self.valid_until - now)
 
 
+#: the fields of :class:`Address` that only count down (see :func:`address_changed`)
+_LIFETIME_FIELDS = ("preferred_until", "valid_until")
+_STATE_FIELDS = tuple(f.name for f in fields(Address) if f.compare and f.name not in _LIFETIME_FIELDS)
+
+
+def address_changed(old: Address, new: Address) -> bool:
+    """True when ``new`` differs from ``old`` in more than where its lifetimes end.
+
+    Lifetimes count down and every router advertisement that refreshes a prefix restarts them:
+    a new deadline alone is no change (the model keeps the newer one quietly). Everything else
+    counts: flags (deprecated included, see :func:`effective_flags`), scope, and a lifetime that
+    becomes finite or infinite. The kernel reports the moments that matter as flags or removals
+    (deprecation sets ``IFA_F_DEPRECATED``, the end of the valid lifetime removes the address).
+    """
+    if any(getattr(old, n) != getattr(new, n) for n in _STATE_FIELDS):
+        return True
+    return any((getattr(old, n) is None) != (getattr(new, n) is None) for n in _LIFETIME_FIELDS)
+
+
 _ULA = ipaddress.IPv6Network("fc00::/7")
 _DOC = ipaddress.IPv6Network("2001:db8::/32")
 
@@ -263,6 +295,9 @@ class NodeState:
     home_addresses: tuple[HomeAddress, ...] = ()
     #: CoAs the mobility daemon has bound (from its binding update list); empty without a daemon
     bound_coas: frozenset[str] = frozenset()
+    #: addresses (RFC 5952 text) that belong to a VPN connection, with its name (NetworkManager's
+    #: active VPN connections, whose addresses may sit on an access interface): never care-of addresses
+    vpn_addresses: dict[str, str] = field(default_factory=dict)
 
     def addresses_of(self, ifindex: int) -> list[Address]:
         return sorted(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Union
 
-from .model import Address, AddressKey, HomeAddress, Interface, InterfaceKind, NodeState
+from .model import Address, AddressKey, HomeAddress, Interface, InterfaceKind, NodeState, address_changed
 
 
 # --------------------------------------------------------------------------- events
@@ -76,11 +76,33 @@ class NmDevice:
     ip6_addresses: tuple[tuple[str, int], ...] = ()
     #: ``Device.Wired.Carrier`` etc. where the device has one, else None
     carrier: bool | None = None
+    #: ``IpInterface``: the data interface once activated (a modem's wwan0 or ppp0), else ""
+    ip_interface: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class NmDeviceRemoved:
     path: str
+
+
+@dataclass(frozen=True, slots=True)
+class NmVpn:
+    """One active VPN connection of NetworkManager (``Connection.Active`` with ``Vpn`` true).
+
+    ``addresses``: its own ``Ip4Config``/``Ip6Config`` AddressData as ("addr", prefix) pairs. A VPN
+    without an interface of its own (IPsec) has them on the access interface it runs over.
+    """
+
+    path: str
+    name: str
+    addresses: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NmVpnsSet:
+    """Every active VPN connection NetworkManager lists; replaces the previous set."""
+
+    vpns: tuple[NmVpn, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +143,38 @@ class BoundCoAsSet:
 Event = Union[
     LinkUpsert, LinkRemoved, AddressUpsert, AddressRemoved,
     NetlinkSnapshot, RoutersSnapshot, NmDevice, NmDeviceRemoved, NmSnapshot, SourceStatus, HomeAddressesSet, BoundCoAsSet,
+    NmVpnsSet,
 ]
+
+
+def merge_dump(dump: NetlinkSnapshot, events: Iterable[Event]) -> NetlinkSnapshot:
+    """The kernel's tables at the end of a re-dump: ``dump`` with the netlink events that arrived meanwhile.
+
+    ``events``: every link and address event received from the bind of the event socket until
+    the dump ended, oldest first (other events are ignored; default routes are re-read apart).
+    A dump is not atomic: each entry shows its key at the moment the dump passed it, and the
+    kernel queues an event after making its change. So for a key that any of these events
+    touches, the last such event is at least as new as the dump's entry and wins; a key no event
+    touched is as the dump shows it (an address present before and in the dump is unchanged).
+    ``RTM_DELLINK`` takes the link's addresses with it. Links and addresses keep the dump's
+    order, keys first seen in an event follow in event order. The dump must be consistent (no
+    ``NLM_F_DUMP_INTR``, rtnetlink(7)): an interrupted dump can skip entries.
+    """
+    links = {i.ifindex: i for i in dump.interfaces}
+    addrs = {a.key: a for a in dump.addresses}
+    for ev in events:
+        match ev:
+            case LinkUpsert(iface):
+                links[iface.ifindex] = iface
+            case LinkRemoved(ifindex):
+                links.pop(ifindex, None)
+                for key in [k for k in addrs if k.ifindex == ifindex]:
+                    del addrs[key]
+            case AddressUpsert(addr):
+                addrs[addr.key] = addr
+            case AddressRemoved(key):
+                addrs.pop(key, None)
+    return NetlinkSnapshot(tuple(links.values()), tuple(addrs.values()), dump.routers)
 
 
 # --------------------------------------------------------------------------- changes
@@ -131,8 +184,10 @@ class Change:
 
     ``kind``: link-added, link-removed, link-up, link-down, link-changed,
     address-added, address-removed, address-changed, router-added,
-    router-removed, source-lost, source-back, source-changed, home-addresses-changed.
-    ``before``/``after`` are the old and new objects where they apply.
+    router-removed, source-lost, source-back, source-changed, home-addresses-changed, vpn-changed.
+    ``before``/``after`` are the old and new objects where they apply. An address whose lifetimes
+    alone were restarted or count on is updated without a change
+    (:func:`~mhgui.core.model.address_changed`).
     """
 
     kind: str
@@ -222,6 +277,8 @@ class StateStore:
                     return []
                 self.state.bound_coas = coas
                 return [Change("home-addresses-changed", detail="bound CoAs")]
+            case NmVpnsSet(vpns):
+                return self._set_vpns({a: v.name for v in vpns for a, _ in v.addresses})
         raise TypeError(f"not an event: {ev!r}")
 
     def _merge_nm(self, iface: Interface) -> Interface:
@@ -265,6 +322,8 @@ class StateStore:
         if old == addr:
             return []
         self.state.addresses[addr.key] = addr
+        if old is not None and not address_changed(old, addr):
+            return []  # only the lifetimes were restarted or counted on: kept, not announced
         kind = "address-added" if old is None else "address-changed"
         return [Change(kind, addr.ifindex, addr.key, before=old, after=addr)]
 
@@ -315,6 +374,13 @@ class StateStore:
         raw = self.netlink_links.get(ifindex)
         return [] if raw is None else self._set_link(self._merge_nm(raw))
 
+    def _set_vpns(self, vpn_addresses: dict[str, str]) -> list[Change]:
+        if vpn_addresses == self.state.vpn_addresses:
+            return []
+        self.state.vpn_addresses = vpn_addresses
+        names = sorted(set(vpn_addresses.values()))
+        return [Change("vpn-changed", detail="VPN addresses: " + (", ".join(names) if names else "none"))]
+
     def _source_status(self, source: str, status: str, detail: str) -> list[Change]:
         old = self.sources.get(source)
         if old == (status, detail):
@@ -327,6 +393,7 @@ class StateStore:
             out: list[Change] = []
             for p in paths:
                 out += self._nm_detach(self.nm_devices.pop(p))
+            out += self._set_vpns({})
         else:
             out = []
         was_ok = old is not None and old[0] in healthy

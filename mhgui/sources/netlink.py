@@ -4,10 +4,15 @@ Netlink is the truth for links and addresses: NetworkManager defers carrier
 loss by seconds and does not give address flags or lifetimes
 (``../shared/domain/protocol.md``, "Design facts").
 
-Order of work (as bleak does for D-Bus): bind the event socket first, then dump,
-then apply the queued events; a lost event (``ENOBUFS``: the socket's receive
-buffer overflowed, RFC 3549 section 2.3.3.1 / rtnetlink(7)) leads to a full
-re-dump that is reconciled against the model, never to a stale table.
+Order of work (as bleak does for D-Bus): bind the event socket first and keep
+reading it, then dump; the events that arrived while the dump ran are newer than
+the dump's entries for their keys and are merged into it
+(:func:`~mhgui.core.state.merge_dump`) before the store reconciles the result
+with the model, so each difference is announced once. A dump that the kernel
+marks as interrupted (``NLM_F_DUMP_INTR``: the table changed between two parts,
+entries may be skipped) is done again. A lost event (``ENOBUFS``: the socket's
+receive buffer overflowed, RFC 3549 section 2.3.3.1 / rtnetlink(7)) leads to a
+full re-dump the same way, never to a stale table.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import select
 import time
 import os
 from typing import Callable
@@ -22,6 +28,7 @@ from typing import Callable
 from ..core.model import Address, Interface, InterfaceKind, effective_flags, lifetime_deadline, normalise_address
 from ..core.state import (
     AddressRemoved, AddressUpsert, Event, LinkRemoved, LinkUpsert, NetlinkSnapshot, RoutersSnapshot, SourceStatus,
+    merge_dump,
 )
 from ..core.model import AddressKey
 
@@ -37,6 +44,8 @@ RTMGRP_IPV6_ROUTE = 0x400
 GROUPS = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE
 
 RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR, RTM_NEWROUTE, RTM_DELROUTE = 16, 17, 20, 21, 24, 25
+#: nlmsghdr flag: the dump was interrupted by a change of the table (include/uapi/linux/netlink.h)
+NLM_F_DUMP_INTR = 0x10
 
 IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
@@ -52,9 +61,18 @@ ARPHRD_NONE = 0xFFFE
 _TUNNEL_TYPES = {ARPHRD_TUNNEL, ARPHRD_TUNNEL6, ARPHRD_SIT, ARPHRD_IPGRE, ARPHRD_IP6GRE}
 _TUNNEL_KINDS = {"ip6tnl", "ipip", "sit", "gre", "ip6gre", "gretap", "ip6gretap", "vti", "vti6", "wireguard", "ipip6",
                  "xfrm", "tun"}
+#: IFLA_INFO_KIND of virtual links that are no access links (a bridge, macvlan or ipvlan carries
+#: containers' or VMs' networks, ifb mirrors ingress traffic, dummy/vrf/vxlan are local or overlays)
+VIRTUAL_KINDS = frozenset({"bridge", "macvlan", "macvtap", "ipvlan", "ipvtap", "ifb", "dummy", "vrf", "vxlan",
+                           "geneve", "bareudp", "nlmon", "netdevsim", "vcan", "vxcan", "openvswitch"})
 
 #: How long to wait before re-dumping after a failure, seconds (doubles up to 30 s).
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0
+#: Interrupted dumps are done again at once this many times, then after a pause of
+#: INTR_PAUSE seconds that doubles up to INTR_PAUSE_MAX (the table is churning).
+INTR_AT_ONCE, INTR_PAUSE, INTR_PAUSE_MAX = 3, 0.05, 2.0
+#: Most event-loop turns spent waiting for the event socket to be read empty after a dump.
+SETTLE_TURNS = 200_000
 
 
 def link_kind(ifi_type: int, info_kind: str | None, devtype: str | None) -> InterfaceKind:
@@ -72,6 +90,8 @@ def link_kind(ifi_type: int, info_kind: str | None, devtype: str | None) -> Inte
     # tun/tap devices (OpenVPN, wireguard-go...) and IP-less links are VPNs, not access links
     if ifi_type in _TUNNEL_TYPES or ifi_type == ARPHRD_NONE or (info_kind or "") in _TUNNEL_KINDS:
         return InterfaceKind.TUNNEL
+    if info_kind in VIRTUAL_KINDS:
+        return InterfaceKind.VIRTUAL
     if ifi_type == ARPHRD_ETHER and info_kind in (None, "veth"):
         return InterfaceKind.ETHERNET
     return InterfaceKind.OTHER
@@ -123,7 +143,9 @@ def parse_addr(msg, now: float) -> Address | None:
     """RTM_NEWADDR/RTM_DELADDR message (pyroute2 ``ifaddrmsg``) to :class:`Address`; None if malformed.
 
     ``IFA_FLAGS`` wins over the 8-bit ``ifa_flags``; lifetimes from ``IFA_CACHEINFO``
-    (seconds, relative to the message) become deadlines relative to ``now``.
+    (seconds, relative to the message) become deadlines relative to ``now``. A preferred
+    lifetime of 0 makes the address deprecated from its first message on (see
+    :func:`~mhgui.core.model.effective_flags`).
     """
     try:
         family = int(msg["family"])
@@ -134,7 +156,7 @@ def parse_addr(msg, now: float) -> Address | None:
         return Address(
             ifindex=int(msg["index"]), address=address, prefixlen=int(msg["prefixlen"]),
             family=family, scope=int(msg.get("scope") or 0),
-            flags=effective_flags(int(msg.get("flags") or 0), msg.get("IFA_FLAGS")),
+            flags=effective_flags(int(msg.get("flags") or 0), msg.get("IFA_FLAGS"), ci.get("ifa_preferred")),
             preferred_until=lifetime_deadline(ci.get("ifa_preferred"), now),
             valid_until=lifetime_deadline(ci.get("ifa_valid"), now),
         )
@@ -182,6 +204,10 @@ class NetlinkSource:
     None for the current one. ``clock``: seconds, monotonic (lifetimes).
     ``devtype``: blocking reader of sysfs DEVTYPE, run in the default executor
     (only used when ``netns`` is None, since /sys shows the namespace it was mounted in).
+
+    Every full dump (the first, after lost events, or asked for with :meth:`resync`) reaches
+    the sink as one :class:`~mhgui.core.state.NetlinkSnapshot` that already includes the events
+    received while it ran; the events after it follow one by one.
     """
 
     def __init__(self, sink: Callable[[Event], None], *, netns: str | None = None,
@@ -197,13 +223,17 @@ class NetlinkSource:
         self._factory = ipr_factory
         self._task: asyncio.Task | None = None
         self._lock = asyncio.Lock()
-        self.resyncs = 0  # full re-dumps after the first one (lost events)
+        self.resyncs = 0  # full re-dumps after the first one (lost events, resync())
+        self.interrupted_dumps = 0  # dumps done again because the kernel flagged NLM_F_DUMP_INTR
+        self._synced = False
+        self._inbox: asyncio.Queue | None = None  # the current event socket's messages, oldest first
+        self._waiters: list[asyncio.Future] = []  # resync() calls waiting for the next full dump
         self._routes_pending = False
         self._route_tasks: set[asyncio.Task] = set()
         self.first_snapshot = asyncio.Event()
 
     def _open(self):
-        from pyroute2 import AsyncIPRoute
+        from pyroute2.iproute.linux import AsyncIPRoute  # the submodule alone (mhgui._pyroute2)
         if self._factory is not None:
             return self._factory()
         kw = {"rcvbuf": self._rcvbuf}
@@ -223,6 +253,24 @@ class NetlinkSource:
         async with self._lock:
             task, self._task = self._task, None
         await cancel_and_wait(task)
+        waiters, self._waiters = self._waiters, []
+        for w in waiters:
+            w.cancel()
+
+    async def resync(self) -> None:
+        """Dump the kernel's tables again and reconcile them with the model, as after a lost event.
+
+        Returns once a dump that started after this call has reached the sink (merged with the
+        events that arrived meanwhile). Raises ``RuntimeError`` when the source is not running,
+        ``asyncio.CancelledError`` when it is stopped first.
+        """
+        if self._task is None or self._task.done():
+            raise RuntimeError("the netlink source is not running")
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        if self._inbox is not None:
+            self._inbox.put_nowait(_RESYNC)
+        await fut
 
     def _emit(self, ev: Event) -> None:
         try:
@@ -232,20 +280,20 @@ class NetlinkSource:
 
     async def _run(self) -> None:
         delay = RETRY_FIRST
-        first = True
         while True:
-            mon = None
+            mon = reader = None
             try:
                 mon = self._open()
                 await mon.bind(groups=GROUPS)
-                if not first:
+                self._inbox = inbox = asyncio.Queue()
+                reader = asyncio.get_running_loop().create_task(self._read(mon, inbox), name="netlink-reader")
+                if self._synced:
                     self._emit(SourceStatus("netlink", "resyncing", "re-reading the kernel's tables after lost events"))
-                await self._snapshot()
+                await self._sync(mon, inbox)
                 self._emit(SourceStatus("netlink", "ok"))
                 self.first_snapshot.set()
-                first = False
                 delay = RETRY_FIRST
-                await self._events(mon)
+                await self._follow(mon, inbox)
             except asyncio.CancelledError:
                 raise
             except PermissionError as e:
@@ -258,13 +306,94 @@ class NetlinkSource:
                 else:
                     log.warning("netlink: %s; re-dumping in %.1f s", e, delay)
                 self._emit(SourceStatus("netlink", "resyncing", "events were lost; re-reading the kernel's tables"))
-                self.resyncs += not first
             finally:
-                if mon is not None:
-                    mon.close()
-            first = False
+                self._inbox = None
+                try:
+                    await cancel_and_wait(reader)  # raises again if this task is being cancelled
+                finally:
+                    if mon is not None:
+                        mon.close()
             await asyncio.sleep(delay)
             delay = min(max(delay * 2, RETRY_FIRST), RETRY_MAX)
+
+    async def _read(self, mon, inbox: asyncio.Queue) -> None:
+        """Move every message of the event socket into ``inbox``; a failure goes there too, last."""
+        try:
+            while True:
+                async for msg in mon.get():
+                    inbox.put_nowait(msg)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            inbox.put_nowait(e)
+
+    async def _follow(self, mon, inbox: asyncio.Queue) -> None:
+        while True:
+            item = await inbox.get()
+            if item is _RESYNC:
+                await self._sync(mon, inbox)
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            ev = await self._event_of(item)
+            if ev is _ROUTES:
+                self._schedule_routers()
+            elif ev is not None:
+                self._emit(ev)
+
+    async def _sync(self, mon, inbox: asyncio.Queue) -> None:
+        """Dump, wait for the events sent until then, hand the merged snapshot to the sink."""
+        again = True
+        while again:
+            waiters, self._waiters = self._waiters, []
+            try:
+                snap = await self._dump()
+                await self._settle(mon)
+                events: list[Event] = []
+                routes = again = False
+                while not inbox.empty():
+                    item = inbox.get_nowait()
+                    if item is _RESYNC:
+                        again = True  # asked for while this dump ran: one more
+                    elif isinstance(item, BaseException):
+                        raise item
+                    elif (ev := await self._event_of(item)) is _ROUTES:
+                        routes = True
+                    elif ev is not None:
+                        events.append(ev)
+            except BaseException:
+                self._waiters[:0] = waiters  # the next full dump answers them
+                raise
+            self._emit(merge_dump(snap, events))
+            self.resyncs += self._synced
+            self._synced = True
+            if routes:  # the dump's default routes may be older than these events
+                self._schedule_routers()
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
+
+    async def _settle(self, mon) -> None:
+        """Return once every message the kernel queued on ``mon`` so far has been moved to the inbox.
+
+        The socket is read by the event loop one datagram per turn, then by :meth:`_read`; an
+        event sent before the dump ended may still sit in the socket when the dump's last part
+        arrives. Empty means: the socket has nothing to read (poll) and pyroute2's queue is empty.
+        """
+        try:
+            fd = mon.socket.fileno()
+            queue = mon.msg_queue.root
+        except Exception:  # another socket object (tests, benchmarks): give its reader a few turns
+            for _ in range(10):
+                await asyncio.sleep(0)
+            return
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        for _ in range(SETTLE_TURNS):
+            await asyncio.sleep(0)
+            if not poller.poll(0) and queue.empty():
+                return
+        log.warning("netlink: events kept arriving while settling a dump; going on")
 
     async def _kind_of(self, msg) -> str | None:
         ifindex = msg.get("index")
@@ -275,34 +404,22 @@ class NetlinkSource:
             self._devtypes[ifindex] = await asyncio.get_running_loop().run_in_executor(None, self._devtype, name)
         return self._devtypes[ifindex]
 
-    async def _snapshot(self) -> None:
+    async def _dump(self) -> NetlinkSnapshot:
+        """A consistent dump of links, addresses and default routes (interrupted ones are done again)."""
         ipr = self._open()
         try:
-            links, addrs, routers = [], [], []
-            async for m in await ipr.link("dump"):
-                i = parse_link(m, await self._kind_of(m))
-                if i is not None:
-                    links.append(i)
-            now = self._clock()
-            async for m in await ipr.addr("dump"):
-                a = parse_addr(m, now)
-                if a is not None:
-                    addrs.append(a)
-            async for m in await ipr.route("dump", family=AF_INET6):
-                routers.extend(parse_default_route(m))
+            attempt = 0
+            while True:
+                snap = await dump_once(ipr, self._kind_of, self._clock)
+                if snap is not None:
+                    return snap
+                self.interrupted_dumps += 1
+                attempt += 1
+                log.debug("netlink: dump interrupted by a change (NLM_F_DUMP_INTR); again (%d)", attempt)
+                if attempt > INTR_AT_ONCE:
+                    await asyncio.sleep(min(INTR_PAUSE * 2 ** (attempt - INTR_AT_ONCE - 1), INTR_PAUSE_MAX))
         finally:
             ipr.close()
-        self._emit(NetlinkSnapshot(tuple(links), tuple(addrs), tuple(routers)))
-
-    async def _events(self, mon) -> None:
-        while True:
-            async for msg in mon.get():
-                try:
-                    await self._handle(msg)
-                except (asyncio.CancelledError, OSError):
-                    raise
-                except Exception:  # one odd message must not stop the source
-                    log.exception("netlink: message ignored")
 
     async def _routers(self) -> None:
         """Re-read the IPv6 default routes: route events carry metrics and NLM_F_REPLACE, and a
@@ -330,28 +447,74 @@ class NetlinkSource:
             self._routes_pending = False
             log.warning("netlink: route dump failed: %s", task.exception())
 
-    async def _handle(self, msg) -> None:
-        t = msg["header"]["type"]
-        if t == RTM_NEWLINK:
-            i = parse_link(msg, await self._kind_of(msg))
-            if i is not None:
-                self._emit(LinkUpsert(i))
-        elif t == RTM_DELLINK:
-            ifindex = msg.get("index")
-            self._devtypes.pop(ifindex, None)
-            if ifindex is not None:
-                self._emit(LinkRemoved(int(ifindex)))
-        elif t == RTM_NEWADDR:
-            a = parse_addr(msg, self._clock())
-            if a is not None:
-                self._emit(AddressUpsert(a))
-        elif t == RTM_DELADDR:
-            a = parse_addr(msg, self._clock())
-            if a is not None:
-                self._emit(AddressRemoved(AddressKey(a.ifindex, a.address, a.prefixlen)))
-        elif t in (RTM_NEWROUTE, RTM_DELROUTE):
-            if _is_ipv6_default(msg):
-                self._schedule_routers()
+    async def _event_of(self, msg) -> Event | object | None:
+        """The event for one message, ``_ROUTES`` for a change of the IPv6 default routes, or None.
+
+        A malformed message is logged and gives None.
+        """
+        try:
+            t = msg["header"]["type"]
+            if t == RTM_NEWLINK:
+                i = parse_link(msg, await self._kind_of(msg))
+                return None if i is None else LinkUpsert(i)
+            if t == RTM_DELLINK:
+                ifindex = msg.get("index")
+                self._devtypes.pop(ifindex, None)
+                return None if ifindex is None else LinkRemoved(int(ifindex))
+            if t in (RTM_NEWADDR, RTM_DELADDR):
+                a = parse_addr(msg, self._clock())
+                if a is None:
+                    return None
+                return AddressUpsert(a) if t == RTM_NEWADDR else AddressRemoved(AddressKey(a.ifindex, a.address, a.prefixlen))
+            if t in (RTM_NEWROUTE, RTM_DELROUTE) and _is_ipv6_default(msg):
+                return _ROUTES
+        except (asyncio.CancelledError, OSError):
+            raise
+        except Exception:  # one odd message must not stop the source
+            log.exception("netlink: message ignored")
+        return None
+
+
+#: inbox marker: resync() was called
+_RESYNC = object()
+#: _event_of() result: the IPv6 default routes changed (re-read them)
+_ROUTES = object()
+
+
+def _flags(msg) -> int:
+    try:
+        return int(msg["header"].get("flags") or 0)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return 0
+
+
+async def dump_once(ipr, kind_of: Callable, clock: Callable[[], float]) -> NetlinkSnapshot | None:
+    """Links, addresses and IPv6 default routes from one dump over ``ipr`` (a pyroute2 ``AsyncIPRoute``).
+
+    ``kind_of(msg)``: awaitable sysfs DEVTYPE of a link message; ``clock()``: seconds (lifetimes).
+    None when the kernel flagged any part as interrupted (``NLM_F_DUMP_INTR``: the table changed
+    between two parts, so entries may have been skipped or repeated); the dump is read to its
+    end regardless, so that the socket can serve the next one.
+    """
+    links, addrs, routers = [], [], []
+    intr = 0
+    async for m in await ipr.link("dump"):
+        intr |= _flags(m)
+        i = parse_link(m, await kind_of(m))
+        if i is not None:
+            links.append(i)
+    now = clock()
+    async for m in await ipr.addr("dump"):
+        intr |= _flags(m)
+        a = parse_addr(m, now)
+        if a is not None:
+            addrs.append(a)
+    async for m in await ipr.route("dump", family=AF_INET6):
+        intr |= _flags(m)
+        routers.extend(parse_default_route(m))
+    if intr & NLM_F_DUMP_INTR:
+        return None
+    return NetlinkSnapshot(tuple(links), tuple(addrs), tuple(routers))
 
 
 def can_open_netlink() -> bool:

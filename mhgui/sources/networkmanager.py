@@ -3,7 +3,9 @@
 What it reports
     One :class:`~mhgui.core.state.NmSnapshot` after every (re-)enumeration,
     then one :class:`~mhgui.core.state.NmDevice` per change of a device and
-    :class:`~mhgui.core.state.NmDeviceRemoved` when NetworkManager drops one,
+    :class:`~mhgui.core.state.NmDeviceRemoved` when NetworkManager drops one;
+    one :class:`~mhgui.core.state.NmVpnsSet` (the active VPN connections and
+    their addresses) after each enumeration and whenever they change;
     plus :class:`~mhgui.core.state.SourceStatus` for source ``"networkmanager"``:
 
     ``running``    NetworkManager answered and the snapshot was sent.
@@ -31,7 +33,17 @@ https://networkmanager.dev/docs/api/latest/spec.html, version 1.42):
   running 1.42.4). The source therefore resolves ``IpInterface`` (when set),
   else ``Interface``, with ``if_nametoindex(3)`` in its own network namespace
   (NetworkManager's, in production); 0 when there is no such link. An
-  ``Ifindex`` property (i), where a service provides one, wins.
+  ``Ifindex`` property (i), where a service provides one, wins. A modem's
+  ``Interface`` is its control port (``cdc-wdm0``, ``ttyUSB2``), never its data
+  link: a modem resolves by ``IpInterface`` only, so it has ifindex 0 until
+  its bearer is connected and its data interface exists.
+- VPNs: ``ActiveConnections`` (ao) of ``/org/freedesktop/NetworkManager``;
+  for each, ``org.freedesktop.NetworkManager.Connection.Active`` properties
+  ``Vpn`` (b), ``Id`` (s), ``Ip4Config`` and ``Ip6Config`` (o), whose
+  ``IP4Config``/``IP6Config`` ``AddressData`` are the VPN's addresses. A VPN
+  without an interface of its own (IPsec: libreswan, strongswan) has them on
+  the access interface it runs over. Re-read when ``ActiveConnections``, a VPN
+  connection or one of its IP configurations changes.
 - ``org.freedesktop.NetworkManager.Device.Wired.Carrier`` (b), read only for
   Ethernet and veth devices (the only types that implement ``Device.Wired``).
 - ``org.freedesktop.NetworkManager.IP6Config.AddressData`` (aa{sv}): one
@@ -69,7 +81,7 @@ from dbus_fast import AuthError, BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
 from ..core.model import InterfaceKind, normalise_address
-from ..core.state import Event, NmDevice, NmDeviceRemoved, NmSnapshot, SourceStatus
+from ..core.state import Event, NmDevice, NmDeviceRemoved, NmSnapshot, NmVpn, NmVpnsSet, SourceStatus
 
 log = logging.getLogger(__name__)
 
@@ -83,22 +95,40 @@ NM_IFACE = "org.freedesktop.NetworkManager"
 DEVICE_IFACE = "org.freedesktop.NetworkManager.Device"
 WIRED_IFACE = "org.freedesktop.NetworkManager.Device.Wired"
 IP6_IFACE = "org.freedesktop.NetworkManager.IP6Config"
+IP4_IFACE = "org.freedesktop.NetworkManager.IP4Config"
+ACTIVE_IFACE = "org.freedesktop.NetworkManager.Connection.Active"
 PROPS_IFACE = "org.freedesktop.DBus.Properties"
 DBUS_NAME = "org.freedesktop.DBus"
 DBUS_PATH = "/org/freedesktop/DBus"
 DBUS_IFACE = "org.freedesktop.DBus"
 
 #: ``NMDeviceType`` numbers (NetworkManager's ``nm-dbus-interface.h``, enum
-#: ``NMDeviceType``) mapped to our kinds; every other type is ``OTHER``.
+#: ``NMDeviceType``) mapped to our kinds; every other type is ``OTHER`` (an access
+#: link of no particular kind: bond, VLAN, team, InfiniBand, Bluetooth, ADSL, PPP...).
 DEVICE_KINDS: dict[int, InterfaceKind] = {
     1: InterfaceKind.ETHERNET,  # NM_DEVICE_TYPE_ETHERNET
     20: InterfaceKind.ETHERNET,  # NM_DEVICE_TYPE_VETH
     2: InterfaceKind.WIFI,  # NM_DEVICE_TYPE_WIFI
     8: InterfaceKind.WWAN,  # NM_DEVICE_TYPE_MODEM
+    16: InterfaceKind.TUNNEL,  # NM_DEVICE_TYPE_TUN (OpenVPN, wireguard-go...)
     17: InterfaceKind.TUNNEL,  # NM_DEVICE_TYPE_IP_TUNNEL (ip6tnl, sit, gre, ...)
     29: InterfaceKind.TUNNEL,  # NM_DEVICE_TYPE_WIREGUARD
     32: InterfaceKind.LOOPBACK,  # NM_DEVICE_TYPE_LOOPBACK (NetworkManager >= 1.42)
+    # virtual links, no access links
+    13: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_BRIDGE
+    18: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_MACVLAN (macvtap too)
+    19: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_VXLAN
+    22: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_DUMMY
+    24: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_OVS_INTERFACE
+    25: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_OVS_PORT
+    26: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_OVS_BRIDGE
+    31: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_VRF
+    34: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_IPVLAN (NetworkManager >= 1.52)
+    35: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_GENEVE (NetworkManager >= 1.58)
 }
+
+#: ``NM_DEVICE_TYPE_MODEM``: ``Interface`` is a control port, only ``IpInterface`` names a network link
+MODEM_TYPE = 8
 
 #: Device types whose objects implement ``org.freedesktop.NetworkManager.Device.Wired``
 #: (NMDeviceVeth is a subclass of NMDeviceEthernet).
@@ -211,7 +241,8 @@ def _device_fields(props: Any, *, full: bool) -> dict[str, Any]:
 
 
 def _address_data(v: Any) -> tuple[tuple[str, int], ...]:
-    """``IP6Config.AddressData`` (aa{sv}) as ``(("2001:db8::1", 64), ...)``; raises :class:`_BadReply`."""
+    """``IP6Config.AddressData`` or ``IP4Config.AddressData`` (aa{sv}) as ``(("2001:db8::1", 64), ...)``;
+    raises :class:`_BadReply`."""
     if not isinstance(v, Variant) or v.signature != "aa{sv}":
         got = v.signature if isinstance(v, Variant) else type(v).__name__
         raise _BadReply(f"AddressData has D-Bus type {got!r}, expected 'aa{{sv}}'")
@@ -258,6 +289,7 @@ class _Dev:
             managed=self.managed,
             ip6_addresses=self.ip6_addresses,
             carrier=self.carrier,
+            ip_interface=self.ip_iface,
         )
 
 
@@ -275,6 +307,8 @@ class _Session:
         self.owner: str | None = None  # NetworkManager's unique name
         self.devices: dict[str, _Dev] = {}
         self.ip6_index: dict[str, str] = {}  # IP6Config path -> device path
+        self.vpns: tuple[NmVpn, ...] | None = None  # the VPNs last sent
+        self.vpn_paths: frozenset[str] = frozenset()  # their active connections and IP configurations
         self.worker: asyncio.Task | None = None
         self.early_retries = 0  # resyncs retried because NetworkManager owned its name before its objects
         #: done when the connection is gone; result None, or the error that ended it
@@ -418,6 +452,8 @@ class _Session:
         self.owner = None
         self.devices.clear()
         self.ip6_index.clear()
+        self.vpns = None
+        self.vpn_paths = frozenset()
 
     async def resync(self) -> None:
         """Enumerate from scratch: owner, GetDevices, every device; emit snapshot + status."""
@@ -466,6 +502,7 @@ class _Session:
                 self.register(dev)
         self.early_retries = 0
         self.src._emit(NmSnapshot(tuple(d.event() for d in devs if d is not None)))
+        await self.refresh_vpns()
         self.src._emit(SourceStatus(SOURCE, "running"))
 
     async def read_device(self, path: str) -> _Dev | None:
@@ -505,6 +542,59 @@ class _Session:
             return ()
         return _address_data(props["AddressData"]) if "AddressData" in props else ()
 
+    # ---- VPNs
+    async def refresh_vpns(self) -> None:
+        """Read the active VPN connections and their addresses; emit :class:`NmVpnsSet` when they changed.
+
+        Never raises for NetworkManager's answers: a connection that vanished meanwhile is left out (its
+        removal is on its way), a malformed one is logged and left out, an unreadable list keeps the last one.
+        """
+        try:
+            (v,) = await self.call(NM_NAME, NM_PATH, PROPS_IFACE, "Get", "ss", [NM_IFACE, "ActiveConnections"],
+                                   reply_signature="v")
+            if not isinstance(v, Variant) or v.signature != "ao":
+                raise _BadReply(f"ActiveConnections has D-Bus type {v.signature if isinstance(v, Variant) else '?'}")
+            paths = list(dict.fromkeys(v.value))
+        except _Vanished:
+            return
+        except (_CallError, _BadReply) as e:
+            log.warning("NetworkManager: cannot list the active connections: %s", e)
+            return
+        vpns: list[NmVpn] = []
+        watched: set[str] = set()
+        for path in paths:
+            try:
+                props = await self.get_all(path, ACTIVE_IFACE)
+                if "Vpn" not in props or not _prop(props, "Vpn", _BOOL_SIGS):
+                    continue
+                watched.add(path)
+                name = _prop(props, "Id", _STR_SIGS) if "Id" in props else path.rsplit("/", 1)[-1]
+                addrs: list[tuple[str, int]] = []
+                for key, ip_iface in (("Ip4Config", IP4_IFACE), ("Ip6Config", IP6_IFACE)):
+                    cfg = _prop(props, key, _PATH_SIGS) if key in props else "/"
+                    if cfg != "/":
+                        watched.add(cfg)
+                        addrs += await self.read_addresses(cfg, ip_iface)
+            except _Vanished:
+                continue
+            except (_CallError, _BadReply) as e:
+                log.warning("NetworkManager: skipping the active connection %s: %s", path, e)
+                continue
+            vpns.append(NmVpn(path, str(name), tuple(addrs)))
+        self.vpn_paths = frozenset(watched)
+        out = tuple(vpns)
+        if out != self.vpns:
+            self.vpns = out
+            self.src._emit(NmVpnsSet(out))
+
+    async def read_addresses(self, cfg_path: str, iface: str) -> tuple[tuple[str, int], ...]:
+        """AddressData of an IP4Config/IP6Config; () for a config that vanished. Raises ``_BadReply``."""
+        try:
+            props = await self.get_all(cfg_path, iface)
+        except _Vanished:
+            return ()
+        return _address_data(props["AddressData"]) if "AddressData" in props else ()
+
     # ---- cache
     def register(self, dev: _Dev) -> None:
         self.devices[dev.path] = dev
@@ -540,6 +630,12 @@ class _Session:
             self.src._emit(NmDeviceRemoved(path))
 
     async def properties_changed(self, path: str, iface: str, changed: dict, invalidated: list[str]) -> None:
+        if (path == NM_PATH and iface == NM_IFACE and ("ActiveConnections" in changed
+                                                      or "ActiveConnections" in invalidated)) \
+                or path in self.vpn_paths:
+            await self.refresh_vpns()
+            if path not in self.devices and path not in self.ip6_index:
+                return
         dev = self.devices.get(path)
         if dev is not None:
             if iface == DEVICE_IFACE:
@@ -686,11 +782,14 @@ class NetworkManagerSource:
     # ---- internals
     def _resolve_ifindex(self, dev: _Dev) -> int:
         """The kernel ifindex of a device: its ``Ifindex`` property where the service
-        has one, else ``ifindex_of(IpInterface or Interface)``; 0 when unknown
-        (e.g. a modem's control port, which is no network link)."""
+        has one, else ``ifindex_of(IpInterface or Interface)``; 0 when unknown.
+        A modem resolves by ``IpInterface`` only (its ``Interface`` is a control
+        port, no network link): 0 until its data interface exists."""
         if dev.nm_ifindex is not None:
             return dev.nm_ifindex
-        for name in dict.fromkeys(n for n in (dev.ip_iface, dev.name) if n):
+        # a modem's Interface is its control port: a netdev of that name is some other link
+        names = (dev.ip_iface,) if dev.dtype == MODEM_TYPE else (dev.ip_iface, dev.name)
+        for name in dict.fromkeys(n for n in names if n):
             try:
                 idx = self._ifindex_of(name)
             except (OSError, ValueError):
