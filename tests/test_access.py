@@ -222,9 +222,9 @@ def test_window_banner_names_the_problem_and_the_headline_disowns_the_taxonomy(q
     qtbot.waitUntil(lambda: "does not let this user call the privileged helper" in win.banner.text())
 
 
-def test_flatpak_default_mip6d_conf_is_the_hosts_under_run_host(tmp_path):
+def test_default_mip6d_conf_is_the_hosts_also_in_a_sandbox():
+    """The sandbox sees no host /etc (no --filesystem=host-etc): the helper reads this path for it
+    (tests/test_sandbox_config.py)."""
     from mhgui.sources.config import default_mip6d_conf
 
-    assert default_mip6d_conf(str(tmp_path / "absent")) == "/etc/mip6d.conf"
-    (tmp_path / "flatpak-info").write_text("[Application]\nname=io.github.mhgui.MHGui\n")
-    assert default_mip6d_conf(str(tmp_path / "flatpak-info")) == "/run/host/etc/mip6d.conf"
+    assert default_mip6d_conf() == "/etc/mip6d.conf"

@@ -49,7 +49,6 @@ PERMISSIONS = [
     "--system-talk-name=io.github.mhgui.MHGui.MobileNode1",
     "--talk-name=org.kde.StatusNotifierWatcher",
     "--talk-name=org.freedesktop.Notifications",
-    "--filesystem=host-etc:ro",
 ]
 FORBIDDEN = re.compile(r"^--(filesystem=(host|home|host-os)(:.*)?|socket=(x11|session-bus|system-bus)"
                        r"|device=all|talk-name=org\.freedesktop\.DBus.*|system-talk-name=org\.freedesktop\.DBus.*"
@@ -227,9 +226,10 @@ def test_permissions_are_exactly_the_justified_set(manifest_with_stand_in, tmp_p
 def test_every_file_the_manifest_installs_exists_under_the_app_id(manifest_with_stand_in, tmp_path):
     shown, _ = show_manifest(manifest_with_stand_in, tmp_path)
     module = app_module(shown)
+    # the release's tag of the project's repository (the homepage the metainfo names)
     (source,) = module["sources"]
-    assert source["type"] == "dir"
-    assert (manifest_with_stand_in.parent / source["path"]).resolve() == manifest_with_stand_in.parents[2].resolve()
+    homepage = ET.parse(METAINFO).getroot().findtext("url[@type='homepage']")
+    assert source == {"type": "git", "url": homepage + ".git", "tag": "v" + PYPROJECT["project"]["version"]}
     installed = {}
     for command in module["build-commands"]:
         words = shlex.split(command)
@@ -252,7 +252,8 @@ def test_every_file_the_manifest_installs_exists_under_the_app_id(manifest_with_
 @needs["flatpak-builder"]
 def test_download_only_finds_every_local_source_and_misses_a_removed_one(tmp_path):
     """--download-only stops (rc 1) at a local source file that is not there; a stand-in without URLs keeps it offline."""
-    manifest = mirror(tmp_path, {})
+    manifest = mirror(tmp_path, {}).with_name(gen.LOCAL_MANIFEST.name)  # this clone as the source: no network
+    manifest.write_text(gen.local_manifest(manifest.with_name(MANIFEST.name)))
     offline = gen.module({}, {}, manifest.parent / "python3-deps.json", runtime_lock=manifest.parent / "python-deps.txt")
     (manifest.parent / "python3-deps.json").write_text(json.dumps(offline))
     assert all("url" not in s for s in offline["sources"])
@@ -273,7 +274,7 @@ def test_download_only_finds_every_local_source_and_misses_a_removed_one(tmp_pat
 
 def test_every_locked_dependency_satisfies_pyproject():
     runtime, build = gen.read_lock(gen.RUNTIME_LOCK), gen.read_lock(gen.BUILD_LOCK)
-    for requirements, lock in ((PYPROJECT["project"]["dependencies"], runtime),
+    for requirements, lock in ((gen.app_requirements(PYPROJECT), runtime),
                                (PYPROJECT["build-system"]["requires"], build)):
         for text in requirements:
             req = Requirement(text)
@@ -289,7 +290,7 @@ def test_every_locked_dependency_satisfies_pyproject():
 
 def test_base_app_pyside6_is_admitted_by_pyproject():
     version = Version(gen.base_app_pyside6())
-    (pyside,) = [Requirement(r) for r in PYPROJECT["project"]["dependencies"] if r.startswith("PySide6")]
+    (pyside,) = [Requirement(r) for r in PYPROJECT["project"]["optional-dependencies"]["gui"] if r.startswith("PySide6")]
     assert version in pyside.specifier
     base_version = re.search(r"^base-version: '([\d.]+)'$", MANIFEST.read_text(), re.MULTILINE).group(1)
     assert f"{version.major}.{version.minor}" == base_version
@@ -348,3 +349,184 @@ def test_generator_resolves_the_lock_through_pip(tmp_path):
     assert all(s["url"].startswith("https://") for s in module["sources"] if "url" in s)
     shown, stderr = show_manifest(manifest, tmp_path)
     assert stderr == "" and shown["modules"][0]["name"] == "python3-deps"
+
+
+# --- Flathub's linter rules (flatpak-builder-lint's manifest checks, restated; it is not packaged here) ---
+
+#: paths Flatpak reserves: a --filesystem= on them (or below) is dropped at run time, and refused by Flathub
+RESERVED = ("/.flatpak-info", "/app", "/bin", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/root",
+            "/run/flatpak", "/run/host", "/sbin", "/usr", "/tmp")
+#: bus names no app may talk to (its own sandbox, the session, the host's init and the portals' backends)
+FORBIDDEN_NAMES = re.compile(r"^(org\.freedesktop\.(DBus|Flatpak|systemd1|login1|impl\.portal|portal)(\..*)?"
+                             r"|org\.freedesktop\.\*|org\.gnome\.\*|org\.kde\.\*|ca\.desrt\.dconf(\..*)?"
+                             r"|org\.kde\.(KWin|plasmashell)(\..*)?)$")
+
+
+def flathub_problems(manifest: dict) -> list[str]:
+    """What Flathub's linter (and its reviewers) refuse in a manifest as flatpak-builder shows it."""
+    problems = []
+    args: dict[str, list[str]] = {}
+    for arg in manifest.get("finish-args", []):
+        key, _, value = arg.removeprefix("--").partition("=")
+        args.setdefault(key, []).append(value)
+    sockets, shares = set(args.get("socket", [])), set(args.get("share", []))
+    if "x11" in sockets and sockets & {"fallback-x11", "wayland"}:
+        problems.append("finish-args-contains-both-x11-and-fallback-or-wayland")
+    if sockets & {"x11", "fallback-x11"} and "ipc" not in shares:
+        problems.append("finish-args-x11-without-ipc")
+    if "fallback-x11" in sockets and "wayland" not in sockets:
+        problems.append("finish-args-fallback-x11-without-wayland")
+    if sockets & {"system-bus", "session-bus"}:
+        problems.append("finish-args-arbitrary-dbus-access")
+    for fs in args.get("filesystem", []):
+        path = fs.rsplit(":", 1)[0] if fs.endswith((":ro", ":rw", ":create")) else fs
+        if path in ("host", "home", "~", "host-etc", "host-os", "host-root"):
+            problems.append(f"finish-args-{path}-filesystem-access")
+        if re.fullmatch(r"xdg-(data|config|cache)", path):
+            problems.append(f"finish-args-arbitrary-{path}-access")
+        for reserved in RESERVED:
+            if path == reserved or path.startswith(reserved + "/"):
+                problems.append(f"finish-args-reserved-{reserved.lstrip('/')}")
+    for key in ("talk-name", "system-talk-name", "own-name", "system-own-name"):
+        for name in args.get(key, []):
+            if FORBIDDEN_NAMES.match(name):
+                problems.append(f"finish-args-{key}-{name}")
+            if key.endswith("own-name") and not name.startswith(manifest["id"] + "."):
+                problems.append(f"finish-args-{key}-{name}")
+    if manifest.get("command", "").startswith("/"):
+        problems.append("toplevel-command-is-path")
+    if manifest.get("branch") not in (None, "stable", "beta"):
+        problems.append("toplevel-unnecessary-branch")
+
+    def modules(ms):
+        for m in ms:
+            if isinstance(m, dict):
+                yield m
+                yield from modules(m.get("modules", []))
+
+    for m in modules(manifest.get("modules", [])):
+        for src in m.get("sources", []):
+            kind, where = src.get("type"), f"module-{m['name']}-source"
+            if kind == "dir":
+                problems.append(f"{where}-dir-not-allowed")  # Flathub builds published sources only
+            if kind == "git":
+                if src.get("branch") or not (src.get("tag") or src.get("commit")):
+                    problems.append(f"{where}-git-no-commit-or-tag")
+                if src.get("path") or not str(src.get("url", "")).startswith("https:"):
+                    problems.append(f"{where}-git-not-https-url")
+            if kind in ("archive", "file"):
+                if src.get("sha1") or src.get("md5"):
+                    problems.append(f"{where}-weak-checksum")
+                if "url" in src and not src.get("sha256"):
+                    problems.append(f"{where}-no-sha256")
+            if "/" in src.get("dest-filename", ""):
+                problems.append(f"{where}-dest-filename-is-path")
+    return problems
+
+
+@needs["flatpak-builder"]
+def test_manifest_meets_flathub_linter_rules(manifest_with_stand_in, tmp_path):
+    shown, _ = show_manifest(manifest_with_stand_in, tmp_path)
+    assert flathub_problems(shown) == []
+    # the rules bite: the manifest as it was (the host's /etc read-only, the working tree as the source)
+    was = dict(shown, **{"finish-args": shown["finish-args"] + ["--filesystem=host-etc:ro", "--filesystem=/etc/mip6d.conf"]})
+    was["modules"] = [dict(m, sources=[{"type": "dir", "path": "../.."}]) if isinstance(m, dict) and m.get("name") == "mhgui"
+                      else m for m in shown["modules"]]
+    assert sorted(flathub_problems(was)) == ["finish-args-host-etc-filesystem-access", "finish-args-reserved-etc",
+                                             "module-mhgui-source-dir-not-allowed"]
+
+
+@needs["flatpak-builder"]
+def test_local_manifest_builds_this_clone_and_differs_only_in_the_source(tmp_path):
+    manifest = mirror(tmp_path, {})
+    (manifest.parent / "python3-deps.json").write_text(json.dumps(stand_in(manifest), indent=2))
+    local = manifest.with_name(gen.LOCAL_MANIFEST.name)
+    local.write_text(gen.local_manifest(manifest))
+    committed, _ = show_manifest(manifest, tmp_path)
+    shown, stderr = show_manifest(local, tmp_path)
+    assert stderr == ""
+    (source,) = app_module(shown)["sources"]
+    assert source["type"] == "dir" and (local.parent / source["path"]).resolve() == local.parents[2].resolve()
+    assert {".git", ".venv", "build"} <= set(source["skip"])
+    assert dict(shown, modules=None) == dict(committed, modules=None)
+    assert dict(app_module(shown), sources=None) == dict(app_module(committed), sources=None)
+    with pytest.raises(gen.Refused, match="expected one git source"):
+        gen.local_manifest(local)  # no git source left to replace
+
+
+def test_manifest_talks_to_the_host_side_and_leaves_its_commands_out():
+    text = MANIFEST.read_text()
+    for name in ("io.github.mhgui.MHGui.Helper1", "io.github.mhgui.MHGui.MobileNode1"):
+        assert f"  - --system-talk-name={name}\n" in text
+    assert "mhgui-host" in text  # the comment says which package installs them on the host
+    for command in ("/bin/mhgui-helper", "/bin/mhgui-mn", "/bin/mhgui-ha"):
+        assert f"      - {command}\n" in text
+
+
+def test_notification_icons_in_the_sandbox_are_names_the_manifest_exports(monkeypatch):
+    """A file path inside /app means nothing to the host's notification server: the sandbox sends names."""
+    pytest.importorskip("PySide6")
+    from mhgui.ui import notify
+    from mhgui.ui.tray import STATES
+
+    exported = set(re.findall(r"/scalable/status/\$\{FLATPAK_ID\}-([a-z-]+)\.svg", MANIFEST.read_text()))
+    monkeypatch.setenv("FLATPAK_ID", APP_ID)
+    for state in STATES:
+        name = notify._default_icon(state)
+        assert name.startswith(APP_ID + "-") and name.removeprefix(APP_ID + "-") in exported, name
+    monkeypatch.delenv("FLATPAK_ID")
+    assert all(notify._default_icon(state).startswith("file:///") for state in STATES)
+
+
+# --- systemd units --------------------------------------------------------------------------------
+
+UNITS = sorted((REPO / "resources").glob("mhgui-*.service"))
+
+
+def exposure(unit: Path, tmp_path: Path) -> float:
+    run = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(unit)],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    m = re.search(rf"Overall exposure level for {re.escape(unit.name)}: (\d+\.\d+)", run.stdout)
+    assert m, run.stdout + run.stderr
+    return float(m.group(1))
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (scripts/test installs it)")
+@pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
+def test_unit_exposure_is_at_most_2_5(unit, tmp_path):
+    assert len(UNITS) == 3
+    level = exposure(unit, tmp_path)
+    assert level <= 2.5, f"{unit.name}: {level}"
+    # the note at the top says the level it was given
+    assert f"rates it {level}" in unit.read_text()
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze (scripts/test installs it)")
+def test_exposure_rises_without_the_hardening(tmp_path):
+    """The measure bites: the helper's unit as it was (ProtectSystem=true, no system-call filter...) rates above 2.5."""
+    helper = REPO / "resources" / "mhgui-helper.service"
+    loose = tmp_path / helper.name
+    keep = ("[", "Description=", "Type=", "BusName=", "ExecStart=", "WantedBy=")
+    loose.write_text("\n".join(ln for ln in helper.read_text().splitlines() if ln.startswith(keep)) + "\n"
+                     "ProtectSystem=true\nProtectHome=true\nPrivateTmp=true\nNoNewPrivileges=true\nUMask=0022\n")
+    assert exposure(loose, tmp_path) > 2.5
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda u: u.name)
+def test_unit_hardening_directives(unit):
+    text = unit.read_text()
+    settings: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if "=" in line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            settings.setdefault(key, []).append(value)
+    assert settings["ProtectSystem"] == ["strict"]
+    # every path the service writes is named (ReadWritePaths= or a directory systemd makes for it)
+    assert settings.get("ReadWritePaths") or settings.get("StateDirectory")
+    assert settings["SystemCallFilter"][0] == "@system-service" and settings["SystemCallFilter"][1].startswith("~@privileged")
+    assert settings["SystemCallErrorNumber"] == ["EPERM"]
+    assert settings["UMask"] == ["0077"]
+    caps = settings["CapabilityBoundingSet"][0].split()
+    assert caps and set(caps) <= {"CAP_NET_ADMIN", "CAP_NET_RAW"}
+    assert set(settings["RestrictAddressFamilies"][0].split()) <= {"AF_UNIX", "AF_NETLINK", "AF_INET", "AF_INET6"}
+    assert settings["NoNewPrivileges"] == ["true"]

@@ -36,7 +36,7 @@ NM_NAME = "org.freedesktop.NetworkManager"
 HELPER_NAME = "io.github.mhgui.MHGui.Helper1"
 HELPER_POLICY = "/usr/share/dbus-1/system.d/io.github.mhgui.MHGui.Helper1.conf"
 NM_POLICY = "/usr/share/dbus-1/system.d/org.freedesktop.NetworkManager.conf"
-INSTALL_HELPER = "sudo ./scripts/install-helper"
+INSTALL_HELPER = "the mhgui-host Debian package (or sudo ./scripts/install-helper from a clone)"
 
 #: the store keys the access probe reports under
 SYSTEM_BUS = "system-bus"

@@ -1,7 +1,7 @@
 """The application's own settings: a small TOML file.
 
-Pure: the caller reads and writes the file. Format (read with the stdlib
-``tomllib``, written by :func:`render_settings` without third-party help)::
+Pure: the caller reads the file; the user writes it (mhgui never does). Format (read with the
+stdlib ``tomllib``)::
 
     allow_ula = false                 # count ULA (fc00::/7) addresses as CoA candidates
     mip6d_conf = "/etc/mip6d.conf"    # optional: the mobility daemon's file
@@ -32,7 +32,6 @@ __all__ = [
     "SettingsError",
     "merge_home_addresses",
     "parse_settings",
-    "render_settings",
 ]
 
 #: ``IFNAMSIZ - 1`` (``include/uapi/linux/if.h``).
@@ -262,54 +261,6 @@ def parse_settings(text: str, path: str) -> Settings:
             )
         )
     return Settings(home_addresses=hoas, allow_ula=allow_ula, mip6d_conf=mip6d_conf)
-
-
-# --------------------------------------------------------------------------- writing
-
-
-def _toml_str(value: str) -> str:
-    """A TOML basic string (escapes ``"``, ``\\`` and control characters)."""
-    out = ['"']
-    for ch in value:
-        if ch == '"':
-            out.append('\\"')
-        elif ch == "\\":
-            out.append("\\\\")
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def render_settings(s: Settings) -> str:
-    """TOML text for ``s`` that :func:`parse_settings` reads back equal.
-
-    ``origin`` of home addresses is not stored (it reads back as
-    ``"settings"``); a ``home_agent`` of None is omitted (DHAAD).
-    """
-    lines = [
-        "# mhgui settings (TOML)",
-        f"allow_ula = {'true' if s.allow_ula else 'false'}",
-    ]
-    if s.mip6d_conf is not None:
-        lines.append(f"mip6d_conf = {_toml_str(s.mip6d_conf)}")
-    for h in s.home_addresses:
-        lines.append("")
-        lines.append("[[home_address]]")
-        lines.append(f"address = {_toml_str(f'{h.address}/{h.prefixlen}')}")
-        if h.home_agent is not None:
-            lines.append(f"home_agent = {_toml_str(h.home_agent)}")
-        if h.home_prefix is not None:
-            lines.append(f"home_prefix = {_toml_str(h.home_prefix)}")
-        if h.home_link is not None:
-            lines.append(f"home_link = {_toml_str(h.home_link)}")
-    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- merging

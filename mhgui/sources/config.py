@@ -2,6 +2,12 @@
 
 The parsing is pure (:mod:`mhgui.core.mip6conf`, :mod:`mhgui.core.settings`);
 this module only reads files, and is meant to run in an executor thread.
+
+Inside a Flatpak sandbox the host's ``/etc`` is not visible (the manifest asks for no file
+system access; Flathub refuses ``--filesystem=host-etc``): there the daemon's file comes from the
+privileged helper's ``ReadConfig`` on the system bus (:func:`read_daemon_config`, asyncio), and
+:func:`load_config` parses that text (``daemon=``). The helper reads only the file itself: its
+``include`` statements match nothing in the sandbox (a note says so).
 """
 
 from __future__ import annotations
@@ -17,14 +23,40 @@ from ..core.model import HomeAddress, home_address_problem
 from ..core.state import HomeAddressesSet
 
 DEFAULT_MIP6D_CONF = "/etc/mip6d.conf"
-#: Where the host's file is in a Flatpak sandbox (finish-arg ``--filesystem=host-etc:ro``: Flatpak
-#: reserves /etc, and shows the host's read-only under /run/host/etc).
-FLATPAK_MIP6D_CONF = "/run/host/etc/mip6d.conf"
 
 
-def default_mip6d_conf(flatpak_info: str = "/.flatpak-info") -> str:
-    """``/etc/mip6d.conf``, or :data:`FLATPAK_MIP6D_CONF` inside a Flatpak sandbox."""
-    return FLATPAK_MIP6D_CONF if os.path.exists(flatpak_info) else DEFAULT_MIP6D_CONF
+def default_mip6d_conf() -> str:
+    """``/etc/mip6d.conf``: the daemon's file on the host (in a sandbox the helper reads it: module docstring)."""
+    return DEFAULT_MIP6D_CONF
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """The daemon's file as the privileged helper read it: ``path`` (the helper's ``--mip6d-conf``),
+    ``text`` (None when it could not be read) and, then, ``problem`` (one line; "" when the file
+    simply does not exist, which is not a problem: mip6d runs on its defaults)."""
+
+    path: str
+    text: str | None
+    problem: str = ""
+
+
+async def read_daemon_config(system_bus: str | None = None, timeout: float = 10.0) -> DaemonConfig:
+    """The daemon's file through the helper (``GetStatus``'s ``config_path``, ``ReadConfig``), for a
+    sandbox. Never raises: a helper that is absent, refuses (polkit) or fails gives ``text`` None and
+    the reason in ``problem``."""
+    from ..helper.client import HelperAbsent, HelperClient, HelperError
+    path = DEFAULT_MIP6D_CONF
+    try:
+        async with HelperClient(system_bus, timeout=timeout) as helper:
+            path = str((await helper.status()).get("config_path") or path)
+            return DaemonConfig(path, await helper.read_config())
+    except HelperError as e:
+        if e.error_name and e.error_name.endswith(".ReadFailed") and "No such file" in e.message:
+            return DaemonConfig(path, None)
+        how = ("is not available" if isinstance(e, HelperAbsent) else "did not give it")
+        return DaemonConfig(path, None, f"not read: inside the sandbox it is read through mhgui's helper, which {how}: "
+                                        f"{e.message}")
 
 
 def config_dir() -> Path:
@@ -90,13 +122,15 @@ def _read(path: str) -> str:
 
 
 def load_config(mip6d_conf: str | None = None, settings_file: str | os.PathLike | None = None,
-                *, strict: bool = True) -> LoadedConfig:
+                *, strict: bool = True, daemon: DaemonConfig | None = None) -> LoadedConfig:
     """Read the daemon's file and the app's settings (blocking; run in an executor).
 
     ``mip6d_conf``: a path given by the user (``--mip6d-conf``): missing is an
     error. None: the settings' ``mip6d_conf`` or ``/etc/mip6d.conf``, where
     missing is not an error. ``settings_file``: given by the user, missing is
     an error; None: ``$XDG_CONFIG_HOME/mhgui/settings.toml``, may be missing.
+    ``daemon``: the daemon's file as the helper read it (a sandbox, :func:`read_daemon_config`):
+    used instead of reading a file when ``mip6d_conf`` is None.
 
     ``strict``: raise :class:`ConfigError` (one line, with file and line) at
     the first problem. Otherwise keep going with what could be read and list
@@ -139,7 +173,10 @@ def load_config(mip6d_conf: str | None = None, settings_file: str | os.PathLike 
         loaded = mip6conf.load(p, _read, lambda pattern: sorted(_glob.glob(pattern)))
         return mip6conf.home_addresses(loaded), list(loaded.warnings) + mip6conf.unknown_options(loaded)
 
-    daemon_hoas, notes = read_one(path, explicit, "--mip6d-conf or in settings", daemon_file) or ([], [])
+    if daemon is not None and mip6d_conf is None:
+        daemon_hoas, notes = _from_helper(daemon, problem)
+    else:
+        daemon_hoas, notes = read_one(path, explicit, "--mip6d-conf or in settings", daemon_file) or ([], [])
     def usable(hoas) -> list[HomeAddress]:
         keep = []
         for h in hoas:
@@ -155,6 +192,31 @@ def load_config(mip6d_conf: str | None = None, settings_file: str | os.PathLike 
     out.notes = tuple(notes + merge_notes)
     out.errors = tuple(errors)
     return out
+
+
+def _from_helper(daemon: DaemonConfig, problem) -> tuple[list[HomeAddress], list[str]]:
+    """Home addresses and notes from the text the helper read; parse errors go to ``problem``."""
+    if daemon.text is None:
+        return [], [f"{daemon.path}: {daemon.problem}"] if daemon.problem else []
+
+    def read(p: str) -> str:
+        if p != daemon.path:
+            raise FileNotFoundError(2, "not visible in the sandbox")
+        return daemon.text
+
+    try:
+        loaded = mip6conf.load(daemon.path, read, lambda pattern: [])
+    except mip6conf.ConfError as e:
+        problem(str(e))
+        return [], []
+    except RecursionError:
+        problem(f"{daemon.path}: nested too deeply")
+        return [], []
+    notes = list(loaded.warnings) + mip6conf.unknown_options(loaded)
+    if any("no file matches include pattern" in w for w in loaded.warnings):
+        notes.insert(0, f"{daemon.path}: read through mhgui's helper (sandbox): its include statements are not "
+                        "followed here, so home addresses in included files are not shown")
+    return mip6conf.home_addresses(loaded), notes
 
 
 def read_interface_preferences(path: str | None = None) -> dict[str, int] | None:

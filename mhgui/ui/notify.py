@@ -3,7 +3,8 @@
 :class:`DesktopNotifier` takes :class:`~mhgui.core.notices.Notice` s, lets the
 pure :class:`~mhgui.core.notices.NoticeCoalescer` decide when and what to
 tell (a burst makes one notification; a rate limit per window), and sends
-it with ``app_name`` "mhgui", the tray icon of the state, and ``replaces_id``
+it with ``app_name`` "mhgui", the tray icon of the state (by icon name inside a Flatpak, as a
+file URI elsewhere), and ``replaces_id``
 of the previous notification when the coalescer says it replaces it. It runs
 on the app's asyncio (qasync) loop and never blocks.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -33,8 +35,14 @@ IFACE = "org.freedesktop.Notifications"
 
 
 def _default_icon(state: str) -> str:
-    from .tray import tray_icon_path
+    """``app_icon`` for a tray state: inside a Flatpak (``$FLATPAK_ID``) the icon-theme name that the
+    manifest exports (``io.github.mhgui.MHGui-STATE-light``): the notification server runs on the host,
+    where a path inside the sandbox's /app does not exist; elsewhere the package's SVG as a file URI
+    (a pip install exports no icon names). "" for an unknown state."""
+    from .tray import tray_icon_name, tray_icon_path
     try:
+        if os.environ.get("FLATPAK_ID"):
+            return tray_icon_name(state, "light")
         return Path(tray_icon_path(state, "light")).as_uri()
     except ValueError:
         return ""
@@ -47,7 +55,8 @@ class DesktopNotifier:
     ``clock``: monotonic seconds, the coalescer's clock (the asyncio loop's
     timers are armed from it); ``coalescer``: a ready-made one (default: a
     :class:`NoticeCoalescer` on ``clock``); ``icon_for(state)``: the
-    ``app_icon`` for a tray state (default: the tray's SVG as a file URI);
+    ``app_icon`` for a tray state (default :func:`_default_icon`: the exported icon name in a
+    Flatpak, else the tray's SVG as a file URI);
     ``expire_ms``: ``expire_timeout`` (-1: the server's default);
     ``desktop_entry``: the ``desktop-entry`` hint.
     """
@@ -115,7 +124,7 @@ class DesktopNotifier:
         try:
             return asyncio.get_running_loop()
         except RuntimeError:  # a Qt slot between two loop iterations: the app's (qasync) loop
-            return asyncio.get_event_loop_policy().get_event_loop()
+            return asyncio.get_event_loop()  # (the loop qasync set; the policy API is deprecated in 3.14)
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
