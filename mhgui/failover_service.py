@@ -47,8 +47,9 @@ __all__ = [
     "ACK_TIMEOUT",
 ]
 
-#: SwitchTo reasons that are not the loss of the interface left (going back, the user's new order)
-NOT_A_LOSS = frozenset({"initial", "recovered", "preferred-back", "preferences"})
+#: SwitchTo reasons that are not the loss of the interface left (going back, the user's new order, a NIC
+#: renamed or a listed name taken by another NIC: the link itself is fine, the name moved)
+NOT_A_LOSS = frozenset({"initial", "recovered", "preferred-back", "preferences", "renamed", "name-reused"})
 
 #: seconds stop() waits for the helper to put the steering rules back (it also does when the app leaves the bus)
 STOP_TIMEOUT = 3.0
@@ -190,10 +191,36 @@ class FailoverService:
             except (Exception, TimeoutError) as e:  # the helper clears it anyway when this client leaves the bus
                 log.info("steering fallback not cleared at exit: %s", e or "no answer")
 
-    def set_preferences(self, prefs: Preferences) -> None:
-        """New preferences (from the dialog): decided on at once."""
-        self.policy.set_preferences(prefs)
+    def set_preferences(self, prefs: Preferences, at: float | None = None, *, by_user: bool = True) -> None:
+        """New preferences (the user's, from the dialog or the tray; ``by_user`` False: the app's own, an order
+        derived again): decided on at once; a switch they cause is logged as the user's, timed from ``at``
+        (the request, model clock; default now)."""
+        self.policy.set_preferences(prefs, at, by_user=by_user)
         self._schedule_flush()
+
+    def user_action(self, reason: str, to_interface: str | None, hoas=(), requested_at: float | None = None,
+                    from_interface: str | None = None) -> FailoverEntry:
+        """The user asked for a move (``reason``: "user rebind" or "preferences"; ``requested_at``: when, on
+        the model clock, default now): logged at once as the user's; the daemon's move it causes fills in
+        the entry's times (Binding Update seen, acknowledged). Returns the entry (for :meth:`user_failed`)."""
+        now = self.clock()
+        e = self.log.user_action(reason, to_interface, hoas, now if requested_at is None else requested_at, now,
+                                 from_interface=from_interface)
+        self._entry(e)
+        return e
+
+    def user_failed(self, e: FailoverEntry, why: str) -> None:
+        """The user's request ``e`` did not happen: its entry says so (and why)."""
+        self._entry(self.log.user_failed(e, why))
+
+    def set_config_names(self, names: Mapping[str, str]) -> None:
+        """The names a daemon's configuration uses, ``{name: where}`` (mip6d.conf, the engine's mn.toml): flagged
+        in the log and :meth:`name_problems` when they stop designating the NIC they did (a rename)."""
+        self.policy.config_names = dict(names)
+
+    def name_problems(self) -> list[str]:
+        """Names in the preferences or a daemon's configuration that now designate another NIC, or none."""
+        return self.policy.name_problems()
 
     @property
     def log(self):
@@ -244,6 +271,8 @@ class FailoverService:
             elif isinstance(a, NoUsableInterface):
                 why = ("the preferences leave no usable interface (every usable one is marked never, or not "
                        "listed)" if a.reason == "preferences" else
+                       f"{a.previous} was renamed: the failover order names it no more, and no other listed "
+                       "interface is usable" if a.reason == "renamed" else
                        "no usable interface: every listed link is down, has no care-of address or no default router")
                 self._emit(FailoverFailed(a.previous, why, a.trigger_time))
                 self._hurry()
@@ -330,6 +359,8 @@ class FailoverService:
         if self.journal is not None:
             self.journal.append(e.to_json())
         self._emit(EntryChanged(e))
+        if e.who in ("user", "system"):
+            return  # the user's own move (its result is told where it was asked), or a flag: no failover
         if e.ack_time is not None:
             h = self._acks.pop(e.id, None)
             if h is not None:

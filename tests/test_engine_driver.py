@@ -380,14 +380,34 @@ def test_engine_goals_are_reachable():
     engine = {g: (ok, why) for g, ok, why in goals_available(scenario, ENGINE_CAPS)}
     before = {g: ok for g, ok, _ in goals_available(scenario, umip)}
     for goal in (Goal.LOAD_SHARING, Goal.LOAD_BALANCING, Goal.PREFERENCE_SETTINGS):
-        assert engine[goal] == (True, "yes: the daemon has per_hoa_choice (draft 7.1, 7.2)")
+        assert engine[goal] == (True, "yes: each home address has its own uplink order (draft 7.1, 7.2)")
         assert before[goal] is False
     for goal in (Goal.FAULT_RECOVERY, Goal.UBIQUITOUS_ACCESS):
-        assert engine[goal][0] and "failover" in engine[goal][1]
+        assert engine[goal][0] and "re-bound through another" in engine[goal][1]
     assert engine[Goal.BICASTING][0] is False and "several CoAs" in engine[Goal.BICASTING][1]
     # absent engine: nothing
     absent = DaemonCapabilities(name="engine", per_hoa_choice=True, runtime_rebind=True, ipv4_coas=True)
     assert not any(ok for _, ok, _ in goals_available(scenario, absent))
+
+
+@pytest.mark.parametrize("counts", [(2, 1, 2), (2, 2, 2), (3, 1, 3), (2, 1, 3)])
+def test_with_several_coas_every_goal_is_reachable_and_says_how(counts):
+    """The engine with multiple_care_of: every goal of the node's case says yes with its mechanism in one
+    line, and the draft's issues 6.2.1 and 7.3 show the working mechanism (issue 12.7)."""
+    from mhgui.core.taxonomy import ISSUES, issue_mechanism
+    mcoa = DaemonCapabilities(name="engine", connected=True, per_hoa_choice=True, runtime_rebind=True,
+                              failover=True, ipv4_coas=True, multiple_coas=True, flow_bindings=True)
+    scenario = scenario_for(*counts, at_home=False)
+    got = goals_available(scenario, mcoa)
+    assert got and all(ok for _, ok, _ in got), got
+    for goal, _ok, why in got:
+        assert why.startswith("yes: ") and "\n" not in why and "has multiple_coas" not in why
+    assert dict((g, w) for g, _, w in got).get(Goal.BICASTING, "sent on both").count("sent on both") == 1
+    for issue in ISSUES:
+        if issue.section in ("6.2.1", "7.3") and issue.applies(scenario.values, False):
+            assert issue_mechanism(issue, mcoa).startswith("solved with engine: ")
+    single = [i for i in ISSUES if i.section == "6.2.1"][0]
+    assert issue_mechanism(single, ENGINE_CAPS) is None  # without several CoAs it stays open
 
 
 # --------------------------------------------------------------------------- mhctl against the engine
@@ -407,7 +427,7 @@ async def test_mhctl_bindings_and_rebind(stack, daemon):
     rc, out, err = await _mhctl(stack, "bindings", "--json")
     assert rc == 0, err
     data = json.loads(out)
-    assert set(data) == {"daemon", "bindings"}
+    assert set(data) == {"schema", "daemon", "bindings"} and data["schema"] == 1
     assert data["daemon"] == {"name": "engine", "node": "mn", "reachable": True, "state": "connected", "error": None}
     first = next(b for b in data["bindings"] if b["hoa"] == HOA1)
     assert set(first) == {"hoa", "coa", "peer", "bid", "bid_priority", "lifetime_remaining", "lifetime", "seq",
@@ -516,7 +536,7 @@ async def test_the_failover_log_takes_the_engines_moves_with_their_reasons_and_t
         await asyncio.sleep(0.1)
         user, fail = svc.log.entries[-2:]
         assert len(svc.log.entries) == 2  # the refresh is no move
-        assert (user.who, user.reason, user.from_interface, user.to_interface) == ("daemon", "user rebind", "eth0", "wlan0")
+        assert (user.who, user.reason, user.from_interface, user.to_interface) == ("user", "user rebind", "eth0", "wlan0")
         assert fail.reason == "probes: home agent unreachable" and fail.hoas == (HOA1,)
         assert fail.ack_time - fail.trigger_time == pytest.approx(0.003, abs=1e-6)
         done = [e for e in events if isinstance(e, FailoverDone)]

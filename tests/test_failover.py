@@ -377,7 +377,14 @@ def test_unlisted_interface_is_never_used():
 def test_new_preferences_marking_current_never_switch_at_once():
     lab = Lab(PREFS)
     lab.policy.set_preferences(Preferences(["eth0", "wlan0", "wwan0"], never={"eth0"}))
-    assert lab.tick(1005.0) == [SwitchTo("wlan0", "eth0", "preferences", 1005.0, 1005.0)]
+    # timed from the user's request (the clock when they were set), decided at the next look
+    assert lab.tick(1005.0) == [SwitchTo("wlan0", "eth0", "preferences", 1000.0, 1005.0)]
+    e = lab.policy.log.entries[-1]
+    assert (e.who, e.by, e.trigger_time, e.decision_time) == ("user", "user", 1000.0, 1005.0)
+    # an order the app derives again (interfaces came or went) is not the user's doing
+    lab.policy.set_preferences(Preferences(["wwan0", "eth0", "wlan0"]), by_user=False)
+    assert lab.tick(1006.0) == [SwitchTo("wwan0", "wlan0", "preferences", 1005.0, 1006.0)]
+    assert (lab.policy.log.entries[-1].who, lab.policy.log.entries[-1].by) == ("app", "mhgui")
 
 
 @settings(max_examples=200, deadline=None)
@@ -579,3 +586,62 @@ def test_an_ipv4_only_uplink_needs_no_ipv6_router_with_an_engine_that_takes_ipv4
     st.routers[2] = frozenset({"fe80::1"})
     assert usable_interfaces(st, with_engine, require_router=True) == {"up0", "up1"}
     assert usable_interfaces(st, analyse(st, 0.0), require_router=True) == {"up0"}  # UMIP: no IPv4 CoAs
+
+
+# --------------------------------------------------------------------------- who did it (issue 13.10)
+HOA_A, HOA_B = "2001:db8:1::100", "2001:db8:2::100"
+
+
+def home_bul(hoa: str, coa: str, iface: str | None, state=BindingState.REGISTERED) -> Binding:
+    return Binding(hoa, coa, "2001:db8:1::1", state=state, flags=("A", "H"), interface=iface)
+
+
+@settings(max_examples=200, deadline=None)
+@given(hoas=st.sampled_from([(HOA_A,), (HOA_A, HOA_B)]), restart_polls=st.integers(0, 3),
+       waiting_polls=st.integers(0, 2), steps=st.lists(st.floats(0.01, 2.0), min_size=8, max_size=8),
+       policy_follows=st.booleans())
+def test_the_users_rebind_is_the_users_with_its_times(hoas, restart_polls, waiting_polls, steps, policy_follows):
+    """The user rebinds through wlan0 (UMIP: every HoA moves, mip6d restarts, so the list may be empty for a
+    few polls, then show the new CoA waiting for its acknowledgement): one entry, by the user, timed from the
+    request to the acknowledgement of every HoA moved; never a "daemon" entry for it, whatever the polls saw."""
+    log = FailoverLog()
+    t = 100.0
+    log.observe_bindings([home_bul(h, COA["eth0"], "eth0") for h in hoas], t)  # the baseline
+    t += steps[0]
+    e = log.user_action("user rebind", "wlan0", hoas, t, from_interface="eth0")
+    for i in range(restart_polls):
+        t += steps[1 + i]
+        log.observe_bindings([], t)  # mip6d restarting
+    for i in range(waiting_polls):
+        t += steps[4 + i]
+        log.observe_bindings([home_bul(h, COA["wlan0"], "wlan0", BindingState.WAITING_ACK) for h in hoas], t)
+    if policy_follows:  # the app's own order follows the user's (the shell saves it): the same entry
+        assert log.record("user", "eth0", "wlan0", "preferences", t, t) is e
+    t += steps[7]
+    log.observe_bindings([home_bul(h, COA["wlan0"], "wlan0") for h in hoas], t)
+    assert [x for x in log.entries if x.to_interface == "wlan0"] == [e]
+    assert (e.who, e.by, e.reason, e.from_interface, set(e.hoas)) == ("user", "user", "user rebind", "eth0", set(hoas))
+    assert e.trigger_time <= e.decision_time <= e.bu_time <= e.ack_time == t
+    assert e.to_json()["by"] == "user"
+
+
+@settings(max_examples=100, deadline=None)
+@given(reason=st.sampled_from(["rebind requested", "preferences changed", "home agent unreachable",
+                               "link or address change"]),
+       asked=st.booleans(), dt=st.lists(st.floats(0.0, 3.0), min_size=3, max_size=3))
+def test_the_engines_moves_name_their_actor(reason, asked, dt):
+    """The engine says why it moved: the user's rebind or preferences are the user's (timed from the request
+    when the app saw it), its own verdicts are the daemon's."""
+    log = FailoverLog()
+    t_req = 50.0
+    asked = asked and reason in ("rebind requested", "preferences changed")
+    if asked:
+        want = "user rebind" if reason == "rebind requested" else "preferences"
+        log.user_action(want, "wlan0", (HOA_A,), t_req)
+    first = t_req + dt[0]
+    e = log.record_move(HOA_A, "eth0", "wlan0", reason, first, first + dt[1], first + dt[1] + dt[2], first + 5)
+    user = reason in ("rebind requested", "preferences changed")
+    assert e.who == ("user" if user else "daemon") and e.by == e.who
+    assert e.trigger_time == (t_req if asked else first)
+    assert e.bu_time == first + dt[1] and e.ack_time == first + dt[1] + dt[2]
+    assert len(log.entries) == 1

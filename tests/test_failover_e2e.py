@@ -204,7 +204,11 @@ def test_cutting_the_primary_uplink(world, notifications, qtbot, qloop, tmp_path
                 assert shell.svc.policy.prefs.order[:2] == ("upB", "upA")
                 moved = [e for e in shell.svc.log.entries if e.reason == "preferences"]
                 assert moved and moved[-1].to_interface == "upB"
-                assert moved[-1].ack_time is None or moved[-1].ack_time - moved[-1].trigger_time < 30
+                # the user's doing (issue 13.10), timed from the request to the daemon's acknowledgement
+                assert (moved[-1].who, moved[-1].by, moved[-1].from_interface) == ("user", "user", "upA"), moved
+                await until(lambda: moved[-1].ack_time is not None, 10, f"the move acknowledged in the log: {moved}")
+                assert moved[-1].trigger_time <= moved[-1].decision_time <= moved[-1].bu_time <= moved[-1].ack_time
+                assert len(moved) == 1, moved
                 await asyncio.sleep(1.0)
                 later = summaries(mock)[n_notes:]
                 assert not [s for s in later if "lost" in s], later  # our own restart is not news

@@ -23,7 +23,7 @@ from mhgui.failover_service import (
     DaemonLost, EntryChanged, FailoverDone, FailoverFailed, FailoverService, LinkLost,
 )
 from mhgui.sources.journal import FailoverJournal, read_journal
-from test_failover import COA, IFACES, ROUTER, addr, bul, link
+from test_failover import COA, IFACES, ROUTER, addr, bul, key, link
 
 HOA = "2001:db8:100::10"
 
@@ -280,6 +280,7 @@ def test_mhctl_log_text_and_json(tmp_path):
     assert "daemon" in line and "eth0 -> wlan0" in line and "link-down" in line
     assert "decision 4 ms" in line and "BU 100 ms" in line and "ack 250 ms" in line and HOA in line
     data = json.loads(run("--file", str(path), "--json").stdout)
+    data = data["failovers"]  # one object since schema 1 (issue 15.9)
     assert data[0]["after_trigger"]["ack"] == 0.25 and data[0]["session"] == j.session
     empty = run()
     assert empty.returncode == 0 and "no failover recorded yet" in empty.stdout
@@ -313,10 +314,15 @@ def test_failover_page_model_and_status(qtbot, qtmodeltester, qloop):
         w.store.apply(link("eth0", up=False))
         await until(lambda: page.model.rowCount() == 1, "the app's entry")
         assert inserted == [(0, 0)]
-        assert "uses wlan0 (not the first choice)" in page.status.text()
+        # one answer to "which uplink": the daemon's binding list (still eth0); mhgui's own choice apart
+        assert "uses eth0 (the mobility daemon's binding list" in page.status.text()
+        assert "mhgui's own order chose wlan0" in page.status.text()
         assert "Steering rules failed over: eth0 → wlan0" in page.status.text() or not w.sent
         d._set_bindings((bul(HOA, COA["wlan0"], "wlan0"),))  # BU and ack seen in one poll
         await until(lambda: page.model.entry(0).ack_time is not None, "the acknowledgement")
+        page.refresh_status()
+        assert "uses wlan0 (not the first choice)" in page.status.text()
+        assert "mhgui's own order chose" not in page.status.text()
         assert set(changed) == {(0, 0)}  # the one row, never a reset
         m = page.model
         assert m.index(0, FailoverLogModel.COL_FROM).data() == "eth0"
@@ -415,7 +421,7 @@ def test_journal_survives_a_fifo_and_a_big_file_and_mhctl_log_odd_values(tmp_pat
     assert "1 unreadable line" in out.stderr
     data = json.loads(subprocess.run([sys.executable, "-m", "mhgui.cli", "log", "--file", str(odd), "--json"],
                                      capture_output=True, text=True, timeout=60).stdout)
-    assert data[0]["after_trigger"]["ack"] is None
+    assert data["failovers"][0]["after_trigger"]["ack"] is None
     bad = subprocess.run([sys.executable, "-m", "mhgui.cli", "log", "-n", "-1"], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 2 and "0 or more" in bad.stderr
@@ -462,7 +468,9 @@ def test_runtime_shares_one_analysis_until_the_store_changes():
     a = rt.analysis()
     assert rt.analysis() is a  # the tray, failover and the daemon's live view share it
     rt.store.apply(link("eth0"))
+    rt.store.apply(addr("eth0", preferred_until=t[0] + 0.5, valid_until=t[0] + 60))
     b = rt.analysis()
-    assert b is not a
-    t[0] += 1.0  # lifetimes run on: computed again
-    assert rt.analysis() is not b
+    assert b is not a and b.roles[key("eth0")].role == "coa"
+    t[0] += 1.0  # lifetimes run on: computed again (the CoA's preferred lifetime ended meanwhile)
+    c = rt.analysis()
+    assert c is not b and c.roles[key("eth0")].role == "unusable"

@@ -356,3 +356,90 @@ def test_open_preferences_loads_the_file_and_shows_its_problems(qtbot, qloop):
     finally:
         d.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose, False)
         d.reject()
+
+
+# --------------------------------------------------------------------------- issue 13.8: the order in use, validated
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+from mhgui.core.failover import mnifpreference_values  # noqa: E402
+from mhgui.core.mip6conf import preference_order_problem  # noqa: E402
+from mhgui.core.orderinuse import mnif_after, order_in_use, same_order  # noqa: E402
+
+IFNAMES = [f"if{i}" for i in range(14)]
+
+
+@st.composite
+def saved_and_current(draw):
+    """A saved order (with marks) and mip6d.conf's values for the same interfaces: a clean order (1..k, 0 for
+    the unused), which a rebind or mhctl may have changed since the order was saved."""
+    names = draw(st.lists(st.sampled_from(IFNAMES[:8]), min_size=1, max_size=8, unique=True))
+    marks = draw(st.lists(st.sampled_from(["primary", "primary", "backup", "never"]), min_size=len(names),
+                          max_size=len(names)))
+    saved = entries_to_prefs(list(zip(names, marks)))
+    used = draw(st.permutations(names))
+    k = draw(st.integers(1, len(names)))
+    current = {n: (i + 1 if i < k else 0) for i, n in enumerate(used)}
+    return saved, current
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(saved_and_current())
+def test_the_dialog_shows_the_order_mip6d_uses(qtbot, sc):
+    """After a rebind (or an edit) mip6d.conf ranks the interfaces its own way: the dialog shows that order, says
+    so, and an untouched dialog writes nothing (applying it would otherwise undo the rebind silently)."""
+    saved, current = sc
+    live = [(n, "ethernet", True, "") for n in current]
+    d = PreferencesDialog(live, FailoverSettings(saved), capabilities=UMIP, current_mnif=current)
+    try:
+        shown = d.model.preferences()
+        names_used = set(current)
+        assert same_order(shown, current)
+        assert {n: v for n, v in mnifpreference_values(shown).items() if n in names_used} == current
+        assert not d.restart_needed() and d.ok_button.text() == "OK" and d.restart_label.isHidden()
+        assert d.order_label.isHidden() == same_order(saved, current)
+        if same_order(saved, current):
+            assert names(d)[:len(saved.order)] == list(saved.order)  # the saved order as it was
+    finally:
+        d.deleteLater()
+
+
+def test_order_in_use_keeps_backups_where_they_still_hold():
+    saved = entries_to_prefs([("eth0", "primary"), ("wlan0", "primary"), ("wwan0", "backup")])
+    # a rebind put wlan0 first: the backup stays a backup, last
+    shown, note = order_in_use(saved, {"wlan0": 1, "eth0": 2, "wwan0": 3})
+    assert shown.order == ("wlan0", "eth0", "wwan0") and shown.backup == {"wwan0"} and note
+    # a rebind onto the backup: it is a primary now (UMIP has no "backup only")
+    shown, _ = order_in_use(saved, {"wwan0": 1, "eth0": 2, "wlan0": 3})
+    assert shown.order == ("wwan0", "eth0", "wlan0") and not shown.backup
+    assert order_in_use(saved, {"eth0": 1, "wlan0": 2, "wwan0": 3}) == (saved, "")
+    assert order_in_use(None, {"eth0": 1}) == (None, "")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(n=st.integers(1, 14), data=st.data())
+def test_ok_only_for_values_mip6d_conf_can_take(qtbot, n, data):
+    """Whatever order and marks the user sets, OK is enabled only when the MnIfPreference values the file would
+    then hold are a clean order (no tie, no gap: more than ten interfaces in use cannot be), and the refusal
+    is said inline."""
+    names_ = IFNAMES[:n]
+    current = {nm: i + 1 for i, nm in enumerate(names_[:min(n, 10)])}  # what mip6d.conf has now
+    d = PreferencesDialog([(nm, "ethernet", True, "") for nm in names_], None, capabilities=UMIP,
+                          current_mnif=current)
+    try:
+        for row in range(d.model.rowCount()):
+            d.model.set_mark(row, data.draw(st.sampled_from(["primary", "primary", "backup", "never"])))
+        prefs = d.model.preferences()
+        merged = mnif_after(prefs, current)
+        problem = preference_order_problem(merged)
+        writes = bool(d.mnif_changes())
+        if all(m == "never" for _, m in d.model.marked()):
+            assert not d.ok_button.isEnabled()
+        elif writes and problem is not None:
+            assert not d.ok_button.isEnabled(), (d.model.marked(), merged)
+            assert "mip6d.conf cannot take this order" in d.validation_label.text()
+        else:
+            assert d.ok_button.isEnabled(), d.validation_label.text()
+            if writes:
+                assert preference_order_problem(merged) is None
+    finally:
+        d.deleteLater()

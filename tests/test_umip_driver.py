@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mhgui.core import mip6conf
 from mhgui.core.analysis import analyse
@@ -597,10 +599,10 @@ async def test_plan_lists_every_hoa_that_moves():
 
 def test_rebind_preferences():
     assert rebind_preferences({"eth1": 1, "wlan0": 2, "wwan0": 3}, "wwan0") == {"eth1": 2, "wlan0": 3, "wwan0": 1}
-    # others keep their values when already behind, zero stays zero, ties stay ties
+    # the others keep their order, numbered from 2 (a gap closed, a tie broken by name); zero stays zero
     assert rebind_preferences({"eth1": 1, "wlan0": 5, "usb0": 0, "wwan0": 9}, "wwan0") == {
-        "eth1": 2, "wlan0": 5, "usb0": 0, "wwan0": 1}
-    assert rebind_preferences({"a": 1, "b": 1, "c": 4}, "c") == {"a": 2, "b": 2, "c": 1}
+        "eth1": 2, "wlan0": 3, "usb0": 0, "wwan0": 1}
+    assert rebind_preferences({"a": 1, "b": 1, "c": 4}, "c") == {"a": 2, "b": 3, "c": 1}
     assert rebind_preferences({"a": 2}, "new") == {"a": 2, "new": 1}
     # a never-used target is what the user asks for
     assert rebind_preferences({"a": 1, "b": 0}, "b") == {"a": 2, "b": 1}
@@ -609,6 +611,25 @@ def test_rebind_preferences():
     out = rebind_preferences(many, "if10")
     assert out["if10"] == 1 and max(out.values()) == 10 and out["if9"] == 10
     assert preference_order({"a": 1, "b": 0, "c": 1, "d": 3}) == [frozenset({"a", "c"}), frozenset({"d"})]
+
+
+_names = st.sampled_from(["eth0", "eth1", "wlan0", "wwan0", "usb0", "upA", "upB", "tun9", "enp3s0", "wlp2s0"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_names, st.integers(0, mip6conf.MAX_PREFERENCE), max_size=10), _names)
+def test_rebind_preferences_always_give_a_clean_order(prefs, target):
+    """Whatever the file had (ties, gaps: written by hand or by an older mhgui), a rebind writes an order the
+    helper takes: target 1, the others used 2..k in their order, no tie, no gap (issue 13.8)."""
+    out = rebind_preferences(prefs, target)
+    assert mip6conf.preference_order_problem(out) is None, (prefs, out)
+    assert out[target] == 1
+    assert {n for n, v in out.items() if v == 0} == {n for n, v in prefs.items() if v == 0 and n != target}
+    others = [n for n in prefs if n != target and prefs[n] > 0]
+    for a in others:
+        for b in others:
+            if prefs[a] < prefs[b]:
+                assert out[a] < out[b]  # the order the user had is kept
 
 
 @pytest.mark.asyncio
@@ -633,6 +654,21 @@ async def test_plan_refusals(ifname, live, pattern, pending):
     assert not plan.allowed
     assert re.search(pattern, plan.refusal), plan.refusal
     assert plan.pending is pending
+
+
+@pytest.mark.asyncio
+async def test_plan_repairs_ties_and_refuses_an_order_mip6d_conf_cannot_hold():
+    """A file with a tie (written by hand) is renumbered cleanly by a rebind; more than ten interfaces in use
+    cannot be numbered 1..k within 1..10: refused before anything is written (issue 13.8)."""
+    tied = MINIMAL_MN.replace('Interface "wlan0" { MnIfPreference 2; }', 'Interface "wlan0" { MnIfPreference 1; }')
+    async with Connected(tied) as drv:
+        plan = await drv.plan_rebind(HOA1, "wlan0", live_view())
+    assert plan.allowed, plan.refusal
+    assert plan.preferences_after == {"wlan0": 1, "eth1": 2}
+    crowded = MINIMAL_MN + "".join(f'Interface "if{i}" {{ MnIfPreference {min(i + 3, 10)}; }}\n' for i in range(10))
+    async with Connected(crowded) as drv:
+        plan = await drv.plan_rebind(HOA1, "wlan0", live_view())
+    assert not plan.allowed and "clean order" in plan.refusal and "12 interfaces are in use" in plan.refusal
 
 
 @pytest.mark.asyncio

@@ -10,6 +10,10 @@ Addresses are RFC 5952 text (``ipaddress`` ``compressed``). Times are seconds;
 monotonic clock chosen by the caller), so :meth:`Binding.to_json` can give the
 remaining lifetime at any later ``now``.
 
+:func:`uplinks_in_use` is the one answer to "which uplink carries each home address now": the
+daemon's home registrations, each CoA resolved to the interface (by ifindex) that holds it in the
+live state. The binding table, a rebind's confirmation and the Failover tab all read it.
+
 Also here: :func:`binding_graph_has_cycle`, the circular-reference rule of
 RFC 6275 section 9.5.1 that decides whether a home address may be registered as
 the care-of address of another (draft-montavont-mobileip-multihoming-pb-statement-04
@@ -27,11 +31,16 @@ from typing import Iterable, Mapping
 __all__ = [
     "Binding",
     "BindingState",
+    "UplinkInUse",
     "binding_graph_has_cycle",
     "bound_coas",
     "canonical_address",
     "cycle_path",
     "fill_interfaces",
+    "in_use_fingerprint",
+    "in_use_text",
+    "resolve_interfaces",
+    "uplinks_in_use",
 ]
 
 
@@ -200,6 +209,104 @@ def bound_coas(bindings: Iterable[Binding]) -> frozenset[str]:
     """
     live = {BindingState.REGISTERED, BindingState.CACHED, BindingState.WAITING_ACK}
     return frozenset(b.coa for b in bindings if b.state in live and b.coa != b.hoa)
+
+
+# --------------------------------------------------------------------------- the uplink in use
+#: states in which a home registration carries (or is about to carry) the home address
+_IN_USE = (BindingState.REGISTERED, BindingState.WAITING_ACK)
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkInUse:
+    """Where one home address is bound now, by the daemon's own binding update list.
+
+    ``coa``: the care-of address of its home registration (RFC 6275 section 11.1);
+    ``ifindex``/``interface``: the interface that holds that CoA in the live state now (None
+    when no interface has it: then ``interface`` is the name the daemon gave, if any);
+    ``state``: REGISTERED (acknowledged) or WAITING_ACK (moving there).
+    """
+
+    hoa: str
+    coa: str
+    ifindex: int | None
+    interface: str | None
+    state: BindingState
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.state is BindingState.REGISTERED
+
+
+def _holders(state, coas: Iterable[str]) -> dict[str, int]:
+    """``{coa: ifindex}``: the interface holding each of ``coas`` in a :class:`~mhgui.core.model.NodeState`
+    (the lowest ifindex when several do, so that the answer never depends on dict order). One pass over
+    the addresses, whatever the number of bindings."""
+    want = set(coas)
+    out: dict[str, int] = {}
+    if not want:
+        return out
+    for a in state.addresses.values():
+        if a.address in want and a.ifindex in state.interfaces and a.ifindex < out.get(a.address, a.ifindex + 1):
+            out[a.address] = a.ifindex
+    return out
+
+
+def resolve_interfaces(bindings: Iterable[Binding], state) -> list[Binding]:
+    """``bindings`` with ``interface`` set to the name, now, of the interface (by ifindex) that holds
+    each CoA in ``state``; a CoA no interface holds keeps the daemon's name. What the binding table shows,
+    so that it says what :func:`uplinks_in_use` says (a renamed interface shows its new name)."""
+    bindings = list(bindings)
+    held = _holders(state, (b.coa for b in bindings))
+    out = []
+    for b in bindings:
+        i = held.get(b.coa)
+        name = state.interfaces[i].name if i is not None else b.interface
+        out.append(b if name == b.interface else b.with_interface(name))
+    return out
+
+
+def uplinks_in_use(bindings: Iterable[Binding], state) -> dict[str, UplinkInUse]:
+    """``{hoa: UplinkInUse}`` for each home address with a live home registration (REGISTERED, else
+    WAITING_ACK), from the mobile node's binding update list (``source == "bul"``, H flag, CoA not the
+    HoA) resolved against the live ``state`` (a :class:`~mhgui.core.model.NodeState`).
+
+    With several registrations of one HoA (RFC 5648 multiple CoAs) the acknowledged one with the lowest
+    BID-PRI (RFC 6089: the HoA's default path), then the lowest BID, wins. An empty dict: no daemon, a home agent's view, or nothing bound.
+    """
+    best: dict[str, tuple[tuple, UplinkInUse]] = {}
+    homes = [b for b in bindings
+             if b.source == "bul" and b.home_registration and b.coa != b.hoa and b.state in _IN_USE]
+    held = _holders(state, (b.coa for b in homes))
+    for b in homes:
+        i = held.get(b.coa)
+        name = state.interfaces[i].name if i is not None else b.interface
+        use = UplinkInUse(_canon_or_same(b.hoa), _canon_or_same(b.coa), i, name, b.state)
+        rank = (0 if b.state is BindingState.REGISTERED else 1, b.bid_priority or 0, -1 if b.bid is None else b.bid,
+                use.coa)
+        if use.hoa not in best or rank < best[use.hoa][0]:
+            best[use.hoa] = (rank, use)
+    return {hoa: best[hoa][1] for hoa in sorted(best)}
+
+
+def in_use_text(uses: Mapping[str, UplinkInUse], hoas: Iterable[str] | None = None, *, now: bool = False) -> str:
+    """``"2001:db8:1::100 through upB (2001:db8:b::5)"`` for each HoA (``hoas``: only those, in that
+    order; ``now``: "2001:db8:1::100 now bound through upB (...)", as a confirmation says it); a HoA with no
+    registration says so."""
+    parts = []
+    for hoa in (list(hoas) if hoas is not None else list(uses)):
+        u = uses.get(_canon_or_same(hoa))
+        if u is None:
+            parts.append(f"{hoa} is not bound")
+            continue
+        how = "" if u.acknowledged else ", waiting for the home agent"
+        parts.append(f"{u.hoa}{' now bound' if now else ''} through "
+                     f"{u.interface or 'an interface that no longer has ' + u.coa} ({u.coa}{how})")
+    return "; ".join(parts)
+
+
+def in_use_fingerprint(uses: Mapping[str, UplinkInUse]) -> tuple:
+    """What a message about the uplinks in use describes: changes exactly when one of them does."""
+    return tuple((u.hoa, u.coa, u.ifindex, u.interface, u.state.value) for u in uses.values())
 
 
 # --------------------------------------------------------------------------- circular references

@@ -20,6 +20,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from .failover import valid_interface_name
 from .prefsfile import OrderEntry
 
 __all__ = ["HoaUplinks", "engine_lists", "engine_problems", "engine_rows", "hoa_uplinks", "uplink_order"]
@@ -148,11 +149,22 @@ def engine_lists(marked: Iterable[tuple[str, str]], listed: Iterable[str] = ()) 
 
 def engine_problems(hoa: str, marked: Sequence[tuple[str, str]],
                     lists: tuple[Sequence[str], Sequence[str], Sequence[str]] | None = None) -> list[str]:
-    """Why the lists of ``hoa`` cannot be sent (empty: they can): an interface both used and marked
-    never, or no interface it may use."""
+    """Why the lists of ``hoa`` cannot be sent (empty: they can): an interface listed twice (two ranks for
+    one interface: a tie), a name that is not an interface name, an interface both used and marked never,
+    or no interface it may use. (The engine's lists are an order, not numbers: there is no gap to refuse,
+    and no cap of ten as with mip6d.conf.)"""
     out = []
     if lists is not None:
         pref, backup, never = lists
+        seen: set[str] = set()
+        twice = sorted({n for n in (*pref, *backup) if n in seen or seen.add(n)})
+        if twice:
+            out.append(f"{hoa}: {', '.join(twice)} {'is' if len(twice) == 1 else 'are'} listed twice: an "
+                       "interface has one place in the order.")
+        bad = sorted({n for n in (*pref, *backup, *never) if not valid_interface_name(n)}, key=repr)
+        if bad:
+            out.append(f"{hoa}: {', '.join(map(repr, bad[:5]))} {'is' if len(bad) == 1 else 'are'} not an "
+                       "interface name (1 to 15 characters, no space, '/' or ':').")
         both = sorted((set(pref) | set(backup)) & set(never))
         if both:
             out.append(f"{hoa}: {', '.join(both)} {'is' if len(both) == 1 else 'are'} both used and marked never.")

@@ -69,7 +69,20 @@ Decisions (:meth:`FailoverPolicy.observe`)
 Every decision is recorded in :attr:`FailoverPolicy.log`, a :class:`FailoverLog`
 that also records the daemon's own moves, from its binding update list, with
 their timings: link event, decision (or first sign of the daemon moving), new
-Binding Update seen, acknowledged.
+Binding Update seen, acknowledged. Each entry names its actor (:data:`ACTORS`):
+the **user** (a rebind, new preferences: timed from the request), mhgui's own
+**app** policy, the **daemon** moving by itself, or the **system** (an interface
+renamed, a name taken by another NIC).
+
+Renamed interfaces
+------------------
+
+The preferences name interfaces, as mip6d.conf and the engine's mn.toml do; what the
+policy remembers of an interface (usable since, lost, its CoAs) follows the NIC, by
+ifindex (:class:`~mhgui.core.renames.NameTracker`). When the current interface's NIC is
+renamed, the node leaves it (reason ``renamed``: its name is not the one listed any more);
+when another NIC takes a listed name, choosing it is ``name-reused``, never ``recovered`` or
+``preferred-back``; both are flagged in the log by a ``system`` entry.
 """
 
 from __future__ import annotations
@@ -81,9 +94,11 @@ from typing import Callable, Iterable, Union
 from .analysis import ROLE_COA, Analysis
 from .bindings import Binding, BindingState
 from .model import InterfaceKind, NodeState
+from .renames import NameTaken, NameTracker, Renamed, describe_move
 from .state import Change
 
 __all__ = [
+    "ACTORS",
     "Action",
     "ENGINE_REASONS",
     "USER_REASONS",
@@ -107,6 +122,10 @@ TRIGGER_WINDOW = 30.0
 #: seconds: a daemon move seen this long before the app's own decision for the same move is the same failover
 JOIN_WINDOW = 2.0
 
+#: who made a move: the user (a rebind, new preferences), mhgui's own policy, the mobility daemon by itself,
+#: or the system (a NIC renamed, a name taken by another NIC: flags, not moves)
+ACTORS = ("user", "app", "daemon", "system")
+
 #: UMIP's largest (worst) usable MnIfPreference (``POL_MN_IF_MIN_PREFERENCE``); 0 = never used.
 MAX_MNIF_PREFERENCE = 10
 
@@ -117,7 +136,7 @@ MAX_MNIF_PREFERENCE = 10
 NM_DOWN_STATES = frozenset({20, 110, 120})
 
 #: kinds of interface that never carry a steering rule's traffic by themselves
-_NOT_ACCESS = frozenset({InterfaceKind.LOOPBACK, InterfaceKind.TUNNEL})
+_NOT_ACCESS = frozenset({InterfaceKind.LOOPBACK, InterfaceKind.TUNNEL, InterfaceKind.VIRTUAL})
 
 _IFNAME = re.compile(r'^[^\s/:"#]{1,15}$')  # IFNAMSIZ - 1; no whitespace, '/', ':'; no '"' or '#' (mip6d.conf)
 
@@ -219,17 +238,15 @@ def _nm_down(iface) -> bool:
 def usable_interfaces(state: NodeState, analysis: Analysis, *, require_router: bool = True) -> set[str]:
     """Names of the interfaces a failover may choose (module docstring, "Usable interface")."""
     out = set()
-    v6_coa_links: set[int] | None = None
     for i in analysis.active - analysis.home_links:
         iface = state.interfaces.get(i)
         if iface is None or _nm_down(iface):
             continue
         if require_router and not state.routers.get(i):
             # the router check is about IPv6 default routers: an uplink that is active by an IPv4 care-of
-            # address alone (an engine that takes them, RFC 5555) needs none
-            if v6_coa_links is None:
-                v6_coa_links = {k.ifindex for k, r in analysis.roles.items() if r.role == ROLE_COA and ":" in k.address}
-            if i in v6_coa_links:
+            # address alone (an engine that takes them, RFC 5555) needs none (its counted addresses only:
+            # every IPv6 CoA is counted)
+            if any(":" in k.address and analysis.roles[k].role == ROLE_COA for k in analysis.coa_keys.get(i, ())):
                 continue
         out.add(iface.name)
     return out
@@ -320,17 +337,21 @@ ENGINE_REASONS = {
     "resumed": "resumed",
 }
 USER_REASONS = frozenset({"user rebind", "preferences"})
+#: reasons of the system's entries: flags about interface names, not moves
+NAME_REASONS = frozenset({"renamed", "name-reused"})
 
 
 @dataclass(slots=True)
 class FailoverEntry:
     """One failover and its timings (seconds on the model clock; None = not seen yet).
 
-    ``who``: "app" (this policy decided) or "daemon" (the mobility daemon moved
-    by itself, seen in its binding update list). ``trigger_time``: the link
-    event; ``decision_time``: the decision, or the first sign of the daemon
-    moving; ``bu_time``: a Binding Update through the new interface seen;
-    ``ack_time``: acknowledged (home registration accepted) for every HoA moved.
+    ``who`` (:data:`ACTORS`): "user" (the user's rebind or new preferences: ``trigger_time`` is the
+    request), "app" (this policy decided), "daemon" (the mobility daemon moved by itself, seen in its
+    binding update list) or "system" (an interface renamed or its name taken: ``reason`` ``renamed`` /
+    ``name-reused``, ``note`` says what it means for the configuration). ``trigger_time``: the link
+    event or the request; ``decision_time``: the decision, or the first sign of the daemon moving;
+    ``bu_time``: a Binding Update through the new interface seen; ``ack_time``: acknowledged (home
+    registration accepted) for every HoA moved. ``note``: a sentence for the user, or "".
     """
 
     id: int
@@ -343,14 +364,16 @@ class FailoverEntry:
     bu_time: float | None = None
     ack_time: float | None = None
     hoas: tuple[str, ...] = ()
+    note: str = ""
     _unacked: set[str] = field(default_factory=set, repr=False, compare=False)
 
     @property
     def by(self) -> str:
-        """``mhgui``, ``daemon``, or ``mhgui+daemon`` (the app decided, and the daemon moved the same way)."""
+        """``user``, ``mhgui``, ``mhgui+daemon`` (the app decided, and the daemon moved the same way),
+        ``daemon`` or ``system``."""
         if self.who == "app":
             return "mhgui+daemon" if self.bu_time is not None else "mhgui"
-        return "daemon"
+        return self.who
 
     def to_json(self) -> dict:
         """Times, and durations since the trigger (``after_trigger``, seconds, 3 decimals)."""
@@ -361,7 +384,7 @@ class FailoverEntry:
 
         return {
             "id": self.id, "who": self.who, "by": self.by, "from": self.from_interface, "to": self.to_interface,
-            "reason": self.reason, "hoas": list(self.hoas),
+            "reason": self.reason, "hoas": list(self.hoas), "note": self.note,
             "trigger_time": self.trigger_time, "decision_time": self.decision_time,
             "bu_time": self.bu_time, "ack_time": self.ack_time,
             "after_trigger": {"decision": after(self.decision_time), "bu": after(self.bu_time),
@@ -391,8 +414,14 @@ class FailoverLog:
 
     def record(self, who: str, from_interface: str | None, to_interface: str | None, reason: str,
                trigger_time: float | None, decision_time: float) -> FailoverEntry:
-        if who not in ("app", "daemon"):
-            raise ValueError(f"who must be 'app' or 'daemon', not {who!r}")
+        if who not in ACTORS:
+            raise ValueError(f"who must be one of {', '.join(ACTORS)}, not {who!r}")
+        if who == "user" and to_interface is not None:
+            # the user's request is already logged (user_action): the policy following it, or the daemon's
+            # move it asked for, is the same entry, timed from the request
+            e = self._open_user(to_interface, decision_time, done_too=True)
+            if e is not None:
+                return e
         if who == "app" and to_interface is not None:
             # the daemon's move was seen before the link event reached the app (its binding update
             # list polled first): one failover, dated from the app's trigger; its BU/ack times then
@@ -411,6 +440,51 @@ class FailoverLog:
     def note_trigger(self, interface: str, reason: str, at: float) -> None:
         self._triggers[interface] = (at, reason)
 
+    def _open_user(self, to_interface: str | None, now: float, hoa: str | None = None,
+                   done_too: bool = False) -> FailoverEntry | None:
+        """The user's latest request still waiting for its move to ``to_interface`` (or for ``hoa``'s),
+        made within :data:`TRIGGER_WINDOW` seconds of ``now``; ``done_too``: or already acknowledged (the
+        policy following the same request)."""
+        for e in reversed(self.entries):
+            if e.who != "user" or (e.ack_time is not None and not done_too) or e.reason not in USER_REASONS:
+                continue
+            if e.trigger_time is not None and not 0 <= now - e.trigger_time <= TRIGGER_WINDOW:
+                continue
+            if (to_interface is not None and e.to_interface == to_interface) or (
+                    hoa is not None and hoa in e.hoas and e.to_interface in (None, to_interface)):
+                return e
+        return None
+
+    def user_action(self, reason: str, to_interface: str | None, hoas: Iterable[str], requested_at: float,
+                    decided_at: float | None = None, from_interface: str | None = None) -> FailoverEntry:
+        """The user asked for a move (``reason``: "user rebind" or "preferences"): an entry by "user", timed
+        from ``requested_at`` (the request; seconds on the model clock); ``decided_at``: when it was sent to
+        the daemon (default: the request). The move that follows (the daemon's Binding Update through
+        ``to_interface``, its acknowledgement, or the policy's switch) fills this entry's times."""
+        if reason not in USER_REASONS:
+            raise ValueError(f"a user's action is one of {', '.join(sorted(USER_REASONS))}, not {reason!r}")
+        e = FailoverEntry(self._next_id, "user", from_interface, to_interface, reason, requested_at,
+                          requested_at if decided_at is None else decided_at, hoas=tuple(hoas))
+        self._next_id += 1
+        self.entries.append(e)
+        del self.entries[:-self.limit]
+        return e
+
+    def user_failed(self, e: FailoverEntry, why: str) -> FailoverEntry:
+        """The user's request ``e`` did not happen (refused, failed, rolled back): said in its entry."""
+        if not e.reason.endswith(" failed"):
+            e.reason = f"{e.reason} failed"
+        e.note = why
+        return e
+
+    def note_names(self, reason: str, from_interface: str | None, to_interface: str | None, note: str,
+                   at: float) -> FailoverEntry:
+        """A flag by the system: an interface renamed (``renamed``) or a name taken by another NIC
+        (``name-reused``); ``note`` says what it means for the configuration that names it."""
+        e = self.record("system", from_interface, to_interface, reason, at, at)
+        e.note = note
+        return e
+
     def record_move(self, hoa: str, from_interface: str | None, to_interface: str, reason: str,
                     first_bu_at: float | None, bu_at: float | None, ack_at: float | None,
                     now: float) -> FailoverEntry:
@@ -422,6 +496,23 @@ class FailoverLog:
         if words is None:
             words = "recovered" if reason.startswith("home agent reachable") else reason
         start = first_bu_at if first_bu_at is not None else (bu_at if bu_at is not None else now)
+        if words in USER_REASONS:
+            # the user's own move: the entry made at the request, timed from it, when there is one
+            e = self._open_user(to_interface, now, hoa)
+            if e is None:
+                e = FailoverEntry(self._next_id, "user", from_interface, to_interface, words, start, start)
+                self._next_id += 1
+                self.entries.append(e)
+                del self.entries[:-self.limit]
+            if e.from_interface is None:
+                e.from_interface = from_interface
+            e.to_interface = to_interface
+            if hoa not in e.hoas:
+                e.hoas += (hoa,)
+            e.bu_time = bu_at if bu_at is not None else start
+            if ack_at is not None:
+                e.ack_time = ack_at if e.ack_time is None else max(e.ack_time, ack_at)
+            return e
         e = self.record("daemon", from_interface, to_interface, words, start, start)
         e.hoas = (hoa,)
         e.bu_time = bu_at if bu_at is not None else start
@@ -460,6 +551,15 @@ class FailoverLog:
         return list(changed.values())
 
     def _entry_for_move(self, b: Binding, left: str | None, now: float) -> FailoverEntry:
+        e = self._open_user(b.interface, now, b.hoa)  # the move the user asked for (every HoA it moves)
+        if e is not None:
+            if e.bu_time is None:
+                e.bu_time = now
+            if e.from_interface is None:
+                e.from_interface = left
+            if e.to_interface is None:
+                e.to_interface = b.interface
+            return e
         for e in reversed(self.entries):
             if e.to_interface is not None and e.to_interface == b.interface and (e.bu_time is None or e.bu_time == now) \
                     and now - e.decision_time <= TRIGGER_WINDOW:  # an old open decision explains nothing now
@@ -506,6 +606,14 @@ class FailoverPolicy:
         self._known: set[str] = set()  # every interface name seen
         self._ever_usable: set[str] = set()  # names usable at some point
         self._prefs_changed = False  # set_preferences since the last decision
+        self._prefs_at: float | None = None  # when the user set them (the request), model clock
+        self._prefs_by = "user"  # who set the preferences last: "user", or "app" (derived again)
+        #: which NIC each name designates (made from the state at the first observe)
+        self.names: NameTracker | None = None
+        self._current_ifindex: int | None = None  # the NIC chosen as current, by ifindex
+        #: names that a daemon's configuration uses, ``{name: where}`` (e.g. "mip6d.conf"): flagged when
+        #: they stop designating the NIC they did; the preference order's names always are
+        self.config_names: dict[str, str] = {}
         #: the steering fallback last emitted ({interface: substitute})
         self.fallback: dict[str, str] = {}
 
@@ -522,12 +630,58 @@ class FailoverPolicy:
         better = ranking[:ranking.index(cur)]
         return any(n in self._lost and n in self._ever_usable for n in better)
 
-    def set_preferences(self, prefs: Preferences) -> None:
-        """New preferences; they apply at the next :meth:`observe` / :meth:`tick`: a better interface by
-        the new order is chosen at once (no hold-up: the user asked), reason ``preferences``."""
+    def set_preferences(self, prefs: Preferences, at: float | None = None, *, by_user: bool = True) -> None:
+        """New preferences; they apply at the next :meth:`observe` / :meth:`tick`: a better interface by the
+        new order is chosen at once (no hold-up: the user asked), reason ``preferences``, logged as the
+        user's (``by_user``; False: the app's, e.g. an order derived again as interfaces come and go), timed
+        from ``at`` (the request; default now)."""
         if prefs != self.prefs:
             self._prefs_changed = True
+            self._prefs_at = self.clock() if at is None else at
+            self._prefs_by = "user" if by_user else "app"
         self.prefs = prefs
+
+    def name_problems(self) -> list[str]:
+        """Sentences for the names of the preferences and of :attr:`config_names` that no longer designate
+        the NIC they designated (:meth:`~mhgui.core.renames.NameTracker.config_problems`)."""
+        if self.names is None:
+            return []
+        return self.names.config_problems(self._named())
+
+    def _named(self) -> dict[str, str]:
+        out = {n: "the failover order" for n in self.prefs.order}
+        for n, where in self.config_names.items():
+            out[n] = where if n not in out else f"{where} (and the failover order)"
+        return out
+
+    def _follow_names(self, changes: list[Change], state: NodeState, now: float) -> None:
+        """Renames: what the policy remembers of a NIC follows it to its new name; flags in the log."""
+        if self.names is None:
+            self.names = NameTracker(state.interfaces)
+        named = self._named()
+        for ev in self.names.observe(changes):
+            if isinstance(ev, Renamed):
+                for d in (self._since, self._soft, self._coas):
+                    if ev.old in d:
+                        d[ev.new] = d.pop(ev.old)
+                for st in (self._lost, self._known, self._ever_usable):
+                    if ev.old in st:
+                        st.discard(ev.old)
+                        st.add(ev.new)
+                if ev.old in named or ev.new in named or ev.old == self.current:
+                    where = named.get(ev.old)
+                    note = (f"the NIC {ev.old} (ifindex {ev.ifindex}) is now called {ev.new}"
+                            + (f": {where} names {ev.old}, which no longer designates it" if where else ""))
+                    self.log.note_names("renamed", ev.old, ev.new, note + ".", now)
+            elif isinstance(ev, NameTaken) and ev.name in named:
+                m = self.names.moved(ev.name)
+                if m is not None:
+                    self.log.note_names("name-reused", ev.previous_now, ev.name, describe_move(m, named[ev.name]), now)
+
+    def _name_reused(self, name: str) -> bool:
+        """``name`` designates another NIC than the one it designated first."""
+        m = self.names.moved(name) if self.names is not None else None
+        return m is not None and m.holder is not None
 
     def tick(self, state: NodeState, analysis: Analysis) -> list[Action]:
         """:meth:`observe` without changes: call it at :attr:`next_deadline`."""
@@ -536,16 +690,19 @@ class FailoverPolicy:
     def observe(self, changes: Iterable[Change], state: NodeState, analysis: Analysis) -> list[Action]:
         """Take one batch of store changes with the state and analysis after them; returns the actions."""
         now = self.clock()
+        changes = list(changes)
+        self._follow_names(changes, state, now)
         prefs = self.prefs
         names = {i.ifindex: i.name for i in state.interfaces.values()}
         bounced: dict[str, str] = {}  # name -> link-down | link-removed in this batch, even if up again now
         for c in changes:
             if c.kind in ("link-down", "link-removed"):
                 bounced[getattr(c.before, "name", None) or names.get(c.ifindex, "")] = c.kind
-        coas: dict[str, set] = {}
-        for key, role in analysis.roles.items():
-            if role.counted and key.ifindex in names:
-                coas.setdefault(names[key.ifindex], set()).add(key)
+        coas: dict[str, frozenset] = {}  # the analysis keeps these per interface (issue 14: no scan of every role)
+        for i, keys in analysis.coa_keys.items():
+            if i in names:
+                n = names[i]
+                coas[n] = coas[n] | keys if n in coas else keys
         usable = usable_interfaces(state, analysis, require_router=prefs.require_router)
 
         # which interfaces count as usable, churn taken into account
@@ -572,7 +729,7 @@ class FailoverPolicy:
         for name in list(self._soft):
             if name not in self._since:
                 self._soft.pop(name)
-        self._coas = {n: frozenset(k) for n, k in coas.items()}
+        self._coas = coas
         for name, kind in bounced.items():
             self.log.note_trigger(name, kind, now)
 
@@ -631,16 +788,22 @@ class FailoverPolicy:
         firm = [n for n in ranking if n not in self._soft or n == waiting]
         best = firm[0] if firm else (ranking[0] if ranking else None)
         cur = self.current
-        if cur is not None and cur in ranking:
+        # the NIC chosen is not called ``cur`` any more (renamed; another NIC may have taken the name)
+        now_called = self.names.name_of(self._current_ifindex) \
+            if self.names is not None and self._current_ifindex is not None else None
+        renamed = cur is not None and now_called is not None and now_called != cur
+        if cur is not None and cur in ranking and not renamed:
             self._none_reported = False
             if best == cur or best is None or ranking.index(best) > ranking.index(cur):
                 self.pending = None
                 return []
             if self._prefs_changed:
-                return [self._switch(best, "preferences", now, now)]
+                return [self._switch(best, "preferences", self._prefs_at if self._prefs_at is not None else now,
+                                     now)]
             until = self._since[best] + self.prefs.holdup
             if now >= until:
-                return [self._switch(best, "preferred-back", self._since[best], now)]
+                why = "name-reused" if self._name_reused(best) else "preferred-back"
+                return [self._switch(best, why, self._since[best], now)]
             if self.pending != (best, until):
                 self.pending = (best, until)
                 return [StayPending(best, cur, until)]
@@ -651,10 +814,14 @@ class FailoverPolicy:
         self.pending = None
         if cur is None:
             trigger, reason = now, ("initial" if not self._started else "recovered")
+            if self._started and best is not None and self._name_reused(best):
+                reason = "name-reused"  # another NIC under a listed name: not the one lost coming back
         else:
-            reason = _why_unusable(cur, state, analysis, self.prefs)
-            if cur in churn_lost:
+            reason = "renamed" if renamed else _why_unusable(cur, state, analysis, self.prefs)
+            if cur in churn_lost and not renamed:
                 trigger, reason = churn_lost[cur], "coa-removed"
+            elif reason == "preferences" and self._prefs_at is not None:
+                trigger = self._prefs_at  # the user's request
             else:
                 trigger = now
             self.log.note_trigger(cur, reason, trigger)
@@ -663,8 +830,9 @@ class FailoverPolicy:
             if self._none_reported:
                 return []
             self._none_reported = True
+            self._current_ifindex = None
             if reason != "initial":
-                self.log.record("app", cur, None, reason, trigger, now)
+                self.log.record(self._prefs_by if reason == "preferences" else "app", cur, None, reason, trigger, now)
             return [NoUsableInterface(cur, reason, trigger)]
         self._none_reported = False
         return [self._switch(best, reason, trigger, now)]
@@ -672,10 +840,12 @@ class FailoverPolicy:
     def _switch(self, to: str, reason: str, trigger: float, now: float) -> SwitchTo:
         prev = self.current
         self.current = to
+        self._current_ifindex = self.names.ifindex_of(to) if self.names is not None else None
         self._started = True
         self.pending = None
         if reason != "initial":  # the first choice is not a failover
-            self.log.record("app", prev, to, reason, trigger, now)
+            # new preferences are the user's doing: the policy only follows them
+            self.log.record(self._prefs_by if reason == "preferences" else "app", prev, to, reason, trigger, now)
         return SwitchTo(to, prev, reason, trigger, now)
 
     def _set_deadline(self, now: float, state: NodeState, analysis: Analysis) -> None:
@@ -685,10 +855,15 @@ class FailoverPolicy:
         for name in self._lost:  # a steering rule goes back at the end of its interface's hold-up
             if name in self._since:
                 times.append(self._since[name] + self.prefs.holdup)
-        for key, role in analysis.roles.items():
-            if role.counted:
-                a = state.addresses.get(key)
-                for t in (a.preferred_until, a.valid_until) if a is not None else ():
-                    if t is not None and t > now:
-                        times.append(t)
+        # the next end of a CoA's lifetime: the analysis knows the first one after its own time
+        first = analysis.coa_deadline
+        if first is not None and first > now:
+            times.append(first)
+        elif first is not None:  # an analysis older than now: look further
+            for key, role in analysis.roles.items():
+                if role.counted:
+                    a = state.addresses.get(key)
+                    for t in (a.preferred_until, a.valid_until) if a is not None else ():
+                        if t is not None and t > now:
+                            times.append(t)
         self.next_deadline = min(times) if times else None

@@ -325,27 +325,22 @@ def preference_order(prefs: Mapping[str, int]) -> list[frozenset[str]]:
 
 
 def rebind_preferences(prefs: Mapping[str, int], target: str) -> dict[str, int]:
-    """The preference map that makes ``target`` UMIP's choice, changing as little as possible.
+    """The preference map that makes ``target`` UMIP's choice, as a clean order.
 
     ``target`` gets 1; every other interface with a preference > 0 keeps its
-    relative order after it (ties stay ties) and keeps its value when that is
-    already larger than the one before it, else takes the next value; values
-    stop at 10 (``POL_MN_IF_MIN_PREFERENCE``), where the last ones may then
-    tie. 0 (never used) stays 0. E.g. ``{eth1: 1, wlan0: 2, wwan0: 3}`` with
-    target ``wwan0`` gives ``{wwan0: 1, eth1: 2, wlan0: 3}``.
+    relative order after it and is numbered 2, 3, ... (a tie is broken by name,
+    a gap closed: :func:`mhgui.core.mip6conf.preference_order_problem` refuses
+    both, since the order shown and the order used would differ). 0 (never
+    used) stays 0. Values stop at 10 (``POL_MN_IF_MIN_PREFERENCE``): with more
+    than 10 interfaces in use the last ones tie, which
+    :meth:`UmipDriver.plan_rebind` then refuses. E.g. ``{eth1: 1, wlan0: 2,
+    wwan0: 3}`` with target ``wwan0`` gives ``{wwan0: 1, eth1: 2, wlan0: 3}``.
     """
     out = {name: p for name, p in prefs.items()}
     out[target] = 1
-    others = sorted(((p, name) for name, p in prefs.items() if name != target and p > 0))
-    prev_old: int | None = None
-    prev_new = 1
-    for old, name in others:
-        if old == prev_old:
-            new = prev_new  # a tie stays a tie
-        else:
-            new = min(mip6conf.MAX_PREFERENCE, max(old, prev_new + 1))
-        out[name] = new
-        prev_old, prev_new = old, new
+    others = sorted((p, name) for name, p in prefs.items() if name != target and p > 0)
+    for n, (_, name) in enumerate(others, start=2):
+        out[name] = min(n, mip6conf.MAX_PREFERENCE)
     return out
 
 
@@ -684,7 +679,8 @@ class UmipDriver(DaemonDriver):
             return refuse(f"{ifname} has no default router: UMIP only binds through an interface "
                           "with a care-of address and a default router")
 
-        before = dict(mip6conf.interface_preferences(conf))
+        listed = dict(mip6conf.interface_preferences(conf))
+        before = dict(listed)
         notes: list[str] = []
         if mip6conf.use_all_interfaces(conf):
             for name, li in view.interfaces.items():
@@ -692,7 +688,9 @@ class UmipDriver(DaemonDriver):
                     before[name] = mip6conf.DEFAULT_PREFERENCE
             notes.append("MnUseAllInterfaces: unlisted interfaces count with preference "
                          f"{mip6conf.DEFAULT_PREFERENCE}")
-        after = rebind_preferences(before, ifname)
+        # the file's own list is renumbered (an unlisted interface stays unlisted, after the listed ones)
+        written = rebind_preferences(listed, ifname)
+        after = dict(before, **written)
         moves = tuple(a for a in configured if a not in view.hoas_at_home)
         staying = tuple(a for a in configured if a in view.hoas_at_home)
         common = dict(preferences_before=before, preferences_after=after, moves=moves, staying=staying,
@@ -700,6 +698,9 @@ class UmipDriver(DaemonDriver):
         if preference_order(before) == preference_order(after):
             return refuse(f"nothing to do: {ifname} already has the best preference "
                           "(UMIP uses it whenever it has a care-of address and a default router)", **common)
+        problem = mip6conf.preference_order_problem(written)
+        if problem is not None:  # never written: the helper would refuse it too
+            return refuse(f"the interface preferences would not be a clean order: {problem}", **common)
         if not self.connected:
             return refuse(f"mip6d's virtual terminal does not answer ({self._status.state}): "
                           "the change could not be confirmed", **common)

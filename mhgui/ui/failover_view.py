@@ -4,7 +4,10 @@
 :class:`~mhgui.core.failover.FailoverEntry`, newest last: a new entry is one
 ``rowsInserted``, a timing filled in is ``dataChanged`` for that row only.
 :class:`FailoverPage` puts a one-paragraph status (current interface, steering
-fallback, hold-up under way, what the daemon does by itself) above the table.
+fallback, hold-up under way, what the daemon does by itself) above the table. Where the home addresses
+are bound comes from :func:`~mhgui.core.bindings.uplinks_in_use`, the same answer as the window's binding
+table and a rebind's confirmation; mhgui's own choice (what steering rules follow) is said apart when it
+differs. Interface names that now designate another NIC (a rename) are said too.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ from typing import Callable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableView, QVBoxLayout, QWidget
 
+from ..core.bindings import BindingState, in_use_text, uplinks_in_use
 from ..core.failover import FailoverEntry
 from ..failover_service import EntryChanged, FailoverService
+from .columns import ColumnSizer
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -108,6 +113,8 @@ class FailoverLogModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tip(e)
         if role == Qt.ItemDataRole.ForegroundRole:
+            if e.who == "system" or e.reason.endswith(" failed"):
+                return QBrush(QColor("#e65100"))
             if e.to_interface is None:
                 return QBrush(QColor("#b71c1c"))
             if c == self.COL_ACK and e.ack_time is not None and e.trigger_time is not None:
@@ -127,14 +134,21 @@ class FailoverLogModel(QAbstractTableModel):
             return e.reason
         if c == self.COL_DECISION:
             return _ms(e.decision_time, e.trigger_time)
+        waits = e.who == "daemon" or (e.who == "user" and not e.reason.endswith(" failed"))
         if c == self.COL_BU:
-            return _ms(e.bu_time, e.trigger_time) if e.bu_time is not None or e.who == "daemon" else "—"
+            return _ms(e.bu_time, e.trigger_time) if e.bu_time is not None or waits else "—"
         if c == self.COL_ACK:
-            return _ms(e.ack_time, e.trigger_time) if e.bu_time is not None or e.who == "daemon" else "—"
+            return _ms(e.ack_time, e.trigger_time) if e.bu_time is not None or waits else "—"
         return ", ".join(e.hoas)
 
     @staticmethod
     def _tip(e: FailoverEntry) -> str:
+        if e.who == "system":
+            return e.note or "an interface name changed"
+        if e.who == "user":
+            what = "you asked for this move" if e.reason.startswith("user rebind") else "your new preferences"
+            return (f"{what}; times from the request: sent to the daemon, Binding Update through the new "
+                    "interface seen, home registration acknowledged" + (f". {e.note}" if e.note else ""))
         if e.who == "app" and e.bu_time is not None:
             who = ("mhgui decided (steering rules follow it) and the mobility daemon moved the home "
                    "addresses the same way (seen in its binding update list)")
@@ -165,7 +179,7 @@ class FailoverPage(QWidget):
         self.view.setModel(self.model)
         self.view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.view.verticalHeader().setVisible(False)
-        self.view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.column_sizer = ColumnSizer(self.view)  # fitted to a sample of rows, not on every change
         self.view.horizontalHeader().setStretchLastSection(True)
         lay.addWidget(self.view, 1)
         for e in service.log.entries:
@@ -184,17 +198,38 @@ class FailoverPage(QWidget):
     def _on_event(self, ev) -> None:
         if isinstance(ev, EntryChanged):
             self.model.upsert(ev.entry)
-            self.view.resizeColumnsToContents()
             self.view.scrollToBottom()
         self.refresh_status()
 
+    def in_use(self) -> dict:
+        """Where the daemon has each home address (:func:`~mhgui.core.bindings.uplinks_in_use`)."""
+        d = self.service.daemon
+        if d is None or not d.status.reachable:
+            return {}
+        return uplinks_in_use(d.bindings(), self.service.store.state)
+
     def status_text(self) -> str:
+        return " ".join([self._status()] + self.service.name_problems())
+
+    def _status(self) -> str:
         p = self.service.policy
         d = self.service.daemon
         if d is not None and d.status.reachable and getattr(d, "reports_moves", False):
             return self._engine_status(d)
         parts = []
-        if p.current is None:
+        uses = self.in_use()
+        if uses:
+            used = sorted({u.interface or u.coa for u in uses.values()})
+            ranking = p.prefs.ranking
+            worse = any(n in p.prefs.backup or (ranking and n != ranking[0]) for n in used)
+            parts.append(f"The node uses {', '.join(used)}" + (" (not the first choice)" if worse else "")
+                         + f" (the mobility daemon's binding list: {in_use_text(uses)}).")
+            if p.current is not None and p.current not in used:
+                parts.append(f"mhgui's own order chose {p.current} (steering rules follow it); the mobility "
+                             "daemon has not moved there.")
+            elif p.current is None:
+                parts.append("mhgui's own order has no usable interface: steering rules keep theirs.")
+        elif p.current is None:
             parts.append("No usable interface: every listed link is down, or has no care-of address "
                          "or no default router.")
         else:
@@ -217,11 +252,12 @@ class FailoverPage(QWidget):
 
     def _engine_status(self, d) -> str:
         """With mhgui's engine: where each HoA is bound (its own choice, by its list and its probes)."""
-        from ..core.bindings import BindingState
         parts = []
         homes = [b for b in d.bindings() if b.home_registration]
+        uses = self.in_use()
         for b in homes:
-            where = b.interface or b.coa
+            u = uses.get(b.hoa)
+            where = (u.interface if u is not None and u.coa == b.coa else b.interface) or b.coa
             if b.state is BindingState.REGISTERED:
                 parts.append(f"{b.hoa} is bound through {where}.")
             elif b.state is BindingState.WAITING_ACK:

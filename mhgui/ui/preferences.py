@@ -27,6 +27,14 @@ restart, saved by the engine), shows a refusal (the engine's sentence, or polkit
 authorized") without closing, and never touches mip6d.conf; hold-up and notifications
 are saved in ``failover.toml`` as before.
 
+The order shown is the one in use (issue 13.8): when mip6d.conf's ``MnIfPreference`` values rank
+the interfaces differently from the saved order (a rebind, ``mhctl`` or an edit changed them), the
+file's order is shown, and said so (:func:`~mhgui.core.orderinuse.order_in_use`). Before anything
+is written, the values the file would then hold are checked
+(:func:`~mhgui.core.mip6conf.preference_order_problem`): a tie or a gap among the interfaces in use
+(e.g. more than ten of them) is refused inline, OK disabled. With the engine, each home address's
+lists are checked likewise (:func:`~mhgui.core.engineprefs.engine_problems`).
+
 Never ``exec()``: open it with ``open()`` (or :func:`open_preferences`).
 """
 
@@ -42,10 +50,12 @@ from PySide6.QtCore import (QAbstractTableModel, QByteArray, QItemSelectionModel
                             QPersistentModelIndex, Qt, Signal)
 from PySide6.QtGui import QBrush, QColor, QFont, QKeyEvent
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
-                               QHBoxLayout, QHeaderView, QLabel, QPushButton, QSizePolicy, QSpinBox,
+                               QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox,
                                QStyledItemDelegate, QTreeView, QVBoxLayout, QWidget)
 
 from ..core.capabilities import DaemonCapabilities
+from ..core.mip6conf import preference_order_problem
+from ..core.orderinuse import mnif_after, order_in_use
 from ..core.engineprefs import UNLISTED, HoaUplinks, engine_lists, engine_problems, engine_rows, hoa_uplinks
 from ..core.failover import Preferences, mnifpreference_values
 from ..core.prefsfile import (DEFAULT_HOLDUP, HOLDUP_MAX, MARK_LABELS, MARKS, FailoverSettings, OrderEntry,
@@ -53,6 +63,7 @@ from ..core.prefsfile import (DEFAULT_HOLDUP, HOLDUP_MAX, MARK_LABELS, MARKS, Fa
 from ..core.prefsfile import mnif_changes as _mnif_changes
 from ..core.prefsfile import restart_needed as _restart_needed
 from ..sources import prefs_store
+from .columns import ColumnSizer
 
 __all__ = ["InterfaceOrderModel", "MarkDelegate", "PreferencesDialog", "engine_refusal", "mnif_changes",
            "open_preferences", "restart_notice"]
@@ -432,6 +443,8 @@ class PreferencesDialog(QDialog):
         #: the rows of each HoA (the shown one's are in the model)
         self._engine_rows: dict[str, list[OrderEntry]] = {}
         self._hoa: str | None = None
+        #: said above the list when it shows mip6d.conf's order rather than the saved one ("" otherwise)
+        self.order_note = ""
         #: set just before ``applied``: ``{hoa: (preference, backup, never)}`` sent to the engine
         self.applied_engine: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
         if self.engine:
@@ -441,6 +454,8 @@ class PreferencesDialog(QDialog):
             self._hoa = next(iter(self.engine_initial), None)
             entries = self._engine_rows.get(self._hoa, []) if self._hoa is not None else []
         else:
+            # the order in use: mip6d.conf's when it ranks the interfaces differently from the saved order
+            saved_prefs, self.order_note = order_in_use(saved_prefs, self.current_mnif)
             entries = merge_interfaces(interfaces, saved_prefs, self.current_mnif)
         self.model = (_EngineOrderModel if self.engine else InterfaceOrderModel)(entries, self)
         # what the restart decision compares with: the saved order, else what the dialog opened with
@@ -459,6 +474,12 @@ class PreferencesDialog(QDialog):
                                         "one is kept beside it):\n" + "\n".join(problems))
         self.problems_label.setVisible(bool(problems))
         root.addWidget(self.problems_label)
+        self.order_label = QLabel(getattr(self, "order_note", ""))
+        self.order_label.setObjectName("order-in-use")
+        self.order_label.setWordWrap(True)
+        self.order_label.setStyleSheet("background:#e3f2fd;color:#0d47a1;padding:4px;border:1px solid #90caf9;")
+        self.order_label.setVisible(bool(self.order_label.text()))
+        root.addWidget(self.order_label)
 
         hoa_row = QHBoxLayout()
         self.hoa_combo = QComboBox()
@@ -517,8 +538,9 @@ class PreferencesDialog(QDialog):
         self.view.setItemDelegateForColumn(InterfaceOrderModel.COL_MARK, self.delegate)
         header = self.view.header()
         header.setStretchLastSection(True)
-        for col in range(InterfaceOrderModel.COL_STATUS):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        # the columns before the status fit their contents, measured when rows change (not ResizeToContents,
+        # which measures every row on every change)
+        self.column_sizer = ColumnSizer(self.view)
         # UMIP's value means nothing to the engine
         self.view.setColumnHidden(InterfaceOrderModel.COL_PREF, self.engine)
         self.view.moveRequested.connect(self.move_current)
@@ -676,6 +698,10 @@ class PreferencesDialog(QDialog):
         elif all(m == "never" for m in marks):
             out.append("Every interface is marked never: no interface may be used. "
                        "Mark at least one as primary or backup only.")
+        else:
+            problem = self.mnif_problem()
+            if problem is not None:
+                out.append(f"mip6d.conf cannot take this order: {problem}.")
         if not self.holdup_valid():
             out.append(f"Hold-up must be a whole number of seconds from 0 to {HOLDUP_MAX}.")
         return out
@@ -689,6 +715,17 @@ class PreferencesDialog(QDialog):
             return _mnif_changes(self._baseline, self.preferences(), self.current_mnif)
         except ValueError:
             return {}
+
+    def mnif_problem(self) -> str | None:
+        """Why the ``MnIfPreference`` values mip6d.conf would hold once applied are not a clean order (a tie,
+        a gap, more than ten interfaces in use: :func:`~mhgui.core.mip6conf.preference_order_problem`);
+        None when they are, or when applying writes nothing."""
+        if self.engine or not self.mnif_changes():
+            return None
+        try:
+            return preference_order_problem(mnif_after(self.preferences(), self.current_mnif))
+        except ValueError as e:
+            return str(e)
 
     def restart_needed(self) -> bool:
         if self.engine:

@@ -21,6 +21,15 @@ hold-up and notifications (and an order saved earlier). The tray's "Prefer" item
 then each move one home address: :meth:`AppShell.rebind_hoa` plans and runs the
 engine's rebind at once. The window and notifications name "the mobility engine",
 not mip6d.
+
+Who did it (issue 13.10): a rebind from the window or the tray, and new preferences, are
+logged in the failover log as the user's (:meth:`~mhgui.failover_service.FailoverService.user_action`),
+timed from the request; the daemon's move they cause fills in the times. A rebind from the
+window with UMIP rewrites ``MnIfPreference`` (the interface first): the app's order follows
+(saved, as the tray's "Prefer" does), so that the preferences dialog shows the order in use.
+``MnIfPreference`` values are checked before they are written
+(:func:`~mhgui.core.mip6conf.preference_order_problem`: no tie, no gap), against the file as it
+is now. A success in the status bar goes once what it said changes (:meth:`MainWindow.note_status`).
 """
 
 from __future__ import annotations
@@ -32,9 +41,10 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
-from ..core import notices
+from ..core import mip6conf, notices
+from ..core.bindings import in_use_text, uplinks_in_use
 from ..core.engineprefs import hoa_uplinks
-from ..core.failover import Preferences
+from ..core.failover import Preferences, usable_interfaces
 from ..core.prefsfile import (
     FailoverSettings, entries_to_prefs, live_interface_rows, merge_interfaces, mnif_changes, restart_needed,
 )
@@ -93,6 +103,7 @@ class AppShell(QObject):
         self._helper_absent_logged = False
         self._tasks: set[asyncio.Task] = set()
         self._quiet_until = float("-inf")  # no "daemon lost" notification before (our own restart)
+        self._rebind_entry = None  # the log entry of the window's rebind under way (the user's)
         self.svc = FailoverService(rt.store, rt.clock, rt.analysis, Preferences(()), daemon=rt.daemon,
                                    steering=self._set_fallback, journal=self.journal)
         self.tray = None
@@ -121,6 +132,13 @@ class AppShell(QObject):
                 self.notifications = loaded.settings.notifications
             self.svc.policy.set_preferences(self._derived_prefs())
             self.rt.store.subscribe(self._maybe_rederive)
+        self._refresh_names()
+        self.win.controller.config_names = self._config_names
+        self.win.controller.refreshed.connect(lambda *a: self._refresh_names())
+        rebinder = getattr(self.win, "rebinder", None)
+        if rebinder is not None:  # the window's own rebinds are the user's: logged as theirs
+            rebinder.started.connect(self._window_rebind_started)
+            rebinder.finished.connect(self._window_rebind_finished)
         self.svc.start()
         self.page = FailoverPage(self.svc, parent=self.win)
         self.win.tabs.addTab(self.page, "Failover")
@@ -166,6 +184,69 @@ class AppShell(QObject):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _tell(self, text: str, ok, describe=None) -> None:
+        """``message``, and for a success, what it describes (``describe()``; default the uplinks in use): the
+        window takes it down once that changes (stale messages, issue 13.11)."""
+        self.message.emit(text, ok)
+        if ok is True and hasattr(self.win, "note_status"):
+            self.win.note_status(text, describe)
+
+    def _prefs_now(self):
+        return (self.svc.policy.prefs, tuple(sorted((self._current_mnif or {}).items())))
+
+    # ------------------------------------------------------------------ names (renamed interfaces)
+    def _config_names(self) -> dict[str, str]:
+        """mip6d.conf's interfaces (``{name: "mip6d.conf"}``) when UMIP is the daemon (with the engine, its
+        own lists are the window's; mip6d.conf is not used)."""
+        if self.engine() is not None:
+            return {}
+        return {n: "mip6d.conf" for n in (self._current_mnif or {})}
+
+    def _refresh_names(self) -> None:
+        """The failover log flags the names the daemon's configuration uses: the window's list of them."""
+        self.svc.set_config_names(self.win.controller.all_config_names()
+                                  if hasattr(self.win.controller, "all_config_names") else self._config_names())
+
+    # ------------------------------------------------------------------ the user's rebinds from the window
+    def _window_rebind_started(self, plan, requested_at: float) -> None:
+        self._rebind_entry = self.svc.user_action("user rebind", plan.interface, tuple(plan.moves or (plan.hoa,)),
+                                                  requested_at, from_interface=self._in_use_of(plan.hoa))
+        if getattr(plan, "restart_required", False):
+            self._quiet_until = float("inf")  # mip6d going away now is this restart, not news
+
+    def _window_rebind_finished(self, plan, result) -> None:
+        entry, self._rebind_entry = self._rebind_entry, None
+        if getattr(plan, "restart_required", False):
+            self._quiet_until = self.rt.clock() + RESTART_QUIET
+        if result is None or not result.confirmed:
+            if entry is not None:
+                self.svc.user_failed(entry, (result.reason if result is not None else None) or "the rebind failed")
+            return
+        if plan.preferences_after:  # UMIP: MnIfPreference now puts the interface first; the app's order follows
+            self._current_mnif = dict(self._current_mnif or {}, **dict(plan.preferences_after))
+            self._spawn(self._follow_rebind(plan.interface, entry.trigger_time if entry is not None else None))
+
+    async def _follow_rebind(self, ifname: str, requested_at: float | None) -> None:
+        """After a rebind from the window that rewrote MnIfPreference: the app's order puts ``ifname`` first
+        too (saved when there is a saved order), so that the dialog and the policy show the order in use."""
+        if self.settings is None:
+            self.svc.set_preferences(self._derived_prefs(), requested_at)
+            return
+        new = preferring(self.settings.prefs, ifname)
+        settings = FailoverSettings(prefs=new, notifications=self.settings.notifications, extra=self.settings.extra,
+                                    interface_extra=self.settings.interface_extra)
+        try:
+            await prefs_store.save_prefs_async(settings, self.prefs_path)
+        except prefs_store.PrefsStoreError as e:
+            self.message.emit(f"Preferences not saved: {e}", False)
+        self.settings = settings
+        self.svc.set_preferences(new, requested_at)
+
+    def _in_use_of(self, hoa: str) -> str | None:
+        d = self.rt.daemon
+        u = uplinks_in_use(d.bindings(), self.rt.store.state).get(hoa) if d is not None else None
+        return u.interface if u is not None else None
+
     # ------------------------------------------------------------------ preferences
     def engine(self):
         """The engine's driver when it is the mobility daemon, else None."""
@@ -188,7 +269,7 @@ class AppShell(QObject):
         if self.settings is not None:
             return
         if any(c.kind in ("link-added", "link-removed") for c in changes):
-            self.svc.set_preferences(self._derived_prefs())
+            self.svc.set_preferences(self._derived_prefs(), by_user=False)  # interfaces came or went
 
     def show_preferences(self) -> None:
         self._spawn(self._open_preferences())
@@ -196,6 +277,10 @@ class AppShell(QObject):
     async def _open_preferences(self):
         from .preferences import open_preferences
 
+        # the order in use: mip6d.conf as it is now (a rebind, mhctl or an editor may have changed it)
+        fresh = await asyncio.get_running_loop().run_in_executor(None, read_interface_preferences, self.mip6d_conf)
+        if fresh is not None:
+            self._current_mnif = fresh
         rows = live_interface_rows(self.rt.store.state, self.rt.analysis())
         engine = self.engine()
         dlg = await open_preferences(rows, capabilities=self.rt.caps, current_mnif=self._current_mnif,
@@ -240,6 +325,7 @@ class AppShell(QObject):
         if d is None:
             self.message.emit("No mobility daemon: nothing to rebind.", False)
             return None
+        entry = self.svc.user_action("user rebind", ifname, (hoa,), from_interface=self._in_use_of(hoa))
         self.message.emit(f"Binding {hoa} through {ifname} ({self.daemon_name()}, no restart)…", None)
         try:
             # (waits while the interface's only care-of address is tentative)
@@ -248,16 +334,20 @@ class AppShell(QObject):
                                              f"Waiting before binding {hoa} through {ifname}: {why}", None))
             if not plan.allowed:
                 self.message.emit(f"Cannot bind {hoa} through {ifname}: {plan.refusal}", False)
+                self.svc.user_failed(entry, plan.refusal or "refused")
                 return None
             result = await d.rebind(plan)
         except Exception as e:  # a driver failure is a message, not a crash
             self.message.emit(f"Rebind failed: {e}", False)
+            self.svc.user_failed(entry, str(e))
             return None
         if result.confirmed:
-            self.message.emit(f"Confirmed in {result.elapsed_ms:.0f} ms: {hoa} now bound through {ifname}"
-                              + (f" ({result.new_coa})" if result.new_coa else "") + ".", True)
+            # said from the one source of truth: the daemon's bindings, resolved by ifindex
+            where = in_use_text(uplinks_in_use(d.bindings(), self.rt.store.state), (hoa,), now=True)
+            self._tell(f"Confirmed in {result.elapsed_ms:.0f} ms: {where}.", True)
         else:
             self.message.emit(f"Rebind of {hoa} through {ifname} failed: {result.reason}", False)
+            self.svc.user_failed(entry, result.reason or "not confirmed")
         if self.tray is not None:
             self.tray.refresh()
         return result
@@ -265,7 +355,23 @@ class AppShell(QObject):
     async def apply(self, prefs: Preferences, notify: bool, mnif: dict[str, int],
                     settings: FailoverSettings | None = None) -> bool:
         """Use ``prefs`` now; with ``mnif`` (``{iface: MnIfPreference}``), write them through the helper
-        and restart the daemon. True when everything was applied."""
+        and restart the daemon. True when everything was applied.
+
+        The values written are worked out again against mip6d.conf as it is now, and refused (nothing
+        written, the message says why) when the file would then rank its interfaces with a tie or a gap
+        (:func:`~mhgui.core.mip6conf.preference_order_problem`)."""
+        requested_at = self.rt.clock()
+        if mnif:
+            fresh = await asyncio.get_running_loop().run_in_executor(None, read_interface_preferences,
+                                                                     self.mip6d_conf)
+            if fresh is not None:
+                self._current_mnif = fresh
+                mnif = mnif_changes(None, prefs, fresh)
+            merged = dict(self._current_mnif or {}, **mnif)
+            problem = mip6conf.preference_order_problem(merged)
+            if problem is not None:
+                self.message.emit(f"MnIfPreference not written: {problem}", False)
+                return False
         if settings is not None and not settings.prefs.order:
             # hold-up and notifications only (the engine's dialog, no order saved): the order stays derived
             self._file_settings, self.settings = settings, None
@@ -275,11 +381,12 @@ class AppShell(QObject):
         self.notifications = notify
         if self.notifier is not None:
             self.notifier.enabled = notify
-        self.svc.set_preferences(prefs)
+        entry = self._expect_move(prefs, requested_at) if mnif else None
+        self.svc.set_preferences(prefs, requested_at)
         if self.tray is not None:
             self.tray.refresh()
         if not mnif:
-            self.message.emit("Preferences applied.", True)
+            self._tell("Preferences applied.", True, self._prefs_now)
             return True
         self.message.emit("Writing MnIfPreference to mip6d.conf and restarting mip6d…", None)
         # the daemon going away now is our restart, not news for a notification
@@ -290,12 +397,27 @@ class AppShell(QObject):
                 await h.restart_daemon()
         except Exception as e:
             self.message.emit(f"MnIfPreference not applied: {e}", False)
+            if entry is not None:
+                self.svc.user_failed(entry, str(e))
             return False
         finally:
             self._quiet_until = self.rt.clock() + RESTART_QUIET
         self._current_mnif = dict(self._current_mnif or {}, **mnif)
-        self.message.emit("MnIfPreference written to mip6d.conf; mip6d restarted.", True)
+        self._tell("MnIfPreference written to mip6d.conf; mip6d restarted.", True, self._prefs_now)
         return True
+
+    def _expect_move(self, prefs: Preferences, requested_at: float):
+        """New MnIfPreference values make UMIP move when their first usable interface is not the one in use:
+        the user's entry in the log, made now, gets the move's times. None when nothing should move."""
+        st = self.rt.store.state
+        usable = usable_interfaces(st, self.rt.analysis(), require_router=prefs.require_router)
+        to = next((n for n in prefs.ranking if n in usable), None)
+        d = self.rt.daemon
+        uses = uplinks_in_use(d.bindings(), st) if d is not None else {}
+        if to is None or not uses or all(u.interface == to for u in uses.values()):
+            return None
+        return self.svc.user_action("preferences", to, tuple(uses), requested_at,
+                                    from_interface=next(iter(uses.values())).interface)
 
     # ------------------------------------------------------------------ steering fallback (helper)
     async def _set_fallback(self, fallback) -> bool:
