@@ -16,7 +16,7 @@
       and downstream with weights up0=1, up1=1 against the same with load sharing off (one uplink).
       Goal: aggregate >= 1.8x one uplink's.
 
-Usage: python benchmarks/engine_flows.py [--quick] [--no-lab]
+Usage: python benchmarks/engine_flows.py [--quick] [--no-lab]   (MHGUI_BENCH_SHORT=1 = --quick, as in CI)
 """
 
 from __future__ import annotations
@@ -326,7 +326,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="fewer packets and moves (CI)")
     ap.add_argument("--no-lab", action="store_true", help="only the core measurements")
     args = ap.parse_args()
-    quick = args.quick or os.environ.get("CI") == "true"
+    quick = args.quick or os.environ.get("MHGUI_BENCH_SHORT") == "1" or os.environ.get("CI") == "true"
     bench_core(quick)
     if args.no_lab:
         return 0

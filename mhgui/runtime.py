@@ -10,20 +10,28 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 import time
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from .core.analysis import Analysis, analyse
+from ._pyroute2 import defer_package_init
+from .core.analysis import Analyser, Analysis
 from .core.capabilities import NO_DAEMON, DaemonCapabilities
-from .core.bindings import bound_coas
 from .core.access import NO_SANDBOX, AccessProblem, Sandbox, problems as access_problems
-from .core.state import BoundCoAsSet, HomeAddressesSet, SourceStatus, StateStore
-from .daemons.base import BindingsChanged, DaemonDriver, LiveView, StatusChanged
-from .daemons.umip import UmipDriver
-from .helper.client import HelperClient, HelperConfigWriter
-from .sources.flows import FlowSource
+from .core.state import HomeAddressesSet, SourceStatus, StateStore
 from .sources.config import ConfigError, LoadedConfig, load_config
 from .sources.netlink import NetlinkSource, can_open_netlink
+
+# Imported where they are used (issue 14): `mhctl status` needs none of the drivers' or the flows'
+# modules, and the window is shown before the daemon driver and the flows source start.
+if TYPE_CHECKING:
+    from .daemons.base import DaemonDriver, LiveView
+    from .daemons.umip import UmipDriver
+    from .sources.flows import FlowSource
+
+# pyroute2's package __init__ imports every socket it has (ndb, ipdb, conntrack, nftables...): the
+# netlink source imports only the modules it uses, and the package's names load when first asked for
+defer_package_init()
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +41,8 @@ ANALYSIS_REUSE = 0.05
 
 def umip_driver(system_bus: str | None = None, vt_port: int = 7777, poll_interval: float = 1.0) -> UmipDriver:
     """UMIP's driver: mip6d's terminal on localhost ``vt_port``; rebinds through the privileged helper."""
+    from .daemons.umip import UmipDriver
+    from .helper.client import HelperClient, HelperConfigWriter
     writer = HelperConfigWriter(HelperClient(bus_address=system_bus))
     return UmipDriver(port=vt_port, config_writer=writer, poll_interval=poll_interval)
 
@@ -72,6 +82,8 @@ class Runtime:
         # first subscriber: every later one that asks for the analysis sees this change counted
         self._generation = 0  # store changes seen (the analysis cache's key)
         self._analysis: tuple[int, float, Analysis] | None = None
+        self._analyser = Analyser()  # incremental: redoes only what changed (issue 14)
+        self._changed = asyncio.Event()  # set at each store change (start() waits on it)
         self.store.subscribe(self._count_change)
         self.clock = clock
         self.mip6d_conf = mip6d_conf
@@ -92,7 +104,10 @@ class Runtime:
             self.store.subscribe(self._on_store)
         self._live_pending = False
         #: the socket table, polled for the window's flows view (``flows=True``); callbacks set later
-        self.flows: FlowSource | None = FlowSource(interval=1.0, netns=netns) if flows else None
+        self.flows: FlowSource | None = None
+        if flows:
+            from .sources.flows import FlowSource
+            self.flows = FlowSource(interval=1.0, netns=netns)
         self.system_bus = system_bus
         #: the sandbox (``/.flatpak-info``), read in :meth:`start`; the access probe's task
         self.sandbox: Sandbox = NO_SANDBOX
@@ -103,9 +118,13 @@ class Runtime:
         return self.daemon.capabilities if self.daemon is not None else NO_DAEMON
 
     def live_view(self) -> LiveView:
+        from .daemons.base import LiveView
         return LiveView.from_state(self.store.state, self.analysis())
 
     def _on_daemon(self, ev) -> None:
+        from .core.bindings import bound_coas
+        from .core.state import BoundCoAsSet
+        from .daemons.base import BindingsChanged, StatusChanged
         if isinstance(ev, BindingsChanged):
             self.store.apply(BoundCoAsSet(bound_coas(ev.bindings)))
         elif isinstance(ev, StatusChanged):
@@ -129,6 +148,7 @@ class Runtime:
 
     def _count_change(self, changes) -> None:
         self._generation += 1
+        self._changed.set()
 
     def _on_store(self, changes) -> None:
         # the driver names each binding's interface from the live model: refresh it once per loop turn
@@ -153,20 +173,30 @@ class Runtime:
         if cached is not None and cached[0] == self._generation and now - cached[1] < ANALYSIS_REUSE:
             return cached[2]
         caps = self.caps  # an engine that takes IPv4 CoAs (RFC 5555) makes IPv4 addresses count
-        an = analyse(self.store.state, now, allow_ula=self.allow_ula, ipv4_coas=caps.connected and caps.ipv4_coas)
+        an = self._analyser.analyse(self.store.state, now, allow_ula=self.allow_ula,
+                                    ipv4_coas=caps.connected and caps.ipv4_coas)
         self._analysis = (self._generation, now, an)
         return an
 
     async def load_config(self) -> None:
         """(Re)read the configuration files in an executor; problems land in ``config.errors``
-        (and in the store's notes, for the window), never as an exception."""
+        (and in the store's notes, for the window), never as an exception. Inside a Flatpak sandbox,
+        unless ``mip6d_conf`` was given, the daemon's file comes through the helper (the host's /etc
+        is not visible there: :func:`mhgui.sources.config.read_daemon_config`)."""
         loop = asyncio.get_running_loop()
+        daemon = None
+        if self.mip6d_conf is None:
+            from .sources.access import flatpak_info_path
+            if await loop.run_in_executor(None, os.path.exists, flatpak_info_path()):
+                from .sources.config import read_daemon_config
+                daemon = await read_daemon_config(self.system_bus)
         self.config = await loop.run_in_executor(
-            None, functools.partial(load_config, self.mip6d_conf, self.settings_file, strict=False))
+            None, functools.partial(load_config, self.mip6d_conf, self.settings_file, strict=False, daemon=daemon))
         self._apply_home_addresses()
 
     async def start(self, *, wait: float = 5.0, strict: bool = False) -> None:
-        """Load config, start the sources, wait up to ``wait`` s until both have reported.
+        """Load config, start the sources, wait up to ``wait`` s until both have reported, then start
+        the flows source (when there is one).
 
         ``strict``: raise :class:`ConfigError` with the first configuration
         problem before starting anything (``mhctl``); otherwise the problems
@@ -182,20 +212,33 @@ class Runtime:
             self.store.apply(SourceStatus("netlink", "no-access", "this process may not open a netlink socket"))
         if self.daemon is not None:
             await self.daemon.start()
-        if self.flows is not None:
-            await self.flows.start()
         if self.nm is not None:
             await self.nm.start()
         else:
             self.store.apply(SourceStatus("networkmanager", "absent", "not used (--no-networkmanager)"))
-        # both sources have said something (a snapshot or why not), or time is up
-        deadline = self.clock() + wait
-        while self.clock() < deadline:
-            if all(s in self.store.sources and self.store.sources[s][0] != "resyncing"
-                   for s in ("netlink", "networkmanager")) and self._access_task.done():
-                return
-            await asyncio.sleep(0.01)
-        log.warning("sources not settled after %.1f s: %s", wait, self.store.sources)
+        # both sources have said something (a snapshot or why not), or time is up: woken by each store
+        # change and by the end of the access probe (no polling: `mhctl status` returns as soon as it can)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while not self._settled():
+            left = deadline - loop.time()
+            if left <= 0:
+                log.warning("sources not settled after %.1f s: %s", wait, self.store.sources)
+                break
+            self._changed.clear()
+            changed = loop.create_task(self._changed.wait())
+            try:
+                await asyncio.wait({changed, self._access_task}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                changed.cancel()
+        # the socket table last: the window shows the node's addresses before the first poll of a
+        # table that may hold tens of thousands of sockets (issue 14)
+        if self.flows is not None:
+            await self.flows.start()
+
+    def _settled(self) -> bool:
+        return all(s in self.store.sources and self.store.sources[s][0] != "resyncing"
+                   for s in ("netlink", "networkmanager")) and self._access_task.done()
 
     # ---- what this process may see (issue 6): sandbox, system bus, helper
     async def start_access_probe(self) -> None:

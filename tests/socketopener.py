@@ -3,14 +3,31 @@
 Run as ``python -c OPENER N`` (in a namespace): it opens N loopback TCP connections
 (2N sockets), prints ``ready``, then obeys ``close K`` (resets K connections scattered
 through the table), ``open K`` and ``udp K`` lines from stdin, printing ``ok`` after each.
+One process holds at most what its descriptor limit allows (``RLIMIT_NOFILE``'s hard
+limit, which only a privileged process may raise): :func:`per_process` splits more
+connections over several openers.
 """
+
+import resource
+
+
+def per_process(connections: int) -> list[int]:
+    """How many connections each opener takes so that each stays under the hard descriptor limit
+    (two descriptors a connection, 500 spare)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    each = max(1, ((hard if hard != resource.RLIM_INFINITY else 1 << 20) - 600) // 2)
+    out = []
+    while connections > 0:
+        out.append(min(each, connections))
+        connections -= out[-1]
+    return out or [0]
 
 OPENER = r"""
 import resource, socket, struct, sys
 n = int(sys.argv[1])
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 want = 2 * n + 500
-resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(max(soft, want), hard), hard))
 lst = {}
 for fam, host in ((socket.AF_INET6, "::1"), (socket.AF_INET, "127.0.0.1")):
     s = socket.socket(fam); s.bind((host, 0)); s.listen(4096); lst[fam] = (s, host, s.getsockname()[1])

@@ -57,7 +57,11 @@ def iface(status, name):
 def test_status_json_in_a_namespace(node):
     lab, conf = node
     s = json.loads(mhctl(lab, "status", "--json", "--no-networkmanager", "--mip6d-conf", str(conf)).stdout)
+    assert s["schema"] == 1
     assert s["source"] == "netlink"
+    # no mip6d here: the binding table is empty and says why (the port of mip6d's terminal does not answer)
+    assert s["bindings"] == [] and s["daemon"]["name"] == "umip" and s["daemon"]["connected"] is False
+    assert s["daemon"]["state"] == "absent" and "7777" in s["daemon"]["error"]
     assert s["sources"] == {"networkmanager": "absent", "netlink": "ok"}
     up0, up1 = iface(s, "up0"), iface(s, "up1")
     assert up0["ifindex"] == lab.ifindex("up0") and up0["kind"] == "ethernet" and up0["up"]
@@ -89,6 +93,10 @@ def test_status_text_and_config_errors(node):
     lab, conf = node
     out = mhctl(lab, "status", "--no-networkmanager", "--mip6d-conf", str(conf)).stdout
     assert out.splitlines()[0] == "(n,1,n) — 2 interfaces, 1 home address, 3 care-of addresses — scenario 5.6"
+    # the binding table's line says why there is none (issue 15.9: not a bare "Binding table: from umip")
+    last = out.splitlines()[-1]
+    assert last.startswith("Binding table: no mobility daemon connected (umip: nothing answers on localhost port "
+                           "7777"), last
     bad = conf.with_name("bad.conf")
     bad.write_text(CONF.replace("HomeAddress 2001:db8:100::10/64;", "HomeAddress 2001:db8:100::zz/64;"))
     p = mhctl(lab, "status", "--json", "--no-networkmanager", "--mip6d-conf", str(bad), check=False)
@@ -122,6 +130,7 @@ def read_events(proc, until, timeout=10.0):
             break
         ev = json.loads(line)
         got.append(ev)
+        proc.__dict__.setdefault("_seen", []).append(ev)
         if until(ev):
             return got
     raise AssertionError(f"no matching event; got {[e['event'] for e in got]}")
@@ -144,7 +153,7 @@ def test_monitor_json_prints_one_line_per_change(node):
 
 def monitor_steps(lab, proc):
     first = read_events(proc, lambda e: e["event"] == "snapshot")
-    assert first[-1]["taxonomy"]["label"] == "(n,1,n)"
+    assert first[-1]["taxonomy"]["label"] == "(n,1,n)" and first[-1]["schema"] == 1
     lab.ip("link", "set", "p-up1", "down", ns=lab.peer)
     evs = read_events(proc, lambda e: e["event"] == "link-down")
     assert evs[-1]["interface"] == "up1" and evs[-1]["taxonomy"]["label"] == "(1,1,1)"
@@ -155,6 +164,7 @@ def monitor_steps(lab, proc):
     lab.ip("-6", "addr", "del", "2001:db8:a::6/64", "dev", "up0")
     evs = read_events(proc, lambda e: e["event"] == "address-removed")
     assert evs[-1]["address"] == "2001:db8:a::6/64"
+    assert all(e["schema"] == 1 for e in proc._seen), [e for e in proc._seen if e.get("schema") != 1]
 
 
 def test_monitor_into_a_closed_pipe_ends_quietly(node):
@@ -223,3 +233,36 @@ def test_nonsense_home_addresses_are_ignored_with_a_note(node, hoa, why):
     assert any(why in n and f"{conf}:5" in n for n in s["notes"]), s["notes"]
     # nothing became a home link
     assert all(a["role"] != "home-link" for i in s["interfaces"] for a in i["addresses"])
+
+
+#: what `mhctl status` has no use for (issue 14: its start-up is most of its time); prefixes of module names
+NOT_FOR_STATUS = ("PySide6", "shiboken6", "qasync", "mhgui.ui", "mhgui.lab", "mhgui.sources.flows", "mhgui.core.flows",
+                  "pyroute2.ndb", "pyroute2.ipdb", "pyroute2.conntrack", "pyroute2.nftables", "pyroute2.ipset",
+                  "pyroute2.iwutil", "pyroute2.plan9")
+MODULES_AFTER = """
+import json, sys
+sys.argv = ["mhctl", *sys.argv[2:]]
+from mhgui import cli
+rc = cli.main()  # as the `mhctl` program runs it
+from mhgui._pyroute2 import package_init_ran
+with open(OUT, "w") as f:
+    json.dump({"rc": rc, "modules": sorted(sys.modules), "pyroute2_init": package_init_ran()}, f)
+"""
+
+
+@pytest.mark.parametrize("args", [("--json",), ("--no-networkmanager",), ("--json", "--no-networkmanager")])
+def test_status_imports_no_qt_and_nothing_it_does_not_use(node, tmp_path, args):
+    lab, conf = node
+    out = tmp_path / "modules.json"
+    script = f"OUT = {str(out)!r}\n" + MODULES_AFTER
+    p = subprocess.run(["ip", "netns", "exec", lab.ns, sys.executable, "-c", script, "x", "status", *args,
+                        "--mip6d-conf", str(conf)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    got = json.loads(out.read_text())
+    assert got["rc"] == 0
+    assert "2001:db8:b::5" in p.stdout  # it did its work: the addresses were read
+    unwanted = [m for m in got["modules"] if m.startswith(NOT_FOR_STATUS)]
+    assert unwanted == []
+    assert "mhgui.sources.netlink" in got["modules"]
+    # pyroute2's package __init__ (which imports every socket class it has) never ran
+    assert got["pyroute2_init"] is False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import grp
+import inspect
 import json
 import os
 import shutil
@@ -443,7 +444,7 @@ def test_check_functions_alone():
     with pytest.raises(mn_dbus.ControlFailure) as e:
         mn_dbus.check_home_agent_setting(["2001:db8:ffff::1"], HA, "a@b", True, bytes(16))
     assert e.value.name == INVALID
-    assert asyncio.iscoroutinefunction(serve)
+    assert inspect.iscoroutinefunction(serve)  # (asyncio.iscoroutinefunction is deprecated in 3.14)
 
 
 @pytest.mark.asyncio

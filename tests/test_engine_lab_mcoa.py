@@ -385,6 +385,17 @@ def test_window_moves_one_live_connection_the_other_stays(lab, tmp_path, qtbot, 
                         record("window_flow_move_ms", r.elapsed_ms)
                         await until(lambda: [f["bound_to"] for f in rt.daemon.flow_bindings()] == [["up1"]],
                                     "the driver's flow list")
+
+                        def iface_text(fid_text):
+                            c.refresh()
+                            return c.flows.index(c.flows.row_of(fid_text), c.flows.COL_IFACE).data()
+                        await until(lambda: iface_text(fa).startswith("up1 (FID "), "the flows view")
+                        assert iface_text(fb) == "up0"  # the other: its HoA's
+                        # the binding table: one row per BID, the default path first
+                        bm = c.bindings
+                        rows = [(bm.index(r, bm.COL_IFACE).data(), bm.index(r, bm.COL_BID).data())
+                                for r in range(bm.rowCount())]
+                        assert [r[0] for r in rows] == ["up0", "up1"] and all(r[1] not in ("", "—") for r in rows)
                         # the same connection again, to both: its binding changes, no second one
                         win.send_on_all(fa)
                         await until(lambda: [f["bound_to"] for f in rt.daemon.flow_bindings()] == [["up0", "up1"]],

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from mhgui.core.analysis import analyse
 from mhgui.core.bindings import Binding, BindingState
 from mhgui.core.flows import (
-    Classifier, Flow, FlowTable, classify, diff, flow_id, flow_json, format_endpoint, tcp_state_name,
+    Classifier, Flow, FlowTable, classify, diff, flow_id, flow_json, format_endpoint, make_flow, tcp_state_name,
 )
 from mhgui.core.model import Address, AddressFlag, HomeAddress, Interface, InterfaceKind, NodeState
 from mhgui.core.state import HomeAddressesSet, StateStore
@@ -217,6 +217,53 @@ def test_classifier_reuses_one_answer_per_local_address():
     assert a is b
 
 
+flow_st = st.builds(
+    lambda proto, local, lport, remote, rport, state, bound: f(
+        local=local, lport=lport, remote=remote, rport=rport, state=state, proto=proto, bound_ifindex=bound,
+        family=10 if ":" in local else 2),
+    st.sampled_from(["tcp", "udp"]), st.sampled_from([HOA, COA, "::", "0.0.0.0", "::1", "fe80::1", NODE4, "ff02::fb"]),
+    st.integers(0, 3), st.sampled_from(["::", PEER6, PEER4]), st.integers(0, 3),
+    st.sampled_from(["ESTAB", "LISTEN", "UNCONN", "TIME-WAIT", "CLOSE-WAIT", "SYN-SENT"]), st.integers(0, 3))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(flow_st, max_size=20), st.sampled_from([(), (COA,)]), st.booleans())
+def test_one_classifier_answers_as_a_fresh_one_and_says_which_answers_changed(flows, bound, with_binding):
+    """The classifier's remembered answers never change an answer (a TCP LISTEN and a UDP UNCONN socket on
+    one unspecified address used to share one); changed_keys covers every flow whose placement changed."""
+    s, an = node()
+    bindings = [bul(COA)] if with_binding else []
+    one = Classifier(s, an, bindings)
+    for x in flows:
+        assert one.classify(x) == classify(x, s, an, bindings)
+    s2, an2 = node(bound_coas=bound)
+    other = Classifier(s2, an2, [bul("2001:db8:3::10")])
+    keys = other.changed_keys(one)
+    for x in flows:
+        if other.classify(x) != one.classify(x):
+            assert Classifier.key(x) in keys
+
+
+def test_listening_and_unconnected_on_one_address_read_differently():
+    s, an = node()
+    c = Classifier(s, an)
+    tcp = c.classify(f(local="::", remote="::", rport=0, state="LISTEN"))
+    udp = c.classify(f(local="::", remote="::", rport=0, state="UNCONN", proto="udp"))
+    assert "listening" in tcp.reason and "not connected" in udp.reason
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["tcp", "udp"]), st.sampled_from([2, 10]), st.ip_addresses().map(str), st.integers(0, 65535),
+       st.ip_addresses().map(str), st.integers(0, 65535), st.sampled_from(["ESTAB", "TIME-WAIT", "state-99"]),
+       st.integers(0, 2 ** 32 - 1), st.integers(0, 2 ** 32 - 1), st.one_of(st.none(), st.integers(1, 2 ** 22)),
+       st.one_of(st.none(), st.text(max_size=15)), st.integers(0, 2 ** 31), st.integers(0, 2 ** 64 - 1))
+def test_make_flow_is_flow(proto, family, local, lport, remote, rport, state, inode, uid, pid, process, bound,
+                           cookie):
+    args = (proto, family, local, lport, remote, rport, state, inode, uid, pid, process, bound, cookie)
+    fast, slow = make_flow(*args), Flow(*args)
+    assert fast == slow and fast.id == slow.id and repr(fast) == repr(slow)
+
+
 def test_flow_json_has_exactly_the_documented_keys():
     s, an = node()
     fl = f(pid=None, process=None)
@@ -324,6 +371,78 @@ def test_resolver_scans_only_for_new_inodes(tmp_path):
     import shutil
     shutil.rmtree(proc / "10")
     assert r.resolve([100])[100] == (20, "curl") and r.scans == 6
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([7, 8]), st.integers(0, 4)), min_size=1, max_size=12))
+def test_a_cold_scan_reads_the_namespaces_own_processes_first(procs):
+    """Sockets of network namespace 8 are looked for in its processes first: the scan reads no process of
+    namespace 7 (before: every process in pid order, whatever its namespace)."""
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:
+        proc = Path(d)
+        table = {}
+        ino = 1000
+        for i, (ns, n) in enumerate(procs):
+            pid = 10 + i
+            table[pid] = (f"p{pid}", list(range(ino, ino + n)))
+            ino += n
+        fake_proc(proc, table)
+        for i, (ns, _) in enumerate(procs):
+            (proc / str(10 + i) / "ns").mkdir()
+            os.symlink(f"net:[{ns}]", proc / str(10 + i) / "ns" / "net")  # as /proc/PID/ns/net reads
+        wanted = {x for pid, (_, inos) in table.items() for x in inos if procs[pid - 10][0] == 8}
+        r = ProcessResolver(str(proc), sandbox_marker=str(proc / "absent"), netns_inode=8)
+        found = r.resolve(wanted)
+        assert set(found) == wanted
+        in8 = sum(1 for ns, n in procs if ns == 8)
+        assert r.last_scan_pids <= in8 if wanted else r.scans == 0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 60), max_size=8), min_size=1, max_size=10), st.data())
+def test_reading_processes_in_parallel_finds_what_one_by_one_finds(procs, data):
+    import tempfile
+    from pathlib import Path
+    with tempfile.TemporaryDirectory() as d:
+        proc = Path(d)
+        fake_proc(proc, {10 + i: (f"p{i}", inos) for i, inos in enumerate(procs)})
+        every = sorted({x for inos in procs for x in inos} | {61, 62})  # 61, 62: held by nobody
+        wanted = data.draw(st.sets(st.sampled_from(every)))
+        got = []
+        for parallel_from in (1, 10 ** 9):
+            old = flows_mod.PARALLEL_FROM
+            flows_mod.PARALLEL_FROM = parallel_from
+            try:
+                r = ProcessResolver(str(proc), sandbox_marker=str(proc / "absent"))
+                got.append((dict(r.resolve(wanted)), r.last_scan_pids, r.last_scan_reads, r.scans))
+            finally:
+                flows_mod.PARALLEL_FROM = old
+        assert got[0] == got[1]
+        first = {x: 10 + i for i, inos in reversed(list(enumerate(procs))) for x in inos}
+        assert {k: v[0] for k, v in got[0][0].items()} == {x: first[x] for x in wanted if x in first}
+
+
+@pytest.mark.netns
+def test_a_cold_poll_of_a_namespace_reads_only_its_processes(lab):  # noqa: F811
+    from socketopener import OPENER
+    opener = Proc(lab.ns, OPENER, "50")
+    try:
+        assert opener.line(timeout=30) == "ready"
+        src = FlowSource(netns=lab.ns)
+
+        async def once():
+            try:
+                return await src.poll()
+            finally:
+                await src.stop()
+
+        table = asyncio.run(once())
+        assert sum(1 for x in table.flows.values() if x.pid == opener.pid) == 102
+        assert src.resolver.last_scan_pids == 1  # the opener, the namespace's only process
+    finally:
+        opener.stop()
 
 
 def test_resolver_says_hidden_inside_a_sandbox(tmp_path):

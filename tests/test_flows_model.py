@@ -304,3 +304,25 @@ async def until(pred, timeout: float = 30.0):
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         await asyncio.sleep(0.02)
+
+
+def test_a_connection_bound_alone_shows_its_uplinks_and_bids(qtmodeltester):
+    from mhgui.core.moves import flow_selector
+    from mhgui.engine.flowspec import selector_to_json
+    m = FlowModel()
+    context(m, [Binding(HOA, COA2, state=BindingState.REGISTERED, source="bul")])
+    m.apply(table([fl(1), fl(2, local=HOA), fl(3, local=HOA)]))
+    qtmodeltester.check(m)
+    sig = Signals(m)
+    fb = {"fid": 7, "bids": [1, 2], "bound_to": ["eth0", "wlan0"], "match": selector_to_json(flow_selector(
+        fl(2, local=HOA)))}
+    assert m.set_flow_bindings([fb, {"fid": 9, "match": "junk"}, "junk"]) == 1
+    row = m.row_of(fl(2, local=HOA).id)
+    assert m.index(row, m.COL_IFACE).data() == "eth0+wlan0 (FID 7)"
+    assert "BID 1 on eth0, BID 2 on wlan0" in m.index(row, m.COL_IFACE).data(Qt.ItemDataRole.ToolTipRole)
+    assert m.index(m.row_of(fl(3, local=HOA).id), m.COL_IFACE).data() == "wlan0"  # its HoA's
+    assert sig.changed == [(row, row, m.COL_IFACE, m.COL_IFACE)] and not sig.resets
+    m.apply(table([fl(1), fl(2, local=HOA), fl(3, local=HOA), fl(2, local=COA)]))  # a CoA flow: never bound
+    assert m.index(m.row_of(fl(2, local=COA).id), m.COL_IFACE).data() == "eth0"
+    assert m.set_flow_bindings([fb]) == 0
+    assert m.set_flow_bindings([]) == 1 and m.index(row, m.COL_IFACE).data() == "wlan0"

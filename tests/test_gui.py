@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from mhgui.core.model import Address, AddressFlag, HomeAddress, Interface, InterfaceKind
-from mhgui.core.state import AddressRemoved, AddressUpsert, HomeAddressesSet, LinkUpsert, StateStore
+from mhgui.core.state import AddressRemoved, AddressUpsert, HomeAddressesSet, LinkUpsert, NetlinkSnapshot, StateStore
 from mhgui.sources.netlink import NetlinkSource
 from mhgui.ui.models import AddressModel, InterfaceModel, KeyRole
 from mhgui.ui.window import LiveController, MainWindow
@@ -40,6 +40,34 @@ def test_models_pass_qtmodeltester(qtbot, qtmodeltester):
     for m in (c.interfaces, c.addresses, c.homes, win.goals_model, win.issues_model):
         assert m.rowCount() > 0
         qtmodeltester.check(m, force_py=True)
+    c.close()
+
+
+@pytest.mark.parametrize("which", ["interfaces", "addresses"])
+def test_models_stay_consistent_through_batches_renames_and_the_countdown(qtbot, qtmodeltester, which):
+    """The tester watches every signal while one re-dump inserts, removes and changes many rows at once
+    (issue 14: one signal per run of rows), an interface is renamed and lifetimes count down."""
+    now = [100.0]
+    store = StateStore()
+    fill(store)
+    c = LiveController(store, lambda: now[0])
+    qtmodeltester.keep_alive = c
+    qtmodeltester.check(getattr(c, which), force_py=True)  # one model per tester: it follows its signals
+    links = tuple(store.state.interfaces.values()) + (Interface(4, "wwan0", InterfaceKind.WWAN, True, True, True, "up"),)
+    addrs = [Address(i, f"2001:db8:{i}:{n:x}::5", 64, valid_until=100.0 + 60 * n, preferred_until=100.0 + 30 * n)
+             for i in (2, 3, 4) for n in range(0, 40, 3)]
+    addrs.append(Address(3, "2001:db8:b::99", 64, flags=AddressFlag.TEMPORARY | AddressFlag.DEPRECATED))
+    store.apply(NetlinkSnapshot(links, tuple(addrs)))
+    assert [c.addresses.key_at(r) for r in range(c.addresses.rowCount())] == sorted(store.state.addresses)
+    assert c.interfaces.index(c.interfaces.row_of(4), InterfaceModel.COL_ADDRS).data() == str(
+        sum(a.ifindex == 4 for a in addrs))
+    store.apply(LinkUpsert(Interface(4, "wwan1", InterfaceKind.WWAN, True, True, True, "up")))
+    for dt in (1, 30, 600, 5000):
+        now[0] += dt
+        c.addresses.tick()
+    c.refresh()
+    store.apply(NetlinkSnapshot(links[:2], tuple(a for a in addrs if a.ifindex == 2 or a.key.address.endswith("::5"))))
+    assert c.interfaces.row_of(4) is None and c.addresses.rowCount() == len(store.state.addresses)
     c.close()
 
 

@@ -131,3 +131,66 @@ def test_a_named_instance_has_its_own_socket(tmp_path):
     env = {"XDG_RUNTIME_DIR": str(tmp_path)}
     assert socket_path(env=env) != socket_path(env={**env, "MHGUI_INSTANCE": "lab"})
     assert socket_path(env={**env, "MHGUI_INSTANCE": "../x y"}).endswith("-xy.instance")  # no path tricks
+
+
+def _serve(path: str, behaviour: str):
+    """A real Unix socket at ``path`` that behaves like a running instance (or not); returns a closer."""
+    import socket as so
+    if behaviour == "regular file":
+        Path(path).write_text("")
+        return lambda: None
+    srv = so.socket(so.AF_UNIX, so.SOCK_STREAM)
+    srv.bind(path)
+    if behaviour == "stale":  # bound, nobody listening: what a killed instance leaves behind
+        return srv.close
+    srv.listen(4)
+    stop = threading.Event()
+    conns = []
+
+    def run():
+        srv.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                continue
+            conns.append(c)
+            if behaviour == "answers":
+                c.recv(64)
+                c.sendall(b"ok\n")
+            elif behaviour == "hangs up":
+                c.close()
+            # "hangs": accepted, never answers
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+
+    def close():
+        stop.set()
+        t.join()
+        for c in conns:
+            c.close()
+        srv.close()
+    return close
+
+
+@pytest.mark.parametrize("behaviour,running", [
+    ("nothing", False), ("regular file", False), ("stale", False),
+    ("answers", True), ("hangs up", True), ("hangs", True),
+])
+def test_asking_a_running_instance_needs_no_qtnetwork(tmp_path, behaviour, running):
+    """The question before any window exists is a plain socket (issue 14); what it concludes per behaviour of
+    whatever is at the socket's path: only a listener is a running instance (one that hangs too: a second
+    window would not help)."""
+    path = str(tmp_path / "x.instance")
+    close = _serve(path, behaviour) if behaviour != "nothing" else (lambda: None)
+    try:
+        script = ("import sys\nfrom mhgui.ui.single import SingleInstance\n"
+                  f"r = SingleInstance({path!r}, timeout_ms=300).ask_running()\n"
+                  "print(r, 'PySide6.QtNetwork' in sys.modules)\n")
+        p = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.split() == [str(running), "False"]
+    finally:
+        close()

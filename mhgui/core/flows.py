@@ -22,6 +22,11 @@ local address, and says whether it can move to another interface:
   unconnected UDP socket, on no one interface; not a flow that moves.
 
 :func:`diff` compares two tables by flow id.
+
+:func:`own_flow_ids` picks out the sockets that are mhgui's own (its
+processes', the TIME-WAIT remains of its connections to the mobility daemon's
+terminal or a D-Bus bus over TCP, and the other end of its own loopback
+connections), which the flows view hides unless asked (:class:`OwnSockets`).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ __all__ = [
     "classify",
     "diff",
     "flow_id",
+    "make_flow",
     "flow_json",
     "sort_key",
     "format_endpoint",
@@ -51,6 +57,11 @@ __all__ = [
     "LOCAL_ROLES",
     "MOVABLE",
     "VISIBILITY",
+    "MHGUI_PROCESSES",
+    "OwnSockets",
+    "own_flow_ids",
+    "dbus_tcp_endpoints",
+    "service_endpoints",
 ]
 
 AF_INET, AF_INET6 = 2, 10
@@ -143,6 +154,42 @@ class Flow:
         return self.state in ("LISTEN", "UNCONN")
 
 
+_new = object.__new__
+(_set_protocol, _set_family, _set_local_address, _set_local_port, _set_remote_address, _set_remote_port,
+ _set_state, _set_inode, _set_uid, _set_pid, _set_process, _set_bound_ifindex, _set_cookie, _set_tag,
+ _set_id) = (getattr(Flow, n).__set__ for n in (
+    "protocol", "family", "local_address", "local_port", "remote_address", "remote_port", "state", "inode", "uid",
+    "pid", "process", "bound_ifindex", "cookie", "tag", "id"))
+
+
+def make_flow(protocol: str, family: int, local_address: str, local_port: int, remote_address: str,
+              remote_port: int, state: str, inode: int = 0, uid: int = 0, pid: int | None = None,
+              process: str | None = None, bound_ifindex: int = 0, cookie: int = 0) -> Flow:
+    """``Flow(...)`` (no ``tag``) at half the cost: the flows source builds tens of thousands at a time,
+    and a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``."""
+    f = _new(Flow)
+    _set_protocol(f, protocol)
+    _set_family(f, family)
+    _set_local_address(f, local_address)
+    _set_local_port(f, local_port)
+    _set_remote_address(f, remote_address)
+    _set_remote_port(f, remote_port)
+    _set_state(f, state)
+    _set_inode(f, inode)
+    _set_uid(f, uid)
+    _set_pid(f, pid)
+    _set_process(f, process)
+    _set_bound_ifindex(f, bound_ifindex)
+    _set_cookie(f, cookie)
+    _set_tag(f, "")
+    # flow_id(), inlined
+    scope = f"%{bound_ifindex}" if bound_ifindex else ""
+    local = f"[{local_address}{scope}]:{local_port}" if ":" in local_address else f"{local_address}{scope}:{local_port}"
+    remote = f"[{remote_address}]:{remote_port}" if ":" in remote_address else f"{remote_address}:{remote_port}"
+    _set_id(f, f"{protocol} {local} {remote}")
+    return f
+
+
 @dataclass(frozen=True, slots=True)
 class FlowTable:
     """One poll of the kernel's socket table.
@@ -203,8 +250,11 @@ class Classifier:
     """:func:`classify` for many flows against one snapshot of the node.
 
     Builds its indexes once (addresses, HoAs, bindings) and remembers each
-    answer by (local address, bound interface, listening), so a table of
-    10,000 flows costs one look-up per distinct local address.
+    answer by :meth:`key` (local address, bound interface, state, protocol), so
+    a table of 10,000 flows costs one look-up per distinct local address and
+    state; :meth:`changed_keys` says which answers differ from another
+    classifier's (a new snapshot of the node), so a caller re-places only the
+    flows those answers cover.
     """
 
     def __init__(self, state: NodeState, analysis: Analysis, bindings: Iterable[Binding] = ()) -> None:
@@ -243,7 +293,8 @@ class Classifier:
             if hoa == coa:
                 continue  # a de-registration / home binding, not a CoA
             self._bindings.setdefault(hoa, []).append(b)
-        self._memo: dict[tuple[str, int, bool], Placement] = {}
+        self._memo: dict[tuple[str, int, str, str], Placement] = {}
+        self._sample: dict[tuple[str, int, str, str], Flow] = {}
 
     # ---- helpers
     def _name(self, ifindex: int | None) -> str | None:
@@ -275,11 +326,41 @@ class Classifier:
         return None
 
     # ---- the rules
+    @staticmethod
+    def key(flow: Flow) -> tuple[str, int, str, str]:
+        """What a placement depends on: (local address, bound ifindex, state, protocol)."""
+        return (flow.local_address, flow.bound_ifindex, flow.state, flow.protocol)
+
     def classify(self, flow: Flow) -> Placement:
-        key = (flow.local_address, flow.bound_ifindex, flow.listening)
+        return self.classify_keyed(flow)[1]
+
+    def classify_keyed(self, flow: Flow) -> tuple[tuple[str, int, str, str], Placement]:
+        """``(key(flow), classify(flow))`` for the price of one."""
+        key = (flow.local_address, flow.bound_ifindex, flow.state, flow.protocol)
         p = self._memo.get(key)
         if p is None:
-            p = self._memo[key] = self._place(flow)
+            p = self._memo[key] = self._place_closing(flow)
+            self._sample[key] = flow
+        return key, p
+
+    def changed_keys(self, previous: "Classifier") -> set[tuple[str, int, str, str]]:
+        """Keys (:meth:`key`) whose placement under ``previous`` differs from this classifier's;
+        O(number of keys ``previous`` answered)."""
+        out = set()
+        for key, p in previous._memo.items():
+            if self.classify(previous._sample[key]) != p:
+                out.add(key)
+        return out
+
+    def forget_except(self, keys: Iterable[tuple[str, int, str, str]]) -> None:
+        """Drop remembered answers for keys not in ``keys`` (flows that are gone)."""
+        keep = set(keys)
+        for k in [k for k in self._memo if k not in keep]:
+            del self._memo[k]
+            del self._sample[k]
+
+    def _place_closing(self, flow: Flow) -> Placement:
+        p = self._place(flow)
         if flow.protocol == "tcp" and flow.state in CLOSING_STATES and p.movable != "no":
             # a connection that is closing has nothing left to move (RFC 9293 section 3.3.2)
             p = replace(p, movable="no", reason=f"closing ({flow.state}): nothing left to move")
@@ -403,3 +484,148 @@ def sort_key(flow: Flow) -> tuple:
         return int(ip) if ip is not None else -1
     return (flow.protocol, num(flow.local_address), flow.local_port, num(flow.remote_address), flow.remote_port,
             flow.id)
+
+
+# --------------------------------------------------------------------------- mhgui's own sockets
+#: process names (``/proc/PID/comm``) of mhgui's programs (pyproject's scripts)
+MHGUI_PROCESSES = frozenset({"mhgui", "mhctl", "mhgui-mn", "mhgui-ha", "mhgui-helper"})
+
+
+def _plain(address: str) -> str:
+    """``::ffff:192.0.2.1`` as ``192.0.2.1``: a dual-stack socket's view of an IPv4 peer, as the IPv4 end sees it."""
+    if address.startswith("::ffff:") and "." in address:
+        return address[7:]
+    return address
+
+
+@dataclass(frozen=True, slots=True)
+class OwnSockets:
+    """What makes a socket mhgui's own (:func:`own_flow_ids`).
+
+    ``pids``: processes whose sockets are mhgui's (this process; a helper it
+    started). ``processes``: process names (``comm``, 15 characters at most) of
+    mhgui's programs, for the processes whose pid the app does not know (the
+    engine daemon ``mhgui-mn``, another mhgui or mhctl). ``services``:
+    ``(protocol, address, port)`` of the services the app connects to (the
+    mobility daemon's terminal on ``::1``/``127.0.0.1`` port 7777, a D-Bus bus
+    listening on TCP); addresses as RFC 5952 text, IPv4-mapped forms are
+    matched by their IPv4 address.
+    """
+
+    pids: frozenset[int] = frozenset()
+    processes: frozenset[str] = frozenset()
+    services: frozenset[tuple[str, str, int]] = frozenset()
+    _ports: frozenset[int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        services = frozenset((p, _plain(a), int(port)) for p, a, port in self.services)
+        object.__setattr__(self, "services", services)
+        object.__setattr__(self, "pids", frozenset(self.pids))
+        object.__setattr__(self, "processes", frozenset(self.processes))
+        object.__setattr__(self, "_ports", frozenset(s[2] for s in services))
+
+    def direct(self, f: Flow) -> bool:
+        """Own by the flow alone: rule 1 (its process) or rule 2 (an unheld socket on a service's endpoint)."""
+        if f.pid is not None and f.pid in self.pids:
+            return True
+        if f.process is not None and f.process in self.processes:
+            return True
+        if f.inode == 0 and (f.remote_port in self._ports or f.local_port in self._ports) and not f.listening:
+            s = self.services
+            return ((f.protocol, _plain(f.remote_address), f.remote_port) in s
+                    or (f.protocol, _plain(f.local_address), f.local_port) in s)
+        return False
+
+    @staticmethod
+    def key(f: Flow) -> tuple[str, str, int, str, int]:
+        """(protocol, local address, local port, remote address, remote port), IPv4-mapped addresses as IPv4."""
+        return (f.protocol, _plain(f.local_address), f.local_port, _plain(f.remote_address), f.remote_port)
+
+    @staticmethod
+    def mirror(f: Flow) -> tuple[str, str, int, str, int]:
+        """The :meth:`key` of the other end of ``f`` when both ends are on this node."""
+        return (f.protocol, _plain(f.remote_address), f.remote_port, _plain(f.local_address), f.local_port)
+
+
+def own_flow_ids(flows: Iterable[Flow], own: OwnSockets | None) -> set[str]:
+    """Ids of the flows that are mhgui's own, by three rules:
+
+    1. held by a process of ``own.pids``, or one named in ``own.processes``;
+    2. held by no process (``inode`` 0: TIME-WAIT, an orphaned FIN-WAIT-2,
+       which ``/proc`` can never attribute) with its local or remote endpoint
+       on one of ``own.services``: what is left of a connection to the
+       daemon's terminal once it closed (RFC 9293 section 3.3.2: TIME-WAIT
+       lasts 2 MSL, 60 s on Linux, on the side that closed first, which may be
+       the daemon's);
+    3. the other end of a connection that rule 1 or 2 made own (a loopback
+       connection to a service on this node: the daemon's side of the
+       terminal connection), whoever holds it.
+
+    A listening or unconnected socket is own by rule 1 only. ``own`` None:
+    nothing is own. Cost: one pass, O(len(flows)).
+    """
+    out: set[str] = set()
+    if own is None:
+        return out
+    mirrors: set[tuple] = set()
+    rest: list[Flow] = []
+    for f in flows:
+        if own.direct(f):
+            out.add(f.id)
+            if not f.listening:
+                mirrors.add(own.mirror(f))
+        else:
+            rest.append(f)
+    if mirrors:
+        ports = {m[2] for m in mirrors}
+        for f in rest:
+            if f.local_port in ports and not f.listening and own.key(f) in mirrors:
+                out.add(f.id)
+    return out
+
+
+def service_endpoints(protocol: str, hosts: Iterable[str], port: int) -> list[tuple[str, str, int]]:
+    """``(protocol, address, port)`` for each of ``hosts`` (IP address text, or ``localhost`` for ``::1``
+    and ``127.0.0.1``); host names, scoped or malformed addresses and ports outside 1..65535 are skipped."""
+    if not isinstance(port, int) or not 0 < port < 65536:
+        return []
+    out: list[tuple[str, str, int]] = []
+    for host in hosts:
+        if not isinstance(host, str):
+            continue
+        if host == "localhost":
+            out += [(protocol, "::1", port), (protocol, "127.0.0.1", port)]
+            continue
+        ip = _ip(host) if "%" not in host else None
+        if ip is not None:
+            out.append((protocol, str(ip), port))
+    return out
+
+
+def dbus_tcp_endpoints(address: str | None) -> list[tuple[str, str, int]]:
+    """``("tcp", host, port)`` of each TCP transport in a D-Bus server address list.
+
+    ``address``: e.g. ``unix:path=/run/dbus/system_bus_socket;tcp:host=127.0.0.1,port=5555``
+    (D-Bus specification, "Server Addresses": ``;``-separated transports, ``,``-separated
+    ``key=value`` pairs, values percent-escaped; ``tcp:`` and ``nonce-tcp:`` carry ``host`` and
+    ``port``). ``host`` ``localhost`` gives ``::1`` and ``127.0.0.1``; other host names (which
+    would need a DNS look-up) and malformed entries are skipped. Never raises.
+    """
+    from urllib.parse import unquote
+
+    out: list[tuple[str, str, int]] = []
+    for entry in (address or "").split(";"):
+        transport, sep, rest = entry.strip().partition(":")
+        if not sep or transport not in ("tcp", "nonce-tcp"):
+            continue
+        kv = {}
+        for pair in rest.split(","):
+            k, eq, v = pair.partition("=")
+            if eq:
+                kv[k.strip()] = unquote(v.strip())
+        try:
+            port = int(kv.get("port", ""))
+        except ValueError:
+            continue
+        out += service_endpoints("tcp", [kv.get("host", "localhost")], port)
+    return out

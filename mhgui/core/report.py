@@ -7,17 +7,22 @@ it for people. Lifetimes are whole seconds remaining, ``null`` for infinite.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
 from .access import AccessProblem, problems as access_problems, taxonomy_is_node
-from .analysis import Analysis, analyse
+from .analysis import NON_ACCESS_KINDS, Analysis, analyse
 from .capabilities import NO_DAEMON, DaemonCapabilities
-from .model import flag_names
+from .model import Address, InterfaceKind, NodeState, flag_names
 from .state import StateStore
-from .taxonomy import goals_available, label_of, scenario_for
+from .taxonomy import goals_available, issue_mechanism, label_of, scenario_for
 
 SOURCE_DEFAULTS = {"networkmanager": "absent", "netlink": "resyncing"}
+
+
+#: flag names per (flags, family): a handful of distinct values, thousands of addresses
+_flag_names = functools.lru_cache(maxsize=1024)(flag_names)
 
 
 def _secs(v: float | None) -> int | None:
@@ -43,7 +48,8 @@ def taxonomy(an: Analysis, caps: DaemonCapabilities = NO_DAEMON) -> dict[str, An
             {"goal": g.value, "available": ok, "reason": why} for g, ok, why in goals_available(sc, caps)
         ],
         "issues": [
-            {"section": i.section, "title": i.title, "explanation": i.explanation} for i in sc.issues
+            {"section": i.section, "title": i.title, "explanation": i.explanation,
+             "mechanism": issue_mechanism(i, caps)} for i in sc.issues
         ],
     }
 
@@ -60,6 +66,86 @@ def headline(tax: dict[str, Any]) -> str:
             f"{n(tax['care_of_addresses'], 'care-of address')} — {where}")
 
 
+#: ``NMDeviceState`` numbers as words (NetworkManager's ``nm-dbus-interface.h``)
+NM_STATE_WORDS = {0: "unknown", 10: "unmanaged", 20: "unavailable", 30: "disconnected", 40: "preparing",
+                  50: "configuring", 60: "needs authentication", 70: "getting an IP configuration",
+                  80: "checking the IP configuration", 90: "waiting for secondaries", 100: "activated",
+                  110: "deactivating", 120: "failed"}
+
+
+def _usable_v4(a: Address) -> bool:
+    """An IPv4 address an engine could register (RFC 5555): global scope, not link-local/loopback/multicast."""
+    return a.family == 2 and a.scope == 0 and a.address_class in ("global", "other") and not a.ip.is_unspecified
+
+
+def interface_notes(st: NodeState, an: Analysis, caps: DaemonCapabilities = NO_DAEMON,
+                    by_link: dict[int, list[Address]] | None = None) -> dict[int, str]:
+    """ifindex -> one line on what an **IPv4-only** access interface gives (issue 13.6).
+
+    IPv4-only: up, an access link, with an IPv4 address of global scope (private ones too, behind NAT44)
+    and no global or unique-local IPv6 address. With a daemon that takes IPv4 care-of addresses (RFC
+    5555: mhgui's engine) that address is its CoA; otherwise the line says why there is none (UMIP, or
+    no daemon, takes IPv6 care-of addresses only). ``by_link``: the addresses grouped by ifindex, if the
+    caller has them. Other interfaces have no note.
+    """
+    if by_link is None:
+        by_link = _by_link(st)
+    notes: dict[int, str] = {}
+    for ifindex, iface in st.interfaces.items():
+        if not iface.up or iface.kind in NON_ACCESS_KINDS:
+            continue
+        addrs = by_link.get(ifindex, ())
+        v4 = [a for a in addrs if _usable_v4(a) and an.roles[a.key].role != "vpn"]
+        if not v4 or any(a.family == 10 and a.address_class in ("global", "ula") for a in addrs):
+            continue
+        counted = [a for a in v4 if an.roles[a.key].counted]
+        what = "modem " if iface.kind is InterfaceKind.WWAN else ""
+        if counted:
+            notes[ifindex] = (f"IPv4-only {what}link: its IPv4 address {counted[0].address} is the care-of "
+                              f"address ({caps.name}, RFC 5555)")
+        elif caps.connected and caps.ipv4_coas:
+            notes[ifindex] = (f"IPv4-only {what}link: {an.roles[v4[0].key].reason}")
+        elif caps.connected:
+            notes[ifindex] = (f"IPv4-only {what}link: no care-of address, {caps.name} takes IPv6 care-of "
+                              f"addresses only (mhgui's engine would register {v4[0].address}, RFC 5555)")
+        else:
+            notes[ifindex] = (f"IPv4-only {what}link: no IPv6 care-of address; no mobility daemon connected "
+                              f"(mhgui's engine would register {v4[0].address}, RFC 5555)")
+    return notes
+
+
+def modem_rows(store: StateStore) -> list[dict[str, Any]]:
+    """Every modem NetworkManager knows, with its data interface or why it has none yet (issue 13.6).
+
+    A modem's ``Interface`` is its control port; its data interface (``IpInterface``) exists only once
+    its bearer is connected, and until then the modem has no kernel link (ifindex 0). Shape:
+    ``{"name", "path", "networkmanager_state", "state", "data_interface", "ifindex"}``; ``state`` in words.
+    """
+    rows = []
+    for dev in sorted(store.nm_devices.values(), key=lambda d: (d.name, d.path)):
+        if dev.kind is not InterfaceKind.WWAN:
+            continue
+        nm = NM_STATE_WORDS.get(dev.state, str(dev.state))
+        if dev.ifindex and dev.ifindex in store.state.interfaces:
+            link = store.state.interfaces[dev.ifindex].name
+            text = f"data interface {link} (NetworkManager: {nm})"
+        else:
+            link = None
+            text = (f"no data interface yet: not connected (NetworkManager: {nm})" if not dev.ip_interface
+                    else f"data interface {dev.ip_interface} not seen by the kernel (NetworkManager: {nm})")
+        rows.append({"name": dev.name, "path": dev.path, "networkmanager_state": dev.state, "state": text,
+                     "data_interface": link, "ifindex": dev.ifindex or None})
+    return rows
+
+
+def _by_link(st: NodeState) -> dict[int, list[Address]]:
+    """The addresses of each ifindex, in display order (family, address, prefix length): one pass, one sort."""
+    by_link: dict[int, list[Address]] = {}
+    for a in sorted(st.addresses.values(), key=lambda a: (a.ifindex, a.family, a.address, a.prefixlen)):
+        by_link.setdefault(a.ifindex, []).append(a)
+    return by_link
+
+
 def status(store: StateStore, now: float, *, allow_ula: bool = False,
            caps: DaemonCapabilities = NO_DAEMON, analysis: Analysis | None = None,
            access: list[AccessProblem] | None = None) -> dict[str, Any]:
@@ -72,19 +158,21 @@ def status(store: StateStore, now: float, *, allow_ula: bool = False,
     st = store.state
     if access is None:
         access = access_problems(store.sources, st)
-    an = analysis or analyse(st, now, allow_ula=allow_ula)
+    an = analysis or analyse(st, now, allow_ula=allow_ula, ipv4_coas=caps.connected and caps.ipv4_coas)
     sources = {k: store.sources.get(k, (v, ""))[0] for k, v in SOURCE_DEFAULTS.items()}
     details = {k: d for k, (_, d) in store.sources.items() if d}
+    by_link = _by_link(st)
+    notes = interface_notes(st, an, caps, by_link)
     interfaces = []
     for ifindex in sorted(st.interfaces):
         i = st.interfaces[ifindex]
         addrs = []
-        for a in st.addresses_of(ifindex):
+        for a in by_link.get(ifindex, ()):
             r = an.roles[a.key]
             addrs.append({
                 "address": a.address, "prefixlen": a.prefixlen,
                 "family": "inet6" if a.family == 10 else "inet",
-                "flags": flag_names(a.flags, a.family),
+                "flags": list(_flag_names(a.flags, a.family)),
                 "preferred_lft": _secs(a.preferred_remaining(now)),
                 "valid_lft": _secs(a.valid_remaining(now)),
                 "role": r.role, "reason": r.reason,
@@ -93,8 +181,10 @@ def status(store: StateStore, now: float, *, allow_ula: bool = False,
             "ifindex": ifindex, "name": i.name, "kind": i.kind.value, "up": i.up,
             "admin_up": i.admin_up, "carrier": i.carrier, "operstate": i.operstate,
             "networkmanager_state": i.nm_state,
+            "networkmanager_state_name": None if i.nm_state is None else NM_STATE_WORDS.get(i.nm_state, "unknown"),
             "active": ifindex in an.active, "home_link": ifindex in an.home_links,
             "default_routers": sorted(st.routers.get(ifindex, ())),
+            "note": notes.get(ifindex),
             "addresses": addrs,
         })
     return {
@@ -102,6 +192,7 @@ def status(store: StateStore, now: float, *, allow_ula: bool = False,
         "sources": sources,
         "source_details": details,
         "interfaces": interfaces,
+        "modems": modem_rows(store),
         "home_addresses": [
             {"address": h.hoa.address, "prefixlen": h.hoa.prefixlen, "home_agent": h.hoa.home_agent,
              "home_prefix": str(h.hoa.network), "home_link": h.hoa.home_link, "origin": h.hoa.origin,
@@ -134,7 +225,8 @@ def render_text(s: dict[str, Any]) -> str:
         out.append("  Reachable with the current daemon: " + (", ".join(avail) if avail else "none"
                                                                  + (" (no mobility daemon connected)" if not s["daemon"]["connected"] else "")))
     for i in tax["issues"]:
-        out.append(f"  [{i['section']}] {i['title']}: {i['explanation']}")
+        out.append(f"  [{i['section']}] {i['title']}: {i['explanation']}"
+                   + (f" -> {i['mechanism']}" if i.get("mechanism") else ""))
     src, det = s["sources"], s.get("source_details", {})
     for key, label in (("networkmanager", "NetworkManager"), ("netlink", "netlink")):
         out.append(f"{label}: {src[key]}" + (f" — {det[key]}" if det.get(key) else ""))
@@ -144,13 +236,20 @@ def render_text(s: dict[str, Any]) -> str:
         state = "up" if i["up"] else ("no carrier" if i["admin_up"] else "down")
         tags = [t for t, on in (("active", i["active"]), ("home link", i["home_link"])) if on]
         routers = f" router {', '.join(i['default_routers'])}" if i["default_routers"] else ""
+        if i.get("networkmanager_state_name"):  # NetworkManager's word for the device (NMDeviceState)
+            state += f" (NetworkManager: {i['networkmanager_state_name']})"
         out.append(f"{i['ifindex']}: {i['name']} ({i['kind']}) {state}{' [' + ', '.join(tags) + ']' if tags else ''}{routers}")
+        if i.get("note"):
+            out.append(f"    {i['note']}")
         for a in i["addresses"]:
             lft = ("forever" if a["valid_lft"] is None else f"valid {a['valid_lft']}s") + (
                 "" if a["preferred_lft"] is None else f" preferred {a['preferred_lft']}s")
             flags = " ".join(a["flags"])
             addr = f"{a['address']}/{a['prefixlen']}"
             out.append(f"    {addr:<{width}}  {a['role']:<15} {lft}{'  ' + flags if flags else ''}")
+    for m in s.get("modems", ()):
+        if m["data_interface"] is None:
+            out.append(f"modem {m['name']} (wwan): {m['state']}")
     out.append("")
     if s["home_addresses"]:
         out.append("Home addresses:")
@@ -161,8 +260,34 @@ def render_text(s: dict[str, Any]) -> str:
         out.append("No home address configured: this node is not a Mobile IPv6 node (see README, 'Configuring home addresses').")
     for n in s["notes"]:
         out.append(f"Note: {n}")
-    out.append("Binding table: " + ("from " + s["daemon"]["name"] if s["daemon"]["connected"] else "no mobility daemon connected"))
+    out += binding_table_lines(s["daemon"], s.get("bindings"))
     return "\n".join(out)
 
 
-__all__ = ["status", "render_text", "taxonomy", "headline", "label_of"]
+def binding_line(b: dict[str, Any]) -> str:
+    """One binding (:meth:`mhgui.core.bindings.Binding.to_json`) on one line: HoA → CoA, BID, interface,
+    home agent, state, lifetime remaining/granted (seconds), sequence number."""
+    rem = "?" if b["lifetime_remaining"] is None else f"{b['lifetime_remaining']}s"
+    life = f"  lifetime {rem}/{b['lifetime']}s" if b["lifetime"] is not None else ""
+    bid = f" BID {b['bid']}" if b["bid"] is not None else ""
+    return (f"{b['hoa']} → {b['coa']}{bid} via {b['interface'] or '?'}  HA {b['peer']}  "
+            f"{b['state']}{life}  seq {b['seq']}")
+
+
+def binding_table_lines(daemon: dict[str, Any], bindings: list[dict[str, Any]] | None) -> list[str]:
+    """The "Binding table" of ``mhctl status``: the daemon's bindings under its name, or why there are none.
+    ``daemon``: ``{"name", "connected"}`` and optionally ``"error"``; ``bindings``: None when not read."""
+    name = daemon["name"]
+    if not daemon["connected"]:
+        why = daemon.get("error")
+        return [f"Binding table: no mobility daemon connected ({name}: {why})" if why
+                else "Binding table: no mobility daemon connected"]
+    if bindings is None:
+        return [f"Binding table ({name}): not read (mhctl bindings shows it)"]
+    if not bindings:
+        return [f"Binding table ({name}): no bindings"]
+    return [f"Binding table ({name}):"] + ["  " + binding_line(b) for b in bindings]
+
+
+__all__ = ["status", "render_text", "taxonomy", "headline", "label_of", "interface_notes", "modem_rows",
+           "binding_line", "binding_table_lines"]

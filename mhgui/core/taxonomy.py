@@ -883,13 +883,31 @@ def _needs(goal: Goal, values: Label, at_home: bool) -> list[_Need]:
     return needs
 
 
+#: the working mechanism behind each capability, in one line (goals and issues say how they are met)
+MECHANISMS: dict[str, str] = {
+    "multiple_coas": "every uplink is registered at once, one BID each (RFC 5648)",
+    "flow_bindings": "one connection is bound to one or more uplinks at the home agent (RFC 6089)",
+    "failover": "a failed uplink's traffic is re-bound through another at once, in one Binding Update",
+    "per_hoa_choice": "each home address has its own uplink order",
+    "hoa_as_coa": "a home address stands in as another's care-of address",
+    "home_and_foreign": "the home address stays bound to other links while at home",
+}
+_GOAL_MECHANISM = {
+    Goal.BICASTING: "a flow bound to two uplinks is sent on both and the first copy is kept (RFC 5648 + 6089)",
+    Goal.LOAD_SHARING: "flows are spread over the uplinks by weight, each flow on one (RFC 5648 + 6089)",
+    Goal.LOAD_BALANCING: "new flows go to the uplinks by weight and single connections can be moved (RFC 6089)",
+    Goal.PREFERENCE_SETTINGS: "uplinks are ordered per home address, and a connection can be bound to one",
+}
+
+
 def _ok_reason(goal: Goal, scenario: Scenario, needs: list[_Need]) -> str:
     z = scenario.values[2]
     where = scenario.section or scenario.nearest or "5"
     if needs:
-        have = ", ".join(attr for attr, _, _ in needs)
         sections = ", ".join(dict.fromkeys(sec for _, sec, _ in needs))
-        return f"yes: the daemon has {have} (draft {sections})"
+        how = _GOAL_MECHANISM.get(goal) if any(n[0] == "multiple_coas" for n in needs) else None
+        how = how or "; ".join(MECHANISMS.get(attr, attr) for attr, _, _ in needs)
+        return f"yes: {how} (draft {sections})"
     if goal in (Goal.FAULT_RECOVERY, Goal.UBIQUITOUS_ACCESS) and z == "n":
         return "yes: the daemon binds an alternate CoA to the HoA when one fails (draft 5.3)"
     if goal in (Goal.FAULT_RECOVERY, Goal.UBIQUITOUS_ACCESS):
@@ -974,3 +992,30 @@ def goals_available(scenario: Scenario, caps: DaemonCapabilities) -> list[tuple[
         else:
             result.append((goal, True, _ok_reason(goal, scenario, needs)))
     return result
+
+
+#: the capabilities that give a working mechanism for an issue (draft section -> all of them needed)
+_ISSUE_FIXED_BY: dict[str, tuple[str, ...]] = {
+    "6.2.1": ("multiple_coas",),
+    "6.2.2": ("hoa_as_coa",),
+    "6.2.3": ("home_and_foreign",),
+    "7.1": ("per_hoa_choice",),
+    "7.2": ("per_hoa_choice",),
+    "7.3": ("failover",),
+}
+
+
+def issue_mechanism(issue: DraftIssue, caps: DaemonCapabilities) -> str | None:
+    """How the connected daemon deals with ``issue``, in one line, or None when it does not (or none is
+    connected). With several CoAs and flow bindings, 6.2.1 and 7.3 name them."""
+    need = _ISSUE_FIXED_BY.get(issue.section)
+    if not caps.connected or not need or not all(getattr(caps, n) for n in need):
+        return None
+    if issue.section == "6.2.1":
+        return ("solved with " + caps.name + ": every uplink is registered for the home address at once (RFC 5648 "
+                "BIDs), and connections are spread or moved one by one" + (" (RFC 6089)" if caps.flow_bindings
+                                                                             else ""))
+    if issue.section == "7.3" and caps.flow_bindings:
+        return (f"solved with {caps.name}: when an uplink fails, its connections move to the next one in one "
+                "Binding Update and keep running; one connection can also be moved or sent on two uplinks")
+    return f"solved with {caps.name}: " + "; ".join(MECHANISMS[n] for n in need)

@@ -16,6 +16,13 @@ poll. The hot path sends the same request and decodes the fixed
 and the tests check that both give the same table. pyroute2 still opens the
 socket inside a named network namespace (``netns=``).
 
+Costs at 50,000 sockets (a 2-core machine, idle): the dump and its decoding
+about 0.15 s, the owners about 0.2 s (one ``readlink`` per descriptor, about
+3 µs each in the kernel: each is read relative to the open ``/proc/PID/fd``
+directory, not by its whole path), the flows about 0.1 s (built by
+:func:`~mhgui.core.flows.make_flow`, reused from the last poll while their
+socket and owner are unchanged). ``benchmarks/flows_poll.py`` measures them.
+
 Owners: ``/proc/PID/fd/*`` links read ``socket:[INODE]``. Only inodes not
 seen before start a scan; the processes that owned sockets before are
 scanned first and the scan stops once every new inode is found; in a process
@@ -29,23 +36,27 @@ host's processes are hidden: the table says so (``process_visibility:
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import errno
+import itertools
 import ipaddress
 import logging
 import os
 import socket
 import struct
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
-from ..core.flows import AF_INET, AF_INET6, Flow, FlowTable, tcp_state_name
+from ..core.flows import (AF_INET, AF_INET6, MHGUI_PROCESSES, Flow, FlowTable, OwnSockets, dbus_tcp_endpoints,
+                          make_flow, service_endpoints, tcp_state_name)
 
+from ..gcpause import gc_paused
 from ..tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FlowSource", "ProcessResolver", "SockDiag", "parse_inet_diag", "read_flows"]
+__all__ = ["FlowSource", "ProcessResolver", "SockDiag", "parse_inet_diag", "read_flows", "own_sockets"]
 
 NETLINK_SOCK_DIAG = 4
 SOCK_DIAG_BY_FAMILY = 20
@@ -60,10 +71,19 @@ _NLMSGHDR = struct.Struct("=IHHII")
 _REQ = struct.Struct("=BBBBI48x")
 # struct inet_diag_msg: family, state, timer, retrans, sport, dport (big endian), src[16], dst[16],
 # if, cookie (2 x u32, read as one u64), expires, rqueue, wqueue, uid, inode
-_MSG = struct.Struct("=BBBB2s2s16s16sIQIIIII")
-_MSG_LEN = _MSG.size  # 72
+_MSG_LEN = struct.calcsize("=BBBB2s2s16s16sIQIIIII")  # 72
+# the header and the message in one: length, type, flags, seq, pid; family, state, (timer, retrans skipped),
+# sport, dport (big endian, read as native and swapped by _SWAP), src, dst, if, cookie, (expires, rqueue,
+# wqueue skipped), uid, inode
+_WHOLE = struct.Struct("=IHHIIBB2xHH16s16sIQ12xII")
+_WHOLE_LEN = _WHOLE.size  # 88
+assert _WHOLE_LEN == 16 + _MSG_LEN
+_SWAP = [((p & 0xFF) << 8) | (p >> 8) for p in range(1 << 16)] if struct.pack("=H", 1) == b"\x01\x00" \
+    else list(range(1 << 16))
 
 PROTOCOLS = {"tcp": IPPROTO_TCP, "udp": IPPROTO_UDP}
+#: a scan looking for this many sockets or more reads several processes at once (ProcessResolver._reads)
+PARALLEL_FROM = 4096
 FLATPAK_INFO = "/.flatpak-info"
 
 
@@ -72,8 +92,13 @@ _addr_cache: dict[bytes, str] = {}
 _ADDR_CACHE_MAX = 1 << 16
 
 
+#: state number -> ``ss`` name (tcp_state_name, as a dict for the hot loop)
+_TCP_STATE_NAMES = {n: tcp_state_name(n) for n in range(16)}
+
+
 def _addr_text(family: int, raw: bytes) -> str:
-    """RFC 5952 text of a 16-byte ``idiag_src``/``idiag_dst`` (IPv4 in the first 4 bytes)."""
+    """RFC 5952 text of a 16-byte ``idiag_src``/``idiag_dst`` (IPv4 in the first 4 bytes; 4 bytes: IPv4),
+    remembered by its bytes."""
     key = raw[:4] if family == AF_INET else raw
     s = _addr_cache.get(key)
     if s is not None:
@@ -98,7 +123,7 @@ def parse_inet_diag(data, protocol: str, seq: int | None = None, *, problems: li
     Returns ``(records, done, error)``: ``records`` are ``(rawkey, fields)``
     pairs where ``fields`` = (family, state, sport, dport, src, dst, if,
     cookie, uid, inode) and ``rawkey`` identifies the socket's stable content
-    (its byte image without the timers and queue sizes); ``done`` is True at
+    (everything but the timers and queue sizes: the fields themselves); ``done`` is True at
     ``NLMSG_DONE``; ``error`` is an errno from ``NLMSG_ERROR`` (None when none).
     Malformed messages (too short, a length running past the buffer, an
     unknown family) are skipped with a sentence in ``problems``; messages of
@@ -108,22 +133,40 @@ def parse_inet_diag(data, protocol: str, seq: int | None = None, *, problems: li
     n = len(mv)
     off = 0
     records = out if out is not None else []
+    add = records.append
     done = False
     error = None
     hdr_unpack = _NLMSGHDR.unpack_from
-    msg_unpack = _MSG.unpack_from
+    whole = _WHOLE.unpack_from
+    swap = _SWAP
     while off + 16 <= n:
-        length, mtype, flags, mseq, _pid = hdr_unpack(mv, off)
+        if off + _WHOLE_LEN <= n:
+            # header and struct inet_diag_msg at once (the usual message), checked below
+            t = whole(mv, off)
+            length, mtype, mseq = t[0], t[1], t[3]
+        else:
+            t = None
+            length, mtype, _flags, mseq, _pid = hdr_unpack(mv, off)
         if length < 16 or off + length > n:
             if problems is not None:
                 problems.append(f"{protocol}: malformed netlink message (length {length} at offset {off} "
                                 f"of {n}): rest of the buffer skipped")
             break
-        body = off + 16
         nxt = off + ((length + 3) & ~3)
         if seq is not None and mseq != seq:
             off = nxt
             continue
+        if mtype == SOCK_DIAG_BY_FAMILY and length >= _WHOLE_LEN:
+            family = t[5]
+            if family == AF_INET6 or family == AF_INET:
+                # the fields are the socket's stable content (no timers, no queue sizes): they are its key too
+                fields = (family, t[6], swap[t[7]], swap[t[8]], t[9], t[10], t[11], t[12], t[13], t[14])
+                add((fields, fields))
+            elif problems is not None:
+                problems.append(f"{protocol}: skipped a socket of address family {family}")
+            off = nxt
+            continue
+        body = off + 16
         if mtype == NLMSG_DONE:
             done = True
             if length >= 20:
@@ -137,21 +180,8 @@ def parse_inet_diag(data, protocol: str, seq: int | None = None, *, problems: li
             if code < 0:
                 error = -code
             break
-        if mtype != SOCK_DIAG_BY_FAMILY or length < 16 + _MSG_LEN:
-            if problems is not None:
-                problems.append(f"{protocol}: skipped a message of type {mtype} and length {length}")
-            off = nxt
-            continue
-        (family, state, _timer, _retrans, sport, dport, src, dst, ifindex, cookie,
-         _expires, _rq, _wq, uid, inode) = msg_unpack(mv, body)
-        if family not in (AF_INET, AF_INET6):
-            if problems is not None:
-                problems.append(f"{protocol}: skipped a socket of address family {family}")
-            off = nxt
-            continue
-        rawkey = bytes(mv[body:body + 2]) + bytes(mv[body + 4:body + 52]) + bytes(mv[body + 64:body + 72])
-        records.append((rawkey, (family, state, (sport[0] << 8) | sport[1], (dport[0] << 8) | dport[1],
-                                 src, dst, ifindex, cookie, uid, inode)))
+        if problems is not None:
+            problems.append(f"{protocol}: skipped a message of type {mtype} and length {length}")
         off = nxt
     return records, done, error
 
@@ -159,8 +189,8 @@ def parse_inet_diag(data, protocol: str, seq: int | None = None, *, problems: li
 def flow_from_fields(protocol: str, fields: tuple, owner: tuple[int, str] | None) -> Flow:
     family, state, sport, dport, src, dst, ifindex, cookie, uid, inode = fields
     pid, process = owner if owner is not None else (None, None)
-    return Flow(protocol, family, _addr_text(family, src), sport, _addr_text(family, dst), dport,
-                tcp_state_name(state), inode, uid, pid, process, ifindex, cookie)
+    return make_flow(protocol, family, _addr_text(family, src), sport, _addr_text(family, dst), dport,
+                     tcp_state_name(state), inode, uid, pid, process, ifindex, cookie)
 
 
 # --------------------------------------------------------------------------- the socket (blocking)
@@ -285,11 +315,19 @@ class ProcessResolver:
     After :meth:`resolve`, ``visibility``/``reason`` describe what could be
     seen and ``scans``/``last_scan_pids``/``last_scan_reads`` what it cost (scans
     so far; processes and descriptors read by the last one).
+
+    ``netns_inode``: the inode of the network namespace whose sockets are
+    looked for (``/proc/PID/ns/net`` reads ``net:[INODE]``); a scan reads the
+    processes of that namespace before the others (a socket usually stays
+    with the processes of the namespace it was made in), so a namespace's
+    sockets are found without reading every descriptor of the machine.
     """
 
-    def __init__(self, proc: str = "/proc", sandbox_marker: str = FLATPAK_INFO) -> None:
+    def __init__(self, proc: str = "/proc", sandbox_marker: str = FLATPAK_INFO,
+                 netns_inode: int | None = None) -> None:
         self.proc = proc
         self.sandbox_marker = sandbox_marker
+        self.netns_inode = netns_inode
         self.owners: dict[int, tuple[int, str]] = {}
         self._tried: set[int] = set()
         #: pid -> {fd name: socket inode} from the last scan of that process
@@ -350,8 +388,90 @@ class ProcessResolver:
             self.visibility, self.reason = "full", ""
         return self.owners
 
+    def _same_netns_first(self, pids: list[int]) -> list[int]:
+        """``pids`` with the processes of :attr:`netns_inode`'s namespace first (one readlink each)."""
+        if self.netns_inode is None:
+            return pids
+        want = f"net:[{self.netns_inode}]"
+        same, other = [], []
+        for pid in pids:
+            try:
+                link = os.readlink(f"{self.proc}/{pid}/ns/net")
+            except OSError:  # another user's process, or gone
+                other.append(pid)
+                continue
+            (same if link == want else other).append(pid)
+        return same + other
+
+    def _read(self, pid: int, live: set[int]) -> tuple[dict[str, int] | None, int]:
+        """The socket descriptors of ``pid``: ``({fd: inode}, descriptors read)``; ``(None, 1)`` when
+        they are not readable (another user's process), ``(None, 0)`` when it is gone. Reads no shared
+        state but :attr:`_fds` (a descriptor that still names a live socket is not read again)."""
+        # one descriptor for the directory: each readlink then resolves one name, not a whole path
+        try:
+            dfd = os.open(f"{self.proc}/{pid}/fd", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except PermissionError:
+            return None, 1
+        except OSError:
+            return None, 0  # exited meanwhile
+        try:
+            try:
+                fds = os.listdir(dfd)
+            except PermissionError:
+                return None, 1
+            except OSError:
+                return None, 0
+            before_get = self._fds.get(pid, {}).get
+            readlink = os.readlink
+            sockets: dict[str, int] = {}
+            reads = 0
+            for fd in fds:
+                ino = before_get(fd)
+                if ino is None or ino not in live:
+                    reads += 1
+                    try:
+                        link = readlink(fd, dir_fd=dfd)
+                    except OSError:
+                        continue
+                    if link[:8] != "socket:[":
+                        continue
+                    try:
+                        ino = int(link[8:-1])
+                    except ValueError:
+                        continue
+                sockets[fd] = ino
+            return sockets, reads
+        finally:
+            os.close(dfd)
+
+    def _reads(self, pids: Iterable[int], live: set[int], parallel: bool):
+        """``(pid, sockets, n)`` for ``pids`` in order (:meth:`_read`). ``parallel``: read a few processes
+        at once in worker threads (the kernel's part of each ``readlink`` runs without the GIL: on two
+        cores a large scan takes about half as long); stopping early cancels the reads not started."""
+        workers = min(4, os.cpu_count() or 1)
+        if not parallel or workers < 2:
+            for pid in pids:
+                yield (pid, *self._read(pid, live))
+            return
+        it = iter(pids)
+        with concurrent.futures.ThreadPoolExecutor(workers, thread_name_prefix="mhgui-owners") as ex:
+            window: collections.deque = collections.deque()
+            try:
+                for pid in itertools.islice(it, 2 * workers):
+                    window.append((pid, ex.submit(self._read, pid, live)))
+                while window:
+                    pid, fut = window.popleft()
+                    yield (pid, *fut.result())
+                    nxt = next(it, None)
+                    if nxt is not None:
+                        window.append((nxt, ex.submit(self._read, nxt, live)))
+            finally:
+                for _, fut in window:
+                    fut.cancel()
+
     def _scan(self, wanted: set[int], live: set[int]) -> None:
-        """Look for ``wanted`` inodes: known owners first, stop when all are found.
+        """Look for ``wanted`` inodes: known owners first, then the processes of :attr:`netns_inode`'s
+        namespace, then the others; stop when all are found.
 
         A process scanned before is read again only where it may hold
         something new: descriptors whose number is new, and those that held a
@@ -365,47 +485,36 @@ class ProcessResolver:
         alive = set(pids)
         for pid in [p for p in self._fds if p not in alive]:
             del self._fds[pid]
-        order = known + [p for p in sorted(pids) if p not in set(known)]
+        known_set = set(known)
+
+        def order():
+            yield from known
+            if left:  # the known owners did not hold them all: the others, this namespace's first
+                yield from self._same_netns_first([p for p in sorted(pids) if p not in known_set])
         denied = 0
         scanned = 0
         reads = 0
-        proc = self.proc
-        for pid in order:
-            if not left:
-                break
-            fd_dir = f"{proc}/{pid}/fd"
-            try:
-                fds = os.listdir(fd_dir)
-            except PermissionError:
-                denied += 1
-                continue
-            except OSError:
-                continue  # exited meanwhile
-            scanned += 1
-            before = self._fds.get(pid, {})
-            sockets: dict[str, int] = {}
-            name = None
-            for fd in fds:
-                ino = before.get(fd)
-                if ino is None or ino not in live:
-                    reads += 1
-                    try:
-                        link = os.readlink(f"{fd_dir}/{fd}")
-                    except OSError:
-                        continue
-                    if not link.startswith("socket:["):
-                        continue
-                    try:
-                        ino = int(link[8:-1])
-                    except ValueError:
-                        continue
-                sockets[fd] = ino
-                if ino in left:
-                    left.discard(ino)
-                    if name is None:
-                        name = self._comm(pid)
-                    self.owners[ino] = (pid, name)
-            self._fds[pid] = sockets
+        owners = self.owners
+        reader = self._reads(order(), live, parallel=len(left) >= PARALLEL_FROM)
+        try:
+            for pid, sockets, n in reader:
+                if sockets is None:
+                    denied += n
+                    continue
+                scanned += 1
+                reads += n
+                self._fds[pid] = sockets
+                name = None
+                for ino in sockets.values():
+                    if ino in left:
+                        left.discard(ino)
+                        if name is None:
+                            name = self._comm(pid)
+                        owners[ino] = (pid, name)
+                if not left:
+                    break
+        finally:
+            reader.close()  # stops the reads not started yet
         self._denied = denied
         self.last_scan_pids = scanned
         self.last_scan_reads = reads
@@ -424,7 +533,8 @@ class _Poller:
         self.families = families
         self.resolver = resolver
         self.diag: SockDiag | None = None
-        self._cache: dict[tuple, Flow] = {}  # (protocol, rawkey) -> Flow, reused while unchanged
+        #: protocol -> socket cookie -> (its fields, its Flow): reused while unchanged
+        self._cache: dict[str, dict[int, tuple[tuple, Flow]]] = {}
 
     def close(self) -> None:
         if self.diag is not None:
@@ -432,17 +542,22 @@ class _Poller:
             self.diag = None
 
     def poll(self, clock: Callable[[], float]) -> FlowTable:
+        with gc_paused():  # tens of thousands of flows, no reference cycles: no collection passes meanwhile
+            return self._poll(clock)
+
+    def _poll(self, clock: Callable[[], float]) -> FlowTable:
         t0 = time.perf_counter()
         if self.diag is None:
             self.diag = SockDiag(self.netns, decoder=self.decoder)
+            if self.resolver is not None and self.resolver.netns_inode is None:
+                self.resolver.netns_inode = _netns_inode(self.netns)
         problems: list[str] = []
-        raw: list[tuple[str, tuple, tuple]] = []
+        dumps: list[tuple[str, list[tuple]]] = []
         refused = 0
         for protocol in self.protocols:
             for family in self.families:
                 try:
-                    for rawkey, fields in self.diag.dump(family, protocol, problems):
-                        raw.append((protocol, rawkey, fields))
+                    dumps.append((protocol, self.diag.dump(family, protocol, problems)))
                 except TimeoutError as e:
                     self.close()  # a wedged socket: this poll fails, the next one starts afresh
                     raise OSError(errno.ETIMEDOUT, f"sock_diag {protocol}: no answer from the kernel") from e
@@ -451,22 +566,41 @@ class _Poller:
                     problems.append(f"{protocol}/{'IPv6' if family == AF_INET6 else 'IPv4'}: {e}")
         if refused == len(self.protocols) * len(self.families):
             raise OSError(problems[0] if problems else "sock_diag: no dump succeeded")
-        owners = self.resolver.resolve(f[9] for _, _, f in raw) if self.resolver is not None else {}
-        cache = self._cache
-        new_cache: dict[tuple, Flow] = {}
+        owners = self.resolver.resolve(f[9] for _, recs in dumps for _, f in recs) \
+            if self.resolver is not None else {}
+        owner_of = owners.get
+        new_cache: dict[str, dict[int, tuple[tuple, Flow]]] = {}
         flows: dict[str, Flow] = {}
         dupes: list[Flow] = []
-        for protocol, rawkey, fields in raw:
-            key = (protocol, rawkey)
-            owner = owners.get(fields[9])
-            f = cache.get(key)
-            if f is None or (f.pid, f.process) != (owner or (None, None)):
-                f = flow_from_fields(protocol, fields, owner)
-            new_cache[key] = f
-            if f.id in flows:
-                dupes.append(f)
-            else:
-                flows[f.id] = f
+        text_of = _addr_cache.get
+        state_of = _TCP_STATE_NAMES.get
+        for protocol, recs in dumps:
+            cached = self._cache.get(protocol, {}).get
+            keep = new_cache.setdefault(protocol, {})
+            for _, fields in recs:
+                family, state, sport, dport, src, dst, ifindex, cookie, uid, inode = fields
+                owner = owner_of(inode)
+                # a flow from the last poll is reused while its socket (found by its cookie, a number the
+                # kernel never gives two sockets) and owner are unchanged
+                hit = cached(cookie)
+                if hit is not None and hit[0] == fields and (
+                        hit[1].pid is None if owner is None else (hit[1].pid, hit[1].process) == owner):
+                    f = hit[1]
+                else:
+                    # flow_from_fields(), inlined: this loop runs once per socket
+                    if family == AF_INET:
+                        src, dst = src[:4], dst[:4]
+                    pid, process = owner if owner is not None else (None, None)
+                    f = make_flow(protocol, family, text_of(src) or _addr_text(family, src), sport,
+                                  text_of(dst) or _addr_text(family, dst), dport,
+                                  state_of(state) or tcp_state_name(state), inode, uid, pid, process, ifindex,
+                                  cookie)
+                    hit = (fields, f)
+                keep[cookie] = hit
+                if f.id in flows:
+                    dupes.append(f)
+                else:
+                    flows[f.id] = f
         if dupes:
             flows = _disambiguate(flows, dupes)
         self._cache = new_cache
@@ -476,6 +610,14 @@ class _Poller:
         else:
             vis, why = "hidden", "process owners are not looked up"
         return FlowTable(flows, vis, why, tuple(problems), clock(), time.perf_counter() - t0)
+
+
+def _netns_inode(netns: str | None) -> int | None:
+    """The inode of the named network namespace (``/run/netns/NAME``), or of this thread's; None if unknown."""
+    try:
+        return os.stat(f"/run/netns/{netns}" if netns else "/proc/thread-self/ns/net").st_ino
+    except OSError:
+        return None
 
 
 def _disambiguate(flows: dict[str, Flow], dupes: list[Flow]) -> dict[str, Flow]:
@@ -500,6 +642,31 @@ def read_flows(netns: str | None = None, *, decoder: str = "struct", resolve_pro
         return p.poll(time.monotonic)
     finally:
         p.close()
+
+
+# --------------------------------------------------------------------------- mhgui's own sockets
+def own_sockets(daemon=None, bus_addresses: Iterable[str | None] = (), *,
+                environ: Mapping[str, str] | None = None) -> OwnSockets:
+    """What makes a socket this app's own (:func:`mhgui.core.flows.own_flow_ids`), from what it knows.
+
+    This process's pid, mhgui's program names, and the services it talks to:
+    the mobility daemon's terminal (``daemon``: a driver with ``port`` and
+    ``hosts``, UMIP's ``localhost`` port 7777), and every D-Bus bus over TCP
+    among ``bus_addresses``, the driver's ``bus_address`` and
+    ``$DBUS_SYSTEM_BUS_ADDRESS``/``$DBUS_SESSION_BUS_ADDRESS``. No I/O
+    beyond reading the environment (host names other than ``localhost`` are
+    not looked up).
+    """
+    env = os.environ if environ is None else environ
+    services: list[tuple[str, str, int]] = []
+    port = getattr(daemon, "port", None)
+    if isinstance(port, int):
+        services += service_endpoints("tcp", getattr(daemon, "hosts", None) or ("localhost",), port)
+    for address in (*bus_addresses, getattr(daemon, "bus_address", None), env.get("DBUS_SYSTEM_BUS_ADDRESS"),
+                    env.get("DBUS_SESSION_BUS_ADDRESS")):
+        if isinstance(address, str):
+            services += dbus_tcp_endpoints(address)
+    return OwnSockets(frozenset({os.getpid()}), MHGUI_PROCESSES, frozenset(services))
 
 
 # --------------------------------------------------------------------------- the source (asyncio)

@@ -1,38 +1,58 @@
-"""Qt model of the node's flows (model/view), applied incrementally per poll.
+"""Qt models of the node's flows (model/view), applied incrementally per poll.
 
 :class:`FlowModel` holds one row per :class:`~mhgui.core.flows.Flow` in
-arrival order (the view sorts through :class:`FlowFilter`). Each poll's
-table is applied as a diff: removed rows go with one ``beginRemoveRows`` per
-contiguous run, new rows are appended with one ``beginInsertRows``, changed
-rows signal ``dataChanged`` (per contiguous run); a poll never resets the
-model. Cell texts and sort keys are computed once per change, so sorting and
-filtering 10,000 rows reads prepared tuples.
+arrival order. Each poll's table is applied as a diff: removed rows go with one
+``beginRemoveRows`` per contiguous run, new rows are appended with one
+``beginInsertRows``, changed rows signal ``dataChanged`` (per contiguous run);
+a poll never resets the model. It also knows which flows are mhgui's own
+(:meth:`FlowModel.set_own`, rules in :func:`mhgui.core.flows.own_flow_ids`).
 
-:meth:`FlowModel.set_context` re-places every flow after the node's state,
-analysis or bindings changed and signals only the rows whose placement moved.
+:class:`FlowFilter` is what the view shows: the rows sorted and filtered
+(application, interface, address; mhgui's own connections hidden unless
+:meth:`FlowFilter.set_show_own`). It sorts in Python over one key per row
+and column, computed once (a ``QSortFilterProxyModel`` calls back into
+Python twice per comparison: about 1.6 million calls to sort 50,000 rows), and
+hears one :attr:`FlowModel.applied` signal per poll rather than one per row
+run, so a poll costs O(rows) once, however scattered its changes.
+
+Cell texts are made when a row is first painted (a view of 50,000 rows paints
+about 40). :meth:`FlowModel.set_context` re-places only the flows whose
+placement answer changed (:meth:`mhgui.core.flows.Classifier.changed_keys`).
+
+Both models keep row-level signals narrow while few runs change; past
+:data:`MAX_RUNS` runs in one poll they move the affected rows together with one
+layout change (persistent indexes, e.g. the selection, follow their rows) and
+then insert or remove one run: still no reset.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import ipaddress
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 
 from ..core.analysis import Analysis, analyse
 from ..core.bindings import Binding
-from ..core.flows import Classifier, Flow, FlowTable, Placement, diff, format_endpoint
+from ..core.flows import Classifier, Flow, FlowTable, OwnSockets, Placement, format_endpoint
 from ..core.model import NodeState
+from ..gcpause import gc_paused
 from .models import KeyRole, SortRole
 
-__all__ = ["FlowModel", "FlowFilter", "KeyRole", "SortRole", "MovableRole", "runs"]
+__all__ = ["FlowModel", "FlowFilter", "KeyRole", "SortRole", "MovableRole", "OwnRole", "runs", "MAX_RUNS"]
 
 Index = QModelIndex | QPersistentModelIndex
 
 #: the "movable" word of the row ("transparent", "re-establish", "no")
 MovableRole = Qt.ItemDataRole.UserRole + 10
+#: True when the row is one of mhgui's own connections
+OwnRole = Qt.ItemDataRole.UserRole + 11
+
+#: more row runs than this in one update: one layout change and one run instead (see the module docstring)
+MAX_RUNS = 24
 
 MOVABLE_STYLE = {
     "transparent": ("transparent", "#1b5e20"),
@@ -61,79 +81,166 @@ def _addr_value(address: str) -> int:
         return 0
 
 
-def _addr_sort(family: int, address: str, port: int) -> str:
-    return f"{family:02d}{_addr_value(address):032x}{port:05d}"
-
-
 _ROOT = QModelIndex()
 _NCOLS = 9
 _DISPLAY = int(Qt.ItemDataRole.DisplayRole)
 _SORT = int(SortRole)
+_KEY = int(KeyRole)
+_TOOLTIP = int(Qt.ItemDataRole.ToolTipRole)
+_FOREGROUND = int(Qt.ItemDataRole.ForegroundRole)
+_MOVABLE = int(MovableRole)
+_OWN = int(OwnRole)
+COL_APP, COL_PID, COL_PROTO, COL_LOCAL, COL_REMOTE, COL_STATE, COL_IFACE, COL_ROLE, COL_MOVABLE = range(_NCOLS)
 
 
 class _Row:
-    """One flow, its placement, and its prepared cells (display texts and sort keys)."""
+    """One flow, its placement, whether it is mhgui's own, and its display texts (made on first use)."""
 
-    __slots__ = ("id", "flow", "place", "text", "sort")
+    __slots__ = ("id", "flow", "place", "pkey", "seq", "own", "direct", "fb", "_text")
 
-    def __init__(self, flow: Flow, place: Placement) -> None:
+    def __init__(self, flow: Flow, place: Placement, pkey: tuple, seq: int) -> None:
         self.id = flow.id
         self.flow = flow
         self.place = place
-        self.text: tuple = ()
-        self.sort: tuple = ()
-        self.prepare()
+        self.pkey = pkey  # Classifier.key(flow)
+        self.seq = seq  # arrival order
+        self.own = False  # mhgui's own (own_flow_ids' three rules)
+        self.direct = False  # own by rule 1 or 2 (the flow alone)
+        self.fb: dict | None = None  # the daemon's flow binding of exactly this connection (RFC 6089), if any
+        self._text: tuple | None = None
 
-    def prepare(self) -> None:
-        f, p = self.flow, self.place
-        remote = "*" if f.listening and f.remote_port == 0 else format_endpoint(f.remote_address, f.remote_port)
-        iface = p.interface or ("unknown" if p.local_role == "hoa" else "—")
-        proto = f.protocol.upper()
-        self.text = (
-            f.process if f.process is not None else "—",
-            str(f.pid) if f.pid is not None else "—",
-            proto,
-            format_endpoint(f.local_address, f.local_port, f.bound_ifindex),
-            remote,
-            f.state,
-            iface,
-            ROLE_LABEL.get(p.local_role, p.local_role),
-            MOVABLE_STYLE.get(p.movable, (p.movable,))[0],
-        )
-        self.sort = (
-            (f.process or "\uffff").casefold(),
-            f.pid if f.pid is not None else -1,
-            proto,
-            _addr_sort(f.family, f.local_address, f.local_port),
-            _addr_sort(f.family, f.remote_address, f.remote_port),
-            f.state,
-            iface,
-            p.local_role,
-            p.movable,
-        )
+    def iface(self) -> str:
+        fb = self.fb
+        if fb is not None and fb.get("bound_to"):
+            return f"{'+'.join(fb['bound_to'])} (FID {fb.get('fid')})"
+        p = self.place
+        return p.interface or ("unknown" if p.local_role == "hoa" else "—")
+
+    @property
+    def text(self) -> tuple:
+        """The display texts, one per column."""
+        t = self._text
+        if t is None:
+            f, p = self.flow, self.place
+            remote = "*" if f.listening and f.remote_port == 0 else format_endpoint(f.remote_address, f.remote_port)
+            t = self._text = (
+                f.process if f.process is not None else "—",
+                str(f.pid) if f.pid is not None else "—",
+                f.protocol.upper(),
+                format_endpoint(f.local_address, f.local_port, f.bound_ifindex),
+                remote,
+                f.state,
+                self.iface(),
+                ROLE_LABEL.get(p.local_role, p.local_role),
+                MOVABLE_STYLE.get(p.movable, (p.movable,))[0],
+            )
+        return t
+
+
+class _Reverse:
+    """A sort key compared the other way round (bisect in a list sorted in descending order)."""
+
+    __slots__ = ("k",)
+
+    def __init__(self, k) -> None:
+        self.k = k
+
+    def __lt__(self, other: "_Reverse") -> bool:
+        return other.k < self.k
+
+
+def _addr_key(family: int, address: str, port: int) -> int:
+    return (family << 144) | (_addr_value(address) << 16) | port
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _fold(name: str | None) -> str:
+    return (name or "\uffff").casefold()  # no name (owner unknown): last
+
+
+#: per column, the row's sort key (numbers where the text would sort wrongly: pids, addresses, ports)
+_SORT_KEYS: tuple[Callable[[_Row], object], ...] = (
+    lambda r: _fold(r.flow.process),
+    lambda r: r.flow.pid if r.flow.pid is not None else -1,
+    lambda r: r.flow.protocol,
+    lambda r: _addr_key(r.flow.family, r.flow.local_address, r.flow.local_port),
+    lambda r: _addr_key(r.flow.family, r.flow.remote_address, r.flow.remote_port),
+    lambda r: r.flow.state,
+    lambda r: r.iface(),
+    lambda r: r.place.local_role,
+    lambda r: r.place.movable,
+)
+
+
+def _sort_value(row: _Row, column: int):
+    """:data:`SortRole` data: the sort key, addresses as fixed-width hex text (a QVariant holds 64 bits)."""
+    k = _SORT_KEYS[column](row)
+    return f"{k:038x}" if column in (COL_LOCAL, COL_REMOTE) else k
+
+
+def _cell(row: _Row, c: int, role: int, visibility_reason: str):
+    if role == _DISPLAY:
+        return row.text[c]
+    if role == _SORT:
+        return _sort_value(row, c)
+    if role == _KEY:
+        return row.id
+    if role == _MOVABLE:
+        return row.place.movable
+    if role == _OWN:
+        return row.own
+    if role == _TOOLTIP:
+        if c in (COL_APP, COL_PID) and row.flow.pid is None:
+            why = visibility_reason or "the owning process is not readable"
+            return f"owner unknown: {why}" if row.flow.inode else "no process holds this socket (TIME-WAIT)"
+        if row.own:
+            return "one of mhgui's own connections. " + row.place.reason
+        if c == COL_IFACE and row.fb is not None:
+            fb = row.fb
+            paths = ", ".join(f"BID {b} on {n}" for b, n in zip(fb.get("bids") or (), fb.get("bound_to") or ()))
+            return (f"bound alone at the home agent (RFC 6089 flow binding {fb.get('fid')}): {paths}; the home "
+                    "address's other connections do not follow it")
+        return row.place.reason
+    if role == _FOREGROUND and c == COL_MOVABLE:
+        return QBrush(QColor(MOVABLE_STYLE.get(row.place.movable, ("", "#424242"))[1]))
+    return None
+
+
+def _match_key(match) -> tuple | None:
+    """A hashable form of a selector as JSON (:func:`mhgui.engine.flowspec.selector_to_json`)."""
+    if not isinstance(match, dict):
+        return None
+    try:
+        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in match.items()))
+    except TypeError:
+        return None
+
+
+def _flow_key(f: Flow) -> tuple:
+    """The :func:`_match_key` of the selector of exactly this connection (as the home agent sees it)."""
+    return tuple(sorted((("source_address", f.remote_address), ("destination_address", f.local_address),
+                         ("source_port", f.remote_port), ("destination_port", f.local_port),
+                         ("next_header", 6 if f.protocol == "tcp" else 17))))
 
 
 #: MIME type of a flow dragged from the flows table (its text: the flow id)
 FLOW_MIME = "application/x-mhgui-flow"
 
+HEADERS = ("Application", "PID", "Protocol", "Local", "Remote", "State", "Interface", "Role", "Movable")
 
-class FlowModel(QAbstractTableModel):
-    """One row per flow; columns below. Apply each poll with :meth:`apply`."""
 
-    COL_APP, COL_PID, COL_PROTO, COL_LOCAL, COL_REMOTE, COL_STATE, COL_IFACE, COL_ROLE, COL_MOVABLE = range(9)
-    HEADERS = ("Application", "PID", "Protocol", "Local", "Remote", "State", "Interface", "Role", "Movable")
-    assert len(HEADERS) == _NCOLS
+class _RowsModel(QAbstractTableModel):
+    """A table over ``self._rows`` (a list of :class:`_Row`), with the signal plumbing both models share."""
+
+    COL_APP, COL_PID, COL_PROTO, COL_LOCAL, COL_REMOTE, COL_STATE, COL_IFACE, COL_ROLE, COL_MOVABLE = range(_NCOLS)
+    HEADERS = HEADERS
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self._rows: list[_Row] = []
-        self._index: dict[str, int] | None = {}
-        self._classifier = Classifier(NodeState(), analyse(NodeState(), 0.0), ())
-        self.process_visibility = "full"
-        self.visibility_reason = ""
-        self.problems: tuple[str, ...] = ()
+        self._pos: dict[_Row, int] | None = {}
 
-    # ---- Qt API (called hundreds of thousands of times while the proxy sorts 10,000 rows: kept lean)
+    # ---- Qt API (kept lean: views call these often)
     def rowCount(self, parent: Index = _ROOT) -> int:
         return 0 if parent.isValid() else len(self._rows)
 
@@ -142,31 +249,18 @@ class FlowModel(QAbstractTableModel):
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal \
-                and 0 <= section < len(self.HEADERS):
-            return self.HEADERS[section]
+                and 0 <= section < _NCOLS:
+            return HEADERS[section]
         return None
+
+    def _reason(self) -> str:
+        return ""
 
     def data(self, index: Index, role: int = _DISPLAY):
         r, c = index.row(), index.column()  # -1 for an invalid index
         if r < 0 or c < 0 or r >= len(self._rows) or c >= _NCOLS:
             return None
-        row = self._rows[r]
-        if role == _SORT:
-            return row.sort[c]
-        if role == _DISPLAY:
-            return row.text[c]
-        if role == KeyRole:
-            return row.id
-        if role == MovableRole:
-            return row.place.movable
-        if role == Qt.ItemDataRole.ToolTipRole:
-            if c in (self.COL_APP, self.COL_PID) and row.flow.pid is None:
-                why = self.visibility_reason or "the owning process is not readable"
-                return f"owner unknown: {why}" if row.flow.inode else "no process holds this socket (TIME-WAIT)"
-            return row.place.reason
-        if role == Qt.ItemDataRole.ForegroundRole and c == self.COL_MOVABLE:
-            return QBrush(QColor(MOVABLE_STYLE.get(row.place.movable, ("", "#424242"))[1]))
-        return None
+        return _cell(self._rows[r], c, role, self._reason())
 
     # ---- drag: a flow dropped onto an interface row asks to move it there
     def flags(self, index: Index) -> Qt.ItemFlag:
@@ -185,14 +279,129 @@ class FlowModel(QAbstractTableModel):
         md.setData(FLOW_MIME, self._rows[rows[0]].id.encode())
         return md
 
-    # ---- look-ups
-    def _idx(self) -> dict[str, int]:
-        if self._index is None:
-            self._index = {row.id: i for i, row in enumerate(self._rows)}
-        return self._index
+    # ---- positions
+    def _positions(self) -> dict[_Row, int]:
+        if self._pos is None:
+            self._pos = {row: i for i, row in enumerate(self._rows)}
+        return self._pos
 
+    # ---- structural changes, narrow while few runs change
+    def _relayout(self, new: list[_Row]) -> None:
+        """Reorder the rows to ``new`` (the same rows) with one layout change; persistent indexes follow."""
+        self.layoutAboutToBeChanged.emit()
+        olds = self.persistentIndexList()
+        if olds:
+            where = {row: i for i, row in enumerate(new)}
+            rows = self._rows
+            news = []
+            for i in olds:
+                r = i.row()
+                j = where.get(rows[r]) if 0 <= r < len(rows) else None
+                news.append(self.index(j, i.column()) if j is not None else QModelIndex())
+            self.changePersistentIndexList(olds, news)
+        self._rows[:] = new
+        self._pos = None
+        self.layoutChanged.emit()
+
+    def _remove(self, gone: set[_Row]) -> None:
+        """Remove the rows in ``gone`` (those present)."""
+        pos = self._positions()
+        at = sorted(pos[r] for r in gone if r in pos)
+        if not at:
+            return
+        rr = runs(at)
+        rows = self._rows
+        if len(rr) <= MAX_RUNS:
+            for first, last in reversed(rr):
+                self.beginRemoveRows(_ROOT, first, last)
+                del rows[first:last + 1]
+                self._pos = None
+                self.endRemoveRows()
+            return
+        # many runs: move them to the end together (one layout change), then remove one run
+        doomed = set(rows[i] for i in at)
+        keep = [r for r in rows if r not in doomed]
+        self._relayout(keep + [rows[i] for i in at])
+        n = len(keep)
+        self.beginRemoveRows(_ROOT, n, len(rows) - 1)
+        del rows[n:]
+        self._pos = None
+        self.endRemoveRows()
+
+    def _insert_placed(self, placed: list[tuple[int, _Row]]) -> None:
+        """Insert rows at their final indexes: ``placed`` = ``(index, row)`` ascending by index, an index
+        counting the rows before it once all are in (current rows keep their order)."""
+        if not placed:
+            return
+        rows = self._rows
+        if not rows:
+            self.beginInsertRows(_ROOT, 0, len(placed) - 1)
+            rows.extend(r for _, r in placed)
+            self._pos = None
+            self.endInsertRows()
+            return
+        rr = runs(i for i, _ in placed)
+        if len(rr) <= MAX_RUNS:
+            k = 0
+            for first, last in rr:
+                self.beginInsertRows(_ROOT, first, last)
+                rows[first:first] = [r for _, r in placed[k:k + last - first + 1]]
+                k += last - first + 1
+                self._pos = None
+                self.endInsertRows()
+            return
+        merged: list[_Row] = []
+        prev = 0
+        for j, (i, r) in enumerate(placed):
+            merged.extend(rows[prev:i - j])  # the current rows before it
+            merged.append(r)
+            prev = i - j
+        merged.extend(rows[prev:])
+        n = len(rows)
+        self.beginInsertRows(_ROOT, n, n + len(placed) - 1)
+        rows.extend(r for _, r in placed)
+        self._pos = None
+        self.endInsertRows()
+        self._relayout(merged)
+
+    def _changed_runs(self, changed: Iterable[_Row], first_col: int = 0, last_col: int = _NCOLS - 1) -> None:
+        pos = self._positions()
+        for first, last in runs(pos[r] for r in changed if r in pos):
+            self.dataChanged.emit(self.index(first, first_col), self.index(last, last_col))
+
+
+class FlowModel(_RowsModel):
+    """One row per flow, in arrival order; columns :data:`HEADERS`. Apply each poll with :meth:`apply`.
+
+    ``applied(added, removed, changed)`` (lists of rows) is emitted once per
+    :meth:`apply`, :meth:`set_context`, :meth:`set_own` and :meth:`clear`
+    that changed something; ``changed`` rows changed in place (their flow,
+    placement or own flag).
+    """
+
+    applied = Signal(object, object, object)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._by_id: dict[str, _Row] = {}
+        self._seq = 0
+        self._classifier = Classifier(NodeState(), analyse(NodeState(), 0.0), ())
+        self._own_spec: OwnSockets | None = None
+        self._mirrors: set[tuple] = set()
+        self.own_count = 0
+        self._fbs: dict[tuple, dict] = {}  # the daemon's flow bindings by selector (set_flow_bindings)
+        self._fb_rows = 0
+        self.process_visibility = "full"
+        self.visibility_reason = ""
+        self.problems: tuple[str, ...] = ()
+
+    def _reason(self) -> str:
+        return self.visibility_reason
+
+    # ---- look-ups
     def row_of(self, flow_id: str) -> int | None:
-        return self._idx().get(flow_id)
+        r = self._by_id.get(flow_id)
+        return None if r is None else self._positions().get(r)
 
     def flow_at(self, row: int) -> Flow:
         return self._rows[row].flow
@@ -205,12 +414,17 @@ class FlowModel(QAbstractTableModel):
         return self._rows[row].text
 
     def flow(self, flow_id: str) -> Flow | None:
-        i = self._idx().get(flow_id)
-        return None if i is None else self._rows[i].flow
+        r = self._by_id.get(flow_id)
+        return None if r is None else r.flow
 
     def placement(self, flow_id: str) -> Placement | None:
-        i = self._idx().get(flow_id)
-        return None if i is None else self._rows[i].place
+        r = self._by_id.get(flow_id)
+        return None if r is None else r.place
+
+    def is_own(self, flow_id: str) -> bool:
+        """True when the flow is one of mhgui's own (see :meth:`set_own`)."""
+        r = self._by_id.get(flow_id)
+        return r is not None and r.own
 
     def ids(self) -> list[str]:
         return [row.id for row in self._rows]
@@ -219,12 +433,57 @@ class FlowModel(QAbstractTableModel):
         """Interface names that carry at least one flow (for a filter's choices)."""
         return sorted({row.place.interface for row in self._rows if row.place.interface})
 
+    # ---- own connections
+    def set_own(self, own: OwnSockets | None) -> int:
+        """What makes a flow mhgui's own (None: nothing); re-marks every row, returns how many changed."""
+        self._own_spec = own
+        rows = self._rows
+        for r in rows:
+            r.direct = own is not None and own.direct(r.flow)
+        flipped = self._mark_own(rows, rows, everything=True)
+        self._signal_changed(flipped, 0, _NCOLS - 1)
+        if flipped:
+            self.applied.emit([], [], flipped)
+        return len(flipped)
+
+    def _mark_own(self, fresh: list[_Row], universe: list[_Row], everything: bool = False) -> list[_Row]:
+        """Set ``own`` on the ``fresh`` rows (new or changed, ``direct`` already set), and on every row of
+        ``universe`` when the mirrors of the own connections changed; returns the rows whose ``own``
+        flipped (new rows count as flipped when own) and keeps :attr:`own_count`."""
+        own = self._own_spec
+        mirrors = set()
+        if own is not None:
+            mirror = own.mirror
+            for r in universe:
+                if r.direct and not r.flow.listening:
+                    mirrors.add(mirror(r.flow))
+        if mirrors != self._mirrors:
+            self._mirrors = mirrors
+            everything = True
+        flipped = []
+        ports = {m[2] for m in mirrors}
+        key = OwnSockets.key
+        n = self.own_count
+        for r in (universe if everything else fresh):
+            f = r.flow
+            o = r.direct or (f.local_port in ports and not f.listening and key(f) in mirrors)
+            if o != r.own:
+                r.own = o
+                n += 1 if o else -1
+                flipped.append(r)
+        self.own_count = n
+        return flipped
+
     # ---- updates
     def apply(self, table: FlowTable | Mapping[str, Flow]) -> tuple[int, int, int]:
         """Bring the rows to ``table`` (a poll's :class:`FlowTable` or a ``{id: Flow}`` mapping).
 
         Returns ``(added, removed, changed)`` counts. Never resets the model.
         """
+        with gc_paused():  # tens of thousands of rows, no reference cycles: no collection passes meanwhile
+            return self._apply(table)
+
+    def _apply(self, table: FlowTable | Mapping[str, Flow]) -> tuple[int, int, int]:
         if isinstance(table, FlowTable):
             flows = table.flows
             self.process_visibility = table.process_visibility
@@ -232,94 +491,298 @@ class FlowModel(QAbstractTableModel):
             self.problems = table.problems
         else:
             flows = table
-        current = {row.id: row.flow for row in self._rows}
-        added, removed, changed = diff(current, flows)
-        idx = self._idx()
+        by_id = self._by_id
+        removed = [r for k, r in by_id.items() if k not in flows]
+        added: list[Flow] = []
+        changed: list[_Row] = []
+        for k, f in flows.items():
+            r = by_id.get(k)
+            if r is None:
+                added.append(f)
+            elif r.flow is not f and r.flow != f:
+                changed.append(r)
+        if not (removed or added or changed):
+            return 0, 0, 0
         if removed:
-            for first, last in reversed(runs(idx[k] for k in removed)):
-                self.beginRemoveRows(QModelIndex(), first, last)
-                del self._rows[first:last + 1]
-                self._index = None
-                self.endRemoveRows()
-            idx = self._idx()
-        if changed:
-            rows = []
-            for k in changed:
-                i = idx[k]
-                row = self._rows[i]
-                row.flow = flows[k]
-                row.place = self._classifier.classify(row.flow)
-                row.prepare()
-                rows.append(i)
-            last_col = len(self.HEADERS) - 1
-            for first, last in runs(rows):
-                self.dataChanged.emit(self.index(first, 0), self.index(last, last_col))
-        if added:
+            self._remove(set(removed))
+            for r in removed:
+                del by_id[r.id]
+                if r.own:
+                    self.own_count -= 1
+        classify, own = self._classifier.classify_keyed, self._own_spec
+        direct = own.direct if own is not None else (lambda f: False)
+        for r in changed:
+            f = r.flow = flows[r.id]
+            r.pkey, r.place = classify(f)
+            r.direct = direct(f)
+            r._text = None
+        new = []
+        seq = self._seq
+        for f in added:
+            k, p = classify(f)
+            row = _Row(f, p, k, seq)
+            seq += 1
+            row.direct = direct(f)
+            if self._fbs and p.local_role == "hoa":
+                row.fb = self._fbs.get(_flow_key(f))
+            new.append(row)
+            by_id[row.id] = row
+        self._seq = seq
+        flipped = self._mark_own(changed + new, self._rows + new) if own is not None or self.own_count else []
+        first_new = self._seq - len(new)
+        touched = list({*changed, *(r for r in flipped if r.seq < first_new)})  # new rows are not "changed"
+        self._signal_changed(touched, 0, _NCOLS - 1)
+        if new:
             n = len(self._rows)
-            new = [_Row(flows[k], self._classifier.classify(flows[k])) for k in added]
-            self.beginInsertRows(QModelIndex(), n, n + len(new) - 1)
+            self.beginInsertRows(_ROOT, n, n + len(new) - 1)
             self._rows.extend(new)
-            if self._index is not None:
+            if self._pos is not None:
                 for j, row in enumerate(new, n):
-                    self._index[row.id] = j
+                    self._pos[row] = j
             self.endInsertRows()
+        if len(self._classifier._memo) > 2 * len(by_id) + 256:
+            self._classifier.forget_except(r.pkey for r in self._rows)
+        self.applied.emit(new, removed, touched)
         return len(added), len(removed), len(changed)
 
-    def set_context(self, state: NodeState, analysis: Analysis, bindings: Iterable[Binding] = ()) -> int:
-        """The node's state, analysis or bindings changed: re-place every flow.
+    def _signal_changed(self, rows: list[_Row], first_col: int, last_col: int) -> None:
+        if rows:
+            self._changed_runs(rows, first_col, last_col)
 
-        Signals ``dataChanged`` (placement columns) only for rows whose
-        placement changed; returns how many.
+    def set_context(self, state: NodeState, analysis: Analysis, bindings: Iterable[Binding] = ()) -> int:
+        """The node's state, analysis or bindings changed: re-place the flows whose placement changed.
+
+        Costs O(distinct placement keys) when nothing moved; signals
+        ``dataChanged`` (placement columns) only for rows whose placement
+        changed; returns how many.
         """
-        self._classifier = Classifier(state, analysis, bindings)
+        old, new = self._classifier, Classifier(state, analysis, bindings)
+        self._classifier = new
+        keys = new.changed_keys(old)
+        if not keys:
+            return 0
         moved = []
-        for i, row in enumerate(self._rows):
-            p = self._classifier.classify(row.flow)
-            if p != row.place:
-                row.place = p
-                row.prepare()
-                moved.append(i)
-        for first, last in runs(moved):
-            self.dataChanged.emit(self.index(first, self.COL_IFACE), self.index(last, self.COL_MOVABLE))
+        for row in self._rows:
+            if row.pkey in keys:
+                p = new.classify(row.flow)
+                if p != row.place:
+                    row.place = p
+                    row._text = None
+                    moved.append(row)
+        self._signal_changed(moved, COL_IFACE, COL_MOVABLE)
+        if moved:
+            self.applied.emit([], [], moved)
+        return len(moved)
+
+    def set_flow_bindings(self, bindings: Iterable[dict]) -> int:
+        """The daemon's flow bindings (``EngineDriver.flow_bindings()``: dicts with ``match``, ``fid``, ``bids``,
+        ``bound_to``): a connection bound alone shows its uplink(s) and BID(s) in the Interface column.
+        Signals only the rows whose binding changed; returns how many."""
+        fbs = {}
+        for f in bindings:
+            k = _match_key(f.get("match")) if isinstance(f, dict) else None
+            if k is not None:
+                fbs[k] = f
+        self._fbs = fbs
+        if not fbs and not self._fb_rows:
+            return 0
+        moved = []
+        for row in self._rows:
+            fb = fbs.get(_flow_key(row.flow)) if fbs and row.place.local_role == "hoa" else None
+            if fb != row.fb:
+                row.fb = fb
+                row._text = None
+                moved.append(row)
+        self._fb_rows = sum(1 for r in self._rows if r.fb is not None)
+        self._signal_changed(moved, COL_IFACE, COL_IFACE)
+        if moved:
+            self.applied.emit([], [], moved)
         return len(moved)
 
     def clear(self) -> None:
         """Remove every row (one removal; e.g. when the source goes away)."""
         if self._rows:
-            self.beginRemoveRows(QModelIndex(), 0, len(self._rows) - 1)
+            gone = list(self._rows)
+            self.beginRemoveRows(_ROOT, 0, len(self._rows) - 1)
             self._rows = []
-            self._index = {}
+            self._by_id = {}
+            self._pos = {}
+            self.own_count = 0
             self.endRemoveRows()
+            self.applied.emit([], gone, [])
 
 
-class FlowFilter(QSortFilterProxyModel):
-    """Sorts a :class:`FlowModel` by :data:`SortRole` and filters it.
+class FlowFilter(_RowsModel):
+    """What the flows view shows: the rows of a :class:`FlowModel`, filtered and sorted.
 
     - application: case-insensitive part of the process name, or a pid;
     - interface: an interface name exactly ("unknown" for HoA flows without a
       binding; empty: all);
     - address: case-insensitive part of the local or remote endpoint text
-      (``[2001:db8::1]:443``, ``192.0.2.1:53``).
+      (``[2001:db8::1]:443``, ``192.0.2.1:53``);
+    - mhgui's own connections: hidden unless :meth:`set_show_own` (True).
+
+    :meth:`sort` (called by a view with sorting enabled) orders by one
+    column's sort key (numbers for pids, addresses and ports); column -1 is
+    arrival order. ``counts_changed`` is emitted when :meth:`counts` may have
+    changed.
     """
+
+    counts_changed = Signal()
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
+        self._src: FlowModel | None = None
+        self._key: dict[_Row, object] = {}
+        self._col = -1
+        self._order = Qt.SortOrder.AscendingOrder
         self.application = ""
         self.interface = ""
         self.address = ""
-        self.setSortRole(SortRole)
-        self.setDynamicSortFilter(True)
+        self.show_own = False
+
+    def _reason(self) -> str:
+        return self._src.visibility_reason if self._src is not None else ""
+
+    # ---- the source
+    def setSourceModel(self, model: FlowModel) -> None:
+        if self._src is not None:
+            self._src.applied.disconnect(self._on_applied)
+        self.beginResetModel()  # once, when the view is built
+        self._src = model
+        self._rows = []
+        self._key = {}
+        self._pos = {}
+        if model is not None:
+            model.applied.connect(self._on_applied)
+            self._rows = self._wanted()
+        self._pos = None
+        self.endResetModel()
+        self.counts_changed.emit()
+
+    def sourceModel(self) -> FlowModel | None:
+        return self._src
+
+    def mapFromSource(self, index: Index) -> QModelIndex:
+        if self._src is None or not index.isValid() or not 0 <= index.row() < len(self._src._rows):
+            return QModelIndex()
+        j = self._positions().get(self._src._rows[index.row()])
+        return QModelIndex() if j is None else self.index(j, index.column())
+
+    def mapToSource(self, index: Index) -> QModelIndex:
+        if self._src is None or not index.isValid() or not 0 <= index.row() < len(self._rows):
+            return QModelIndex()
+        j = self._src._positions().get(self._rows[index.row()])
+        return QModelIndex() if j is None else self._src.index(j, index.column())
+
+    def sortColumn(self) -> int:
+        return self._col
+
+    def sortOrder(self) -> Qt.SortOrder:
+        return self._order
+
+    def counts(self) -> tuple[int, int, int]:
+        """``(shown, total, own_hidden)``: rows shown, flows in the source, own connections hidden."""
+        if self._src is None:
+            return 0, 0, 0
+        return len(self._rows), len(self._src._rows), 0 if self.show_own else self._src.own_count
+
+    # ---- what is shown, in which order
+    def _filtering(self) -> bool:
+        return bool(self.application or self.interface or self.address)
+
+    def _accepted(self, rows: Iterable[_Row]) -> list[_Row]:
+        """The rows of ``rows`` shown, in their order."""
+        if not self._filtering():
+            return list(rows) if self.show_own else [r for r in rows if not r.own]
+        acc = self._accepts
+        return [r for r in rows if acc(r)]
+
+    def _accepts(self, row: _Row) -> bool:
+        if row.own and not self.show_own:
+            return False
+        if not (self.application or self.interface or self.address):
+            return True
+        if self.application:
+            a = self.application
+            if a.isdigit():
+                if row.flow.pid != int(a):
+                    return False
+            elif a.casefold() not in (row.flow.process or "").casefold():
+                return False
+        if self.interface and row.iface() != self.interface:
+            return False
+        if self.address:
+            a = self.address.casefold()
+            t = row.text
+            if a not in t[COL_LOCAL].casefold() and a not in t[COL_REMOTE].casefold():
+                return False
+        return True
+
+    def _keyf(self) -> Callable[[_Row], object]:
+        if self._col < 0:
+            return lambda r: r.seq
+        return _SORT_KEYS[self._col]
+
+    def _sorted(self, rows: list[_Row]) -> list[_Row]:
+        """``rows`` in display order; their keys remembered."""
+        kf = self._keyf()
+        key = self._key
+        if key:
+            key.update({r: kf(r) for r in rows if r not in key})
+        else:
+            key.update({r: kf(r) for r in rows})
+        return sorted(rows, key=key.__getitem__, reverse=self._order == Qt.SortOrder.DescendingOrder)
+
+    def _wanted(self) -> list[_Row]:
+        src = self._src
+        if src is None:
+            return []
+        return self._sorted(self._accepted(src._rows))
+
+    def _place(self, come: list[_Row]) -> list[tuple[int, _Row]]:
+        """Where the rows of ``come`` (not shown yet) go among the rows shown: ``(final index, row)``,
+        ascending; after the rows shown with an equal key, in ``come``'s order among themselves."""
+        kf = self._keyf()
+        key = self._key
+        for r in come:
+            key[r] = kf(r)
+        get = key.__getitem__
+        desc = self._order == Qt.SortOrder.DescendingOrder
+        come = sorted(come, key=get, reverse=desc)
+        rows = self._rows
+        if len(come) > 256 or not rows:
+            merged = sorted(rows + come, key=get, reverse=desc) if rows else come
+            new = set(come)
+            return [(i, r) for i, r in enumerate(merged) if r in new]
+        if desc:
+            at = [bisect.bisect_right(rows, _Reverse(get(r)), key=lambda x: _Reverse(get(x))) for r in come]
+        else:
+            at = [bisect.bisect_right(rows, get(r), key=get) for r in come]
+        return [(p + j, r) for j, (p, r) in enumerate(zip(at, come))]
+
+    def _drop_keys(self, rows: Iterable[_Row]) -> None:
+        key = self._key
+        for r in rows:
+            key.pop(r, None)
+
+    def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
+        column = column if 0 <= column < _NCOLS else -1
+        self._col, self._order = column, order
+        self._key = {}
+        self._relayout(self._sorted(self._rows))
 
     def _change(self, **kw) -> None:
-        qt610 = hasattr(self, "beginFilterChange")
-        if qt610:
-            self.beginFilterChange()
         for k, v in kw.items():
-            setattr(self, k, (v or "").strip())
-        if qt610:
-            self.endFilterChange()
-        else:  # Qt < 6.10
-            self.invalidateFilter()
+            setattr(self, k, (v or "").strip() if isinstance(v, str) or v is None else v)
+        src_rows = self._src._rows if self._src is not None else []
+        keep = set(self._accepted(src_rows))
+        cur = set(self._rows)
+        gone = cur - keep
+        self._remove(gone)
+        self._drop_keys(gone)
+        self._insert_placed(self._place([r for r in src_rows if r in keep and r not in cur]))
+        self.counts_changed.emit()
 
     def set_application(self, text: str | None) -> None:
         self._change(application=text)
@@ -330,25 +793,40 @@ class FlowFilter(QSortFilterProxyModel):
     def set_address(self, text: str | None) -> None:
         self._change(address=text)
 
-    def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
-        m = self.sourceModel()
-        if not isinstance(m, FlowModel) or source_parent.isValid() or not (0 <= source_row < m.rowCount()):
-            return True
-        if not (self.application or self.interface or self.address):
-            return True
-        row = m._rows[source_row]
-        t = row.text
-        if self.application:
-            a = self.application
-            if a.isdigit():
-                if row.flow.pid != int(a):
-                    return False
-            elif a.casefold() not in (row.flow.process or "").casefold():
-                return False
-        if self.interface and t[FlowModel.COL_IFACE] != self.interface:
-            return False
-        if self.address:
-            a = self.address.casefold()
-            if a not in t[FlowModel.COL_LOCAL].casefold() and a not in t[FlowModel.COL_REMOTE].casefold():
-                return False
-        return True
+    def set_show_own(self, show: bool) -> None:
+        """Show mhgui's own connections too (True) or hide them (False, the default)."""
+        if bool(show) != self.show_own:
+            self._change(show_own=bool(show))
+
+    # ---- one poll
+    def _on_applied(self, added: list[_Row], removed: list[_Row], changed: list[_Row]) -> None:
+        pos = self._positions()
+        key = self._key
+        gone = {r for r in removed if r in pos}
+        come: list[_Row] = []
+        dirty: list[_Row] = []
+        acc = self._accepts
+        kf = self._keyf()
+        for r in changed:
+            ok = acc(r)
+            if r in pos:
+                if not ok:
+                    gone.add(r)
+                else:
+                    k = kf(r)
+                    if k != key[r]:
+                        gone.add(r)  # re-inserted at its new place
+                        come.append(r)
+                    else:
+                        dirty.append(r)
+            elif ok:
+                come.append(r)
+        come.extend(self._accepted(added))
+        if gone:
+            self._remove(gone)
+            self._drop_keys(gone)
+        if come:
+            self._insert_placed(self._place(come))
+        if dirty:
+            self._changed_runs(dirty)
+        self.counts_changed.emit()

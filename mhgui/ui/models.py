@@ -1,15 +1,20 @@
-"""Qt table models over the live state (model/view; narrow ``dataChanged``).
+"""Qt table models over the live state (model/view; narrow, batched signals).
 
-Each model keeps its own row list in a stable order and applies
-:class:`~mhgui.core.state.Change` lists incrementally: inserts and removals
-touch only their rows, changes emit ``dataChanged`` for one row; the
-analysis (roles, at-home) is refreshed for the rows whose result changed.
+Each model keeps its own row list in a stable order and applies a
+:class:`~mhgui.core.state.Change` list as one batch: removed rows go with one
+``beginRemoveRows`` per run of adjacent rows, new rows come with one
+``beginInsertRows`` per run of adjacent new keys, changed rows signal one
+``dataChanged`` per run of adjacent rows, over the columns that changed only;
+the analysis (roles, at-home) is refreshed for the rows whose result changed,
+the same way. No cell reads more than its own row: the Interfaces "Addresses"
+count is kept per ifindex, the lifetime countdown signals one range of rows
+for the two lifetime columns.
 """
 
 from __future__ import annotations
 
 import bisect
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor, QFont
@@ -34,9 +39,41 @@ ROLE_STYLE: dict[str, tuple[str, str, bool]] = {
     "temporary": ("temporary", "#616161", False),
     "tentative": ("tentative (DAD)", "#f57f17", False),
     "link-local": ("link-local", "#757575", False),
+    "vpn": ("VPN", "#4a148c", False),
     "unusable": ("unusable", "#b71c1c", False),
     "other": ("other", "#424242", False),
 }
+
+
+_DISPLAY = Qt.ItemDataRole.DisplayRole
+_SORT = SortRole
+_FONT = Qt.ItemDataRole.FontRole
+_FOREGROUND = Qt.ItemDataRole.ForegroundRole
+_TOOLTIP = Qt.ItemDataRole.ToolTipRole
+
+
+def runs(rows: Iterable[int]) -> list[tuple[int, int]]:
+    """Sorted, de-duplicated ``rows`` as ``(first, last)`` runs of consecutive numbers."""
+    out: list[tuple[int, int]] = []
+    for r in sorted(set(rows)):
+        if out and out[-1][1] == r - 1:
+            out[-1] = (out[-1][0], r)
+        else:
+            out.append((r, r))
+    return out
+
+
+def _lft_step(until: float | None, now: float) -> int | None:
+    """Which text :func:`_fmt_lft` shows for a deadline ``until`` at ``now``, as a number: it changes
+    exactly when the text does (each second below an hour, each minute below a day, then each hour)."""
+    if until is None:
+        return None
+    s = int(max(0.0, until - now))
+    if s >= 86400:
+        return s // 3600 * 3600
+    if s >= 3600:
+        return s // 60 * 60
+    return s
 
 
 def _fmt_lft(seconds: float | None) -> str:
@@ -66,6 +103,13 @@ class _Table(QAbstractTableModel):
 
     def columnCount(self, parent: Index = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.HEADERS)
+
+    def index(self, row: int, column: int, parent: Index = QModelIndex()) -> QModelIndex:
+        # one Python call where QAbstractTableModel's would make two (rowCount and columnCount):
+        # a sorting proxy asks for an index at each comparison
+        if 0 <= row < len(self._rows) and 0 <= column < len(self.HEADERS) and not parent.isValid():
+            return self.createIndex(row, column)
+        return QModelIndex()
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal and 0 <= section < len(self.HEADERS):
@@ -98,29 +142,57 @@ class _KeyedTable(_Table):
         i = bisect.bisect_left(self._keys, key)
         return i if i < len(self._keys) and self._keys[i] == key else None
 
-    # --- incremental edits
-    def _insert(self, key) -> None:
-        if self.row_of(key) is not None:
-            self._changed(key)
-            return
-        i = bisect.bisect_left(self._keys, key)
-        self.beginInsertRows(QModelIndex(), i, i)
-        self._keys.insert(i, key)
-        self.endInsertRows()
+    # --- incremental edits, one batch at a time
+    def _edit(self, present: Callable[[Any], bool], touched: Iterable,
+              columns: Callable[[Any], tuple[int, int]] | None = None) -> None:
+        """Bring the rows of the ``touched`` keys in line with ``present(key)`` in one batch.
 
-    def _remove(self, key) -> None:
-        i = self.row_of(key)
-        if i is None:
-            return
-        self.beginRemoveRows(QModelIndex(), i, i)
-        del self._keys[i]
-        self.endRemoveRows()
+        A touched key that is present and already has a row is changed: ``columns(key)`` gives
+        its ``(first, last)`` columns (default: the whole row). Removals signal one
+        ``beginRemoveRows`` per run of adjacent rows (from the bottom), insertions one
+        ``beginInsertRows`` per run of new keys that land next to each other, changes one
+        ``dataChanged`` per run of adjacent rows with the same columns.
+        """
+        keys = self._keys
+        gone: list[int] = []
+        new: list = []
+        changed: list = []
+        for k in set(touched):
+            row = self.row_of(k)
+            if present(k):
+                (new if row is None else changed).append(k)
+            elif row is not None:
+                gone.append(row)
+        for first, last in reversed(runs(gone)):
+            self.beginRemoveRows(QModelIndex(), first, last)
+            del keys[first:last + 1]
+            self.endRemoveRows()
+        if new:
+            new.sort()
+            # keys that go in at the same place form one run; insert from the bottom so places hold
+            groups: list[tuple[int, list]] = []
+            for k in new:
+                at = bisect.bisect_left(keys, k)
+                if groups and groups[-1][0] == at:
+                    groups[-1][1].append(k)
+                else:
+                    groups.append((at, [k]))
+            for at, ks in reversed(groups):
+                self.beginInsertRows(QModelIndex(), at, at + len(ks) - 1)
+                keys[at:at] = ks
+                self.endInsertRows()
+        if changed:
+            full = (0, self.columnCount() - 1)
+            by_cols: dict[tuple[int, int], list[int]] = {}
+            for k in changed:
+                by_cols.setdefault(columns(k) if columns else full, []).append(self.row_of(k))
+            for (c0, c1), rows in by_cols.items():
+                self._signal_rows(rows, c0, c1)
 
-    def _changed(self, key, first_col: int = 0, last_col: int | None = None) -> None:
-        i = self.row_of(key)
-        if i is not None:
-            last = self.columnCount() - 1 if last_col is None else last_col
-            self.dataChanged.emit(self.index(i, first_col), self.index(i, last))
+    def _signal_rows(self, rows: Iterable[int], first_col: int, last_col: int) -> None:
+        """One ``dataChanged`` per run of adjacent ``rows``, columns ``first_col``..``last_col``."""
+        for first, last in runs(rows):
+            self.dataChanged.emit(self.index(first, first_col), self.index(last, last_col))
 
     def _reset(self, keys) -> None:
         self.beginResetModel()
@@ -145,47 +217,71 @@ class InterfaceModel(_KeyedTable):
         self._use: dict[int, str] = {}
         self._reset(store.state.interfaces)
 
+    def _reset(self, keys) -> None:
+        super()._reset(keys)
+        self._count_addresses()
+
+    def _count_addresses(self) -> None:
+        """The "Addresses" column: how many addresses each ifindex has (one pass over the addresses)."""
+        counts: dict[int, int] = {}
+        for k in self._store.state.addresses:
+            counts[k.ifindex] = counts.get(k.ifindex, 0) + 1
+        self._naddr = counts
+
     def set_analysis(self, an: Analysis) -> None:
-        old, self._an = self._an, an
+        self._an = an
         before, after = self._use, self._use_of(an)
         self._use = after
-        for k in set(before) | set(after):
-            if before.get(k) != after.get(k):
-                self._changed(k, self.COL_USE, self.COL_USE)
+        self._signal_rows([r for k in set(before) | set(after)
+                           if before.get(k) != after.get(k) and (r := self.row_of(k)) is not None],
+                          self.COL_USE, self.COL_USE)
 
     @staticmethod
     def _use_of(an: Analysis) -> dict[int, str]:
         """ifindex -> the "Use" text: home link, or how many CoAs (interface, prefix pairs) it holds."""
         use = {i: "home link" for i in an.home_links}
         counts: dict[int, int] = {}
-        for i, _ in an.coa_prefixes:
+        for i, _ in an.coa_prefix_ids:  # as ids: no network objects made
             counts[i] = counts.get(i, 0) + 1
         for i in an.active - an.home_links:
             n = counts.get(i, 0)
             use[i] = f"{n} CoA" + ("s" if n != 1 else "")
         return use
 
+    _COLUMNS_OF = {"link-added": (0, COL_ADDRS), "link-up": (0, COL_ADDRS), "link-down": (0, COL_ADDRS),
+                   "link-changed": (0, COL_ADDRS), "router-added": (COL_ROUTER, COL_ROUTER),
+                   "router-removed": (COL_ROUTER, COL_ROUTER), "address-added": (COL_ADDRS, COL_ADDRS),
+                   "address-removed": (COL_ADDRS, COL_ADDRS)}
+
     def apply(self, changes: list[Change]) -> None:
+        """Apply one batch of store changes: one signal per run of rows (see :meth:`_KeyedTable._edit`)."""
         st = self._store.state
+        cols: dict[int, tuple[int, int]] = {}
+        naddr = self._naddr
         for c in changes:
-            if c.kind == "link-added":
-                self._insert(c.ifindex)
-            elif c.kind == "link-removed":
-                self._remove(c.ifindex)
-            elif c.kind in ("link-up", "link-down", "link-changed"):
-                self._changed(c.ifindex)
-            elif c.kind in ("router-added", "router-removed"):
-                self._changed(c.ifindex, self.COL_ROUTER, self.COL_ROUTER)
-            elif c.kind in ("address-added", "address-removed"):
-                self._changed(c.ifindex, self.COL_ADDRS, self.COL_ADDRS)
+            span = self._COLUMNS_OF.get(c.kind)
+            if c.kind == "link-removed":
+                cols.setdefault(c.ifindex, (0, self.COL_ADDRS))
+            elif span is not None and c.ifindex is not None:
+                old = cols.get(c.ifindex)
+                cols[c.ifindex] = span if old is None else (min(old[0], span[0]), max(old[1], span[1]))
+                if c.kind == "address-added":
+                    naddr[c.ifindex] = naddr.get(c.ifindex, 0) + 1
+                elif c.kind == "address-removed":
+                    naddr[c.ifindex] = naddr.get(c.ifindex, 0) - 1
+        if sum(naddr.values()) != len(st.addresses) or any(v < 0 for v in naddr.values()):
+            self._count_addresses()  # a change this model never saw: count again, once
+        if cols:
+            self._edit(st.interfaces.__contains__, cols, cols.__getitem__)
         # a batch may leave links behind that netlink never reported removed
         if len(self._keys) != len(st.interfaces):
             self._reset(st.interfaces)
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or index.row() >= len(self._keys):
+        row = index.row()  # -1 for an invalid index
+        if row < 0 or row >= len(self._keys):
             return None
-        ifindex = self._keys[index.row()]
+        ifindex = self._keys[row]
         st = self._store.state
         i: Interface | None = st.interfaces.get(ifindex)
         if i is None:
@@ -193,9 +289,9 @@ class InterfaceModel(_KeyedTable):
         col = index.column()
         if role == KeyRole:
             return ifindex
-        if role in (Qt.ItemDataRole.DisplayRole, SortRole):
+        if role == _DISPLAY or role == _SORT:
             if col == self.COL_NAME:
-                return i.name if role == Qt.ItemDataRole.DisplayRole else ifindex
+                return i.name if role == _DISPLAY else ifindex
             if col == self.COL_KIND:
                 return i.kind.value
             if col == self.COL_STATE:
@@ -209,17 +305,44 @@ class InterfaceModel(_KeyedTable):
             if col == self.COL_ROUTER:
                 return ", ".join(sorted(st.routers.get(ifindex, ()))) or "—"
             if col == self.COL_ADDRS:
-                n = sum(1 for k in st.addresses if k.ifindex == ifindex)
-                return n if role == SortRole else str(n)
-        if role == Qt.ItemDataRole.ToolTipRole and col == self.COL_NAME:
+                n = self._naddr.get(ifindex, 0)
+                return n if role == _SORT else str(n)
+        if role == _TOOLTIP and col == self.COL_NAME:
             return f"ifindex {ifindex}, {i.operstate}, MAC {i.mac or '—'}; kind from {i.kind_source}"
-        if role == Qt.ItemDataRole.ForegroundRole and col == self.COL_STATE:
-            return QBrush(QColor("#2e7d32" if i.up else "#b71c1c"))
+        if role == _FOREGROUND and col == self.COL_STATE:
+            return _brush("#2e7d32" if i.up else "#b71c1c")
         return None
 
 
+_BRUSHES: dict[str, QBrush] = {}
+_FONTS: dict[str, QFont] = {}
+
+
+def _brush(colour: str) -> QBrush:
+    b = _BRUSHES.get(colour)
+    if b is None:
+        b = _BRUSHES[colour] = QBrush(QColor(colour))
+    return b
+
+
+def _role_font(role_name: str) -> QFont:
+    f = _FONTS.get(role_name)
+    if f is None:
+        f = QFont()
+        f.setBold(ROLE_STYLE[role_name][2])
+        f.setStrikeOut(role_name == "unusable")
+        f.setItalic(role_name in ("tentative", "coa-deprecated"))
+        _FONTS[role_name] = f
+    return f
+
+
 class AddressModel(_KeyedTable):
-    """One row per address (key: :class:`AddressKey`, ordered by ifindex then address)."""
+    """One row per address (key: :class:`AddressKey`, ordered by ifindex then address).
+
+    The texts that depend on the address alone (address, flags, sort keys) are made once per
+    address object; lifetimes are computed when asked (they count down). :meth:`tick` signals
+    the lifetime columns of the rows whose lifetime text changed since it was shown.
+    """
 
     COL_IFACE, COL_ADDR, COL_ROLE, COL_FLAGS, COL_PREF, COL_VALID = range(6)
     HEADERS = ("Interface", "Address", "Role", "Flags", "Preferred", "Valid")
@@ -229,82 +352,152 @@ class AddressModel(_KeyedTable):
         self._store = store
         self._clock = clock
         self._roles: dict[AddressKey, AddressRole] = {}
+        #: keys whose valid lifetime is finite (they count down)
+        self._finite: set[AddressKey] = set()
+        #: key -> (the Address, "addr/len", flags text): made when first shown, again when the address changes
+        self._cells: dict[AddressKey, tuple] = {}
+        #: key -> (interface column sort key, address column sort key): they depend on the key alone
+        self._sorts: dict[AddressKey, tuple[str, str]] = {}
+        #: key -> the lifetime texts last signalled, as :func:`_lft_step` numbers (finite keys only)
+        self._shown: dict[AddressKey, tuple] = {}
         self._reset(store.state.addresses)
 
+    def _reset(self, keys) -> None:
+        super()._reset(keys)
+        self._finite = set()
+        self._shown = {}
+        self._cells = {}
+        self._sorts = {}
+        self._note_lifetimes(self._keys)
+
+    def _note_lifetimes(self, keys: Iterable[AddressKey]) -> None:
+        """``keys`` were just (re)signalled: their lifetime texts are the ones shown now."""
+        addrs = self._store.state.addresses
+        now = self._clock()
+        for k in keys:
+            a = addrs.get(k)
+            if a is not None and a.valid_until is not None:
+                self._finite.add(k)
+                self._shown[k] = (_lft_step(a.preferred_until, now), _lft_step(a.valid_until, now))
+            else:
+                self._finite.discard(k)
+                self._shown.pop(k, None)
+
     def set_analysis(self, an: Analysis) -> None:
-        old, self._roles = self._roles, an.roles
-        for k, r in an.roles.items():
-            if old.get(k) != r:
-                # the address cell is styled by its role too
-                self._changed(k, self.COL_ADDR, self.COL_ROLE)
+        old, new = self._roles, an.roles
+        self._roles = new
+        # the address cell is styled by its role too
+        rows = [r for k in set(old) | set(new) if old.get(k) != new.get(k) and (r := self.row_of(k)) is not None]
+        self._signal_rows(rows, self.COL_ADDR, self.COL_ROLE)
 
     def tick(self) -> None:
-        """Lifetimes count down: refresh only the lifetime columns of finite rows."""
-        st = self._store.state
-        rows = [i for i, k in enumerate(self._keys)
-                if (a := st.addresses.get(k)) is not None and a.valid_until is not None]
-        if rows:
-            self.dataChanged.emit(self.index(rows[0], self.COL_PREF), self.index(rows[-1], self.COL_VALID))
+        """Lifetimes count down: signal the two lifetime columns of the rows whose text changed (one
+        ``dataChanged`` per run of adjacent rows; none when no text changed, e.g. lifetimes shown in
+        hours change once a minute). Reads only the addresses with a finite lifetime."""
+        if not self._finite:
+            return
+        now = self._clock()
+        addrs = self._store.state.addresses
+        shown = self._shown
+        rows = []
+        for k in self._finite:
+            a = addrs.get(k)
+            if a is None:
+                continue
+            step = (_lft_step(a.preferred_until, now), _lft_step(a.valid_until, now))
+            if shown.get(k) != step:
+                shown[k] = step
+                if (r := self.row_of(k)) is not None:
+                    rows.append(r)
+        self._signal_rows(rows, self.COL_PREF, self.COL_VALID)
 
     def apply(self, changes: list[Change]) -> None:
+        """Apply one batch of store changes: one signal per run of rows (see :meth:`_KeyedTable._edit`)."""
+        addrs = self._store.state.addresses
+        touched: set[AddressKey] = set()
+        renamed: set[int] = set()
         for c in changes:
-            if c.kind == "address-added":
-                self._insert(c.key)
-            elif c.kind == "address-removed":
-                self._remove(c.key)
-            elif c.kind == "address-changed":
-                self._changed(c.key)
-            elif c.kind in ("link-changed", "link-up", "link-down") and c.before and c.after and c.before.name != c.after.name:
-                for k in [k for k in self._keys if k.ifindex == c.ifindex]:
-                    self._changed(k, self.COL_IFACE, self.COL_IFACE)
-        if len(self._keys) != len(self._store.state.addresses):
-            self._reset(self._store.state.addresses)
+            if c.kind in ("address-added", "address-removed", "address-changed"):
+                touched.add(c.key)
+            elif c.kind in ("link-changed", "link-up", "link-down") and c.before and c.after \
+                    and c.before.name != c.after.name:
+                renamed.add(c.ifindex)
+        if touched:
+            for k in touched:
+                self._cells.pop(k, None)
+                if k not in addrs:
+                    self._sorts.pop(k, None)
+            self._note_lifetimes(touched)
+            self._edit(addrs.__contains__, touched)
+        for ifindex in renamed:  # the interface column of its rows: they are adjacent (keys start with ifindex)
+            lo = bisect.bisect_left(self._keys, (ifindex,))
+            hi = bisect.bisect_left(self._keys, (ifindex + 1,))
+            self._signal_rows(range(lo, hi), self.COL_IFACE, self.COL_IFACE)
+        if len(self._keys) != len(addrs):
+            self._reset(addrs)
+
+    def _prepared(self, key: AddressKey, a: Address) -> tuple:
+        c = self._cells.get(key)
+        if c is None or c[0] is not a:
+            c = self._cells[key] = (a, f"{a.address}/{a.prefixlen}", " ".join(flag_names(a.flags, a.family)))
+        return c
+
+    def _sort_keys(self, key: AddressKey) -> tuple[str, str] | None:
+        s = self._sorts.get(key)
+        if s is None:
+            a = self._store.state.addresses.get(key)
+            if a is None:
+                return None
+            value = f"{a.family:02d} {int(a.ip):032x} {a.prefixlen:03d}"  # family, then address value
+            s = self._sorts[key] = (f"{a.ifindex:010d} {value}", value)
+        return s
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
-        if not index.isValid() or index.row() >= len(self._keys):
+        # called for every visible cell and role at each paint, and log(n) times per row the proxy
+        # places: the common roles come first and read only their own row
+        row = index.row()  # -1 for an invalid index
+        keys = self._rows
+        if row < 0 or row >= len(keys):
             return None
-        key = self._keys[index.row()]
-        st = self._store.state
-        a: Address | None = st.addresses.get(key)
-        if a is None:
-            return None
+        key = keys[row]
         col = index.column()
-        r = self._roles.get(key)
-        role_name = r.role if r else "other"
+        if role == _SORT and col <= self.COL_ADDR:
+            s = self._sort_keys(key)
+            return None if s is None else s[col]
+        if role == _DISPLAY or role == _SORT:
+            st = self._store.state
+            a: Address | None = st.addresses.get(key)
+            if a is None:
+                return None
+            if col == self.COL_PREF or col == self.COL_VALID:
+                now = self._clock()
+                v = a.preferred_remaining(now) if col == self.COL_PREF else a.valid_remaining(now)
+                if role == _SORT:
+                    return float("inf") if v is None else v
+                return _fmt_lft(v)
+            if col == self.COL_ROLE:
+                r = self._roles.get(key)
+                return ROLE_STYLE[r.role if r else "other"][0]
+            if col == self.COL_IFACE:
+                i = st.interfaces.get(a.ifindex)
+                return i.name if i else f"if{a.ifindex}"
+            if col == self.COL_ADDR:
+                return self._prepared(key, a)[1]
+            if col == self.COL_FLAGS:
+                return self._prepared(key, a)[2]
+            return None
         if role == KeyRole:
             return key
         if role == AddrRoleRole:
-            return role_name
-        if role in (Qt.ItemDataRole.DisplayRole, SortRole):
-            now = self._clock()
-            if col == self.COL_IFACE:
-                if role == SortRole:  # interface, then family, then address value
-                    return f"{a.ifindex:010d} {a.family:02d} {int(a.ip):032x} {a.prefixlen:03d}"
-                i = st.interfaces.get(a.ifindex)
-                return i.name if i else f"if{a.ifindex}"
-            if col == self.COL_ADDR and role == SortRole:
-                return f"{a.family:02d} {int(a.ip):032x} {a.prefixlen:03d}"
-            if col == self.COL_ADDR:
-                return f"{a.address}/{a.prefixlen}"
-            if col == self.COL_ROLE:
-                return ROLE_STYLE[role_name][0]
-            if col == self.COL_FLAGS:
-                return " ".join(flag_names(a.flags, a.family))
-            if col in (self.COL_PREF, self.COL_VALID):
-                v = a.preferred_remaining(now) if col == self.COL_PREF else a.valid_remaining(now)
-                if role == SortRole:
-                    return float("inf") if v is None else v
-                return _fmt_lft(v)
-        if role == Qt.ItemDataRole.ToolTipRole:
+            r = self._roles.get(key)
+            return r.role if r else "other"
+        if role == _TOOLTIP:
+            r = self._roles.get(key)
             return r.reason if r else None
-        if role == Qt.ItemDataRole.ForegroundRole and col in (self.COL_ADDR, self.COL_ROLE):
-            return QBrush(QColor(ROLE_STYLE[role_name][1]))
-        if role == Qt.ItemDataRole.FontRole and col in (self.COL_ADDR, self.COL_ROLE):
-            f = QFont()
-            f.setBold(ROLE_STYLE[role_name][2])
-            f.setStrikeOut(role_name == "unusable")
-            f.setItalic(role_name in ("tentative", "coa-deprecated"))
-            return f
+        if (role == _FOREGROUND or role == _FONT) and (col == self.COL_ADDR or col == self.COL_ROLE):
+            r = self._roles.get(key)
+            name = r.role if r else "other"
+            return _brush(ROLE_STYLE[name][1]) if role == _FOREGROUND else _role_font(name)
         return None
 
 
@@ -411,16 +604,11 @@ class BindingModel(_KeyedTable):
 
     def set_bindings(self, bindings) -> None:
         new = {self._sort_key(b.key): b for b in bindings}
-        for k in [k for k in self._keys if k not in new]:
-            self._by_key.pop(k, None)
-            self._remove(k)
-        for k, b in new.items():
-            old = self._by_key.get(k)
-            self._by_key[k] = b
-            if old is None:
-                self._insert(k)
-            elif old != b:
-                self._changed(k)
+        old = self._by_key
+        touched = [k for k in old if k not in new] + [k for k, b in new.items() if old.get(k) != b]
+        self._by_key = {**old, **new}  # rows being removed still answer until they are gone
+        self._edit(new.__contains__, touched)
+        self._by_key = new
 
     def binding_at(self, row: int):
         return self._by_key[self._keys[row]]

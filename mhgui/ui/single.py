@@ -16,17 +16,27 @@ becomes the running instance.
 
 Protocol: the second launch connects and writes one line, ``raise\\n``; the
 first answers ``ok\\n`` and emits :attr:`SingleInstance.raiseRequested`.
+
+Start-up (issue 14): the question to a running instance is a plain Unix socket
+(the standard library's), so the app asks it before any window exists without
+loading QtNetwork; the server (QLocalServer, QtNetwork) is set up by
+:meth:`SingleInstance.listen` once the window is on screen.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtNetwork import QLocalServer, QLocalSocket
+
+if TYPE_CHECKING:  # QtNetwork is imported by listen(), after the window is shown
+    from PySide6.QtNetwork import QLocalServer, QLocalSocket
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +67,8 @@ class SingleInstance(QObject):
     ``acquire()``: True when this process is now the running instance (it
     listens); False when another instance answered (it was asked to raise its
     window: exit 0). Local socket only, before the window exists, with a short
-    timeout: it never waits on the network.
+    timeout: it never waits on the network. The app does it in two steps:
+    :meth:`ask_running` before the window exists, :meth:`listen` after it is shown.
     """
 
     raiseRequested = Signal()
@@ -74,8 +85,13 @@ class SingleInstance(QObject):
         return self._server is not None and self._server.isListening()
 
     def acquire(self) -> bool:
-        if self._ask_running():
-            return False
+        return not self.ask_running() and self.listen()
+
+    def listen(self) -> bool:
+        """Become the running instance: listen on :attr:`path`. False when another launch won the race
+        meanwhile (it answered our "raise"); True otherwise, also when listening is impossible (logged:
+        the app then runs without single-instance)."""
+        from PySide6.QtNetwork import QLocalServer
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         server = QLocalServer(self)
         server.setSocketOptions(QLocalServer.SocketOption.UserAccessOption)
@@ -83,7 +99,7 @@ class SingleInstance(QObject):
             # nobody answered, so whatever is there is stale (a crash): remove it and listen again
             QLocalServer.removeServer(self.path)
             if not server.listen(self.path):
-                if self._ask_running():  # another launch won the race meanwhile
+                if self.ask_running():  # another launch won the race meanwhile
                     return False
                 log.warning("single instance: cannot listen on %s (%s); running without it",
                             self.path, server.errorString())
@@ -97,24 +113,37 @@ class SingleInstance(QObject):
             self._server.close()  # removes the socket file
             self._server = None
 
-    def _ask_running(self) -> bool:
-        """True when a running instance answered our "raise"."""
+    def ask_running(self) -> bool:
+        """True when an instance runs: it accepted our "raise" (and was asked to raise its window).
+
+        False when nobody listens on :attr:`path` (no file, or a stale one: connection refused).
+        Blocks at most about ``timeout_ms`` (connect and answer); standard library only (no QtNetwork).
+        """
         if not os.path.exists(self.path):
             return False
-        sock = QLocalSocket()
-        sock.connectToServer(self.path)
-        if not sock.waitForConnected(self.timeout_ms):
-            return False
-        sock.write(b"raise\n")
-        if sock.bytesToWrite():
-            sock.waitForBytesWritten(self.timeout_ms)
+        deadline = time.monotonic() + self.timeout_ms / 1000
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         answered = False
-        while sock.waitForReadyRead(self.timeout_ms):
-            if b"ok" in bytes(sock.readAll().data()):
-                answered = True
-                break
-        sock.disconnectFromServer()
-        sock.deleteLater()
+        try:
+            sock.settimeout(self.timeout_ms / 1000)
+            try:
+                sock.connect(self.path)
+            except OSError:  # refused (stale), gone meanwhile, not a socket, or no answer in time
+                return False
+            try:
+                sock.sendall(b"raise\n")
+                buf = b""
+                while b"ok" not in buf and (left := deadline - time.monotonic()) > 0:
+                    sock.settimeout(left)
+                    chunk = sock.recv(64)
+                    if not chunk:
+                        break
+                    buf += chunk
+                answered = b"ok" in buf
+            except OSError:  # reset, or no answer in time
+                pass
+        finally:
+            sock.close()
         if not answered:
             # connected but no answer: an instance holds the socket but hangs; a second one would not help
             log.warning("single instance: %s accepted but did not answer", self.path)

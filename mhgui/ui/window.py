@@ -10,19 +10,24 @@ import asyncio
 from PySide6.QtCore import QEvent, QObject, QSortFilterProxyModel, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import (
-    QAbstractItemView, QGroupBox, QLineEdit, QMenu, QMessageBox, QPushButton, QTabWidget, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QSplitter, QTableView,
+    QAbstractItemView, QGroupBox, QMenu, QMessageBox, QPushButton, QTabWidget, QHBoxLayout, QHeaderView, QLabel, QMainWindow, QSplitter, QTableView,
     QVBoxLayout, QWidget,
 )
 
 from .. import APP_NAME
 from ..core.analysis import Analysis, analyse
+from ..core.bindings import in_use_fingerprint, in_use_text, resolve_interfaces, uplinks_in_use
 from ..core.capabilities import NO_DAEMON, DaemonCapabilities
+from ..core.engineprefs import hoa_uplinks
+from ..core.renames import NameTracker
 from ..core.report import headline, taxonomy
 from ..core.state import Change, StateStore
 from ..daemons.base import BindingsChanged, StatusChanged, plan_when_ready
-from ..core.moves import MoveOutcome, interface_problem, move_outcome
+from ..core.moves import MoveOutcome, bicast_outcome, interface_problem, move_outcome
 from ..daemons.umip import HOA_AS_COA_REASON
 from ..helper.client import HelperClient
+from .columns import ColumnSizer
+from .flowbinder import FlowBinder
 from .flows_model import FLOW_MIME, FlowFilter, FlowModel
 from .models import (
     HOA_MIME, AddressModel, BindingModel, HomeAddressModel, InterfaceModel, KeyRole, ListTableModel, RulesModel,
@@ -38,7 +43,12 @@ SOURCE_ROLES = {
 class LiveController(QObject):
     """Feeds store changes to the models at once and refreshes the analysis once per event-loop turn.
 
-    ``refreshed`` is emitted with (analysis, taxonomy dict) after each refresh.
+    ``refreshed`` is emitted with (analysis, taxonomy dict) after each refresh. :meth:`in_use` is the
+    one answer to "which uplink carries each home address" (:func:`~mhgui.core.bindings.uplinks_in_use`):
+    the binding table shows the same (its interface column is resolved the same way, by ifindex).
+    ``names`` follows renames (:class:`~mhgui.core.renames.NameTracker`); :meth:`name_problems` says
+    which configured names now designate another NIC (``config_names``: more ``{name: where}``, e.g.
+    mip6d.conf's interfaces, given by the app shell).
     """
 
     refreshed = Signal(object, object)
@@ -64,6 +74,9 @@ class LiveController(QObject):
         self._unsubscribe_daemon = daemon.subscribe(self._on_daemon) if daemon is not None else (lambda: None)
         self.analysis: Analysis | None = None
         self.tax: dict | None = None
+        self.names = NameTracker(store.state.interfaces)
+        #: names a daemon's configuration uses beyond what the controller knows itself: ``{name: where}``
+        self.config_names: Callable[[], dict] = dict
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._cost = 0.0  # seconds the last refresh took
@@ -78,6 +91,40 @@ class LiveController(QObject):
     def _caps(self) -> DaemonCapabilities:
         return self.daemon.capabilities if self.daemon is not None else NO_DAEMON
 
+    def in_use(self) -> dict:
+        """``{hoa: UplinkInUse}``: where the daemon has each home address now (none without a daemon)."""
+        if self.daemon is None:
+            return {}
+        return uplinks_in_use(self.daemon.bindings(), self.store.state)
+
+    def all_config_names(self) -> dict[str, str]:
+        """``{interface name: where it is named}``: the HoAs' home links, the engine's per-HoA lists, and
+        :attr:`config_names` (mip6d.conf's interfaces, from the shell)."""
+        out: dict[str, str] = {}
+        for h in self.store.state.home_addresses:
+            if h.home_link:
+                where = "mip6d.conf" if h.origin.startswith("mip6d.conf") else "the settings"
+                out[h.home_link] = f"{where} (home link of {h.address})"
+        d = self.daemon
+        if d is not None and getattr(d, "name", None) == "engine":
+            for u in hoa_uplinks(d.raw_bindings()):
+                for n in sorted(u.listed):
+                    out.setdefault(n, f"the engine's mn.toml (uplinks of {u.hoa})")
+        try:
+            extra = dict(self.config_names())
+        except Exception:  # a broken provider must not take the window down
+            extra = {}
+        for n, where in extra.items():
+            out.setdefault(n, where)
+        return out
+
+    def name_problems(self) -> list[str]:
+        """Configured interface names that no longer designate the NIC they did (renamed, or taken)."""
+        return self.names.config_problems(self.all_config_names())
+
+    def _resolved(self, bindings) -> list:
+        return resolve_interfaces(bindings, self.store.state)
+
     def _interface_of_coa(self, coa: str) -> str | None:
         for a in self.store.state.addresses.values():
             if a.address == coa:
@@ -87,7 +134,7 @@ class LiveController(QObject):
 
     def _on_daemon(self, ev) -> None:
         if isinstance(ev, BindingsChanged):
-            self.bindings.set_bindings(ev.bindings)
+            self.bindings.set_bindings(self._resolved(ev.bindings))
             self.bindings_changed.emit()
         elif isinstance(ev, StatusChanged):
             self.daemon_changed.emit(ev.status)
@@ -103,9 +150,17 @@ class LiveController(QObject):
         self._timer.stop()
 
     def _on_changes(self, changes: list[Change]) -> None:
+        self.names.observe(changes)
         self.interfaces.apply(changes)
         self.addresses.apply(changes)
         if any(c.key is not None or c.kind.startswith("link-") for c in changes):
+            # a bound CoA came or went, or an interface was renamed: the interface column is resolved again
+            # (by ifindex); other address changes (a burst of them) cost nothing here
+            bound = self.daemon.bindings() if self.daemon is not None else ()
+            coas = {b.coa for b in bound}
+            if bound and any(c.kind.startswith("link-") or (c.key is not None and c.key.address in coas)
+                             for c in changes):
+                self.bindings.set_bindings(self._resolved(bound))
             self.bindings.refresh_interfaces()
         if not self._timer.isActive():
             # the analysis runs over every address: during a burst, wait a few times
@@ -128,6 +183,7 @@ class LiveController(QObject):
         self.addresses.set_analysis(an)
         self.homes.set_analysis(an)
         self.flows.set_context(self.store.state, an, self.daemon.bindings() if self.daemon is not None else ())
+        self.flows.set_flow_bindings(self.daemon.flow_bindings() if self.daemon is not None else ())
         tax = taxonomy(an, self._caps())
         self.tax = tax
         self.refreshed.emit(an, tax)
@@ -151,7 +207,7 @@ def _table(model, *, stretch_last: bool = True, sortable: bool = True) -> QTable
     v.verticalHeader().setVisible(False)
     v.verticalHeader().setDefaultSectionSize(v.fontMetrics().height() + 8)
     v.horizontalHeader().setStretchLastSection(stretch_last)
-    v.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    v.column_sizer = ColumnSizer(v)  # not ResizeToContents: that measures every row on every change
     v.setWordWrap(False)
     return v
 
@@ -192,6 +248,10 @@ class Rebinder(QObject):
     """
 
     progress = Signal(str, object)
+    #: the user confirmed a plan: (plan, requested_at on the controller's clock); the app logs it as theirs
+    started = Signal(object, float)
+    #: (plan, RebindResult, or None when the driver raised)
+    finished = Signal(object, object)
 
     def __init__(self, controller: LiveController, parent: QWidget | None = None,
                  confirm: Callable | None = None) -> None:
@@ -257,6 +317,8 @@ class Rebinder(QObject):
 
     async def _run(self, plan) -> None:
         self.busy = True
+        result = None
+        self.started.emit(plan, float(self.controller.clock()))
         try:
             if self._engine():
                 self.progress.emit(f"Rebinding through {plan.interface}: asking the mobility engine, waiting for "
@@ -271,14 +333,16 @@ class Rebinder(QObject):
                 return
             self.last_result = result
             if result.confirmed:
-                self.progress.emit(f"Confirmed in {result.elapsed_ms:.0f} ms: {', '.join(plan.moves)} now bound "
-                                   f"through {plan.interface} ({result.new_coa}).", True)
+                # said from the one source of truth (the daemon's bindings, by ifindex), not from the plan
+                where = in_use_text(self.controller.in_use(), plan.moves or (plan.hoa,), now=True)
+                self.progress.emit(f"Confirmed in {result.elapsed_ms:.0f} ms: {where}.", True)
             else:
                 self.progress.emit(f"Rebind failed after {result.elapsed_ms:.0f} ms: {result.reason}"
                                    + (" The previous configuration was restored." if result.rolled_back else ""),
                                    False)
         finally:
             self.busy = False
+            self.finished.emit(plan, result)
 
 
 def describe_plan(plan, *, engine: bool = False) -> str:
@@ -386,7 +450,7 @@ class MainWindow(QMainWindow):
         self.addresses_view.setAlternatingRowColors(True)
         self.addresses_view.verticalHeader().setVisible(False)
         self.addresses_view.verticalHeader().setDefaultSectionSize(self.addresses_view.fontMetrics().height() + 8)
-        self.addresses_view.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.addresses_view.column_sizer = ColumnSizer(self.addresses_view)  # sized on a sample of rows
         self.addresses_view.horizontalHeader().setSectionResizeMode(AddressModel.COL_ADDR, QHeaderView.ResizeMode.Stretch)
         self.interfaces_view.selectionModel().selectionChanged.connect(self._on_iface_selected)
 
@@ -420,7 +484,15 @@ class MainWindow(QMainWindow):
         self.rebind_label.setWordWrap(True)
         self.rebind_label.setObjectName("rebind")
         self.rebind_label.hide()
-        self._rebind_ok, self._rebind_at = None, 0.0
+        #: the last rebind message's outcome, and the uplinks in use it described (a success is taken down
+        #: once they change: a failover, new preferences, another client)
+        self._rebind_ok, self._rebind_fp = None, None
+        #: a success in the status bar and what it described: (text, describe(), what describe() gave)
+        self._status_claim: tuple[str, Callable[[], object], object] | None = None
+        #: a success in the Flows tab about a steering rule: (rule id, interface, destination)
+        self._flow_rule: tuple[str, str, str] | None = None
+        #: what a success in the rules tab said of a rule: (rule id, interface; None: removed)
+        self._rules_claim: tuple[str, str | None] | None = None
         bl.addWidget(self.rebind_label)
         controller.daemon_changed.connect(self._on_daemon_status)
         controller.bindings_changed.connect(self._on_bindings_changed)
@@ -437,6 +509,8 @@ class MainWindow(QMainWindow):
         self.interfaces_view.setDropIndicatorShown(True)
         self.interfaces_view.viewport().installEventFilter(self)
         self.rebinder = Rebinder(controller, self)
+        self.flowbinder = FlowBinder(controller, self)
+        self.flowbinder.progress.connect(self._flow_message)
         #: makes a client of the privileged helper (app.py passes the system bus address)
         self.helper_factory = lambda: HelperClient(None)
         self.rebinder.progress.connect(self._on_rebind_progress)
@@ -475,33 +549,15 @@ class MainWindow(QMainWindow):
 
     # ---- flows
     def _flows_page(self) -> QWidget:
-        page = QWidget()
-        lay = QVBoxLayout(page)
-        lay.setContentsMargins(4, 4, 4, 4)
-        self.flow_filter = FlowFilter(self)
-        self.flow_filter.setSourceModel(self.controller.flows)
-        bar = QHBoxLayout()
-        self.flow_search = QLineEdit()
-        self.flow_search.setPlaceholderText("Filter by application or pid…")
-        self.flow_search.textChanged.connect(self.flow_filter.set_application)
-        self.flow_addr = QLineEdit()
-        self.flow_addr.setPlaceholderText("Filter by address…")
-        self.flow_addr.textChanged.connect(self.flow_filter.set_address)
-        bar.addWidget(self.flow_search)
-        bar.addWidget(self.flow_addr)
-        lay.addLayout(bar)
-        v = self.flows_view = QTableView()
-        v.setModel(self.flow_filter)
-        v.setSortingEnabled(True)
-        v.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        v.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        v.verticalHeader().setVisible(False)
-        v.verticalHeader().setDefaultSectionSize(v.fontMetrics().height() + 8)
-        v.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        for col in (FlowModel.COL_LOCAL, FlowModel.COL_REMOTE):
-            v.horizontalHeader().setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
-        v.setDragEnabled(True)
-        v.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
+        from ..sources.flows import own_sockets
+        from .flows_page import FlowsPage
+        page = FlowsPage(self.controller.flows, self)
+        self.flow_filter: FlowFilter = page.flow_filter
+        self.flow_search, self.flow_addr = page.flow_search, page.flow_addr
+        self.show_own_flows, self.flow_count, self.flow_label = page.show_own, page.flow_count, page.flow_label
+        # mhgui's own sockets (its terminal connections and their TIME-WAIT remains...) are hidden by default
+        self.controller.flows.set_own(own_sockets(self.controller.daemon))
+        v = self.flows_view = page.flows_view
         v.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         v.customContextMenuRequested.connect(lambda pos: self._flow_menu(v.indexAt(pos), v.viewport().mapToGlobal(pos)))
         move = QAction("Move to interface…", v)
@@ -509,11 +565,6 @@ class MainWindow(QMainWindow):
         move.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         move.triggered.connect(self._flow_menu_for_selection)
         v.addAction(move)
-        lay.addWidget(v, 1)
-        self.flow_label = QLabel("Drag a connection onto an interface, or select it and press Ctrl+M, to move it.")
-        self.flow_label.setWordWrap(True)
-        self.flow_label.setObjectName("flowmove")
-        lay.addWidget(self.flow_label)
         return page
 
     # ---- steering rules (new connections to a destination through an interface; the helper applies them)
@@ -561,6 +612,31 @@ class MainWindow(QMainWindow):
         except Exception:
             return
         self.rules_model.set_rules(rules)
+        self._expire_rule_messages(rules)
+
+    RULES_HINT = "Rules made from the Flows tab appear here. Right-click one to change or remove it."
+
+    def _expire_rule_messages(self, rules: list) -> None:
+        """A success said of a steering rule is replaced once the rules say otherwise (removed since, or
+        leaving through another interface: a failover of its interface, another client's change)."""
+        by_id = {r.get("id"): r for r in rules if isinstance(r, dict)}
+        if self._flow_rule is not None:
+            rid, iface, dest = self._flow_rule
+            r = by_id.get(rid)
+            via = (r.get("via") or r.get("interface")) if r is not None else None
+            if r is None:
+                self._flow_message(f"Steering rule {rid} (new connections to {dest} through {iface}) is gone.", None)
+            elif via != iface:
+                self._flow_message(f"Steering rule {rid}: new connections to {dest} go through {via} for now, "
+                                   f"not {iface}" + (f" ({r.get('status')})" if r.get("status") else "") + ".", None)
+        if self._rules_claim is not None:
+            rid, iface = self._rules_claim
+            r = by_id.get(rid)
+            holds = r is None if iface is None else (r is not None and (r.get("via") or r.get("interface")) == iface)
+            if not holds:
+                self._rules_claim = None
+                self.rules_label.setText(self.RULES_HINT)
+                self.rules_label.setStyleSheet("")
 
     async def add_rule(self, destination: str, interface: str) -> str | None:
         try:
@@ -571,6 +647,7 @@ class MainWindow(QMainWindow):
             return None
         self._flow_message(f"Steering rule {rid}: new connections to {destination} now go through {interface} "
                            "(this connection is unchanged; reconnect to use it).", True)
+        self._flow_rule = (rid, interface, destination)
         await self.reload_rules()
         return rid
 
@@ -581,6 +658,7 @@ class MainWindow(QMainWindow):
             return
         self.rules_label.setText(f"Removed {rid}: connections it steered lose their route through its interface.")
         self.rules_label.setStyleSheet("")
+        self._rules_claim = (rid, None)
         await self.reload_rules()
 
     async def change_rule(self, rid: str, interface: str) -> None:
@@ -592,6 +670,7 @@ class MainWindow(QMainWindow):
         new = await self.add_rule(dest.split(", ")[0], interface)
         if new is not None:
             self.rules_label.setText(f"{rid} replaced by {new}: new connections to {dest} now go through {interface}.")
+            self._rules_claim = (new, interface)
 
     def _rule_menu(self, pos) -> None:
         idx = self.rules_view.indexAt(pos)
@@ -646,6 +725,9 @@ class MainWindow(QMainWindow):
             if i.kind.value in ("loopback", "tunnel"):
                 continue
             sub.addAction(i.name).triggered.connect(lambda _=False, f=flow_id, n=i.name: self.move_flow(f, n))
+        if self.controller._caps().flow_bindings:
+            menu.addAction("Send on every uplink (bicast)").triggered.connect(
+                lambda _=False, f=flow_id: self.send_on_all(f))
         self._last_flow_menu = menu
         self.show_menu(menu, where)
         return menu
@@ -677,11 +759,33 @@ class MainWindow(QMainWindow):
         elif out.action == "steer":
             self._flow_message(out.summary, None)
             self.steer_offer.emit(out)
-        else:  # flow-binding: a daemon with RFC 6089 support (none of today's drivers)
+        else:  # flow-binding: the engine with several care-of addresses (RFC 5648/6089): this connection alone
             self._flow_message(out.summary, None)
+            self.flowbinder.request(out)
+        return out
+
+    def send_on_all(self, flow_id: str) -> MoveOutcome | None:
+        """Send the connection on every usable interface at once (bicast, e.g. a call), if the daemon can."""
+        m = self.controller.flows
+        flow, place = m.flow(flow_id), m.placement(flow_id)
+        if flow is None or place is None:
+            self._flow_message("That connection is gone.", False)
+            return None
+        an = self.controller.analysis or analyse(self.controller.store.state, self.controller.clock())
+        st = self.controller.store.state
+        targets = tuple(i.name for i in sorted(st.interfaces.values(), key=lambda i: i.ifindex)
+                        if i.kind.value not in ("loopback", "tunnel") and interface_problem(st, an, i.name) is None)
+        out = bicast_outcome(flow, place, targets, st, an, self.controller._caps())
+        self.last_move = out
+        if out.action == "refuse":
+            self._flow_message(out.summary, False)
+        else:
+            self._flow_message(out.summary, None)
+            self.flowbinder.request(out)
         return out
 
     def _flow_message(self, text: str, ok) -> None:
+        self._flow_rule = None  # a new message: what the last one said of a rule is not shown any more
         self.flow_label.setText(text)
         colour = {True: "#2e7d32", False: "#b71c1c"}.get(ok, "#0d47a1")
         self.flow_label.setStyleSheet(f"color:{colour};")
@@ -692,7 +796,12 @@ class MainWindow(QMainWindow):
         self.bindings_view.setVisible(connected)
         engine = st.name == "engine"
         self.no_hoa.setText(NO_HOA_ENGINE if engine else NO_HOA_UMIP)
-        if connected and engine:
+        if connected and engine and self.controller._caps().multiple_coas:
+            self.bindings_label.setText("mhgui's mobility engine (mobile node) with several care-of addresses: "
+                                        "each home address is registered through every uplink at once, one BID "
+                                        "each, the first row its default (drag a connection onto an interface to "
+                                        "move it alone, or a home address to change its default).")
+        elif connected and engine:
             self.bindings_label.setText("mhgui's mobility engine (mobile node): each home address has its own "
                                         "uplink, moved at once by a Binding Update (drag a home address onto an "
                                         "interface, or right-click it in the Home addresses table).")
@@ -706,13 +815,38 @@ class MainWindow(QMainWindow):
                                         + (f" — {st.error}" if st.error else "") + ".")
 
     def _on_bindings_changed(self) -> None:
-        """A confirmation says where a HoA was bound: once the bindings change again (a failover, new
-        preferences, another client), it no longer describes them, so it goes."""
-        if self._rebind_ok is True and time.monotonic() - self._rebind_at > 1.0:
+        """A confirmation says where the HoAs are bound: once that changes (a failover, new preferences,
+        another client), it no longer describes them, so it goes (stale messages, issue 13.11)."""
+        self._expire_messages()
+
+    def _expire_messages(self) -> None:
+        if self._rebind_ok is True and in_use_fingerprint(self.controller.in_use()) != self._rebind_fp:
+            self._rebind_ok = None
             self.rebind_label.hide()
+        claim = self._status_claim
+        if claim is not None:
+            text, describe, then = claim
+            bar = self.statusBar()
+            if bar.currentMessage() != text:
+                self._status_claim = None  # replaced, or timed out
+            else:
+                try:
+                    now = describe()
+                except Exception:  # what it described cannot be told any more: the message goes too
+                    now = object()
+                if now != then:
+                    self._status_claim = None
+                    bar.clearMessage()
+
+    def note_status(self, text: str, describe: Callable[[], object] | None = None) -> None:
+        """``text``, a success shown in the status bar, describes ``describe()`` (default: the uplinks in
+        use): the message is cleared once that changes. Call it right after showing the message."""
+        describe = describe or (lambda: in_use_fingerprint(self.controller.in_use()))
+        self._status_claim = (text, describe, describe())
 
     def _on_rebind_progress(self, text: str, ok) -> None:
-        self._rebind_ok, self._rebind_at = ok, time.monotonic()
+        self._rebind_ok = ok
+        self._rebind_fp = in_use_fingerprint(self.controller.in_use()) if ok is True else None
         self.rebind_label.setText(text)
         colour = {True: "#2e7d32", False: "#b71c1c"}.get(ok, "#0d47a1")
         self.rebind_label.setStyleSheet(f"color:{colour};")
@@ -731,6 +865,7 @@ class MainWindow(QMainWindow):
             return
         menu = QMenu(self)
         sub = menu.addMenu(f"Bind {hoa} through")
+        in_use = self.controller.in_use()
         an = self.controller.analysis
         st = self.controller.store.state
         for ifindex in sorted(st.interfaces):
@@ -738,8 +873,7 @@ class MainWindow(QMainWindow):
             if i.kind.value in ("loopback", "tunnel"):
                 continue
             usable = an is not None and ifindex in an.active and ifindex not in an.home_links
-            current = any(b.hoa == hoa and b.interface == i.name for b in
-                          (self.controller.daemon.bindings() if self.controller.daemon is not None else ()))
+            current = in_use.get(hoa) is not None and in_use[hoa].ifindex == ifindex
             act = sub.addAction(i.name + (" (current)" if current else "" if usable else " (no usable care-of address)"))
             act.setEnabled(usable and not current and self.controller.daemon is not None)
             act.triggered.connect(lambda _=False, h=hoa, n=i.name: self.rebinder.request(h, n))
@@ -804,6 +938,7 @@ class MainWindow(QMainWindow):
         parts = banner_lines(found)
         if getattr(self, "_error", None):
             parts.append(self._error)
+        parts += self.controller.name_problems()  # a configured name now on another NIC (a rename)
         parts += list(store.notes)
         self.banner.setText("\n".join(parts))
         self.banner.setVisible(bool(parts))
@@ -827,8 +962,12 @@ class MainWindow(QMainWindow):
         if not rows:
             rows, tips, ok = [("—", "the draft lists no goal for this configuration")], [tax["summary"]], [None]
         self.goals_model.set_rows(rows, tips, ok)
-        self.issues_model.set_rows([(i["section"], i["title"], i["explanation"]) for i in tax["issues"]],
-                                   [i["explanation"] for i in tax["issues"]])
+        issues = tax["issues"]
+        self.issues_model.set_rows(
+            [(i["section"], i["title"], i["explanation"] + (f"\n{i['mechanism'][0].upper()}{i['mechanism'][1:]}."
+                                                            if i.get("mechanism") else "")) for i in issues],
+            [i.get("mechanism") or i["explanation"] for i in issues],
+            [True if i.get("mechanism") else None for i in issues])
         self._update_banner()
         src = self.controller.store.sources
         parts, tips = [], []
@@ -840,3 +979,4 @@ class MainWindow(QMainWindow):
         self.sources_label.setToolTip("\n".join(tips))
         self.no_hoa.setVisible(not tax["home_addresses"])
         self.no_issue.setVisible(not tax["issues"])
+        self._expire_messages()
