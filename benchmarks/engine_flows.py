@@ -160,19 +160,9 @@ def _run(*cmd: str, check: bool = True) -> str:
 def bench_lab(quick: bool) -> None:
     from enginelab import (CN_ADDRESS, HOA, UDP_PEER, LabHandle, Stream, capturing, dbus_call, dbus_json, end,
                            ns_popen, read_line, wait_for)
+    from enginelab import flow_reply as reply
     from mhgui.engine.config import read_key_file
     from mhgui.lab import Lab
-
-    def reply(out: str) -> dict:
-        import re
-        vals = []
-        for line in out.splitlines()[1:]:
-            m = re.match(r"\s+(boolean|uint16|double|string) (.*)$", line)
-            if m:
-                t, v = m.groups()
-                vals.append(v == "true" if t == "boolean" else int(v) if t == "uint16" else float(v)
-                            if t == "double" else v[1:-1])
-        return dict(zip(("confirmed", "fid", "elapsed_ms", "reason"), vals))
 
     on_sigterm_cleanup(lambda: Lab.down(PREFIX))
     if Lab.is_up(PREFIX):

@@ -193,6 +193,19 @@ def dbus_json(bus_address: str, method: str):
     return json.loads(dbus_call(bus_address, method, literal=True).strip())
 
 
+def flow_reply(out: str) -> dict:
+    """A flow-binding method's reply (``dbus-send --print-reply``): confirmed, fid, elapsed_ms, reason."""
+    vals = []
+    for line in out.splitlines()[1:]:
+        m = re.match(r"\s+(boolean|uint16|double|string) (.*)$", line)
+        if m:
+            t, v = m.groups()
+            vals.append(v == "true" if t == "boolean" else int(v) if t == "uint16" else float(v)
+                        if t == "double" else v[1:-1])
+    assert len(vals) == 4, out
+    return dict(zip(("confirmed", "fid", "elapsed_ms", "reason"), vals))
+
+
 def rebind(bus_address: str, hoa: str, iface: str) -> dict:
     """``Rebind(s hoa, s iface) -> (b confirmed, d elapsed_ms, s coa, s iface, s reason)``."""
     out = dbus_call(bus_address, "Rebind", f"string:{hoa}", f"string:{iface}")

@@ -21,14 +21,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import struct
 import time
 
 import pytest
 
 from enginelab import (CN_ADDRESS, HOA, UDP_PEER, UP, DBusError, LabHandle, Stream, capturing, dbus_call, dbus_json,
-                       end, flows_on_the_wire, ns_popen, read_line, tshark_rows, wait_for, why_not)
+                       end, flow_reply, flows_on_the_wire, ns_popen, read_line, tshark_rows, wait_for, why_not)
 from mhgui.engine import wire
 from mhgui.engine.config import read_key_file
 from mhgui.lab import Lab
@@ -78,25 +77,13 @@ def flows(lab: LabHandle) -> dict:
     return dbus_json(lab.bus, "GetFlowBindings")
 
 
-def _reply(out: str) -> dict:
-    vals = []
-    for line in out.splitlines()[1:]:
-        m = re.match(r"\s+(boolean|uint16|double|string) (.*)$", line)
-        if m:
-            t, v = m.groups()
-            vals.append(v == "true" if t == "boolean" else int(v) if t == "uint16" else float(v)
-                        if t == "double" else v[1:-1])
-    assert len(vals) == 4, out
-    return dict(zip(("confirmed", "fid", "elapsed_ms", "reason"), vals))
-
-
 def add_flow(lab: LabHandle, selector: dict, uplinks: list[str]) -> dict:
-    return _reply(dbus_call(lab.bus, "AddFlowBinding", f"string:{HOA}", f"string:{json.dumps(selector)}",
+    return flow_reply(dbus_call(lab.bus, "AddFlowBinding", f"string:{HOA}", f"string:{json.dumps(selector)}",
                             "array:string:" + ",".join(uplinks)))
 
 
 def remove_flow(lab: LabHandle, fid: int) -> dict:
-    return _reply(dbus_call(lab.bus, "RemoveFlowBinding", f"string:{HOA}", f"uint16:{fid}"))
+    return flow_reply(dbus_call(lab.bus, "RemoveFlowBinding", f"string:{HOA}", f"uint16:{fid}"))
 
 
 # ----------------------------------------------------------------------------- 1. on the wire

@@ -124,7 +124,7 @@ async def test_dad_failure_same_address_on_both_ends(running):
 @pytest.mark.asyncio
 async def test_temporary_address_replaced(running):
     store, src, lab = running
-    up = lab.uplink("up0")
+    lab.uplink("up0")
     lab.sysctl("net.ipv6.conf.up0.use_tempaddr=2")
     lab.ip("-6", "addr", "add", "2001:db8:7::1/64", "dev", "up0", "mngtmpaddr", "nodad")
     await converged(store, lab)

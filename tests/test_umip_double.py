@@ -96,7 +96,7 @@ def test_missing_home_link_interface_exits_1(tmp_path):
 
 
 def test_config_grammar_example_include_and_defaults(tmp_path):
-    inc = write(tmp_path, 'Interface "wwan0";\nInterface "lte0" { MnIfPreference 0; Tunnel enabled; }\n', "extra.conf")
+    write(tmp_path, 'Interface "wwan0";\nInterface "lte0" { MnIfPreference 0; Tunnel enabled; }\n', "extra.conf")
     main = write(tmp_path, UMIP_MD_EXAMPLE + f'include "{tmp_path}/extra*.conf"\nMnMaxHaBindingLife 3600;\n')
     c = uconfig.load(str(main), check_interfaces=False)
     assert c.node == "MN" and c.use_mn_ha_ipsec is False and c.interface_initial_init_delay == 2.0

@@ -38,6 +38,7 @@ from PySide6.QtGui import QBrush, QColor
 from ..core.analysis import Analysis, analyse
 from ..core.bindings import Binding
 from ..core.flows import Classifier, Flow, FlowTable, OwnSockets, Placement, format_endpoint
+from .models import runs
 from ..core.model import NodeState
 from ..gcpause import gc_paused
 from .models import KeyRole, SortRole
@@ -60,17 +61,6 @@ MOVABLE_STYLE = {
     "no": ("no", "#757575"),
 }
 ROLE_LABEL = {"hoa": "HoA", "coa": "CoA", "other": "other"}
-
-
-def runs(rows: Iterable[int]) -> list[tuple[int, int]]:
-    """Sorted, de-duplicated ``rows`` as ``(first, last)`` runs of consecutive numbers."""
-    out: list[tuple[int, int]] = []
-    for r in sorted(set(rows)):
-        if out and out[-1][1] == r - 1:
-            out[-1] = (out[-1][0], r)
-        else:
-            out.append((r, r))
-    return out
 
 
 @functools.lru_cache(maxsize=1 << 16)

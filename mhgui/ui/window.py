@@ -736,14 +736,22 @@ class MainWindow(QMainWindow):
         """Pop a context menu up (tests replace this: offscreen Qt cannot grab the keyboard)."""
         menu.popup(where)
 
-    def move_flow(self, flow_id: str, ifname: str) -> MoveOutcome | None:
-        """Say what moving the flow to ``ifname`` means, then offer what can be done (never silently)."""
+    def _flow_at(self, flow_id: str):
+        """(flow, placement, analysis) of a listed connection, or None (said in the window) when it is gone."""
         m = self.controller.flows
         flow, place = m.flow(flow_id), m.placement(flow_id)
         if flow is None or place is None:
             self._flow_message("That connection is gone.", False)
             return None
-        an = self.controller.analysis or analyse(self.controller.store.state, self.controller.clock())
+        return flow, place, self.controller.analysis or analyse(self.controller.store.state, self.controller.clock())
+
+    def move_flow(self, flow_id: str, ifname: str) -> MoveOutcome | None:
+        """Say what moving the flow to ``ifname`` means, then offer what can be done (never silently)."""
+        m = self.controller.flows
+        got = self._flow_at(flow_id)
+        if got is None:
+            return None
+        flow, place, an = got
         others = [(m.flow(i), m.placement(i)) for i in m.ids()]
         out = move_outcome(flow, place, ifname, self.controller.store.state, an, self.controller._caps(), others)
         self.last_move = out
@@ -766,12 +774,10 @@ class MainWindow(QMainWindow):
 
     def send_on_all(self, flow_id: str) -> MoveOutcome | None:
         """Send the connection on every usable interface at once (bicast, e.g. a call), if the daemon can."""
-        m = self.controller.flows
-        flow, place = m.flow(flow_id), m.placement(flow_id)
-        if flow is None or place is None:
-            self._flow_message("That connection is gone.", False)
+        got = self._flow_at(flow_id)
+        if got is None:
             return None
-        an = self.controller.analysis or analyse(self.controller.store.state, self.controller.clock())
+        flow, place, an = got
         st = self.controller.store.state
         targets = tuple(i.name for i in sorted(st.interfaces.values(), key=lambda i: i.ifindex)
                         if i.kind.value not in ("loopback", "tunnel") and interface_problem(st, an, i.name) is None)
