@@ -274,10 +274,11 @@ def _mn_configs(draw) -> ec.MnConfig:
                            draw(st.integers(5, 25)))
     table = draw(st.integers(1, 2**31 - 1).filter(lambda t: t not in (253, 254, 255)))
     tunnel = ec.TunnelConfig(draw(_NAMES), table, draw(st.sampled_from([0, 1280, 1500, 65535])),
-                             draw(st.integers(4, 262140)))
+                             draw(st.integers(4, 262140)), draw(st.booleans()))
+    weights = tuple(sorted(draw(st.dictionaries(_NAMES, st.integers(1, 1000), max_size=4)).items()))
     return ec.MnConfig(identity, draw(st.integers(256, 2**32 - 1)), "/" + draw(st.text(min_size=0, max_size=30).filter(
         lambda s: "\0" not in s)), ec.HomeAgentRef(tuple(outer), "2001:db8:10::1", draw(st.integers(1, 65535))),
-        tuple(hoas), probe, tunnel)
+        tuple(hoas), probe, tunnel, weights)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -439,3 +440,15 @@ def test_key_file_foreign_owner_refused(tmp_path):
     os.chown(p, 4242, 4242)
     with pytest.raises(ec.EngineConfigError, match="owned by uid 4242"):
         ec.read_key_file(str(p))
+
+
+@pytest.mark.parametrize("table, why", [
+    ("[load_sharing]\nweights = { up0 = -1 }\n", "0..1000"),
+    ("[load_sharing]\nweights = { \"up/0\" = 1 }\n", "not an interface name"),
+    ("[load_sharing]\nweights = 3\n", "a table of interface = weight"),
+    ("[load_sharing]\nweight = {}\n", "did you mean 'weights'"),
+])
+def test_mn_load_sharing_refusals(tmp_path, table, why):
+    path = _mn(tmp_path, MN_EXAMPLE.format(key="/etc/mhgui/keys/mn1.key") + table)
+    with pytest.raises(ec.EngineConfigError, match=why):
+        ec.load_mn_config(path)

@@ -297,7 +297,15 @@ def test_mhctl_flow_bindings(lab):
     assert r.returncode == 1 and "no flow binding with that FID" in r.stderr
     r = run("share", "up0=1", "up1=2")
     assert r.returncode == 0 and json.loads(run("list", "--json").stdout)["weights"] == {"up0": 1, "up1": 2}
+    assert "[load_sharing.weights]" in (lab.state / "mn.toml").read_text()  # saved: it outlives a restart
+    Lab.stop_daemons(lab.prefix)
+    lab.info = Lab.start_daemons(lab.prefix)
+    wait_for(lambda: both_paths(lab), 15, "both paths after the restart")
+    assert json.loads(run("list", "--json").stdout)["weights"] == {"up0": 1, "up1": 2}
+    fid = json.loads(run("add", "--remote", CN_ADDRESS, "--remote-port", "443", "--local-port", "40000", "--via",
+                         "up1", "--json").stdout)["fid"]  # (the restart deregistered the flow binding)
     assert run("share", "off").returncode == 0
+    assert "load_sharing" not in (lab.state / "mn.toml").read_text()
     r = run("remove", str(fid))
     assert r.returncode == 0 and "follows its home address again" in r.stdout
 

@@ -95,7 +95,7 @@ class TunnelConfig:
 
 @dataclass(frozen=True)
 class MnConfig:
-    """mn.toml: ``[node]`` (``identity`` NAI, ``spi``, ``key_file``) and the sections above."""
+    """mn.toml: ``[node]`` (``identity`` NAI, ``spi``, ``key_file``), the sections above and ``[load_sharing]``."""
     identity: str
     spi: int
     key_file: str
@@ -103,6 +103,9 @@ class MnConfig:
     home_addresses: tuple[HomeAddressConfig, ...]
     probe: ProbeConfig = ProbeConfig()
     tunnel: TunnelConfig = TunnelConfig()
+    #: ``[load_sharing] weights = { up0 = 1, up1 = 2 }``: new flows spread over the uplinks by weight (with
+    #: ``multiple_care_of``); set at runtime (SetLoadSharing, ``mhctl flow-bindings share``) and saved here
+    load_sharing: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -274,7 +277,7 @@ def _load_toml(path: str) -> dict:
 
 
 def _parse_mn(data: dict, file: str) -> MnConfig:
-    top = _Table(file, "", data, ("node", "home_agent", "home_address", "probe", "tunnel"))
+    top = _Table(file, "", data, ("node", "home_agent", "home_address", "probe", "tunnel", "load_sharing"))
     node = top.table("node", ("identity", "spi", "key_file"))
     identity, spi, key_file = _nai(node, "identity"), node.num("spi", 256, _U32), _abspath(node, "key_file")
     ha = top.table("home_agent", ("addresses", "address", "port"))
@@ -316,7 +319,14 @@ def _parse_mn(data: dict, file: str) -> MnConfig:
     tunnel = TunnelConfig(_check_ifname(t, "name", t.text("name", "mhmn0")), table, mtu,
                           t.num("lifetime", 4, MAX_LIFETIME, 600),
                           t.get("multiple_care_of", bool, "true or false", False))
-    return MnConfig(identity, spi, key_file, ref, tuple(hoas), probe, tunnel)
+    ls = top.table("load_sharing", ("weights",), optional=True)
+    weights = ls.get("weights", dict, "a table of interface = weight", {})
+    for name, w in weights.items():
+        _check_ifname(ls, f"weights.{name}", name)
+        if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 1000:
+            ls.fail(f"weights.{name}", f"must be an integer in 0..1000, not {w!r}")
+    return MnConfig(identity, spi, key_file, ref, tuple(hoas), probe, tunnel,
+                    tuple(sorted((n, w) for n, w in weights.items() if w)))
 
 
 def load_mn_config(path: str) -> MnConfig:
@@ -405,6 +415,8 @@ def mn_config_to_toml(cfg: MnConfig) -> str:
                              "backup": h.backup, "never": h.never, "default_route": h.default_route}
                             for h in cfg.home_addresses],
            "probe": dataclasses.asdict(cfg.probe), "tunnel": dataclasses.asdict(cfg.tunnel)}
+    if cfg.load_sharing:
+        doc["load_sharing"] = {"weights": dict(cfg.load_sharing)}
     return "# mhgui mobile node (mhgui-mn); see docs/engine-design.md\n\n" + tomli_w.dumps(doc)
 
 

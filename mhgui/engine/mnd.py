@@ -123,6 +123,8 @@ class MobileNodeDaemon:
                                    interval=p.interval_ms / 1000, misses=p.misses,
                                    metered_interval=p.metered_interval_ms / 1000, keepalive=p.keepalive_s,
                                    mcoa=cfg.tunnel.multiple_care_of)
+        if cfg.load_sharing:
+            self.core.set_weights(dict(cfg.load_sharing), 0.0, 0.0)
         self.tun = None
         self.routing: Routing | None = None
         self._socks: dict[int, _UplinkSocket] = {}
@@ -402,9 +404,10 @@ class MobileNodeDaemon:
             homes = tuple(dataclasses.replace(hc, preference=tuple(h.prefs.preference), backup=tuple(h.prefs.backup),
                                               never=tuple(h.prefs.never))
                           for h, hc in zip(self.core.hoas.values(), self.cfg.home_addresses))
-            if homes == self.cfg.home_addresses:
+            weights = tuple(sorted(self.core.weights.items()))
+            if homes == self.cfg.home_addresses and weights == self.cfg.load_sharing:
                 return
-            self.cfg = dataclasses.replace(self.cfg, home_addresses=homes)
+            self.cfg = dataclasses.replace(self.cfg, home_addresses=homes, load_sharing=weights)
             engine_config.write_mn_config(path, self.cfg)
         except (OSError, ValueError) as e:
             log.warning("preferences apply now but could not be saved to %s: %s", path, e)
