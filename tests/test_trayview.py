@@ -131,3 +131,14 @@ def test_preferring_puts_first_as_primary():
     assert preferring(None, "eth0").order == ("eth0",)
     with pytest.raises(ValueError):
         preferring(p, "not an ifname")
+
+
+def test_the_tray_says_what_the_daemon_uses_not_what_the_policy_chose():
+    """One answer to "which uplink is in use" (issue 13.9): the daemon's live registration wins over the failover
+    policy's choice; the policy's choice only when the daemon has none."""
+    st = node()
+    in_use = (reg(HOA, "2001:db8:30::10"),)  # through wlan0
+    assert current_interface("eth0", in_use, st) == "wlan0"
+    assert current_interface("eth0", (), st) == "eth0"
+    v = view(st, bindings=in_use, policy_current="eth0")
+    assert v.current == "wlan0"

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from .analysis import Analysis
-from .bindings import Binding, BindingState
+from .bindings import Binding, BindingState, uplinks_in_use
 from .capabilities import NO_DAEMON, DaemonCapabilities
 from .engineprefs import HoaUplinks, uplink_order
 from .failover import Preferences, mnifpreference_values, usable_interfaces
@@ -153,14 +153,14 @@ def _coa_interfaces(state: NodeState) -> dict[str, str]:
 
 
 def current_interface(policy_current: str | None, bindings: Iterable[Binding], state: NodeState) -> str | None:
-    """The interface the node uses now: the policy's choice, else that of the daemon's live home registrations."""
-    if policy_current is not None:
-        return policy_current
-    where = _coa_interfaces(state)
-    live = (BindingState.REGISTERED, BindingState.WAITING_ACK)
-    names = sorted({b.interface or where.get(b.coa) for b in _home_registrations(bindings).values()
-                    if b.state in live} - {None})
-    return names[0] if len(names) == 1 else None
+    """The interface the node uses now: the one the daemon's live home registrations go through
+    (:func:`~mhgui.core.bindings.uplinks_in_use`, the same answer as the binding table and the Failover tab,
+    issue 13.9); the policy's choice only when the daemon has none; None when the home addresses use
+    different interfaces."""
+    names = sorted({u.interface for u in uplinks_in_use(bindings, state).values()} - {None})
+    if names:
+        return names[0] if len(names) == 1 else None
+    return policy_current
 
 
 def preferring(prefs: Preferences | None, ifname: str) -> Preferences:
