@@ -200,3 +200,26 @@ def test_use_column_follows_the_coa_count(qtbot):
     c.refresh()
     assert use() == "2 CoAs"
     c.close()
+
+
+def test_an_ipv4_only_link_and_a_waiting_modem_say_what_they_give(qtbot):
+    """Issue 13.6 on screen: an IPv4-only interface's row says why it holds no CoA (UMIP takes IPv6 CoAs only),
+    and a modem whose data interface does not exist yet is listed with that state."""
+    from mhgui.core.state import NmDevice
+    store = StateStore()
+    fill(store)
+    store.apply(LinkUpsert(Interface(5, "wwan0", InterfaceKind.WWAN, True, True, True, "up")))
+    store.apply(AddressUpsert(Address(5, "100.64.7.9", 24, family=2, scope=0)))
+    store.apply(NmDevice("/org/freedesktop/NetworkManager/Devices/9", 0, "cdc-wdm1", InterfaceKind.WWAN, 30))
+    c = LiveController(store, clock)
+    win = MainWindow(c)
+    qtbot.addWidget(win)
+    c.refresh()
+    m = c.interfaces
+    row = next(r for r in range(m.rowCount()) if m.index(r, m.COL_NAME).data() == "wwan0")
+    cell = m.index(row, m.COL_USE)
+    assert cell.data() == "IPv4 only: no CoA"
+    assert "IPv4-only modem link" in cell.data(Qt.ItemDataRole.ToolTipRole)
+    assert "Modem cdc-wdm1: no data interface yet: not connected" in win.modems_label.text()
+    assert not win.modems_label.isHidden()
+    c.close()

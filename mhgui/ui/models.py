@@ -215,6 +215,7 @@ class InterfaceModel(_KeyedTable):
         self._store = store
         self._an: Analysis | None = None
         self._use: dict[int, str] = {}
+        self._notes: dict[int, str] = {}
         self._reset(store.state.interfaces)
 
     def _reset(self, keys) -> None:
@@ -234,6 +235,15 @@ class InterfaceModel(_KeyedTable):
         self._use = after
         self._signal_rows([r for k in set(before) | set(after)
                            if before.get(k) != after.get(k) and (r := self.row_of(k)) is not None],
+                          self.COL_USE, self.COL_USE)
+
+    def set_notes(self, notes: dict[int, str]) -> None:
+        """ifindex -> what an interface gives that the counts do not say (an IPv4-only link: its IPv4 CoA, or
+        why it has none; :func:`mhgui.core.report.interface_notes`): the Use cell's tooltip, and its text
+        when it holds no CoA."""
+        before, self._notes = self._notes, dict(notes)
+        self._signal_rows([r for k in set(before) | set(notes)
+                           if before.get(k) != notes.get(k) and (r := self.row_of(k)) is not None],
                           self.COL_USE, self.COL_USE)
 
     @staticmethod
@@ -301,7 +311,10 @@ class InterfaceModel(_KeyedTable):
                     return "—"
                 return self.NM_STATES.get(i.nm_state, str(i.nm_state))
             if col == self.COL_USE:
-                return self._use.get(ifindex, "")
+                use = self._use.get(ifindex, "")
+                if ifindex in self._notes and use in ("", "0 CoAs"):
+                    return "IPv4 only: no CoA"
+                return use
             if col == self.COL_ROUTER:
                 return ", ".join(sorted(st.routers.get(ifindex, ()))) or "—"
             if col == self.COL_ADDRS:
@@ -309,6 +322,8 @@ class InterfaceModel(_KeyedTable):
                 return n if role == _SORT else str(n)
         if role == _TOOLTIP and col == self.COL_NAME:
             return f"ifindex {ifindex}, {i.operstate}, MAC {i.mac or '—'}; kind from {i.kind_source}"
+        if role == _TOOLTIP and col == self.COL_USE:
+            return self._notes.get(ifindex)
         if role == _FOREGROUND and col == self.COL_STATE:
             return _brush("#2e7d32" if i.up else "#b71c1c")
         return None

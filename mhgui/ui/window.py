@@ -20,7 +20,7 @@ from ..core.bindings import in_use_fingerprint, in_use_text, resolve_interfaces,
 from ..core.capabilities import NO_DAEMON, DaemonCapabilities
 from ..core.engineprefs import hoa_uplinks
 from ..core.renames import NameTracker
-from ..core.report import headline, taxonomy
+from ..core.report import headline, interface_notes, modem_rows, taxonomy
 from ..core.state import Change, StateStore
 from ..daemons.base import BindingsChanged, StatusChanged, plan_when_ready
 from ..core.moves import MoveOutcome, bicast_outcome, interface_problem, move_outcome
@@ -180,6 +180,7 @@ class LiveController(QObject):
                      ipv4_coas=caps.connected and caps.ipv4_coas)
         self.analysis = an
         self.interfaces.set_analysis(an)
+        self.interfaces.set_notes(interface_notes(self.store.state, an, caps))
         self.addresses.set_analysis(an)
         self.homes.set_analysis(an)
         self.flows.set_context(self.store.state, an, self.daemon.bindings() if self.daemon is not None else ())
@@ -455,7 +456,12 @@ class MainWindow(QMainWindow):
         self.interfaces_view.selectionModel().selectionChanged.connect(self._on_iface_selected)
 
         ifs = QGroupBox("Interfaces (select one to filter its addresses)")
-        QVBoxLayout(ifs).addWidget(self.interfaces_view)
+        ifs_layout = QVBoxLayout(ifs)
+        ifs_layout.addWidget(self.interfaces_view)
+        self.modems_label = QLabel()  # modems with no data interface yet (no kernel link: not in the table)
+        self.modems_label.setObjectName("modems")
+        self.modems_label.hide()
+        ifs_layout.addWidget(self.modems_label)
         ads = QTabWidget()
         ads.addTab(self.addresses_view, "Addresses")
         ads.addTab(self._flows_page(), "Flows")
@@ -985,4 +991,7 @@ class MainWindow(QMainWindow):
         self.sources_label.setToolTip("\n".join(tips))
         self.no_hoa.setVisible(not tax["home_addresses"])
         self.no_issue.setVisible(not tax["issues"])
+        waiting = [m for m in modem_rows(self.controller.store) if m["data_interface"] is None]
+        self.modems_label.setText("\n".join(f"Modem {m['name']}: {m['state']}" for m in waiting))
+        self.modems_label.setVisible(bool(waiting))
         self._expire_messages()
