@@ -282,7 +282,7 @@ def uplinks_in_use(bindings: Iterable[Binding], state) -> dict[str, UplinkInUse]
         name = state.interfaces[i].name if i is not None else b.interface
         use = UplinkInUse(_canon_or_same(b.hoa), _canon_or_same(b.coa), i, name, b.state)
         rank = (0 if b.state is BindingState.REGISTERED else 1, b.bid_priority or 0, -1 if b.bid is None else b.bid,
-                use.coa)
+                use.coa, use.interface is None, use.interface or "")  # a total order: the same answer in any order
         if use.hoa not in best or rank < best[use.hoa][0]:
             best[use.hoa] = (rank, use)
     return {hoa: best[hoa][1] for hoa in sorted(best)}
