@@ -438,11 +438,12 @@ async def _flows(args) -> int:
     src = FlowSource()
     try:
         await rt.start(strict=True)
-        bindings = []
+        bindings, flow_bindings = [], []
         if rt.daemon is not None:
             await _daemon_settled(rt)
             # a binding's CoA is looked up in the live model by the classifier itself
             bindings = rt.daemon.bindings()
+            flow_bindings = rt.daemon.flow_bindings()
         try:
             table = await src.poll()
         except OSError as e:
@@ -455,6 +456,15 @@ async def _flows(args) -> int:
         await src.stop()
         await rt.stop()
     out = flows_json(table, classifier, own)
+    if flow_bindings:  # a connection bound alone (RFC 6089) goes where its flow binding says
+        from .core.flows import sort_key
+        from .core.moves import bound_flows, flow_match_key
+        fbs = bound_flows(flow_bindings)
+        listed = sorted((f for f in table.flows.values() if f.id not in own), key=sort_key)  # as flows_json
+        for f, fl in zip(out["flows"], listed):
+            fb = fbs.get(flow_match_key(fl)) if f["local_role"] == "hoa" else None
+            if fb is not None:
+                f["flow_binding"] = {"fid": fb.get("fid"), "bound_to": fb.get("bound_to"), "bids": fb.get("bids")}
     if args.json:
         print(_dump(out))
         return 0
@@ -468,6 +478,8 @@ async def _flows(args) -> int:
             return f"[{a}]:{e['port']}" if ":" in a else f"{a}:{e['port']}"
         proc = f"{f['process']}[{f['pid']}]" if f["pid"] is not None else "?"
         iface = f["interface"] or ("unknown" if f["local_role"] == "hoa" else "-")
+        if f.get("flow_binding"):
+            iface = f"{'+'.join(f['flow_binding']['bound_to'] or ())} (FID {f['flow_binding']['fid']})"
         rows.append((f["protocol"], f["state"], ep(f["local"]), ep(f["remote"]), iface, f["local_role"],
                      f["movable"], proc))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)]
@@ -592,7 +604,7 @@ async def _move(args) -> int:
 
 async def _move_steps(args, res: dict) -> int:
     from .core.flows import Classifier
-    from .core.moves import move_outcome
+    from .core.moves import bound_flows, flow_match_key, move_outcome
     from .daemons.base import plan_when_ready
     from .helper.client import HelperClient, HelperError
     from .sources.flows import FlowSource
@@ -618,7 +630,9 @@ async def _move_steps(args, res: dict) -> int:
         if flow is None:
             return fail(f"no flow {args.flow!r} (see mhctl flows)")
         others = [(f, classifier.classify(f)) for f in table.flows.values()]
-        out = move_outcome(flow, classifier.classify(flow), args.interface, rt.store.state, an, rt.caps, others)
+        bound = bound_flows(rt.daemon.flow_bindings() if rt.daemon is not None else ()).get(flow_match_key(flow))
+        out = move_outcome(flow, classifier.classify(flow), args.interface, rt.store.state, an, rt.caps, others,
+                           bound_to=tuple(bound.get("bound_to") or ()) if bound else ())
         res["action"], res["summary"] = out.action, out.summary
         say(out.summary)
         if out.action == "refuse":
@@ -645,7 +659,8 @@ async def _move_steps(args, res: dict) -> int:
             say(f"confirmed in {result.elapsed_ms:.0f} ms" if result.confirmed else f"failed: {result.reason}")
             return 0 if result.confirmed else 1
         # flow-binding: this connection alone, confirmed by the home agent (RFC 6089)
-        r = await rt.daemon.bind_flow(out.hoa, out.selector, out.interfaces)
+        r = await (rt.daemon.move_flow(out.hoa, bound["fid"], out.interfaces) if bound
+                   else rt.daemon.bind_flow(out.hoa, out.selector, out.interfaces))
         res["elapsed_ms"], res["fid"] = round(r.elapsed_ms, 1), r.fid
         if r.confirmed:
             res["done"] = True

@@ -33,25 +33,70 @@ def _range_arg(text: str):
         raise ValueError(f"{text!r}: a port or a range like 5000-5010") from None
 
 
+EPILOG = """examples (inside the lab: mhctl lab exec -- mhctl flow-bindings ...):
+  mhctl flow-bindings                                    list them, with their BIDs and load sharing
+  mhctl flow-bindings add --remote 2001:db8:c0::2 --remote-port 443 --local-port 40000 --via up1
+                                                         move that one TCP connection to up1
+  mhctl flow-bindings add --remote 2001:db8:c0::2 --protocol udp --local-port 5060 --via up0,up1
+                                                         send a call on both uplinks (bicast)
+  mhctl flow-bindings change 1 --via up0                 move flow binding 1 (FID) elsewhere
+  mhctl flow-bindings remove 1                           it follows its home address again
+  mhctl flow-bindings share up0=1 up1=2                  spread new flows over the uplinks (share off)
+
+The flow is named from the node's side: --remote is the correspondent (IPv6), --local-port this node's
+own port; with ports and no --protocol, TCP is meant. On the wire the selector is written as the home
+agent sees the flow (RFC 6088: source = the correspondent). --selector takes that JSON form directly,
+e.g. '{"source_address": "2001:db8:c0::2", "protocol": "udp", "destination_port": [5060, 5070]}'.
+Exit status: 0 done, 1 refused (the reason is printed), 2 a request that cannot work."""
+
+
 def add_flow_parser(sub) -> None:
+    import argparse
     fb = sub.add_parser("flow-bindings", help="the engine's flow bindings: list, add, change, remove, share "
-                                              "(move one connection, send it on two uplinks, spread flows)")
+                                              "(move one connection, send it on two uplinks, spread flows)",
+                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     fb.add_argument("action", nargs="?", default="list", choices=("list", "add", "change", "remove", "share"))
     fb.add_argument("args", nargs="*", help="change/remove: FID; share: IFACE=WEIGHT... or off")
     fb.add_argument("--hoa", default=None, help="the home address (default: the engine's first)")
     fb.add_argument("--via", default=None, metavar="IFACE[,IFACE]", help="add/change: the uplink(s) to use")
     fb.add_argument("--remote", default=None, metavar="ADDR", help="add: the correspondent's address")
-    fb.add_argument("--remote-port", default=None, metavar="N[-M]")
-    fb.add_argument("--local-port", default=None, metavar="N[-M]", help="add: the node's own port")
-    fb.add_argument("--protocol", default=None, help="add: tcp, udp, icmpv6 or a number")
+    fb.add_argument("--remote-port", default=None, metavar="N[-M]", help="add: the correspondent's port (or range)")
+    fb.add_argument("--local-port", default=None, metavar="N[-M]", help="add: this node's own port (or range)")
+    fb.add_argument("--protocol", default=None, help="add: tcp, udp, icmpv6 or a number (ports alone mean tcp)")
     fb.add_argument("--selector", default=None, metavar="JSON", help="add: an RFC 6088 selector as JSON "
                                                                      "(mhgui/engine/flowspec.py)")
     fb.add_argument("--json", action="store_true", help="machine-readable output")
     fb.add_argument("--system-bus", metavar="ADDRESS", default=None, help="D-Bus address of the system bus")
 
 
+_OPTION_OF = {"source_address": "--remote", "source_port": "--remote-port", "destination_port": "--local-port",
+              "next_header": "--protocol", "destination_address": "--hoa"}
+
+
 def _selector(args, hoa: str):
+    """The selector of ``add``; ValueError in the words of the options the user typed."""
+    try:
+        return _selector_of(args, hoa)
+    except ValueError as e:
+        text = str(e)
+        if args.selector is None:
+            for field, option in _OPTION_OF.items():
+                text = text.replace(f"{field}:", f"{option}:")
+        raise ValueError(text) from None
+
+
+def _selector_of(args, hoa: str):
     from .engine.flowspec import selector_from_json
+    if args.remote is not None:
+        if ":" not in args.remote:
+            raise ValueError(f"--remote: {args.remote} is not an IPv6 address (the engine's home addresses are "
+                             "IPv6: so are the correspondents it binds flows with)")
+        import ipaddress
+        try:
+            if ipaddress.IPv6Address(args.remote.split("%")[0]) == ipaddress.IPv6Address(hoa):
+                raise ValueError("--remote is the correspondent, not this node's own home address")
+        except ipaddress.AddressValueError:
+            pass  # said by the selector's own check, in its words
     if args.selector is not None:
         if any(v is not None for v in (args.remote, args.remote_port, args.local_port, args.protocol)):
             raise ValueError("give --selector or --remote/--remote-port/--local-port/--protocol, not both")
@@ -84,7 +129,9 @@ def _print_result(args, what: str, r) -> int:
                           "elapsed_ms": round(r.elapsed_ms, 3), "reason": r.reason}))
     elif r.confirmed:
         then = ("the flow follows its home address again" if args.action == "remove"
-                else "moved, the connection continues")
+                else "its packets go out on each and the first copy is kept" if what.count(",") and " via " in what
+                else "moved, the connection continues" if args.action == "change"
+                else "matching connections go through it, the others stay")
         print(f"{what}: confirmed by the home agent in {r.elapsed_ms:.1f} ms (FID {r.fid}); {then}")
     else:
         print(f"mhctl: {what}: refused: {r.reason}", file=sys.stderr)
@@ -145,20 +192,28 @@ async def run_flow_bindings(args) -> int:
                 _print_list(args, drv)
                 return 0
             if args.action == "share":
-                if args.args in (["off"], []):
-                    weights = {}
-                else:
-                    weights = {}
+                if not args.args:
+                    print("mhctl: flow-bindings share IFACE=WEIGHT... (e.g. up0=1 up1=2), or share off",
+                          file=sys.stderr)
+                    return 2
+                weights = {}
+                if args.args != ["off"]:
                     for a in args.args:
                         name, sep, w = a.partition("=")
                         if not sep or not w.isdigit():
                             print(f"mhctl: {a!r}: IFACE=WEIGHT (e.g. up0=1 up1=1), or off", file=sys.stderr)
                             return 2
-                        weights[name] = int(w)
+                        weights[name.strip()] = int(w)
+                weights = {k: v for k, v in weights.items() if v}
                 await drv.set_load_sharing(weights)
-                print("load sharing " + ("off" if not weights else ", ".join(f"{k}={v}" for k, v in weights.items())))
+                known = {u.get("name") for u in drv.uplinks()}
+                for name in sorted(set(weights) - known):
+                    print(f"note: {name} is not one of the engine's uplinks now: its weight is kept for when it is",
+                          file=sys.stderr)
+                print("load sharing " + ("off" if not weights else ", ".join(f"{k}={v}" for k, v in weights.items()))
+                      + ("" if len(weights) != 1 else " (one uplink: new flows all go there)"))
                 return 0
-            via = [v for v in args.via.split(",") if v] if args.via else []
+            via = [v.strip() for v in args.via.split(",") if v.strip()] if args.via else []
             if args.action == "add":
                 try:
                     sel = _selector(args, hoa)

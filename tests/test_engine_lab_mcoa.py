@@ -285,8 +285,8 @@ def test_mhctl_flow_bindings(lab):
     fid = out["fid"]
     r = run()
     assert r.returncode == 0 and f"FID {fid:>5}" in r.stdout and "up1 (BID" in r.stdout and "[bound]" in r.stdout
-    r = run("change", str(fid), "--via", "up0,up1")
-    assert r.returncode == 0 and "moved, the connection continues" in r.stdout
+    r = run("change", str(fid), "--via", "up0, up1")  # as a user types it
+    assert r.returncode == 0 and "its packets go out on each and the first copy is kept" in r.stdout
     listed = json.loads(run("list", "--json").stdout)["flow_bindings"]
     assert [f["bound_to"] for f in listed] == [["up0", "up1"]]
     r = run("add", "--remote-port", "9-1", "--via", "up1")
@@ -295,6 +295,13 @@ def test_mhctl_flow_bindings(lab):
     assert r.returncode == 1 and "wlan9 is not an access interface" in r.stderr
     r = run("remove", "77")
     assert r.returncode == 1 and "no flow binding with that FID" in r.stderr
+    assert run("share").returncode == 2
+    r = run("share", "up0=0", "up1=0")
+    assert r.returncode == 0 and "load sharing off" in r.stdout
+    r = run("add", "--remote", "192.0.2.77", "--via", "up1")
+    assert r.returncode == 2 and "--remote: 192.0.2.77 is not an IPv6 address" in r.stderr
+    r = run("add", "--remote-port", "99999", "--via", "up1")
+    assert r.returncode == 2 and "--remote-port:" in r.stderr
     r = run("share", "up0=1", "up1=2")
     assert r.returncode == 0 and json.loads(run("list", "--json").stdout)["weights"] == {"up0": 1, "up1": 2}
     assert "[load_sharing.weights]" in (lab.state / "mn.toml").read_text()  # saved: it outlives a restart
@@ -432,6 +439,15 @@ def test_mhctl_move_binds_one_connection(lab):
         assert p.returncode == 0, p.stdout + p.stderr
         assert "Only this connection moves to up1" in p.stdout and "moved, the connection continues" in p.stdout
         assert [f["bound_to"] for f in flows(lab)["flows"]] == [["up1"]]
+        shown = subprocess.run(["ip", "netns", "exec", lab.ns("mn"), sys.executable, "-m", "mhgui.cli", "flows",
+                                "--no-networkmanager", "--system-bus", lab.bus], capture_output=True, text=True,
+                               timeout=60).stdout
+        assert "up1 (FID " in next(line for line in shown.splitlines() if f":{s.client_port} " in line)
+        back = subprocess.run(["ip", "netns", "exec", lab.ns("mn"), sys.executable, "-m", "mhgui.cli", "move",
+                               fid_text, "up0", "--yes", "--no-networkmanager", "--system-bus", lab.bus],
+                              capture_output=True, text=True, timeout=60)
+        assert back.returncode == 0, back.stdout + back.stderr  # a bound connection moves back, not "already"
+        assert [f["bound_to"] for f in flows(lab)["flows"]] == [["up0"]] and len(flows(lab)["flows"]) == 1
         r = s.stop()
     finally:
         s.close()

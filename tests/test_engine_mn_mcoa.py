@@ -237,3 +237,22 @@ def test_a_rebind_changes_the_default_path_in_one_bu_and_keeps_both():
     assert [(b.coa, b.priority) for b in bus[-1].options_of(wire.BindingIdentifier)] == [(UP1.coa4, 1), (UP0.coa6, 2)]
     assert down_paths(sim, tcp(CN, HOA, 443, 1)) == [3] and up_paths(sim, tcp(HOA, CN, 1, 443)) == [3]
     assert len(sim.ha.cache[HOA16].paths) == 2
+
+
+def test_a_flow_on_a_dead_uplink_is_refused_a_change_needing_no_bu_ends_at_once_and_watchers_hear_of_moves():
+    sim = started()
+    sim.run(sim.mn.add_flow(1, HOA, flow(50000), ["up1"], sim.t, sim.mn_wall))
+    sim.events.clear()
+    sim.set_uplink(UplinkInfo(3, "up1", False, coa4="192.0.2.2", mtu=1500))  # carrier lost: the flow moves to up0
+    assert any(getattr(e, "what", None) == "flows" and e.detail.get("event") == "moved" for e in sim.events)
+    sim.run(sim.mn.change_flow(2, HOA, 1, ["up1"], sim.t, sim.mn_wall))
+    d = done(sim)[-1]
+    assert not d.confirmed and "cannot carry it now" in d.reason
+    n_bu = len([m for _d, _i, m in sim.signalling("up") if isinstance(m, wire.BindingUpdate)])
+    sim.run(sim.mn.change_flow(3, HOA, 1, ["up0", "up1"], sim.t, sim.mn_wall))  # up1 back later; up0 already
+    d = done(sim)[-1]
+    assert d.request == 3 and d.confirmed and d.elapsed_ms == 0.0  # no Binding Update needed: answered at once
+    assert len([m for _d, _i, m in sim.signalling("up") if isinstance(m, wire.BindingUpdate)]) == n_bu
+    sim.set_uplink(UP1)
+    sim.advance(1.0)
+    assert sorted(down_paths(sim, tcp(CN, HOA, 443, 50000))) == [2, 3]  # both, now that up1 works

@@ -50,6 +50,33 @@ class MoveOutcome:
     selector: TrafficSelector | None = None
 
 
+def match_key(match) -> tuple | None:
+    """A hashable form of a selector as JSON (:func:`mhgui.engine.flowspec.selector_to_json`), None if it is not one."""
+    if not isinstance(match, dict):
+        return None
+    try:
+        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in match.items()))
+    except TypeError:
+        return None
+
+
+def flow_match_key(flow: Flow) -> tuple:
+    """The :func:`match_key` of :func:`flow_selector` of ``flow``, without building the selector."""
+    return tuple(sorted((("source_address", flow.remote_address), ("destination_address", flow.local_address),
+                         ("source_port", flow.remote_port), ("destination_port", flow.local_port),
+                         ("next_header", 6 if flow.protocol == "tcp" else 17))))
+
+
+def bound_flows(flow_bindings) -> dict[tuple, dict]:
+    """The daemon's flow bindings (``flow_bindings()`` dicts with ``match``) by :func:`match_key`."""
+    out = {}
+    for f in flow_bindings:
+        k = match_key(f.get("match")) if isinstance(f, dict) else None
+        if k is not None:
+            out[k] = f
+    return out
+
+
 def flow_selector(flow: Flow) -> TrafficSelector:
     """The RFC 6088 selector of exactly this connection, written as the home agent sees it: source = the
     correspondent (remote address and port), destination = the home address and the local port.
@@ -74,10 +101,12 @@ def interface_problem(state: NodeState, analysis: Analysis, ifname: str) -> str 
 
 
 def move_outcome(flow: Flow, place: Placement, target: str, state: NodeState, analysis: Analysis,
-                 caps: DaemonCapabilities, others: list[tuple[Flow, Placement]] = ()) -> MoveOutcome:
+                 caps: DaemonCapabilities, others: list[tuple[Flow, Placement]] = (),
+                 bound_to: tuple[str, ...] = ()) -> MoveOutcome:
     """What moving ``flow`` (placed at ``place``) to interface ``target`` would do (module docstring).
 
-    ``others``: every flow with its placement, to list what moves along with a rebind.
+    ``others``: every flow with its placement, to list what moves along with a rebind; ``bound_to``: the
+    interfaces a flow binding of exactly this connection sends it through now (it is where the flow is).
     """
     def refuse(why: str) -> MoveOutcome:
         return MoveOutcome("refuse", why, target)
@@ -87,7 +116,7 @@ def move_outcome(flow: Flow, place: Placement, target: str, state: NodeState, an
     problem = interface_problem(state, analysis, target)
     if problem:
         return refuse(f"Cannot move to {target}: {problem}.")
-    if place.interface == target:
+    if (tuple(bound_to) or (place.interface,)) == (target,):
         return refuse(f"This connection already goes through {target}.")
     if place.local_role == "hoa":
         hoa = flow.local_address

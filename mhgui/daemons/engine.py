@@ -125,7 +125,8 @@ def bindings_from_json(items: Iterable[Mapping[str, Any]], *, peer: str | None =
     - ``refused`` → ERROR (the home agent refused, or nothing can carry it);
     - ``unbound`` → no binding (the HoA has none, like a BUL without its entry);
     - with several care-of addresses (``paths``, RFC 5648) a registered HoA gives one binding per BID, with
-      its CoA, interface and BID-PRI, the default path (lowest BID-PRI) first.
+      its CoA, interface and BID-PRI, the default path (lowest BID-PRI) first; a path the engine gave up
+      (BID-PRI 127: its uplink stopped working, left to expire at the home agent) is not shown.
 
     ``peer``: the home agent's address (``GetStatus`` ``home_agent``). Items that are not
     objects, or have no ``hoa``, are skipped.
@@ -160,7 +161,8 @@ def bindings_from_json(items: Iterable[Mapping[str, Any]], *, peer: str | None =
             seq=int(seq) if isinstance(seq, int) and not isinstance(seq, bool) else None,
             state=state, flags=("A", "H"), source="bul", observed_at=observed_at)
         paths = [p for p in b.get("paths") or () if isinstance(p, Mapping) and isinstance(p.get("bid"), int)
-                 and not isinstance(p.get("bid"), bool) and isinstance(p.get("coa"), str)]
+                 and not isinstance(p.get("bid"), bool) and isinstance(p.get("coa"), str)
+                 and not (isinstance(p.get("priority"), int) and p["priority"] >= 127)]  # 127: given up, expiring
         if paths and state is BindingState.REGISTERED:  # several CoAs (RFC 5648): one row per BID, default first
             for p in sorted(paths, key=lambda p: (p.get("priority") if isinstance(p.get("priority"), int) else 0,
                                                   p["bid"])):

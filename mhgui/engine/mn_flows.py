@@ -141,6 +141,8 @@ class MobileNodeFlows:
             status = statuses.get(fid, 0)
             if status == 0:
                 first = f.bids is None or f.request is not None
+                if f.bids != p.flows[fid] and not first:  # moved by a failover or a return: tell the watchers
+                    out.append(Changed("flows", {"hoa": h.hoa, "fid": fid, "event": "moved"}))
                 f.bids, f.error = p.flows[fid], None
                 if first:
                     out += self._flow_done(h, f, True, None, now)
@@ -288,7 +290,10 @@ class MobileNodeFlows:
             return [FlowDone(request, h.hoa, fid, False, 0.0, names, why)]
         out = self._superseded(h, f, now)
         f.uplinks, f.requested_at, f.request = names, now, request
-        return out + self._evaluate(now, wall, "flow bindings changed")
+        out += self._evaluate(now, wall, "flow bindings changed")
+        if h.pending is None and f.request == request:  # the home agent already has it this way: nothing to send
+            out += self._flow_done(h, f, True, None, now)
+        return out
 
     def remove_flow(self, request: int, hoa: str, fid: int, now: float, wall: float) -> list:
         try:
@@ -345,6 +350,9 @@ class MobileNodeFlows:
                 return f"{n} is not an access interface of this node"
             if n in h.prefs.never:
                 return f"{n} is marked 'never' for {h.hoa}"
+        if not any(self.usable(self.uplink_by_name(n)) for n in names):
+            return (f"{' and '.join(names)} cannot carry it now (no carrier, no care-of address, or the home agent "
+                    "does not answer through it)")
         if selector.destination_address is not None and not _addr_in(h.hoa, selector.destination_address):
             return f"the selector's destination is not {h.hoa} (selectors are written as the home agent sees the flow)"
         for other in h.flows.values():

@@ -68,6 +68,12 @@ def add_lab_parser(subparsers) -> argparse.ArgumentParser:
     return lab
 
 
+def _prefix_opt(prefix: str) -> str:
+    """`` --prefix P`` when ``prefix`` is not the default lab's (hints must name the lab they are about)."""
+    from . import DEFAULT_PREFIX
+    return "" if prefix == DEFAULT_PREFIX else f" --prefix {prefix}"
+
+
 def _print_up(info) -> None:
     d = info.as_dict()
     print(f"lab {info.prefix} is up (state in {info.state_dir})")
@@ -136,9 +142,9 @@ def run_lab(args: argparse.Namespace) -> int:
         elif args.lab_cmd in ("cut", "restore", "blackhole"):
             getattr(Lab, args.lab_cmd)(p, args.uplink)
             print({"cut": f"lab {p}: {args.uplink} cut (its router's side is down: carrier lost); "
-                          f"`mhctl lab restore {args.uplink}` undoes it",
+                          f"`mhctl lab restore{_prefix_opt(p)} {args.uplink}` undoes it",
                    "blackhole": f"lab {p}: {args.uplink} blackholed (the link stays up, its router drops "
-                                f"everything); `mhctl lab restore {args.uplink}` undoes it",
+                                f"everything); `mhctl lab restore{_prefix_opt(p)} {args.uplink}` undoes it",
                    "restore": f"lab {p}: {args.uplink} restored"}[args.lab_cmd])
         elif args.lab_cmd == "exec":
             return _exec(args)

@@ -15,7 +15,7 @@ import logging
 
 from PySide6.QtCore import QObject, Signal
 
-from ..core.moves import MoveOutcome
+from ..core.moves import MoveOutcome, bound_flows, match_key
 from ..engine.flowspec import selector_to_json
 
 __all__ = ["FlowBinder"]
@@ -42,11 +42,10 @@ class FlowBinder(QObject):
     def existing_fid(self, out: MoveOutcome) -> int | None:
         """The FID of a flow binding the daemon already has for this very selector, or None."""
         daemon = self.controller.daemon
-        want = selector_to_json(out.selector) if out.selector is not None else None
-        for f in (daemon.flow_bindings() if daemon is not None else ()):
-            if f.get("match") == want and f.get("hoa") == out.hoa:
-                return f.get("fid")
-        return None
+        if daemon is None or out.selector is None:
+            return None
+        f = bound_flows(daemon.flow_bindings()).get(match_key(selector_to_json(out.selector)))
+        return f.get("fid") if f is not None and f.get("hoa") == out.hoa else None
 
     async def _bind(self, out: MoveOutcome) -> None:
         daemon = self.controller.daemon

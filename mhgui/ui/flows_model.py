@@ -38,6 +38,7 @@ from PySide6.QtGui import QBrush, QColor
 from ..core.analysis import Analysis, analyse
 from ..core.bindings import Binding
 from ..core.flows import Classifier, Flow, FlowTable, OwnSockets, Placement, format_endpoint
+from ..core.moves import bound_flows, flow_match_key
 from .models import runs
 from ..core.model import NodeState
 from ..gcpause import gc_paused
@@ -194,23 +195,6 @@ def _cell(row: _Row, c: int, role: int, visibility_reason: str):
     if role == _FOREGROUND and c == COL_MOVABLE:
         return QBrush(QColor(MOVABLE_STYLE.get(row.place.movable, ("", "#424242"))[1]))
     return None
-
-
-def _match_key(match) -> tuple | None:
-    """A hashable form of a selector as JSON (:func:`mhgui.engine.flowspec.selector_to_json`)."""
-    if not isinstance(match, dict):
-        return None
-    try:
-        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in match.items()))
-    except TypeError:
-        return None
-
-
-def _flow_key(f: Flow) -> tuple:
-    """The :func:`_match_key` of the selector of exactly this connection (as the home agent sees it)."""
-    return tuple(sorted((("source_address", f.remote_address), ("destination_address", f.local_address),
-                         ("source_port", f.remote_port), ("destination_port", f.local_port),
-                         ("next_header", 6 if f.protocol == "tcp" else 17))))
 
 
 #: MIME type of a flow dragged from the flows table (its text: the flow id)
@@ -407,6 +391,11 @@ class FlowModel(_RowsModel):
         r = self._by_id.get(flow_id)
         return None if r is None else r.flow
 
+    def bound_to(self, flow_id: str) -> tuple[str, ...]:
+        """The interfaces a flow binding of exactly this connection sends it through (``()`` when none)."""
+        r = self._by_id.get(flow_id)
+        return tuple(r.fb.get("bound_to") or ()) if r is not None and r.fb is not None else ()
+
     def placement(self, flow_id: str) -> Placement | None:
         r = self._by_id.get(flow_id)
         return None if r is None else r.place
@@ -514,7 +503,7 @@ class FlowModel(_RowsModel):
             seq += 1
             row.direct = direct(f)
             if self._fbs and p.local_role == "hoa":
-                row.fb = self._fbs.get(_flow_key(f))
+                row.fb = self._fbs.get(flow_match_key(f))
             new.append(row)
             by_id[row.id] = row
         self._seq = seq
@@ -568,17 +557,13 @@ class FlowModel(_RowsModel):
         """The daemon's flow bindings (``EngineDriver.flow_bindings()``: dicts with ``match``, ``fid``, ``bids``,
         ``bound_to``): a connection bound alone shows its uplink(s) and BID(s) in the Interface column.
         Signals only the rows whose binding changed; returns how many."""
-        fbs = {}
-        for f in bindings:
-            k = _match_key(f.get("match")) if isinstance(f, dict) else None
-            if k is not None:
-                fbs[k] = f
+        fbs = bound_flows(bindings)
         self._fbs = fbs
         if not fbs and not self._fb_rows:
             return 0
         moved = []
         for row in self._rows:
-            fb = fbs.get(_flow_key(row.flow)) if fbs and row.place.local_role == "hoa" else None
+            fb = fbs.get(flow_match_key(row.flow)) if fbs and row.place.local_role == "hoa" else None
             if fb != row.fb:
                 row.fb = fb
                 row._text = None

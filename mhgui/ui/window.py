@@ -759,7 +759,8 @@ class MainWindow(QMainWindow):
             return None
         flow, place, an = got
         others = [(m.flow(i), m.placement(i)) for i in m.ids()]
-        out = move_outcome(flow, place, ifname, self.controller.store.state, an, self.controller._caps(), others)
+        out = move_outcome(flow, place, ifname, self.controller.store.state, an, self.controller._caps(), others,
+                           bound_to=m.bound_to(flow_id))
         self.last_move = out
         if out.action == "refuse":
             self._flow_message(out.summary, False)
