@@ -223,3 +223,37 @@ def test_an_ipv4_only_link_and_a_waiting_modem_say_what_they_give(qtbot):
     assert "Modem cdc-wdm1: no data interface yet: not connected" in win.modems_label.text()
     assert not win.modems_label.isHidden()
     c.close()
+
+
+def test_small_things_users_hit(qtbot):
+    """Issue 15.8: the Move-to menu greys out interfaces that cannot take a connection (saying why), one
+    button shows every interface's connections again, a cancelled rebind is not shown as a failure."""
+    from mhgui.core.flows import Flow
+    store = StateStore()
+    fill(store)
+    store.apply(LinkUpsert(Interface(4, "wwan0", InterfaceKind.WWAN, False, False, False, "down")))
+    c = LiveController(store, clock)
+    win = MainWindow(c)
+    qtbot.addWidget(win)
+    shown = []
+    win.show_menu = lambda menu, where: shown.append(menu)
+    c.refresh()
+    f = Flow("tcp", 10, "2001:db8:a::5", 40000, "2001:db8:9::1", 443, "ESTAB", inode=1)
+    c.flows.apply({f.id: f})
+    c.refresh()
+    src = c.flows.index(c.flows.row_of(f.id), 0)
+    menu = win._flow_menu(src, None)
+    items = {a.text(): a.isEnabled() for a in menu.actions()[0].menu().actions()}
+    assert items["eth0"] and items["wlan0"]
+    down = next(t for t in items if t.startswith("wwan0"))
+    assert not items[down] and "down or has no carrier" in down
+    iv = win.interfaces_view
+    row = next(r for r in range(iv.model().rowCount()) if iv.model().index(r, 0).data() == "wlan0")
+    iv.selectRow(row)
+    assert win.flow_filter.interface == "wlan0" and not win.show_all_flows.isHidden()
+    assert "on wlan0" in win.flow_count.text()
+    win.show_all_flows.click()
+    assert win.flow_filter.interface == "" and win.show_all_flows.isHidden()
+    win.rebinder.progress.emit("Rebind cancelled: nothing was changed.", "neutral")
+    assert "#b71c1c" not in win.rebind_label.styleSheet()
+    c.close()

@@ -998,3 +998,9 @@ async def test_default_driver_leaves_the_terminal_free_between_polls():
     finally:
         await drv.stop()
         await fake.stop()
+
+
+def test_busy_blames_no_one_in_particular():
+    """Issue 15.8: "busy" named telnet; the other client is usually mhctl or another window."""
+    from mhgui.daemons.umip import _BUSY_TEXT
+    assert "telnet" not in _BUSY_TEXT and "one at a time" in _BUSY_TEXT

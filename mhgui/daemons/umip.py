@@ -112,7 +112,7 @@ _NO_TERMINAL_TEXT = (
     "--enable-vt (distribution packages are) or started with another --vt-service port"
 )
 _BUSY_TEXT = (
-    "another client (telnet?) is attached to mip6d's virtual terminal, which takes one at a time; retrying"
+    "another program is attached to mip6d's virtual terminal, which serves one at a time; retrying"
 )
 
 

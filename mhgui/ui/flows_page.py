@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
-    QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget,
+    QAbstractItemView, QCheckBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton, QTableView, QVBoxLayout,
+    QWidget,
 )
 
 from .flows_model import FlowFilter, FlowModel
@@ -89,7 +90,15 @@ class FlowsPage(QWidget):
         lay.addWidget(v, 1)
         self.flow_count = QLabel()
         self.flow_count.setObjectName("flowcount")
-        lay.addWidget(self.flow_count)
+        count_row = QHBoxLayout()
+        count_row.addWidget(self.flow_count, 1)
+        # selecting an interface filters the flows: this undoes it in one click (no Ctrl+click on the row)
+        self.show_all = QPushButton("Show every interface's connections")
+        self.show_all.setObjectName("showall")
+        self.show_all.setAccessibleName("Show the connections of every interface")
+        self.show_all.hide()
+        count_row.addWidget(self.show_all)
+        lay.addLayout(count_row)
         self.flow_label = QLabel("Drag a connection onto an interface, or select it and press Ctrl+M, to move it.")
         self.flow_label.setWordWrap(True)
         self.flow_label.setObjectName("flowmove")
@@ -98,4 +107,6 @@ class FlowsPage(QWidget):
         self._on_counts()
 
     def _on_counts(self) -> None:
-        self.flow_count.setText(count_text(*self.flow_filter.counts()))
+        self.flow_count.setText(count_text(*self.flow_filter.counts())
+                                + (f" on {self.flow_filter.interface}" if self.flow_filter.interface else ""))
+        self.show_all.setVisible(bool(self.flow_filter.interface))

@@ -313,7 +313,7 @@ class Rebinder(QObject):
         box.button(QMessageBox.StandardButton.Ok).setText(
             "Rebind" if engine else "Restart mip6d and rebind")
         box.finished.connect(lambda r: proceed() if r == QMessageBox.StandardButton.Ok else
-                             self.progress.emit("Rebind cancelled.", False))
+                             self.progress.emit("Rebind cancelled: nothing was changed.", "neutral"))
         box.open()
 
     async def _run(self, plan) -> None:
@@ -563,6 +563,8 @@ class MainWindow(QMainWindow):
         self.show_own_flows, self.flow_count, self.flow_label = page.show_own, page.flow_count, page.flow_label
         # mhgui's own sockets (its terminal connections and their TIME-WAIT remains...) are hidden by default
         self.controller.flows.set_own(own_sockets(self.controller.daemon))
+        page.show_all.clicked.connect(self.interfaces_view.clearSelection)
+        self.show_all_flows = page.show_all
         v = self.flows_view = page.flows_view
         v.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         v.customContextMenuRequested.connect(lambda pos: self._flow_menu(v.indexAt(pos), v.viewport().mapToGlobal(pos)))
@@ -725,12 +727,17 @@ class MainWindow(QMainWindow):
         flow_id = index.data(KeyRole)
         menu = QMenu(self)
         sub = menu.addMenu("Move to interface")
+        sub.setToolTipsVisible(True)
         st = self.controller.store.state
+        an = self.controller.analysis or analyse(st, self.controller.clock())
         for ifindex in sorted(st.interfaces):
             i = st.interfaces[ifindex]
-            if i.kind.value in ("loopback", "tunnel"):
+            if i.kind.value in ("loopback", "tunnel", "virtual"):
                 continue
-            sub.addAction(i.name).triggered.connect(lambda _=False, f=flow_id, n=i.name: self.move_flow(f, n))
+            problem = interface_problem(st, an, i.name)
+            act = sub.addAction(i.name if problem is None else f"{i.name} ({problem})")
+            act.setEnabled(problem is None)  # a down interface is shown, greyed out, with why
+            act.triggered.connect(lambda _=False, f=flow_id, n=i.name: self.move_flow(f, n))
         if self.controller._caps().flow_bindings:
             menu.addAction("Send on every uplink (bicast)").triggered.connect(
                 lambda _=False, f=flow_id: self.send_on_all(f))
@@ -861,7 +868,7 @@ class MainWindow(QMainWindow):
         self._rebind_ok = ok
         self._rebind_fp = in_use_fingerprint(self.controller.in_use()) if ok is True else None
         self.rebind_label.setText(text)
-        colour = {True: "#2e7d32", False: "#b71c1c"}.get(ok, "#0d47a1")
+        colour = {True: "#2e7d32", False: "#b71c1c", "neutral": "#424242"}.get(ok, "#0d47a1")
         self.rebind_label.setStyleSheet(f"color:{colour};")
         self.rebind_label.show()
 
@@ -934,6 +941,7 @@ class MainWindow(QMainWindow):
         self.address_filter.set_ifindex(rows[0].data(KeyRole) if rows else None)
         # the flows tab follows the same selection (by interface name)
         self.flow_filter.set_interface(rows[0].siblingAtColumn(InterfaceModel.COL_NAME).data() if rows else None)
+        self.flow_filter.counts_changed.emit()  # the count says which interface it is filtered by
 
     def set_error(self, text: str | None) -> None:
         """Show (or clear, with None) a problem the user must know about, e.g. a malformed config file."""
