@@ -257,3 +257,28 @@ def test_small_things_users_hit(qtbot):
     win.rebinder.progress.emit("Rebind cancelled: nothing was changed.", "neutral")
     assert "#b71c1c" not in win.rebind_label.styleSheet()
     c.close()
+
+
+def test_the_rebind_dialog_says_each_thing_once(qtbot, monkeypatch):
+    """Issue 15.8: moving a home-address flow with UMIP repeated in the dialog what the plan says below it."""
+    import mhgui.ui.window as w
+    from mhgui.core.flows import Flow
+    from mhgui.core.moves import MoveOutcome
+    store = StateStore()
+    fill(store)
+    c = LiveController(store, clock)
+    win = MainWindow(c)
+    qtbot.addWidget(win)
+    f = Flow("tcp", 10, "2001:db8:100::10", 40000, "2001:db8:9::1", 443, "ESTAB", inode=1)
+    c.flows.apply({f.id: f})
+    summary = ("This connection keeps working: it uses the home address 2001:db8:100::10. umip cannot move one "
+               "connection alone: every home address is rebound through wlan0, so every connection on a home "
+               "address moves. The daemon restarts, which pauses them for a few seconds.")
+    monkeypatch.setattr(w, "move_outcome", lambda *a, **k: MoveOutcome("rebind", summary, "wlan0",
+                                                                        hoa="2001:db8:100::10"))
+    asked = []
+    win.rebinder.request = lambda hoa, ifname, preface="": asked.append(preface)
+    win.move_flow(f.id, "wlan0")
+    assert asked and "home address 2001:db8:100::10" in asked[0]
+    assert "restarts" not in asked[0] and "every home address" not in asked[0]  # describe_plan says those
+    c.close()

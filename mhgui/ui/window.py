@@ -777,7 +777,9 @@ class MainWindow(QMainWindow):
             more = "".join(f"\n  • {f.process or '?'}: {f.id}" for f in listed if f is not None)
             if len(out.also_moves) > 8:
                 more += f"\n  • … and {len(out.also_moves) - 8} more"
-            self.rebinder.request(out.hoa, ifname, preface=out.summary + ("\nThese move too:" + more if more else ""))
+            # the dialog explains the rebind itself (describe_plan): the preface only says what is special here
+            self.rebinder.request(out.hoa, ifname, preface=f"This connection keeps working: it uses the home address "
+                                  f"{out.hoa}." + ("\nThese move too:" + more if more else ""))
         elif out.action == "steer":
             self._flow_message(out.summary, None)
             self.steer_offer.emit(out)
@@ -817,10 +819,9 @@ class MainWindow(QMainWindow):
         engine = st.name == "engine"
         self.no_hoa.setText(NO_HOA_ENGINE if engine else NO_HOA_UMIP)
         if connected and engine and self.controller._caps().multiple_coas:
-            self.bindings_label.setText("mhgui's mobility engine (mobile node) with several care-of addresses: "
-                                        "each home address is registered through every uplink at once, one BID "
-                                        "each, the first row its default (drag a connection onto an interface to "
-                                        "move it alone, or a home address to change its default).")
+            self.bindings_label.setText("mhgui's mobility engine, several care-of addresses: every uplink is "
+                                        "registered at once (one BID each, the first row is the default); drag a "
+                                        "connection onto an interface to move it alone.")
         elif connected and engine:
             self.bindings_label.setText("mhgui's mobility engine (mobile node): each home address has its own "
                                         "uplink, moved at once by a Binding Update (drag a home address onto an "
