@@ -43,7 +43,7 @@ from .tasks import cancel_and_wait
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DaemonLost", "Decided", "EntryChanged", "FailoverDone", "FailoverEvent", "FailoverFailed", "FailoverService", "LinkLost",
+    "DaemonBack", "DaemonLost", "Decided", "EntryChanged", "FailoverDone", "FailoverEvent", "FailoverFailed", "FailoverService", "LinkLost",
     "ACK_TIMEOUT",
 ]
 
@@ -105,13 +105,21 @@ class DaemonLost:
 
 
 @dataclass(frozen=True)
+class DaemonBack:
+    """The mobility daemon answers again after a :class:`DaemonLost`; ``gone``: for how long (s)."""
+
+    gone: float
+    at: float
+
+
+@dataclass(frozen=True)
 class Decided:
     """The policy acted (a switch, a hold-up started, a new steering fallback): ``actions`` as it returned them."""
 
     actions: tuple
 
 
-FailoverEvent = Union[EntryChanged, LinkLost, FailoverDone, FailoverFailed, DaemonLost, Decided]
+FailoverEvent = Union[EntryChanged, LinkLost, FailoverDone, FailoverFailed, DaemonLost, DaemonBack, Decided]
 Listener = Callable[[FailoverEvent], None]
 #: sets the helper's steering fallback; returns whether a rule actually moved (or came back)
 SteeringSetter = Callable[[Mapping[str, str]], Awaitable[bool]]
@@ -305,7 +313,11 @@ class FailoverService:
         elif isinstance(ev, StatusChanged):
             up = ev.status.reachable
             if self._daemon_up and not up:
+                self._lost_at = self.clock()
                 self._emit(DaemonLost(ev.status.error or f"{ev.status.name} is {ev.status.state}", self.clock()))
+            elif up and not self._daemon_up and getattr(self, "_lost_at", None) is not None:
+                self._emit(DaemonBack(self.clock() - self._lost_at, self.clock()))
+                self._lost_at = None
             self._daemon_up = up
 
     # ------------------------------------------------------------------ actions

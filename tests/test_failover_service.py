@@ -20,7 +20,7 @@ from mhgui.core.failover import Preferences
 from mhgui.core.state import NetlinkSnapshot, StateStore
 from mhgui.daemons.base import DaemonDriver, DaemonStatus
 from mhgui.failover_service import (
-    DaemonLost, EntryChanged, FailoverDone, FailoverFailed, FailoverService, LinkLost,
+    DaemonBack, DaemonLost, EntryChanged, FailoverDone, FailoverFailed, FailoverService, LinkLost,
 )
 from mhgui.sources.journal import FailoverJournal, read_journal
 from test_failover import COA, IFACES, ROUTER, addr, bul, key, link
@@ -188,6 +188,15 @@ async def test_daemon_move_is_timed_from_the_link_event_and_acknowledged():
     d._set_status(DaemonStatus("test", None, False, "absent", "mip6d is not running"))
     [lost] = w.of(DaemonLost)
     assert lost.message == "mip6d is not running"
+    assert not w.of(DaemonBack)
+    # it answers again: "lost" is followed by "back" (issue 15.7), once
+    d._set_status(DaemonStatus("test", "mn", True, "connected"))
+    d._set_status(DaemonStatus("test", "mn", True, "connected"))
+    [back] = w.of(DaemonBack)
+    assert back.gone >= 0 and back.at >= lost.at
+    from mhgui.core import notices
+    n = notices.daemon_back("mip6d", back.gone)
+    assert n.kind == notices.DAEMON_BACK and "back" in n.title and n.kind in notices.KINDS
     await w.svc.stop()
 
 

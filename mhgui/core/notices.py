@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 __all__ = [
+    "DAEMON_BACK",
     "DAEMON_LOST",
     "FAILOVER_DONE",
     "FAILOVER_FAILED",
@@ -35,6 +36,7 @@ __all__ = [
     "Notice",
     "NoticeCoalescer",
     "Notification",
+    "daemon_back",
     "daemon_lost",
     "failover_done",
     "failover_failed",
@@ -45,12 +47,14 @@ LINK_LOST = "link-lost"
 FAILOVER_DONE = "failover-done"
 FAILOVER_FAILED = "failover-failed"
 DAEMON_LOST = "daemon-lost"
-KINDS = (LINK_LOST, FAILOVER_DONE, FAILOVER_FAILED, DAEMON_LOST)
+DAEMON_BACK = "daemon-back"
+KINDS = (LINK_LOST, FAILOVER_DONE, FAILOVER_FAILED, DAEMON_LOST, DAEMON_BACK)
 
 #: urgency per kind (org.freedesktop.Notifications: 0 low, 1 normal, 2 critical)
-URGENCY = {LINK_LOST: 1, FAILOVER_DONE: 1, FAILOVER_FAILED: 2, DAEMON_LOST: 2}
+URGENCY = {LINK_LOST: 1, FAILOVER_DONE: 1, FAILOVER_FAILED: 2, DAEMON_LOST: 2, DAEMON_BACK: 1}
 #: the tray state whose icon goes with the kind (mhgui.core.trayview.STATES)
-ICON_STATE = {LINK_LOST: "backup", FAILOVER_DONE: "ok", FAILOVER_FAILED: "no-coa", DAEMON_LOST: "no-daemon"}
+ICON_STATE = {LINK_LOST: "backup", FAILOVER_DONE: "ok", FAILOVER_FAILED: "no-coa", DAEMON_LOST: "no-daemon",
+              DAEMON_BACK: "ok"}
 
 #: most lines of a summarised body
 MAX_BODY_LINES = 6
@@ -104,6 +108,11 @@ def failover_failed(from_interface: str | None, reason: str) -> Notice:
 def daemon_lost(name: str, reason: str = "") -> Notice:
     """The mobility daemon stopped answering."""
     return Notice(DAEMON_LOST, f"Mobility daemon lost: {name}", reason)
+
+
+def daemon_back(name: str, gone: float) -> Notice:
+    """The mobility daemon answers again, after ``gone`` seconds (issue 15.7: "lost" is followed by "back")."""
+    return Notice(DAEMON_BACK, f"Mobility daemon back: {name}", f"it answers again after {gone:.0f} s")
 
 
 @dataclass(frozen=True, slots=True)

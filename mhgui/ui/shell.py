@@ -51,7 +51,7 @@ from ..core.prefsfile import (
 from ..core.trayview import build_tray_view, preferring
 from ..daemons.base import plan_when_ready
 from ..failover_service import (
-    DaemonLost, Decided, FailoverDone, FailoverFailed, FailoverService, LinkLost,
+    DaemonBack, DaemonLost, Decided, FailoverDone, FailoverFailed, FailoverService, LinkLost,
 )
 from ..helper.client import HelperAbsent, HelperClient
 from ..sources import prefs_store
@@ -476,7 +476,12 @@ class AppShell(QObject):
             n.notify(notices.failover_failed(ev.interface, ev.message))
         elif isinstance(ev, DaemonLost):
             if self.rt.clock() >= self._quiet_until:
+                self._told_lost = True
                 n.notify(notices.daemon_lost(self.daemon_name(), ev.message))
+        elif isinstance(ev, DaemonBack):
+            if getattr(self, "_told_lost", False):  # only a loss the user was told of is followed by "back"
+                self._told_lost = False
+                n.notify(notices.daemon_back(self.daemon_name(), ev.gone))
         if self.tray is not None and not isinstance(ev, Decided):
             self.tray.refresh()
 
