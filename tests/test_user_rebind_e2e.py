@@ -136,9 +136,11 @@ def test_rebind_from_the_window_one_answer_who_did_it_order_and_stale_messages(w
                 # item 11: the status bar's confirmation goes once the binding moves elsewhere
                 await mhctl(w, "rebind", HOA, "upA", "--yes")  # another client moves it back
                 await until(lambda: (TwoUplinkLab.COA_A, "upA", "registered") in table() and
-                            rt.daemon.status.reachable, 20, "back on upA")
+                            rt.daemon.status.reachable and rt.daemon.status.state == "connected", 20, "back on upA")
+                said_meanwhile: list = []
+                shell.message.connect(lambda text, ok: said_meanwhile.append((text, ok)))
                 result = await shell._rebind_hoa(HOA, "upB")  # the tray's way: a message in the status bar
-                assert result is not None and result.confirmed, result
+                assert result is not None and result.confirmed, (result, said_meanwhile, rt.daemon.status)
                 shown = win.statusBar().currentMessage()
                 assert shown.startswith("Confirmed in ") and "through upB" in shown, shown
                 await mhctl(w, "rebind", HOA, "upA", "--yes")
