@@ -282,3 +282,22 @@ def test_the_rebind_dialog_says_each_thing_once(qtbot, monkeypatch):
     assert asked and "home address 2001:db8:100::10" in asked[0]
     assert "restarts" not in asked[0] and "every home address" not in asked[0]  # describe_plan says those
     c.close()
+
+
+def test_a_refresh_redoes_only_what_changed(qtbot):
+    """Issue 14: the window's refresh (every change and every second) keeps an incremental analysis: with
+    nothing changed it is the same analysis, and after a change it equals a fresh one."""
+    from mhgui.core.analysis import analyse
+    store = StateStore()
+    fill(store)
+    c = LiveController(store, clock)
+    c.refresh()
+    first = c.analysis
+    c.refresh()
+    assert c.analysis is first  # nothing changed: nothing redone
+    store.apply(AddressUpsert(Address(3, "2001:db8:b::7", 64)))
+    c.refresh()
+    fresh = analyse(store.state, clock())
+    assert c.analysis is not first and (c.analysis.x, c.analysis.y, c.analysis.z, c.analysis.roles) == \
+        (fresh.x, fresh.y, fresh.z, fresh.roles)
+    c.close()

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import (
 )
 
 from .. import APP_NAME
-from ..core.analysis import Analysis, analyse
+from ..core.analysis import Analyser, Analysis, analyse
 from ..core.bindings import in_use_fingerprint, in_use_text, resolve_interfaces, uplinks_in_use
 from ..core.capabilities import NO_DAEMON, DaemonCapabilities
 from ..core.engineprefs import hoa_uplinks
@@ -73,6 +73,7 @@ class LiveController(QObject):
             flow_source.callback = self.flows.apply
         self._unsubscribe_daemon = daemon.subscribe(self._on_daemon) if daemon is not None else (lambda: None)
         self.analysis: Analysis | None = None
+        self._analyser = Analyser()  # incremental: a refresh redoes only what changed (issue 14)
         self.tax: dict | None = None
         self.names = NameTracker(store.state.interfaces)
         #: names a daemon's configuration uses beyond what the controller knows itself: ``{name: where}``
@@ -176,8 +177,8 @@ class LiveController(QObject):
     def refresh(self) -> None:
         t0 = time.perf_counter()
         caps = self._caps()  # an engine that takes IPv4 CoAs (RFC 5555) makes IPv4 addresses count
-        an = analyse(self.store.state, self.clock(), allow_ula=self._allow_ula(),
-                     ipv4_coas=caps.connected and caps.ipv4_coas)
+        an = self._analyser.analyse(self.store.state, self.clock(), allow_ula=self._allow_ula(),
+                                    ipv4_coas=caps.connected and caps.ipv4_coas)
         self.analysis = an
         self.interfaces.set_analysis(an)
         self.interfaces.set_notes(interface_notes(self.store.state, an, caps))
