@@ -285,23 +285,13 @@ def bench_lab(quick: bool) -> None:
 def _first_packets(key: bytes, captures: dict, starts: list, ports: set[int]) -> list[float]:
     """For each (link, request time) in ``starts``: ms from the request to the first data frame of the flow
     (its ports) on that link (before the next request)."""
-    from enginelab import Decryptor, udp_frames
-    dec = Decryptor(key)
-    rows = {k: udp_frames(p) for k, p in captures.items()}
-    for rs in rows.values():
-        for r in rs:
-            payload = bytes.fromhex(r["udp.payload"])
-            if payload and payload[0] >> 4 == 6:
-                dec.signalling(payload)
-    times = {}
-    for link, rs in rows.items():
-        ts = []
-        for r in rs:
-            inner = dec.open(bytes.fromhex(r["udp.payload"]))
-            if inner is not None and len(inner) >= 44 and inner[6] == 6 and \
-                    set(struct.unpack_from(">HH", inner, 40)) == ports:
-                ts.append(float(r["frame.time_epoch"]))
-        times[link] = sorted(ts)
+    from enginelab import opened_frames
+    times: dict[str, list[float]] = {link: [] for link in captures}
+    for link, r, inner in opened_frames(key, captures):
+        if len(inner) >= 44 and inner[6] == 6 and set(struct.unpack_from(">HH", inner, 40)) == ports:
+            times[link].append(float(r["frame.time_epoch"]))
+    for ts in times.values():
+        ts.sort()
     out = []
     for i, (link, t0) in enumerate(starts):
         t_next = starts[i + 1][1] if i + 1 < len(starts) else float("inf")

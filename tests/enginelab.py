@@ -643,30 +643,34 @@ class Decryptor:
             return None
 
 
-def flows_on_the_wire(key: bytes, captures: dict[str, Path], after: float) -> dict:
-    """{(link, direction, (src port, dst port) of the inner TCP/UDP packet)}: count} for every data frame after
-    ``after`` (epoch s) that opens. Direction "up" = towards the home agent."""
+def opened_frames(key: bytes, captures: dict[str, Path]):
+    """(link, tshark row, inner packet) of every data frame of the captures that opens with the session keys
+    of the BU/BA pairs captured on any of the links (signalling first, on whichever link it went)."""
     rows = {link: udp_frames(p) for link, p in captures.items()}
     dec = Decryptor(key)
-    for link in sorted(rows, key=lambda k: 0):  # signalling first, on whichever link it went
-        for r in rows[link]:
+    for rs in rows.values():
+        for r in rs:
             payload = bytes.fromhex(r["udp.payload"])
             if payload and payload[0] >> 4 == 6:
                 dec.signalling(payload)
-    seen: dict = {}
     for link, rs in rows.items():
         for r in rs:
-            if float(r["frame.time_epoch"]) < after:
-                continue
             inner = dec.open(bytes.fromhex(r["udp.payload"]))
-            if inner is None or len(inner) < 44 or inner[6] not in (6, 17):
-                continue
-            direction = "up" if r["udp.dstport"] == "4191" else "down"
-            ports = struct.unpack_from(">HH", inner, 40)
-            k = (link, direction, ports)
-            seen[k] = seen.get(k, 0) + 1
-    return seen
+            if inner is not None:
+                yield link, r, inner
 
+
+def flows_on_the_wire(key: bytes, captures: dict[str, Path], after: float) -> dict:
+    """{(link, direction, (src port, dst port) of the inner TCP/UDP packet)}: count} for every data frame after
+    ``after`` (epoch s) that opens. Direction "up" = towards the home agent."""
+    seen: dict = {}
+    for link, r, inner in opened_frames(key, captures):
+        if float(r["frame.time_epoch"]) < after or len(inner) < 44 or inner[6] not in (6, 17):
+            continue
+        direction = "up" if r["udp.dstport"] == "4191" else "down"
+        k = (link, direction, struct.unpack_from(">HH", inner, 40))
+        seen[k] = seen.get(k, 0) + 1
+    return seen
 
 
 UDP_PEER = r"""

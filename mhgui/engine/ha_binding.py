@@ -21,7 +21,7 @@ import collections
 from dataclasses import dataclass, field
 
 from . import dataplane as dp
-from .selectors import _PORT_PROTOCOLS, FlowBinding, FlowTable, packet_key
+from .selectors import FlowBinding, FlowTable, five_tuple, packet_key
 
 __all__ = ["HaBinding", "HaPath", "LEARNED_FLOWS_MAX", "MAX_FLOW_BINDINGS", "MAX_FLOW_BIDS", "MAX_PATHS"]
 
@@ -122,8 +122,7 @@ class HaBinding:
                 if out:
                     return out
         if self.learned and len(packet) >= 44:
-            k = (packet[6], packet[8:24], packet[24:40], packet[40] << 8 | packet[41], packet[42] << 8 | packet[43]) \
-                if packet[6] in _PORT_PROTOCOLS else _key(packet)
+            k = five_tuple(packet) or _key(packet)
             bid = self.learned.get(k[:5]) if k is not None and k[3] >= 0 else None
             if bid is not None:
                 p = self.paths.get(bid)

@@ -104,17 +104,20 @@ class MobileNodeCore(MobileNodeTimers, MobileNodeControl, MobileNodeFlows):
     def usable(self, u: _Uplink) -> bool:
         return u.info.carrier and self.path_of(u.info) is not None and u.prober.reachable is not False
 
-    def choose(self, h: HoaBinding) -> int | None:
-        """The uplink (ifindex) ``h`` should use now, None when none can carry it."""
-        best = None
+    def uplink_order(self, h: HoaBinding) -> list[int]:
+        """The uplinks (ifindex) that can carry ``h`` now, best first: by its preferences (backup last),
+        those whose probes answered before those not known yet."""
+        ranked = []
         for idx, u in self.uplinks.items():
             rank = h.prefs.rank(u.info.name)
-            if rank is None or not self.usable(u):
-                continue
-            key = (rank[0] == 2, u.prober.reachable is not True, rank, idx)
-            if best is None or key < best[0]:
-                best = (key, idx)
-        return best[1] if best else None
+            if rank is not None and self.usable(u):
+                ranked.append(((rank[0] == 2, u.prober.reachable is not True, rank, idx), idx))
+        return [idx for _k, idx in sorted(ranked)]
+
+    def choose(self, h: HoaBinding) -> int | None:
+        """The uplink (ifindex) ``h`` should use now, None when none can carry it."""
+        order = self.uplink_order(h)
+        return order[0] if order else None
 
     def _timestamp(self, wall: float) -> int:
         ts = max(self._last_ts + 1, int((wall + self.clock_offset) * (1 << 32)))

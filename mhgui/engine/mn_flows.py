@@ -55,17 +55,9 @@ class MobileNodeFlows:
         return bid
 
     # ------------------------------------------------------------------ what a BU carries
-    def _usable_order(self, h) -> list[int]:
-        ranked = []
-        for idx, u in self.uplinks.items():
-            rank = h.prefs.rank(u.info.name)
-            if rank is not None and self.usable(u):
-                ranked.append(((rank[0] == 2, u.prober.reachable is not True, rank, idx), idx))
-        return [idx for _k, idx in sorted(ranked)]
-
     def wanted_paths(self, h, first: int) -> tuple:
         """(bid, ifindex, family, coa, BID-PRI) of every path the HoA should have, ``first`` first."""
-        order = self._usable_order(h)
+        order = self.uplink_order(h)
         if first in order:
             order.remove(first)
         order.insert(0, first)

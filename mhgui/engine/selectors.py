@@ -261,6 +261,15 @@ _EXTENSIONS = frozenset((0, 43, 60))  # hop-by-hop, routing, destination options
 _FRAGMENT = 44
 
 
+def five_tuple(packet: bytes) -> tuple | None:
+    """(next header, source 16 B, destination 16 B, source port, destination port) of an IPv6 packet whose
+    first header is followed directly by TCP, UDP, DCCP, SCTP or UDP-Lite; None otherwise (the fast path:
+    :func:`packet_key` handles the rest)."""
+    if len(packet) < 44 or packet[6] not in _PORT_PROTOCOLS:
+        return None
+    return (packet[6], packet[8:24], packet[24:40], packet[40] << 8 | packet[41], packet[42] << 8 | packet[43])
+
+
 def _transport(packet: bytes) -> tuple[int, int]:
     """(upper-layer protocol, offset of its header) past the extension headers (RFC 8200 §4); offset -1 when
     its header is not in this packet (a later fragment, or truncated)."""
@@ -376,10 +385,9 @@ class FlowTable:
         full :func:`packet_key` only when ranged selectors exist."""
         if not self.bindings or len(packet) < 44:
             return None if not self._ranged else self._lookup_key(packet, upstream)
-        nh = packet[6]
-        if nh in _PORT_PROTOCOLS:
-            c = (self._exact_up if upstream else self._exact_down).get(
-                (nh, packet[8:24], packet[24:40], packet[40] << 8 | packet[41], packet[42] << 8 | packet[43]))
+        k = five_tuple(packet)
+        if k is not None:
+            c = (self._exact_up if upstream else self._exact_down).get(k)
             if c is not None and (not self._ranged or self._ranged[0].priority > c.priority):
                 return c.bids
             return self._lookup_key(packet, upstream) if self._ranged else None
