@@ -74,6 +74,7 @@ class LiveController(QObject):
         self._unsubscribe_daemon = daemon.subscribe(self._on_daemon) if daemon is not None else (lambda: None)
         self.analysis: Analysis | None = None
         self._analyser = Analyser()  # incremental: a refresh redoes only what changed (issue 14)
+        self._notes_for: tuple = (None, None)  # (analysis, capabilities) the interface notes were made for
         self.tax: dict | None = None
         self.names = NameTracker(store.state.interfaces)
         #: names a daemon's configuration uses beyond what the controller knows itself: ``{name: where}``
@@ -181,7 +182,10 @@ class LiveController(QObject):
                                     ipv4_coas=caps.connected and caps.ipv4_coas)
         self.analysis = an
         self.interfaces.set_analysis(an)
-        self.interfaces.set_notes(interface_notes(self.store.state, an, caps))
+        # the same analysis object (the incremental one: nothing changed) leaves the notes as they are
+        if an is not self._notes_for[0] or caps != self._notes_for[1]:
+            self._notes_for = (an, caps)
+            self.interfaces.set_notes(interface_notes(self.store.state, an, caps))
         self.addresses.set_analysis(an)
         self.homes.set_analysis(an)
         self.flows.set_context(self.store.state, an, self.daemon.bindings() if self.daemon is not None else ())
