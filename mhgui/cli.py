@@ -418,13 +418,23 @@ async def _monitor(args) -> int:
     return 0
 
 
-def flows_json(table, classifier, own: set[str] | frozenset[str] = frozenset()) -> dict:
+def flows_json(table, classifier, own: set[str] | frozenset[str] = frozenset(), flow_bindings=()) -> dict:
     """``mhctl flows --json`` (README): ``{"flows": [...], "process_visibility", "process_visibility_reason",
-    "own_hidden"}``; the flows whose id is in ``own`` (mhgui's own) are left out and counted in ``own_hidden``."""
+    "own_hidden"}``; the flows whose id is in ``own`` (mhgui's own) are left out and counted in ``own_hidden``.
+    ``flow_bindings``: the engine's (``EngineDriver.flow_bindings()``); a connection bound alone (RFC 6089)
+    gets ``flow_binding``: ``{"fid", "bound_to", "bids"}``."""
     from .core.flows import flow_json, sort_key
     flows = sorted((f for f in table.flows.values() if f.id not in own), key=sort_key)
+    listed = [flow_json(f, classifier.classify(f)) for f in flows]
+    if flow_bindings:
+        from .core.moves import bound_flows, flow_match_key
+        fbs = bound_flows(flow_bindings)
+        for out, fl in zip(listed, flows):
+            fb = fbs.get(flow_match_key(fl)) if out["local_role"] == "hoa" else None
+            if fb is not None:
+                out["flow_binding"] = {"fid": fb.get("fid"), "bound_to": fb.get("bound_to"), "bids": fb.get("bids")}
     return {
-        "flows": [flow_json(f, classifier.classify(f)) for f in flows],
+        "flows": listed,
         "process_visibility": table.process_visibility,
         "process_visibility_reason": table.visibility_reason or None,
         "own_hidden": len(table.flows) - len(flows),
@@ -455,16 +465,7 @@ async def _flows(args) -> int:
     finally:
         await src.stop()
         await rt.stop()
-    out = flows_json(table, classifier, own)
-    if flow_bindings:  # a connection bound alone (RFC 6089) goes where its flow binding says
-        from .core.flows import sort_key
-        from .core.moves import bound_flows, flow_match_key
-        fbs = bound_flows(flow_bindings)
-        listed = sorted((f for f in table.flows.values() if f.id not in own), key=sort_key)  # as flows_json
-        for f, fl in zip(out["flows"], listed):
-            fb = fbs.get(flow_match_key(fl)) if f["local_role"] == "hoa" else None
-            if fb is not None:
-                f["flow_binding"] = {"fid": fb.get("fid"), "bound_to": fb.get("bound_to"), "bids": fb.get("bids")}
+    out = flows_json(table, classifier, own, flow_bindings)
     if args.json:
         print(_dump(out))
         return 0
