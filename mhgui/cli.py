@@ -17,24 +17,21 @@ line on stderr naming the file and line); 2 usage error.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import datetime as _dt
 import json
 import os
-import signal
 import sys
 import time
 
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .sources.config import ConfigError
 
 # Each command imports what it uses (issue 14): `mhctl status` loads no Qt, no daemon driver it does
 # not talk to, no helper client, no flows or lab modules (tests/test_cli.py checks its sys.modules).
 if TYPE_CHECKING:
     from .core.state import Change
     from .runtime import Runtime
+    from .status_fast import StatusPicture
 
 
 #: the version of every ``--json`` output's shape (its top-level ``"schema"``); raised when a key changes
@@ -115,10 +112,20 @@ def parser(*, lab: bool = True) -> argparse.ArgumentParser:
     ru = sub.add_parser("rules", help="steering rules: list (default), add DEST IFACE, edit ID IFACE, remove ID")
     _common(ru)
     ru.add_argument("action", nargs="?", default="list", choices=("list", "add", "edit", "remove"))
-    ru.add_argument("args", nargs="*", help="add: DESTINATION INTERFACE; edit: ID INTERFACE; remove: ID")
+    ru.add_argument("args", nargs="*", help="add: DESTINATION INTERFACE (or INTERFACE alone with --protocol, --ports "
+                                            "or --app); edit: ID INTERFACE; remove: ID")
     ru.add_argument("--source", metavar="PREFIX", default=None,
                     help="add/edit: take the source address from this prefix (or address) of the interface, "
                          "and leave through the router that advertised it (two providers on one link)")
+    ru.add_argument("--protocol", choices=("tcp", "udp"), default=None,
+                    help="add: only connections of this protocol (new connections are marked and masqueraded "
+                         "to the interface's address)")
+    ru.add_argument("--ports", metavar="PORTS", default=None,
+                    help="add: only connections to these destination ports, e.g. 443,8000-8100 (TCP and UDP "
+                         "unless --protocol)")
+    ru.add_argument("--app", metavar="APP", dest="application", default=None,
+                    help="add: only connections of this application, in every user session (app:ID, e.g. "
+                         "app:firefox, or cgroup:PATH under the cgroup2 root; a bare ID is app:ID)")
     lg = sub.add_parser("log", help="the failovers the mhgui window recorded, with their timings")
     lg.add_argument("--json", action="store_true",
                     help="machine-readable output: one JSON object, {\"schema\": 1, \"file\", \"skipped\", "
@@ -151,6 +158,7 @@ async def _runtime(args, vt_port: int | None = ...) -> Runtime:
 
 async def _daemon_settled(rt: Runtime, timeout: float = 3.0) -> None:
     """Wait until the daemon driver has connected (and polled once) or said why not."""
+    import asyncio
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while rt.daemon.status.state in ("starting", "stopped", "reconnecting") and loop.time() < deadline:
@@ -261,13 +269,47 @@ async def _rebind(args) -> int:
     return 1
 
 
+def _status_fast(args, prepared=None) -> StatusPicture | None:
+    """:func:`mhgui.status_fast.collect` for these options; None when only the full path can answer.
+    ``$MHCTL_STATUS_PATH``: ``runtime`` = the full path alone, with the rtnetlink source (pyroute2) as the
+    window uses it; ``fast`` = the fast path or an error saying why not (both for tests and benchmarks).
+    ``prepared``: :func:`mhgui.status_fast.prepare`'s result (or the Fallback it raised), None: done here."""
+    mode = os.environ.get("MHCTL_STATUS_PATH", "")
+    if mode == "runtime":
+        return None
+    from .status_fast import Fallback, collect
+    try:
+        if isinstance(prepared, Fallback):
+            raise prepared
+        return collect(mip6d_conf=args.mip6d_conf, settings_file=args.settings, system_bus=args.system_bus,
+                       use_networkmanager=not args.no_networkmanager, vt_port=args.vt_port, prepared=prepared)
+    except Fallback as e:
+        if mode == "fast":
+            raise SystemExit(f"mhctl: the fast status path cannot answer: {e}") from None
+        return None
+
+
 async def _status(args) -> int:
-    """``mhctl status``: :func:`mhgui.core.report.status` plus the daemon's state and binding table
-    (``"daemon": {"name", "connected", "state", "error"}``, ``"bindings"``: as ``mhctl bindings``, [] when
-    no daemon answers)."""
-    from .core.report import render_text, status
+    """``mhctl status`` on the full path (the runtime: asyncio, netlink, D-Bus, the daemon's driver):
+    :func:`mhgui.core.report.status` plus the daemon's state and binding table (``"daemon": {"name",
+    "connected", "state", "error"}``, ``"bindings"``: as ``mhctl bindings``, [] when no daemon answers).
+    :func:`_main` tries :mod:`mhgui.status_fast` first, which gives the same picture without them."""
+    print_status(await status_picture(args), as_json=args.json)
+    return 0
+
+
+async def status_picture(args) -> StatusPicture:
+    """The :class:`~mhgui.status_fast.StatusPicture` of the full path (the runtime's sources and driver)."""
+    from .core.report import status
+    from .status_fast import StatusPicture
     rt = await _runtime(args)
+    if os.environ.get("MHCTL_STATUS_PATH") != "runtime":
+        # one read of the kernel's tables through iproute2's JSON, not pyroute2's socket and decoder (issue 14)
+        from .sources.iproute_json import IpJsonOnce
+        rt.netlink = IpJsonOnce(rt.store.apply, rt.netlink, clock=rt.clock)
     bindings: list[dict] = []
+    objs: tuple = ()
+    uplinks = None
     try:
         await rt.start(strict=True)
         if rt.daemon is not None:
@@ -277,19 +319,52 @@ async def _status(args) -> int:
             if rt.daemon.connected:
                 rt.push_live()
                 now = rt.clock()
-                bindings = [b.to_json(now) for b in rt.daemon.bindings()]
+                objs = tuple(rt.daemon.bindings())
+                bindings = [b.to_json(now) for b in objs]
+                if callable(getattr(rt.daemon, "uplinks", None)):
+                    uplinks = rt.daemon.uplinks()
+        an = rt.analysis()
         s = status(rt.store, rt.clock(), allow_ula=rt.allow_ula, caps=rt.caps, access=rt.access_problems(),
-                   analysis=rt.analysis())
+                   analysis=an)
         st = rt.daemon.status if rt.daemon is not None else None
+        state, sources = rt.store.state, dict(rt.store.sources)
     finally:
         await rt.stop()
     s["daemon"] = {**s["daemon"], "state": st.state if st else None, "error": st.error if st else None}
     s["bindings"] = bindings
-    if args.json:
-        print(_dump(s))
-    else:
-        print(render_text(s))
-    return 0
+    return StatusPicture(report=s, state=state, sources=sources, analysis=an, bindings=objs, uplinks=uplinks,
+                         daemon=st)
+
+
+def print_status(p: StatusPicture, *, as_json: bool = False) -> None:
+    """Print ``mhctl status`` from either path's picture: ``p.report`` as JSON (schema :data:`SCHEMA`), or as
+    text (:func:`mhgui.core.report.render_text`). The one place the status is formatted: ``p`` also holds
+    the node state, the analysis, the daemon's bindings, uplinks and status for lines made from them."""
+    from .core.headline import node_headline
+    d = p.daemon
+    engine = d is not None and getattr(d, "name", None) == "engine"
+    # the node's one answer, as the window and the tray give it (issue 15.1)
+    answer = node_headline(p.state, p.analysis, bindings=p.bindings, uplinks=p.uplinks, daemon=d,
+                           daemon_configured=bool(p.state.home_addresses), sources=p.sources,
+                           engine_available=bool(engine and d.reachable),
+                           daemon_seen=False)  # (a one-shot: a daemon that does not answer is "not running")
+    from .core.action_commands import LAB_PREFIX_ENV, action_command
+    # what to type for it (a terminal cannot press the window's button): the same command the window shows
+    command = None if answer.action is None else action_command(
+        answer.action.id, getattr(d, "name", None), os.environ.get(LAB_PREFIX_ENV))
+    if as_json:
+        print(_dump({**p.report, "headline": {
+            "level": answer.level, "text": answer.text, "detail": answer.detail, "interface": answer.interface,
+            "action": None if answer.action is None else {"id": answer.action.id, "label": answer.action.label,
+                                                           "command": command}}}))
+        return
+    from .core.report import render_text
+    first, _nl, rest = render_text(p.report).partition("\n")  # the taxonomy stays the first line
+    todo = "" if answer.action is None else answer.action.label + (f": {command}" if command else "")
+    node = f"Node: {answer.text}" + (f" ({answer.detail})" if answer.detail else "") + (
+        (f" — to fix: {todo}" if answer.level in ("warning", "error") else
+         f" — next: {todo}") if answer.action is not None else "")
+    print("\n".join(x for x in (first, node, rest) if x))
 
 
 def monitor_event(rt: Runtime, c: Change, tax: dict) -> dict:
@@ -320,6 +395,7 @@ def monitor_event(rt: Runtime, c: Change, tax: dict) -> dict:
 
 
 def _now_iso() -> str:
+    import datetime as _dt  # here: `mhctl status` has no use for it (issue 14)
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
@@ -357,6 +433,7 @@ async def _monitor(args) -> int:
     """``mhctl monitor``: one line per store change, and one per failover the mobility daemon makes (seen in
     its binding update list, or reported by mhgui's engine) with where from and where to. Nothing is acted
     on: the failovers are the daemon's own, timed from the link event that explains them."""
+    import asyncio
     from .core.failover import FailoverLog
     from .core.report import taxonomy
     from .core.state import Change
@@ -406,6 +483,7 @@ async def _monitor(args) -> int:
     if rt.daemon is not None:
         rt.daemon.subscribe(on_daemon)
     loop = asyncio.get_running_loop()
+    import signal
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
@@ -499,12 +577,13 @@ async def _flows(args) -> int:
     return 0
 
 
-def _rule_request(destinations, interface: str, source: str | None) -> dict:
+def _rule_request(destinations, interface: str, source: str | None, selectors: dict | None = None) -> dict:
     req: dict = {"destination": destinations} if isinstance(destinations, str) else \
         {"destinations": list(destinations)}
     req["interface"] = interface
     if source:
         req["source"] = source
+    req.update({k: v for k, v in (selectors or {}).items() if v})
     return req
 
 
@@ -518,25 +597,33 @@ async def _rules(args) -> int:
     """
     from .core.steering import SteeringError, check_request
     from .helper.client import HelperClient, HelperError
+    from .core.steering_selectors import describe_rule
+    selectors = {"protocol": args.protocol, "ports": args.ports, "application": args.application}
     usage = {"add": 2, "edit": 2, "remove": 1, "list": 0}
+    if args.action == "add" and any(selectors.values()) and len(args.args) == 1:
+        args.args = [[], args.args[0]]  # no destination: the selectors alone
     if len(args.args) != usage[args.action]:
         print(f"mhctl: rules {args.action} takes {usage[args.action]} argument(s)", file=sys.stderr)
         return 2
     if args.source is not None and args.action not in ("add", "edit"):
         print("mhctl: --source goes with rules add or edit", file=sys.stderr)
         return 2
+    if any(selectors.values()) and args.action != "add":
+        print("mhctl: --protocol, --ports and --app go with rules add (edit keeps the rule's own)", file=sys.stderr)
+        return 2
     if args.action == "add":
         try:
-            check_request(_rule_request(args.args[0], args.args[1], args.source))
+            check_request(_rule_request(args.args[0], args.args[1], args.source, selectors))
         except SteeringError as e:
             print(f"mhctl: refused: {e}", file=sys.stderr)
             return 2
     try:
         async with HelperClient(args.system_bus) as helper:
             if args.action == "add":
-                rid = await helper.add_steering_rule(args.args[0], args.args[1], source=args.source)
+                rid = await helper.add_steering_rule(args.args[0], args.args[1], source=args.source, **selectors)
                 new = next((r for r in await helper.list_steering_rules() if r["id"] == rid), {})
-                print(f"added {rid}: new connections to {args.args[0]} go through {args.args[1]}"
+                what = describe_rule(new) if new else args.args[0]
+                print(f"added {rid}: new connections to {what} go through {args.args[1]}"
                       + (f" from {args.source}" if args.source else "")
                       + (f" ({new['status']})" if new.get("in_kernel", True) and new.get("status") else "")
                       + ("" if new.get("in_kernel", True) else f" — not in the kernel yet: {new.get('status')}"))
@@ -548,22 +635,24 @@ async def _rules(args) -> int:
                     return 1
                 # the old source belongs to the old interface: kept only when the interface stays
                 source = args.source or (old.get("source") or None if iface == old["interface"] else None)
+                # the rule's own selectors go with it (protocol, ports, application)
+                kept = {k: old.get(k) or None for k in ("protocol", "ports", "application")}
                 try:
-                    check_request(_rule_request(old["destinations"], iface, source))
+                    check_request(_rule_request(old["destinations"], iface, source, kept))
                 except SteeringError as e:
                     print(f"mhctl: refused: {e}", file=sys.stderr)
                     return 2
                 await helper.remove_steering_rule(rid)
                 try:
-                    new = await helper.add_steering_rule(old["destinations"], iface, source=source)
+                    new = await helper.add_steering_rule(old["destinations"], iface, source=source, **kept)
                 except HelperError:
                     try:  # put it back
                         await helper.add_steering_rule(old["destinations"], old["interface"],
-                                                       source=old.get("source") or None)
+                                                       source=old.get("source") or None, **kept)
                     except HelperError as e:
                         print(f"mhctl: the previous rule could not be put back either: {e}", file=sys.stderr)
                     raise
-                print(f"{rid} replaced by {new}: new connections to {', '.join(old['destinations'])} go through {iface}"
+                print(f"{rid} replaced by {new}: new connections to {describe_rule(old)} go through {iface}"
                       + (f" from {source}" if source else ""))
             elif args.action == "remove":
                 await helper.remove_steering_rule(args.args[0])
@@ -585,7 +674,7 @@ async def _rules(args) -> int:
         else:
             state = f"NOT in the kernel: {r['status'] or 'unknown'}"
         source = f" from {r['source']}" if r.get("source") else ""
-        print(f"{r['id']}  {', '.join(r['destinations'])} → {r['interface']}{source}  ({state})")
+        print(f"{r['id']}  {describe_rule(r)} → {r['interface']}{source}  ({state})")
     return 0
 
 
@@ -692,7 +781,8 @@ def format_log_entry(e: dict) -> str:
     who = e.get("by") if e.get("by") in ("user", "mhgui", "daemon", "mhgui+daemon", "system") else "?"
     move = f"{e.get('from') or '(none)'} -> {e.get('to') or '(none)'}"
     hoas = e.get("hoas") if isinstance(e.get("hoas"), list) else []
-    parts = [when, f"{who:12}", f"{move:24}", f"{str(e.get('reason'))[:16]:16}",
+    # the reason whole ("probes: home agent unreachable" was cut to "probes: home age"), padded for the usual ones
+    parts = [when, f"{who:12}", f"{move:24}", f"{str(e.get('reason')):16}",
              f"decision {_ms(after.get('decision'))}", f"BU {_ms(after.get('bu'))}", f"ack {_ms(after.get('ack'))}"]
     if hoas:
         parts.append("HoA " + ", ".join(str(h) for h in hoas))
@@ -749,6 +839,7 @@ def _main(argv: list[str]) -> int:
         from .lab.cli import run_lab
         return run_lab(args)
     if args.cmd == "flow-bindings":  # the engine's API only: no sources
+        import asyncio
         from .cli_flows import run_flow_bindings
         try:
             return asyncio.run(run_flow_bindings(args))
@@ -759,7 +850,23 @@ def _main(argv: list[str]) -> int:
             return _log(args)
         except BrokenPipeError:
             return 0
+    prepared = None
+    if args.cmd == "status" and os.environ.get("MHCTL_STATUS_PATH", "") != "runtime":
+        # the cheap checks, and `ip` started, before the core is imported: it runs meanwhile (issue 14)
+        from .status_fast import Fallback, prepare
+        try:
+            prepared = prepare(mip6d_conf=args.mip6d_conf, system_bus=args.system_bus, vt_port=args.vt_port,
+                               use_networkmanager=not args.no_networkmanager)
+        except Fallback as e:
+            prepared = e
+    from .sources.config import ConfigError
     try:
+        if args.cmd == "status":
+            picture = _status_fast(args, prepared)
+            if picture is not None:  # nothing needed the loop, D-Bus or pyroute2 (issue 14)
+                print_status(picture, as_json=args.json)
+                return 0
+        import asyncio
         run = {"status": _status, "monitor": _monitor, "bindings": _bindings, "rebind": _rebind,
                "flows": _flows, "rules": _rules, "move": _move}[args.cmd]
         return asyncio.run(run(args))

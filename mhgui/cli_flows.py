@@ -15,7 +15,6 @@ agent sees the flow: RFC 6088 source = the correspondent). Several ``--via`` int
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 
@@ -170,6 +169,7 @@ async def run_flow_bindings(args) -> int:
     if args.action in ("add", "change") and not args.via:
         print(f"mhctl: flow-bindings {args.action} needs --via IFACE[,IFACE]", file=sys.stderr)
         return 2
+    import asyncio  # here: `mhctl status` builds the parser and runs no loop (issue 14)
     drv = EngineDriver(bus_address=args.system_bus)
     await drv.start()
     try:

@@ -38,6 +38,7 @@ from .core.failover import (
 )
 from .core.state import Change, StateStore
 from .daemons.base import BindingsChanged, DaemonDriver, DaemonMoved, StatusChanged
+from .i18n import _
 from .tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,11 @@ class FailoverService:
         self._daemon_up: bool | None = None
         self._acks: dict[int, asyncio.TimerHandle] = {}
         self._done: set[int] = set()  # entries whose FailoverDone was emitted
+        #: the app's entries not logged (yet): nothing moved for them, no home address, no steering rule
+        self._unlogged: set[int] = set()
+        self._steered_for: set[int] = set()  # the app's entries whose steering rules the helper moved
+        #: the steering fallback in effect that moved rules ({interface: substitute}; empty: none moved)
+        self.steered: dict[str, str] = {}
         self.started = False
 
     # ------------------------------------------------------------------ lifecycle
@@ -226,6 +232,10 @@ class FailoverService:
         in the log and :meth:`name_problems` when they stop designating the NIC they did (a rename)."""
         self.policy.config_names = dict(names)
 
+    def analysis(self):
+        """The node's current analysis (:class:`~mhgui.core.analysis.Analysis`), as the policy sees it."""
+        return self._analysis()
+
     def name_problems(self) -> list[str]:
         """Names in the preferences or a daemon's configuration that now designate another NIC, or none."""
         return self.policy.name_problems()
@@ -277,11 +287,12 @@ class FailoverService:
                 self._hurry()
                 self._rebind(a)
             elif isinstance(a, NoUsableInterface):
-                why = ("the preferences leave no usable interface (every usable one is marked never, or not "
-                       "listed)" if a.reason == "preferences" else
-                       f"{a.previous} was renamed: the failover order names it no more, and no other listed "
-                       "interface is usable" if a.reason == "renamed" else
-                       "no usable interface: every listed link is down, has no care-of address or no default router")
+                why = (_("the preferences leave no usable interface (every usable one is marked never, or not "
+                         "listed)") if a.reason == "preferences" else
+                       _("{interface} was renamed: the failover order names it no more, and no other listed "
+                         "interface is usable").format(interface=a.previous) if a.reason == "renamed" else
+                       _("no usable interface: every listed link is down, has no care-of address or no default "
+                         "router"))
                 self._emit(FailoverFailed(a.previous, why, a.trigger_time))
                 self._hurry()
             elif isinstance(a, SteeringFallback):
@@ -350,11 +361,15 @@ class FailoverService:
                 moved = await self.steering(want)  # type: ignore[misc]
             except Exception as e:
                 self._steer_sent = None  # the helper may have applied it anyway: send the next map
-                msg = f"steering rules not moved: {e}"
+                msg = _("steering rules not moved: {why}").format(why=e)
                 log.warning("%s", msg)
                 self._emit(FailoverFailed(next(iter(want), None), msg, self.clock()))
                 continue
             self._steer_sent = want
+            self.steered = dict(want) if moved else {}
+            if moved and entry is not None:  # rules moved away, or came back
+                self._steered_for.add(entry.id)
+                self._entry(entry)  # logged now that it moved something
             if moved and entry is not None and want and entry.trigger_time is not None:
                 took = self.clock() - entry.trigger_time
                 if not self._daemon_moves():
@@ -367,7 +382,23 @@ class FailoverService:
         return any(b.source == "bul" and b.home_registration for b in self.daemon.bindings())
 
     # ------------------------------------------------------------------ events
+    def entries(self) -> list[FailoverEntry]:
+        """The log as shown and journalled: without the app's decisions that moved nothing."""
+        return [e for e in self.log.entries if e.id not in self._unlogged]
+
+    def _moved_nothing(self, e: FailoverEntry) -> bool:
+        """``e`` is the app's decision and nothing followed it: no home address moved with it (the daemon's
+        move joins it), no steering rule moved (none exist, or no helper); an outage (nothing usable) is
+        logged unless the daemon reports its own moves."""
+        if e.who != "app" or e.hoas or e.id in self._steered_for:
+            return False
+        return e.to_interface is not None or getattr(self.daemon, "reports_moves", False)
+
     def _entry(self, e: FailoverEntry) -> None:
+        if self._moved_nothing(e):
+            self._unlogged.add(e.id)
+            return
+        self._unlogged.discard(e.id)
         if self.journal is not None:
             self.journal.append(e.to_json())
         self._emit(EntryChanged(e))
@@ -392,8 +423,8 @@ class FailoverService:
     def _ack_timeout(self, e: FailoverEntry) -> None:
         self._acks.pop(e.id, None)
         if e.ack_time is None:
-            self._emit(FailoverFailed(e.to_interface, f"the move to {e.to_interface} was not acknowledged "
-                                      f"within {ACK_TIMEOUT:g} s", self.clock()))
+            self._emit(FailoverFailed(e.to_interface, _("the move to {interface} was not acknowledged within {s} s")
+                                      .format(interface=e.to_interface, s=f"{ACK_TIMEOUT:g}"), self.clock()))
 
     def _emit(self, ev: FailoverEvent) -> None:
         for cb in list(self._listeners):

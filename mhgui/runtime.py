@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Callable
 from ._pyroute2 import defer_package_init
 from .core.analysis import Analyser, Analysis
 from .core.capabilities import NO_DAEMON, DaemonCapabilities
+from .i18n import _
 from .core.access import NO_SANDBOX, AccessProblem, Sandbox, problems as access_problems
 from .core.state import HomeAddressesSet, SourceStatus, StateStore
 from .sources.config import ConfigError, LoadedConfig, load_config
@@ -39,6 +40,42 @@ log = logging.getLogger(__name__)
 ANALYSIS_REUSE = 0.05
 
 
+class EventBatcher:
+    """A source's sink that applies its events to ``store`` once per event-loop turn, as one batch.
+
+    ``batcher(event)`` queues the event and, for the first one of a turn, schedules
+    :meth:`flush` (``loop.call_soon``): the store applies them in order with
+    :meth:`~mhgui.core.state.StateStore.apply_batch`, so its subscribers (the window's models)
+    hear one change set per turn instead of one per event: a burst of 5,000 netlink
+    messages read in one turn is one insertion of 5,000 rows (issue 14). Must be called on
+    the loop's thread, inside a running loop. :meth:`flush` may be called at any time.
+    """
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self._pending: list = []
+        self._handle: asyncio.Handle | None = None
+        #: batches applied and the largest one (events): for benchmarks and tests
+        self.batches = 0
+        self.largest = 0
+
+    def __call__(self, event) -> None:
+        self._pending.append(event)
+        if self._handle is None:
+            self._handle = asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Apply what is queued now (nothing when nothing is)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        events, self._pending = self._pending, []
+        if events:
+            self.batches += 1
+            self.largest = max(self.largest, len(events))
+            self.store.apply_batch(events)
+
+
 def umip_driver(system_bus: str | None = None, vt_port: int = 7777, poll_interval: float = 1.0) -> UmipDriver:
     """UMIP's driver: mip6d's terminal on localhost ``vt_port``; rebinds through the privileged helper."""
     from .daemons.umip import UmipDriver
@@ -48,17 +85,25 @@ def umip_driver(system_bus: str | None = None, vt_port: int = 7777, poll_interva
 
 
 async def choose_driver(system_bus: str | None = None, *, vt_port: int | None = 7777, poll_interval: float = 1.0,
-                        timeout: float = 2.0) -> DaemonDriver | None:
+                        timeout: float = 2.0, mn_config: str | None = None) -> DaemonDriver | None:
     """The driver of the mobility daemon this node runs, for :class:`Runtime`'s ``daemon``.
 
     mhgui's engine (:class:`~mhgui.daemons.engine.EngineDriver`) when its bus name
     ``io.github.mhgui.MHGui.MobileNode1`` is owned on the system bus (``system_bus``, else
-    ``$DBUS_SYSTEM_BUS_ADDRESS``, else the default; asked for at most ``timeout`` s); otherwise
-    UMIP's (:func:`umip_driver`), or None when ``vt_port`` is None.
+    ``$DBUS_SYSTEM_BUS_ADDRESS``, else the default; asked for at most ``timeout`` s), and also when it is
+    not but this node is configured for it: its configuration file exists (``mn_config``, default
+    :func:`mhgui.engine.paths.mn_config_path`: ``/etc/mhgui/mn.toml``, or the lab's). The engine's driver
+    then says "not running" and offers to start it, and follows it when it starts. Otherwise UMIP's
+    (:func:`umip_driver`), or None when ``vt_port`` is None.
     """
     from .daemons.engine import EngineDriver, engine_present
     if await engine_present(system_bus, timeout):
         log.info("mobility daemon: mhgui's engine (io.github.mhgui.MHGui.MobileNode1)")
+        return EngineDriver(bus_address=system_bus)
+    from .engine.paths import engine_configured, mn_config_path
+    mn_config = mn_config if mn_config is not None else mn_config_path()
+    if await asyncio.get_running_loop().run_in_executor(None, engine_configured, mn_config):
+        log.info("mobility daemon: mhgui's engine, configured in %s but not running (yet)", mn_config)
         return EngineDriver(bus_address=system_bus)
     return umip_driver(system_bus, vt_port, poll_interval) if vt_port is not None else None
 
@@ -71,47 +116,84 @@ class Runtime:
     ``use_networkmanager``: False skips NetworkManager (netlink alone).
     ``daemon``: the mobility daemon's driver (:func:`choose_driver`); None: UMIP's on ``vt_port``,
     or none when ``vt_port`` is None.
+    ``linkstats``: make :attr:`linkstats` (interface counters and the engine's probe figures for the
+    window's Health tab; it polls only while its consumer activates it).
+    ``store``: the store to fill (the window's controller may exist first); None: a new one.
+    ``batch_events``: netlink's events reach the store once per event-loop turn, as one batch
+    (:class:`EventBatcher`; the window: a burst is one change set); False: each one at once (``mhctl``).
     """
 
     def __init__(self, *, mip6d_conf: str | None = None, settings_file: str | None = None,
                  system_bus: str | None = None, use_networkmanager: bool = True,
                  netns: str | None = None, clock: Callable[[], float] = time.monotonic,
                  vt_port: int | None = 7777, poll_interval: float = 1.0, flows: bool = False,
-                 daemon: DaemonDriver | None = None) -> None:
-        self.store = StateStore()
+                 daemon: DaemonDriver | None = None, linkstats: bool = False,
+                 batch_events: bool = False, store: StateStore | None = None) -> None:
+        self.store = store if store is not None else StateStore()
         # first subscriber: every later one that asks for the analysis sees this change counted
         self._generation = 0  # store changes seen (the analysis cache's key)
         self._analysis: tuple[int, float, Analysis] | None = None
         self._analyser = Analyser()  # incremental: redoes only what changed (issue 14)
         self._changed = asyncio.Event()  # set at each store change (start() waits on it)
-        self.store.subscribe(self._count_change)
+        self.store.subscribe(self._count_change, first=True)
         self.clock = clock
         self.mip6d_conf = mip6d_conf
         self.settings_file = settings_file
         self.config: LoadedConfig = LoadedConfig()
-        self.netlink = NetlinkSource(self.store.apply, netns=netns, clock=clock)
+        #: netlink's sink when ``batch_events`` (else None: the store's apply)
+        self.batcher = EventBatcher(self.store) if batch_events else None
+        self.netlink = NetlinkSource(self.batcher or self.store.apply, netns=netns, clock=clock)
         self.nm = None
         if use_networkmanager:
             from .sources.networkmanager import NetworkManagerSource
             self.nm = NetworkManagerSource(self.store.apply, bus_address=system_bus)
         # the mobility daemon: ``daemon`` (see choose_driver), else UMIP's terminal on localhost
         # (rebinds through the privileged helper) unless vt_port is None
-        self.daemon: DaemonDriver | None = daemon
-        if daemon is None and vt_port is not None:
-            self.daemon = umip_driver(system_bus, vt_port, poll_interval)
-        if self.daemon is not None:
-            self.daemon.subscribe(self._on_daemon)
-            self.store.subscribe(self._on_store)
+        self.daemon: DaemonDriver | None = None
         self._live_pending = False
+        if daemon is None and vt_port is not None:
+            daemon = umip_driver(system_bus, vt_port, poll_interval)
+        if daemon is not None:
+            self.attach_daemon(daemon)
         #: the socket table, polled for the window's flows view (``flows=True``); callbacks set later
         self.flows: FlowSource | None = None
         if flows:
             from .sources.flows import FlowSource
             self.flows = FlowSource(interval=1.0, netns=netns)
+        self.linkstats = None
+        if linkstats:
+            from .sources.linkstats import LinkStatsSource
+            self.linkstats = LinkStatsSource(netns=netns, clock=clock, uplinks=self._engine_uplinks)
         self.system_bus = system_bus
         #: the sandbox (``/.flatpak-info``), read in :meth:`start`; the access probe's task
         self.sandbox: Sandbox = NO_SANDBOX
         self._access_task: asyncio.Task | None = None
+
+    async def _engine_uplinks(self) -> list | None:
+        """The engine's ``GetUplinks`` now (RTT and loss per uplink), None without a connected engine."""
+        read = getattr(self.daemon, "read_uplinks", None)
+        if read is None or not self.caps.connected:
+            return None
+        return await read()
+
+    def attach_daemon(self, daemon: DaemonDriver) -> None:
+        """Use ``daemon``'s driver from now on (made after the runtime: the window starts netlink first);
+        before :meth:`start`, which starts it. ``RuntimeError`` when there is one already."""
+        if self.daemon is not None:
+            raise RuntimeError("the runtime has a daemon driver already")
+        self.daemon = daemon
+        daemon.subscribe(self._on_daemon)
+        self.store.subscribe(self._on_store)
+        if self.store.state.interfaces or self.store.state.addresses:
+            self._on_store([])  # what the store holds already: the driver hears it (next loop turn)
+
+    async def start_netlink(self) -> None:
+        """Start the netlink source now (its snapshot is the window's first frame with addresses); :meth:`start`
+        does it too. Says so in the store when this process may not open a netlink socket."""
+        if can_open_netlink():
+            await self.netlink.start()
+        else:
+            self.store.apply(SourceStatus("netlink", "no-access", _("this process may not open a netlink socket")))
 
     @property
     def caps(self) -> DaemonCapabilities:
@@ -206,16 +288,13 @@ class Runtime:
         if strict and self.config.errors:
             raise ConfigError(self.config.errors[0])
         await self.start_access_probe()
-        if can_open_netlink():
-            await self.netlink.start()
-        else:
-            self.store.apply(SourceStatus("netlink", "no-access", "this process may not open a netlink socket"))
+        await self.start_netlink()
         if self.daemon is not None:
             await self.daemon.start()
         if self.nm is not None:
             await self.nm.start()
         else:
-            self.store.apply(SourceStatus("networkmanager", "absent", "not used (--no-networkmanager)"))
+            self.store.apply(SourceStatus("networkmanager", "absent", _("not used (--no-networkmanager)")))
         # both sources have said something (a snapshot or why not), or time is up: woken by each store
         # change and by the end of the access probe (no polling: `mhctl status` returns as soon as it can)
         loop = asyncio.get_running_loop()
@@ -266,11 +345,15 @@ class Runtime:
             await asyncio.wait([self._access_task])
         if self.flows is not None:
             await self.flows.stop()
+        if self.linkstats is not None:
+            await self.linkstats.stop()
         if self.daemon is not None:
             await self.daemon.stop()
         await self.netlink.stop()
+        if self.batcher is not None:
+            self.batcher.flush()
         if self.nm is not None:
             await self.nm.stop()
 
 
-__all__ = ["Runtime", "ConfigError", "choose_driver", "umip_driver"]
+__all__ = ["Runtime", "ConfigError", "EventBatcher", "choose_driver", "umip_driver"]

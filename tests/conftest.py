@@ -7,6 +7,9 @@ import os
 os.environ["QT_QPA_PLATFORM"] = "offscreen"
 # Qt must not autolaunch a session bus (test-lab.md, section 4)
 os.environ.setdefault("DBUS_SESSION_BUS_ADDRESS", "disabled:")
+# the tests read the English texts: a developer's German desktop must not translate them
+# (tests/test_i18n.py sets LANGUAGE=de where it wants German)
+os.environ["LANGUAGE"] = "en"
 
 import asyncio  # noqa: E402
 

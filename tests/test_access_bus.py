@@ -209,7 +209,7 @@ def test_no_helper_on_the_bus(uplinked, make_bus):
     s = mhctl_status(uplinked, bus.address)
     assert list(by_code(s)) == ["helper-absent"]
     p = by_code(s)["helper-absent"]
-    assert "scripts/install-helper" in p["message"] and set(p["affects"]) == {"rebind", "steering"}
+    assert "scripts/install-helper" in p["fix"] and set(p["affects"]) == {"rebind", "steering"}
 
 
 def test_helper_denied_by_the_policy_and_present_under_its_real_policy(uplinked, make_bus):

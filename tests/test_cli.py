@@ -263,6 +263,23 @@ def test_status_imports_no_qt_and_nothing_it_does_not_use(node, tmp_path, args):
     assert "2001:db8:b::5" in p.stdout  # it did its work: the addresses were read
     unwanted = [m for m in got["modules"] if m.startswith(NOT_FOR_STATUS)]
     assert unwanted == []
-    assert "mhgui.sources.netlink" in got["modules"]
-    # pyroute2's package __init__ (which imports every socket class it has) never ran
-    assert got["pyroute2_init"] is False
+    if "mhgui.sources.netlink" in got["modules"]:  # the full path (a system bus or a daemon answers here)
+        # pyroute2's package __init__ (which imports every socket class it has) never ran
+        assert got["pyroute2_init"] is False
+    else:  # the fast path (mhgui.status_fast): iproute2's JSON, no loop, no D-Bus, no pyroute2 at all
+        assert "mhgui.sources.iproute_json" in got["modules"]
+        assert [m for m in got["modules"] if m.split(".")[0] in ("asyncio", "pyroute2", "dbus_fast")] == []
+
+
+def test_status_gives_the_command_of_its_next_step(lab):  # noqa: F811
+    """A node without home address: `mhctl status` gives the command of "Try the lab", not only the window's
+    button label (issue 15 n1.12), in the text and in the JSON."""
+    lab.uplink("up0")
+    lab.ip("addr", "add", "192.0.2.5/24", "dev", "up0")
+    lab.ip("-6", "addr", "add", "fd00:5::5/64", "dev", "up0", "nodad")
+    lab.ip("route", "add", "default", "via", "192.0.2.1", "dev", "up0")
+    out = mhctl(lab, "status", "--no-networkmanager").stdout
+    node = next(line for line in out.splitlines() if line.startswith("Node: "))
+    assert node.endswith(" — next: Try the lab: sudo mhctl lab up --allow-user $USER"), node
+    action = json.loads(mhctl(lab, "status", "--json", "--no-networkmanager").stdout)["headline"]["action"]
+    assert action == {"id": "try-lab", "label": "Try the lab", "command": "sudo mhctl lab up --allow-user $USER"}

@@ -80,7 +80,7 @@ def test_package_carries_the_host_side_without_qt_pip_or_byte_code(deb, unpacked
     paths = {line.split(None, 5)[5].split(" -> ")[0].removeprefix(".") for line in listing.splitlines()}
     files = {p for p in paths if not p.endswith("/")}
     site = next(p for p in paths if re.fullmatch(rf"{VENV}/lib/python3\.\d+/site-packages/", p))
-    for name in ("mhgui/", "pyroute2/", "dbus_fast/", "cryptography/", "tomli_w/"):
+    for name in ("mhgui/", "pyroute2/", "dbus_fast/", "cryptography/", "tomli_w/", "inotify_simple.py"):
         assert site + name in paths, name
     for absent in ("PySide6", "shiboken6", "qasync", "/pip/", "/setuptools/", "__pycache__", ".pyc"):
         assert not [p for p in paths if absent in p], absent

@@ -522,8 +522,10 @@ async def test_wrong_signature_and_unknown_method(stack, helper, conf):
         assert reply.error_name == "org.freedesktop.DBus.Error.UnknownMethod"
         intro = await bus.introspect(BUS_NAME, OBJECT_PATH)
         assert {m.name for m in intro.interfaces[0].methods} == {
-            "ReadConfig", "SetInterfacePreferences", "RestartDaemon", "GetStatus",
-            "AddSteeringRule", "RemoveSteeringRule", "ListSteeringRules", "SetSteeringFallback"}
+            "ReadConfig", "SetInterfacePreferences", "RestartDaemon", "RestartEngine", "GetStatus",
+            "AddSteeringRule", "RemoveSteeringRule", "ListSteeringRules", "SetSteeringFallback",
+            "GetInterfacePreferences", "SetInterfacePreferencesForRebind"}
+        assert {s.name for s in intro.interfaces[0].signals} == {"RebindRequested"}
     assert conf.read_text() == CONF
     assert stack.auth_calls() == []
 

@@ -243,7 +243,8 @@ def test_every_file_the_manifest_installs_exists_under_the_app_id(manifest_with_
         f"/app/share/icons/hicolor/scalable/apps/{APP_ID}.svg",
         f"/app/share/icons/hicolor/symbolic/apps/{APP_ID}-symbolic.svg",
     } | {f"/app/share/icons/hicolor/scalable/status/{APP_ID}-{state}-{scheme}.svg"
-         for state in ("ok", "backup", "no-coa", "no-daemon") for scheme in ("light", "dark")}
+         for state in ("ok", "backup", "no-coa", "no-daemon", "error", "warning")
+         for scheme in ("light", "dark")}
     # the app module builds mhgui from the wheels python3-deps leaves for it
     assert "share/python-build-wheels" in module["build-commands"][0]
     assert gen.BUILD_WHEELS.replace("${FLATPAK_DEST}", "") in module["build-commands"][0]

@@ -257,7 +257,7 @@ def test_window_rebinds_and_survives_a_daemon_restart(world, qtbot, qloop):
                 os.kill(pid, 9)
                 await until(lambda: not rt.daemon.status.reachable, 10, "daemon lost")
                 await until(lambda: c.bindings.rowCount() == 0, 5, "table emptied")
-                assert "No mobility daemon connected" in win.bindings_label.text()
+                assert win.bindings_label.text().startswith("No mobility daemon")
                 await w.restart()
                 await until(lambda: (TwoUplinkLab.COA_B, "upB", "registered") in coa_shown(), 20, "binding back")
             finally:

@@ -117,6 +117,6 @@ def test_the_window_is_painted_before_what_can_wait(tmp_path, args):
     assert seen["rc"] == 0
     early = [m for m in seen["visible"] if m.startswith(NOT_BEFORE_THE_WINDOW)]
     assert early == []
-    # then they come: the netlink source's pyroute2 modules before the first frame with addresses
-    assert "pyroute2.iproute.linux" in seen["addresses"]
-    assert "pyroute2.ndb" not in seen["addresses"]
+    # the first frame with addresses is `ip -j`'s snapshot (mhgui.ui.app.start_ip_snapshot): pyroute2 comes after
+    assert "mhgui.sources.iproute_json" in seen["addresses"]
+    assert [m for m in seen["addresses"] if m.startswith("pyroute2.")] == []

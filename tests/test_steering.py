@@ -183,8 +183,8 @@ def test_a_destination_on_the_nodes_own_link_is_refused(sub, plen, which):
 
 
 @pytest.mark.parametrize("request_,words", [
-    ({"destination": "2001:db8:5::/48", "interface": "b0", "protocol": "tcp"}, "'protocol' (protocol, port"),
-    ({"destination": "2001:db8:5::/48", "interface": "b0", "ports": "90-80"}, "'ports' (protocol, port"),
+    ({"destination": "2001:db8:5::/48", "interface": "b0", "protocol": "icmp"}, "choose tcp or udp"),
+    ({"destination": "2001:db8:5::/48", "interface": "b0", "ports": "90-80"}, "the end is before the start"),
     ({"destination": "2001:db8:5::/48", "interface": "b0", "dport": "0"}, "is not supported"),
     ({"destination": "2001:db8:5::/48", "interface": "b0", "source": "::/0"}, "selects nothing"),
     ({"destination": "2001:db8:5::/48", "interface": "b0", "source": "fe80::1"}, "never steered"),

@@ -26,7 +26,7 @@ PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 VERSION = PYPROJECT["project"]["version"]
 HOST_SCRIPTS = ("mhctl", "mhgui-helper", "mhgui-mn", "mhgui-ha")
 #: what the sdist carries beyond the package: every file under these (MANIFEST.in)
-SDIST_TREES = ("resources", "packaging", "scripts", "docs", "tests", "benchmarks")
+SDIST_TREES = ("resources", "packaging", "scripts", "docs", "tests", "benchmarks", "po")
 #: made at build or run time, never shipped
 NOT_SHIPPED = ("__pycache__", ".pyc", "packaging/flatpak/python3-deps.json",
                "packaging/flatpak/io.github.mhgui.MHGui.local.yml")
@@ -77,6 +77,8 @@ def test_wheel_metadata_license_and_extras(dist):
         entry_points = z.read(f"mhgui-{VERSION}.dist-info/entry_points.txt").decode()
     assert (REPO / "LICENSE").read_text().startswith(" " * 20 + "GNU GENERAL PUBLIC LICENSE\n")
     assert "mhgui/resources/tray/ok-light.svg" in names
+    # the German catalogue (mhgui/i18n.py reads it from the package: Debian and Flatpak install this wheel)
+    assert "mhgui/locale/de/LC_MESSAGES/mhgui.mo" in names
     requires = meta.get_all("Requires-Dist")
     unconditional = [r for r in requires if "extra ==" not in r]
     assert not [r for r in unconditional if r.lower().startswith(("pyside6", "qasync", "shiboken"))]

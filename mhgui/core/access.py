@@ -26,17 +26,17 @@ Codes: ``no-system-bus``, ``networkmanager-denied``, ``loopback-only``,
 
 from __future__ import annotations
 
-import configparser
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..i18n import N_, _
 from .model import InterfaceKind, NodeState
 
 NM_NAME = "org.freedesktop.NetworkManager"
 HELPER_NAME = "io.github.mhgui.MHGui.Helper1"
 HELPER_POLICY = "/usr/share/dbus-1/system.d/io.github.mhgui.MHGui.Helper1.conf"
 NM_POLICY = "/usr/share/dbus-1/system.d/org.freedesktop.NetworkManager.conf"
-INSTALL_HELPER = "the mhgui-host Debian package (or sudo ./scripts/install-helper from a clone)"
+INSTALL_HELPER = N_("the mhgui-host Debian package (or sudo ./scripts/install-helper from a clone)")
 
 #: the store keys the access probe reports under
 SYSTEM_BUS = "system-bus"
@@ -89,8 +89,9 @@ class Sandbox:
 
     def describe(self) -> str:
         if not self.flatpak:
-            return "no sandbox"
-        return f"Flatpak {self.app_id or '(unknown app)'}" + (f" ({self.error})" if self.error else "")
+            return _("no sandbox")
+        app = self.app_id or _("(unknown app)")  # outside the f-string, where xgettext finds it
+        return f"Flatpak {app}" + (f" ({self.error})" if self.error else "")
 
 
 NO_SANDBOX = Sandbox()
@@ -102,6 +103,8 @@ def parse_flatpak_info(text: str, path: str = "/.flatpak-info") -> Sandbox:
     A file that does not parse still means "in a Flatpak": ``error`` says why,
     and no permission is taken as granted.
     """
+    import configparser  # here: only a sandbox has the file (`mhctl status` starts faster, issue 14)
+
     cp = configparser.ConfigParser(interpolation=None, strict=False, delimiters=("=",),
                                    comment_prefixes=("#",), empty_lines_in_values=False)
     cp.optionxform = str  # type: ignore[assignment,method-assign]  (bus names are case-sensitive)
@@ -109,7 +112,7 @@ def parse_flatpak_info(text: str, path: str = "/.flatpak-info") -> Sandbox:
         cp.read_string(text, source=path)
     except (configparser.Error, ValueError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return Sandbox("flatpak", path=path, error=f"{path} does not parse: {first}")
+        return Sandbox("flatpak", path=path, error=_("{path} does not parse: {why}").format(path=path, why=first))
 
     def items(section: str, key: str) -> frozenset[str]:
         raw = cp.get(section, key, fallback="")
@@ -177,22 +180,25 @@ def problems(sources: Mapping[str, tuple[str, str]], state: NodeState, sandbox: 
     if bus_failed:
         if fp and sandbox.can_talk_system(NM_NAME) is False and sandbox.can_talk_system(HELPER_NAME) is False:
             perm = f"--system-talk-name={NM_NAME}"
-            fix = (f"grant the Flatpak --system-talk-name={NM_NAME} and --system-talk-name={HELPER_NAME} "
-                   f"(flatpak override --system-talk-name=... {sandbox.app_id or 'APP'})")
-            why = "the sandbox gives this app no system bus"
+            fix = _("grant the Flatpak --system-talk-name={nm} and --system-talk-name={helper} "
+                    "(flatpak override --system-talk-name=... {app})").format(
+                        nm=NM_NAME, helper=HELPER_NAME, app=sandbox.app_id or "APP")
+            why = _("the sandbox gives this app no system bus")
         elif bus == "refused":
-            perm = 'the system bus policy must accept this user (<allow user="*"/> in /usr/share/dbus-1/system.conf)'
-            fix = "check the <policy> of the system bus; it refused this user's connection"
-            why = "the system bus refused this user"
+            perm = _('the system bus policy must accept this user (<allow user="*"/> in '
+                     '/usr/share/dbus-1/system.conf)')
+            fix = _("check the <policy> of the system bus; it refused this user's connection")
+            why = _("the system bus refused this user")
         else:
             perm = None
-            fix = ("start the system bus (dbus-daemon or dbus-broker), or point DBUS_SYSTEM_BUS_ADDRESS "
-                   "(--system-bus) at it")
-            why = "the system bus cannot be reached"
+            fix = _("start the system bus (dbus-daemon or dbus-broker), or point DBUS_SYSTEM_BUS_ADDRESS "
+                    "(--system-bus) at it")
+            why = _("the system bus cannot be reached")
         out.append(AccessProblem(
             "no-system-bus",
-            f"No access to the D-Bus system bus: {why}{_detail(bus_detail)}. NetworkManager's device view and "
-            "the privileged helper (rebinding, steering rules) are unavailable.",
+            _("No access to the D-Bus system bus: {why}. NetworkManager's device view and "
+              "the privileged helper (rebinding, steering rules) are unavailable.").format(
+                  why=why + _detail(bus_detail)),
             perm, fix, ("networkmanager", "rebind", "steering")))
 
     # 2. NetworkManager's name: refused by the policy, or hidden by the sandbox
@@ -201,44 +207,45 @@ def problems(sources: Mapping[str, tuple[str, str]], state: NodeState, sandbox: 
         if hidden:
             out.append(AccessProblem(
                 "networkmanager-denied",
-                "NetworkManager is not reachable: the Flatpak sandbox hides org.freedesktop.NetworkManager from "
-                "this app, so Wi-Fi, modems and NetworkManager's device states are unknown (netlink alone).",
+                _("NetworkManager is not reachable: the Flatpak sandbox hides org.freedesktop.NetworkManager from "
+                  "this app, so Wi-Fi, modems and NetworkManager's device states are unknown (netlink alone)."),
                 f"--system-talk-name={NM_NAME}",
                 f"flatpak override --system-talk-name={NM_NAME} {sandbox.app_id or 'APP'}",
                 ("networkmanager",)))
         elif nm == "no-access":
             out.append(AccessProblem(
                 "networkmanager-denied",
-                "NetworkManager is not reachable: the system bus does not let this app talk to "
-                f"org.freedesktop.NetworkManager{_detail(nm_detail)}, so Wi-Fi, modems and NetworkManager's device "
-                "states are unknown (netlink alone).",
-                f"the D-Bus policy for {NM_NAME} ({NM_POLICY}) must let this user send to it",
-                "allow this user in NetworkManager's D-Bus policy, or run as a user it allows",
+                _("NetworkManager is not reachable: the system bus does not let this app talk to "
+                  "org.freedesktop.NetworkManager{detail}, so Wi-Fi, modems and NetworkManager's device "
+                  "states are unknown (netlink alone).").format(detail=_detail(nm_detail)),
+                _("the D-Bus policy for {name} ({policy}) must let this user send to it").format(
+                    name=NM_NAME, policy=NM_POLICY),
+                _("allow this user in NetworkManager's D-Bus policy, or run as a user it allows"),
                 ("networkmanager",)))
 
     # 3. what netlink sees: nothing, or only this namespace's loopback
     if netlink == "no-access":
         out.append(AccessProblem(
             "netlink-denied",
-            f"No access to the kernel's interfaces: this process may not open a netlink socket{_detail(netlink_detail)}. "
-            "No interface, address or taxonomy can be shown.",
-            None, "run mhgui without a seccomp or security profile that blocks AF_NETLINK sockets",
+            _("No access to the kernel's interfaces: this process may not open a netlink socket{detail}. "
+              "No interface, address or taxonomy can be shown.").format(detail=_detail(netlink_detail)),
+            None, _("run mhgui without a seccomp or security profile that blocks AF_NETLINK sockets"),
             ("taxonomy",)))
     elif netlink == "ok" and loopback_only(state):
         if fp and sandbox.network_shared is False:
             out.append(AccessProblem(
                 "loopback-only",
-                "Only the loopback interface is visible: the Flatpak sandbox has no access to the host's network, "
-                "so the taxonomy shown is the sandbox's, not this node's.",
+                _("Only the loopback interface is visible: the Flatpak sandbox has no access to the host's network, "
+                  "so the taxonomy shown is the sandbox's, not this node's."),
                 "--share=network", f"flatpak override --share=network {sandbox.app_id or 'APP'}", ("taxonomy",)))
         else:
             out.append(AccessProblem(
                 "loopback-only",
-                "Only the loopback interface is visible: this process runs in a network namespace of its own "
-                "(a sandbox or container without the host's network), so the taxonomy shown is that namespace's, "
-                "not this node's.",
+                _("Only the loopback interface is visible: this process runs in a network namespace of its own "
+                  "(a sandbox or container without the host's network), so the taxonomy shown is that namespace's, "
+                  "not this node's."),
                 "--share=network" if fp else None,
-                "run mhgui in the host's network namespace" + (" (Flatpak: --share=network)" if fp else ""),
+                _("run mhgui in the host's network namespace") + (" (Flatpak: --share=network)" if fp else ""),
                 ("taxonomy",)))
 
     # 4. the privileged helper
@@ -247,34 +254,38 @@ def problems(sources: Mapping[str, tuple[str, str]], state: NodeState, sandbox: 
         if helper == "absent" and hidden:
             out.append(AccessProblem(
                 "helper-absent",
-                "The privileged helper is not reachable: the Flatpak sandbox hides io.github.mhgui.MHGui.Helper1, so "
-                "rebinding home addresses and steering rules are unavailable.",
+                _("The privileged helper is not reachable: the Flatpak sandbox hides io.github.mhgui.MHGui.Helper1, "
+                  "so rebinding home addresses and steering rules are unavailable."),
                 f"--system-talk-name={HELPER_NAME}",
-                f"flatpak override --system-talk-name={HELPER_NAME} {sandbox.app_id or 'APP'}; the helper itself "
-                f"is installed on the host with {INSTALL_HELPER}",
+                _("flatpak override --system-talk-name={helper} {app}; the helper itself "
+                  "is installed on the host with {install}").format(
+                      helper=HELPER_NAME, app=sandbox.app_id or "APP", install=_(INSTALL_HELPER)),
                 ("rebind", "steering")))
         elif helper == "absent" and engine:
             out.append(AccessProblem(
                 "helper-absent",
-                f"The privileged helper ({HELPER_NAME}) is not installed{_detail(helper_detail)}: steering rules "
-                f"are unavailable (the mobility engine rebinds home addresses by itself); install it on the host "
-                f"with {INSTALL_HELPER}.",
-                None, f"install the helper on the host: {INSTALL_HELPER}", ("steering",)))
+                # (how to install it is the fix, shown after the message: not said twice)
+                _("The privileged helper ({helper}) is not installed{detail}: steering rules "
+                  "are unavailable (the mobility engine rebinds home addresses by itself).").format(
+                      helper=HELPER_NAME, detail=_detail(helper_detail)),
+                None, _("install the helper on the host: {install}").format(install=_(INSTALL_HELPER)),
+                ("steering",)))
         elif helper == "absent":
             out.append(AccessProblem(
                 "helper-absent",
-                f"The privileged helper ({HELPER_NAME}) is not installed: nobody owns its name on the system bus and "
-                f"it is not activatable{_detail(helper_detail)}. Rebinding home addresses and steering rules are "
-                f"unavailable; install it on the host with {INSTALL_HELPER}.",
-                None, f"install the helper on the host: {INSTALL_HELPER}", ("rebind", "steering")))
+                _("The privileged helper ({helper}) is not installed{detail}: rebinding home addresses and "
+                  "steering rules are unavailable.").format(helper=HELPER_NAME, detail=_detail(helper_detail)),
+                None, _("install the helper on the host: {install}").format(install=_(INSTALL_HELPER)),
+                ("rebind", "steering")))
         elif helper == "denied":
             out.append(AccessProblem(
                 "helper-denied",
-                f"The system bus policy does not let this user call the privileged helper ({HELPER_NAME})"
-                f"{_detail(helper_detail)}: rebinding home addresses and steering rules are unavailable.",
-                f"membership of the group netdev or sudo (the policy in {HELPER_POLICY})",
-                "add the user to the netdev group (then log in again), or allow it in a policy file of your own "
-                "in /etc/dbus-1/system.d/",
+                _("The system bus policy does not let this user call the privileged helper ({helper})"
+                  "{detail}: rebinding home addresses and steering rules are unavailable.").format(
+                      helper=HELPER_NAME, detail=_detail(helper_detail)),
+                _("membership of the group netdev or sudo (the policy in {policy})").format(policy=HELPER_POLICY),
+                _("add the user to the netdev group (then log in again), or allow it in a policy file of your own "
+                  "in /etc/dbus-1/system.d/"),
                 ("rebind", "steering")))
     return out
 
@@ -284,14 +295,30 @@ def taxonomy_is_node(found: list[AccessProblem]) -> bool:
     return not any("taxonomy" in p.affects for p in found)
 
 
+def sentence(p: AccessProblem) -> str:
+    """The problem and what fixes it, as the banner words it (without its "No access — ")."""
+    return p.message + (_(" Needs: {what}.").format(what=p.permission) if p.permission else
+                        _(" Fix: {what}.").format(what=p.fix) if p.fix else "")
+
+
 def banner_lines(found: list[AccessProblem]) -> list[str]:
     """One line per problem, as the window shows them."""
-    return [("" if p.message.startswith("No access") else "No access — ") + p.message
-            + (f" Needs: {p.permission}." if p.permission else
-                                          f" Fix: {p.fix}." if p.fix else "") for p in found]
+    return [("" if p.message.startswith(_("No access")) else _("No access — ")) + sentence(p) for p in found]
+
+
+def helper_unreachable(sources: Mapping[str, tuple[str, str]]) -> bool:
+    """The access probe found the privileged helper out of reach (not installed, refused, or no system bus):
+    what only it does (restarting a daemon, steering rules) cannot be asked of it. False while unknown."""
+    return sources.get(HELPER, ("", ""))[0] in ("absent", "denied") or sources.get(SYSTEM_BUS, ("", ""))[0] in BUS_FAILED
+
+
+def steering_blocker(found: list[AccessProblem]) -> AccessProblem | None:
+    """The first of ``found`` that makes steering rules unavailable (no system bus, the helper absent,
+    hidden or refused), None when steering rules can be tried."""
+    return next((p for p in found if "steering" in p.affects), None)
 
 
 __all__ = [
     "AccessProblem", "Sandbox", "NO_SANDBOX", "parse_flatpak_info", "problems", "loopback_only",
-    "taxonomy_is_node", "banner_lines", "SYSTEM_BUS", "HELPER", "NM_NAME", "HELPER_NAME",
+    "taxonomy_is_node", "banner_lines", "sentence", "steering_blocker", "helper_unreachable", "SYSTEM_BUS", "HELPER", "NM_NAME", "HELPER_NAME",
 ]

@@ -52,6 +52,7 @@ from itertools import repeat
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from ..i18n import _
 from .model import Address, AddressFlag, AddressKey, HomeAddress, InterfaceKind, NodeState
 
 AF_INET6 = 10
@@ -189,55 +190,55 @@ def _role_of(sig: tuple, ctx: tuple, allow_ula: bool, ipv4_coas: bool) -> Addres
     family, flags, cls, is_hoa, vpn, valid_over, pref_over, bound, scoped, unspecified = sig
     kind, up, on_home_link, with_v6 = ctx
     if vpn is not None:
-        return _no(ROLE_VPN, f"address of the VPN connection {vpn!r} (NetworkManager): the VPN's own "
-                   "address, not a care-of address")
+        return _no(ROLE_VPN, _("address of the VPN connection {name} (NetworkManager): the VPN's own "
+                             "address, not a care-of address").format(name=repr(vpn)))
     if family != AF_INET6:
         if not ipv4_coas:
-            return _no(ROLE_OTHER, "IPv4 address: Mobile IPv6 care-of addresses are IPv6")
+            return _no(ROLE_OTHER, _("IPv4 address: Mobile IPv6 care-of addresses are IPv6"))
         return _role_v4(flags, cls, valid_over, scoped, unspecified, kind, up, on_home_link, with_v6)
     if flags & _DADFAILED:
-        return _no(ROLE_UNUSABLE, "duplicate address detection failed: another node uses this address")
+        return _no(ROLE_UNUSABLE, _("duplicate address detection failed: another node uses this address"))
     if is_hoa or flags & _HOME:
-        return _no(ROLE_HOA, "home address (permanent address of the mobile node)")
+        return _no(ROLE_HOA, _("home address (permanent address of the mobile node)"))
     if flags & _TENTATIVE:
-        return _no(ROLE_TENTATIVE, "tentative: duplicate address detection has not finished")
+        return _no(ROLE_TENTATIVE, _("tentative: duplicate address detection has not finished"))
     if cls == "link-local":
-        return _no(ROLE_LINK_LOCAL, "link-local: not routable beyond the link")
+        return _no(ROLE_LINK_LOCAL, _("link-local: not routable beyond the link"))
     not_access = _not_access(kind, cls)
     if not_access:
         return _no(ROLE_OTHER, not_access)
     if cls == "multicast":
-        return _no(ROLE_OTHER, "multicast")
+        return _no(ROLE_OTHER, _("multicast"))
     if on_home_link:
-        return _no(ROLE_HOME_LINK, "on a home link: addresses here are not care-of addresses (draft 6.2.3)")
+        return _no(ROLE_HOME_LINK, _("on a home link: addresses here are not care-of addresses (draft 6.2.3)"))
     if flags & _TEMPORARY:
-        return _no(ROLE_TEMPORARY, "temporary (privacy) address: listed, never a care-of address")
+        return _no(ROLE_TEMPORARY, _("temporary (privacy) address: listed, never a care-of address"))
     if cls == "ula" and not allow_ula:
-        return _no(ROLE_OTHER, "unique local address (ULA): not a care-of address unless allowed in settings")
+        return _no(ROLE_OTHER, _("unique local address (ULA): not a care-of address unless allowed in settings"))
     if cls not in ("global", "ula"):
-        return _no(ROLE_OTHER, "not a global address")
+        return _no(ROLE_OTHER, _("not a global address"))
     if not up:
-        return _no(ROLE_UNUSABLE, "interface is down or has no carrier")
+        return _no(ROLE_UNUSABLE, _("interface is down or has no carrier"))
     if valid_over:
-        return _no(ROLE_UNUSABLE, "valid lifetime ended")
+        return _no(ROLE_UNUSABLE, _("valid lifetime ended"))
     if flags & _DEPRECATED or pref_over:
         if bound:
-            return AddressRole(ROLE_COA_DEPRECATED, "deprecated but still bound by the mobility daemon: "
-                               "counted until its valid lifetime ends", True)
-        return _no(ROLE_UNUSABLE, "deprecated (preferred lifetime ended): not used for new bindings")
-    return AddressRole(ROLE_COA, "usable care-of address", True)
+            return AddressRole(ROLE_COA_DEPRECATED, _("deprecated but still bound by the mobility daemon: "
+                                                                 "counted until its valid lifetime ends"), True)
+        return _no(ROLE_UNUSABLE, _("deprecated (preferred lifetime ended): not used for new bindings"))
+    return AddressRole(ROLE_COA, _("usable care-of address"), True)
 
 
 def _not_access(kind: InterfaceKind | None, cls: str) -> str | None:
     """Why an address on an interface of this kind is no CoA, or None for an access link."""
     if kind is None:
-        return "interface unknown"
+        return _("interface unknown")
     if kind is InterfaceKind.LOOPBACK or cls == "loopback":
-        return "loopback"
+        return _("loopback")
     if kind is InterfaceKind.TUNNEL:
-        return "on a tunnel (the mobility daemon's, not an access link)"
+        return _("on a tunnel (the mobility daemon's, not an access link)")
     if kind is InterfaceKind.VIRTUAL:
-        return "on a virtual link (bridge, macvlan, ifb, dummy...): not an access link"
+        return _("on a virtual link (bridge, macvlan, ifb, dummy...): not an access link")
     return None
 
 
@@ -245,31 +246,31 @@ def _role_v4(flags: int, cls: str, valid_over: bool, scoped: bool, unspecified: 
              on_home_link: bool, with_v6: bool) -> AddressRole:
     """The role of an IPv4 address with a daemon that takes IPv4 care-of addresses (RFC 5555)."""
     if flags & _DADFAILED:
-        return _no(ROLE_UNUSABLE, "duplicate address detection failed: another node uses this address")
+        return _no(ROLE_UNUSABLE, _("duplicate address detection failed: another node uses this address"))
     if flags & _TENTATIVE:
-        return _no(ROLE_TENTATIVE, "tentative: duplicate address detection has not finished")
+        return _no(ROLE_TENTATIVE, _("tentative: duplicate address detection has not finished"))
     if cls == "link-local":
-        return _no(ROLE_LINK_LOCAL, "link-local (169.254.0.0/16): not routable beyond the link")
+        return _no(ROLE_LINK_LOCAL, _("link-local (169.254.0.0/16): not routable beyond the link"))
     not_access = _not_access(kind, cls)
     if not_access:
         return _no(ROLE_OTHER, not_access)
     if cls == "multicast" or unspecified:
-        return _no(ROLE_OTHER, "not a unicast address")
+        return _no(ROLE_OTHER, _("not a unicast address"))
     if scoped:
-        return _no(ROLE_OTHER, "not a global-scope address")
+        return _no(ROLE_OTHER, _("not a global-scope address"))
     if on_home_link:
-        return _no(ROLE_HOME_LINK, "on a home link: addresses here are not care-of addresses (draft 6.2.3)")
+        return _no(ROLE_HOME_LINK, _("on a home link: addresses here are not care-of addresses (draft 6.2.3)"))
     if not up:
-        return _no(ROLE_UNUSABLE, "interface is down or has no carrier")
+        return _no(ROLE_UNUSABLE, _("interface is down or has no carrier"))
     if valid_over:
-        return _no(ROLE_UNUSABLE, "valid lifetime ended")
+        return _no(ROLE_UNUSABLE, _("valid lifetime ended"))
     if with_v6:  # a dual-stack uplink is one path: its IPv4 CoA is the engine's fallback, not another CoA
-        return _no(ROLE_COA, "IPv4 care-of address (RFC 5555), used when the home agent has no IPv6 "
-                   "address: not counted, this link counts by its IPv6 one")
+        return _no(ROLE_COA, _("IPv4 care-of address (RFC 5555), used when the home agent has no IPv6 "
+                             "address: not counted, this link counts by its IPv6 one"))
     if cls == "global":
-        return AddressRole(ROLE_COA, "usable IPv4 care-of address (RFC 5555)", True)
-    return AddressRole(ROLE_COA, "usable IPv4 care-of address (RFC 5555), private: the home agent is "
-                       "reached through NAT44", True)
+        return AddressRole(ROLE_COA, _("usable IPv4 care-of address (RFC 5555)"), True)
+    return AddressRole(ROLE_COA, _("usable IPv4 care-of address (RFC 5555), private: the home agent is "
+                                 "reached through NAT44"), True)
 
 
 # --------------------------------------------------------------------------- the incremental analyser
@@ -542,7 +543,7 @@ class Analyser:
         # lifetimes that ended since the last call
         heap = self._heap
         while heap and heap[0][0] <= now:
-            _, e = heapq.heappop(heap)
+            _t, e = heapq.heappop(heap)
             if self._entries.get(e.key) is e:
                 redo[e.key] = None
         if len(heap) > 2 * len(self._entries) + 64:

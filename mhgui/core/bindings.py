@@ -28,6 +28,8 @@ import math
 from dataclasses import dataclass, replace
 from typing import Iterable, Mapping
 
+from ..i18n import _
+
 __all__ = [
     "Binding",
     "BindingState",
@@ -296,11 +298,16 @@ def in_use_text(uses: Mapping[str, UplinkInUse], hoas: Iterable[str] | None = No
     for hoa in (list(hoas) if hoas is not None else list(uses)):
         u = uses.get(_canon_or_same(hoa))
         if u is None:
-            parts.append(f"{hoa} is not bound")
+            parts.append(_("{hoa} is not bound").format(hoa=hoa))
             continue
-        how = "" if u.acknowledged else ", waiting for the home agent"
-        parts.append(f"{u.hoa}{' now bound' if now else ''} through "
-                     f"{u.interface or 'an interface that no longer has ' + u.coa} ({u.coa}{how})")
+        via = u.interface or _("an interface that no longer has {coa}").format(coa=u.coa)
+        if now:
+            text = (_("{hoa} now bound through {interface} ({coa})") if u.acknowledged
+                    else _("{hoa} now bound through {interface} ({coa}, waiting for the home agent)"))
+        else:
+            text = (_("{hoa} through {interface} ({coa})") if u.acknowledged
+                    else _("{hoa} through {interface} ({coa}, waiting for the home agent)"))
+        parts.append(text.format(hoa=u.hoa, interface=via, coa=u.coa))
     return "; ".join(parts)
 
 

@@ -20,13 +20,14 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from ..i18n import N_, _, ngettext
 from .failover import valid_interface_name
 from .prefsfile import OrderEntry
 
 __all__ = ["HoaUplinks", "engine_lists", "engine_problems", "engine_rows", "hoa_uplinks", "uplink_order"]
 
 #: the status note of an interface the engine's lists do not name
-UNLISTED = "not listed: allowed after the listed ones"
+UNLISTED = N_("not listed: allowed after the listed ones")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,13 +118,13 @@ def engine_rows(live: Sequence[tuple[str, str, bool, str]], u: HoaUplinks) -> li
                 continue
             listed.add(name)
             if name in by_name:
-                _, kind, usable, note = by_name[name]
+                _name, kind, usable, note = by_name[name]
                 out.append(OrderEntry(name, kind, bool(usable), note, True, mark, True))
             else:
-                out.append(OrderEntry(name, "", False, "not present", False, mark, True))
-    for name, (_, kind, usable, note) in by_name.items():
+                out.append(OrderEntry(name, "", False, _("not present"), False, mark, True))
+    for name, (_name, kind, usable, note) in by_name.items():
         if name not in listed:
-            now = "usable now" if usable and not note else note or "not usable now"
+            now = _("usable now") if usable and not note else note or _("not usable now")
             out.append(OrderEntry(name, kind, bool(usable), f"{now}; {UNLISTED}", True, "primary", False))
     return out
 
@@ -159,16 +160,20 @@ def engine_problems(hoa: str, marked: Sequence[tuple[str, str]],
         seen: set[str] = set()
         twice = sorted({n for n in (*pref, *backup) if n in seen or seen.add(n)})
         if twice:
-            out.append(f"{hoa}: {', '.join(twice)} {'is' if len(twice) == 1 else 'are'} listed twice: an "
-                       "interface has one place in the order.")
+            out.append(ngettext("{hoa}: {names} is listed twice: an interface has one place in the order.",
+                                "{hoa}: {names} are listed twice: an interface has one place in the order.",
+                                len(twice)).format(hoa=hoa, names=", ".join(twice)))
         bad = sorted({n for n in (*pref, *backup, *never) if not valid_interface_name(n)}, key=repr)
         if bad:
-            out.append(f"{hoa}: {', '.join(map(repr, bad[:5]))} {'is' if len(bad) == 1 else 'are'} not an "
-                       "interface name (1 to 15 characters, no space, '/' or ':').")
+            out.append(ngettext("{hoa}: {names} is not an interface name (1 to 15 characters, no space, '/' or ':').",
+                                "{hoa}: {names} are not an interface name (1 to 15 characters, no space, '/' or ':').",
+                                len(bad)).format(hoa=hoa, names=", ".join(map(repr, bad[:5]))))
         both = sorted((set(pref) | set(backup)) & set(never))
         if both:
-            out.append(f"{hoa}: {', '.join(both)} {'is' if len(both) == 1 else 'are'} both used and marked never.")
-    if not any(m != "never" for _, m in marked):
-        out.append(f"{hoa}: no interface may be used (every one is marked never): the engine could not bind "
-                   "this home address. Mark at least one as primary or backup only.")
+            out.append(ngettext("{hoa}: {names} is both used and marked never.",
+                                "{hoa}: {names} are both used and marked never.", len(both)).format(
+                                    hoa=hoa, names=", ".join(both)))
+    if not any(m != "never" for _name, m in marked):
+        out.append(_("{hoa}: no interface may be used (every one is marked never): the engine could not bind "
+                     "this home address. Mark at least one as primary or backup only.").format(hoa=hoa))
     return out

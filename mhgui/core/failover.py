@@ -91,6 +91,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Union
 
+from ..i18n import _
 from .analysis import ROLE_COA, Analysis
 from .bindings import Binding, BindingState
 from .model import InterfaceKind, NodeState
@@ -649,9 +650,10 @@ class FailoverPolicy:
         return self.names.config_problems(self._named())
 
     def _named(self) -> dict[str, str]:
-        out = {n: "the failover order" for n in self.prefs.order}
+        order = _("the failover order")
+        out = {n: order for n in self.prefs.order}
         for n, where in self.config_names.items():
-            out[n] = where if n not in out else f"{where} (and the failover order)"
+            out[n] = where if n not in out else _("{where} (and the failover order)").format(where=where)
         return out
 
     def _follow_names(self, changes: list[Change], state: NodeState, now: float) -> None:
@@ -670,8 +672,10 @@ class FailoverPolicy:
                         st.add(ev.new)
                 if ev.old in named or ev.new in named or ev.old == self.current:
                     where = named.get(ev.old)
-                    note = (f"the NIC {ev.old} (ifindex {ev.ifindex}) is now called {ev.new}"
-                            + (f": {where} names {ev.old}, which no longer designates it" if where else ""))
+                    note = (_("the NIC {old} (ifindex {ifindex}) is now called {new}").format(
+                                old=ev.old, ifindex=ev.ifindex, new=ev.new)
+                            + (_(": {where} names {old}, which no longer designates it").format(where=where, old=ev.old)
+                               if where else ""))
                     self.log.note_names("renamed", ev.old, ev.new, note + ".", now)
             elif isinstance(ev, NameTaken) and ev.name in named:
                 m = self.names.moved(ev.name)
@@ -867,3 +871,19 @@ class FailoverPolicy:
                         if t is not None and t > now:
                             times.append(t)
         self.next_deadline = min(times) if times else None
+
+
+def no_usable_text(state: NodeState, analysis: Analysis) -> str:
+    """What the Failover tab says when the policy has no usable interface (``current`` None) and no home
+    address is bound: in the headline's words (:func:`mhgui.core.headline.node_headline`) when the machine is
+    online without being a Mobile IPv6 node (no home address: issue 15.3), so that the tab does not call a
+    normal machine's Ethernet "down"; else that every listed link is unusable. One sentence or two."""
+    from .headline_words import addresses_text, online_links
+    links = online_links(state, {i for i, f in state.interfaces.items() if f.name.startswith("mhmn")})
+    if analysis.y > 0 or not links:
+        return _("No usable interface: every listed link is down, or has no care-of address "
+                 "or no default router.")
+    where = _("Online via {iface} ({addresses})").format(iface=links[0].name, addresses=addresses_text(links[0]))
+    return where + ". " + _("Not a Mobile IPv6 node yet (no home address): there is no home address to fail "
+                            "over, and steering rules have no uplink to follow (none has a global IPv6 "
+                            "address and a default router).")

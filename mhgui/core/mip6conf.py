@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, Mapping
 
 from mhgui.core.model import HomeAddress
+from mhgui.i18n import _, ngettext
 
 __all__ = [
     "ConfError",
@@ -995,43 +996,51 @@ def preference_order_problem(prefs: Mapping[str, int]) -> str | None:
     bad = sorted(n for n, v in prefs.items()
                  if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_PREFERENCE)
     if bad:
-        return (f"{_names(bad)} {'has' if len(bad) == 1 else 'have'} a preference outside 0..{MAX_PREFERENCE} "
-                f"({prefs[bad[0]]!r}); use 1 for the best interface, 0 for an unused one")
+        return ngettext("{names} has a preference outside 0..{max} ({value}); use 1 for the best interface, "
+                        "0 for an unused one",
+                        "{names} have a preference outside 0..{max} ({value}); use 1 for the best interface, "
+                        "0 for an unused one", len(bad)).format(names=_names(bad), max=MAX_PREFERENCE,
+                                                                value=repr(prefs[bad[0]]))
     by_value: dict[int, list[str]] = {}
     for name, value in prefs.items():
         if value >= 1:
             by_value.setdefault(value, []).append(name)
     used = sum(len(v) for v in by_value.values())
     if used > MAX_PREFERENCE:
-        return (f"{used} interfaces are in use, but preferences go only up to {MAX_PREFERENCE}: "
-                f"set the others to 0 (unused)")
+        return _("{n} interfaces are in use, but preferences go only up to {max}: set the others to 0 (unused)").format(
+            n=used, max=MAX_PREFERENCE)
     problems = []
     for value, names in sorted(by_value.items()):
         if len(names) > 1:
-            both = "both" if len(names) == 2 else "all"
-            problems.append(f"{_names(sorted(names))} {both} have preference {value}")
+            problems.append((_("{names} both have preference {value}") if len(names) == 2
+                             else _("{names} all have preference {value}")).format(names=_names(sorted(names)),
+                                                                                   value=value))
     missing = [v for v in range(1, used + 1) if v not in by_value]
     if missing:
-        text = "no interface has preference " + _and([str(v) for v in missing], "or")
-        above = [f"{_names([n])} has {v}" for v, names in sorted(by_value.items()) if v > used for n in sorted(names)]
+        text = _("no interface has preference {values}").format(values=_and([str(v) for v in missing], "or"))
+        above = [_("{name} has {value}").format(name=_names([n]), value=v)
+                 for v, names in sorted(by_value.items()) if v > used for n in sorted(names)]
         if above:
-            text += f" ({_and(above[:6] + ([f'{len(above) - 6} more'] if len(above) > 6 else []))})"
+            more = [_("{n} more").format(n=len(above) - 6)] if len(above) > 6 else []
+            text += f" ({_and(above[:6] + more)})"
         problems.append(text)
     if not problems:
         return None
-    how = ("give the interface in use preference 1" if used == 1
-           else f"number the {used} interfaces in use 1 to {used}, each number once")
-    return f"{'; '.join(problems)}: {how} (0 = unused)"
+    how = (_("give the interface in use preference 1") if used == 1
+           else _("number the {n} interfaces in use 1 to {n}, each number once").format(n=used))
+    return _("{problems}: {how} (0 = unused)").format(problems="; ".join(problems), how=how)
 
 
 def _and(items: list[str], word: str = "and") -> str:
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {word} " + items[-1]
+    """``a, b and c`` (``word``: "and" or "or", in the user's language)."""
+    joint = _(" or ") if word == "or" else _(" and ")
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + joint + items[-1]
 
 
 def _names(names: list[str], limit: int = 6) -> str:
     shown = [f'"{n}"' if n.isprintable() and '"' not in n else ascii(n) for n in names[:limit]]
     if len(names) > limit:
-        shown.append(f"{len(names) - limit} more")
+        shown.append(_("{n} more").format(n=len(names) - limit))
     return _and(shown)
 
 
@@ -1185,15 +1194,16 @@ def unknown_options(loaded: LoadedConf | ConfFile) -> list[str]:
     grammar is closed (``src/gram.y``: a syntax error), and a misspelt
     ``MnHomeLink`` silently loses a home address: the UI shows these lines.
     """
-    import difflib
-
     out = []
     loaded = _as_loaded(loaded)
     for path, st in _expand(loaded, loaded.path, loaded.main.statements):
         if st.name in _TOP or st.is_include:
             continue
+        import difflib  # here: only a file with an unknown option needs it
+
         lower = {k.lower(): k for k in _TOP}
         guess = lower.get(st.name.lower()) or next(iter(difflib.get_close_matches(st.name, list(_TOP), 1, 0.8)), None)
-        hint = f" (did you mean {guess}?)" if guess else ""
-        out.append(f"{path}:{st.line}: unknown option {st.name}{hint}; mainline mip6d refuses the whole file")
+        hint = _(" (did you mean {guess}?)").format(guess=guess) if guess else ""
+        out.append(_("{where}: unknown option {name}{hint}; mainline mip6d refuses the whole file").format(
+            where=f"{path}:{st.line}", name=st.name, hint=hint))
     return out

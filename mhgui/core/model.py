@@ -14,7 +14,11 @@ from __future__ import annotations
 import enum
 import ipaddress
 from dataclasses import dataclass, field, fields, replace
+# the C module: the `socket` wrapper's enums cost start-up time and only inet_pton is used (issue 14)
+from _socket import AF_INET6 as _AF_INET6, inet_pton as _inet_pton
 from typing import NamedTuple
+
+from ..i18n import _
 
 #: The kernel's "infinite" lifetime (``INFINITY_LIFE_TIME`` in
 #: ``include/net/addrconf.h``): 0xFFFFFFFF seconds.
@@ -167,20 +171,37 @@ class Address:
     valid_until: float | None = None
     # parsed once: the analysis runs over every address after each change
     ip: ipaddress.IPv4Address | ipaddress.IPv6Address = field(init=False, compare=False, repr=False)
-    network: ipaddress.IPv4Network | ipaddress.IPv6Network = field(init=False, compare=False, repr=False)
     #: what kind of address this is, from its value alone: "global", "ula", "link-local",
     #: "loopback", "multicast" or "other" (RFC 4291 section 2.4, RFC 4193; 2001:db8::/32 counts as global)
     address_class: str = field(init=False, compare=False, repr=False)
+    #: :attr:`network`, made on first use (a /128 rarely needs its own: thousands of them cost ms, issue 14)
+    _network: ipaddress.IPv4Network | ipaddress.IPv6Network | None = field(
+        init=False, compare=False, repr=False, default=None)
+
+    #: :attr:`key`, made once (the store and the analysis ask for it several times per address)
+    _key: AddressKey | None = field(init=False, compare=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
-        ip = ipaddress.ip_address(self.address)
+        ip = _parse_ip(self.address)
         object.__setattr__(self, "ip", ip)
-        object.__setattr__(self, "network", ipaddress.ip_network((ip, self.prefixlen), strict=False))
         object.__setattr__(self, "address_class", _address_class(ip))
+        object.__setattr__(self, "_key", AddressKey(self.ifindex, self.address, self.prefixlen))
+
+    @property
+    def network(self) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+        """The prefix ``address/prefixlen`` (host bits cleared)."""
+        net = self._network
+        if net is None:
+            # the family's class, from the address as an int: ip_network((ip, len)) tries IPv4Network first
+            # and prints the address to parse it again (30x the cost; most of a new address's analysis, issue 14)
+            net = (ipaddress.IPv6Network if self.ip.version == 6 else ipaddress.IPv4Network)(
+                (int(self.ip), self.prefixlen), strict=False)
+            object.__setattr__(self, "_network", net)
+        return net
 
     @property
     def key(self) -> AddressKey:
-        return AddressKey(self.ifindex, self.address, self.prefixlen)
+        return self._key
 
     def preferred_remaining(self, now: float) -> float | None:
         """Seconds of preferred lifetime left at ``now`` (never negative); None = infinite."""
@@ -214,7 +235,32 @@ _ULA = ipaddress.IPv6Network("fc00::/7")
 _DOC = ipaddress.IPv6Network("2001:db8::/32")
 
 
+def _parse_ip(text) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """``ipaddress.ip_address(text)``, faster for the plain IPv6 text the kernel's tools print: parsed by
+    ``inet_pton(3)`` (same value), anything else (a scope ``%id``, IPv4, an int, a bad text: its error)
+    by :mod:`ipaddress` as before."""
+    if isinstance(text, str) and ":" in text and "%" not in text:
+        try:
+            return ipaddress.IPv6Address(int.from_bytes(_inet_pton(_AF_INET6, text), "big"))
+        except OSError:  # not an IPv6 address for inet_pton: ipaddress says why
+            pass
+    return ipaddress.ip_address(text)
+
+
 def _address_class(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    x = int(ip)
+    if ip.version == 6 and (x >> 32) != 0xFFFF:  # not IPv4-mapped: prefix tests on the integer
+        if (x >> 118) == 0x3FA:  # fe80::/10 (ipaddress' is_link_local)
+            return "link-local"
+        if x == 1:  # ::1
+            return "loopback"
+        if (x >> 120) == 0xFF:  # ff00::/8
+            return "multicast"
+        if (x >> 121) == 0x7E:  # fc00::/7
+            return "ula"
+        if (x >> 96) == 0x20010DB8 or ip.is_global:  # 2001:db8::/32 first: is_global scans a list
+            return "global"
+        return "other"
     if ip.is_link_local:
         return "link-local"
     if ip.is_loopback:
@@ -223,7 +269,7 @@ def _address_class(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
         return "multicast"
     if ip.version == 6 and ip in _ULA:
         return "ula"
-    if ip.is_global or (ip.version == 6 and ip in _DOC):
+    if (ip.version == 6 and ip in _DOC) or ip.is_global:  # the cheap test first (is_global scans a list)
         return "global"  # RFC 3849 documentation prefix too, so labs and examples work
     return "other"
 
@@ -273,14 +319,15 @@ def home_address_problem(h: HomeAddress) -> str | None:
         ip = ipaddress.IPv6Address(h.address)
         net = h.network
     except ValueError as e:
-        return f"not an IPv6 address or prefix ({e})"
+        return _("not an IPv6 address or prefix ({why})").format(why=e)
     cls = _address_class(ip)
     if cls not in ("global", "ula"):
-        return f"{h.address} is a {cls} address, not a routable unicast address"
+        return _("{address} is a {kind} address, not a routable unicast address").format(address=h.address, kind=cls)
     if ip not in net:
-        return f"home prefix {net} does not contain {h.address}"
+        return _("home prefix {prefix} does not contain {address}").format(prefix=net, address=h.address)
     if net.prefixlen < MIN_HOME_PREFIXLEN or h.prefixlen < MIN_HOME_PREFIXLEN:
-        return f"prefix length /{min(net.prefixlen, h.prefixlen)} is shorter than /{MIN_HOME_PREFIXLEN}"
+        return _("prefix length /{n} is shorter than /{min}").format(n=min(net.prefixlen, h.prefixlen),
+                                                                     min=MIN_HOME_PREFIXLEN)
     return None
 
 

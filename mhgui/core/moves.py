@@ -21,8 +21,10 @@ returns one :class:`MoveOutcome`:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 from ..engine.selectors import TrafficSelector
+from ..i18n import _, ngettext
 from .analysis import Analysis
 from .capabilities import DaemonCapabilities
 from .flows import Flow, Placement
@@ -90,14 +92,23 @@ def interface_problem(state: NodeState, analysis: Analysis, ifname: str) -> str 
     """Why ``ifname`` cannot carry a moved flow (down, no usable CoA, home link, unknown), or None."""
     iface = next((i for i in state.interfaces.values() if i.name == ifname), None)
     if iface is None:
-        return f"there is no interface {ifname}"
+        return _("there is no interface {name}").format(name=ifname)
     if not iface.up:
-        return f"{ifname} is down or has no carrier"
+        return _("{name} is down or has no carrier").format(name=ifname)
     if iface.ifindex in analysis.home_links:
-        return f"{ifname} is on a home link: it holds no care-of address"
+        return _("{name} is on a home link: it holds no care-of address").format(name=ifname)
     if iface.ifindex not in analysis.active:
-        return f"{ifname} has no usable care-of address"
+        return _("{name} has no usable care-of address").format(name=ifname)
     return None
+
+
+def target_problem(state: NodeState, analysis: Analysis, ifname: str, in_use: Iterable[str] = ()) -> str | None:
+    """Why a "Move to" menu (the Flows tab's, the home addresses', the node picture's) greys ``ifname`` out, or
+    None to offer it: "in use" when the connection or home address is on it already (``in_use``: the names of
+    the interfaces it is on now), else :func:`interface_problem` (down, no usable care-of address...)."""
+    if ifname in set(in_use):
+        return _("in use")
+    return interface_problem(state, analysis, ifname)
 
 
 def move_outcome(flow: Flow, place: Placement, target: str, state: NodeState, analysis: Analysis,
@@ -112,40 +123,46 @@ def move_outcome(flow: Flow, place: Placement, target: str, state: NodeState, an
         return MoveOutcome("refuse", why, target)
 
     if place.movable == "no":
-        return refuse(f"This connection cannot move: {place.reason}")
+        return refuse(_("This connection cannot move: {why}").format(why=place.reason))
     problem = interface_problem(state, analysis, target)
     if problem:
-        return refuse(f"Cannot move to {target}: {problem}.")
+        return refuse(_("Cannot move to {interface}: {why}.").format(interface=target, why=problem))
     if (tuple(bound_to) or (place.interface,)) == (target,):
-        return refuse(f"This connection already goes through {target}.")
+        return refuse(_("This connection already goes through {interface}.").format(interface=target))
     if place.local_role == "hoa":
         hoa = flow.local_address
         if not caps.connected:
-            return refuse("This connection uses the home address " + hoa + ", so it could move without "
-                          "breaking, but no mobility daemon is connected to rebind it.")
+            return refuse(_("This connection uses the home address {hoa}, so it could move without "
+                            "breaking, but no mobility daemon is connected to rebind it.").format(hoa=hoa))
         if caps.flow_bindings:
             try:
                 sel = flow_selector(flow)
             except ValueError as e:
-                return refuse(f"This connection cannot be bound alone: {e}.")
-            return MoveOutcome("flow-binding", f"Only this connection moves to {target} (an RFC 6089 flow "
-                               f"binding at the home agent); it keeps working.", target, hoa=hoa,
+                return refuse(_("This connection cannot be bound alone: {why}.").format(why=e))
+            return MoveOutcome("flow-binding", _("Only this connection moves to {interface} (an RFC 6089 flow "
+                                                 "binding at the home agent); it keeps working.").format(
+                                                     interface=target), target, hoa=hoa,
                                interfaces=(target,), selector=sel)
         moving = tuple(f.id for f, p in others if p.local_role == "hoa" and f.id != flow.id)
-        more = f" {len(moving)} other connection(s) on home addresses move with it." if moving else ""
+        more = " " + ngettext("{n} other connection(s) on home addresses move with it.",
+                              "{n} other connection(s) on home addresses move with it.",
+                              len(moving)).format(n=len(moving)) if moving else ""
         return MoveOutcome(
             "rebind",
-            f"This connection keeps working: it uses the home address {hoa}. {caps.name} cannot move one "
-            f"connection alone: every home address is rebound through {target}, so every connection on a "
-            f"home address moves.{more} The daemon restarts, which pauses them for a few seconds.",
+            _("This connection keeps working: it uses the home address {hoa}. {daemon} cannot move one "
+              "connection alone: every home address is rebound through {interface}, so every connection on a "
+              "home address moves.{more} The daemon restarts, which pauses them for a few seconds.").format(
+                  hoa=hoa, daemon=caps.name, interface=target, more=more),
             target, hoa=hoa, also_moves=moving)
     remote = flow.remote_address
     return MoveOutcome(
         "steer",
-        f"This connection will not survive: its local address {flow.local_address} belongs to "
-        f"{place.interface or 'another interface'}, and a connection cannot change its address. "
-        f"New connections to {remote} can be sent through {target} instead (a steering rule); "
-        "the application has to reconnect.",
+        _("This connection will not survive: its local address {address} belongs to "
+          "{interface}, and a connection cannot change its address. "
+          "New connections to {remote} can be sent through {target} instead (a steering rule); "
+          "the application has to reconnect.").format(
+              address=flow.local_address, interface=place.interface or _("another interface"), remote=remote,
+              target=target),
         target, destination=remote)
 
 
@@ -153,28 +170,32 @@ def bicast_outcome(flow: Flow, place: Placement, targets: tuple[str, ...], state
                    caps: DaemonCapabilities) -> MoveOutcome:
     """What "send this connection on each of ``targets``" (bicast, e.g. a call) means: a flow binding to
     several BIDs (RFC 6089 §3.2: n-casting) with a daemon that has them, else a refusal that says why."""
-    label = " and ".join(targets)
+    label = _(" and ").join(targets)
 
     def refuse(why: str) -> MoveOutcome:
         return MoveOutcome("refuse", why, label)
 
     if len(targets) < 2:
-        return refuse("Sending on several interfaces needs at least two usable ones.")
+        return refuse(_("Sending on several interfaces needs at least two usable ones."))
     if place.local_role != "hoa":
-        return refuse("Only a connection on a home address can be sent on several interfaces: this one's "
-                      f"address {flow.local_address} belongs to one interface.")
+        return refuse(_("Only a connection on a home address can be sent on several interfaces: this one's "
+                        "address {address} belongs to one interface.").format(address=flow.local_address))
     if not caps.flow_bindings:
-        return refuse("Sending one connection on several interfaces needs flow bindings (RFC 6089), which "
-                      + (f"{caps.name} does not have" if caps.connected else "no connected daemon offers")
-                      + (" (the engine: multiple_care_of = true in mn.toml)" if caps.name == "engine" else "") + ".")
+        hint = _(" (the engine: multiple_care_of = true in mn.toml)") if caps.name == "engine" else ""
+        if caps.connected:
+            return refuse(_("Sending one connection on several interfaces needs flow bindings (RFC 6089), which "
+                            "{daemon} does not have{hint}.").format(daemon=caps.name, hint=hint))
+        return refuse(_("Sending one connection on several interfaces needs flow bindings (RFC 6089), which "
+                        "no connected daemon offers{hint}.").format(hint=hint))
     for t in targets:
         problem = interface_problem(state, analysis, t)
         if problem:
-            return refuse(f"Cannot send on {t}: {problem}.")
+            return refuse(_("Cannot send on {interface}: {why}.").format(interface=t, why=problem))
     try:
         sel = flow_selector(flow)
     except ValueError as e:
-        return refuse(f"This connection cannot be bound alone: {e}.")
-    return MoveOutcome("flow-binding", f"Each packet of this connection goes out on {label} and comes back on "
-                       "both; the other end keeps the first copy, so it goes on if one of them fails.",
+        return refuse(_("This connection cannot be bound alone: {why}.").format(why=e))
+    return MoveOutcome("flow-binding", _("Each packet of this connection goes out on {interfaces} and comes back "
+                                         "on both; the other end keeps the first copy, so it goes on if one of "
+                                         "them fails.").format(interfaces=label),
                        targets[0], hoa=flow.local_address, interfaces=tuple(targets), selector=sel)

@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..i18n import _, ngettext
+
 __all__ = [
     "DAEMON_BACK",
     "DAEMON_LOST",
@@ -69,6 +71,9 @@ class Notice:
     body: str = ""
     ms: float | None = None
     icon_state: str | None = None
+    #: buttons the notification offers: ``(key, label)``; the key is a headline action id
+    #: (:data:`mhgui.core.headline.ACTIONS`), e.g. "restart-daemon" for a lost daemon (issue 15.7)
+    actions: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -79,7 +84,7 @@ class Notice:
 
 def link_lost(interface: str, reason: str = "") -> Notice:
     """The link of ``interface`` went (``reason``: e.g. "no carrier", "care-of address removed")."""
-    return Notice(LINK_LOST, f"Link lost: {interface}", reason)
+    return Notice(LINK_LOST, _("Link lost: {interface}").format(interface=interface), reason)
 
 
 def failover_done(from_interface: str | None, to_interface: str, ms: float | None, hoas: tuple[str, ...] = (),
@@ -90,29 +95,36 @@ def failover_done(from_interface: str | None, to_interface: str, ms: float | Non
     no start to time it from (the kernel batches carrier notifications, up to 1 s).
     """
     src = f"{from_interface} → " if from_interface else ""
-    body = f"{', '.join(hoas)} now through {to_interface}" if hoas else ""
+    body = _("{hoas} now through {interface}").format(hoas=", ".join(hoas), interface=to_interface) if hoas else ""
     if ms is None:
-        late = f" {late_ms:.0f} ms later" if late_ms is not None else ""
-        body = "\n".join(x for x in (body, f"the daemon moved first; the kernel told mhgui of the link loss{late}") if x)
-        return Notice(FAILOVER_DONE, f"Failover done: {src}{to_interface}", body, icon_state="backup" if on_backup else "ok")
-    return Notice(FAILOVER_DONE, f"Failover done: {src}{to_interface} in {ms:.0f} ms", body, ms=ms,
+        first = (_("the daemon moved first; the kernel told mhgui of the link loss {ms} ms later").format(
+                     ms=f"{late_ms:.0f}") if late_ms is not None
+                 else _("the daemon moved first; the kernel told mhgui of the link loss"))
+        body = "\n".join(x for x in (body, first) if x)
+        return Notice(FAILOVER_DONE, _("Failover done: {move}").format(move=f"{src}{to_interface}"), body,
+                      icon_state="backup" if on_backup else "ok")
+    return Notice(FAILOVER_DONE, _("Failover done: {move} in {ms} ms").format(move=f"{src}{to_interface}",
+                                                                              ms=f"{ms:.0f}"), body, ms=ms,
                   icon_state="backup" if on_backup else "ok")
 
 
 def failover_failed(from_interface: str | None, reason: str) -> Notice:
     """No failover was possible (no usable interface left, or the daemon did not confirm)."""
-    return Notice(FAILOVER_FAILED, "Failover failed" + (f": {from_interface} lost" if from_interface else ""),
-                  reason)
+    return Notice(FAILOVER_FAILED, _("Failover failed: {interface} lost").format(interface=from_interface)
+                  if from_interface else _("Failover failed"), reason)
 
 
-def daemon_lost(name: str, reason: str = "") -> Notice:
-    """The mobility daemon stopped answering."""
-    return Notice(DAEMON_LOST, f"Mobility daemon lost: {name}", reason)
+def daemon_lost(name: str, reason: str = "", *, restart: bool = True) -> Notice:
+    """The mobility daemon stopped answering; ``restart``: offer to restart it (a "Restart" button, action
+    key ``restart-daemon``, issue 15.7)."""
+    return Notice(DAEMON_LOST, _("Mobility daemon lost: {name}").format(name=name), reason,
+                  actions=(("restart-daemon", _("Restart")),) if restart else ())
 
 
 def daemon_back(name: str, gone: float) -> Notice:
     """The mobility daemon answers again, after ``gone`` seconds (issue 15.7: "lost" is followed by "back")."""
-    return Notice(DAEMON_BACK, f"Mobility daemon back: {name}", f"it answers again after {gone:.0f} s")
+    return Notice(DAEMON_BACK, _("Mobility daemon back: {name}").format(name=name),
+                  _("it answers again after {seconds} s").format(seconds=f"{gone:.0f}"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +144,11 @@ class Notification:
     notices: tuple[Notice, ...]
 
     @property
+    def actions(self) -> tuple[tuple[str, str], ...]:
+        """The buttons: those of the last notice (the newest event is what a button acts on)."""
+        return self.notices[-1].actions if self.notices else ()
+
+    @property
     def count(self) -> int:
         return len(self.notices)
 
@@ -142,11 +159,13 @@ def summarise(notices: list[Notice], replace: bool) -> Notification:
     urgency = max(URGENCY[n.kind] for n in notices)
     if len(notices) == 1:
         return Notification(last.title, last.body, urgency, last.icon_state, replace, (last,))
-    title = f"{last.title} (and {len(notices) - 1} more event{'s' if len(notices) > 2 else ''})"
+    more = len(notices) - 1
+    title = ngettext("{title} (and {n} more event)", "{title} (and {n} more events)", more).format(
+        title=last.title, n=more)
     lines = [n.title + (f" — {n.body}" if n.body else "") for n in notices]
     if len(lines) > MAX_BODY_LINES:
         hidden = len(lines) - (MAX_BODY_LINES - 1)
-        lines = lines[:1] + [f"… {hidden} more …"] + lines[-(MAX_BODY_LINES - 2):]
+        lines = lines[:1] + [_("… {n} more …").format(n=hidden)] + lines[-(MAX_BODY_LINES - 2):]
     return Notification(title, "\n".join(lines), urgency, last.icon_state, replace, tuple(notices))
 
 

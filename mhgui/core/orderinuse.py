@@ -16,13 +16,14 @@ from __future__ import annotations
 
 from typing import Mapping
 
+from ..i18n import N_, _
 from .failover import Preferences, mnifpreference_values, valid_interface_name
 
 __all__ = ["mnif_after", "order_in_use", "same_order"]
 
 #: said above the list when the file's order is shown instead of the saved one
-NOTE = ("mip6d.conf ranks the interfaces differently from your saved order (a rebind, mhctl or an edit "
-        "changed it): the list shows the order mip6d uses now.")
+NOTE = N_("mip6d.conf ranks the interfaces differently from your saved order (a rebind, mhctl or an edit "
+          "changed it): the list shows the order mip6d uses now.")
 
 
 def _meaning(values: Mapping[str, int], names) -> tuple:
@@ -69,7 +70,7 @@ def order_in_use(saved: Preferences | None, current: Mapping[str, int] | None) -
         backup.add(n)
     return Preferences(order=tuple(used + unused), backup=frozenset(backup), never=frozenset(unused),
                        holdup=saved.holdup, churn_window=saved.churn_window,
-                       require_router=saved.require_router), NOTE
+                       require_router=saved.require_router), _(NOTE)
 
 
 def mnif_after(new: Preferences, current: Mapping[str, int] | None) -> dict[str, int]:

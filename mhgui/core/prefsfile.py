@@ -44,6 +44,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import tomli_w
 
+from ..i18n import N_, _
 from .capabilities import DaemonCapabilities
 from .failover import Preferences, mnifpreference_values, usable_interfaces, valid_interface_name
 from .settings import locate_line, type_name
@@ -74,7 +75,7 @@ __all__ = [
 #: the marks, in the file and in the model: primary (used in order), backup (only when no primary is usable), never
 MARKS = ("primary", "backup", "never")
 #: how the UI names each mark
-MARK_LABELS = {"primary": "primary", "backup": "backup only", "never": "never"}
+MARK_LABELS = {"primary": N_("primary"), "backup": N_("backup only"), "never": N_("never")}
 #: hold-up limits, seconds
 DEFAULT_HOLDUP = 5
 HOLDUP_MAX = 600
@@ -183,7 +184,7 @@ def parse_prefs(text: str, path: str = "failover.toml", *, strict: bool = False)
     try:
         data = tomllib.loads(text)
     except RecursionError:  # tomllib recurses per nesting level: a hostile file, not a crash
-        p = PrefsProblem(path, None, None, "not valid TOML: nested too deeply; the defaults are used", True)
+        p = PrefsProblem(path, None, None, _("not valid TOML: nested too deeply; the defaults are used"), True)
         if strict:
             raise PrefsError(p) from None
         return ParsedPrefs(FailoverSettings(), (p,))
@@ -196,8 +197,8 @@ def parse_prefs(text: str, path: str = "failover.toml", *, strict: bool = False)
             msg = f"{msg[: m.start()]} (column {m.group(2)})"
         elif msg.endswith(" (at end of document)"):
             line = len(text.rstrip("\n").split("\n"))
-            msg = msg[: -len(" (at end of document)")] + " at the end of the file"
-        p = PrefsProblem(path, line, None, f"not valid TOML: {msg}; the defaults are used", True)
+            msg = msg[: -len(" (at end of document)")] + _(" at the end of the file")
+        p = PrefsProblem(path, line, None, _("not valid TOML: {why}; the defaults are used").format(why=msg), True)
         if strict:
             raise PrefsError(p) from None
         return ParsedPrefs(FailoverSettings(), (p,))
@@ -206,19 +207,23 @@ def parse_prefs(text: str, path: str = "failover.toml", *, strict: bool = False)
     for key in list(extra):
         if _depth(extra[key]) > MAX_KEPT_DEPTH:
             del extra[key]
-            problem(f"unknown key {_show(key)}: nested more than {MAX_KEPT_DEPTH} levels deep; dropped", key)
+            problem(_("unknown key {key}: nested more than {n} levels deep; dropped").format(
+                key=_show(key), n=MAX_KEPT_DEPTH), key)
             continue
-        problem(f"unknown key {_show(key)} (kept as it is; known: {', '.join(_TOP_KEYS)})", key, lossy=False)
+        problem(_("unknown key {key} (kept as it is; known: {known})").format(key=_show(key), known=", ".join(_TOP_KEYS)),
+                key, lossy=False)
 
     def seconds(key: str, default: float, maximum: float) -> float:
         if key not in data:
             return default
         v = data[key]
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            problem(f"{key} must be a number of seconds, not {type_name(v)}; {default:g} is used", key)
+            problem(_("{key} must be a number of seconds, not {type}; {default} is used").format(
+                key=key, type=type_name(v), default=f"{default:g}"), key)
             return default
         if not (math.isfinite(v) and 0 <= v <= maximum):
-            problem(f"{key} must be from 0 to {maximum:g} seconds, not {v!r}; {default:g} is used", key)
+            problem(_("{key} must be from 0 to {max} seconds, not {value}; {default} is used").format(
+                key=key, max=f"{maximum:g}", value=repr(v), default=f"{default:g}"), key)
             return default
         return float(v)
 
@@ -227,7 +232,8 @@ def parse_prefs(text: str, path: str = "failover.toml", *, strict: bool = False)
             return default
         v = data[key]
         if not isinstance(v, bool):
-            problem(f"{key} must be true or false, not {type_name(v)}; {'true' if default else 'false'} is used", key)
+            problem(_("{key} must be true or false, not {type}; {default} is used").format(
+                key=key, type=type_name(v), default="true" if default else "false"), key)
             return default
         return v
 
@@ -242,32 +248,34 @@ def parse_prefs(text: str, path: str = "failover.toml", *, strict: bool = False)
     interface_extra: dict[str, dict[str, Any]] = {}
     tables = data.get("interface", [])
     if not isinstance(tables, list):
-        problem(f"interface must be an array of tables ([[interface]]), not {type_name(tables)}; ignored",
-                "interface")
+        problem(_("interface must be an array of tables ([[interface]]), not {type}; ignored").format(
+            type=type_name(tables)), "interface")
         tables = []
     for i, table in enumerate(tables):
-        where = f"interface #{i + 1}"
+        where = _("interface #{n}").format(n=i + 1)
         dotted = f"interface[{i}]"
         if not isinstance(table, dict):
-            problem(f"{where} must be a table (name = ..., mark = ...), not {type_name(table)}; ignored",
-                    "interface", dotted=dotted)
+            problem(_("{where} must be a table (name = ..., mark = ...), not {type}; ignored").format(
+                where=where, type=type_name(table)), "interface", dotted=dotted)
             continue
         name = table.get("name")
         if name is None:
-            problem(f"{where} has no name (name = \"eth0\"); ignored", None, i, dotted=f"{dotted}.name")
+            problem(_("{where} has no name (name = \"eth0\"); ignored").format(where=where), None, i,
+                    dotted=f"{dotted}.name")
             continue
         if not is_interface_name(name):
             what = type_name(name) if not isinstance(name, str) else _show(name)
-            problem(f"{where}: {what} is not an interface name (1 to 15 characters, no space, '/' or ':'); ignored",
-                    "name", i, dotted=f"{dotted}.name")
+            problem(_("{where}: {what} is not an interface name (1 to 15 characters, no space, '/' or ':'); ignored")
+                    .format(where=where, what=what), "name", i, dotted=f"{dotted}.name")
             continue
         if name in order:
-            problem(f"{where}: {name} is listed twice; the first entry is used", "name", i, dotted=f"{dotted}.name")
+            problem(_("{where}: {name} is listed twice; the first entry is used").format(where=where, name=name),
+                    "name", i, dotted=f"{dotted}.name")
             continue
         mark = table.get("mark", "primary")
         if mark not in MARKS:
-            problem(f"{where} ({name}): unknown mark {_show(mark)} (primary, backup or never); never is used",
-                    "mark", i, dotted=f"{dotted}.mark")
+            problem(_("{where} ({name}): unknown mark {mark} (primary, backup or never); never is used").format(
+                where=where, name=name, mark=_show(mark)), "mark", i, dotted=f"{dotted}.mark")
             mark = "never"
         order.append(name)
         if mark == "backup":
@@ -276,11 +284,11 @@ def parse_prefs(text: str, path: str = "failover.toml", *, strict: bool = False)
             never.add(name)
         unknown = {k: v for k, v in table.items() if k not in _IF_KEYS and _depth(v) <= MAX_KEPT_DEPTH}
         for k in [k for k in table if k not in _IF_KEYS and k not in unknown]:
-            problem(f"{where} ({name}): unknown key {_show(k)}: nested more than {MAX_KEPT_DEPTH} levels deep; "
-                    "dropped", k, i, dotted=f"{dotted}.{k}")
+            problem(_("{where} ({name}): unknown key {key}: nested more than {n} levels deep; dropped").format(
+                where=where, name=name, key=_show(k), n=MAX_KEPT_DEPTH), k, i, dotted=f"{dotted}.{k}")
         for k in unknown:
-            problem(f"{where} ({name}): unknown key {_show(k)} (kept as it is; known: {', '.join(_IF_KEYS)})",
-                    k, i, lossy=False, dotted=f"{dotted}.{k}")
+            problem(_("{where} ({name}): unknown key {key} (kept as it is; known: {known})").format(
+                where=where, name=name, key=_show(k), known=", ".join(_IF_KEYS)), k, i, lossy=False, dotted=f"{dotted}.{k}")
         if unknown:
             interface_extra[name] = unknown
 
@@ -429,13 +437,13 @@ def merge_interfaces(live: Sequence[tuple[str, str, bool, str]], saved: Preferen
     for name, mark in base:
         listed.add(name)
         if name in live_by_name:
-            _, kind, usable, note = live_by_name[name]
+            _name, kind, usable, note = live_by_name[name]
             out.append(OrderEntry(name, kind, bool(usable), note, True, mark, from_saved))
         else:
-            out.append(OrderEntry(name, "", False, "not present", False, mark, from_saved))
-    for name, (_, kind, usable, note) in live_by_name.items():
+            out.append(OrderEntry(name, "", False, _("not present"), False, mark, from_saved))
+    for name, (_name, kind, usable, note) in live_by_name.items():
         if name not in listed:
-            note = note if new_mark == "primary" else ("new (not in the saved list)" + (f"; {note}" if note else ""))
+            note = note if new_mark == "primary" else (_("new (not in the saved list)") + (f"; {note}" if note else ""))
             out.append(OrderEntry(name, kind, bool(usable), note, True, new_mark, False))
     return out
 
@@ -453,15 +461,15 @@ def live_interface_rows(state, analysis, *, require_router: bool = True) -> list
         if iface.name in usable:
             note = ""
         elif not iface.up:
-            note = "down" if not iface.admin_up else "no carrier" if not iface.carrier else iface.operstate
+            note = _("down") if not iface.admin_up else _("no carrier") if not iface.carrier else iface.operstate
         elif ifindex in analysis.home_links:
-            note = "home link"
+            note = _("home link")
         elif ifindex not in analysis.active:
-            note = "no usable care-of address"
+            note = _("no usable care-of address")
         elif require_router and not state.routers.get(ifindex):
-            note = "no default router"
+            note = _("no default router")
         else:
-            note = "NetworkManager: not connected"
+            note = _("NetworkManager: not connected")
         rows.append((iface.name, kind, iface.name in usable, note))
     return rows
 

@@ -27,6 +27,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Union
 
+from ..i18n import _
+
 __all__ = ["NameMove", "NameTaken", "NameTracker", "Renamed", "describe_move"]
 
 
@@ -67,10 +69,12 @@ class NameMove:
 def describe_move(m: NameMove, where: str) -> str:
     """One sentence for the user: ``where`` names the configuration (e.g. ``mip6d.conf``)."""
     if m.holder is None:
-        return (f"{where} names {m.name}, but that NIC (ifindex {m.original}) was renamed {m.original_now}: "
-                f"no interface is called {m.name} now, so the configuration no longer reaches it.")
-    return (f"{where} names {m.name}, but {m.name} is now another NIC (ifindex {m.holder}); the NIC it named "
-            f"(ifindex {m.original}) was renamed {m.original_now}: the configuration now applies to the other NIC.")
+        return _("{where} names {name}, but that NIC (ifindex {ifindex}) was renamed {new}: "
+                 "no interface is called {name} now, so the configuration no longer reaches it.").format(
+                     where=where, name=m.name, ifindex=m.original, new=m.original_now)
+    return _("{where} names {name}, but {name} is now another NIC (ifindex {holder}); the NIC it named "
+             "(ifindex {ifindex}) was renamed {new}: the configuration now applies to the other NIC.").format(
+                 where=where, name=m.name, holder=m.holder, ifindex=m.original, new=m.original_now)
 
 
 class NameTracker:

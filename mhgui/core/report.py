@@ -11,6 +11,7 @@ import functools
 import math
 from typing import Any
 
+from ..i18n import _, ngettext
 from .access import AccessProblem, problems as access_problems, taxonomy_is_node
 from .analysis import NON_ACCESS_KINDS, Analysis, analyse
 from .capabilities import NO_DAEMON, DaemonCapabilities
@@ -48,7 +49,7 @@ def taxonomy(an: Analysis, caps: DaemonCapabilities = NO_DAEMON) -> dict[str, An
             {"goal": g.value, "available": ok, "reason": why} for g, ok, why in goals_available(sc, caps)
         ],
         "issues": [
-            {"section": i.section, "title": i.title, "explanation": i.explanation,
+            {"section": i.section, "title": _(i.title), "explanation": _(i.explanation),
              "mechanism": issue_mechanism(i, caps)} for i in sc.issues
         ],
     }
@@ -56,14 +57,14 @@ def taxonomy(an: Analysis, caps: DaemonCapabilities = NO_DAEMON) -> dict[str, An
 
 def headline(tax: dict[str, Any]) -> str:
     """e.g. "(n,1,n) — 2 interfaces, 1 home address, 3 care-of addresses — scenario 5.6"."""
-    def n(count: int, word: str) -> str:
-        return f"{count} {word}{'' if count == 1 else 'es' if word.endswith('ss') else 's'}"
-
-    where = (f"scenario {tax['scenario']}" if tax["scenario"]
-             else f"not named by the draft (nearest {tax['nearest_scenario']})" if tax["nearest_scenario"]
-             else "not named by the draft")
-    return (f"{tax['label']} — {n(tax['interfaces'], 'interface')}, {n(tax['home_addresses'], 'home address')}, "
-            f"{n(tax['care_of_addresses'], 'care-of address')} — {where}")
+    where = (_("scenario {section}").format(section=tax["scenario"]) if tax["scenario"]
+             else _("not named by the draft (nearest {section})").format(section=tax["nearest_scenario"])
+             if tax["nearest_scenario"] else _("not named by the draft"))
+    x, y, z = tax["interfaces"], tax["home_addresses"], tax["care_of_addresses"]
+    counts = ", ".join((ngettext("{n} interface", "{n} interfaces", x).format(n=x),
+                        ngettext("{n} home address", "{n} home addresses", y).format(n=y),
+                        ngettext("{n} care-of address", "{n} care-of addresses", z).format(n=z)))
+    return f"{tax['label']} — {counts} — {where}"
 
 
 #: ``NMDeviceState`` numbers as words (NetworkManager's ``nm-dbus-interface.h``)
@@ -99,18 +100,19 @@ def interface_notes(st: NodeState, an: Analysis, caps: DaemonCapabilities = NO_D
         if not v4 or any(a.family == 10 and a.address_class in ("global", "ula") for a in addrs):
             continue
         counted = [a for a in v4 if an.roles[a.key].counted]
-        what = "modem " if iface.kind is InterfaceKind.WWAN else ""
+        what = _("IPv4-only modem link") if iface.kind is InterfaceKind.WWAN else _("IPv4-only link")
         if counted:
-            notes[ifindex] = (f"IPv4-only {what}link: its IPv4 address {counted[0].address} is the care-of "
-                              f"address ({caps.name}, RFC 5555)")
+            notes[ifindex] = _("{what}: its IPv4 address {address} is the care-of address ({daemon}, RFC 5555)").format(
+                what=what, address=counted[0].address, daemon=caps.name)
         elif caps.connected and caps.ipv4_coas:
-            notes[ifindex] = (f"IPv4-only {what}link: {an.roles[v4[0].key].reason}")
+            notes[ifindex] = f"{what}: {an.roles[v4[0].key].reason}"
         elif caps.connected:
-            notes[ifindex] = (f"IPv4-only {what}link: no care-of address, {caps.name} takes IPv6 care-of "
-                              f"addresses only (mhgui's engine would register {v4[0].address}, RFC 5555)")
+            notes[ifindex] = _("{what}: no care-of address, {daemon} takes IPv6 care-of addresses only (mhgui's "
+                               "engine would register {address}, RFC 5555)").format(
+                what=what, daemon=caps.name, address=v4[0].address)
         else:
-            notes[ifindex] = (f"IPv4-only {what}link: no IPv6 care-of address; no mobility daemon connected "
-                              f"(mhgui's engine would register {v4[0].address}, RFC 5555)")
+            notes[ifindex] = _("{what}: no IPv6 care-of address; no mobility daemon connected (mhgui's engine "
+                               "would register {address}, RFC 5555)").format(what=what, address=v4[0].address)
     return notes
 
 
@@ -128,11 +130,13 @@ def modem_rows(store: StateStore) -> list[dict[str, Any]]:
         nm = NM_STATE_WORDS.get(dev.state, str(dev.state))
         if dev.ifindex and dev.ifindex in store.state.interfaces:
             link = store.state.interfaces[dev.ifindex].name
-            text = f"data interface {link} (NetworkManager: {nm})"
+            text = _("data interface {link} (NetworkManager: {state})").format(link=link, state=nm)
         else:
             link = None
-            text = (f"no data interface yet: not connected (NetworkManager: {nm})" if not dev.ip_interface
-                    else f"data interface {dev.ip_interface} not seen by the kernel (NetworkManager: {nm})")
+            text = (_("no data interface yet: not connected (NetworkManager: {state})").format(state=nm)
+                    if not dev.ip_interface
+                    else _("data interface {link} not seen by the kernel (NetworkManager: {state})").format(
+                        link=dev.ip_interface, state=nm))
         rows.append({"name": dev.name, "path": dev.path, "networkmanager_state": dev.state, "state": text,
                      "data_interface": link, "ifindex": dev.ifindex or None})
     return rows
@@ -160,7 +164,7 @@ def status(store: StateStore, now: float, *, allow_ula: bool = False,
         access = access_problems(store.sources, st)
     an = analysis or analyse(st, now, allow_ula=allow_ula, ipv4_coas=caps.connected and caps.ipv4_coas)
     sources = {k: store.sources.get(k, (v, ""))[0] for k, v in SOURCE_DEFAULTS.items()}
-    details = {k: d for k, (_, d) in store.sources.items() if d}
+    details = {k: d for k, (_state, d) in store.sources.items() if d}
     by_link = _by_link(st)
     notes = interface_notes(st, an, caps, by_link)
     interfaces = []

@@ -18,14 +18,13 @@ Home addresses also come from ``mip6d.conf`` (:mod:`mhgui.core.mip6conf`);
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import re
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
 from mhgui.core.model import HomeAddress
+from mhgui.i18n import _
 
 __all__ = [
     "Settings",
@@ -87,6 +86,8 @@ def type_name(value: Any) -> str:
         return "an array"
     if isinstance(value, dict):
         return "a table"
+    import datetime  # here: only a settings file's wrong types reach this (start-up, issue 14)
+
     if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
         return "a date/time"
     return type(value).__name__
@@ -148,12 +149,12 @@ def locate_line(text: str, array: str, key: str | None, index: int | None) -> in
 
 def _address_with_len(value: str) -> tuple[str, int]:
     if "/" not in value:
-        raise ValueError("needs a prefix length, e.g. 2001:db8:1::100/64")
+        raise ValueError(_("needs a prefix length, e.g. 2001:db8:1::100/64"))
     if "%" in value:
-        raise ValueError("a home address has no zone (%...): it is not link-local")
+        raise ValueError(_("a home address has no zone (%...): it is not link-local"))
     iface = ipaddress.IPv6Interface(value)
     if iface.ip.is_unspecified:
-        raise ValueError("'::' is not a home address")
+        raise ValueError(_("'::' is not a home address"))
     return iface.ip.compressed, iface.network.prefixlen
 
 
@@ -165,6 +166,8 @@ def parse_settings(text: str, path: str) -> Settings:
     interface names, and the same home address listed twice. Addresses are
     normalised (``ipaddress`` ``compressed``; ``home_prefix`` to its network).
     """
+    import tomllib  # here: most runs have no settings file (`mhctl status` starts faster, issue 14)
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -174,55 +177,62 @@ def parse_settings(text: str, path: str) -> Settings:
         if m:
             line = int(m.group(1))
             msg = f"{msg[: m.start()]} (column {m.group(2)})"
-        raise SettingsError(path, line, f"invalid TOML: {msg}") from None
+        raise SettingsError(path, line, _("invalid TOML: {why}").format(why=msg)) from None
 
     def fail(message: str, key: str | None, index: int | None = None) -> SettingsError:
         return SettingsError(path, _locate(text, key, index), message)
 
     for key in data:
         if key not in _TOP_KEYS:
-            raise fail(f"unknown setting {_show(key)} (known: {', '.join(_TOP_KEYS)})", key)
+            raise fail(_("unknown setting {key} (known: {known})").format(key=_show(key), known=", ".join(_TOP_KEYS)),
+                       key)
 
     allow_ula = data.get("allow_ula", False)
     if not isinstance(allow_ula, bool):
-        raise fail(f"allow_ula must be true or false, not {type_name(allow_ula)}", "allow_ula")
+        raise fail(_("allow_ula must be true or false, not {type}").format(type=type_name(allow_ula)), "allow_ula")
 
     mip6d_conf = data.get("mip6d_conf")
     if mip6d_conf is not None:
         if not isinstance(mip6d_conf, str):
-            raise fail(f"mip6d_conf must be a string (a file path), not {type_name(mip6d_conf)}", "mip6d_conf")
+            raise fail(_("mip6d_conf must be a string (a file path), not {type}").format(type=type_name(mip6d_conf)),
+                       "mip6d_conf")
         if not mip6d_conf or "\0" in mip6d_conf:
-            raise fail("mip6d_conf must be a non-empty file path", "mip6d_conf")
+            raise fail(_("mip6d_conf must be a non-empty file path"), "mip6d_conf")
 
     tables = data.get("home_address", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise fail(
-            f"home_address must be an array of tables ([[home_address]]), not {type_name(tables)}",
+            _("home_address must be an array of tables ([[home_address]]), not {type}").format(type=type_name(tables)),
             "home_address",
         )
     hoas: list[HomeAddress] = []
     seen: dict[str, int] = {}
     for i, table in enumerate(tables):
-        where = f"home_address #{i + 1}"
+        where = _("home_address #{n}").format(n=i + 1)
         for key in table:
             if key not in _HOA_KEYS:
-                raise fail(f"{where}: unknown key {_show(key)} (known: {', '.join(_HOA_KEYS)})", key, i)
+                raise fail(_("{where}: unknown key {key} (known: {known})").format(
+                    where=where, key=_show(key), known=", ".join(_HOA_KEYS)), key, i)
         for key in _HOA_KEYS:
             if key in table and not isinstance(table[key], str):
-                raise fail(f"{where}: {key} must be a string, not {type_name(table[key])}", key, i)
+                raise fail(_("{where}: {key} must be a string, not {type}").format(
+                    where=where, key=key, type=type_name(table[key])), key, i)
         if "address" not in table:
-            raise fail(f"{where}: missing 'address' (e.g. address = \"2001:db8:1::100/64\")", None, i)
+            raise fail(_("{where}: missing 'address' (e.g. address = \"2001:db8:1::100/64\")").format(where=where),
+                       None, i)
         try:
             address, prefixlen = _address_with_len(table["address"])
         except ValueError as e:
-            raise fail(f"{where}: invalid address {_show(table['address'])}: {e}", "address", i) from None
+            raise fail(_("{where}: invalid address {address}: {why}").format(
+                where=where, address=_show(table["address"]), why=e), "address", i) from None
         home_agent: str | None = None
         if "home_agent" in table:
             try:
                 ha = ipaddress.IPv6Address(table["home_agent"])
             except ValueError:
                 raise fail(
-                    f"{where}: invalid home_agent {_show(table['home_agent'])} (an IPv6 address, or '::' for DHAAD)",
+                    _("{where}: invalid home_agent {value} (an IPv6 address, or '::' for DHAAD)").format(
+                        where=where, value=_show(table["home_agent"])),
                     "home_agent",
                     i,
                 ) from None
@@ -235,7 +245,8 @@ def parse_settings(text: str, path: str) -> Settings:
                 home_prefix = ipaddress.IPv6Network(table["home_prefix"], strict=False).compressed
             except ValueError:
                 raise fail(
-                    f"{where}: invalid home_prefix {_show(table['home_prefix'])} (e.g. 2001:db8:1::/64)",
+                    _("{where}: invalid home_prefix {value} (e.g. 2001:db8:1::/64)").format(
+                        where=where, value=_show(table["home_prefix"])),
                     "home_prefix",
                     i,
                 ) from None
@@ -246,9 +257,11 @@ def parse_settings(text: str, path: str) -> Settings:
             or home_link in (".", "..")
             or any(ch.isspace() or ch in '/:"#' or not ch.isprintable() for ch in home_link)
         ):
-            raise fail(f"{where}: invalid interface name {_show(home_link)} for home_link", "home_link", i)
+            raise fail(_("{where}: invalid interface name {name} for home_link").format(where=where, name=_show(home_link)),
+                       "home_link", i)
         if address in seen:
-            raise fail(f"{where}: home address {address} is already listed in home_address #{seen[address]}", "address", i)
+            raise fail(_("{where}: home address {address} is already listed in home_address #{n}").format(
+                where=where, address=address, n=seen[address]), "address", i)
         seen[address] = i + 1
         hoas.append(
             HomeAddress(
@@ -270,13 +283,13 @@ def _differences(winner: HomeAddress, loser: HomeAddress) -> list[str]:
     """What of ``loser`` is ignored when ``winner`` is used (unset fields never conflict)."""
     out = []
     if loser.home_agent is not None and loser.home_agent != winner.home_agent:
-        out.append(f"home agent {loser.home_agent}")
+        out.append(_("home agent {address}").format(address=loser.home_agent))
     if loser.prefixlen != winner.prefixlen:
-        out.append(f"prefix length /{loser.prefixlen}")
+        out.append(_("prefix length /{n}").format(n=loser.prefixlen))
     if loser.home_prefix is not None and loser.network != winner.network:
-        out.append(f"home prefix {loser.network.compressed}")
+        out.append(_("home prefix {prefix}").format(prefix=loser.network.compressed))
     if loser.home_link is not None and winner.home_link is not None and loser.home_link != winner.home_link:
-        out.append(f"home link {loser.home_link}")
+        out.append(_("home link {name}").format(name=loser.home_link))
     return out
 
 
@@ -311,9 +324,12 @@ def merge_home_addresses(
                 continue
             ignored = ", ".join(diffs)
             if kept_source != source:
-                notes.append(f"{h.address}: mip6d.conf ({kept.origin}) overrides the app settings ({ignored} ignored)")
+                notes.append(_("{hoa}: mip6d.conf ({origin}) overrides the app settings ({ignored} ignored)").format(
+                    hoa=h.address, origin=kept.origin, ignored=ignored))
             elif source == "mip6d.conf":
-                notes.append(f"{h.address}: listed twice in mip6d.conf; {kept.origin} is used ({h.origin}: {ignored} ignored)")
+                notes.append(_("{hoa}: listed twice in mip6d.conf; {origin} is used ({other}: {ignored} ignored)").format(
+                    hoa=h.address, origin=kept.origin, other=h.origin, ignored=ignored))
             else:
-                notes.append(f"{h.address}: listed twice in the app settings; the first entry is used ({ignored} ignored)")
+                notes.append(_("{hoa}: listed twice in the app settings; the first entry is used ({ignored} ignored)")
+                             .format(hoa=h.address, ignored=ignored))
     return merged, notes

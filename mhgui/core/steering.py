@@ -58,10 +58,15 @@ numbers of ``/etc/iproute2/rt_tables``.
 Marks and nftables are **not** used by destination rules: a mark is set
 after the source is chosen and needs source NAT to fix it, which hides the
 real source from the application and from mhgui's own flow list (sock_diag
-shows the pre-NAT address). Reserved for application rules (later), which
-only marks can express: mark bits :data:`MARK_MASK` (``0x3f000000``, value
-``slot << 24``), nftables table ``inet mhgui``, policy rule ``fwmark
-MARK/MASK lookup TABLE``.
+shows the pre-NAT address). Rules with a protocol, port or application
+selector (issue 15.6, *marked* rules, :mod:`mhgui.core.steering_selectors`)
+can only be expressed with marks: nftables table ``inet mhgui`` marks their
+new connections (bits :data:`MARK_MASK`, ``0x3f000000``, value ``slot << 24``,
+kept in the conntrack mark), a policy rule ``fwmark MARK/MASK lookup
+SOURCE-TABLE`` at :data:`MARK_PRIORITY` sends them through the interface, and
+they are masqueraded to its address (:mod:`mhgui.core.steering_nft`). Their
+destinations are a filter, not routes: they may overlap plain rules' (the
+marked rule wins: its policy rule comes first).
 
 What happens to connections
 ---------------------------
@@ -92,11 +97,14 @@ from typing import Iterable, Mapping, Union
 
 from .nexthop import NextHop, next_hop
 from .ra import Advert
+from .steering_selectors import format_ports, parse_application, parse_ports, parse_protocol
 
 __all__ = [
     "FIB_RULE_FIND_SADDR",
     "KernelPlan",
     "MARK_MASK",
+    "MARK_PRIORITY",
+    "MAX_MARK_SLOT",
     "MAX_CHANGE_BYTES",
     "MAX_DESTINATIONS",
     "MAX_RULES",
@@ -118,6 +126,7 @@ __all__ = [
     "check_rule_id",
     "fallback_rule",
     "is_our_table",
+    "mark_of_slot",
     "parse_change",
     "parse_destination",
     "parse_snapshot",
@@ -147,8 +156,19 @@ SOURCE_TABLE_BASE = TABLE_BASE + 0x100
 RULE_PRIORITY = 0x6D68  # 28008
 #: ``include/uapi/linux/fib_rules.h``: match a lookup without source provisionally, check the source it gets.
 FIB_RULE_FIND_SADDR = 0x0001_0000
-#: Reserved for application rules (marks, later): bits 24..29, value ``slot << 24`` (slots 1..63).
+#: Marked rules (protocol, ports, application: :mod:`mhgui.core.steering_nft`): bits 24..29, value
+#: ``slot << 24`` (slots 1..63).
 MARK_MASK = 0x3F00_0000
+MAX_MARK_SLOT = 63
+#: Priority of the ``fwmark SLOT<<24/MARK_MASK lookup SOURCE-TABLE`` rules: before the destination rules.
+MARK_PRIORITY = RULE_PRIORITY - 2
+
+
+def mark_of_slot(slot: int) -> int:
+    """The packet mark of a slot's marked rules (``slot << 24``; ValueError outside 1..63)."""
+    if not 1 <= slot <= MAX_MARK_SLOT:
+        raise ValueError(f"slot {slot} has no mark (1..{MAX_MARK_SLOT})")
+    return slot << 24
 #: Limits on what a caller may ask for (every input can be hostile).
 MAX_RULES = 65_536
 MAX_DESTINATIONS = 16
@@ -250,8 +270,21 @@ class SteeringRule:
     interface: str
     created: float
     source: Network | None = None
+    #: selectors of marked rules (:mod:`mhgui.core.steering_selectors`): "tcp"/"udp"/None,
+    #: destination port ranges, "app:ID"/"cgroup:PATH"/None
+    protocol: str | None = None
+    ports: tuple[tuple[int, int], ...] = ()
+    application: str | None = None
+
+    @property
+    def marked(self) -> bool:
+        """Whether the rule is realised with nftables marks (it has a protocol, port or application
+        selector; its destinations, if any, are a filter and not routes of their own)."""
+        return bool(self.protocol or self.ports or self.application)
 
     def families(self) -> frozenset[int]:
+        if self.marked and not self.destinations:
+            return frozenset((6, 4))
         return frozenset(d.version for d in self.destinations)
 
     def to_json(self) -> dict:
@@ -259,13 +292,21 @@ class SteeringRule:
                "interface": self.interface, "created": self.created}
         if self.source is not None:
             out["source"] = str(self.source)
+        # (keys only when set: rules without them are written as before, and older helpers read them)
+        if self.protocol:
+            out["protocol"] = self.protocol
+        if self.ports:
+            out["ports"] = format_ports(self.ports)
+        if self.application:
+            out["application"] = self.application
         return out
 
     @classmethod
     def from_json(cls, data: object) -> SteeringRule:
         if not isinstance(data, Mapping):
             raise SteeringError("a rule is not a JSON object", "corrupt")
-        extra = set(data) - {"id", "destinations", "interface", "created", "source"}
+        extra = set(data) - {"id", "destinations", "interface", "created", "source", "protocol", "ports",
+                             "application"}
         if extra:
             raise SteeringError(f"a rule has unknown keys: {', '.join(sorted(map(str, extra)))}", "corrupt")
         created = data.get("created")
@@ -274,20 +315,43 @@ class SteeringRule:
             raise SteeringError(f"rule {ascii(data.get('id'))[:80]}: created must be a non-negative number",
                                 "corrupt")
         source = data.get("source")
+        protocol, ports, application = _check_marks(data.get("protocol"), data.get("ports"), data.get("application"))
+        marked = bool(protocol or ports or application)
         rule = cls(
             id=check_rule_id(data.get("id")),
-            destinations=_check_destinations(data.get("destinations")),
+            destinations=_check_destinations(data.get("destinations"), empty_ok=marked),
             interface=check_interface_name(data.get("interface")),
             created=float(created),
             source=None if source is None else parse_source(source),
+            protocol=protocol, ports=ports, application=application,
         )
         _check_selectors(rule)
         return rule
 
 
-def _check_destinations(values: object) -> tuple[Network, ...]:
+def _check_marks(protocol: object, ports: object, application: object
+                 ) -> tuple[str | None, tuple[tuple[int, int], ...], str | None]:
+    """The selectors of a marked rule, checked (SteeringError naming the bad one)."""
+    try:
+        proto = parse_protocol(protocol)
+    except ValueError as e:
+        raise SteeringError(str(e)) from None
+    try:
+        got = parse_ports(ports)
+    except ValueError as e:
+        raise SteeringError(f"ports: {e}") from None
+    try:
+        app = parse_application(application)
+    except ValueError as e:
+        raise SteeringError(f"application: {e}") from None
+    return proto, got, app
+
+
+def _check_destinations(values: object, empty_ok: bool = False) -> tuple[Network, ...]:
     if isinstance(values, str):
         values = [values]
+    if empty_ok and (values is None or values == [] or values == ()):
+        return ()
     if not isinstance(values, (list, tuple)) or not values:
         raise SteeringError("a rule needs at least one destination")
     if len(values) > MAX_DESTINATIONS:
@@ -302,12 +366,15 @@ def _check_destinations(values: object) -> tuple[Network, ...]:
 
 
 #: Selectors other tools have that steering rules do not: named in the refusal.
-_UNSUPPORTED_KEYS = frozenset({"protocol", "proto", "ipproto", "port", "ports", "sport", "dport",
-                               "source_port", "destination_port", "uid", "application", "mark"})
+_UNSUPPORTED_KEYS = frozenset({"proto", "ipproto", "port", "sport", "dport",
+                               "source_port", "destination_port", "uid", "mark"})
 
 
 def _check_selectors(rule: SteeringRule) -> None:
     """Refuse a rule whose selectors contradict each other (it could never match anything)."""
+    if rule.marked and rule.source is not None:
+        raise SteeringError("a source cannot be combined with a protocol, port or application: such "
+                            "connections get the interface's own address")
     if rule.source is None:
         return
     other = [d for d in rule.destinations if d.version != rule.source.version]
@@ -325,32 +392,39 @@ def rule_from_request(request: Mapping[str, object], *, rule_id: str, now: float
     See :func:`check_request` for the checks against the node's interfaces."""
     if not isinstance(request, Mapping):
         raise SteeringError("the request is not a dictionary")
-    allowed = {"destination", "destinations", "interface", "source"}
+    allowed = {"destination", "destinations", "interface", "source", "protocol", "ports", "application"}
     extra = [k for k in request if k not in allowed]
     unsupported = [k for k in extra if isinstance(k, str) and k.lower() in _UNSUPPORTED_KEYS]
     if unsupported:
-        raise SteeringError(f"steering rules select by destination and source address only; "
-                            f"{ascii(unsupported[0])[:40]} (protocol, port, process or mark selectors) "
-                            f"is not supported")
+        raise SteeringError(f"steering rules select by destination, source, protocol, destination ports "
+                            f"and application; {ascii(unsupported[0])[:40]} is not supported "
+                            f"(for destination ports use 'ports', for the protocol 'protocol')")
     if extra:
-        raise SteeringError(f"unknown key(s) {', '.join(ascii(k)[:40] for k in extra[:5])}; "
-                            f"allowed: destination or destinations, interface, source")
-    if ("destination" in request) == ("destinations" in request):
+        raise SteeringError(f"unknown key(s) {', '.join(ascii(k)[:40] for k in extra[:5])}; allowed: "
+                            f"destination or destinations, interface, source, protocol, ports, application")
+    protocol, ports, application = _check_marks(request.get("protocol"), request.get("ports"),
+                                                request.get("application"))
+    marked = bool(protocol or ports or application)
+    if "destination" in request and "destinations" in request:
         raise SteeringError("give either destination (a string) or destinations (a list of strings)")
+    if "destination" not in request and "destinations" not in request and not marked:
+        raise SteeringError("give either destination (a string) or destinations (a list of strings), "
+                            "or a protocol, ports or an application to select by")
     if "destination" in request:
         if not isinstance(request["destination"], str):
             raise SteeringError("destination must be a string")
         dests = _check_destinations([request["destination"]])
     else:
-        raw = request["destinations"]
+        raw = request.get("destinations", [])
         if not isinstance(raw, (list, tuple)) or not all(isinstance(x, str) for x in raw):
             raise SteeringError("destinations must be a list of strings")
-        dests = _check_destinations(list(raw))
+        dests = _check_destinations(list(raw), empty_ok=marked)
     if "interface" not in request:
         raise SteeringError("the interface is missing")
     source = parse_source(request["source"]) if request.get("source") not in (None, "") else None
     rule = SteeringRule(id=check_rule_id(rule_id), destinations=dests,
-                        interface=check_interface_name(request["interface"]), created=float(now), source=source)
+                        interface=check_interface_name(request["interface"]), created=float(now), source=source,
+                        protocol=protocol, ports=ports, application=application)
     _check_selectors(rule)
     return rule
 
@@ -452,7 +526,7 @@ class _Index:
 
     def add(self, rule: SteeringRule) -> None:
         self.by_id[rule.id] = rule
-        for d in rule.destinations:
+        for d in () if rule.marked else rule.destinations:
             self.by_dest[d] = rule
         self.per_iface[rule.interface] = self.per_iface.get(rule.interface, 0) + 1
         n = self.numbers[-1] + 1 if self.numbers else 0
@@ -462,7 +536,7 @@ class _Index:
     def remove(self, rule: SteeringRule) -> int:
         """Forget ``rule``; returns its position in the tuple of rules."""
         del self.by_id[rule.id]
-        for d in rule.destinations:
+        for d in () if rule.marked else rule.destinations:
             del self.by_dest[d]
         left = self.per_iface[rule.interface] - 1
         if left:
@@ -517,7 +591,7 @@ def add_rule(state: SteeringState, rule: SteeringRule) -> SteeringState:
         raise SteeringError(f"a rule with id {rule.id} exists", "conflict")
     if len(state.rules) >= MAX_RULES:
         raise SteeringError(f"there are already {MAX_RULES} rules", "limit")
-    for d in rule.destinations:
+    for d in () if rule.marked else rule.destinations:
         other = idx.by_dest.get(d)
         if other is not None:
             raise SteeringError(f"{d} is already steered via {other.interface} by rule {other.id}; "
@@ -622,7 +696,7 @@ def parse_snapshot(text: str) -> tuple[SteeringState, int]:
             if rule.id in ids:
                 raise SteeringError(f"rule id {rule.id} appears twice", "corrupt")
             ids.add(rule.id)
-            for d in rule.destinations:
+            for d in () if rule.marked else rule.destinations:
                 if d in taken:
                     raise SteeringError(f"destination {d} is in two rules", "corrupt")
                 taken.add(d)
@@ -789,6 +863,8 @@ class PolicyRule:
     table: int
     src: str
     find_saddr: bool = False
+    fwmark: int = 0
+    fwmask: int = 0
 
 
 @dataclass(frozen=True)
@@ -933,7 +1009,7 @@ def state_with(rules: Iterable[SteeringRule]) -> SteeringState:
     ids = [r.id for r in rules]
     if len(set(ids)) != len(ids):
         raise SteeringError("two rules have the same id", "conflict")
-    dests = [d for r in rules for d in r.destinations]
+    dests = [d for r in rules if not r.marked for d in r.destinations]
     if len(set(dests)) != len(dests):
         raise SteeringError("a destination is in two rules", "conflict")
     if len(rules) > MAX_RULES:

@@ -31,6 +31,9 @@ from typing import Callable, Iterable, Mapping
 
 from .nexthop import NextHop
 from .steering import (
+    MARK_MASK,
+    MARK_PRIORITY,
+    MAX_MARK_SLOT,
     MAX_SLOTS,
     NEVER_STEERED,
     RULE_PRIORITY,
@@ -47,6 +50,7 @@ from .steering import (
     _onlink,
     _prefix_hops,
     _v6_choice,
+    mark_of_slot,
     table_of_slot,
 )
 
@@ -78,6 +82,8 @@ class _Realised:
     reason: str
     refusal: str = ""
     note: str = ""
+    #: a marked rule's use of its slot: (family, source address, gateway) per family it can leave by
+    marks: tuple[tuple[int, str, str], ...] = ()
 
 
 @dataclass
@@ -87,6 +93,7 @@ class _Slot:
     count: int = 0
     sources: dict[str, int] = field(default_factory=dict)
     gateways: dict[str, int] = field(default_factory=dict)
+    marked: int = 0  # how many of them are marked rules (no route of their own; a fwmark policy rule)
 
 
 def _bump(counts: dict[str, int], key: str, by: int) -> None:
@@ -128,6 +135,9 @@ def _slot_routes(fam: int, slot: int, up: Uplink, use: _Slot, split: Mapping[Net
     else:
         mine = [PolicyRule(4, RULE_PRIORITY, table, "0.0.0.0/32", False)]
     mine += [PolicyRule(fam, RULE_PRIORITY + 1, stable, str(p), False) for p in sorted(prefixes)]  # type: ignore[type-var]
+    if use.marked:  # packets nftables marked for this slot (mhgui.core.steering_nft) take its source table
+        mine.append(PolicyRule(fam, MARK_PRIORITY, stable, "::/0" if fam == 6 else "0.0.0.0/0", False,
+                               mark_of_slot(slot), MARK_MASK))
     return tuple(srt), tuple(mine)
 
 
@@ -140,6 +150,8 @@ def _realise(r: SteeringRule, up: Uplink | None, slot: int | None, never: Mappin
                                    "address and a default router); the rule waits for it")
     if slot is None or not 1 <= slot <= MAX_SLOTS:
         return _Realised(None, (), "; ".join(f"{d}: no slot for {r.interface}" for d in r.destinations))
+    if r.marked:
+        return _realise_marked(r, up, slot, v6_choice)
     missing: list[str] = []
     refusal = note = ""
     owned: list[tuple[int, Network, str, str]] = []
@@ -173,6 +185,36 @@ def _realise(r: SteeringRule, up: Uplink | None, slot: int | None, never: Mappin
             rt = Route(fam, table_of_slot(slot), str(d), "unicast", up.ifindex, gw, src, "", _onlink(fam, gw))
             kept.append((fam, d, src, gw, rt))
     return _Realised(slot, tuple(kept), "; ".join(missing), refusal, note)
+
+
+def _realise_marked(r: SteeringRule, up: Uplink, slot: int,
+                    v6_choice: Callable[[SteeringRule, Uplink], tuple[str | None, NextHop | None, str, bool]]
+                    ) -> _Realised:
+    """A marked rule: no routes of its own, a use of its slot's source table in each family it can
+    leave by (the rule's destinations' families, both when it has none)."""
+    if slot > MAX_MARK_SLOT:
+        return _Realised(None, (), f"{r.interface} has slot {slot}; rules with a protocol, port or application "
+                                   f"need one of the first {MAX_MARK_SLOT} slots")
+    marks: list[tuple[int, str, str]] = []
+    missing: list[str] = []
+    note = ""
+    if 6 in r.families():
+        src, nh, problem, _refused = v6_choice(r, up)
+        if src is None or nh is None:
+            missing.append(f"IPv6: {problem}")
+        else:
+            marks.append((6, src, nh.router or ""))
+            note = nh.note
+    if 4 in r.families():
+        if _addr_ok(up.addr4, 4):
+            marks.append((4, up.addr4, up.router4 if _addr_ok(up.router4, 4) else ""))  # type: ignore[arg-type]
+        else:
+            missing.append(f"IPv4: {r.interface} has no usable IPv4 address")
+    if not marks:
+        return _Realised(None, (), "; ".join(missing))
+    # a rule for both families that can use one of them is realised; the other waits silently
+    reason = "; ".join(missing) if len(r.families()) == 1 or r.destinations else ""
+    return _Realised(slot, (), reason, "", note, tuple(marks))
 
 
 class _Nesting:
@@ -308,15 +350,19 @@ class SteeringPlanner:
     def note(self, rule_id: str) -> str:
         """The rule's note on its next hop, when it has routes ("" else)."""
         real = self._real[rule_id]
-        return real.note if real.kept else ""
+        return real.note if real.kept or real.marks else ""
 
     def needs(self, rule_id: str) -> tuple[tuple[Route, ...], tuple[PolicyRule, ...]]:
         """The routes and policy rules that realise the rule (``((), ())`` when it is not realised)."""
         real = self._real.get(rule_id)
-        if real is None or not real.kept:
+        if real is None or not (real.kept or real.marks):
             return (), ()
         rts: set[Route] = set()
         prs: set[PolicyRule] = set()
+        for fam, _src, _gw in real.marks:
+            srt, mine = self._slot_part.get((fam, real.slot), ((), ()))  # type: ignore[arg-type]
+            rts.update(srt)
+            prs.update(mine)
         for fam, _d, _src, _gw, rt in real.kept:
             rts.add(rt)
             srt, mine = self._slot_part.get((fam, rt.table - TABLE_BASE), ((), ()))
@@ -341,7 +387,7 @@ class SteeringPlanner:
                 needs={rid: self.needs(rid) for rid in self._rules},
                 reasons={rid: real.reason for rid, real in reals},
                 refusals={rid: real.refusal for rid, real in reals if real.refusal},
-                notes={rid: real.note for rid, real in reals if real.note and real.kept},
+                notes={rid: real.note for rid, real in reals if real.note and (real.kept or real.marks)},
             )
         return self._plan
 
@@ -371,8 +417,17 @@ class SteeringPlanner:
         self._plan = None
         for fam, d, src, gw, rt in real.kept:
             self._own(fam, d, real.slot, rule.id, src, gw, rt)  # type: ignore[arg-type]
-        for fam in {k[0] for k in real.kept}:
+        for fam, src, gw in real.marks:
+            self._use_mark(fam, real.slot, src, gw, 1)  # type: ignore[arg-type]
+        for fam in {k[0] for k in real.kept} | {k[0] for k in real.marks}:
             self._refresh_slot(fam, real.slot)  # type: ignore[arg-type]
+
+    def marked_slot(self, rule_id: str) -> tuple[int, str, frozenset[int]] | None:
+        """(slot, interface name, families) of a realised marked rule: what nftables needs; None otherwise."""
+        real = self._real.get(rule_id)
+        if real is None or not real.marks or real.slot is None:
+            return None
+        return real.slot, self._rules[rule_id].interface, frozenset(f for f, _s, _g in real.marks)
 
     def add_all(self, rules: Iterable[SteeringRule]) -> None:
         for r in rules:
@@ -391,7 +446,9 @@ class SteeringPlanner:
         self._plan = None
         for fam, d, *_ in real.kept:
             self._disown(fam, d)
-        for fam in {k[0] for k in real.kept}:
+        for fam, src, gw in real.marks:
+            self._use_mark(fam, real.slot, src, gw, -1)  # type: ignore[arg-type]
+        for fam in {k[0] for k in real.kept} | {k[0] for k in real.marks}:
             self._refresh_slot(fam, real.slot)  # type: ignore[arg-type]
         return rule
 
@@ -450,6 +507,15 @@ class SteeringPlanner:
         _bump(use.sources, src, 1)
         _bump(use.gateways, gw, 1)
 
+    def _use_mark(self, fam: int, slot: int, src: str, gw: str, by: int) -> None:
+        use = self._slot_use.setdefault((fam, slot), _Slot())
+        use.count += by
+        use.marked += by
+        _bump(use.sources, src, by)
+        _bump(use.gateways, gw, by)
+        if not use.count:
+            del self._slot_use[(fam, slot)]
+
     def _disown(self, fam: int, d: Network) -> None:
         nest = self._nest[fam]
         slot, _rid, src, gw, rt = self._owned[fam].pop(d)
@@ -477,10 +543,11 @@ class SteeringPlanner:
             self._hops[name] = hops if len(distinct) > 1 else {}
         return self._hops[name]
 
-    def _refresh_slot(self, fam: int, slot: int) -> None:
+    def _refresh_slot(self, fam: int, slot: int) -> None:  # noqa: C901
         use = self._slot_use.get((fam, slot))
         # the slot's part depends on the set of sources and the lowest gateway only
-        sig = None if use is None else (frozenset(use.sources), min(use.gateways) if use.gateways else "")
+        sig = None if use is None else (frozenset(use.sources), min(use.gateways) if use.gateways else "",
+                                        bool(use.marked))
         if sig is not None and self._slot_sig.get((fam, slot)) == sig:
             return
         if sig is None:

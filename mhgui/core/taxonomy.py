@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
+from ..i18n import N_, _
+
 if TYPE_CHECKING:  # only for type hints: keep this module free of imports at run time
     from mhgui.core.capabilities import DaemonCapabilities
 
@@ -129,12 +131,12 @@ class Goal(str, enum.Enum):
     "preferences settings" in 5.4: same goal).
     """
 
-    UBIQUITOUS_ACCESS = "ubiquitous access"
-    FAULT_RECOVERY = "fault recovery"
-    LOAD_SHARING = "load sharing"
-    LOAD_BALANCING = "load balancing"
-    PREFERENCE_SETTINGS = "preference settings"
-    BICASTING = "bicasting"
+    UBIQUITOUS_ACCESS = N_("ubiquitous access")
+    FAULT_RECOVERY = N_("fault recovery")
+    LOAD_SHARING = N_("load sharing")
+    LOAD_BALANCING = N_("load balancing")
+    PREFERENCE_SETTINGS = N_("preference settings")
+    BICASTING = N_("bicasting")
 
 
 # --------------------------------------------------------------------------
@@ -186,36 +188,36 @@ ISSUES: tuple[DraftIssue, ...] = (
     # 6.1.1 has three bullets, each with its own wildcard.
     DraftIssue(
         section="6.1.1",
-        title="Path Selection: interface selection",
+        title=N_("Path Selection: interface selection"),
         pattern="(n,*,*)",
-        explanation=(
+        explanation=N_(
             "With several interfaces, something has to decide which connection "
             "goes out through which interface."
         ),
     ),
     DraftIssue(
         section="6.1.1",
-        title="Path Selection: HoA selection",
+        title=N_("Path Selection: HoA selection"),
         pattern="(*,n,*)",
-        explanation=(
+        explanation=N_(
             "With several home addresses, every new connection (and the peers "
             "answering it) must pick which home address to use."
         ),
     ),
     DraftIssue(
         section="6.1.1",
-        title="Path Selection: CoA selection",
+        title=N_("Path Selection: CoA selection"),
         pattern="(*,*,n)",
-        explanation=(
+        explanation=N_(
             "With several care-of addresses, you and your peers must agree which "
             "one each connection's packets travel through."
         ),
     ),
     DraftIssue(
         section="6.1.2",
-        title="Ingress Filtering",
+        title=N_("Ingress Filtering"),
         pattern="(n,*,n)",
-        explanation=(
+        explanation=N_(
             "Each access network only forwards packets whose source is its own "
             "prefix, so the interface you pick fixes the CoA you must use."
         ),
@@ -231,37 +233,37 @@ ISSUES: tuple[DraftIssue, ...] = (
     # wildcards, ours never match y = 0 (not a Mobile IPv6 node).
     DraftIssue(
         section="6.1.3",
-        title="Media Detection",
+        title=N_("Media Detection"),
         pattern=None,
         rule=("(n,*,*)", "(*,*,n)"),
-        explanation=(
+        explanation=N_(
             "There is no standard quick way to notice that a link went down, so "
             "switching to another one can lag."
         ),
     ),
     DraftIssue(
         section="6.2.1",
-        title="Binding Multiple CoAs to a given HoA: one HoA",
+        title=N_("Binding Multiple CoAs to a given HoA: one HoA"),
         pattern="(*,1,n)",
-        explanation=(
+        explanation=N_(
             "Standard Mobile IPv6 lets your home address point at only one "
             "care-of address at a time, so the other ones sit idle."
         ),
     ),
     DraftIssue(
         section="6.2.1",
-        title="Binding Multiple CoAs to a given HoA: several HoAs",
+        title=N_("Binding Multiple CoAs to a given HoA: several HoAs"),
         pattern="(*,n,n)",
-        explanation=(
+        explanation=N_(
             "Each home address is tied to one care-of address, so choosing a home "
             "address also fixes which link its traffic uses."
         ),
     ),
     DraftIssue(
         section="6.2.2",
-        title="Using one HoA as a CoA",
+        title=N_("Using one HoA as a CoA"),
         pattern="(*,n,*)",
-        explanation=(
+        explanation=N_(
             "Standard Mobile IPv6 refuses to use one of your home addresses as the "
             "care-of address of another, so one home link cannot stand in for another."
         ),
@@ -272,19 +274,19 @@ ISSUES: tuple[DraftIssue, ...] = (
     # stated only "where one of the interface is connected to the home link".
     DraftIssue(
         section="6.2.3",
-        title="Simultaneous location in home and foreign networks",
+        title=N_("Simultaneous location in home and foreign networks"),
         pattern="(n,*,*)",
-        explanation=(
+        explanation=N_(
             "If one interface is on a home link, addresses on your other interfaces "
             "cannot be registered as care-of addresses for that home address."
         ),
     ),
     DraftIssue(
         section="6.2.3",
-        title="Simultaneous location in home and foreign networks: single HoA at home",
+        title=N_("Simultaneous location in home and foreign networks: single HoA at home"),
         pattern="(n,1,*)",
         at_home_only=True,
-        explanation=(
+        explanation=N_(
             "Your only home address is in use on the home link, so your other "
             "interfaces cannot help reach the home agent; they only serve "
             "connections started on them."
@@ -292,36 +294,36 @@ ISSUES: tuple[DraftIssue, ...] = (
     ),
     DraftIssue(
         section="7.1",
-        title="Binding a new CoA to the right HoA",
+        title=N_("Binding a new CoA to the right HoA"),
         pattern="(*,n,*)",
-        explanation=(
+        explanation=N_(
             "When a new care-of address appears, nothing standard says which of "
             "your home addresses it should serve."
         ),
     ),
     DraftIssue(
         section="7.2",
-        title="Binding HoA to interface",
+        title=N_("Binding HoA to interface"),
         pattern="(n,n,*)",
-        explanation=(
+        explanation=N_(
             "Nothing standard says which interface each home address belongs to; "
             "it may have to move when you plug into a home link or lose a link."
         ),
     ),
     DraftIssue(
         section="7.3",
-        title="Flow redirection: interface failure",
+        title=N_("Flow redirection: interface failure"),
         pattern="(n,*,*)",
-        explanation=(
+        explanation=N_(
             "If an interface fails, connections on it break unless the software "
             "moves them to another interface."
         ),
     ),
     DraftIssue(
         section="7.3",
-        title="Flow redirection: HoA failure",
+        title=N_("Flow redirection: HoA failure"),
         pattern="(*,n,*)",
-        explanation=(
+        explanation=N_(
             "If a home address stops working, connections using it break (unless "
             "the application uses a multi-address protocol such as SCTP)."
         ),
@@ -372,12 +374,18 @@ class TableEntry:
     cited: tuple[str, ...] = ()
 
 
-_OFFLINE = "Offline: no active interface"
-_INCONSISTENT_COAS = "Inconsistent: care-of addresses without an active interface"
-_AWAY_NO_COA = (
+_INCONSISTENT_COAS_NO_HOA = N_("Inconsistent: care-of addresses without an active interface (and no home address "
+                               "configured).")
+_INCONSISTENT_COAS = N_("Inconsistent: care-of addresses without an active interface.")
+_AWAY_NO_COA_1 = N_(
     "Inconsistent: away from home an interface without a care-of address is not "
     "active (draft section 4 counts active interfaces), so this is really "
-    "(0,{y},0) until a care-of address is configured."
+    "(0,1,0) until a care-of address is configured."
+)
+_AWAY_NO_COA_N = N_(
+    "Inconsistent: away from home an interface without a care-of address is not "
+    "active (draft section 4 counts active interfaces), so this is really "
+    "(0,n,0) until a care-of address is configured."
 )
 
 # Decisions for the 18 labels the draft does not name:
@@ -400,30 +408,34 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         # ---------------- x = 0: offline ----------------
         "(0,0,0)": TableEntry(
             section=None,
-            title="no ifaces, no HoAs, no CoAs",
-            summary=_OFFLINE + " and no home address configured (not a Mobile IPv6 node).",
+            title=N_("no ifaces, no HoAs, no CoAs"),
+            # not "Offline" (issue 15.3): x counts interfaces with a global IPv6 address only, so a normal
+            # machine with IPv4 and unique-local IPv6 is (0,0,0) while it is online
+            summary=N_("No active interface in the draft's sense (none has a global IPv6 address) and no home "
+                       "address configured: not a Mobile IPv6 node. IPv4 and unique-local addresses are not "
+                       "counted, so this does not mean offline."),
             multihomed=False,
             goals=(),
         ),
         "(0,0,1)": TableEntry(
             section=None,
-            title="no ifaces, no HoAs, 1 CoA",
-            summary=_INCONSISTENT_COAS + " (and no home address configured).",
+            title=N_("no ifaces, no HoAs, 1 CoA"),
+            summary=_INCONSISTENT_COAS_NO_HOA,
             multihomed=False,
             goals=(),
         ),
         "(0,0,n)": TableEntry(
             section=None,
-            title="no ifaces, no HoAs, n CoAs",
-            summary=_INCONSISTENT_COAS + " (and no home address configured).",
+            title=N_("no ifaces, no HoAs, n CoAs"),
+            summary=_INCONSISTENT_COAS_NO_HOA,
             multihomed=False,
             goals=(),
         ),
         "(0,1,0)": TableEntry(
             section=None,
-            title="no ifaces, 1 HoA, no CoAs",
-            summary=(
-                _OFFLINE + ": the home address is configured but unreachable until "
+            title=N_("no ifaces, 1 HoA, no CoAs"),
+            summary=N_(
+                "Offline: no active interface: the home address is configured but unreachable until "
                 "an interface comes up (on the home link or with a care-of address)."
             ),
             multihomed=False,
@@ -431,23 +443,23 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         ),
         "(0,1,1)": TableEntry(
             section=None,
-            title="no ifaces, 1 HoA, 1 CoA",
-            summary=_INCONSISTENT_COAS + ".",
+            title=N_("no ifaces, 1 HoA, 1 CoA"),
+            summary=_INCONSISTENT_COAS,
             multihomed=False,
             goals=(),
         ),
         "(0,1,n)": TableEntry(
             section=None,
-            title="no ifaces, 1 HoA, n CoAs",
-            summary=_INCONSISTENT_COAS + ".",
+            title=N_("no ifaces, 1 HoA, n CoAs"),
+            summary=_INCONSISTENT_COAS,
             multihomed=False,
             goals=(),
         ),
         "(0,n,0)": TableEntry(
             section=None,
-            title="no ifaces, n HoAs, no CoAs",
-            summary=(
-                _OFFLINE + ": several home addresses are configured but none is "
+            title=N_("no ifaces, n HoAs, no CoAs"),
+            summary=N_(
+                "Offline: no active interface: several home addresses are configured but none is "
                 "reachable until an interface comes up."
             ),
             multihomed=False,
@@ -455,23 +467,23 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         ),
         "(0,n,1)": TableEntry(
             section=None,
-            title="no ifaces, n HoAs, 1 CoA",
-            summary=_INCONSISTENT_COAS + ".",
+            title=N_("no ifaces, n HoAs, 1 CoA"),
+            summary=_INCONSISTENT_COAS,
             multihomed=False,
             goals=(),
         ),
         "(0,n,n)": TableEntry(
             section=None,
-            title="no ifaces, n HoAs, n CoAs",
-            summary=_INCONSISTENT_COAS + ".",
+            title=N_("no ifaces, n HoAs, n CoAs"),
+            summary=_INCONSISTENT_COAS,
             multihomed=False,
             goals=(),
         ),
         # ---------------- x = 1 ----------------
         "(1,0,0)": TableEntry(
             section=None,
-            title="1 iface, no HoAs, no CoAs",
-            summary=(
+            title=N_("1 iface, no HoAs, no CoAs"),
+            summary=N_(
                 "Not a Mobile IPv6 node (no home address configured), and no global "
                 "address yet: the interface only has link-local connectivity."
             ),
@@ -480,8 +492,8 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         ),
         "(1,0,1)": TableEntry(
             section=None,
-            title="1 iface, no HoAs, 1 CoA",
-            summary=(
+            title=N_("1 iface, no HoAs, 1 CoA"),
+            summary=N_(
                 "Not a Mobile IPv6 node (no home address configured): plain IPv6, "
                 "single-homed (one interface, one global address)."
             ),
@@ -491,8 +503,8 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         ),
         "(1,0,n)": TableEntry(
             section=None,
-            title="1 iface, no HoAs, n CoAs",
-            summary=(
+            title=N_("1 iface, no HoAs, n CoAs"),
+            summary=N_(
                 "Not a Mobile IPv6 node (no home address configured): plain IPv6 "
                 "multihoming, one interface on a link advertising several prefixes."
             ),
@@ -503,9 +515,9 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         ),
         "(1,1,0)": TableEntry(
             section=None,
-            title="1 iface, 1 HoA, no CoAs",
-            summary=_AWAY_NO_COA.format(y="1"),
-            summary_home=(
+            title=N_("1 iface, 1 HoA, no CoAs"),
+            summary=_AWAY_NO_COA_1,
+            summary_home=N_(
                 "At home, not multihomed: the only interface is on the home link and "
                 "uses the home address directly, so Mobile IPv6 needs no binding."
             ),
@@ -515,14 +527,14 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         ),
         "(1,1,1)": TableEntry(
             section="5.1",
-            title="1 iface, 1 HoA, 1 CoA",
-            summary=(
+            title=N_("1 iface, 1 HoA, 1 CoA"),
+            summary=N_(
                 "The MN is not multihomed. The node has only one interface, with one "
                 "HoA and is currently away from its home link. A CoA is configured on "
                 "the foreign link. This is the usual scenario considered by Mobile "
                 "IPv6 which would bind that CoA to the HoA."
             ),
-            summary_home=(
+            summary_home=N_(
                 "The MN is not multihomed. The draft describes this case away from "
                 "home (\"The node has only one interface, with one HoA and is "
                 "currently away from its home link\"); at home the HoA is used "
@@ -534,13 +546,13 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         "(1,1,n)": TableEntry(
             section="5.3",
             cited=("6.1.1", "6.1.3", "6.2.1"),
-            title="1 iface, 1 HoA, n CoAs",
-            summary=(
+            title=N_("1 iface, 1 HoA, n CoAs"),
+            summary=N_(
                 "The MN is multihomed since it has several CoAs. This case may occur "
                 "when the interface of the node is connected to a link where multiple "
                 "IPv6 prefixes are advertised."
             ),
-            summary_home=(
+            summary_home=N_(
                 "The MN is multihomed since it has several CoAs. The draft places the "
                 "node on a visited link where multiple IPv6 prefixes are advertised; "
                 "here the only interface is on the home link, so the addresses counted "
@@ -551,9 +563,9 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         ),
         "(1,n,0)": TableEntry(
             section=None,
-            title="1 iface, n HoAs, no CoAs",
-            summary=_AWAY_NO_COA.format(y="n"),
-            summary_home=(
+            title=N_("1 iface, n HoAs, no CoAs"),
+            summary=_AWAY_NO_COA_N,
+            summary_home=N_(
                 "At home on the only interface, with several home addresses (several "
                 "home prefixes on that link, or other home agents whose home address "
                 "would need the one in use as care-of address, draft 6.2.2); no "
@@ -567,14 +579,14 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         "(1,n,1)": TableEntry(
             section="5.2",
             cited=("6.1.1", "7.3"),
-            title="1 iface, n HoAs, 1 CoA",
-            summary=(
+            title=N_("1 iface, n HoAs, 1 CoA"),
+            summary=N_(
                 "The MN is multihomed, since it has several HoAs, e.g. a HoA per HA "
                 "(possibly distinct operators). The node would need to configure a "
                 "single CoA on the visited IPv6 subnet, and bind that single CoA to "
                 "all the HoAs it owns."
             ),
-            summary_home=(
+            summary_home=N_(
                 "The MN is multihomed, since it has several HoAs. The draft places the "
                 "node on a visited subnet; here its only interface is on the home link "
                 "of one HoA, whose address can serve as the CoA of the other HoAs "
@@ -586,13 +598,13 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         "(1,n,n)": TableEntry(
             section="5.4",
             cited=("6.1.1", "6.2.1", "6.2.2"),
-            title="1 iface, n HoAs, n CoAs",
-            summary=(
+            title=N_("1 iface, n HoAs, n CoAs"),
+            summary=N_(
                 "The MN is multihomed since it has multiple addresses: the MN has "
                 "several HoAs (e.g. given by different operators) and several CoAs "
                 "(e.g. because the node is receiving multiple IPv6 prefixes)."
             ),
-            summary_home=(
+            summary_home=N_(
                 "The MN is multihomed since it has multiple addresses. In a very "
                 "specific situation, one of the routable address of the MN (i.e., "
                 "which can be directly used without tunneling to reach the MN) can be "
@@ -605,8 +617,8 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         # ---------------- x = n ----------------
         "(n,0,0)": TableEntry(
             section=None,
-            title="n ifaces, no HoAs, no CoAs",
-            summary=(
+            title=N_("n ifaces, no HoAs, no CoAs"),
+            summary=N_(
                 "Not a Mobile IPv6 node (no home address configured), and no global "
                 "address yet: the interfaces only have link-local connectivity."
             ),
@@ -615,8 +627,8 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         ),
         "(n,0,1)": TableEntry(
             section=None,
-            title="n ifaces, no HoAs, 1 CoA",
-            summary=(
+            title=N_("n ifaces, no HoAs, 1 CoA"),
+            summary=N_(
                 "Not a Mobile IPv6 node (no home address configured): several "
                 "interfaces but a single global address between them, so plain IPv6, "
                 "single-homed in practice."
@@ -627,8 +639,8 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         ),
         "(n,0,n)": TableEntry(
             section=None,
-            title="n ifaces, no HoAs, n CoAs",
-            summary=(
+            title=N_("n ifaces, no HoAs, n CoAs"),
+            summary=N_(
                 "Not a Mobile IPv6 node (no home address configured): plain IPv6 "
                 "multihoming over several interfaces, each with its own addresses."
             ),
@@ -639,9 +651,9 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         ),
         "(n,1,0)": TableEntry(
             section=None,
-            title="n ifaces, 1 HoA, no CoAs",
-            summary=_AWAY_NO_COA.format(y="1"),
-            summary_home=(
+            title=N_("n ifaces, 1 HoA, no CoAs"),
+            summary=_AWAY_NO_COA_1,
+            summary_home=N_(
                 "At home with several interfaces, all on the home link: one home "
                 "address, no care-of address (redundant links to the same home "
                 "network; the draft's 5.5 notes several interfaces on the home link "
@@ -656,14 +668,14 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         "(n,1,1)": TableEntry(
             section="5.5",
             cited=("6.1.1", "6.2.3"),
-            title="n ifaces, 1 HoA, 1 CoA",
-            summary=(
+            title=N_("n ifaces, 1 HoA, 1 CoA"),
+            summary=N_(
                 "The MN is multihomed if one of the interface is attached to a "
                 "foreign link, the other one is attached to the home link. Away from "
                 "home this count is unusual: several interfaces on foreign links "
                 "would give several CoAs, i.e. (n,1,n) (draft 5.5, case (B))."
             ),
-            summary_home=(
+            summary_home=N_(
                 "This is a very special case of a node with multiple interfaces "
                 "connected to different IPv6 subnets. The MN is multihomed if one of "
                 "the interface is attached to a foreign link, the other one is "
@@ -676,14 +688,14 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         "(n,1,n)": TableEntry(
             section="5.6",
             cited=("6.1.1", "6.1.3", "6.2.1"),
-            title="n ifaces, 1 HoA, n CoAs",
-            summary=(
+            title=N_("n ifaces, 1 HoA, n CoAs"),
+            summary=N_(
                 "The MN is multihomed: the node has several addresses to choose from. "
                 "The MN is only connected to visited subnets via all its interfaces, "
                 "with at least one global IPv6 address configured on each interface. "
                 "The node has only one home link, and only one HA."
             ),
-            summary_home=(
+            summary_home=N_(
                 "The MN is multihomed: the node has several addresses to choose from. "
                 "The MN is connected to its home link via one interface, and to "
                 "visited subnets via the others. The node has only one home link, and "
@@ -695,13 +707,13 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         "(n,n,0)": TableEntry(
             section="5.9",
             cited=("6.1.1", "6.2.1", "6.2.2"),
-            title="n ifaces, n HoAs, no CoAs",
-            summary=(
+            title=N_("n ifaces, n HoAs, no CoAs"),
+            summary=N_(
                 "Unusual away from home: \"The node would no longer be in the (n,n,0) "
                 "configuration when one or more of the interfaces are attached to "
                 "foreign links.\" Away from home, active interfaces hold CoAs."
             ),
-            summary_home=(
+            summary_home=N_(
                 "This case happens when the interfaces are connected to their "
                 "respective home links. This node can be considered as a fixed node "
                 "from a multihoming point of view."
@@ -712,15 +724,15 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         "(n,n,1)": TableEntry(
             section="5.7",
             cited=("6.2.1", "6.2.2"),
-            title="n ifaces, n HoAs, 1 CoA",
-            summary=(
+            title=N_("n ifaces, n HoAs, 1 CoA"),
+            summary=N_(
                 "The MN is multihomed. This case extends the case (n,1,1) when the "
                 "node has several HoAs, for example from multiple operators. The CoA "
                 "can be associated with each HoA. Away from home this count is "
                 "unusual: several interfaces on foreign links would give several CoAs "
                 "(5.8)."
             ),
-            summary_home=(
+            summary_home=N_(
                 "The MN is multihomed. This case extends the case (n,1,1) when the "
                 "node has several HoAs, for example from multiple operators. The MN "
                 "is attached to one or several home links and one foreign link; the "
@@ -733,13 +745,13 @@ TABLE: Mapping[str, TableEntry] = MappingProxyType(
         "(n,n,n)": TableEntry(
             section="5.8",
             cited=("6.2.1",),
-            title="n ifaces, n HoAs, n CoAs",
-            summary=(
+            title=N_("n ifaces, n HoAs, n CoAs"),
+            summary=N_(
                 "The MN is multihomed. Many scenarios may lead to this case, e.g. the "
                 "draft's Figure 1: two interfaces, two HoAs and three CoAs, every "
                 "interface on a foreign link."
             ),
-            summary_home=(
+            summary_home=N_(
                 "The MN is multihomed. Many scenarios may lead to this case. For "
                 "example, consider a node with three interfaces, two of them connected "
                 "to their home link (two different HoAs) and the last one connected to "
@@ -803,8 +815,8 @@ def scenario_for(x: int, y: int, z: int, at_home: bool) -> Scenario:
     return Scenario(
         label=label,
         section=entry.section,
-        title=entry.title,
-        summary=summary,
+        title=_(entry.title),
+        summary=_(summary),
         multihomed=entry.multihomed,
         nearest=entry.nearest,
         goals=entry.goals,
@@ -824,32 +836,32 @@ _Need = tuple[str, str, str]
 _NEED_MULTI_COA_BICAST: _Need = (
     "multiple_coas",
     "6.2.1",
-    "bicasting needs several CoAs bound to one HoA (draft 6.2.1)",
+    N_("bicasting needs several CoAs bound to one HoA (draft 6.2.1)"),
 )
 _NEED_MULTI_COA_SHARE: _Need = (
     "multiple_coas",
     "6.2.1",
-    "using several CoAs of the single HoA at once needs several CoAs bound to it (draft 6.2.1)",
+    N_("using several CoAs of the single HoA at once needs several CoAs bound to it (draft 6.2.1)"),
 )
 _NEED_HOA_AS_COA: _Need = (
     "hoa_as_coa",
     "6.2.2",
-    "a home address must stand in as the care-of address of another (draft 6.2.2)",
+    N_("a home address must stand in as the care-of address of another (draft 6.2.2)"),
 )
 _NEED_HOME_FOREIGN: _Need = (
     "home_and_foreign",
     "6.2.3",
-    "with the HoA in use on the home link, other addresses must be bound to it at the same time (draft 6.2.3)",
+    N_("with the HoA in use on the home link, other addresses must be bound to it at the same time (draft 6.2.3)"),
 )
 _NEED_REBIND: _Need = (
     "failover",
     "7.3",
-    "the HoA must be re-bound to another interface when one fails (draft 7.3)",
+    N_("the HoA must be re-bound to another interface when one fails (draft 7.3)"),
 )
 _NEED_PER_HOA: _Need = (
     "per_hoa_choice",
     "7.1, 7.2",
-    "each HoA must use its own CoA/interface (draft 7.1, 7.2)",
+    N_("each HoA must use its own CoA/interface (draft 7.1, 7.2)"),
 )
 
 
@@ -885,18 +897,18 @@ def _needs(goal: Goal, values: Label, at_home: bool) -> list[_Need]:
 
 #: the working mechanism behind each capability, in one line (goals and issues say how they are met)
 MECHANISMS: dict[str, str] = {
-    "multiple_coas": "every uplink is registered at once, one BID each (RFC 5648)",
-    "flow_bindings": "one connection is bound to one or more uplinks at the home agent (RFC 6089)",
-    "failover": "a failed uplink's traffic is re-bound through another at once, in one Binding Update",
-    "per_hoa_choice": "each home address has its own uplink order",
-    "hoa_as_coa": "a home address stands in as another's care-of address",
-    "home_and_foreign": "the home address stays bound to other links while at home",
+    "multiple_coas": N_("every uplink is registered at once, one BID each (RFC 5648)"),
+    "flow_bindings": N_("one connection is bound to one or more uplinks at the home agent (RFC 6089)"),
+    "failover": N_("a failed uplink's traffic is re-bound through another at once, in one Binding Update"),
+    "per_hoa_choice": N_("each home address has its own uplink order"),
+    "hoa_as_coa": N_("a home address stands in as another's care-of address"),
+    "home_and_foreign": N_("the home address stays bound to other links while at home"),
 }
 _GOAL_MECHANISM = {
-    Goal.BICASTING: "a flow bound to two uplinks is sent on both and the first copy is kept (RFC 5648 + 6089)",
-    Goal.LOAD_SHARING: "flows are spread over the uplinks by weight, each flow on one (RFC 5648 + 6089)",
-    Goal.LOAD_BALANCING: "new flows go to the uplinks by weight and single connections can be moved (RFC 6089)",
-    Goal.PREFERENCE_SETTINGS: "uplinks are ordered per home address, and a connection can be bound to one",
+    Goal.BICASTING: N_("a flow bound to two uplinks is sent on both and the first copy is kept (RFC 5648 + 6089)"),
+    Goal.LOAD_SHARING: N_("flows are spread over the uplinks by weight, each flow on one (RFC 5648 + 6089)"),
+    Goal.LOAD_BALANCING: N_("new flows go to the uplinks by weight and single connections can be moved (RFC 6089)"),
+    Goal.PREFERENCE_SETTINGS: N_("uplinks are ordered per home address, and a connection can be bound to one"),
 }
 
 
@@ -904,20 +916,22 @@ def _ok_reason(goal: Goal, scenario: Scenario, needs: list[_Need]) -> str:
     z = scenario.values[2]
     where = scenario.section or scenario.nearest or "5"
     if needs:
-        sections = ", ".join(dict.fromkeys(sec for _, sec, _ in needs))
+        sections = ", ".join(dict.fromkeys(sec for _attr, sec, _why in needs))
         how = _GOAL_MECHANISM.get(goal) if any(n[0] == "multiple_coas" for n in needs) else None
-        how = how or "; ".join(MECHANISMS.get(attr, attr) for attr, _, _ in needs)
-        return f"yes: {how} (draft {sections})"
+        how = _(how) if how else "; ".join(_(MECHANISMS[attr]) if attr in MECHANISMS else attr
+                                          for attr, _sec, _why in needs)
+        return _("yes: {how} (draft {sections})").format(how=how, sections=sections)
     if goal in (Goal.FAULT_RECOVERY, Goal.UBIQUITOUS_ACCESS) and z == "n":
-        return "yes: the daemon binds an alternate CoA to the HoA when one fails (draft 5.3)"
+        return _("yes: the daemon binds an alternate CoA to the HoA when one fails (draft 5.3)")
     if goal in (Goal.FAULT_RECOVERY, Goal.UBIQUITOUS_ACCESS):
-        return "yes, but only without transparency: flows on a failed HoA must restart (draft 5.2, 7.3)"
+        return _("yes, but only without transparency: flows on a failed HoA must restart (draft 5.2, 7.3)")
     if scenario.values[1] == "n":
-        return f"yes: standard Mobile IPv6 is enough, picking a HoA per new flow (draft {where}, 6.1.1)"
-    return f"yes: standard Mobile IPv6 is enough here (draft {where})"
+        return _("yes: standard Mobile IPv6 is enough, picking a HoA per new flow (draft {where}, 6.1.1)").format(
+            where=where)
+    return _("yes: standard Mobile IPv6 is enough here (draft {where})").format(where=where)
 
 
-_SINGLE_PATH = (
+_SINGLE_PATH = N_(
     "only one care-of address away from home, so a single path for the HoA "
     "(draft 5.5 has the other interface on the home link)"
 )
@@ -968,26 +982,27 @@ def goals_available(scenario: Scenario, caps: DaemonCapabilities) -> list[tuple[
             (
                 goal,
                 True,
-                "plain IPv6, no mobility daemon needed: only for connections you "
-                "start, by picking their source address; they break if it goes "
-                "(draft 5.5, 6.1.1)",
+                _("plain IPv6, no mobility daemon needed: only for connections you "
+                  "start, by picking their source address; they break if it goes "
+                  "(draft 5.5, 6.1.1)"),
             )
             for goal in scenario.goals
         ]
     result: list[tuple[Goal, bool, str]] = []
     for goal in scenario.goals:
         if not caps.connected:
-            result.append((goal, False, "no mobility daemon connected"))
+            result.append((goal, False, _("no mobility daemon connected")))
             continue
         if _single_path_away(goal, scenario):
-            result.append((goal, False, _SINGLE_PATH))
+            result.append((goal, False, _(_SINGLE_PATH)))
             continue
         needs = _needs(goal, values, scenario.at_home)
         missing = [need for need in needs if not getattr(caps, need[0])]
         if missing:
-            reason = f"not with {caps.name}: {missing[0][2]}"
+            reason = _("not with {daemon}: {why}").format(daemon=caps.name, why=_(missing[0][2]))
             if missing[0] is _NEED_HOME_FOREIGN:
-                reason += "; connections started on the other addresses still work, without transparency (draft 5.5)"
+                reason += _("; connections started on the other addresses still work, without transparency "
+                            "(draft 5.5)")
             result.append((goal, False, reason))
         else:
             result.append((goal, True, _ok_reason(goal, scenario, needs)))
@@ -1012,10 +1027,13 @@ def issue_mechanism(issue: DraftIssue, caps: DaemonCapabilities) -> str | None:
     if not caps.connected or not need or not all(getattr(caps, n) for n in need):
         return None
     if issue.section == "6.2.1":
-        return ("solved with " + caps.name + ": every uplink is registered for the home address at once (RFC 5648 "
-                "BIDs), and connections are spread or moved one by one" + (" (RFC 6089)" if caps.flow_bindings
-                                                                             else ""))
+        if caps.flow_bindings:
+            return _("solved with {daemon}: every uplink is registered for the home address at once (RFC 5648 "
+                     "BIDs), and connections are spread or moved one by one (RFC 6089)").format(daemon=caps.name)
+        return _("solved with {daemon}: every uplink is registered for the home address at once (RFC 5648 "
+                 "BIDs), and connections are spread or moved one by one").format(daemon=caps.name)
     if issue.section == "7.3" and caps.flow_bindings:
-        return (f"solved with {caps.name}: when an uplink fails, its connections move to the next one in one "
-                "Binding Update and keep running; one connection can also be moved or sent on two uplinks")
-    return f"solved with {caps.name}: " + "; ".join(MECHANISMS[n] for n in need)
+        return _("solved with {daemon}: when an uplink fails, its connections move to the next one in one "
+                 "Binding Update and keep running; one connection can also be moved or sent on two uplinks").format(
+                     daemon=caps.name)
+    return _("solved with {daemon}: {how}").format(daemon=caps.name, how="; ".join(_(MECHANISMS[n]) for n in need))

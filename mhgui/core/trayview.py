@@ -4,6 +4,12 @@
 bindings and status, the failover preferences and the policy's current
 interface into a :class:`TrayView`; :mod:`mhgui.ui.tray` only draws it.
 
+The tooltip's first line is the node's answer (:func:`~mhgui.core.headline.node_headline`, issue 15.1),
+the same as the window's: "mhgui — Connected via wlan0 (CoA …), home agent reachable, 23 ms"; the
+draft's taxonomy follows. A node without a home address (not a Mobile IPv6 node yet) is ``ok`` when
+it is online, ``no-coa`` when it is not (issue 15.3: a normal machine is not "offline"). The answer's
+action (restart the daemon, connect to a home agent…) is :attr:`TrayView.action`, a menu item.
+
 Overall state (:data:`STATES`), most severe first:
 
 - ``no-coa``: no usable care-of address and no home address at home: the node
@@ -15,6 +21,13 @@ Overall state (:data:`STATES`), most severe first:
   marked "backup only", or is not the first usable primary of the preference
   order;
 - ``ok``: all fine.
+
+With the node's answer (:func:`~mhgui.core.headline.node_headline`) the icon follows it
+(:func:`following_answer`), so that the window, the tooltip, the icon and ``mhctl status`` say the same:
+an ``error`` answer is ``no-daemon`` when its action restarts the daemon, ``no-coa`` when the node has no
+way out, else ``error`` (a refused home address, a home agent that answers through no uplink); a
+``warning`` answer is ``warning`` (waiting for the home agent, loss, a home address not bound); an
+``ok`` or ``info`` answer is ``ok``, or ``backup`` when the node runs on a backup.
 
 "Prefer" items: one per usable interface (:func:`~mhgui.core.failover.usable_interfaces`),
 in preference order (primaries, backups, then interfaces the list does not
@@ -40,11 +53,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from ..i18n import N_, _, ngettext
 from .analysis import Analysis
 from .bindings import Binding, BindingState, uplinks_in_use
 from .capabilities import NO_DAEMON, DaemonCapabilities
 from .engineprefs import HoaUplinks, uplink_order
 from .failover import Preferences, mnifpreference_values, usable_interfaces
+from .headline import ACTION_RESTART_DAEMON, Action, Headline
 from .model import NodeState
 from .report import headline, taxonomy
 from .steering import SteeringRule
@@ -52,14 +67,17 @@ from .steering import SteeringRule
 __all__ = [
     "STATES",
     "STATE_BACKUP",
+    "STATE_ERROR",
     "STATE_NO_COA",
     "STATE_NO_DAEMON",
     "STATE_OK",
+    "STATE_WARNING",
     "HoaEntry",
     "PreferItem",
     "TrayView",
     "build_tray_view",
     "current_interface",
+    "following_answer",
     "overall_state",
     "preferring",
 ]
@@ -68,14 +86,18 @@ STATE_OK = "ok"
 STATE_BACKUP = "backup"
 STATE_NO_COA = "no-coa"
 STATE_NO_DAEMON = "no-daemon"
+STATE_ERROR = "error"
+STATE_WARNING = "warning"
 #: every overall state; the tray has one icon per state
-STATES = (STATE_OK, STATE_BACKUP, STATE_NO_COA, STATE_NO_DAEMON)
+STATES = (STATE_OK, STATE_BACKUP, STATE_NO_COA, STATE_NO_DAEMON, STATE_ERROR, STATE_WARNING)
 
 STATE_TEXT = {
-    STATE_OK: "all links fine",
-    STATE_BACKUP: "running on a backup interface",
-    STATE_NO_COA: "no usable care-of address",
-    STATE_NO_DAEMON: "mobility daemon not reachable",
+    STATE_OK: N_("all links fine"),
+    STATE_BACKUP: N_("running on a backup interface"),
+    STATE_NO_COA: N_("no usable care-of address"),
+    STATE_NO_DAEMON: N_("mobility daemon not reachable"),
+    STATE_ERROR: N_("something is wrong"),
+    STATE_WARNING: N_("working, but not as it should"),
 }
 
 
@@ -131,6 +153,13 @@ class TrayView:
     prefer: tuple[PreferItem, ...]
     #: a sentence shown as a disabled item when the Prefer list is empty or limited
     prefer_note: str | None = None
+    #: the node's answer (:func:`~mhgui.core.headline.node_headline`), when the caller gave it
+    answer: Headline | None = None
+
+    @property
+    def action(self) -> Action | None:
+        """The answer's action: what the menu offers first (None: nothing to fix from here)."""
+        return self.answer.action if self.answer is not None else None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -193,8 +222,16 @@ def overall_state(analysis: Analysis, usable: set[str], prefs: Preferences | Non
     return STATE_OK
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 'es' if word.endswith('s') else 's'}"
+def following_answer(answer: Headline, state: str) -> str:
+    """The tray state for the node's ``answer`` given the ``state`` :func:`overall_state` found (module
+    docstring): the answer's level decides; the state only refines it (which error; ok or backup)."""
+    if answer.level == "error":
+        if answer.action is not None and answer.action.id == ACTION_RESTART_DAEMON:
+            return STATE_NO_DAEMON
+        return STATE_NO_COA if state == STATE_NO_COA else STATE_ERROR
+    if answer.level == "warning":
+        return STATE_WARNING
+    return STATE_BACKUP if state == STATE_BACKUP else STATE_OK
 
 
 def _ordered(usable: set[str], prefs: Preferences | None) -> list[str]:
@@ -216,11 +253,12 @@ def _per_hoa_items(hoas: Sequence[HoaEntry], movable: Sequence[str], usable: set
         for name in uplink_order(u, usable):
             current = h.interface == name and h.state == BindingState.REGISTERED.value
             if current:
-                text, enabled = f"{name} (in use)", False
+                text, enabled = _("{interface} (in use)").format(interface=name), False
             elif u is not None and name in u.never:
-                text, enabled = f"{name} — marked never for {h.hoa}", False
+                text, enabled = _("{interface} — marked never for {hoa}").format(interface=name, hoa=h.hoa), False
             else:
-                text, enabled = f"{name} — moves {h.hoa} only, no restart", reachable
+                text, enabled = _("{interface} — moves {hoa} only, no restart").format(interface=name, hoa=h.hoa), \
+                    reachable
             out.append(PreferItem(name, text, current, () if current else (h.hoa,), (), False, enabled, h.hoa))
     return out
 
@@ -240,6 +278,7 @@ def build_tray_view(
     following_rules: Sequence[SteeringRule] = (),
     failed_over: bool = False,
     hoa_uplinks: Sequence[HoaUplinks] | None = None,
+    answer: Headline | None = None,
 ) -> TrayView:
     """The tray's picture of the node.
 
@@ -254,7 +293,8 @@ def build_tray_view(
     preferred interface; rules already on it do not); ``failed_over``: the
     policy runs on a worse interface after losing a better one;
     ``hoa_uplinks``: the engine's per-HoA lists: Prefer items per home address
-    (module docstring).
+    (module docstring); ``answer``: the node's answer (:func:`~mhgui.core.headline.node_headline`): the
+    tooltip's first line, and what the state follows (:func:`following_answer`).
     """
     require_router = prefs.require_router if prefs is not None else True
     usable = usable_interfaces(state, analysis, require_router=require_router)
@@ -262,8 +302,10 @@ def build_tray_view(
     st = overall_state(analysis, usable, prefs, current,
                        daemon_configured=daemon_configured, daemon_reachable=daemon_reachable,
                        failed_over=failed_over)
+    if answer is not None:  # the one answer decides (issue 15.1): never "all links fine" under an error
+        st = following_answer(answer, st)
     head = headline(taxonomy(analysis, caps))
-    dname = daemon_name or (caps.name if caps.name != "none" else "the mobility daemon")
+    dname = daemon_name or (caps.name if caps.name != "none" else _("the mobility daemon"))
 
     # home addresses
     regs = _home_registrations(bindings)
@@ -273,17 +315,17 @@ def build_tray_view(
         addr = h.hoa.address
         if h.at_home:
             link = state.interfaces[h.home_ifindex].name if h.home_ifindex in state.interfaces else None
-            hoas.append(HoaEntry(addr, link, True, None, f"{addr} → at home" + (f" ({link})" if link else "")))
+            hoas.append(HoaEntry(addr, link, True, None, f"{addr} → " + _("at home") + (f" ({link})" if link else "")))
             continue
         b = regs.get(addr)
         if b is None or b.state in (BindingState.EXPIRED, BindingState.DYING):
-            why = "not bound" if daemon_reachable else f"not bound ({dname} not reachable)" if daemon_configured \
-                else "not bound (no mobility daemon)"
+            why = _("not bound") if daemon_reachable else _("not bound ({daemon} not reachable)").format(daemon=dname) \
+                if daemon_configured else _("not bound (no mobility daemon)")
             hoas.append(HoaEntry(addr, None, False, b.state.value if b else None, f"{addr} → {why}"))
             continue
         iface = b.interface or where.get(b.coa)
-        extra = {BindingState.WAITING_ACK: " (waiting for the home agent)",
-                 BindingState.ERROR: " (error)"}.get(b.state, "")
+        extra = {BindingState.WAITING_ACK: _(" (waiting for the home agent)"),
+                 BindingState.ERROR: _(" (error)")}.get(b.state, "")
         hoas.append(HoaEntry(addr, iface, False, b.state.value, f"{addr} → {iface or b.coa}{extra}"))
 
     # Prefer items
@@ -303,34 +345,38 @@ def build_tray_view(
         rules_moved = tuple(r.id for r in following_rules if r.interface != name)
         if is_current:
             rules_moved = ()
-        parts = []
+        n_rules = ngettext("{n} steering rule", "{n} steering rules", len(rules_moved)).format(n=len(rules_moved))
         if hoas_moved:
-            parts.append("moves " + (hoas_moved[0] if len(hoas_moved) == 1
-                                     else _plural(len(hoas_moved), "home address")))
-        if rules_moved:
-            parts.append(("moves " if not parts else "") + _plural(len(rules_moved), "steering rule"))
-        what = " and ".join(parts) if parts else "moves nothing now"
+            moved = (hoas_moved[0] if len(hoas_moved) == 1 else
+                     ngettext("{n} home address", "{n} home addresses", len(hoas_moved)).format(n=len(hoas_moved)))
+            what = (_("moves {hoas} and {rules}").format(hoas=moved, rules=n_rules) if rules_moved
+                    else _("moves {hoas}").format(hoas=moved))
+        elif rules_moved:
+            what = _("moves {rules}").format(rules=n_rules)
+        else:
+            what = _("moves nothing now")
         if restarts:
-            what += f"; restarts {dname}"
+            what += _("; restarts {daemon}").format(daemon=dname)
         elif hoas_moved and caps.runtime_rebind:
-            what += ", no restart"
+            what += _(", no restart")
         changes = after != before or bool(hoas_moved) or bool(rules_moved)
         if is_current and prefs is not None and prefs.order and prefs.order[0] == name:
-            text, enabled = f"{name} (in use, first choice)", False
+            text, enabled = _("{interface} (in use, first choice)").format(interface=name), False
         elif is_current:
-            text = f"{name} (in use) — make it the first choice" + (f"; restarts {dname}" if restarts else "")
+            text = _("{interface} (in use) — make it the first choice").format(interface=name) + (
+                _("; restarts {daemon}").format(daemon=dname) if restarts else "")
             enabled = changes
         else:
             if prefs is not None and name in prefs.never:
-                what += "; it is marked never"
+                what += _("; it is marked never")
             text, enabled = f"{name} — {what}", changes
         items.append(PreferItem(name, text, is_current, hoas_moved, rules_moved, restarts, enabled))
     note = None
     if not items:
-        note = "no usable interface" if not usable or hoa_uplinks is None else "no home address to move"
+        note = _("no usable interface") if not usable or hoa_uplinks is None else _("no home address to move")
 
-    lines = [f"mhgui — {STATE_TEXT[st]}", head]
+    lines = [f"mhgui — {answer.text if answer is not None else _(STATE_TEXT[st])}", head]
     if current:
-        lines.append(f"using {current}")
+        lines.append(_("using {interface}").format(interface=current))
     lines += [e.text for e in hoas]
-    return TrayView(st, STATE_TEXT[st], head, "\n".join(lines), current, tuple(hoas), tuple(items), note)
+    return TrayView(st, _(STATE_TEXT[st]), head, "\n".join(lines), current, tuple(hoas), tuple(items), note, answer)

@@ -33,6 +33,7 @@ from typing import Awaitable, Callable, Mapping, Protocol, Union, runtime_checka
 from mhgui.core.analysis import ROLE_COA, ROLE_TENTATIVE, Analysis, analyse
 from mhgui.core.bindings import Binding
 from mhgui.core.capabilities import NO_DAEMON, DaemonCapabilities
+from mhgui.i18n import _
 from mhgui.core.model import InterfaceKind, NodeState
 
 from ..engine.selectors import FlowBinding, TrafficSelector  # re-exported: drivers and the app use them from here
@@ -498,12 +499,14 @@ async def plan_when_ready(driver: DaemonDriver, hoa: str, ifname: str,
                   if a.address in waiting and int(a.flags) & int(AddressFlag.DADFAILED)}
         if waiting and failed >= waiting and not plan.allowed:
             return replace(plan, pending=False, refusal=(
-                f"duplicate address detection failed on {ifname} for {', '.join(sorted(failed))}: another node "
-                "uses that address, so the interface has no care-of address (RFC 4862 section 5.4.5)"))
+                _("duplicate address detection failed on {name} for {addresses}: another node uses that address, so "
+                  "the interface has no care-of address (RFC 4862 section 5.4.5)").format(
+                      name=ifname, addresses=", ".join(sorted(failed)))))
         if plan.allowed or not plan.pending:
             return plan
         if loop.time() >= deadline:
-            return replace(plan, pending=False, refusal=f"{plan.refusal} (still so after {timeout:g} s)")
+            return replace(plan, pending=False, refusal=(plan.refusal or "") + _(" (still so after {s} s)").format(
+                s=f"{timeout:g}"))
         if not told and on_wait is not None:
             on_wait(plan.refusal or "waiting")
             told = True

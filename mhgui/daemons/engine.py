@@ -34,15 +34,15 @@ import contextlib
 import ipaddress
 import json
 import logging
-import math
 import time
 from typing import Any, Callable, Iterable, Mapping
 
 from dbus_fast import BusType, Message, MessageType
 from dbus_fast.aio import MessageBus
 
-from mhgui.core.bindings import Binding, BindingState, fill_interfaces
+from mhgui.core.bindings import fill_interfaces
 from mhgui.core.capabilities import DaemonCapabilities
+from mhgui.i18n import N_, _
 
 from .base import (
     STATE_ABSENT,
@@ -67,6 +67,11 @@ from .base import (
     cancel_and_wait,
 )
 
+# the daemon's names, the "not running" sentence and the JSON mapping: shared with `mhctl status`'s
+# fast path, which loads no asyncio (engine_facts)
+from .engine_facts import (_ABSENT_TEXT, BUS_NAME, INTERFACE, OBJECT_PATH, _canon, bindings_from_json,
+                           engine_capabilities, engine_home_addresses)
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -79,20 +84,13 @@ __all__ = [
     "engine_present",
 ]
 
-# the daemon's names (mhgui/engine/mn_dbus.py; repeated so that the app does not import the engine)
-BUS_NAME = "io.github.mhgui.MHGui.MobileNode1"
-OBJECT_PATH = "/io/github/mhgui/MHGui/MobileNode1"
-INTERFACE = "io.github.mhgui.MHGui.MobileNode1"
 _DBUS = dict(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus", interface="org.freedesktop.DBus")
 
-_ABSENT_TEXT = ("the mobility engine is not running: nobody owns " + BUS_NAME + " on the system bus "
-                "(start mhgui-mn)")
 
-_STATES = {
-    "registered": BindingState.REGISTERED,
-    "waiting-ack": BindingState.WAITING_ACK,
-    "refused": BindingState.ERROR,
-}
+def _refusal(what: str, e: "EngineCallError", command: str | None, **kw: str) -> str:
+    """What was refused and what to do, for a polkit or bus-policy refusal of the engine (issue 15.7)."""
+    from mhgui.helper.client import polkit_refusal
+    return polkit_refusal(_(what).format(**kw), command, bus_policy=e.error_name.endswith(".AccessDenied"))
 
 
 class EngineCallError(RuntimeError):
@@ -102,79 +100,6 @@ class EngineCallError(RuntimeError):
     def __init__(self, error_name: str, message: str) -> None:
         super().__init__(message)
         self.error_name = error_name
-
-
-def _canon(text: object) -> str:
-    if not isinstance(text, str):
-        return ""
-    try:
-        return ipaddress.ip_address(text.strip()).compressed
-    except ValueError:
-        return text.strip()
-
-
-def bindings_from_json(items: Iterable[Mapping[str, Any]], *, peer: str | None = None,
-                       uplinks: Iterable[Mapping[str, Any]] = (), observed_at: float | None = None) -> tuple[Binding, ...]:
-    """The engine's ``GetBindings`` list as :class:`Binding` objects (source ``"bul"``, flags A and H).
-
-    - ``registered`` → REGISTERED with its CoA, interface, granted ``lifetime`` and
-      ``remaining`` (s, floored; counted down from ``observed_at``, the caller's monotonic clock);
-    - ``waiting-ack`` → WAITING_ACK: its CoA is the one being registered (``pending_coa`` when the
-      daemon gives it, else the CoA of ``pending_interface`` from ``uplinks`` in the family that
-      uplink uses, else the one still bound, else ""); interface = ``pending_interface``;
-    - ``refused`` → ERROR (the home agent refused, or nothing can carry it);
-    - ``unbound`` → no binding (the HoA has none, like a BUL without its entry);
-    - with several care-of addresses (``paths``, RFC 5648) a registered HoA gives one binding per BID, with
-      its CoA, interface and BID-PRI, the default path (lowest BID-PRI) first; a path the engine gave up
-      (BID-PRI 127: its uplink stopped working, left to expire at the home agent) is not shown.
-
-    ``peer``: the home agent's address (``GetStatus`` ``home_agent``). Items that are not
-    objects, or have no ``hoa``, are skipped.
-    """
-    by_name = {u.get("name"): u for u in uplinks if isinstance(u, Mapping)}
-    out = []
-    for b in items:
-        if not isinstance(b, Mapping) or not isinstance(b.get("hoa"), str):
-            continue
-        state = _STATES.get(b.get("state"))
-        if state is None:
-            continue
-        coa = b.get("coa") or ""
-        interface = b.get("interface")
-        if state is BindingState.WAITING_ACK:
-            pending = b.get("pending_interface")
-            u = by_name.get(pending) if pending else None
-            guess = (u.get("coa4") if u.get("family") == 4 else u.get("coa6") or u.get("coa4")) if u else None
-            coa = b.get("pending_coa") or guess or coa
-            interface = pending or interface
-        elif state is BindingState.ERROR:
-            interface = interface or b.get("pending_interface")
-        lifetime = b.get("lifetime")
-        remaining = b.get("remaining")
-        seq = b.get("seq")
-        common = dict(
-            hoa=_canon(b["hoa"]),
-            peer=_canon(peer) if peer else None,
-            lifetime=int(lifetime) if isinstance(lifetime, (int, float)) and not isinstance(lifetime, bool) else None,
-            lifetime_remaining=(math.floor(remaining) if isinstance(remaining, (int, float))
-                                and not isinstance(remaining, bool) and state is BindingState.REGISTERED else None),
-            seq=int(seq) if isinstance(seq, int) and not isinstance(seq, bool) else None,
-            state=state, flags=("A", "H"), source="bul", observed_at=observed_at)
-        paths = [p for p in b.get("paths") or () if isinstance(p, Mapping) and isinstance(p.get("bid"), int)
-                 and not isinstance(p.get("bid"), bool) and isinstance(p.get("coa"), str)
-                 and not (isinstance(p.get("priority"), int) and p["priority"] >= 127)]  # 127: given up, expiring
-        if paths and state is BindingState.REGISTERED:  # several CoAs (RFC 5648): one row per BID, default first
-            for p in sorted(paths, key=lambda p: (p.get("priority") if isinstance(p.get("priority"), int) else 0,
-                                                  p["bid"])):
-                name = p.get("interface")
-                pri = p.get("priority")
-                out.append(Binding(coa=_canon(p["coa"]), bid=p["bid"],
-                                   bid_priority=pri if isinstance(pri, int) and not isinstance(pri, bool) else None,
-                                   interface=name if isinstance(name, str) and name else None, **common))
-            continue
-        out.append(Binding(coa=_canon(coa), interface=interface if isinstance(interface, str) and interface else None,
-                           **common))
-    return tuple(out)
 
 
 async def _bus_call(bus: MessageBus, msg: Message, timeout: float | None) -> Message:
@@ -261,10 +186,7 @@ class EngineDriver(DaemonDriver):
     def capabilities(self) -> DaemonCapabilities:
         """Per-HoA choice, runtime rebind, failover (its own, draft 7.3) and IPv4 CoAs while connected; several
         CoAs per HoA and flow bindings (RFC 5648/6089) when its mn.toml says ``multiple_care_of = true``."""
-        up = self._status.reachable
-        mcoa = up and bool(self._status_json.get("multiple_care_of"))
-        return DaemonCapabilities(name=self.name, connected=up, per_hoa_choice=True, runtime_rebind=True,
-                                  failover=up, ipv4_coas=True, multiple_coas=mcoa, flow_bindings=mcoa)
+        return engine_capabilities(self._status_json, self._status.reachable)
 
     @property
     def connected(self) -> bool:
@@ -284,22 +206,19 @@ class EngineDriver(DaemonDriver):
         """The daemon's uplinks as last read (``GetUplinks``: name, coa6, coa4, family, reachable, rtt_ms...)."""
         return [dict(u) for u in self._uplinks]
 
+    async def read_uplinks(self) -> list[dict]:
+        """``GetUplinks`` now, also kept for :meth:`uplinks`: RTT and loss change with every probe and the
+        engine signals only reachability changes (the health page polls this). EngineCallError when the
+        engine is not connected or the call failed."""
+        if not self.connected:
+            raise EngineCallError("", "the engine is not connected")
+        await self._read_uplinks()
+        return self.uplinks()
+
     def home_addresses(self) -> tuple:
         """The engine's home addresses as :class:`~mhgui.core.model.HomeAddress` (origin ``"engine"``), for the
         model: with the engine, the HoAs are its configuration's, whatever mip6d.conf says."""
-        from ..core.model import HomeAddress
-        out = []
-        for b in self._raw:
-            try:
-                hoa = _canon(b.get("hoa"))
-                plen = int(b.get("prefix_len", 64))
-                ha = b.get("home_agent")
-                ha = _canon(ha) if isinstance(ha, str) else None
-                net = ipaddress.IPv6Network(f"{hoa}/{plen}", strict=False)
-            except (ValueError, TypeError):
-                continue
-            out.append(HomeAddress(hoa, plen, ha, None, str(net), origin="engine"))
-        return tuple(out)
+        return engine_home_addresses(self._raw)
 
     def raw_bindings(self) -> list[dict]:
         """The daemon's bindings as last read, unmapped (``GetBindings``: with preference, backup, never...)."""
@@ -578,53 +497,58 @@ class EngineDriver(DaemonDriver):
         try:
             hoa_c = ipaddress.IPv6Address(hoa.strip()).compressed
         except ValueError:
-            return RebindPlan(hoa, ifname, refusal=f"{hoa!r} is not an IPv6 address")
+            return RebindPlan(hoa, ifname, refusal=_("{hoa} is not an IPv6 address").format(hoa=repr(hoa)))
 
         def refuse(reason: str, **kw) -> RebindPlan:
             return RebindPlan(hoa_c, ifname, moves=(hoa_c,), refusal=reason, **kw)
 
         if not self.connected:
-            return refuse(f"the mobility engine is not connected ({self._status.error or self._status.state})")
+            return refuse(_("the mobility engine is not connected ({why})").format(
+                why=self._status.error or self._status.state))
         try:
             await self._read_uplinks()
             await self._read_bindings()
         except EngineCallError as e:
-            return refuse(f"the mobility engine does not answer: {e}")
+            return refuse(_("the mobility engine does not answer: {why}").format(why=e))
         entry = next((b for b in self._raw if _canon(b.get("hoa")) == hoa_c), None)
         if entry is None:
-            known = ", ".join(_canon(b.get("hoa")) for b in self._raw) or "none"
-            return refuse(f"{hoa_c} is not one of the engine's home addresses ({known})")
+            known = ", ".join(_canon(b.get("hoa")) for b in self._raw) or _("none")
+            return refuse(_("{hoa} is not one of the engine's home addresses ({known})").format(hoa=hoa_c, known=known))
         staying = tuple(_canon(b.get("hoa")) for b in self._raw if _canon(b.get("hoa")) != hoa_c)
         u = next((x for x in self._uplinks if x.get("name") == ifname), None)
         li = view.interfaces.get(ifname)
         if u is None:
             if li is None:
-                return refuse(f"there is no interface {ifname}")
-            return refuse(f"{ifname} is not one of the engine's uplinks (a tunnel, loopback or its own device)")
+                return refuse(_("there is no interface {name}").format(name=ifname))
+            return refuse(_("{name} is not one of the engine's uplinks (a tunnel, loopback or its own device)").format(
+                name=ifname))
         if ifname in (entry.get("never") or ()):
-            return refuse(f"{ifname} is marked 'never' for {hoa_c}: change its preferences first")
+            return refuse(_("{name} is marked 'never' for {hoa}: change its preferences first").format(
+                name=ifname, hoa=hoa_c))
         if not u.get("carrier"):
-            return refuse(f"{ifname} is down or has no carrier")
+            return refuse(_("{name} is down or has no carrier").format(name=ifname))
         coas = tuple(c for c in (u.get("coa6"), u.get("coa4")) if c)
         if not coas:
             if li is not None and li.tentative:
-                return refuse(f"not yet: DAD in progress on {ifname} ({', '.join(li.tentative)} tentative); "
-                              "try again in a moment", pending=True)
-            return refuse(f"{ifname} has no care-of address the engine can use (no global IPv6 or IPv4 address)")
+                return refuse(_("not yet: DAD in progress on {name} ({addresses} tentative); try again in a moment")
+                              .format(name=ifname, addresses=", ".join(li.tentative)), pending=True)
+            return refuse(_("{name} has no care-of address the engine can use (no global IPv6 or IPv4 address)").format(
+                name=ifname))
         family = u.get("family")
         if family not in (4, 6):
             ha = ", ".join(self._status_json.get("home_agent_addresses") or ()) or "?"
-            return refuse(f"{ifname} has no address in a family the home agent has ({ha}): "
-                          f"{' and '.join(coas)} cannot reach it")
+            return refuse(_("{name} has no address in a family the home agent has ({ha}): {coas} cannot reach it")
+                          .format(name=ifname, ha=ha, coas=_(" and ").join(coas)))
         if u.get("reachable") is False:
-            return refuse(f"the home agent does not answer through {ifname} (its probes are lost)")
+            return refuse(_("the home agent does not answer through {name} (its probes are lost)").format(name=ifname))
         target = u.get("coa6") if family == 6 else u.get("coa4")
-        notes = [f"only {hoa_c} moves" + (f"; {', '.join(staying)} stay where they are" if staying else ""),
-                 "no restart: the engine sends a Binding Update through the new interface at once"]
+        notes = [_("only {hoa} moves; {others} stay where they are").format(hoa=hoa_c, others=", ".join(staying))
+                 if staying else _("only {hoa} moves").format(hoa=hoa_c),
+                 _("no restart: the engine sends a Binding Update through the new interface at once")]
         if entry.get("state") == "registered" and entry.get("interface") == ifname:
-            notes.insert(0, f"{hoa_c} is already bound through {ifname}")
+            notes.insert(0, _("{hoa} is already bound through {name}").format(hoa=hoa_c, name=ifname))
         if u.get("reachable") is None:
-            notes.append(f"the home agent has not answered through {ifname} yet")
+            notes.append(_("the home agent has not answered through {name} yet").format(name=ifname))
         return RebindPlan(hoa_c, ifname, moves=(hoa_c,), staying=staying, restart_required=False,
                           target_coas=(target,) if target else coas, notes=tuple(notes))
 
@@ -644,11 +568,13 @@ class EngineDriver(DaemonDriver):
             body = await self._call("Rebind", "ss", [plan.hoa, plan.interface], timeout=self.rebind_timeout)
         except EngineCallError as e:
             if e.error_name.endswith(".NotAuthorized") or e.error_name.endswith(".AccessDenied"):
-                return failed(f"not allowed: {e}")
+                return failed(_("not allowed: {why}").format(why=e) + " — " + _refusal(
+                    N_("Moving {hoa} to {iface}"), e, f"sudo mhctl rebind {plan.hoa} {plan.interface}",
+                    hoa=plan.hoa, iface=plan.interface))
             return failed(str(e))
         confirmed, elapsed_ms, coa, _interface, reason = body
         if not confirmed:
-            return failed(reason or "the engine did not confirm the binding", float(elapsed_ms))
+            return failed(reason or _("the engine did not confirm the binding"), float(elapsed_ms))
         await self.refresh()
         coa = _canon(coa) if coa else None
         return RebindResult(True, float(elapsed_ms), new_coa=coa, coas={plan.hoa: coa} if coa else {})
@@ -660,6 +586,19 @@ class EngineDriver(DaemonDriver):
         await self._call("SetPreferences", "sasasas", [hoa, list(preference), list(backup), list(never)],
                          timeout=self.rebind_timeout)
         await self.refresh()
+
+    async def configure_home_agent(self, addresses: Iterable[str], home_agent_address: str, identity: str,
+                                   spi: int, key: bytes) -> None:
+        """``ConfigureHomeAgent`` (:mod:`mhgui.engine.mn_dbus`, action ``engine-configure``): the home agent's
+        outer ``addresses`` (1..2, one per family), its ``home_agent_address`` on the home prefix, this
+        node's NAI ``identity`` (RFC 4283), the RFC 4285 ``spi`` (256..2^32-1) and the MN-HA ``key``
+        (16..64 bytes; the daemon writes it root-only, 0600). The daemon then restarts with them (its name
+        goes and comes back: the status becomes ``absent`` for a moment). Waits up to ``rebind_timeout``
+        (polkit may ask for a password). :class:`EngineCallError` with the daemon's sentence when refused
+        (``error_name`` ends in ``.NotAuthorized`` for polkit, ``.InvalidArgs`` for a bad argument)."""
+        await self._call("ConfigureHomeAgent", "asssuay",
+                         [list(addresses), home_agent_address, identity, int(spi), bytes(key)],
+                         timeout=self.rebind_timeout)
 
     # ---- flow bindings (RFC 6089; the engine with multiple_care_of = true)
     async def _read_flows(self) -> None:
@@ -706,7 +645,8 @@ class EngineDriver(DaemonDriver):
         except CapabilityError as e:
             return FlowBindingResult(False, 0, (self._clock() - t0) * 1000.0, str(e))
         except EngineCallError as e:
-            words = f"not allowed: {e}" if e.error_name.endswith((".NotAuthorized", ".AccessDenied")) else str(e)
+            words = (f"not allowed: {e} — " + _refusal(N_("Moving this connection"), e, None)
+                     if e.error_name.endswith((".NotAuthorized", ".AccessDenied")) else str(e))
             return FlowBindingResult(False, 0, (self._clock() - t0) * 1000.0, words)
         with contextlib.suppress(EngineCallError):
             await self._read_flows()

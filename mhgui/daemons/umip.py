@@ -37,11 +37,11 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
-import os
 import time
 from typing import Callable, Iterable, Iterator, Mapping
 
 from mhgui.core import mip6conf
+from mhgui.i18n import N_, _
 from mhgui.core.bindings import BindingState, binding_graph_has_cycle, cycle_path, fill_interfaces  # noqa: F401 (re-export)
 from mhgui.core.capabilities import DaemonCapabilities
 from mhgui.core.umip_parse import parse_bc, parse_bul
@@ -67,6 +67,8 @@ from .base import (
     as_live_view,
     cancel_and_wait,
 )
+# shared with the fast `mhctl status` path (no asyncio there): re-exported here
+from .umip_facts import _ABSENT_TEXT, _NO_TERMINAL_TEXT, DEFAULT_HOSTS, DEFAULT_PORT, mip6d_running, umip_capabilities  # noqa: F401,E501
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +90,14 @@ __all__ = [
     "rebind_preferences",
 ]
 
-#: ``src/vt.h``: service "7777" on "localhost"; ``--vt-service`` changes the port
-DEFAULT_PORT = 7777
-DEFAULT_HOSTS = ("::1", "127.0.0.1")
 PROMPT = b"mip6d> "
 TOO_MANY = b"Too many connections"
 
 #: Why the UMIP driver never offers a home address as a care-of address (draft section 6.2.2).
-HOA_AS_COA_REASON = (
+#: the note of a UMIP rebind plan that says mip6d restarts (the window says it in its own words)
+RESTART_NOTE = N_("mip6d restarts: it re-reads interface preferences only at start")
+
+HOA_AS_COA_REASON = N_(
     "UMIP cannot register a home address as the care-of address of another: its mobile node only "
     "takes care-of addresses from access interfaces (mn_get_coa), and its home agent silently drops "
     "a Binding Update whose care-of address is a home address with a binding there (the circular "
@@ -103,14 +105,6 @@ HOA_AS_COA_REASON = (
     "gives up (draft-montavont-mobileip-multihoming-pb-statement-04 section 6.2.2)"
 )
 
-_ABSENT_TEXT = (
-    "nothing answers on localhost port {port}: mip6d is not running, or it was built without "
-    "--enable-vt (distribution packages are) or started with another --vt-service port"
-)
-_NO_TERMINAL_TEXT = (
-    "mip6d is running but nothing answers on localhost port {port}: it was built without "
-    "--enable-vt (distribution packages are) or started with another --vt-service port"
-)
 _BUSY_TEXT = (
     "another program is attached to mip6d's virtual terminal, which serves one at a time; retrying"
 )
@@ -294,24 +288,6 @@ class VtClient:
                 await writer.wait_closed()
 
 
-def mip6d_running() -> bool | None:
-    """Whether a process named ``mip6d`` runs (from ``/proc``); None when that cannot be told."""
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return None
-    for pid in entries:
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/comm", encoding="utf-8", errors="replace") as f:
-                if f.read().strip() == "mip6d":
-                    return True
-        except OSError:
-            continue
-    return False
-
-
 # --------------------------------------------------------------------------- preferences (pure)
 
 
@@ -415,18 +391,8 @@ class UmipDriver(DaemonDriver):
     @property
     def capabilities(self) -> DaemonCapabilities:
         """Mainline UMIP: ``connected`` and ``failover`` (its own move to the best remaining interface),
-        nothing else (umip.md sections 3 and 6)."""
-        return DaemonCapabilities(
-            name=self.name,
-            connected=self._status.reachable,
-            per_hoa_choice=False,
-            multiple_coas=False,
-            flow_bindings=False,
-            runtime_rebind=False,
-            failover=self._status.reachable,  # moves every HoA by MnIfPreference when a link goes
-            hoa_as_coa=False,
-            home_and_foreign=False,
-        )
+        nothing else (umip.md sections 3 and 6; :func:`~mhgui.daemons.umip_facts.umip_capabilities`)."""
+        return umip_capabilities(self._status.reachable)
 
     @property
     def connected(self) -> bool:
@@ -631,53 +597,53 @@ class UmipDriver(DaemonDriver):
         try:
             hoa_c = _canon(hoa)
         except ValueError:
-            return RebindPlan(hoa, ifname, refusal=f"{hoa!r} is not an IPv6 address")
+            return RebindPlan(hoa, ifname, refusal=_("{hoa} is not an IPv6 address").format(hoa=repr(hoa)))
 
         def refuse(reason: str, **kw) -> RebindPlan:
             return RebindPlan(hoa_c, ifname, restart_required=True, refusal=reason, **kw)
 
         if self.config_writer is None:
-            return refuse("no way to change mip6d.conf: the privileged helper is not available")
+            return refuse(_("no way to change mip6d.conf: the privileged helper is not available"))
         try:
             text = await self.config_writer.read_config()
         except Exception as e:  # the helper's error, whatever it is, is the user's answer
-            return refuse(f"cannot read mip6d.conf: {e}")
+            return refuse(_("cannot read mip6d.conf: {why}").format(why=e))
         try:
             conf = mip6conf.parse(text, "mip6d.conf")
         except mip6conf.ConfError as e:
-            return refuse(f"mip6d.conf is malformed ({e}); fix it first")
+            return refuse(_("mip6d.conf is malformed ({why}); fix it first").format(why=e))
         node = mip6conf.node_config(conf)
         if node != "MN":
-            return refuse(f"mip6d.conf configures a {node}, not a mobile node (NodeConfig MN)")
+            return refuse(_("mip6d.conf configures a {node}, not a mobile node (NodeConfig MN)").format(node=node))
         if any(st.is_include for st in _walk(conf.statements)):
-            return refuse("mip6d.conf uses include: the interface preferences may be in another file, "
-                          "edit them by hand")
+            return refuse(_("mip6d.conf uses include: the interface preferences may be in another file, "
+                            "edit them by hand"))
         homes = mip6conf.home_addresses(conf)
         configured = [h.address for h in homes]
         if hoa_c not in configured:
-            return refuse(f"{hoa_c} is not a home address in mip6d.conf (MnHomeLink)")
+            return refuse(_("{hoa} is not a home address in mip6d.conf (MnHomeLink)").format(hoa=hoa_c))
         if hoa_c in view.hoas_at_home:
-            return refuse(f"{hoa_c} is at home: it has no binding to move (draft section 6.2.3)")
+            return refuse(_("{hoa} is at home: it has no binding to move (draft section 6.2.3)").format(hoa=hoa_c))
         missing = sorted({h.home_link for h in homes if h.home_link and h.home_link not in view.interfaces})
         if missing:
-            return refuse(f"MnHomeLink interface {', '.join(missing)} does not exist: mip6d would exit "
-                          "at restart (invalid interface)")
+            return refuse(_("MnHomeLink interface {names} does not exist: mip6d would exit "
+                            "at restart (invalid interface)").format(names=", ".join(missing)))
         iface = view.interfaces.get(ifname)
         if iface is None:
-            return refuse(f"there is no interface {ifname}")
+            return refuse(_("there is no interface {name}").format(name=ifname))
         if not iface.up:
-            return refuse(f"{ifname} is down or has no carrier")
+            return refuse(_("{name} is down or has no carrier").format(name=ifname))
         if iface.home_link:
-            return refuse(f"{ifname} is on a home link: its addresses are not care-of addresses "
-                          "(draft section 6.2.3)")
+            return refuse(_("{name} is on a home link: its addresses are not care-of addresses "
+                            "(draft section 6.2.3)").format(name=ifname))
         if not iface.coas:
             if iface.tentative:
-                return refuse(f"not yet: DAD in progress on {ifname} ({', '.join(iface.tentative)} "
-                              "tentative); try again in a moment", pending=True)
-            return refuse(f"{ifname} has no usable care-of address")
+                return refuse(_("not yet: DAD in progress on {name} ({addresses} tentative); try again in a moment")
+                              .format(name=ifname, addresses=", ".join(iface.tentative)), pending=True)
+            return refuse(_("{name} has no usable care-of address").format(name=ifname))
         if not iface.routers and not iface.tunnel:
-            return refuse(f"{ifname} has no default router: UMIP only binds through an interface "
-                          "with a care-of address and a default router")
+            return refuse(_("{name} has no default router: UMIP only binds through an interface "
+                            "with a care-of address and a default router").format(name=ifname))
 
         listed = dict(mip6conf.interface_preferences(conf))
         before = dict(listed)
@@ -686,8 +652,8 @@ class UmipDriver(DaemonDriver):
             for name, li in view.interfaces.items():
                 if name not in before and not li.tunnel and name != "lo":
                     before[name] = mip6conf.DEFAULT_PREFERENCE
-            notes.append("MnUseAllInterfaces: unlisted interfaces count with preference "
-                         f"{mip6conf.DEFAULT_PREFERENCE}")
+            notes.append(_("MnUseAllInterfaces: unlisted interfaces count with preference {value}").format(
+                value=mip6conf.DEFAULT_PREFERENCE))
         # the file's own list is renumbered (an unlisted interface stays unlisted, after the listed ones)
         written = rebind_preferences(listed, ifname)
         after = dict(before, **written)
@@ -696,20 +662,23 @@ class UmipDriver(DaemonDriver):
         common = dict(preferences_before=before, preferences_after=after, moves=moves, staying=staying,
                       target_coas=iface.coas)
         if preference_order(before) == preference_order(after):
-            return refuse(f"nothing to do: {ifname} already has the best preference "
-                          "(UMIP uses it whenever it has a care-of address and a default router)", **common)
+            return refuse(_("nothing to do: {name} already has the best preference "
+                            "(UMIP uses it whenever it has a care-of address and a default router)").format(name=ifname),
+                          **common)
         problem = mip6conf.preference_order_problem(written)
         if problem is not None:  # never written: the helper would refuse it too
-            return refuse(f"the interface preferences would not be a clean order: {problem}", **common)
+            return refuse(_("the interface preferences would not be a clean order: {why}").format(why=problem),
+                          **common)
         if not self.connected:
-            return refuse(f"mip6d's virtual terminal does not answer ({self._status.state}): "
-                          "the change could not be confirmed", **common)
+            return refuse(_("mip6d's virtual terminal does not answer ({state}): "
+                            "the change could not be confirmed").format(state=self._status.state), **common)
         if self._status.node != "mn":
-            return refuse("mip6d does not run as a mobile node", **common)
+            return refuse(_("mip6d does not run as a mobile node"), **common)
         if len(moves) > 1:
             others = ", ".join(a for a in moves if a != hoa_c)
-            notes.append(f"UMIP binds every home address through one interface: {others} moves too")
-        notes.append("mip6d restarts: it re-reads interface preferences only at start")
+            notes.append(_("UMIP binds every home address through one interface: {hoas} moves too").format(
+                hoas=others))
+        notes.append(_(RESTART_NOTE))
         return RebindPlan(hoa_c, ifname, restart_required=True, notes=tuple(notes), **common)
 
     # ---- rebind execution
@@ -744,9 +713,9 @@ class UmipDriver(DaemonDriver):
                 done[hoa] = good[0].coa
             elif entries:
                 b = entries[0]
-                missing.append(f"{hoa} is {b.state.value} via {b.coa}")
+                missing.append(_("{hoa} is {state} via {coa}").format(hoa=hoa, state=b.state.value, coa=b.coa))
             else:
-                missing.append(f"{hoa} has no binding")
+                missing.append(_("{hoa} has no binding").format(hoa=hoa))
         return done, missing
 
     async def _wait_back(self, generation: int, deadline: float) -> bool:
@@ -761,8 +730,8 @@ class UmipDriver(DaemonDriver):
 
     async def _await_confirmation(self, plan: RebindPlan, generation: int, deadline: float) -> tuple[bool, dict[str, str], str]:
         if not await self._wait_back(generation, deadline):
-            return False, {}, (f"mip6d did not come back within {self.rebind_timeout:g} s after the restart "
-                               f"({self._status.error or self._status.state})")
+            return False, {}, _("mip6d did not come back within {s} s after the restart ({why})").format(
+                s=f"{self.rebind_timeout:g}", why=self._status.error or self._status.state)
         while True:
             await self.refresh()
             done, missing = self._confirmed(plan)
@@ -770,7 +739,8 @@ class UmipDriver(DaemonDriver):
                 return True, done, ""
             left = deadline - self._clock()
             if left <= 0:
-                return False, done, (f"not confirmed within {self.rebind_timeout:g} s: " + "; ".join(missing))
+                return False, done, _("not confirmed within {s} s: {missing}").format(
+                    s=f"{self.rebind_timeout:g}", missing="; ".join(missing))
             await asyncio.sleep(min(self.confirm_interval, left))
 
     async def rebind(self, plan: RebindPlan) -> RebindResult:
@@ -793,32 +763,35 @@ class UmipDriver(DaemonDriver):
             return result(False, reason=plan.refusal)
         writer = self.config_writer
         if writer is None:
-            return result(False, reason="no way to change mip6d.conf: the privileged helper is not available")
+            return result(False, reason=_("no way to change mip6d.conf: the privileged helper is not available"))
         async with self._rebind_lock:
             try:
                 old = await writer.read_config()
             except Exception as e:
-                return result(False, reason=f"cannot read mip6d.conf: {e}")
+                return result(False, reason=_("cannot read mip6d.conf: {why}").format(why=e))
             try:
                 new = self._new_config(old, plan)
             except (mip6conf.ConfError, ValueError) as e:
                 return result(False, reason=str(e))
             if new == old:
-                return result(False, reason="nothing to change in mip6d.conf")
+                return result(False, reason=_("nothing to change in mip6d.conf"))
             generation = self._generation
             deadline = t0 + self.rebind_timeout
             self._fast_reconnect += 1
             try:
                 try:
-                    await writer.write_config(new)
+                    if getattr(writer, "announces_rebinds", False):  # the helper tells a running app who asked
+                        await writer.write_config(new, rebind=(plan.hoa, plan.interface))
+                    else:
+                        await writer.write_config(new)
                 except Exception as e:
-                    return result(False, reason=f"cannot write mip6d.conf: {e}")
+                    return result(False, reason=_("cannot write mip6d.conf: {why}").format(why=e))
                 try:
                     await writer.restart_daemon()
                     self._kick()
                     ok, coas, why = await self._await_confirmation(plan, generation, deadline)
                 except Exception as e:
-                    ok, coas, why = False, {}, f"restarting mip6d failed: {e}"
+                    ok, coas, why = False, {}, _("restarting mip6d failed: {why}").format(why=e)
                 if ok:
                     return result(True, new_coa=coas.get(plan.hoa), coas=coas)
                 rolled, how = await self._rollback(writer, old, new)
@@ -852,14 +825,14 @@ class UmipDriver(DaemonDriver):
             try:
                 await writer.write_config(self._same_meaning(new, old))
             except Exception:
-                return False, f"restoring the previous mip6d.conf failed too: {e}"
+                return False, _("restoring the previous mip6d.conf failed too: {why}").format(why=e)
             log.info("mip6d.conf restored by values (%s)", e)
         try:
             await writer.restart_daemon()
         except Exception as e:
-            return True, f"previous mip6d.conf restored, but restarting mip6d failed: {e}"
+            return True, _("previous mip6d.conf restored, but restarting mip6d failed: {why}").format(why=e)
         self._kick()
-        return True, "previous mip6d.conf restored and mip6d restarted"
+        return True, _("previous mip6d.conf restored and mip6d restarted")
 
 
 def _raise_if_cancelling() -> None:

@@ -27,11 +27,12 @@ from dataclasses import dataclass, field
 import tomli_w
 
 from ..atomicfile import atomic_replace
+from .paths import DEFAULT_MN_CONFIG, MN_CONFIG_ENV, mn_config_path  # noqa: F401 (re-exported)
 
 __all__ = [
-    "EngineConfigError", "HaConfig", "HomeAddressConfig", "HomeAgentRef", "MnConfig", "NodeConfig", "NodeKey",
-    "ProbeConfig", "TunnelConfig", "generate_key", "load_ha_config", "load_mn_config", "mn_config_to_toml",
-    "read_key_file", "write_key_file", "write_mn_config",
+    "DEFAULT_MN_CONFIG", "EngineConfigError", "HaConfig", "HomeAddressConfig", "HomeAgentRef", "MN_CONFIG_ENV",
+    "MnConfig", "NodeConfig", "NodeKey", "ProbeConfig", "TunnelConfig", "generate_key", "load_ha_config",
+    "load_mn_config", "mn_config_path", "mn_config_to_toml", "read_key_file", "write_key_file", "write_mn_config",
 ]
 
 DEFAULT_PORT = 4191  # IANA "dsmipv6" (RFC 5555)
@@ -208,6 +209,8 @@ def _ip(t: _Table, k: str, text: str, version: int | None = None) -> ipaddress.I
         a = ipaddress.ip_address(text)
     except ValueError:
         t.fail(k, f"{text!r} is not an IP address")
+    if getattr(a, "scope_id", None) is not None:  # RFC 4007 §11: zones are for non-global scopes only
+        t.fail(k, f"{text!r} has a zone; an address on the Internet or the home prefix has none")
     if version is not None and a.version != version:
         t.fail(k, f"{text!r} is not an IPv{version} address")
     if a.is_multicast or a.is_unspecified or a.is_loopback or a.is_link_local:
@@ -325,6 +328,9 @@ def _parse_mn(data: dict, file: str) -> MnConfig:
         _check_ifname(ls, f"weights.{name}", name)
         if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= 1000:
             ls.fail(f"weights.{name}", f"must be an integer in 0..1000, not {w!r}")
+    if any(ipaddress.ip_address(h.address) == ipaddress.ip_address(ref.address) for h in hoas):
+        ha.fail("address", f"{ref.address} is also a [[home_address]]: the home agent's address is not this "
+                           "node's own (RFC 6275 §2)")
     return MnConfig(identity, spi, key_file, ref, tuple(hoas), probe, tunnel,
                     tuple(sorted((n, w) for n, w in weights.items() if w)))
 

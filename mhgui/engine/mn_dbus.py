@@ -92,7 +92,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Iterable
 
 from dbus_fast import BusType, Message, MessageFlag, MessageType, NameFlag, RequestNameReply
 from dbus_fast.aio import MessageBus
@@ -267,6 +267,12 @@ def _unicast(a: ipaddress.IPv4Address | ipaddress.IPv6Address, what: str) -> Non
         raise _invalid(f"{what}: {a.compressed} is not a unicast address a home agent can have")
 
 
+def _no_zone(a: ipaddress.IPv4Address | ipaddress.IPv6Address, what: str) -> None:
+    if getattr(a, "scope_id", None) is not None:
+        raise _invalid(f"{what}: {ascii(str(a))} has a zone; an address on the Internet or the home prefix "
+                       "has none (give it without %...)")
+
+
 def check_hoa(text: object) -> str:
     """The RFC 5952 text of the home address ``text`` (a unicast IPv6 address without a zone), else
     ``InvalidArgs``."""
@@ -338,8 +344,13 @@ class HomeAgentSetting:
 
 
 def check_home_agent_setting(addresses: object, home_agent_address: object, identity: object, spi: object,
-                             key: object) -> HomeAgentSetting:
-    """Validate ConfigureHomeAgent's arguments (module docstring); ``InvalidArgs`` with one sentence."""
+                             key: object, *, home_addresses: Iterable[str] = ()) -> HomeAgentSetting:
+    """Validate ConfigureHomeAgent's arguments (module docstring); ``InvalidArgs`` with one sentence.
+
+    Addresses with a zone (``%eth0``) are refused: a zone means nothing for an address on the Internet or
+    on the home prefix (RFC 4007 §11: zones are for non-global scopes). The home agent's address may not be
+    one of ``home_addresses`` (the node's own, ``"addr"`` or ``"addr/len"``): RFC 6275 §2, the home agent
+    is another node on the home link."""
     if not isinstance(addresses, list) or not addresses:
         raise _invalid("addresses: at least one address of the home agent is needed")
     if len(addresses) > 2:
@@ -349,12 +360,22 @@ def check_home_agent_setting(addresses: object, home_agent_address: object, iden
     for i, text in enumerate(addresses):
         a = _address(text, f"addresses[{i}]")
         _unicast(a, f"addresses[{i}]")
+        _no_zone(a, f"addresses[{i}]")
         if a.version in families:
             raise _invalid(f"addresses[{i}]: a second IPv{a.version} address ({a.compressed}); give one per family")
         families.add(a.version)
         outer.append(a.compressed)
     ha = _address(home_agent_address, "home agent address", 6)
     _unicast(ha, "home agent address")
+    _no_zone(ha, "home agent address")
+    for h in home_addresses:
+        try:
+            own = ipaddress.IPv6Interface(str(h)).ip
+        except ValueError:
+            continue
+        if own == ha:
+            raise _invalid(f"home agent address: {ha.compressed} is this node's own home address; "
+                           "give the home agent's address on the home prefix")
     if not isinstance(identity, str):
         raise _invalid("identity: must be a string")
     size = len(identity.encode("utf-8", "surrogatepass"))
@@ -468,7 +489,8 @@ class MobileNodeService:
             "SetPreferences": _Method("sasasas", "", ACTION_PREFERENCES, self.set_preferences,
                                       self._check_preferences),
             "ConfigureHomeAgent": _Method("asssuay", "", ACTION_CONFIGURE, self.configure_home_agent,
-                                          lambda *body: (check_home_agent_setting(*body),)),
+                                          lambda *body: (check_home_agent_setting(
+                                              *body, home_addresses=self._home_addresses()),)),
             "GetFlowBindings": _Method("", "s", None, self.get_flow_bindings),
             "AddFlowBinding": _Method("ssas", "bqds", ACTION_REBIND, self.add_flow_binding, _check_add_flow),
             "ChangeFlowBinding": _Method("sqas", "bqds", ACTION_REBIND, self.change_flow_binding,
@@ -585,6 +607,11 @@ class MobileNodeService:
 
     async def get_uplinks(self) -> str:
         return _json(list(self.daemon.uplinks()))
+
+    def _home_addresses(self) -> list[str]:
+        """The home addresses the daemon runs with (its configuration's), as text."""
+        cfg = getattr(self.daemon, "cfg", None)
+        return [str(getattr(h, "address", h)) for h in (getattr(cfg, "home_addresses", None) or ())]
 
     async def get_status(self) -> str:
         from .. import __version__

@@ -457,7 +457,8 @@ async def _keep_api(daemon, config_path: str, services: list, stop: asyncio.Even
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = daemon_parser("mhgui-mn", "Mobile IPv6 mobile node over UDP (mhgui engine).", "/etc/mhgui/mn.toml")
+    p = daemon_parser("mhgui-mn", "Mobile IPv6 mobile node over UDP (mhgui engine).",
+                      engine_config.DEFAULT_MN_CONFIG)
     p.add_argument("--no-dbus", action="store_true", help="do not offer the control API on the system bus")
     args = p.parse_args(argv)
     setup_logging("mhgui-mn", args.verbose)

@@ -6,6 +6,7 @@
         text = await helper.read_config()
         text = await helper.set_interface_preferences({"eth1": 1, "wlan0": 2})
         job = await helper.restart_daemon()
+        job = await helper.restart_engine()         # mhgui's mobility engine (mhgui-mn.service)
         info = await helper.status()                # {"config_path": ..., "unit": ..., "last_error": ...}
         rule_id = await helper.add_steering_rule("2001:db8:5::/48", "wlan0")   # or a list of prefixes
         rules = await helper.list_steering_rules()  # [{"id", "destinations", "interface", "created",
@@ -51,6 +52,7 @@ from dbus_fast import BusType, Message, MessageFlag, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
 from mhgui.core import mip6conf
+from mhgui.i18n import _
 
 __all__ = [
     "BUS_NAME",
@@ -64,6 +66,8 @@ __all__ = [
     "SteeringConflict",
     "UnsupportedChange",
     "WouldStopDaemon",
+    "is_dismissed",
+    "polkit_refusal",
 ]
 
 log = logging.getLogger("mhgui.helper.client")
@@ -96,7 +100,39 @@ class HelperAbsent(HelperError):
 
 
 class NotAuthorized(HelperError):
-    """polkit or the bus policy refused the call; nothing changed."""
+    """polkit or the bus policy refused the call; nothing changed. :meth:`explain` says it for a user."""
+
+    def explain(self, what: str, command: str | None = None) -> str:
+        """One sentence: what was refused, by whom, and what to do (:func:`polkit_refusal`)."""
+        return polkit_refusal(what, command, bus_policy=self.error_name == "org.freedesktop.DBus.Error.AccessDenied",
+                              dismissed=is_dismissed(str(self)))
+
+
+def is_dismissed(message: str) -> bool:
+    """The refusal's message (:func:`mhgui.polkit.check_authorization`'s, passed on by the helper and the
+    engine) says the user closed the password prompt: nobody refused anything."""
+    return "authentication was dismissed" in message
+
+
+def polkit_refusal(what: str, command: str | None = None, *, bus_policy: bool = False,
+                   dismissed: bool = False) -> str:
+    """``"Restarting the mobility daemon was refused by your system's policy (polkit): ask an administrator,
+    or run: sudo systemctl restart mhgui-mn"``. ``what``: the refused change as the subject of the sentence
+    (translated by the caller, e.g. ``_("Restarting the mobility daemon")``); ``command``: what an
+    administrator can run instead (None: none is given); ``bus_policy``: the system bus's policy refused
+    the call before polkit was asked (the user is in none of the groups it allows); ``dismissed``: the user
+    closed polkit's password prompt (nothing was refused: it can be tried again)."""
+    if dismissed:
+        return _("{what} was cancelled: the password prompt was closed; try again to enter the password").format(
+            what=what)
+    if bus_policy:
+        text = _("{what} was refused by the system bus policy: your user is in none of the groups allowed to ask "
+                 "(netdev or sudo); ask an administrator to add you").format(what=what)
+    else:
+        text = _("{what} was refused by your system's policy (polkit): ask an administrator").format(what=what)
+    if command:
+        text += _(", or run: {command}").format(command=command)
+    return text
 
 
 class InvalidArguments(HelperError):
@@ -145,13 +181,13 @@ def _error_from_reply(reply: Message) -> HelperError:
     name = reply.error_name or "org.freedesktop.DBus.Error.Failed"
     text = reply.body[0] if reply.body and isinstance(reply.body[0], str) else name
     if name in _ABSENT or name.startswith("org.freedesktop.DBus.Error.Spawn."):
-        return HelperAbsent(f"the mhgui helper ({BUS_NAME}) is not available: {text}", name)
+        return HelperAbsent(_("the mhgui helper ({name}) is not available: {why}").format(name=BUS_NAME, why=text), name)
     if name == "org.freedesktop.DBus.Error.AccessDenied":
         return NotAuthorized(
-            f"the system bus policy does not let this user talk to the mhgui helper "
-            f"(see io.github.mhgui.MHGui.Helper1.conf): {text}", name)
+            _("the system bus policy does not let this user talk to the mhgui helper "
+              "(see io.github.mhgui.MHGui.Helper1.conf): {why}").format(why=text), name)
     if name == "org.freedesktop.DBus.Error.NoReply":
-        return HelperError(f"the mhgui helper did not answer: {text}", name)
+        return HelperError(_("the mhgui helper did not answer: {why}").format(why=text), name)
     return _BY_NAME.get(name, HelperError)(text, name)
 
 
@@ -187,14 +223,15 @@ class HelperClient:
             if self._bus is not None and self._bus.connected:
                 return self._bus
             if not self._own_bus:
-                raise HelperAbsent("the connection to the system bus is closed")
+                raise HelperAbsent(_("the connection to the system bus is closed"))
             try:
                 self._bus = await asyncio.wait_for(
                     MessageBus(bus_address=self._address, bus_type=BusType.SYSTEM).connect(), 30.0)
             except Exception as e:
                 self._bus = None
-                where = self._address or "the system bus"
-                raise HelperAbsent(f"cannot connect to {where}: {e or type(e).__name__}") from e
+                where = self._address or _("the system bus")
+                raise HelperAbsent(_("cannot connect to {where}: {why}").format(where=where, why=e or type(e).__name__)) \
+                    from e
             return self._bus
 
     async def close(self) -> None:
@@ -215,13 +252,15 @@ class HelperClient:
         try:
             reply = await asyncio.wait_for(bus.call(msg), self.timeout)
         except asyncio.TimeoutError:
-            raise HelperError(f"the mhgui helper did not answer {member} within {self.timeout:g} s") from None
+            raise HelperError(_("the mhgui helper did not answer {call} within {s} s").format(
+                call=member, s=f"{self.timeout:g}")) from None
         except Exception as e:
             if not bus.connected:
-                raise HelperAbsent(f"lost the connection to the system bus: {e or type(e).__name__}") from e
-            raise HelperError(f"cannot call {member}: {e or type(e).__name__}") from e
+                raise HelperAbsent(_("lost the connection to the system bus: {why}").format(
+                    why=e or type(e).__name__)) from e
+            raise HelperError(_("cannot call {call}: {why}").format(call=member, why=e or type(e).__name__)) from e
         if reply is None:
-            raise HelperAbsent("lost the connection to the system bus")
+            raise HelperAbsent(_("lost the connection to the system bus"))
         if reply.message_type is MessageType.ERROR:
             raise _error_from_reply(reply)
         return list(reply.body)
@@ -230,8 +269,13 @@ class HelperClient:
         """The daemon's mip6d.conf text."""
         return (await self._call("ReadConfig"))[0]
 
-    async def set_interface_preferences(self, prefs: Mapping[str, int]) -> str:
+    async def set_interface_preferences(self, prefs: Mapping[str, int], *,
+                                        rebind: tuple[str, str] | None = None) -> str:
         """Set ``MnIfPreference`` of each interface (0..10; 1 best, 0 unused); returns the new file text.
+
+        ``rebind``: ``(hoa, interface)`` when the write is a user's rebind (``SetInterfacePreferencesForRebind``:
+        the helper announces it, RebindRequested, when this client restarts mip6d next, so that a running app
+        logs the move as the user's). A helper without that method gets the plain write.
 
         At most 64 names. The helper refuses (:class:`InvalidArguments`) a
         result in which the interfaces in use (above 0) are not exactly 1..k,
@@ -245,11 +289,30 @@ class HelperClient:
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _U32_MAX:
                 raise InvalidArguments(f"MnIfPreference of {name!r} must be 0..10, not {value!r}")
             body[name] = value
+        if rebind is not None:
+            try:
+                return (await self._call("SetInterfacePreferencesForRebind", "a{su}ss",
+                                         [body, str(rebind[0]), str(rebind[1])]))[0]
+            except HelperError as e:
+                if e.error_name != "org.freedesktop.DBus.Error.UnknownMethod":
+                    raise
+                log.info("the helper announces no rebinds (an older one): plain write")
         return (await self._call("SetInterfacePreferences", "a{su}", [body]))[0]
+
+    async def interface_preferences(self) -> dict[str, int]:
+        """``{interface: MnIfPreference}`` of mip6d.conf as the helper reads it ({} when the file does not exist);
+        asks no polkit (not secret): what a sandboxed app needs of the file for its preferences dialog."""
+        (raw,) = await self._call("GetInterfacePreferences")
+        return {str(k): int(v) for k, v in raw.items()}
 
     async def restart_daemon(self) -> str:
         """Restart mip6d; returns the systemd job path, or ``"pid N"`` for the helper's fallback."""
         return (await self._call("RestartDaemon"))[0]
+
+    async def restart_engine(self) -> str:
+        """Restart (or start) mhgui's mobility engine, mhgui-mn (the helper's ``--engine-unit``) through systemd;
+        returns the job path. :class:`HelperError` ``RestartFailed`` without systemd."""
+        return (await self._call("RestartEngine"))[0]
 
     async def status(self) -> dict[str, Any]:
         """``config_path``, ``backup_path``, ``unit``, ``restart_method`` (systemd|command|none),
@@ -258,12 +321,26 @@ class HelperClient:
         return {k: v.value for k, v in raw.items()}
 
     async def add_steering_rule(self, destinations: str | Sequence[str], interface: str,
-                                source: str | None = None) -> str:
+                                source: str | None = None, *, protocol: str | None = None,
+                                ports: str | None = None, application: str | None = None) -> str:
         """Steer new connections to ``destinations`` (a prefix or address, or a list of up to 16,
-        IPv6 and/or IPv4) through ``interface``, optionally from ``source`` (a prefix or address of
-        the interface's); returns the rule's id. The helper validates."""
-        if isinstance(destinations, str):
-            request: dict[str, Variant] = {"destination": Variant("s", destinations)}
+        IPv6 and/or IPv4; may be empty with a selector below) through ``interface``, optionally from
+        ``source`` (a prefix or address of the interface's); returns the rule's id. The helper validates.
+
+        Selectors (issue 15.6; :mod:`mhgui.core.steering_selectors`): ``protocol`` ``tcp``/``udp``,
+        ``ports`` destination ports (``"443,8000-8100"``), ``application`` (``app:ID`` or
+        ``cgroup:PATH``). Without them the request is what older helpers take."""
+        extra: dict[str, Variant] = {}
+        for key, value in (("protocol", protocol), ("ports", ports), ("application", application)):
+            if value in (None, ""):
+                continue
+            if not isinstance(value, str):
+                raise InvalidArguments(f"{key} {value!r} is not a string")
+            extra[key] = Variant("s", value)
+        if extra and not destinations:
+            request: dict[str, Variant] = {"destinations": Variant("as", [])}
+        elif isinstance(destinations, str):
+            request = {"destination": Variant("s", destinations)}
         else:
             dests = list(destinations)
             if not all(isinstance(d, str) for d in dests):
@@ -276,6 +353,7 @@ class HelperClient:
             if not isinstance(source, str):
                 raise InvalidArguments(f"source {source!r} is not a string")
             request["source"] = Variant("s", source)
+        request.update(extra)
         return (await self._call("AddSteeringRule", "a{sv}", [request]))[0]
 
     async def remove_steering_rule(self, rule_id: str) -> None:
@@ -302,7 +380,8 @@ class HelperClient:
     async def list_steering_rules(self) -> list[dict[str, Any]]:
         """Every rule: ``id``, ``destinations`` (list of prefixes), ``interface``, ``created``
         (seconds since the epoch), ``in_kernel`` (bool), ``status`` ("" or why it is not applied)
-        and ``via`` (the interface it leaves through now: its own, or a failover substitute)."""
+        and ``via`` (the interface it leaves through now: its own, or a failover substitute); from helpers
+        of issue 15.6 on also ``protocol``, ``ports`` and ``application`` ("" when not set)."""
         (raw,) = await self._call("ListSteeringRules")
         return [{k: (list(v.value) if k == "destinations" else v.value) for k, v in item.items()} for item in raw]
 
@@ -341,7 +420,10 @@ class HelperConfigWriter:
     async def read_config(self) -> str:
         return await self.client.read_config()
 
-    async def write_config(self, text: str) -> None:
+    #: :meth:`write_config` takes ``rebind=(hoa, interface)`` (the UMIP driver's rebind passes it)
+    announces_rebinds = True
+
+    async def write_config(self, text: str, *, rebind: tuple[str, str] | None = None) -> None:
         new = mip6conf.parse(text, "<new mip6d.conf>")  # ConfError for a broken text
         current_text = await self.client.read_config()
         try:
@@ -369,7 +451,7 @@ class HelperConfigWriter:
                 f"the new text also differs elsewhere (line {line})")
         if not changes:
             return
-        result = await self.client.set_interface_preferences(changes)
+        result = await self.client.set_interface_preferences(changes, rebind=rebind)
         if result != text:
             log.warning("mip6d.conf changed while it was being written; the helper's result differs from the request")
 

@@ -9,18 +9,44 @@ Bus name, object and interface::
 
     io.github.mhgui.MHGui.Helper1   /io/github/mhgui/MHGui/Helper1   io.github.mhgui.MHGui.Helper1
 
-Methods (every one asks polkit first, see below)::
+Methods (every one but GetInterfacePreferences asks polkit first, see below)::
 
     ReadConfig() -> s                        the daemon's mip6d.conf text
+    GetInterfacePreferences() -> a{su}       {ifname: MnIfPreference} of mip6d.conf (with its includes), {}
+                                             when the file does not exist: all the preferences dialog needs
+                                             of the file (a sandboxed GUI cannot read it). Not secret, so
+                                             polkit is not asked (only the bus policy decides); ReadConfig,
+                                             which returns the whole text (IPsec key paths...), still is
+    SetInterfacePreferencesForRebind(a{su} preferences, s hoa, s interface) -> s
+                                             SetInterfacePreferences for a user's rebind of ``hoa`` (an
+                                             IPv6 address) onto ``interface``: the same checks and write;
+                                             the next RestartDaemon by the same caller then emits
+                                             RebindRequested (below)
     SetInterfacePreferences(a{su}) -> s      {ifname: MnIfPreference 0..10}, at most 64 names;
                                              returns the new text
     RestartDaemon() -> s                     systemd job path, or "pid N" (process fallback)
+    RestartEngine() -> s                     systemd job path: restarts (or starts) mhgui's mobility
+                                             engine's unit (``--engine-unit``, default mhgui-mn.service);
+                                             systemd only (issue 15.7: "mobility daemon lost" offers it)
     GetStatus() -> a{sv}                     config_path, backup_path, unit, restart_method,
                                              last_error, version, state_dir
+
+Signal::
+
+    RebindRequested(s hoa, s interface, u uid, s caller)
+        emitted as RestartDaemon starts the restart that follows a SetInterfacePreferencesForRebind of the
+        same caller (``caller``: its unique bus name, ``uid``: its Unix user as the bus says): another
+        process (``mhctl rebind``) asked for the move the restarted daemon makes, so a running app logs it
+        as the user's (:mod:`mhgui.sources.rebind_requests`). Only the owner of the helper's name sends it:
+        a receiver checks the signal's sender against that owner.
     AddSteeringRule(a{sv}) -> s              {"destination": s} or {"destinations": as}, {"interface": s},
-                                             optional {"source": s}; returns the new rule's id
+                                             optional {"source": s}; since 15.6 also {"protocol": s}
+                                             (tcp/udp), {"ports": s or as} ("443,8000-8100") and
+                                             {"application": s} ("app:ID" or "cgroup:PATH"), with
+                                             destinations then optional; returns the new rule's id
     RemoveSteeringRule(s)                    by id
-    ListSteeringRules() -> aa{sv}            id, destinations, interface, source ("" for none), created
+    ListSteeringRules() -> aa{sv}            id, destinations, interface, source ("" for none), protocol,
+                                             ports, application ("" for none), created
                                              (unix seconds), in_kernel, status (why the rule is not in
                                              the kernel; in it: "" or a note on its next hop)
 
@@ -75,7 +101,7 @@ cannot see the caller) receives each call; the helper then calls polkit's
 sender})``, flags 1 (AllowUserInteraction) and the action
 ``io.github.mhgui.MHGui.read-config`` (ReadConfig, GetStatus) or
 ``io.github.mhgui.MHGui.change-daemon`` (SetInterfacePreferences,
-RestartDaemon) or ``io.github.mhgui.MHGui.steer`` (AddSteeringRule,
+RestartDaemon, RestartEngine) or ``io.github.mhgui.MHGui.steer`` (AddSteeringRule,
 RemoveSteeringRule; ListSteeringRules is read-config) or
 ``io.github.mhgui.MHGui.steer-fallback`` (SetSteeringFallback: moves approved
 rules to another interface while theirs is down; no password for the active
@@ -141,8 +167,10 @@ import contextvars
 import errno
 import functools
 import glob as _glob
+import ipaddress
 import logging
 import os
+import re
 import shlex
 import signal
 import socket
@@ -158,6 +186,7 @@ from mhgui import polkit
 from mhgui.logs import setup_logging
 from mhgui.atomicfile import atomic_replace, remove_stale_temp_files
 from mhgui.core import mip6conf
+from mhgui.core import steering as _core_steering
 from mhgui.helper import steering as _steering
 
 __all__ = [
@@ -195,6 +224,11 @@ VERSION = "1"
 SYSTEMD_NAME = "org.freedesktop.systemd1"
 SYSTEMD_PATH = "/org/freedesktop/systemd1"
 SYSTEMD_MANAGER = "org.freedesktop.systemd1.Manager"
+#: How long systemd may take to queue a restart job (RestartUnit returns at once; a hung manager must not hold
+#: the change lock, and with it every other change, for ever).
+SYSTEMD_TIMEOUT = 25.0
+#: What --engine-unit may be: a systemd service name (unit name characters, systemd's 255-byte limit).
+_UNIT_NAME = re.compile(r"[A-Za-z0-9:_.\\@-]{1,247}\.service")
 
 #: ``IFNAMSIZ`` is 16 with the terminating NUL.
 IFNAME_MAX_BYTES = 15
@@ -219,6 +253,17 @@ INTROSPECTION_XML = f"""<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object 
       <arg name="text" type="s" direction="out"/>
     </method>
     <method name="RestartDaemon"><arg name="job" type="s" direction="out"/></method>
+    <method name="GetInterfacePreferences"><arg name="preferences" type="a{{su}}" direction="out"/></method>
+    <method name="SetInterfacePreferencesForRebind">
+      <arg name="preferences" type="a{{su}}" direction="in"/>
+      <arg name="hoa" type="s" direction="in"/>
+      <arg name="interface" type="s" direction="in"/>
+      <arg name="text" type="s" direction="out"/>
+    </method>
+    <signal name="RebindRequested">
+      <arg name="hoa" type="s"/><arg name="interface" type="s"/><arg name="uid" type="u"/><arg name="caller" type="s"/>
+    </signal>
+    <method name="RestartEngine"><arg name="job" type="s" direction="out"/></method>
     <method name="GetStatus"><arg name="status" type="a{{sv}}" direction="out"/></method>
     <method name="AddSteeringRule">
       <arg name="rule" type="a{{sv}}" direction="in"/>
@@ -261,6 +306,7 @@ class HelperFailure(Exception):
 class Options:
     mip6d_conf: str = "/etc/mip6d.conf"
     unit: str = "mip6d.service"
+    engine_unit: str = "mhgui-mn.service"
     restart_method: str = "auto"  # auto | systemd | command
     mip6d_command: str | None = None
     pidfile: str = "/run/mhgui-helper/mip6d.pid"
@@ -283,6 +329,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
     p.add_argument("--mip6d-conf", default=Options.mip6d_conf, metavar="PATH",
                    help="the daemon's configuration file (default: %(default)s)")
     p.add_argument("--unit", default=Options.unit, help="systemd unit of the daemon (default: %(default)s)")
+    p.add_argument("--engine-unit", default=Options.engine_unit,
+                   help="systemd unit of mhgui's mobility engine, for RestartEngine (default: %(default)s)")
     p.add_argument("--restart-method", choices=("auto", "systemd", "command"), default="auto",
                    help="auto: systemd when it is on the bus, else --mip6d-command (default: %(default)s)")
     p.add_argument("--mip6d-command", metavar="COMMAND",
@@ -308,9 +356,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
             p.error("--mip6d-command is empty")
     if a.restart_method == "command" and not a.mip6d_command:
         p.error("--restart-method command needs --mip6d-command")
+    if not _UNIT_NAME.fullmatch(a.engine_unit):
+        p.error(f"--engine-unit {a.engine_unit!r} is not a systemd service name (NAME.service)")
     return Options(
         mip6d_conf=os.path.abspath(a.mip6d_conf),
         unit=a.unit,
+        engine_unit=a.engine_unit,
         restart_method=a.restart_method,
         mip6d_command=a.mip6d_command,
         pidfile=os.path.abspath(a.pidfile),
@@ -587,6 +638,22 @@ def check_current_config(path: str, exists: Callable[[str], bool] = _interface_e
     check_daemon_would_start(_load(path, _decode(path, data)), exists)
 
 
+def interface_preferences_of(path: str) -> dict[str, int]:
+    """``{ifname: MnIfPreference}`` of ``path`` and its includes (GetInterfacePreferences); {} when it does not
+    exist. ReadFailed / InvalidConfig as for a write (never text of the file)."""
+    try:
+        data, _ = _read_checked(path)
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise HelperFailure("ReadFailed", f"cannot read {path}: {e.strerror or e}") from None
+    return {str(k): int(v) for k, v in mip6conf.interface_preferences(_load(path, _decode(path, data))).items()}
+
+
+#: rebind writes remembered until their caller's RestartDaemon (callers that never restart are forgotten)
+MAX_PENDING_REBINDS = 32
+
+
 def remove_stale_temp_files_of(opts: Options) -> list[str]:
     """At start: remove the temp files a killed helper left next to the files it writes
     (:func:`mhgui.atomicfile.remove_stale_temp_files`). Never raises."""
@@ -670,7 +737,7 @@ _CALL: contextvars.ContextVar[tuple[str, str] | None] = contextvars.ContextVar("
 class _Method:
     in_signature: str
     out_signature: str
-    action: str
+    action: str | None  # None: polkit is not asked (data that is not secret)
     impl: Callable[..., Awaitable[object]]
     with_sender: bool = False  # impl(sender, *body)
 
@@ -689,14 +756,20 @@ class Helper:
             "ReadConfig": _Method("", "s", ACTION_READ, self.read_config),
             "SetInterfacePreferences": _Method("a{su}", "s", ACTION_CHANGE, self.set_interface_preferences),
             "RestartDaemon": _Method("", "s", ACTION_CHANGE, self.restart_daemon),
+            "RestartEngine": _Method("", "s", ACTION_CHANGE, self.restart_engine),
             "GetStatus": _Method("", "a{sv}", ACTION_READ, self.get_status),
             "AddSteeringRule": _Method("a{sv}", "s", ACTION_STEER, self.add_steering_rule),
             "RemoveSteeringRule": _Method("s", "", ACTION_STEER, self.remove_steering_rule),
             "ListSteeringRules": _Method("", "aa{sv}", ACTION_READ, self.list_steering_rules),
             "SetSteeringFallback": _Method("a{ss}", "", ACTION_FALLBACK, self.set_steering_fallback, True),
+            "GetInterfacePreferences": _Method("", "a{su}", None, self.get_interface_preferences),
+            "SetInterfacePreferencesForRebind": _Method("a{su}ss", "s", ACTION_CHANGE,
+                                                        self.set_interface_preferences_for_rebind, True),
         }
         #: the unique bus name that set the steering fallback: when it leaves the bus, the fallback goes
         self._fallback_owner: str | None = None
+        #: caller's unique name -> (hoa, interface) of its rebind write, announced at its next RestartDaemon
+        self._rebinds: dict[str, tuple[str, str]] = {}
         self.steering = _steering.SteeringEngine(options.state_dir)
         self._steer_lock = asyncio.Lock()
         self._steer_pending: asyncio.TimerHandle | None = None
@@ -733,7 +806,8 @@ class Helper:
     async def _dispatch(self, msg: Message, method: _Method) -> None:
         member = msg.member
         try:
-            await self._authorize(msg.sender or "", method.action, member or "")
+            if method.action is not None:
+                await self._authorize(msg.sender or "", method.action, member or "")
             _CALL.set((msg.sender or "", member or ""))
             await self._caller_present()
             if method.action in (ACTION_CHANGE, ACTION_STEER, ACTION_FALLBACK):
@@ -805,6 +879,9 @@ class Helper:
 
     async def set_interface_preferences(self, prefs: dict[str, int]) -> str:
         check_preferences(prefs)
+        call = _CALL.get()
+        if call is not None and call[1] == "SetInterfacePreferences":
+            self._rebinds.pop(call[0], None)  # a plain write (a rollback): its restart is no rebind
         async with self._change_lock:
             await self._caller_present()
             text, changed = await self._in_executor(apply_preferences, self.opts.mip6d_conf, prefs)  # type: ignore[misc]
@@ -812,10 +889,48 @@ class Helper:
         log.info("MnIfPreference %s in %s (%s)", shown, self.opts.mip6d_conf, "written" if changed else "unchanged")
         return text
 
+    async def set_interface_preferences_for_rebind(self, sender: str, prefs: dict[str, int], hoa: str,
+                                                   interface: str) -> str:
+        """SetInterfacePreferences for a user's rebind of ``hoa`` onto ``interface``: announced (RebindRequested)
+        when this caller restarts the daemon next."""
+        try:
+            hoa = ipaddress.IPv6Address(hoa).compressed if isinstance(hoa, str) else ""
+        except ValueError:
+            hoa = ""
+        if not hoa:
+            raise HelperFailure("InvalidArgs", "the home address of a rebind must be an IPv6 address")
+        interface = check_interface_name(interface)
+        text = await self.set_interface_preferences(prefs)
+        self._rebinds.pop(sender, None)
+        self._rebinds[sender] = (hoa, interface)
+        while len(self._rebinds) > MAX_PENDING_REBINDS:
+            self._rebinds.pop(next(iter(self._rebinds)))
+        return text
+
+    async def _announce_rebind(self, sender: str) -> None:
+        """RebindRequested for ``sender``'s rebind write, if its last write was one (module docstring)."""
+        request = self._rebinds.pop(sender, None)
+        if request is None:
+            return
+        uid = await self._caller_uid(sender)
+        if not uid.isdigit():
+            return  # the caller is gone: nobody to attribute the move to
+        hoa, interface = request
+        log.info("rebind of %s onto %s by uid %s (%s): announced", hoa, interface, uid, sender)
+        with contextlib.suppress(Exception):  # a signal nobody gets changes nothing of the restart
+            await self.bus.send(Message.new_signal(OBJECT_PATH, INTERFACE, "RebindRequested", "ssus",
+                                                   [hoa, interface, int(uid), sender]))
+
+    async def get_interface_preferences(self) -> dict[str, int]:
+        return await self._in_executor(interface_preferences_of, self.opts.mip6d_conf)  # type: ignore[return-value]
+
     async def restart_daemon(self) -> str:
+        call = _CALL.get()
         async with self._change_lock:
             await self._caller_present()
             await self._in_executor(check_current_config, self.opts.mip6d_conf)
+            if call is not None:
+                await self._announce_rebind(call[0])
             method = await self._restart_method()
             if method == "systemd":
                 return await self._restart_systemd()
@@ -824,6 +939,19 @@ class Helper:
         raise HelperFailure(
             "RestartFailed",
             "cannot restart the daemon: systemd is not on the bus and the helper has no --mip6d-command",
+        )
+
+    async def restart_engine(self) -> str:
+        """systemd's ``RestartUnit(--engine-unit, "replace")`` (starts it when stopped); the job path.
+        ``RestartFailed`` without systemd: the helper runs no engine process itself."""
+        async with self._change_lock:
+            await self._caller_present()
+            if await self._systemd_present():  # (--restart-method is about mip6d: the engine is systemd's only)
+                return await self._restart_systemd(self.opts.engine_unit)
+        raise HelperFailure(
+            "RestartFailed",
+            f"cannot restart {self.opts.engine_unit}: systemd is not on the bus; start the engine again yourself "
+            "(as root: mhgui-mn --config /etc/mhgui/mn.toml)",
         )
 
     async def get_status(self) -> dict[str, Variant]:
@@ -919,7 +1047,58 @@ class Helper:
             "status": Variant("s", x.status),
             "via": Variant("s", x.via),
             "source": Variant("s", str(x.rule.source or "")),
+            # selectors of marked rules ("" when not set; older clients ignore the keys)
+            "protocol": Variant("s", x.rule.protocol or ""),
+            "ports": Variant("s", _core_steering.format_ports(x.rule.ports)),
+            "application": Variant("s", x.rule.application or ""),
         } for x in listed]  # type: ignore[attr-defined]
+
+    async def follow_apps(self) -> None:
+        """Forever: add the cgroups of applications started since to their steering rules
+        (:meth:`mhgui.helper.steering.SteeringEngine.follow_apps`), woken by inotify on cgroupfs as soon as
+        a directory appears, and every :data:`~mhgui.helper.steering_apps.POLL_SECONDS` (see
+        :mod:`mhgui.helper.steering_apps`). The watch exists while there are marked rules. Failures are
+        logged and following goes on."""
+        from mhgui.helper.steering_apps import POLL_SECONDS, CgroupWatch
+
+        loop = asyncio.get_running_loop()
+        wake = asyncio.Event()
+        watch: CgroupWatch | None = None
+        no_watch = False  # inotify failed once: polling only (said once)
+
+        def readable() -> None:
+            if watch is not None and watch.read():
+                wake.set()
+        try:
+            while True:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(wake.wait(), POLL_SECONDS)
+                wake.clear()
+                mount = self.steering.marks.tree.mount
+                if not self.steering.has_marked_rules or mount is None:
+                    if watch is not None:
+                        loop.remove_reader(watch.fd)
+                        watch.close()
+                        watch = None
+                    continue
+                if watch is None and not no_watch:
+                    try:
+                        watch = await self._in_executor(CgroupWatch, mount)  # type: ignore[assignment]
+                        loop.add_reader(watch.fd, readable)  # type: ignore[union-attr]
+                        log.debug("watching %d cgroup directories for new application scopes", watch.watched)  # type: ignore[union-attr]
+                    except OSError as e:
+                        no_watch = True
+                        log.warning("no inotify on %s (%s): new application scopes are found by polling", mount, e)
+                try:
+                    await self._steer(self.steering.follow_apps)
+                except HelperFailure as e:
+                    log.warning("application scopes not followed: %s", e.message)
+                except Exception:
+                    log.exception("application scopes not followed")
+        finally:
+            if watch is not None:
+                loop.remove_reader(watch.fd)
+                watch.close()
 
     async def reconcile_steering(self, full: bool = True) -> None:
         """Apply the persisted rules to the kernel as it is now; failures are logged, not raised.
@@ -996,12 +1175,15 @@ class Helper:
             return "systemd"
         return "command" if self.opts.mip6d_command else "none"
 
-    async def _restart_systemd(self) -> str:
-        unit = self.opts.unit
+    async def _restart_systemd(self, unit: str | None = None) -> str:
+        unit = self.opts.unit if unit is None else unit
         try:
-            reply = await self.bus.call(Message(
+            reply = await asyncio.wait_for(self.bus.call(Message(
                 destination=SYSTEMD_NAME, path=SYSTEMD_PATH, interface=SYSTEMD_MANAGER, member="RestartUnit",
-                signature="ss", body=[unit, "replace"]))
+                signature="ss", body=[unit, "replace"])), SYSTEMD_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise HelperFailure("RestartFailed", f"systemd did not answer within {SYSTEMD_TIMEOUT:g} s when asked to "
+                                                 f"restart {unit}") from None
         except Exception as e:
             raise HelperFailure("RestartFailed", f"cannot ask systemd to restart {unit}: {e}") from None
         if reply.message_type is MessageType.ERROR:
@@ -1112,6 +1294,7 @@ async def _run(opts: Options) -> int:
     first = asyncio.ensure_future(helper.reconcile_steering())
     helper._tasks.add(first)
     first.add_done_callback(helper._tasks.discard)
+    apps = asyncio.ensure_future(helper.follow_apps())
     stop_wait = asyncio.ensure_future(stop.wait())
     gone = asyncio.ensure_future(bus.wait_for_disconnect())
     await asyncio.wait({stop_wait, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -1123,6 +1306,9 @@ async def _run(opts: Options) -> int:
         return 1
     watcher.cancel()
     ra_task.cancel()
+    apps.cancel()
+    with contextlib.suppress(BaseException):
+        await apps
     with contextlib.suppress(BaseException):
         await watcher
     with contextlib.suppress(BaseException):

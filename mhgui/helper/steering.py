@@ -60,6 +60,7 @@ from mhgui.core.steering import (
     Uplink,
 )
 from mhgui.core.steering_planner import Change, SteeringPlanner
+from mhgui.helper.steering_apps import MarkedSteering, NftFailed, marked_rules
 from mhgui.helper.steering_store import (
     COMPACT_AFTER,
     MAX_STATE_BYTES,
@@ -281,6 +282,10 @@ def _rule_of(msg) -> tuple[PolicyRule, dict] | None:
             ident[key] = v
             if key == "dst":
                 ident["dst_len"] = msg["dst_len"]
+    mark, mask = msg.get("FRA_FWMARK") or 0, msg.get("FRA_FWMASK") or 0
+    if mark and mask == core.MARK_MASK and not plen and msg.get("FRA_DST") is None \
+            and not msg.get("FRA_IIFNAME") and not msg.get("FRA_OIFNAME"):
+        return PolicyRule(fam, prio, table, net, False, mark, mask), ident
     if msg.get("FRA_DST") is not None or msg.get("FRA_FWMARK") or msg.get("FRA_IIFNAME") or msg.get("FRA_OIFNAME"):
         # something else put a rule into one of our tables: never equal to a planned one, so it is removed
         return PolicyRule(fam, prio, table, net + "+other", False), ident
@@ -326,8 +331,11 @@ def _route_args(r: Route) -> dict:
 
 def _rule_args(p: PolicyRule) -> dict:
     net = ipaddress.ip_network(p.src)
-    args: dict = {"family": _FAMILY[p.family], "priority": p.priority, "table": p.table, "action": "to_tbl",
-                  "src": str(net.network_address), "src_len": net.prefixlen}
+    args: dict = {"family": _FAMILY[p.family], "priority": p.priority, "table": p.table, "action": "to_tbl"}
+    if net.prefixlen:
+        args.update(src=str(net.network_address), src_len=net.prefixlen)
+    if p.fwmark:
+        args.update(fwmark=p.fwmark, fwmask=p.fwmask)
     if p.find_saddr:
         args["flags"] = core.FIB_RULE_FIND_SADDR
     return args
@@ -405,6 +413,18 @@ def apply_full(ipr: IPRoute, plan: KernelPlan) -> None:
 # --------------------------------------------------------------------------- the engine
 
 
+def _describe(rule: SteeringRule) -> str:
+    """A rule's selectors in one line (for the log)."""
+    parts = [", ".join(map(str, rule.destinations)) or "any destination"]
+    if rule.protocol:
+        parts.append(rule.protocol)
+    if rule.ports:
+        parts.append("ports " + core.format_ports(rule.ports))
+    if rule.application:
+        parts.append(rule.application)
+    return " ".join(parts)
+
+
 @dataclass(frozen=True)
 class Listed:
     rule: SteeringRule
@@ -440,6 +460,9 @@ class SteeringEngine:
         #: {interface: substitute} set by the app's failover policy (not persisted: a helper that
         #: starts afresh puts every rule on its own interface)
         self.fallback: dict[str, str] = {}
+        #: nftables for the marked rules (protocol, ports, application), and their ids in order
+        self.marks = MarkedSteering(netns)
+        self._marked: dict[str, None] = {}
 
     # ----------------------------------------------------------------- netlink
 
@@ -473,6 +496,7 @@ class SteeringEngine:
                 self._state = self.store.load()
             except core.SteeringError as e:
                 raise SteeringFailure("StateCorrupt", str(e)) from None
+            self._marked = {r.id: None for r in self._state.rules if r.marked}
         return self._state
 
     def _record(self, new: SteeringState, **change: object) -> None:
@@ -482,6 +506,35 @@ class SteeringEngine:
         except OSError as e:
             raise SteeringFailure("WriteFailed", f"cannot write {self.store.journal}: {e.strerror or e}") from None
         self._state = new
+        added = change.get("add")
+        if isinstance(added, SteeringRule) and added.marked:
+            self._marked[added.id] = None
+        elif isinstance(change.get("remove"), str):
+            self._marked.pop(change["remove"], None)  # type: ignore[arg-type]
+
+    def _sync_marks(self, planner: SteeringPlanner) -> None:
+        """Make table ``inet mhgui`` hold the realised marked rules (nothing to do without any)."""
+        state = self.load()
+        rules = [core.fallback_rule(r, self.fallback) for r in (state.rule(i) for i in self._marked) if r]
+        try:
+            self.marks.set_rules(marked_rules(rules, planner))
+        except NftFailed as e:
+            raise SteeringFailure("KernelFailed", f"nft: {e}") from None
+
+    @property
+    def has_marked_rules(self) -> bool:
+        """Whether a persisted rule has a protocol, port or application selector (known once loaded)."""
+        return bool(self._marked)
+
+    def follow_apps(self) -> bool:
+        """Add the scopes started since the last call to the application rules (see
+        :meth:`mhgui.helper.steering_apps.MarkedSteering.follow`); True when something changed."""
+        if not self._marked:
+            return False
+        try:
+            return self.marks.follow()
+        except NftFailed as e:
+            raise SteeringFailure("KernelFailed", f"nft: {e}") from None
 
     # ----------------------------------------------------------------- the plan
 
@@ -556,6 +609,7 @@ class SteeringEngine:
         self._planner = None
         if not in_kernel or not apply_change(ipr, change):
             apply_full(ipr, planner.plan())
+        self._sync_marks(planner)
         self._planner, self._planned_fallback = planner, dict(self.fallback)
 
     def _put_back(self, ipr: IPRoute, old: SteeringState, uplinks: Mapping[str, Uplink]) -> None:
@@ -568,6 +622,8 @@ class SteeringEngine:
         try:
             planner = self._planner_for(self.load(), uplinks)
             apply_full(ipr, planner.plan())
+            self.marks.forget()
+            self._sync_marks(planner)
             self._planner, self._planned_fallback = planner, dict(self.fallback)
         except SteeringFailure as e:
             log.error("cannot put the previous steering state back: %s", e.message)
@@ -590,12 +646,19 @@ class SteeringEngine:
             self._planner = None
             if full or old is None or not apply_difference(ipr, old.plan(), planner.plan()):
                 apply_full(ipr, planner.plan())
+            if full:
+                self.marks.forget()
+            self._sync_marks(planner)
             self._planner, self._planned_fallback = planner, dict(self.fallback)
         return planner.plan()
 
     def clear_kernel(self) -> None:
-        """Remove every route and policy rule mhgui added (the rules stay persisted)."""
+        """Remove every route, policy rule and nftables rule mhgui added (the rules stay persisted)."""
         self.apply(KernelPlan())
+        try:
+            self.marks.set_rules([])
+        except NftFailed as e:
+            raise SteeringFailure("KernelFailed", f"nft: {e}") from None
 
     def kernel_matches(self, rules: Iterable[SteeringRule] | None = None) -> dict[str, bool]:
         """For each rule: whether everything that realises it is in the kernel now."""
@@ -617,11 +680,28 @@ class SteeringEngine:
             if not reason and not present:
                 reason = "not in the kernel (yet): the helper re-applies the rules when interfaces change"
             via = self.fallback.get(r.interface, r.interface)
+            if known and r.marked and present and not reason:
+                reason = self._marks_status(r)
+                if not reason and r.application:
+                    n = len(self.marks.scopes(r.id))
+                    out.append(Listed(r, True, f"matches {n} running cgroup(s); follows new ones", via))
+                    continue
             in_kernel = present and not reason
             # a rule in the kernel may still carry a note (its next hop is the link's only router,
             # not one that advertised the source's prefix)
             out.append(Listed(r, in_kernel, planner.note(r.id) if in_kernel else reason, via))
         return out
+
+    def _marks_status(self, r: SteeringRule) -> str:
+        """"" when a realised marked rule is in nft, else why not."""
+        if r.application and self.marks.tree.problem:
+            return self.marks.tree.problem
+        if r.application and not self.marks.scopes(r.id):
+            what = r.application.partition(":")[2]
+            return f"no running cgroup of {what} yet: it is added when one starts"
+        if not self.marks.ok:
+            return "not in nftables (yet): the helper applies it again when interfaces change"
+        return ""
 
     # ----------------------------------------------------------------- changes
 
@@ -669,7 +749,7 @@ class SteeringEngine:
             except SteeringFailure:
                 self._put_back(ipr, state, uplinks)
                 raise
-        log.info("steering rule %s: %s via %s", rule.id, ", ".join(map(str, rule.destinations)), rule.interface)
+        log.info("steering rule %s: %s via %s", rule.id, _describe(rule), rule.interface)
         return rule
 
     def remove(self, rule_id: str) -> None:

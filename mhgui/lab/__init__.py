@@ -536,7 +536,12 @@ class Lab:
         # this mhgui's own commands first on PATH: `lab exec -- mhctl bindings` runs the mhctl beside this
         # Python (a venv's bin/), also under sudo, whose secure_path leaves it out
         path = os.pathsep.join(p for p in (str(Path(sys.executable).parent), os.environ.get("PATH", os.defpath)) if p)
-        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=cls.bus_address(prefix), PATH=path)
+        # the app in the lab asks "is this node configured for the engine?" of the lab's mn.toml (its engine
+        # runs with it), not of the host's /etc/mhgui/mn.toml (mhgui.engine.paths.mn_config_path)
+        # MHGUI_LAB_PREFIX: which lab this is (its daemons are restarted by `mhctl lab restart`, not systemctl:
+        # mhgui.core.action_commands)
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=cls.bus_address(prefix), PATH=path,
+                   MHGUI_MN_CONFIG=str(cls.state_dir(prefix) / "mn.toml"), MHGUI_LAB_PREFIX=prefix)
         return cmd + list(argv), env
 
     @classmethod

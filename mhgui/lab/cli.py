@@ -2,6 +2,7 @@
 
     mhctl lab up [--json] [--prefix P] [--no-daemons]
     mhctl lab down [--prefix P]
+    mhctl lab restart [--prefix P]                              (its daemons, e.g. after one died)
     mhctl lab cut|restore|blackhole UPLINK [--prefix P]       (UPLINK: up0 or up1)
     mhctl lab exec [--user U] [--prefix P] -- COMMAND...
     mhctl lab status [--json] [--prefix P]
@@ -56,6 +57,7 @@ def add_lab_parser(subparsers) -> argparse.ArgumentParser:
     up.add_argument("--allow-user", metavar="U", action="append", default=[],
                     help="a user (name or uid) the lab's polkit authority allows mhgui's actions (repeatable)")
     add("down", "stop the lab and remove everything it made (also after a crash)")
+    add("restart", "stop and start the lab's daemons (home agent, mobile node), e.g. after one died")
     for name, help in (("cut", "carrier loss on an uplink (its router's side goes down)"),
                        ("restore", "undo cut and blackhole on an uplink"),
                        ("blackhole", "an uplink stays up but its router drops everything from and to it")):
@@ -139,6 +141,12 @@ def run_lab(args: argparse.Namespace) -> int:
                 _print_up(info)
         elif args.lab_cmd == "down":
             print(f"lab {p}: " + ("removed" if Lab.down(p) else "nothing to remove"))
+        elif args.lab_cmd == "restart":
+            Lab.stop_daemons(p)
+            info = Lab.start_daemons(p)
+            warnings.filterwarnings("ignore", message=r"subprocess \d+ is still running", category=ResourceWarning)
+            print(f"lab {p}: daemons restarted (home agent pid {info.pids.get('ha')}, "
+                  f"mobile node pid {info.pids.get('mn')})")
         elif args.lab_cmd in ("cut", "restore", "blackhole"):
             getattr(Lab, args.lab_cmd)(p, args.uplink)
             print({"cut": f"lab {p}: {args.uplink} cut (its router's side is down: carrier lost); "

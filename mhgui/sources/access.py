@@ -27,48 +27,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 from dbus_fast import AuthError, BusType, Message, MessageFlag, MessageType
 from dbus_fast.aio import MessageBus
 
-from ..core.access import HELPER, HELPER_NAME, NO_SANDBOX, SYSTEM_BUS, Sandbox, parse_flatpak_info
+from ..core.access import HELPER, HELPER_NAME, SYSTEM_BUS
 from ..core.state import SourceStatus
+from ..i18n import _
+# no D-Bus there: shared with the fast `mhctl status` path, re-exported here
+from .sandbox import FLATPAK_INFO, FLATPAK_INFO_ENV, flatpak_info_path, read_sandbox, system_bus_address  # noqa: F401
 
 log = logging.getLogger(__name__)
 
-FLATPAK_INFO = "/.flatpak-info"
-#: environment variable naming another flatpak-info file (tests)
-FLATPAK_INFO_ENV = "MHGUI_FLATPAK_INFO"
 HELPER_PATH = "/io/github/mhgui/MHGui/Helper1"
 DEFAULT_TIMEOUT = 3.0
-_MAX_INFO = 1 << 20
 
 _DBUS = dict(destination="org.freedesktop.DBus", path="/org/freedesktop/DBus", interface="org.freedesktop.DBus")
 _ABSENT_ERRORS = frozenset({"org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner"})
-
-
-def flatpak_info_path() -> str:
-    return os.environ.get(FLATPAK_INFO_ENV) or FLATPAK_INFO
-
-
-def read_sandbox(path: str | None = None) -> Sandbox:
-    """The sandbox this process runs in: :data:`NO_SANDBOX` when ``path`` does not exist."""
-    path = path or flatpak_info_path()
-    try:
-        with open(path, "rb") as f:
-            data = f.read(_MAX_INFO + 1)
-    except FileNotFoundError:
-        return NO_SANDBOX
-    except OSError as e:
-        return Sandbox("flatpak", path=path, error=f"cannot read {path}: {e.strerror or e}")
-    if len(data) > _MAX_INFO:
-        return Sandbox("flatpak", path=path, error=f"{path} is larger than 1 MiB")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return Sandbox("flatpak", path=path, error=f"{path} is not UTF-8 (byte {e.start})")
-    return parse_flatpak_info(text, path)
 
 
 async def _call(bus: MessageBus, msg: Message) -> Message:
@@ -87,8 +62,8 @@ async def _probe_helper(bus: MessageBus) -> SourceStatus:
     has_owner = bool(owned.body and owned.body[0] is True)
     activatable = bool(names.body) and HELPER_NAME in names.body[0]
     if not has_owner and not activatable:
-        return SourceStatus(HELPER, "absent", "nobody owns io.github.mhgui.MHGui.Helper1 and no service file "
-                                              "makes it activatable")
+        return SourceStatus(HELPER, "absent", _("nobody owns io.github.mhgui.MHGui.Helper1 and no service file "
+                                                "makes it activatable"))
     ping = Message(destination=HELPER_NAME, path=HELPER_PATH, interface="org.freedesktop.DBus.Peer", member="Ping",
                    flags=MessageFlag.NO_AUTOSTART if has_owner else MessageFlag.NONE)
     reply = await _call(bus, ping)
@@ -101,12 +76,6 @@ async def _probe_helper(bus: MessageBus) -> SourceStatus:
     if name in _ABSENT_ERRORS or name.startswith("org.freedesktop.DBus.Error.Spawn."):
         return SourceStatus(HELPER, "absent", f"its activation failed: {name}: {text}".rstrip(": "))
     return SourceStatus(HELPER, "unknown", f"{name}: {text}".rstrip(": "))
-
-
-def system_bus_address(given: str | None = None) -> str:
-    """The system bus address a connection uses: ``given``, else ``$DBUS_SYSTEM_BUS_ADDRESS``, else the
-    default socket (``unix:path=/var/run/dbus/system_bus_socket``, as dbus-fast and libdbus use)."""
-    return given or os.environ.get("DBUS_SYSTEM_BUS_ADDRESS") or "unix:path=/var/run/dbus/system_bus_socket"
 
 
 async def probe_system_bus(bus_address: str | None = None, *,

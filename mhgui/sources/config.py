@@ -16,11 +16,12 @@ import glob as _glob
 import os
 import stat
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ..core import mip6conf, settings as settings_mod
 from ..core.model import HomeAddress, home_address_problem
 from ..core.state import HomeAddressesSet
+from ..i18n import _
+from .paths import config_dir, settings_path  # noqa: F401 - config_dir: re-exported (lives apart: issue 14)
 
 DEFAULT_MIP6D_CONF = "/etc/mip6d.conf"
 
@@ -54,19 +55,10 @@ async def read_daemon_config(system_bus: str | None = None, timeout: float = 10.
     except HelperError as e:
         if e.error_name and e.error_name.endswith(".ReadFailed") and "No such file" in e.message:
             return DaemonConfig(path, None)
-        how = ("is not available" if isinstance(e, HelperAbsent) else "did not give it")
-        return DaemonConfig(path, None, f"not read: inside the sandbox it is read through mhgui's helper, which {how}: "
-                                        f"{e.message}")
-
-
-def config_dir() -> Path:
-    """``$XDG_CONFIG_HOME/mhgui`` (default ``~/.config/mhgui``), XDG Base Directory spec."""
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return Path(base) / "mhgui"
-
-
-def settings_path() -> Path:
-    return config_dir() / "settings.toml"
+        text = (_("not read: inside the sandbox it is read through mhgui's helper, which is not available: {why}")
+                if isinstance(e, HelperAbsent) else
+                _("not read: inside the sandbox it is read through mhgui's helper, which did not give it: {why}"))
+        return DaemonConfig(path, None, text.format(why=e.message))
 
 
 class ConfigError(Exception):
@@ -85,7 +77,8 @@ class LoadedConfig:
     errors: tuple[str, ...] = ()
 
     def event(self) -> HomeAddressesSet:
-        problems = tuple(f"Configuration problem (what could be read is used): {e}" for e in self.errors)
+        problems = tuple(_("Configuration problem (what could be read is used): {problem}").format(problem=e)
+                         for e in self.errors)
         return HomeAddressesSet(self.home_addresses, problems + self.notes)
 
 
@@ -149,16 +142,16 @@ def load_config(mip6d_conf: str | None = None, settings_file: str | os.PathLike 
         """``parse(path)`` when the file exists; every failure becomes one problem line."""
         if not os.path.lexists(path):
             if explicit:
-                problem(f"{path}: no such file (given with {how})")
+                problem(_("{path}: no such file (given with {option})").format(path=path, option=how))
             return None
         try:
             value = parse(path)
         except (settings_mod.SettingsError, mip6conf.ConfError) as e:
             problem(str(e))
         except RecursionError:
-            problem(f"{path}: nested too deeply")
+            problem(_("{path}: nested too deeply").format(path=path))
         except OSError as e:
-            problem(f"{path}: cannot read: {e.strerror or e}")
+            problem(_("{path}: cannot read: {why}").format(path=path, why=e.strerror or e))
         else:
             out.files.append(path)
             return value
@@ -176,13 +169,14 @@ def load_config(mip6d_conf: str | None = None, settings_file: str | os.PathLike 
     if daemon is not None and mip6d_conf is None:
         daemon_hoas, notes = _from_helper(daemon, problem)
     else:
-        daemon_hoas, notes = read_one(path, explicit, "--mip6d-conf or in settings", daemon_file) or ([], [])
+        daemon_hoas, notes = read_one(path, explicit, _("--mip6d-conf or in settings"), daemon_file) or ([], [])
     def usable(hoas) -> list[HomeAddress]:
         keep = []
         for h in hoas:
             why = home_address_problem(h)
             if why:
-                notes.append(f"{h.origin}: home address {h.address}/{h.prefixlen} ignored: {why}")
+                notes.append(_("{origin}: home address {address} ignored: {why}").format(
+                    origin=h.origin, address=f"{h.address}/{h.prefixlen}", why=why))
             else:
                 keep.append(h)
         return keep
@@ -210,12 +204,12 @@ def _from_helper(daemon: DaemonConfig, problem) -> tuple[list[HomeAddress], list
         problem(str(e))
         return [], []
     except RecursionError:
-        problem(f"{daemon.path}: nested too deeply")
+        problem(_("{path}: nested too deeply").format(path=daemon.path))
         return [], []
     notes = list(loaded.warnings) + mip6conf.unknown_options(loaded)
     if any("no file matches include pattern" in w for w in loaded.warnings):
-        notes.insert(0, f"{daemon.path}: read through mhgui's helper (sandbox): its include statements are not "
-                        "followed here, so home addresses in included files are not shown")
+        notes.insert(0, _("{path}: read through mhgui's helper (sandbox): its include statements are not "
+                          "followed here, so home addresses in included files are not shown").format(path=daemon.path))
     return mip6conf.home_addresses(loaded), notes
 
 

@@ -35,6 +35,7 @@ host's processes are hidden: the table says so (``process_visibility:
 
 from __future__ import annotations
 
+import array
 import asyncio
 import collections
 import concurrent.futures
@@ -52,6 +53,7 @@ from ..core.flows import (AF_INET, AF_INET6, MHGUI_PROCESSES, Flow, FlowTable, O
                           make_flow, service_endpoints, tcp_state_name)
 
 from ..gcpause import gc_paused
+from ..i18n import _, ngettext
 from ..tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -78,8 +80,10 @@ _MSG_LEN = struct.calcsize("=BBBB2s2s16s16sIQIIIII")  # 72
 _WHOLE = struct.Struct("=IHHIIBB2xHH16s16sIQ12xII")
 _WHOLE_LEN = _WHOLE.size  # 88
 assert _WHOLE_LEN == 16 + _MSG_LEN
-_SWAP = [((p & 0xFF) << 8) | (p >> 8) for p in range(1 << 16)] if struct.pack("=H", 1) == b"\x01\x00" \
-    else list(range(1 << 16))
+# an array, not a list: 65,536 int objects were 2.5 MiB of the window's memory (issue 14)
+_SWAP = array.array("H", range(1 << 16))
+if struct.pack("=H", 1) == b"\x01\x00":
+    _SWAP.byteswap()
 
 PROTOCOLS = {"tcp": IPPROTO_TCP, "udp": IPPROTO_UDP}
 #: a scan looking for this many sockets or more reads several processes at once (ProcessResolver._reads)
@@ -208,7 +212,9 @@ class SockDiag:
         self.decoder = decoder
         self._netns = netns
         self._seq = 0
-        self._buf = bytearray(1 << 20)
+        # one read is one of the kernel's dump buffers, at most 32 KiB (af_netlink.c, netlink_recvmsg caps
+        # max_recvmsg_len at SKB_WITH_OVERHEAD(32768)): 64 KiB holds any; 1 MiB was 1 MiB of resident memory
+        self._buf = bytearray(1 << 16)
         self._pr = None
         if decoder == "pyroute2":
             self._pr = _open_diagsocket(netns)
@@ -372,17 +378,21 @@ class ProcessResolver:
         unknown = len(live) - len(self.owners)
         if sandboxed:
             self.visibility = "hidden"
-            self.reason = ("running inside a Flatpak sandbox: the host's processes are hidden, so the owner of "
-                           "a socket is shown only when it is this application's")
+            self.reason = _("running inside a Flatpak sandbox: the host's processes are hidden, so the owner of "
+                            "a socket is shown only when it is this application's")
         elif self._denied or unknown:
             self.visibility = "partial"
             parts = []
             if self._denied:
-                parts.append(f"{self._denied} processes' file descriptors are not readable (other users' "
-                             "processes: run as root to see them)")
+                parts.append(ngettext("{n} processes' file descriptors are not readable (other users' "
+                                      "processes: run as root to see them)",
+                                      "{n} processes' file descriptors are not readable (other users' "
+                                      "processes: run as root to see them)", self._denied).format(n=self._denied))
             if unknown:
-                parts.append(f"{unknown} sockets have no visible owner (a process of another PID namespace, "
-                             "or one that closed it meanwhile)")
+                parts.append(ngettext("{n} sockets have no visible owner (a process of another PID namespace, "
+                                      "or one that closed it meanwhile)",
+                                      "{n} sockets have no visible owner (a process of another PID namespace, "
+                                      "or one that closed it meanwhile)", unknown).format(n=unknown))
             self.reason = "; ".join(parts)
         else:
             self.visibility, self.reason = "full", ""
@@ -504,13 +514,13 @@ class ProcessResolver:
                 scanned += 1
                 reads += n
                 self._fds[pid] = sockets
-                name = None
+                owner = None  # one (pid, name) tuple for all the process's sockets
                 for ino in sockets.values():
                     if ino in left:
                         left.discard(ino)
-                        if name is None:
-                            name = self._comm(pid)
-                        owners[ino] = (pid, name)
+                        if owner is None:
+                            owner = (pid, self._comm(pid))
+                        owners[ino] = owner
                 if not left:
                     break
         finally:
@@ -533,8 +543,9 @@ class _Poller:
         self.families = families
         self.resolver = resolver
         self.diag: SockDiag | None = None
-        #: protocol -> socket cookie -> (its fields, its Flow): reused while unchanged
-        self._cache: dict[str, dict[int, tuple[tuple, Flow]]] = {}
+        #: protocol -> socket cookie -> its Flow: reused while unchanged (compared with the Flow's own
+        #: fields: keeping each socket's raw fields too was about 3.5 MiB with 10,000 sockets, issue 14)
+        self._cache: dict[str, dict[int, Flow]] = {}
 
     def close(self) -> None:
         if self.diag is not None:
@@ -569,7 +580,7 @@ class _Poller:
         owners = self.resolver.resolve(f[9] for _, recs in dumps for _, f in recs) \
             if self.resolver is not None else {}
         owner_of = owners.get
-        new_cache: dict[str, dict[int, tuple[tuple, Flow]]] = {}
+        new_cache: dict[str, dict[int, Flow]] = {}
         flows: dict[str, Flow] = {}
         dupes: list[Flow] = []
         text_of = _addr_cache.get
@@ -582,10 +593,14 @@ class _Poller:
                 owner = owner_of(inode)
                 # a flow from the last poll is reused while its socket (found by its cookie, a number the
                 # kernel never gives two sockets) and owner are unchanged
-                hit = cached(cookie)
-                if hit is not None and hit[0] == fields and (
-                        hit[1].pid is None if owner is None else (hit[1].pid, hit[1].process) == owner):
-                    f = hit[1]
+                f = cached(cookie)
+                if f is not None and f.inode == inode and f.local_port == sport and f.remote_port == dport \
+                        and f.family == family and f.bound_ifindex == ifindex and f.uid == uid \
+                        and f.state == state_of(state) and (
+                            f.pid is None if owner is None else (f.pid, f.process) == owner) \
+                        and f.local_address == text_of(src[:4] if family == AF_INET else src) \
+                        and f.remote_address == text_of(dst[:4] if family == AF_INET else dst):
+                    pass  # the same socket as at the last poll: its Flow is kept
                 else:
                     # flow_from_fields(), inlined: this loop runs once per socket
                     if family == AF_INET:
@@ -595,8 +610,7 @@ class _Poller:
                                   text_of(dst) or _addr_text(family, dst), dport,
                                   state_of(state) or tcp_state_name(state), inode, uid, pid, process, ifindex,
                                   cookie)
-                    hit = (fields, f)
-                keep[cookie] = hit
+                keep[cookie] = f
                 if f.id in flows:
                     dupes.append(f)
                 else:

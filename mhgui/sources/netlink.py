@@ -22,16 +22,16 @@ import errno
 import logging
 import select
 import time
-import os
 from typing import Callable
 
-from ..core.model import Address, Interface, InterfaceKind, effective_flags, lifetime_deadline, normalise_address
+from ..core.model import Address, Interface, effective_flags, lifetime_deadline, normalise_address
 from ..core.state import (
     AddressRemoved, AddressUpsert, Event, LinkRemoved, LinkUpsert, NetlinkSnapshot, RoutersSnapshot, SourceStatus,
     merge_dump,
 )
 from ..core.model import AddressKey
 
+from ..i18n import _
 from ..tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -47,24 +47,15 @@ RTM_NEWLINK, RTM_DELLINK, RTM_NEWADDR, RTM_DELADDR, RTM_NEWROUTE, RTM_DELROUTE =
 #: nlmsghdr flag: the dump was interrupted by a change of the table (include/uapi/linux/netlink.h)
 NLM_F_DUMP_INTR = 0x10
 
-IFF_UP = 0x1
-IFF_LOWER_UP = 0x10000
 RT_TABLE_MAIN = 254
 AF_INET6 = 10
 
-# ARPHRD_* (include/uapi/linux/if_arp.h)
-ARPHRD_ETHER = 1
-ARPHRD_PPP = 512
-ARPHRD_RAWIP = 519
-ARPHRD_TUNNEL, ARPHRD_TUNNEL6, ARPHRD_LOOPBACK, ARPHRD_SIT, ARPHRD_IPGRE, ARPHRD_IP6GRE = 768, 769, 772, 776, 778, 823
-ARPHRD_NONE = 0xFFFE
-_TUNNEL_TYPES = {ARPHRD_TUNNEL, ARPHRD_TUNNEL6, ARPHRD_SIT, ARPHRD_IPGRE, ARPHRD_IP6GRE}
-_TUNNEL_KINDS = {"ip6tnl", "ipip", "sit", "gre", "ip6gre", "gretap", "ip6gretap", "vti", "vti6", "wireguard", "ipip6",
-                 "xfrm", "tun"}
-#: IFLA_INFO_KIND of virtual links that are no access links (a bridge, macvlan or ipvlan carries
-#: containers' or VMs' networks, ifb mirrors ingress traffic, dummy/vrf/vxlan are local or overlays)
-VIRTUAL_KINDS = frozenset({"bridge", "macvlan", "macvtap", "ipvlan", "ipvtap", "ifb", "dummy", "vrf", "vxlan",
-                           "geneve", "bareudp", "nlmon", "netdevsim", "vcan", "vxcan", "openvswitch"})
+# link facts and kinds (moved to linkinfo, which the iproute2 JSON reader shares; re-exported here)
+from .linkinfo import (  # noqa: F401
+    ARPHRD_ETHER, ARPHRD_IP6GRE, ARPHRD_IPGRE, ARPHRD_LOOPBACK, ARPHRD_NONE, ARPHRD_PPP, ARPHRD_RAWIP, ARPHRD_SIT,
+    ARPHRD_TUNNEL, ARPHRD_TUNNEL6, IFF_LOWER_UP, IFF_UP, VIRTUAL_KINDS, _TUNNEL_KINDS, _TUNNEL_TYPES, ifname_text,
+    link_kind, read_devtype,
+)
 
 #: How long to wait before re-dumping after a failure, seconds (doubles up to 30 s).
 RETRY_FIRST, RETRY_MAX = 0.5, 30.0
@@ -73,51 +64,8 @@ RETRY_FIRST, RETRY_MAX = 0.5, 30.0
 INTR_AT_ONCE, INTR_PAUSE, INTR_PAUSE_MAX = 3, 0.05, 2.0
 #: Most event-loop turns spent waiting for the event socket to be read empty after a dump.
 SETTLE_TURNS = 200_000
-
-
-def link_kind(ifi_type: int, info_kind: str | None, devtype: str | None) -> InterfaceKind:
-    """Interface kind from ``ifi_type`` (ARPHRD_*), ``IFLA_INFO_KIND`` and sysfs ``DEVTYPE``.
-
-    ``devtype`` is the ``DEVTYPE=`` line of ``/sys/class/net/NAME/uevent``
-    ("wlan", "wwan", "bridge", ...), or None when unknown.
-    """
-    if ifi_type == ARPHRD_LOOPBACK:
-        return InterfaceKind.LOOPBACK
-    if devtype == "wlan":
-        return InterfaceKind.WIFI
-    if devtype == "wwan" or ifi_type == ARPHRD_RAWIP:
-        return InterfaceKind.WWAN
-    # tun/tap devices (OpenVPN, wireguard-go...) and IP-less links are VPNs, not access links
-    if ifi_type in _TUNNEL_TYPES or ifi_type == ARPHRD_NONE or (info_kind or "") in _TUNNEL_KINDS:
-        return InterfaceKind.TUNNEL
-    if info_kind in VIRTUAL_KINDS:
-        return InterfaceKind.VIRTUAL
-    if ifi_type == ARPHRD_ETHER and info_kind in (None, "veth"):
-        return InterfaceKind.ETHERNET
-    return InterfaceKind.OTHER
-
-
-def ifname_text(raw) -> str:
-    """An interface name as text: the kernel allows any bytes but ``/``, ``:`` and white space;
-    bytes that are not UTF-8 are shown as ``\\xNN`` escapes."""
-    if isinstance(raw, bytes):
-        return raw.decode("utf-8", "backslashreplace")
-    return str(raw)
-
-
-def read_devtype(ifname: str | bytes) -> str | None:
-    """``DEVTYPE`` from ``/sys/class/net/IFNAME/uevent`` (blocking: call in an executor)."""
-    name = os.fsencode(ifname)
-    if not name or b"/" in name or name in (b".", b".."):
-        return None
-    try:
-        with open(b"/sys/class/net/" + name + b"/uevent", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith("DEVTYPE="):
-                    return line.strip().split("=", 1)[1]
-    except OSError:
-        return None
-    return None
+#: seconds of queued messages handled in one go before the loop's other callbacks run (half a frame)
+FOLLOW_SLICE = 0.008
 
 
 def parse_link(msg, devtype: str | None = None) -> Interface | None:
@@ -288,7 +236,7 @@ class NetlinkSource:
                 self._inbox = inbox = asyncio.Queue()
                 reader = asyncio.get_running_loop().create_task(self._read(mon, inbox), name="netlink-reader")
                 if self._synced:
-                    self._emit(SourceStatus("netlink", "resyncing", "re-reading the kernel's tables after lost events"))
+                    self._emit(SourceStatus("netlink", "resyncing", _("re-reading the kernel's tables after lost events")))
                 await self._sync(mon, inbox)
                 self._emit(SourceStatus("netlink", "ok"))
                 self.first_snapshot.set()
@@ -297,7 +245,8 @@ class NetlinkSource:
             except asyncio.CancelledError:
                 raise
             except PermissionError as e:
-                self._emit(SourceStatus("netlink", "no-access", f"cannot open a netlink socket: {e.strerror or e}"))
+                self._emit(SourceStatus("netlink", "no-access", _("cannot open a netlink socket: {why}").format(
+                    why=e.strerror or e)))
             except Exception as e:  # ENOBUFS, a closed socket: re-dump
                 code = getattr(e, "code", None) or getattr(e, "errno", None)
                 if code == errno.ENOBUFS:
@@ -305,7 +254,7 @@ class NetlinkSource:
                     delay = 0.0
                 else:
                     log.warning("netlink: %s; re-dumping in %.1f s", e, delay)
-                self._emit(SourceStatus("netlink", "resyncing", "events were lost; re-reading the kernel's tables"))
+                self._emit(SourceStatus("netlink", "resyncing", _("events were lost; re-reading the kernel's tables")))
             finally:
                 self._inbox = None
                 try:
@@ -328,8 +277,16 @@ class NetlinkSource:
             inbox.put_nowait(e)
 
     async def _follow(self, mon, inbox: asyncio.Queue) -> None:
+        turn = time.perf_counter()
         while True:
-            item = await inbox.get()
+            if inbox.empty():
+                item = await inbox.get()
+                turn = time.perf_counter()
+            else:  # a burst: the loop's other work (the window's input, paints) between slices (issue 14)
+                if time.perf_counter() - turn > FOLLOW_SLICE:
+                    await asyncio.sleep(0)
+                    turn = time.perf_counter()
+                item = inbox.get_nowait()
             if item is _RESYNC:
                 await self._sync(mon, inbox)
                 continue
@@ -351,7 +308,11 @@ class NetlinkSource:
                 await self._settle(mon)
                 events: list[Event] = []
                 routes = again = False
-                while not inbox.empty():
+                turn = time.perf_counter()
+                for _ in range(inbox.qsize()):  # what came until now; later messages are _follow's
+                    if time.perf_counter() - turn > FOLLOW_SLICE:  # a burst queued meanwhile: input between slices
+                        await asyncio.sleep(0)
+                        turn = time.perf_counter()
                     item = inbox.get_nowait()
                     if item is _RESYNC:
                         again = True  # asked for while this dump ran: one more
@@ -504,11 +465,15 @@ async def dump_once(ipr, kind_of: Callable, clock: Callable[[], float]) -> Netli
         if i is not None:
             links.append(i)
     now = clock()
+    turn = time.perf_counter()
     async for m in await ipr.addr("dump"):
         intr |= _flags(m)
         a = parse_addr(m, now)
         if a is not None:
             addrs.append(a)
+        if time.perf_counter() - turn > FOLLOW_SLICE:  # thousands of addresses: the window's input between slices
+            await asyncio.sleep(0)
+            turn = time.perf_counter()
     async for m in await ipr.route("dump", family=AF_INET6):
         intr |= _flags(m)
         routers.extend(parse_default_route(m))

@@ -80,8 +80,10 @@ from typing import Any, Callable, Sequence
 from dbus_fast import AuthError, BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
-from ..core.model import InterfaceKind, normalise_address
+from ..core.model import normalise_address
 from ..core.state import Event, NmDevice, NmDeviceRemoved, NmSnapshot, NmVpn, NmVpnsSet, SourceStatus
+from ..i18n import _
+from .nm_facts import DEVICE_KINDS, device_kind  # noqa: F401 (re-exported: shared with mhctl status)
 
 log = logging.getLogger(__name__)
 
@@ -101,31 +103,6 @@ PROPS_IFACE = "org.freedesktop.DBus.Properties"
 DBUS_NAME = "org.freedesktop.DBus"
 DBUS_PATH = "/org/freedesktop/DBus"
 DBUS_IFACE = "org.freedesktop.DBus"
-
-#: ``NMDeviceType`` numbers (NetworkManager's ``nm-dbus-interface.h``, enum
-#: ``NMDeviceType``) mapped to our kinds; every other type is ``OTHER`` (an access
-#: link of no particular kind: bond, VLAN, team, InfiniBand, Bluetooth, ADSL, PPP...).
-DEVICE_KINDS: dict[int, InterfaceKind] = {
-    1: InterfaceKind.ETHERNET,  # NM_DEVICE_TYPE_ETHERNET
-    20: InterfaceKind.ETHERNET,  # NM_DEVICE_TYPE_VETH
-    2: InterfaceKind.WIFI,  # NM_DEVICE_TYPE_WIFI
-    8: InterfaceKind.WWAN,  # NM_DEVICE_TYPE_MODEM
-    16: InterfaceKind.TUNNEL,  # NM_DEVICE_TYPE_TUN (OpenVPN, wireguard-go...)
-    17: InterfaceKind.TUNNEL,  # NM_DEVICE_TYPE_IP_TUNNEL (ip6tnl, sit, gre, ...)
-    29: InterfaceKind.TUNNEL,  # NM_DEVICE_TYPE_WIREGUARD
-    32: InterfaceKind.LOOPBACK,  # NM_DEVICE_TYPE_LOOPBACK (NetworkManager >= 1.42)
-    # virtual links, no access links
-    13: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_BRIDGE
-    18: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_MACVLAN (macvtap too)
-    19: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_VXLAN
-    22: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_DUMMY
-    24: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_OVS_INTERFACE
-    25: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_OVS_PORT
-    26: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_OVS_BRIDGE
-    31: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_VRF
-    34: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_IPVLAN (NetworkManager >= 1.52)
-    35: InterfaceKind.VIRTUAL,  # NM_DEVICE_TYPE_GENEVE (NetworkManager >= 1.58)
-}
 
 #: ``NM_DEVICE_TYPE_MODEM``: ``Interface`` is a control port, only ``IpInterface`` names a network link
 MODEM_TYPE = 8
@@ -165,11 +142,6 @@ _RESYNC = object()  # queue marker
 #: NetworkManager owns its name a moment before its objects answer: retry GetDevices
 #: this often, this many seconds apart (10 s in all), before waiting for the next NameOwnerChanged
 _EARLY_RETRIES, _EARLY_RETRY_DELAY = 50, 0.2
-
-
-def device_kind(device_type: int) -> InterfaceKind:
-    """Our :class:`InterfaceKind` for an ``NMDeviceType`` number (see :data:`DEVICE_KINDS`)."""
-    return DEVICE_KINDS.get(device_type, InterfaceKind.OTHER)
 
 
 # --------------------------------------------------------------------------- errors
@@ -429,7 +401,7 @@ class _Session:
             else:
                 log.info("NetworkManager left the bus")
                 self.forget()
-                self.src._emit(SourceStatus(SOURCE, "stopped", "NetworkManager left the bus; device data is stale"))
+                self.src._emit(SourceStatus(SOURCE, "stopped", _("NetworkManager left the bus; device data is stale")))
             return
         if self.owner is None or msg.sender != self.owner:
             return
@@ -466,8 +438,8 @@ class _Session:
             self.src._emit(
                 SourceStatus(
                     SOURCE, "absent",
-                    "NetworkManager is not running (nobody owns org.freedesktop.NetworkManager on the "
-                    "system bus); waiting for it to start.",
+                    _("NetworkManager is not running (nobody owns org.freedesktop.NetworkManager on the "
+                      "system bus); waiting for it to start."),
                 )
             )
             return
@@ -488,13 +460,15 @@ class _Session:
             self.src._emit(
                 SourceStatus(
                     SOURCE, "no-access",
-                    f"The system bus policy does not let this user ask NetworkManager for its devices ({e.error_name}).",
+                    _("The system bus policy does not let this user ask NetworkManager for its devices ({error}).").format(
+                        error=e.error_name),
                 )
             )
             return
         except (_CallError, _BadReply) as e:
             self.owner = None
-            self.src._emit(SourceStatus(SOURCE, "stopped", f"NetworkManager does not answer properly ({e})."))
+            self.src._emit(SourceStatus(SOURCE, "stopped", _("NetworkManager does not answer properly ({why}).").format(
+                why=e)))
             return
         devs = await asyncio.gather(*(self.read_device(p) for p in dict.fromkeys(paths)))
         for dev in devs:
@@ -880,8 +854,8 @@ class NetworkManagerSource:
                 self._emit(
                     SourceStatus(
                         SOURCE, "no-access",
-                        f"Lost the connection to the D-Bus system bus at {self.bus_address}{why}; "
-                        "NetworkManager device data is stale. Reconnecting.",
+                        _("Lost the connection to the D-Bus system bus at {address}{why}; "
+                          "NetworkManager device data is stale. Reconnecting.").format(address=self.bus_address, why=why),
                     )
                 )
                 attempt = 0
@@ -890,8 +864,8 @@ class NetworkManagerSource:
                         self._emit(
                             SourceStatus(
                                 SOURCE, "no-access",
-                                f"Gave up reconnecting to the D-Bus system bus at {self.bus_address} "
-                                f"after {attempt} attempts.",
+                                _("Gave up reconnecting to the D-Bus system bus at {address} after {n} attempts.")
+                                .format(address=self.bus_address, n=attempt),
                             )
                         )
                         self._supervisor = None

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from ..atomicfile import atomic_replace, fsync_dir, remove_stale_temp_files
 from ..core.prefsfile import FailoverSettings, ParsedPrefs, parse_prefs, render_prefs
+from ..i18n import _
 from .config import config_dir
 
 __all__ = [
@@ -105,11 +106,11 @@ def _read_text(path: str) -> str:
     try:
         st = os.fstat(fd)
         if stat.S_ISDIR(st.st_mode):
-            raise _Unusable("is a directory, not a file")
+            raise _Unusable(_("is a directory, not a file"))
         if not stat.S_ISREG(st.st_mode):
-            raise _Unusable("is not a regular file (a FIFO, socket or device)")
+            raise _Unusable(_("is not a regular file (a FIFO, socket or device)"))
         if st.st_size > MAX_PREFS_BYTES:
-            raise _Unusable(f"is too large ({st.st_size} bytes; at most {MAX_PREFS_BYTES})")
+            raise _Unusable(_("is too large ({size} bytes; at most {max})").format(size=st.st_size, max=MAX_PREFS_BYTES))
         chunks, size = [], 0
         while True:
             chunk = os.read(fd, 65536)
@@ -117,7 +118,7 @@ def _read_text(path: str) -> str:
                 break
             size += len(chunk)
             if size > MAX_PREFS_BYTES:
-                raise _Unusable(f"is too large (over {MAX_PREFS_BYTES} bytes)")
+                raise _Unusable(_("is too large (over {max} bytes)").format(max=MAX_PREFS_BYTES))
             chunks.append(chunk)
     finally:
         os.close(fd)
@@ -128,7 +129,8 @@ def _read_text(path: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
         line = data[: e.start].count(b"\n") + 1
-        raise _Unusable(f"line {line}: is not UTF-8 text (byte 0x{data[e.start]:02x})") from None
+        raise _Unusable(_("line {line}: is not UTF-8 text (byte 0x{byte})").format(
+            line=line, byte=f"{data[e.start]:02x}")) from None
 
 
 def _parse_file(path: str) -> tuple[ParsedPrefs | None, str | None]:
@@ -137,12 +139,12 @@ def _parse_file(path: str) -> tuple[ParsedPrefs | None, str | None]:
         text = _read_text(path)
     except FileNotFoundError:
         if os.path.lexists(path):  # a dangling symlink
-            return None, "cannot read: it is a symbolic link to a file that does not exist"
+            return None, _("cannot read: it is a symbolic link to a file that does not exist")
         raise
     except _Unusable as e:
         return None, str(e)
     except OSError as e:
-        return None, f"cannot read: {e.strerror or e}"
+        return None, _("cannot read: {why}").format(why=e.strerror or e)
     return parse_prefs(text, path), None
 
 
@@ -157,7 +159,8 @@ def load_prefs(path: str | os.PathLike | None = None) -> LoadedPrefs:
     except FileNotFoundError:
         return LoadedPrefs(p)
     if parsed is None:
-        return LoadedPrefs(p, None, (f"{p}: {why}; the defaults are used",), exists=True, lossy=True)
+        return LoadedPrefs(p, None, (_("{path}: {why}; the defaults are used").format(path=p, why=why),), exists=True,
+                           lossy=True)
     return LoadedPrefs(p, parsed.settings, tuple(str(x) for x in parsed.problems), exists=True, lossy=parsed.lossy)
 
 
@@ -188,22 +191,25 @@ def save_prefs(settings: FailoverSettings, path: str | os.PathLike | None = None
     try:
         text = render_prefs(settings)
     except (RecursionError, ValueError, TypeError) as e:  # an unknown value tomli-w cannot write
-        raise PrefsStoreError(f"{p}: cannot write these preferences: {e}") from None
+        raise PrefsStoreError(_("{path}: cannot write these preferences: {why}").format(path=p, why=e)) from None
     target = os.path.realpath(p)  # a symlinked file is updated at its target
     directory = os.path.dirname(target)
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
     except OSError as e:
-        raise PrefsStoreError(f"{p}: cannot create the directory {directory}: {e.strerror or e}") from None
+        raise PrefsStoreError(_("{path}: cannot create the directory {directory}: {why}").format(
+            path=p, directory=directory, why=e.strerror or e)) from None
     try:
         st = os.stat(target)
     except FileNotFoundError:
         st = None
     except OSError as e:
-        raise PrefsStoreError(f"{p}: cannot look at the file: {e.strerror or e}") from None
+        raise PrefsStoreError(_("{path}: cannot look at the file: {why}").format(path=p, why=e.strerror or e)) from None
     if st is not None and not stat.S_ISREG(st.st_mode):
-        what = "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-        raise PrefsStoreError(f"{p}: is {what}; not replaced (move it away, then apply again)")
+        raise PrefsStoreError((_("{path}: is a directory; not replaced (move it away, then apply again)")
+                               if stat.S_ISDIR(st.st_mode) else
+                               _("{path}: is not a regular file; not replaced (move it away, then apply again)"))
+                              .format(path=p))
     mode = stat.S_IMODE(st.st_mode) if st is not None else 0o644
     backup = broken = None
     try:
@@ -217,9 +223,10 @@ def save_prefs(settings: FailoverSettings, path: str | os.PathLike | None = None
         _replace_with(target, lambda f: f.write(text.encode("utf-8")), mode)
         fsync_dir(directory)
     except FileNotFoundError as e:
-        raise PrefsStoreError(f"{p}: changed while being saved ({e.strerror or e}); try again") from None
+        raise PrefsStoreError(_("{path}: changed while being saved ({why}); try again").format(
+            path=p, why=e.strerror or e)) from None
     except OSError as e:
-        raise PrefsStoreError(f"{p}: cannot save: {e.strerror or e}") from None
+        raise PrefsStoreError(_("{path}: cannot save: {why}").format(path=p, why=e.strerror or e)) from None
     return SavedPrefs(p, backup, broken, text)
 
 

@@ -56,8 +56,9 @@ class ColumnSizer(QObject):
         for sig in (model.modelReset, model.layoutChanged):
             sig.connect(self._on_rows)
         model.dataChanged.connect(self._on_data)
-        if model.rowCount() > 0:
-            self._schedule()
+        # also with no rows yet: the headers are fitted to their titles (an empty Steering rules table showed
+        # "ew connections" for "New connections to" at the default section width)
+        self._schedule()
 
     # ---- when to fit
     def _schedule(self) -> None:

@@ -13,21 +13,48 @@ differs. Interface names that now designate another NIC (a rename) are said too.
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 from typing import Callable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, QTimer
-from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableView, QVBoxLayout, QWidget
 
 from ..core.bindings import BindingState, in_use_text, uplinks_in_use
-from ..core.failover import FailoverEntry
+from ..core.failover import FailoverEntry, no_usable_text
 from ..failover_service import EntryChanged, FailoverService
+from ..i18n import N_, _
+from . import colours, tableexport
 from .columns import ColumnSizer
+from .tableexport import EXPORT_ROLE
 
 Index = QModelIndex | QPersistentModelIndex
 
 #: custom role: the entry's id
 EntryIdRole = Qt.ItemDataRole.UserRole + 1
+
+#: the log's reasons (mhgui.core.failover: one word each, or the engine's in ENGINE_REASONS) in the user's
+#: language; a reason not listed is shown as it is
+REASON_WORDS = {
+    "initial": N_("initial"), "recovered": N_("recovered"), "preferred-back": N_("preferred-back"),
+    "preferences": N_("preferences"),
+    "user rebind": N_("user rebind"), "link-removed": N_("link-removed"), "link-down": N_("link-down"),
+    "networkmanager": N_("networkmanager"), "home-link": N_("home-link"), "coa-lost": N_("coa-lost"),
+    "coa-removed": N_("coa-removed"), "coa-changed": N_("coa-changed"), "router-gone": N_("router-gone"),
+    "renamed": N_("renamed"), "name-reused": N_("name-reused"), "resumed": N_("resumed"),
+    "daemon": N_("daemon"), "probes: home agent unreachable": N_("probes: home agent unreachable"),
+    "link or address change": N_("link or address change"), "home agent restarted": N_("home agent restarted"),
+}
+#: who moved (FailoverEntry.by)
+WHO_WORDS = {"user": N_("user"), "mhgui": N_("mhgui"), "mhgui+daemon": N_("mhgui+daemon"),
+             "daemon": N_("daemon"), "system": N_("system")}
+
+
+def reason_text(reason: str) -> str:
+    """A log reason in the user's language ("link-down failed" too)."""
+    if reason.endswith(" failed"):
+        base = reason[: -len(" failed")]
+        return _("{reason} failed").format(reason=_(REASON_WORDS[base]) if base in REASON_WORDS else base)
+    return _(REASON_WORDS[reason]) if reason in REASON_WORDS else reason
 
 def _ms(t: float | None, since: float | None) -> str:
     """Time after the link event; "…" not seen yet, "—" no link event to time it from, "before" seen
@@ -37,8 +64,8 @@ def _ms(t: float | None, since: float | None) -> str:
     if t is None:
         return "…"
     if t < since:
-        return f"before ({(since - t) * 1000:.0f} ms)"
-    return f"{(t - since) * 1000:.0f} ms"
+        return _("before ({ms} ms)").format(ms=f"{(since - t) * 1000:.0f}")
+    return _("{ms} ms").format(ms=f"{(t - since) * 1000:.0f}")
 
 
 class FailoverLogModel(QAbstractTableModel):
@@ -48,7 +75,8 @@ class FailoverLogModel(QAbstractTableModel):
     """
 
     COL_WHEN, COL_WHO, COL_FROM, COL_TO, COL_REASON, COL_DECISION, COL_BU, COL_ACK, COL_HOAS = range(9)
-    HEADERS = ("When", "By", "From", "To", "Reason", "Decision", "BU seen", "Acknowledged", "Home addresses")
+    HEADERS = (N_("When"), N_("By"), N_("From"), N_("To"), N_("Reason"), N_("Decision"), N_("BU seen"),
+               N_("Acknowledged"), N_("Home addresses"))
 
     def __init__(self, wall_of: Callable[[float], float], limit: int = 500, parent=None) -> None:
         super().__init__(parent)
@@ -98,7 +126,7 @@ class FailoverLogModel(QAbstractTableModel):
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole and 0 <= section < len(self.HEADERS):
-            return self.HEADERS[section]
+            return _(self.HEADERS[section])
         return None
 
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
@@ -110,28 +138,30 @@ class FailoverLogModel(QAbstractTableModel):
             return e.id
         if role == Qt.ItemDataRole.DisplayRole:
             return self._text(e, c)
+        if role == EXPORT_ROLE:
+            return self._raw(e, c)
         if role == Qt.ItemDataRole.ToolTipRole:
             return self._tip(e)
         if role == Qt.ItemDataRole.ForegroundRole:
             if e.who == "system" or e.reason.endswith(" failed"):
-                return QBrush(QColor("#e65100"))
+                return colours.brush("warning")
             if e.to_interface is None:
-                return QBrush(QColor("#b71c1c"))
+                return colours.brush("error")
             if c == self.COL_ACK and e.ack_time is not None and e.trigger_time is not None:
-                return QBrush(QColor("#2e7d32"))
+                return colours.brush("ok")
         return None
 
     def _text(self, e: FailoverEntry, c: int) -> str:
         if c == self.COL_WHEN:
             return time.strftime("%H:%M:%S", time.localtime(self._wall_of(e.decision_time)))
         if c == self.COL_WHO:
-            return e.by
+            return _(WHO_WORDS[e.by]) if e.by in WHO_WORDS else e.by
         if c == self.COL_FROM:
             return e.from_interface or "—"
         if c == self.COL_TO:
-            return e.to_interface or "none usable"
+            return e.to_interface or _("none usable")
         if c == self.COL_REASON:
-            return e.reason
+            return reason_text(e.reason)
         if c == self.COL_DECISION:
             return _ms(e.decision_time, e.trigger_time)
         waits = e.who == "daemon" or (e.who == "user" and not e.reason.endswith(" failed"))
@@ -141,23 +171,41 @@ class FailoverLogModel(QAbstractTableModel):
             return _ms(e.ack_time, e.trigger_time) if e.bu_time is not None or waits else "—"
         return ", ".join(e.hoas)
 
+    def _raw(self, e: FailoverEntry, c: int):
+        """What an export writes (:data:`~mhgui.ui.tableexport.EXPORT_ROLE`): the time in full ISO 8601 (date,
+        milliseconds, the UTC offset), the timings in milliseconds from the link event (a number, negative:
+        seen before it; "" not seen or nothing to time from), "" for no interface; None: the shown text."""
+        if c == self.COL_WHEN:
+            wall = datetime.fromtimestamp(self._wall_of(e.decision_time), tz=timezone.utc).astimezone()
+            return wall.isoformat(timespec="milliseconds")
+        if c in (self.COL_FROM, self.COL_TO):
+            return (e.from_interface if c == self.COL_FROM else e.to_interface) or ""
+        if c in (self.COL_DECISION, self.COL_BU, self.COL_ACK):
+            t = {self.COL_DECISION: e.decision_time, self.COL_BU: e.bu_time, self.COL_ACK: e.ack_time}[c]
+            if t is None or e.trigger_time is None or self._text(e, c) == "—":
+                return ""
+            return round((t - e.trigger_time) * 1000, 1)
+        return None
+
     @staticmethod
     def _tip(e: FailoverEntry) -> str:
         if e.who == "system":
-            return e.note or "an interface name changed"
+            return e.note or _("an interface name changed")
         if e.who == "user":
-            what = "you asked for this move" if e.reason.startswith("user rebind") else "your new preferences"
-            return (f"{what}; times from the request: sent to the daemon, Binding Update through the new "
-                    "interface seen, home registration acknowledged" + (f". {e.note}" if e.note else ""))
+            what = _("you asked for this move") if e.reason.startswith("user rebind") else _("your new preferences")
+            return (_("{what}; times from the request: sent to the daemon, Binding Update through the new "
+                      "interface seen, home registration acknowledged").format(what=what)
+                    + (f". {e.note}" if e.note else ""))
         if e.who == "app" and e.bu_time is not None:
-            who = ("mhgui decided (steering rules follow it) and the mobility daemon moved the home "
-                   "addresses the same way (seen in its binding update list)")
+            who = _("mhgui decided (steering rules follow it) and the mobility daemon moved the home "
+                    "addresses the same way (seen in its binding update list)")
         elif e.who == "app":
-            who = "mhgui decided (steering rules follow it)"
+            who = _("mhgui decided (steering rules follow it)")
         else:
-            who = "the mobility daemon moved by itself (seen in its binding update list)"
-        return (f"{who}; times from the link event ({e.reason}): decision or first sign of the move, "
-                "Binding Update through the new interface seen, home registration acknowledged")
+            who = _("the mobility daemon moved by itself (seen in its binding update list)")
+        return _("{who}; times from the link event ({reason}): decision or first sign of the move, "
+                 "Binding Update through the new interface seen, home registration acknowledged").format(
+                     who=who, reason=reason_text(e.reason))
 
 
 class FailoverPage(QWidget):
@@ -181,8 +229,15 @@ class FailoverPage(QWidget):
         self.view.verticalHeader().setVisible(False)
         self.column_sizer = ColumnSizer(self.view)  # fitted to a sample of rows, not on every change
         self.view.horizontalHeader().setStretchLastSection(True)
+        self.view.setAccessibleName(_("Failover log"))
+        tableexport.install(self.view)  # copy, export as CSV / JSON (issue 15.5)
         lay.addWidget(self.view, 1)
-        for e in service.log.entries:
+        # the newest entry shows (at the end): on open, and on new entries while the user is at the end
+        self._at_end = True
+        bar = self.view.verticalScrollBar()
+        bar.valueChanged.connect(self._note_position)
+        bar.rangeChanged.connect(self._keep_end)
+        for e in service.entries():
             self.model.upsert(e)
         self._unsub = service.subscribe(self._on_event)
         self._timer = QTimer(self)  # the hold-up countdown
@@ -195,10 +250,21 @@ class FailoverPage(QWidget):
         self._timer.stop()
         self._unsub()
 
+    def _note_position(self, value: int) -> None:
+        self._at_end = value >= self.view.verticalScrollBar().maximum()
+
+    def _keep_end(self, _low: int, high: int) -> None:
+        """Rows added (this run's or the journal's) or the view resized: still at the end if it was."""
+        if self._at_end:
+            self.view.verticalScrollBar().setValue(high)
+
+    def at_end(self) -> bool:
+        """Whether the log shows its newest entry and follows new ones."""
+        return self._at_end
+
     def _on_event(self, ev) -> None:
         if isinstance(ev, EntryChanged):
             self.model.upsert(ev.entry)
-            self.view.scrollToBottom()
         self.refresh_status()
 
     def in_use(self) -> dict:
@@ -222,32 +288,36 @@ class FailoverPage(QWidget):
             used = sorted({u.interface or u.coa for u in uses.values()})
             ranking = p.prefs.ranking
             worse = any(n in p.prefs.backup or (ranking and n != ranking[0]) for n in used)
-            parts.append(f"The node uses {', '.join(used)}" + (" (not the first choice)" if worse else "")
-                         + f" (the mobility daemon's binding list: {in_use_text(uses)}).")
+            parts.append((_("The node uses {interfaces} (not the first choice) (the mobility daemon's binding "
+                            "list: {bindings}).") if worse else
+                          _("The node uses {interfaces} (the mobility daemon's binding list: {bindings}).")).format(
+                              interfaces=", ".join(used), bindings=in_use_text(uses)))
             if p.current is not None and p.current not in used:
-                parts.append(f"mhgui's own order chose {p.current} (steering rules follow it); the mobility "
-                             "daemon has not moved there.")
+                parts.append(_("mhgui's own order chose {interface} (steering rules follow it); the mobility "
+                               "daemon has not moved there.").format(interface=p.current))
             elif p.current is None:
-                parts.append("mhgui's own order has no usable interface: steering rules keep theirs.")
-        elif p.current is None:
-            parts.append("No usable interface: every listed link is down, or has no care-of address "
-                         "or no default router.")
+                parts.append(_("mhgui's own order has no usable interface: steering rules keep theirs."))
+        elif p.current is None:  # online without a home address is not "every link is down" (issue 15.3)
+            parts.append(no_usable_text(self.service.store.state, self.service.analysis()))
         else:
             ranking = [n for n in p.prefs.ranking]
             best = ranking[0] if ranking else None
             on_backup = p.current in p.prefs.backup or (best is not None and p.current != best)
-            parts.append(f"The node uses {p.current}" + (" (not the first choice)." if on_backup else "."))
+            parts.append((_("The node uses {interface} (not the first choice).") if on_backup
+                          else _("The node uses {interface}.")).format(interface=p.current))
         if p.pending is not None:
             name, until = p.pending
             left = max(0.0, until - self.service.clock())
-            parts.append(f"{name} is back: steering rules go back to it after the hold-up, in {left:.0f} s.")
-        if p.fallback:
-            moved = ", ".join(f"{a} → {b}" for a, b in sorted(p.fallback.items()))
-            parts.append(f"Steering rules failed over: {moved}.")
+            parts.append(_("{interface} is back: steering rules go back to it after the hold-up, in {seconds} s.")
+                         .format(interface=name, seconds=f"{left:.0f}"))
+        if self.service.steered:  # rules the helper moved: none without rules or without the helper
+            moved = ", ".join(f"{a} → {b}" for a, b in sorted(self.service.steered.items()))
+            parts.append(_("Steering rules failed over: {moves}.").format(moves=moved))
         if d is not None and d.status.reachable and not d.capabilities.runtime_rebind:
-            parts.append(f"{d.name.upper() if d.name == 'umip' else d.name} moves the home addresses by itself "
-                         "(by MnIfPreference), at once, and goes back at once: it has no hold-up; "
-                         "mhgui records its moves below.")
+            parts.append(_("{daemon} moves the home addresses by itself "
+                           "(by MnIfPreference), at once, and goes back at once: it has no hold-up; "
+                           "mhgui records its moves below.").format(
+                               daemon=d.name.upper() if d.name == "umip" else d.name))
         return " ".join(parts)
 
     def _engine_status(self, d) -> str:
@@ -255,32 +325,41 @@ class FailoverPage(QWidget):
         parts = []
         homes = [b for b in d.bindings() if b.home_registration]
         uses = self.in_use()
+        bound: dict[str, list[str]] = {}  # one sentence per HoA, naming each of its uplinks (several CoAs)
         for b in homes:
             u = uses.get(b.hoa)
             where = (u.interface if u is not None and u.coa == b.coa else b.interface) or b.coa
             if b.state is BindingState.REGISTERED:
-                parts.append(f"{b.hoa} is bound through {where}.")
+                if b.hoa not in bound:
+                    bound[b.hoa] = []
+                    parts.append(b.hoa)  # the sentence, made below once all its uplinks are known
+                if where not in bound[b.hoa]:
+                    bound[b.hoa].append(where)
             elif b.state is BindingState.WAITING_ACK:
-                parts.append(f"{b.hoa} is moving to {where} (waiting for the home agent).")
+                parts.append(_("{hoa} is moving to {where} (waiting for the home agent).").format(
+                    hoa=b.hoa, where=where))
             else:
                 parts.append(f"{b.hoa}: {b.state.value}.")
+        parts = [_("{hoa} is bound through {where}.").format(hoa=p, where=", ".join(bound[p])) if p in bound else p
+                 for p in parts]
         if not homes:
-            parts.append("No home address is registered: the home agent does not answer through any uplink, "
-                         "or no uplink has a care-of address.")
+            parts.append(_("No home address is registered: the home agent does not answer through any uplink, "
+                           "or no uplink has a care-of address."))
         uplinks = getattr(d, "uplinks", lambda: [])()
         ok = [u.get("name") for u in uplinks if u.get("reachable") is True]
         dead = [u.get("name") for u in uplinks if u.get("reachable") is False and u.get("carrier")]
         if ok:
-            parts.append(f"The home agent answers through {', '.join(map(str, ok))}"
-                         + (f", not through {', '.join(map(str, dead))}." if dead else "."))
+            parts.append((_("The home agent answers through {ok}, not through {dead}.") if dead
+                          else _("The home agent answers through {ok}.")).format(
+                              ok=", ".join(map(str, ok)), dead=", ".join(map(str, dead))))
         elif dead:
-            parts.append(f"The home agent does not answer through {', '.join(map(str, dead))}.")
-        parts.append("The mobility engine moves each home address by itself, at once, by its own list and its "
-                     "probes of the home agent; mhgui records its moves below.")
-        p = self.service.policy
-        if p.fallback and self.service.steering is not None:
-            moved = ", ".join(f"{a} → {b}" for a, b in sorted(p.fallback.items()))
-            parts.append(f"Steering rules failed over: {moved}.")
+            parts.append(_("The home agent does not answer through {dead}.").format(dead=", ".join(map(str, dead))))
+        parts.append(_("The mobility engine moves each home address by itself, at once, by its own list and its "
+                       "probes of the home agent; mhgui records its moves below."))
+        steered = getattr(self.service, "steered", {})  # rules the helper moved (none: no rules, no helper)
+        if steered:
+            moved = ", ".join(f"{a} → {b}" for a, b in sorted(steered.items()))
+            parts.append(_("Steering rules failed over: {moves}.").format(moves=moved))
         return " ".join(parts)
 
     def refresh_status(self) -> None:

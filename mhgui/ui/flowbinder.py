@@ -10,13 +10,17 @@ bound gets its binding changed, not a second one.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # asyncio and the flows' modules load after the window's first frame (issue 14)
+    import asyncio
+
+    from ..core.moves import MoveOutcome
 
 from PySide6.QtCore import QObject, Signal
 
-from ..core.moves import MoveOutcome, bound_flows, match_key
-from ..engine.flowspec import selector_to_json
+from ..i18n import _
 
 __all__ = ["FlowBinder"]
 
@@ -35,12 +39,15 @@ class FlowBinder(QObject):
 
     def request(self, out: MoveOutcome) -> None:
         """Bind (or rebind) the outcome's flow to its interfaces; the answer comes through the signals."""
+        import asyncio  # (asyncio loads after the window's first frame, issue 14)
         task = asyncio.get_event_loop().create_task(self._bind(out))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def existing_fid(self, out: MoveOutcome) -> int | None:
         """The FID of a flow binding the daemon already has for this very selector, or None."""
+        from ..core.moves import bound_flows, match_key
+        from ..engine.flowspec import selector_to_json
         daemon = self.controller.daemon
         if daemon is None or out.selector is None:
             return None
@@ -49,12 +56,13 @@ class FlowBinder(QObject):
 
     async def _bind(self, out: MoveOutcome) -> None:
         daemon = self.controller.daemon
-        where = " and ".join(out.interfaces)
+        where = _(" and ").join(out.interfaces)
         if daemon is None or not hasattr(daemon, "bind_flow"):
-            self.progress.emit("Not moved: the mobility daemon cannot bind one connection.", False)
+            self.progress.emit(_("Not moved: the mobility daemon cannot bind one connection."), False)
             self.finished.emit(out, None)
             return
-        self.progress.emit(f"Asking the home agent to send this connection through {where}…", None)
+        self.progress.emit(_("Asking the home agent to send this connection through {interfaces}…").format(
+            interfaces=where), None)
         try:
             fid = self.existing_fid(out)
             if fid is not None:
@@ -64,15 +72,16 @@ class FlowBinder(QObject):
         except Exception as e:  # noqa: BLE001 - said in words, logged with its trace
             log.exception("flow binding failed")
             self.last_result = None
-            self.progress.emit(f"Not moved: {e}", False)
+            self.progress.emit(_("Not moved: {why}").format(why=e), False)
             self.finished.emit(out, None)
             return
         self.last_result = r
         if r.confirmed:
-            what = "Moved, the connection continues" if len(out.interfaces) == 1 else \
-                f"Sent on {where}, the connection continues"
-            self.progress.emit(f"{what}: confirmed by the home agent in {r.elapsed_ms:.0f} ms (flow binding "
-                               f"{r.fid}; the other connections stay where they are).", True)
+            what = _("Moved, the connection continues") if len(out.interfaces) == 1 else \
+                _("Sent on {interfaces}, the connection continues").format(interfaces=where)
+            self.progress.emit(_("{what}: confirmed by the home agent in {ms} ms (flow binding "
+                                 "{fid}; the other connections stay where they are).").format(
+                                     what=what, ms=f"{r.elapsed_ms:.0f}", fid=r.fid), True)
         else:
-            self.progress.emit(f"Not moved: {r.reason}", False)
+            self.progress.emit(_("Not moved: {why}").format(why=r.reason), False)
         self.finished.emit(out, r)

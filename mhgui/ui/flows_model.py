@@ -33,7 +33,6 @@ import ipaddress
 from typing import Callable, Iterable, Mapping
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
-from PySide6.QtGui import QBrush, QColor
 
 from ..core.analysis import Analysis, analyse
 from ..core.bindings import Binding
@@ -42,6 +41,8 @@ from ..core.moves import bound_flows, flow_match_key
 from .models import runs
 from ..core.model import NodeState
 from ..gcpause import gc_paused
+from ..i18n import N_, _
+from . import colours
 from .models import KeyRole, SortRole
 
 __all__ = ["FlowModel", "FlowFilter", "KeyRole", "SortRole", "MovableRole", "OwnRole", "runs", "MAX_RUNS"]
@@ -57,11 +58,12 @@ OwnRole = Qt.ItemDataRole.UserRole + 11
 MAX_RUNS = 24
 
 MOVABLE_STYLE = {
-    "transparent": ("transparent", "#1b5e20"),
-    "re-establish": ("re-establish", "#e65100"),
-    "no": ("no", "#757575"),
+    # movable: (label, tone (colours.TONES))
+    "transparent": (N_("transparent"), "ok-strong"),
+    "re-establish": (N_("re-establish"), "warning"),
+    "no": (N_("no"), "muted"),
 }
-ROLE_LABEL = {"hoa": "HoA", "coa": "CoA", "other": "other"}
+ROLE_LABEL = {"hoa": N_("HoA"), "coa": N_("CoA"), "other": N_("other")}
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -105,7 +107,7 @@ class _Row:
         if fb is not None and fb.get("bound_to"):
             return f"{'+'.join(fb['bound_to'])} (FID {fb.get('fid')})"
         p = self.place
-        return p.interface or ("unknown" if p.local_role == "hoa" else "—")
+        return p.interface or (_("unknown") if p.local_role == "hoa" else "—")
 
     @property
     def text(self) -> tuple:
@@ -122,8 +124,8 @@ class _Row:
                 remote,
                 f.state,
                 self.iface(),
-                ROLE_LABEL.get(p.local_role, p.local_role),
-                MOVABLE_STYLE.get(p.movable, (p.movable,))[0],
+                _(ROLE_LABEL[p.local_role]) if p.local_role in ROLE_LABEL else p.local_role,
+                _(MOVABLE_STYLE[p.movable][0]) if p.movable in MOVABLE_STYLE else p.movable,
             )
         return t
 
@@ -182,25 +184,28 @@ def _cell(row: _Row, c: int, role: int, visibility_reason: str):
         return row.own
     if role == _TOOLTIP:
         if c in (COL_APP, COL_PID) and row.flow.pid is None:
-            why = visibility_reason or "the owning process is not readable"
-            return f"owner unknown: {why}" if row.flow.inode else "no process holds this socket (TIME-WAIT)"
+            why = visibility_reason or _("the owning process is not readable")
+            return (_("owner unknown: {why}").format(why=why) if row.flow.inode
+                    else _("no process holds this socket (TIME-WAIT)"))
         if row.own:
-            return "one of mhgui's own connections. " + row.place.reason
+            return _("one of mhgui's own connections. {why}").format(why=row.place.reason)
         if c == COL_IFACE and row.fb is not None:
             fb = row.fb
-            paths = ", ".join(f"BID {b} on {n}" for b, n in zip(fb.get("bids") or (), fb.get("bound_to") or ()))
-            return (f"bound alone at the home agent (RFC 6089 flow binding {fb.get('fid')}): {paths}; the home "
-                    "address's other connections do not follow it")
+            paths = ", ".join(_("BID {bid} on {interface}").format(bid=b, interface=n)
+                              for b, n in zip(fb.get("bids") or (), fb.get("bound_to") or ()))
+            return _("bound alone at the home agent (RFC 6089 flow binding {fid}): {paths}; the home "
+                     "address's other connections do not follow it").format(fid=fb.get("fid"), paths=paths)
         return row.place.reason
     if role == _FOREGROUND and c == COL_MOVABLE:
-        return QBrush(QColor(MOVABLE_STYLE.get(row.place.movable, ("", "#424242"))[1]))
+        return colours.brush(MOVABLE_STYLE.get(row.place.movable, ("", "neutral"))[1])
     return None
 
 
 #: MIME type of a flow dragged from the flows table (its text: the flow id)
 FLOW_MIME = "application/x-mhgui-flow"
 
-HEADERS = ("Application", "PID", "Protocol", "Local", "Remote", "State", "Interface", "Role", "Movable")
+HEADERS = (N_("Application"), N_("PID"), N_("Protocol"), N_("Local"), N_("Remote"), N_("State"), N_("Interface"),
+           N_("Role"), N_("Movable"))
 
 
 class _RowsModel(QAbstractTableModel):
@@ -224,7 +229,7 @@ class _RowsModel(QAbstractTableModel):
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal \
                 and 0 <= section < _NCOLS:
-            return HEADERS[section]
+            return _(HEADERS[section])
         return None
 
     def _reason(self) -> str:

@@ -16,11 +16,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..i18n import N_, _, ngettext
 from .flows_model import FlowFilter, FlowModel
 
 __all__ = ["FlowsPage", "SHOW_OWN_TEXT", "count_text"]
 
-SHOW_OWN_TEXT = "Show mhgui's own connections"
+SHOW_OWN_TEXT = N_("Show mhgui's own connections")
 
 #: a sample of each column's text, for its starting width
 _SAMPLES = ("firefox-esr-web", "4194304", "Protocol", "", "", "FIN-WAIT-1", "wlp0s20f3", "other", "re-establish")
@@ -31,10 +32,13 @@ def count_text(shown: int, total: int, own_hidden: int) -> str:
     filter hides some; then ``" (5 of mhgui's own hidden)"`` when the toggle hides some of the app's own.
     ``total`` counts every flow, own ones included."""
     others = total - own_hidden
-    noun = "connection" if others == 1 else "connections"
-    text = f"{shown:,} {noun}" if shown == others else f"{shown:,} of {others:,} {noun} shown"
+    if shown == others:
+        text = ngettext("{n} connection", "{n} connections", others).format(n=f"{shown:,}")
+    else:
+        text = ngettext("{shown} of {n} connection shown", "{shown} of {n} connections shown", others).format(
+            shown=f"{shown:,}", n=f"{others:,}")
     if own_hidden:
-        text += f" ({own_hidden:,} of mhgui's own hidden)"
+        text += _(" ({n} of mhgui's own hidden)").format(n=f"{own_hidden:,}")
     return text
 
 
@@ -50,15 +54,15 @@ class FlowsPage(QWidget):
         self.flow_filter.setSourceModel(flows)
         bar = QHBoxLayout()
         self.flow_search = QLineEdit()
-        self.flow_search.setPlaceholderText("Filter by application or pid…")
+        self.flow_search.setPlaceholderText(_("Filter by application or pid…"))
         self.flow_search.textChanged.connect(self.flow_filter.set_application)
         self.flow_addr = QLineEdit()
-        self.flow_addr.setPlaceholderText("Filter by address…")
+        self.flow_addr.setPlaceholderText(_("Filter by address…"))
         self.flow_addr.textChanged.connect(self.flow_filter.set_address)
-        self.show_own = QCheckBox(SHOW_OWN_TEXT)
-        self.show_own.setToolTip("mhgui's own sockets: its connections to the mobility daemon's terminal (and "
-                                 "what is left of them in TIME-WAIT), its D-Bus connections over TCP, the "
-                                 "mobility engine's sockets")
+        self.show_own = QCheckBox(_(SHOW_OWN_TEXT))
+        self.show_own.setToolTip(_("mhgui's own sockets: its connections to the mobility daemon's terminal (and "
+                                   "what is left of them in TIME-WAIT), its D-Bus connections over TCP, the "
+                                   "mobility engine's sockets"))
         self.show_own.toggled.connect(self.flow_filter.set_show_own)
         bar.addWidget(self.flow_search)
         bar.addWidget(self.flow_addr)
@@ -79,7 +83,7 @@ class FlowsPage(QWidget):
         fm = v.fontMetrics()
         for col, sample in enumerate(_SAMPLES):
             if sample:
-                head = FlowModel.HEADERS[col]
+                head = _(FlowModel.HEADERS[col])
                 hh.resizeSection(col, max(fm.horizontalAdvance(sample), fm.horizontalAdvance(head)) + 24)
         for col in (FlowModel.COL_LOCAL, FlowModel.COL_REMOTE):
             hh.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
@@ -93,13 +97,13 @@ class FlowsPage(QWidget):
         count_row = QHBoxLayout()
         count_row.addWidget(self.flow_count, 1)
         # selecting an interface filters the flows: this undoes it in one click (no Ctrl+click on the row)
-        self.show_all = QPushButton("Show every interface's connections")
+        self.show_all = QPushButton(_("Show every interface's connections"))
         self.show_all.setObjectName("showall")
-        self.show_all.setAccessibleName("Show the connections of every interface")
+        self.show_all.setAccessibleName(_("Show the connections of every interface"))
         self.show_all.hide()
         count_row.addWidget(self.show_all)
         lay.addLayout(count_row)
-        self.flow_label = QLabel("Drag a connection onto an interface, or select it and press Ctrl+M, to move it.")
+        self.flow_label = QLabel(_("Drag a connection onto an interface, or select it and press Ctrl+M, to move it."))
         self.flow_label.setWordWrap(True)
         self.flow_label.setObjectName("flowmove")
         lay.addWidget(self.flow_label)
@@ -108,5 +112,6 @@ class FlowsPage(QWidget):
 
     def _on_counts(self) -> None:
         self.flow_count.setText(count_text(*self.flow_filter.counts())
-                                + (f" on {self.flow_filter.interface}" if self.flow_filter.interface else ""))
+                                + (_(" on {interface}").format(interface=self.flow_filter.interface)
+                                   if self.flow_filter.interface else ""))
         self.show_all.setVisible(bool(self.flow_filter.interface))

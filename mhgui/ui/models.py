@@ -17,11 +17,13 @@ import bisect
 from typing import Any, Callable, Iterable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
-from PySide6.QtGui import QBrush, QColor, QFont
+from PySide6.QtGui import QBrush, QFont
 
 from ..core.analysis import Analysis, AddressRole
 from ..core.model import Address, AddressKey, Interface, flag_names
 from ..core.state import Change, StateStore
+from ..i18n import N_, _, ngettext
+from . import colours
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -30,18 +32,28 @@ KeyRole = Qt.ItemDataRole.UserRole + 1      # the row's key (ifindex or AddressK
 SortRole = Qt.ItemDataRole.UserRole + 2     # a sortable value
 AddrRoleRole = Qt.ItemDataRole.UserRole + 3  # the address role string ("coa", ...)
 
+#: InterfaceKind values as shown (translate with _())
+KIND_WORDS = {"ethernet": N_("ethernet"), "wifi": N_("wifi"), "wwan": N_("wwan"), "tunnel": N_("tunnel"),
+              "loopback": N_("loopback"), "virtual": N_("virtual"), "other": N_("other")}
+
+
+def kind_text(kind: str) -> str:
+    """An interface kind (InterfaceKind value) in the user's language; an unknown one as it is."""
+    return _(KIND_WORDS[kind]) if kind in KIND_WORDS else kind
+
+
 ROLE_STYLE: dict[str, tuple[str, str, bool]] = {
-    # role: (label, colour, bold)
-    "hoa": ("HoA", "#1b5e20", True),
-    "coa": ("CoA", "#0d47a1", True),
-    "coa-deprecated": ("CoA (deprecated)", "#e65100", False),
-    "home-link": ("home link", "#2e7d32", False),
-    "temporary": ("temporary", "#616161", False),
-    "tentative": ("tentative (DAD)", "#f57f17", False),
-    "link-local": ("link-local", "#757575", False),
-    "vpn": ("VPN", "#4a148c", False),
-    "unusable": ("unusable", "#b71c1c", False),
-    "other": ("other", "#424242", False),
+    # role: (label, tone (colours.TONES), bold)
+    "hoa": (N_("HoA"), "ok-strong", True),
+    "coa": (N_("CoA"), "info", True),
+    "coa-deprecated": (N_("CoA (deprecated)"), "warning", False),
+    "home-link": (N_("home link"), "ok", False),
+    "temporary": (N_("temporary"), "muted", False),
+    "tentative": (N_("tentative (DAD)"), "pending", False),
+    "link-local": (N_("link-local"), "muted", False),
+    "vpn": (N_("VPN"), "vpn", False),
+    "unusable": (N_("unusable"), "error", False),
+    "other": (N_("other"), "neutral", False),
 }
 
 
@@ -78,7 +90,7 @@ def _lft_step(until: float | None, now: float) -> int | None:
 
 def _fmt_lft(seconds: float | None) -> str:
     if seconds is None:
-        return "forever"
+        return _("forever")
     s = int(seconds)
     if s >= 86400:
         return f"{s // 86400}d {s % 86400 // 3600}h"
@@ -113,7 +125,7 @@ class _Table(QAbstractTableModel):
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
         if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal and 0 <= section < len(self.HEADERS):
-            return self.HEADERS[section]
+            return _(self.HEADERS[section])
         return None
 
     def _replace(self, rows: list) -> None:
@@ -204,11 +216,12 @@ class InterfaceModel(_KeyedTable):
     """One row per interface (key: ifindex)."""
 
     COL_NAME, COL_KIND, COL_STATE, COL_NM, COL_USE, COL_ROUTER, COL_ADDRS = range(7)
-    HEADERS = ("Interface", "Kind", "Link", "NetworkManager", "Use", "Default router", "Addresses")
+    HEADERS = (N_("Interface"), N_("Kind"), N_("Link"), N_("NetworkManager"), N_("Use"), N_("Default router"),
+               N_("Addresses"))
 
-    NM_STATES = {10: "unmanaged", 20: "unavailable", 30: "disconnected", 40: "prepare", 50: "config",
-                 60: "need auth", 70: "ip config", 80: "ip check", 90: "secondaries", 100: "activated",
-                 110: "deactivating", 120: "failed"}
+    NM_STATES = {10: N_("unmanaged"), 20: N_("unavailable"), 30: N_("disconnected"), 40: N_("prepare"),
+                 50: N_("config"), 60: N_("need auth"), 70: N_("ip config"), 80: N_("ip check"),
+                 90: N_("secondaries"), 100: N_("activated"), 110: N_("deactivating"), 120: N_("failed")}
 
     def __init__(self, store: StateStore, parent=None) -> None:
         super().__init__(parent)
@@ -249,13 +262,14 @@ class InterfaceModel(_KeyedTable):
     @staticmethod
     def _use_of(an: Analysis) -> dict[int, str]:
         """ifindex -> the "Use" text: home link, or how many CoAs (interface, prefix pairs) it holds."""
-        use = {i: "home link" for i in an.home_links}
+        home = _("home link")
+        use = {i: home for i in an.home_links}
         counts: dict[int, int] = {}
-        for i, _ in an.coa_prefix_ids:  # as ids: no network objects made
+        for i, _prefix in an.coa_prefix_ids:  # as ids: no network objects made
             counts[i] = counts.get(i, 0) + 1
         for i in an.active - an.home_links:
             n = counts.get(i, 0)
-            use[i] = f"{n} CoA" + ("s" if n != 1 else "")
+            use[i] = ngettext("{n} CoA", "{n} CoAs", n).format(n=n)
         return use
 
     _COLUMNS_OF = {"link-added": (0, COL_ADDRS), "link-up": (0, COL_ADDRS), "link-down": (0, COL_ADDRS),
@@ -303,17 +317,17 @@ class InterfaceModel(_KeyedTable):
             if col == self.COL_NAME:
                 return i.name if role == _DISPLAY else ifindex
             if col == self.COL_KIND:
-                return i.kind.value
+                return kind_text(i.kind.value)
             if col == self.COL_STATE:
-                return "up" if i.up else ("no carrier" if i.admin_up else "down")
+                return _("up") if i.up else (_("no carrier") if i.admin_up else _("down"))
             if col == self.COL_NM:
                 if i.nm_state is None:
                     return "—"
-                return self.NM_STATES.get(i.nm_state, str(i.nm_state))
+                return _(self.NM_STATES[i.nm_state]) if i.nm_state in self.NM_STATES else str(i.nm_state)
             if col == self.COL_USE:
                 use = self._use.get(ifindex, "")
-                if ifindex in self._notes and use in ("", "0 CoAs"):
-                    return "IPv4 only: no CoA"
+                if ifindex in self._notes and use in ("", ngettext("{n} CoA", "{n} CoAs", 0).format(n=0)):
+                    return _("IPv4 only: no CoA")
                 return use
             if col == self.COL_ROUTER:
                 return ", ".join(sorted(st.routers.get(ifindex, ()))) or "—"
@@ -321,23 +335,21 @@ class InterfaceModel(_KeyedTable):
                 n = self._naddr.get(ifindex, 0)
                 return n if role == _SORT else str(n)
         if role == _TOOLTIP and col == self.COL_NAME:
-            return f"ifindex {ifindex}, {i.operstate}, MAC {i.mac or '—'}; kind from {i.kind_source}"
+            return _("ifindex {ifindex}, {operstate}, MAC {mac}; kind from {source}").format(
+                ifindex=ifindex, operstate=i.operstate, mac=i.mac or "—", source=i.kind_source)
         if role == _TOOLTIP and col == self.COL_USE:
             return self._notes.get(ifindex)
         if role == _FOREGROUND and col == self.COL_STATE:
-            return _brush("#2e7d32" if i.up else "#b71c1c")
+            return _brush("ok" if i.up else "error")
         return None
 
 
-_BRUSHES: dict[str, QBrush] = {}
 _FONTS: dict[str, QFont] = {}
 
 
-def _brush(colour: str) -> QBrush:
-    b = _BRUSHES.get(colour)
-    if b is None:
-        b = _BRUSHES[colour] = QBrush(QColor(colour))
-    return b
+def _brush(tone: str) -> QBrush:
+    """A brush of ``tone`` (:data:`mhgui.ui.colours.TONES`) readable on the palette's table background."""
+    return colours.brush(tone)
 
 
 def _role_font(role_name: str) -> QFont:
@@ -360,7 +372,7 @@ class AddressModel(_KeyedTable):
     """
 
     COL_IFACE, COL_ADDR, COL_ROLE, COL_FLAGS, COL_PREF, COL_VALID = range(6)
-    HEADERS = ("Interface", "Address", "Role", "Flags", "Preferred", "Valid")
+    HEADERS = (N_("Interface"), N_("Address"), N_("Role"), N_("Flags"), N_("Preferred"), N_("Valid"))
 
     def __init__(self, store: StateStore, clock: Callable[[], float], parent=None) -> None:
         super().__init__(parent)
@@ -467,15 +479,25 @@ class AddressModel(_KeyedTable):
             s = self._sorts[key] = (f"{a.ifindex:010d} {value}", value)
         return s
 
+    def sort_value(self, key: AddressKey, column: int):
+        """The ``SortRole`` value of ``key``'s cell in ``column`` (None when the address is gone): what the
+        window's sorting filter (:class:`~mhgui.ui.sortfilter.KeyedSortFilter`) reads once per row."""
+        if column <= self.COL_ADDR:
+            s = self._sort_keys(key)
+            return None if s is None else s[column]
+        return self.key_data(key, column, _SORT)
+
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):
-        # called for every visible cell and role at each paint, and log(n) times per row the proxy
-        # places: the common roles come first and read only their own row
         row = index.row()  # -1 for an invalid index
         keys = self._rows
         if row < 0 or row >= len(keys):
             return None
-        key = keys[row]
-        col = index.column()
+        return self.key_data(keys[row], index.column(), role)
+
+    def key_data(self, key: AddressKey, col: int, role: int):
+        """:meth:`data` of ``key``'s row, column ``col`` (the window's sorting filter asks by key: no row look-up)."""
+        # called for every visible cell and role at each paint: the common roles come first and read only
+        # their own row
         if role == _SORT and col <= self.COL_ADDR:
             s = self._sort_keys(key)
             return None if s is None else s[col]
@@ -492,7 +514,7 @@ class AddressModel(_KeyedTable):
                 return _fmt_lft(v)
             if col == self.COL_ROLE:
                 r = self._roles.get(key)
-                return ROLE_STYLE[r.role if r else "other"][0]
+                return _(ROLE_STYLE[r.role if r else "other"][0])
             if col == self.COL_IFACE:
                 i = st.interfaces.get(a.ifindex)
                 return i.name if i else f"if{a.ifindex}"
@@ -524,7 +546,7 @@ class HomeAddressModel(_Table):
     """Configured HoAs with their at-home status (small: replaced on change)."""
 
     COL_HOA, COL_HA, COL_PREFIX, COL_WHERE, COL_ORIGIN = range(5)
-    HEADERS = ("Home address", "Home agent", "Home prefix", "Where", "Configured in")
+    HEADERS = (N_("Home address"), N_("Home agent"), N_("Home prefix"), N_("Where"), N_("Configured in"))
 
     def __init__(self, store: StateStore, parent=None) -> None:
         super().__init__(parent)
@@ -534,7 +556,8 @@ class HomeAddressModel(_Table):
         st = self._store.state
         rows = []
         for h in an.homes:
-            where = ("at home on " + st.interfaces[h.home_ifindex].name) if h.at_home and h.home_ifindex in st.interfaces else "away from home"
+            where = (_("at home on {interface}").format(interface=st.interfaces[h.home_ifindex].name)
+                     if h.at_home and h.home_ifindex in st.interfaces else _("away from home"))
             rows.append((f"{h.hoa.address}/{h.hoa.prefixlen}", h.hoa.home_agent or ":: (DHAAD)",
                          str(h.hoa.network), where, h.hoa.origin))
         self._replace(rows)
@@ -545,7 +568,7 @@ class HomeAddressModel(_Table):
         if role in (Qt.ItemDataRole.DisplayRole, SortRole):
             return self._rows[index.row()][index.column()]
         if role == Qt.ItemDataRole.ToolTipRole:
-            return "Right-click, or drag onto an interface, to bind this home address through another interface"
+            return _("Right-click, or drag onto an interface, to bind this home address through another interface")
         return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:
@@ -586,7 +609,7 @@ class ListTableModel(_Table):
         if role == Qt.ItemDataRole.ToolTipRole:
             return tip
         if role == Qt.ItemDataRole.ForegroundRole and ok is not None:
-            return QBrush(QColor("#2e7d32" if ok else "#9e9e9e"))
+            return _brush("ok" if ok else "muted")
         return None
 
 
@@ -600,10 +623,15 @@ class BindingModel(_KeyedTable):
     """
 
     COL_HOA, COL_HA, COL_COA, COL_BID, COL_IFACE, COL_LIFETIME, COL_STATE = range(7)
-    HEADERS = ("Home address", "Home agent", "Care-of address", "BID", "Interface", "Lifetime", "State")
+    HEADERS = (N_("Home address"), N_("Home agent"), N_("Care-of address"), N_("BID"), N_("Interface"),
+               N_("Lifetime"), N_("State"))
+    #: binding states (BindingState values) as shown
+    STATES = {"registered": N_("registered"), "waiting-ack": N_("waiting-ack"), "cached": N_("cached"),
+              "dying": N_("dying"), "expired": N_("expired"), "error": N_("error"), "unknown": N_("unknown")}
 
-    STATE_COLOURS = {"registered": "#2e7d32", "waiting-ack": "#f57f17", "cached": "#2e7d32", "dying": "#e65100",
-                     "expired": "#b71c1c", "error": "#b71c1c", "unknown": "#616161"}
+    #: binding state: tone (:data:`mhgui.ui.colours.TONES`)
+    STATE_TONES = {"registered": "ok", "waiting-ack": "pending", "cached": "ok", "dying": "warning",
+                   "expired": "error", "error": "error", "unknown": "muted"}
 
     def __init__(self, clock: Callable[[], float], interface_of: Callable[[str], str | None] = lambda coa: None,
                  parent=None) -> None:
@@ -652,7 +680,8 @@ class BindingModel(_KeyedTable):
             if col == self.COL_COA:
                 return b.coa
             if col == self.COL_BID:
-                return "—" if b.bid is None else (f"{b.bid} (priority {b.bid_priority})" if b.bid_priority is not None else str(b.bid))
+                return "—" if b.bid is None else (_("{bid} (priority {priority})").format(
+                    bid=b.bid, priority=b.bid_priority) if b.bid_priority is not None else str(b.bid))
             if col == self.COL_IFACE:
                 return b.interface or self._interface_of(b.coa) or "?"
             if col == self.COL_LIFETIME:
@@ -660,15 +689,17 @@ class BindingModel(_KeyedTable):
                 if role == SortRole:
                     return -1e18 if rem is None else rem
                 if rem is None:
-                    return "broken"
+                    return _("broken")
                 total = f" / {_fmt_lft(b.lifetime)}" if b.lifetime is not None else ""
-                return (f"expired {_fmt_lft(-rem)} ago" if rem < 0 else _fmt_lft(rem)) + total
+                return (_("expired {time} ago").format(time=_fmt_lft(-rem)) if rem < 0 else _fmt_lft(rem)) + total
             if col == self.COL_STATE:
-                return b.state.value
+                v = b.state.value
+                return _(self.STATES[v]) if role != SortRole and v in self.STATES else v
         if role == Qt.ItemDataRole.ForegroundRole and col == self.COL_STATE:
-            return QBrush(QColor(self.STATE_COLOURS.get(b.state.value, "#616161")))
+            return _brush(self.STATE_TONES.get(b.state.value, "muted"))
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"seq {b.seq}, flags {''.join(b.flags) or '—'}, from the daemon's {b.source}"
+            return _("seq {seq}, flags {flags}, from the daemon's {source}").format(
+                seq=b.seq, flags="".join(b.flags) or "—", source=b.source)
         return None
 
 
@@ -676,11 +707,14 @@ class RulesModel(_Table):
     """Steering rules as the privileged helper lists them (small: replaced when it differs)."""
 
     COL_ID, COL_DEST, COL_IFACE, COL_KERNEL = range(4)
-    HEADERS = ("Rule", "New connections to", "Go through", "In the kernel")
+    HEADERS = (N_("Rule"), N_("New connections to"), N_("Go through"), N_("In the kernel"))
 
     def set_rules(self, rules: list[dict]) -> None:
-        self._replace([(r["id"], ", ".join(r["destinations"]), r["interface"],
-                        "yes" if r["in_kernel"] else f"no: {r.get('status') or 'unknown'}") for r in rules])
+        from ..core.steering_selectors import describe_rule  # (with protocol, ports, application: issue 15.6)
+
+        self._replace([(r["id"], describe_rule(r), r["interface"],
+                        _("yes") if r["in_kernel"] else _("no: {status}").format(status=r.get("status") or _("unknown")))
+                       for r in rules])
 
     def rule_id(self, row: int) -> str:
         return self._rows[row][0]
@@ -691,5 +725,5 @@ class RulesModel(_Table):
         if role in (Qt.ItemDataRole.DisplayRole, SortRole):
             return self._rows[index.row()][index.column()]
         if role == Qt.ItemDataRole.ForegroundRole and index.column() == self.COL_KERNEL:
-            return QBrush(QColor("#2e7d32" if self._rows[index.row()][3] == "yes" else "#b71c1c"))
+            return _brush("ok" if self._rows[index.row()][3] == _("yes") else "error")
         return None

@@ -8,6 +8,13 @@ file URI elsewhere), and ``replaces_id``
 of the previous notification when the coalescer says it replaces it. It runs
 on the app's asyncio (qasync) loop and never blocks.
 
+A notice with actions (a lost mobility daemon: "Restart", issue 15.7) is sent with them as buttons;
+the server's ``ActionInvoked`` signal for one of our notifications calls :attr:`DesktopNotifier.on_action`
+with the action's key (a :data:`mhgui.core.headline.ACTIONS` id); its ``NotificationClosed`` retires
+that notification's buttons. Both count only when they come from the current owner of
+``org.freedesktop.Notifications`` (followed with ``NameOwnerChanged``): any other program on the
+session bus can send a signal with that interface, and must not restart the daemon for the user.
+
 When notifications are switched off (:attr:`DesktopNotifier.enabled`)
 notices are dropped. When the notification server cannot be reached (no
 session bus, no server, an error reply), that is logged once and never raised
@@ -32,6 +39,7 @@ __all__ = ["DesktopNotifier"]
 BUS_NAME = "org.freedesktop.Notifications"
 PATH = "/org/freedesktop/Notifications"
 IFACE = "org.freedesktop.Notifications"
+_DBUS = {"destination": "org.freedesktop.DBus", "path": "/org/freedesktop/DBus", "interface": "org.freedesktop.DBus"}
 
 
 def _default_icon(state: str) -> str:
@@ -80,6 +88,11 @@ class DesktopNotifier:
         self._failure_logged = False
         #: notifications sent, with the id the server gave (for tests and the event log)
         self.sent: list[tuple[int, Notification]] = []
+        #: called with an action's key when the user presses a notification's button (None: no buttons sent)
+        self.on_action: Callable[[str], None] | None = None
+        self._actions_by_id: dict[int, tuple[str, ...]] = {}
+        #: the unique bus name of the notification server now (None: not known): signals come only from it
+        self._server: str | None = None
 
     # ---- switch
     @property
@@ -152,21 +165,82 @@ class DesktopNotifier:
         from dbus_fast.aio import MessageBus
         if self._bus is None or not self._bus.connected:
             self._bus = await MessageBus(bus_address=self._bus_address).connect()
+            self._server = None  # a new connection: who the server is now is asked again
+            await self._watch_actions(self._bus)
         return self._bus
+
+    async def _watch_actions(self, bus) -> None:
+        """Hear ``ActionInvoked`` and ``NotificationClosed`` (the Desktop Notifications spec) from the server,
+        and follow who the server is (``NameOwnerChanged`` of its name, ``GetNameOwner`` now)."""
+        from dbus_fast import Message, MessageType
+        bus.add_message_handler(self._on_signal)
+        rules = [f"type='signal',sender='{BUS_NAME}',interface='{IFACE}',member='{m}'"
+                 for m in ("ActionInvoked", "NotificationClosed")]
+        rules.append("type='signal',sender='org.freedesktop.DBus',interface='org.freedesktop.DBus',"
+                     f"member='NameOwnerChanged',arg0='{BUS_NAME}'")
+        try:
+            for rule in rules:
+                await bus.call(Message(**_DBUS, member="AddMatch", signature="s", body=[rule]))
+            reply = await bus.call(Message(**_DBUS, member="GetNameOwner", signature="s", body=[BUS_NAME]))
+            if reply.message_type is MessageType.METHOD_RETURN and reply.body and self._server is None:
+                self._server = str(reply.body[0])  # (no owner yet: a server started on demand; Notify's reply)
+        except Exception as e:  # no buttons then; notifications still work
+            log.debug("cannot watch notification actions: %s", e)
+
+    def _on_signal(self, msg) -> None:
+        """A signal on our connection. Only the current owner of org.freedesktop.Notifications speaks for
+        the server: anyone on the session bus can send a signal with its interface and member (even to
+        our unique name, past every match rule), and must not press "Restart" for the user."""
+        from dbus_fast import MessageType
+        if msg.message_type is not MessageType.SIGNAL:
+            return None
+        if msg.member == "NameOwnerChanged" and msg.sender == "org.freedesktop.DBus" \
+                and msg.interface == "org.freedesktop.DBus" and len(msg.body) == 3 and msg.body[0] == BUS_NAME:
+            new = str(msg.body[2]) or None
+            if new != self._server:
+                self._server = new
+                self._actions_by_id.clear()  # ids are the old server's: none of ours is on screen any more
+            return None
+        if msg.interface != IFACE or msg.path != PATH or msg.member not in ("ActionInvoked", "NotificationClosed"):
+            return None
+        if self._server is None or msg.sender != self._server:
+            log.info("ignored %s from %s: not the notification server (%s)", msg.member, msg.sender,
+                     self._server or "none")
+            return None
+        if msg.member == "NotificationClosed":
+            if msg.signature == "uu":
+                self._actions_by_id.pop(msg.body[0], None)  # closed: its buttons can no longer be pressed
+            return None
+        if msg.signature != "us":
+            return None
+        nid, key = msg.body
+        if key in self._actions_by_id.get(nid, ()) and self.on_action is not None:
+            try:
+                self.on_action(str(key))
+            except Exception:  # a callback's bug must not reach dbus-fast's dispatch
+                log.exception("notification action %s failed", key)
+        return None
 
     async def _send(self, n: Notification) -> None:
         from dbus_fast import Message, MessageType, Variant
         try:
             bus = await self._connect()
+            actions = [x for key, label in n.actions for x in (key, label)] if self.on_action is not None else []
             hints = {"urgency": Variant("y", n.urgency), "desktop-entry": Variant("s", self._desktop_entry),
                      "category": Variant("s", "network")}
             reply = await bus.call(Message(
                 destination=BUS_NAME, path=PATH, interface=IFACE, member="Notify", signature="susssasa{sv}i",
                 body=[self._app_name, self._last_id if n.replace else 0, self._icon_for(n.icon_state),
-                      n.title, n.body, [], hints, self._expire_ms]))
+                      n.title, n.body, actions, hints, self._expire_ms]))
             if reply.message_type is MessageType.ERROR:
                 raise RuntimeError(f"{reply.error_name}: {reply.body[0] if reply.body else ''}")
             self._last_id = int(reply.body[0])
+            if reply.sender and self._server is None:
+                self._server = reply.sender  # the bus says who answered: the server, started for this call
+            if actions:
+                self._actions_by_id[self._last_id] = tuple(key for key, _label in n.actions)
+                while len(self._actions_by_id) > 16:  # only the recent notifications can still be clicked
+                    del self._actions_by_id[next(iter(self._actions_by_id))]
             self.sent.append((self._last_id, n))
             self._failure_logged = False
         except Exception as e:  # never into the GUI: logged once until it works again

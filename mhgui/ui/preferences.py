@@ -48,9 +48,9 @@ from typing import Any, Mapping, Sequence
 
 from PySide6.QtCore import (QAbstractTableModel, QByteArray, QItemSelectionModel, QMimeData, QModelIndex,
                             QPersistentModelIndex, Qt, Signal)
-from PySide6.QtGui import QBrush, QColor, QFont, QKeyEvent
+from PySide6.QtGui import QFont, QKeyEvent
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFormLayout,
-                               QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox,
+                               QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSpinBox, QTabWidget,
                                QStyledItemDelegate, QTreeView, QVBoxLayout, QWidget)
 
 from ..core.capabilities import DaemonCapabilities
@@ -63,6 +63,9 @@ from ..core.prefsfile import (DEFAULT_HOLDUP, HOLDUP_MAX, MARK_LABELS, MARKS, Fa
 from ..core.prefsfile import mnif_changes as _mnif_changes
 from ..core.prefsfile import restart_needed as _restart_needed
 from ..sources import prefs_store
+from ..i18n import N_, _
+from .models import kind_text
+from . import colours, tableexport
 from .columns import ColumnSizer
 
 __all__ = ["InterfaceOrderModel", "MarkDelegate", "PreferencesDialog", "engine_refusal", "mnif_changes",
@@ -76,7 +79,7 @@ MarkRole = Qt.ItemDataRole.UserRole + 21     # "primary" | "backup" | "never"
 PresentRole = Qt.ItemDataRole.UserRole + 22  # the interface exists now
 UsableRole = Qt.ItemDataRole.UserRole + 23   # it could carry the node now
 
-MARK_STYLE = {"primary": "#1b5e20", "backup": "#0d47a1", "never": "#757575"}
+MARK_STYLE = {"primary": "ok-strong", "backup": "info", "never": "muted"}  # mark: tone (colours.TONES)
 
 
 def mnif_changes(old: Preferences | None, new: Preferences, current: Mapping[str, int] | None = None) -> dict[str, int]:
@@ -88,11 +91,11 @@ def mnif_changes(old: Preferences | None, new: Preferences, current: Mapping[str
 def restart_notice(changes: Mapping[str, int], before: Mapping[str, int], mip6d_conf: str) -> str:
     """The sentence shown before a change that rewrites mip6d.conf and restarts mip6d."""
     def value(v: int | None) -> str:
-        return "not listed" if v is None else "0 (never)" if v == 0 else str(v)
+        return _("not listed") if v is None else _("0 (never)") if v == 0 else str(v)
 
     what = ", ".join(f"{n} {value(before.get(n))} → {value(v)}" for n, v in changes.items())
-    return (f"Applying writes MnIfPreference to {mip6d_conf} through the helper and restarts mip6d: "
-            f"bindings re-register. ({what})")
+    return _("Applying writes MnIfPreference to {path} through the helper and restarts mip6d: "
+             "bindings re-register. ({changes})").format(path=mip6d_conf, changes=what)
 
 
 # --------------------------------------------------------------------------- model
@@ -104,7 +107,7 @@ class InterfaceOrderModel(QAbstractTableModel):
     """
 
     COL_NAME, COL_KIND, COL_MARK, COL_PREF, COL_STATUS = range(5)
-    HEADERS = ("Interface", "Kind", "Use", "MnIfPreference", "Status")
+    HEADERS = (N_("Interface"), N_("Kind"), N_("Use"), N_("MnIfPreference"), N_("Status"))
     MIME_TYPE = "application/x-mhgui-interface-order"
 
     def __init__(self, entries: Sequence[OrderEntry] = (), parent=None) -> None:
@@ -163,9 +166,9 @@ class InterfaceOrderModel(QAbstractTableModel):
         if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(self.HEADERS):
             return None
         if role == Qt.ItemDataRole.DisplayRole:
-            return self.HEADERS[section]
+            return _(self.HEADERS[section])
         if role == Qt.ItemDataRole.ToolTipRole and section == self.COL_PREF:
-            return "The value UMIP gets in mip6d.conf: 1 is best, 0 means never used"
+            return _("The value UMIP gets in mip6d.conf: 1 is best, 0 means never used")
         return None
 
     def flags(self, index: Index) -> Qt.ItemFlag:
@@ -194,16 +197,16 @@ class InterfaceOrderModel(QAbstractTableModel):
             if col == self.COL_NAME:
                 return r.name
             if col == self.COL_KIND:
-                return r.kind or "—"
+                return kind_text(r.kind) if r.kind else "—"
             if col == self.COL_MARK:
-                return MARK_LABELS[r.mark]
+                return _(MARK_LABELS[r.mark])
             if col == self.COL_PREF:
                 v = self._pref.get(r.name)
-                return "" if v is None else "0 (never)" if v == 0 else str(v)
+                return "" if v is None else _("0 (never)") if v == 0 else str(v)
             if col == self.COL_STATUS:
                 if not r.present:
-                    return "not present"
-                return "usable now" if r.usable and not r.note else r.note or "not usable now"
+                    return _("not present")
+                return _("usable now") if r.usable and not r.note else r.note or _("not usable now")
             return None
         if role == Qt.ItemDataRole.EditRole:
             if col == self.COL_MARK:
@@ -211,17 +214,18 @@ class InterfaceOrderModel(QAbstractTableModel):
             return self.data(index, Qt.ItemDataRole.DisplayRole)
         if role == Qt.ItemDataRole.ToolTipRole:
             if col == self.COL_MARK:
-                return {"primary": "used in this order",
-                        "backup": "used only when no primary interface is usable",
-                        "never": "never used"}[r.mark]
+                return {"primary": _("used in this order"),
+                        "backup": _("used only when no primary interface is usable"),
+                        "never": _("never used")}[r.mark]
             if not r.present:
-                return f"{r.name} is in your saved order but does not exist now; its place and mark are kept"
+                return _("{interface} is in your saved order but does not exist now; its place and mark are kept").format(
+                    interface=r.name)
             return r.note or None
         if role == Qt.ItemDataRole.ForegroundRole:
             if col == self.COL_MARK:
-                return QBrush(QColor(MARK_STYLE[r.mark]))
+                return colours.brush(MARK_STYLE[r.mark])
             if not r.present or (col == self.COL_STATUS and not r.usable):
-                return QBrush(QColor("#757575"))
+                return colours.brush("muted")
             return None
         if role == Qt.ItemDataRole.FontRole and not r.present:
             f = QFont()
@@ -358,7 +362,10 @@ class _EngineOrderModel(InterfaceOrderModel):
                 and isinstance(value, str) and value.endswith(UNLISTED)):
             r = self._rows[index.row()]
             if r.mark != "primary":
-                value = value[:-len(UNLISTED)] + f"not listed yet: applying lists it as {MARK_LABELS[r.mark]}"
+                value = value[:-len(UNLISTED)] + _("not listed yet: applying lists it as {mark}").format(
+                    mark=_(MARK_LABELS[r.mark]))
+            else:
+                value = value[:-len(UNLISTED)] + _(UNLISTED)
         return value
 
 
@@ -368,7 +375,7 @@ class MarkDelegate(QStyledItemDelegate):
     def createEditor(self, parent: QWidget, option, index: QModelIndex) -> QWidget:
         combo = QComboBox(parent)
         for mark in MARKS:
-            combo.addItem(MARK_LABELS[mark], mark)
+            combo.addItem(_(MARK_LABELS[mark]), mark)
         combo.activated.connect(lambda _i, c=combo: (self.commitData.emit(c), self.closeEditor.emit(c)))
         return combo
 
@@ -422,7 +429,7 @@ class PreferencesDialog(QDialog):
                  current_mnif: Mapping[str, int] | None = None, mip6d_conf: str = "/etc/mip6d.conf",
                  path: str | os.PathLike | None = None, driver: Any = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setWindowTitle("Failover preferences")
+        self.setWindowTitle(_("Failover preferences"))
         self.setObjectName("preferences")
         self.saved = saved
         self.capabilities = capabilities
@@ -468,30 +475,34 @@ class PreferencesDialog(QDialog):
         self.problems_label.setObjectName("problems")
         self.problems_label.setWordWrap(True)
         self.problems_label.setTextFormat(Qt.TextFormat.PlainText)
-        self.problems_label.setStyleSheet("background:#fff3cd;color:#5d4200;padding:4px;border:1px solid #e0c36c;")
+        colours.set_banner(self.problems_label, "pending")
         if problems:
-            self.problems_label.setText("Problems in the saved preferences (applying rewrites the file; the old "
-                                        "one is kept beside it):\n" + "\n".join(problems))
+            self.problems_label.setText(_("Problems in the saved preferences (applying rewrites the file; the old "
+                                          "one is kept beside it):") + "\n" + "\n".join(problems))
         self.problems_label.setVisible(bool(problems))
         root.addWidget(self.problems_label)
         self.order_label = QLabel(getattr(self, "order_note", ""))
         self.order_label.setObjectName("order-in-use")
         self.order_label.setWordWrap(True)
-        self.order_label.setStyleSheet("background:#e3f2fd;color:#0d47a1;padding:4px;border:1px solid #90caf9;")
+        colours.set_banner(self.order_label, "info")
         self.order_label.setVisible(bool(self.order_label.text()))
         root.addWidget(self.order_label)
 
+        # the uplinks part: a tab beside the load-sharing weights when they are shown, so that the dialog fits
+        # 1366x720 with a title bar and room to spare (issue 15.5)
+        outer, body = root, QWidget()
+        root = QVBoxLayout(body)
         hoa_row = QHBoxLayout()
         self.hoa_combo = QComboBox()
         self.hoa_combo.setObjectName("hoa")
         for hoa, u in self.engine_initial.items():
-            where = {"registered": f" (bound through {u.interface})", "waiting-ack": f" (registering through "
-                     f"{u.interface})"}.get(u.state or "", "") if u.interface else ""
+            where = {"registered": _(" (bound through {interface})"), "waiting-ack": _(" (registering through "
+                     "{interface})")}.get(u.state or "", "").format(interface=u.interface) if u.interface else ""
             self.hoa_combo.addItem(hoa + where, hoa)
         self.hoa_combo.setEnabled(self.hoa_combo.count() > 1)
-        self.hoa_combo.setToolTip("The home address whose uplinks are shown: the engine chooses an uplink for "
-                                  "each home address by its own list")
-        self.hoa_label = QLabel("Home &address:")
+        self.hoa_combo.setToolTip(_("The home address whose uplinks are shown: the engine chooses an uplink for "
+                                    "each home address by its own list"))
+        self.hoa_label = QLabel(_("Home &address:"))
         self.hoa_label.setBuddy(self.hoa_combo)
         hoa_row.addWidget(self.hoa_label)
         hoa_row.addWidget(self.hoa_combo, 1)
@@ -499,19 +510,19 @@ class PreferencesDialog(QDialog):
         self.hoa_combo.currentIndexChanged.connect(self._on_hoa)
         for w in (self.hoa_label, self.hoa_combo):
             w.setVisible(self.engine)
-        self.no_hoa_label = QLabel("The mobility engine reports no home address now (is mhgui-mn running?): "
-                                   "there are no uplink preferences to change.")
+        self.no_hoa_label = QLabel(_("The mobility engine reports no home address now (is mhgui-mn running?): "
+                                     "there are no uplink preferences to change."))
         self.no_hoa_label.setWordWrap(True)
         self.no_hoa_label.setVisible(self.engine and not self.engine_initial)
         root.addWidget(self.no_hoa_label)
 
         if self.engine:
-            intro = QLabel("Uplinks of the home address, best first: the mobility engine uses the first usable "
-                           "one (backup only: when nothing else works; never: not at all), and takes a change at "
-                           "once. Interfaces its list does not name are allowed, after the listed ones. Drag a "
-                           "row, or press Alt+Up / Alt+Down, to change the order.")
+            intro = QLabel(_("Uplinks of the home address, best first: the mobility engine uses the first usable "
+                             "one (backup only: when nothing else works; never: not at all), and takes a change at "
+                             "once. Interfaces its list does not name are allowed, after the listed ones. Drag a "
+                             "row, or press Alt+Up / Alt+Down, to change the order."))
         else:
-            intro = QLabel("Interfaces, best first. Drag a row, or press Alt+Up / Alt+Down, to change the order.")
+            intro = QLabel(_("Interfaces, best first. Drag a row, or press Alt+Up / Alt+Down, to change the order."))
         intro.setWordWrap(True)
         root.addWidget(intro)
 
@@ -541,29 +552,30 @@ class PreferencesDialog(QDialog):
         # the columns before the status fit their contents, measured when rows change (not ResizeToContents,
         # which measures every row on every change)
         self.column_sizer = ColumnSizer(self.view)
+        tableexport.install(self.view, _("Interface order"))  # copy, export as CSV / JSON (issue 15.5)
         # UMIP's value means nothing to the engine
         self.view.setColumnHidden(InterfaceOrderModel.COL_PREF, self.engine)
         self.view.moveRequested.connect(self.move_current)
         root.addWidget(self.view, 1)
 
         row = QHBoxLayout()
-        self.up_button = QPushButton("Move &up")
-        self.up_button.setToolTip("Move the selected interface up (Alt+Up)")
-        self.down_button = QPushButton("Move &down")
-        self.down_button.setToolTip("Move the selected interface down (Alt+Down)")
+        self.up_button = QPushButton(_("Move &up"))
+        self.up_button.setToolTip(_("Move the selected interface up (Alt+Up)"))
+        self.down_button = QPushButton(_("Move &down"))
+        self.down_button.setToolTip(_("Move the selected interface down (Alt+Down)"))
         self.up_button.clicked.connect(lambda: self.move_current(-1))
         self.down_button.clicked.connect(lambda: self.move_current(1))
         self.mark_combo = QComboBox()
         self.mark_combo.setObjectName("mark")
         for mark in MARKS:
-            self.mark_combo.addItem(MARK_LABELS[mark], mark)
-        self.mark_combo.setToolTip("primary: used in this order; backup only: used only when no primary "
-                                   "interface is usable; never: never used")
-        mark_label = QLabel("U&se:")
+            self.mark_combo.addItem(_(MARK_LABELS[mark]), mark)
+        self.mark_combo.setToolTip(_("primary: used in this order; backup only: used only when no primary "
+                                     "interface is usable; never: never used"))
+        mark_label = QLabel(_("U&se:"))
         mark_label.setBuddy(self.mark_combo)
         self.mark_combo.activated.connect(self._on_mark_combo)
-        self.forget_button = QPushButton("&Forget")
-        self.forget_button.setToolTip("Remove an interface that is not present from the list")
+        self.forget_button = QPushButton(_("&Forget"))
+        self.forget_button.setToolTip(_("Remove an interface that is not present from the list"))
         self.forget_button.clicked.connect(self.forget_current)
         for w in (self.up_button, self.down_button):
             row.addWidget(w)
@@ -581,34 +593,55 @@ class PreferencesDialog(QDialog):
         self.holdup.setSuffix(" s")
         self.holdup.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.holdup.setValue(int(round(saved.prefs.holdup)) if saved is not None else DEFAULT_HOLDUP)
-        self.holdup.setToolTip("How long a better interface must stay usable before the node goes back to it "
-                               f"(0 to {HOLDUP_MAX} seconds), so that a flapping link does not cause a storm")
-        form.addRow("&Hold-up before going back:", self.holdup)
+        self.holdup.setToolTip(_("How long a better interface must stay usable before the node goes back to it "
+                                 "(0 to {max} seconds), so that a flapping link does not cause a storm").format(
+                                     max=HOLDUP_MAX))
+        form.addRow(_("&Hold-up before going back:"), self.holdup)
         self.holdup_note = QLabel()
         self.holdup_note.setWordWrap(True)
-        self.holdup_note.setStyleSheet("color:#616161;")
+        colours.set_tone(self.holdup_note, "muted")
         if self.engine:
-            self.holdup_note.setText("Applies to steering rules. The mobility engine fails over by itself, at "
-                                     "once, by each home address's list.")
+            self.holdup_note.setText(_("Applies to steering rules. The mobility engine fails over by itself, at "
+                                       "once, by each home address's list."))
         elif capabilities is None or not capabilities.runtime_rebind:
-            self.holdup_note.setText("Applies to steering rules. UMIP goes back to a better interface at once "
-                                     "by itself; it has no hold-up.")
+            self.holdup_note.setText(_("Applies to steering rules. UMIP goes back to a better interface at once "
+                                       "by itself; it has no hold-up."))
         self.holdup_note.setVisible(bool(self.holdup_note.text()))
         form.addRow("", self.holdup_note)
-        self.notifications = QCheckBox("Desktop &notifications on link loss and failover")
+        self.notifications = QCheckBox(_("Desktop &notifications on link loss and failover"))
         self.notifications.setChecked(saved.notifications if saved is not None else True)
         form.addRow("", self.notifications)
+        self._add_autostart(form)
         root.addLayout(form)
+        # the engine's load-sharing weights (several care-of addresses): mhgui.ui.weights_editor
+        from .weights_editor import WeightsEditor, wants_weights
+        self.weights = WeightsEditor(driver, self) if wants_weights(driver) else None
+        root = outer
+        if self.weights is not None:
+            self.pages = QTabWidget()
+            self.pages.setAccessibleName(_("Preferences pages"))
+            self.pages.addTab(body, _("Uplinks"))
+            weights_page = QWidget()  # the section at the top of its tab, not spread over it
+            wl = QVBoxLayout(weights_page)
+            wl.addWidget(self.weights)
+            wl.addStretch(1)
+            self.weights.setTitle("")  # the tab says it
+            self.pages.addTab(weights_page, _("Load sharing"))
+            root.addWidget(self.pages, 1)
+        else:
+            self.pages = None
+            body.layout().setContentsMargins(0, 0, 0, 0)
+            root.addWidget(body, 1)
 
         self.validation_label = QLabel()
         self.validation_label.setObjectName("validation")
         self.validation_label.setWordWrap(True)
-        self.validation_label.setStyleSheet("color:#b71c1c;")
+        colours.set_tone(self.validation_label, "error")
         root.addWidget(self.validation_label)
         self.restart_label = QLabel()
         self.restart_label.setObjectName("restart")
         self.restart_label.setWordWrap(True)
-        self.restart_label.setStyleSheet("background:#e3f2fd;color:#0d47a1;padding:4px;border:1px solid #90caf9;")
+        colours.set_banner(self.restart_label, "info")
         root.addWidget(self.restart_label)
 
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
@@ -694,16 +727,16 @@ class PreferencesDialog(QDialog):
             for hoa in self.engine_initial:
                 out += engine_problems(hoa, [(r.name, r.mark) for r in self._rows_of(hoa)], values[hoa])
         elif not marks:
-            out.append("No interface is listed: no interface may be used.")
+            out.append(_("No interface is listed: no interface may be used."))
         elif all(m == "never" for m in marks):
-            out.append("Every interface is marked never: no interface may be used. "
-                       "Mark at least one as primary or backup only.")
+            out.append(_("Every interface is marked never: no interface may be used. "
+                         "Mark at least one as primary or backup only."))
         else:
             problem = self.mnif_problem()
             if problem is not None:
-                out.append(f"mip6d.conf cannot take this order: {problem}.")
+                out.append(_("mip6d.conf cannot take this order: {why}.").format(why=problem))
         if not self.holdup_valid():
-            out.append(f"Hold-up must be a whole number of seconds from 0 to {HOLDUP_MAX}.")
+            out.append(_("Hold-up must be a whole number of seconds from 0 to {max}.").format(max=HOLDUP_MAX))
         return out
 
     def mnif_changes(self) -> dict[str, int]:
@@ -749,17 +782,17 @@ class PreferencesDialog(QDialog):
         changes = self.engine_changes() if self.engine and not problems else {}
         if changes:
             self.restart_label.setText(
-                "Applying sends the new list of " + ", ".join(changes) + " to the mobility engine: it uses it at "
-                "once (a Binding Update through the new first choice when that changes), no restart, and keeps "
-                "it in its own configuration.")
+                _("Applying sends the new list of {hoas} to the mobility engine: it uses it at "
+                  "once (a Binding Update through the new first choice when that changes), no restart, and keeps "
+                  "it in its own configuration.").format(hoas=", ".join(changes)))
         elif restart:
             self.restart_label.setText(restart_notice(self.mnif_changes(), self._before(), self.mip6d_conf))
         elif not problems and self.mnif_changes():
-            self.restart_label.setText("The daemon takes the new order at run time: no restart.")
+            self.restart_label.setText(_("The daemon takes the new order at run time: no restart."))
         else:
             self.restart_label.setText("")
         self.restart_label.setVisible(bool(self.restart_label.text()))
-        self.ok_button.setText("Apply" if self.engine else "Apply and restart mip6d" if restart else "OK")
+        self.ok_button.setText(_("Apply") if self.engine else _("Apply and restart mip6d") if restart else _("OK"))
         self.ok_button.setEnabled(not problems and not self._saving)
         cur = self.view.currentIndex()
         row = cur.row() if cur.isValid() else -1
@@ -804,6 +837,37 @@ class PreferencesDialog(QDialog):
         if cur.isValid():
             self.model.set_mark(cur.row(), self.mark_combo.currentData())
 
+    # ---- start at login (issue 15.5; mhgui.ui.autostart)
+    def _add_autostart(self, form: QFormLayout) -> None:
+        self.autostart = QCheckBox(_("&Start in the tray at login"))
+        self.autostart.setObjectName("autostart")
+        self.autostart.setToolTip(_("Starts mhgui hidden in the tray when you log in (an XDG autostart entry; "
+                                    "inside a Flatpak, asked of the desktop's Background portal)"))
+        self.autostart.setEnabled(False)  # until set_autostart_state() says what it is now
+        #: whether it was on when the dialog opened (None: unknown, nothing is changed)
+        self.autostart_initial: bool | None = None
+        self.autostart_result = None
+        form.addRow("", self.autostart)
+
+    def set_autostart_state(self, enabled: bool) -> None:
+        """Whether the app starts at login now (read by :func:`open_preferences` in an executor)."""
+        self.autostart_initial = bool(enabled)
+        self.autostart.setChecked(bool(enabled))
+        self.autostart.setEnabled(True)
+
+    async def _apply_autostart(self) -> bool:
+        """Turn starting at login on or off when the box changed; False (said inline) when it failed."""
+        if self.autostart_initial is None or self.autostart.isChecked() == self.autostart_initial:
+            return True
+        from . import autostart
+        r = self.autostart_result = await autostart.set_autostart(self.autostart.isChecked())
+        if not r.ok:
+            self.validation_label.setText(r.message)
+            self.validation_label.setVisible(True)
+            return False
+        self.autostart_initial = r.enabled
+        return True
+
     # ---- applying
     def _on_ok(self) -> None:
         if self._saving or self.validation_problems():
@@ -815,6 +879,10 @@ class PreferencesDialog(QDialog):
         with the reason shown) when it cannot be saved or something is invalid."""
         if self._saving or self.validation_problems():
             return False
+        if not await self._apply_autostart():
+            return False
+        if self.weights is not None and not await self.weights.apply_pending():
+            return False  # the refusal is shown under the weights
         if self.engine:
             return await self._apply_engine()
         prefs = self.preferences()
@@ -823,7 +891,7 @@ class PreferencesDialog(QDialog):
         changes = self.mnif_changes()
         self._saving = True
         self._update()
-        self.ok_button.setText("Saving…")
+        self.ok_button.setText(_("Saving…"))
         error = None
         try:
             self.saved_result = await prefs_store.save_prefs_async(settings, self.path)
@@ -833,7 +901,7 @@ class PreferencesDialog(QDialog):
             self._saving = False
             self._update()
         if error is not None:
-            self.validation_label.setText(f"Not applied: {error}")
+            self.validation_label.setText(_("Not applied: {why}").format(why=error))
             self.validation_label.setVisible(True)
             return False
         self.saved = settings
@@ -851,7 +919,7 @@ class PreferencesDialog(QDialog):
         changes = self.engine_changes()
         self._saving = True
         self._update()
-        self.ok_button.setText("Applying…")
+        self.ok_button.setText(_("Applying…"))
         error = None
         sent: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
         try:
@@ -869,8 +937,8 @@ class PreferencesDialog(QDialog):
                 try:
                     self.saved_result = await prefs_store.save_prefs_async(settings, self.path)
                 except prefs_store.PrefsStoreError as e:
-                    error = f"Not saved: {e}" + (f" (the engine has the new lists of {', '.join(sent)})"
-                                                 if sent else "")
+                    error = _("Not saved: {why}").format(why=e) + (
+                        _(" (the engine has the new lists of {hoas})").format(hoas=", ".join(sent)) if sent else "")
         finally:
             self._saving = False
             self._update()
@@ -891,10 +959,11 @@ def engine_refusal(hoa: str, e: BaseException) -> str:
     name = getattr(e, "error_name", "") or ""
     text = str(e) or type(e).__name__
     if name.endswith((".NotAuthorized", ".AccessDenied")):
-        return f"Not applied: not allowed to change the preferences of {hoa}: {text}"
+        return _("Not applied: not allowed to change the preferences of {hoa}: {why}").format(hoa=hoa, why=text)
     if name.endswith(".InvalidArgs"):
-        return f"Not applied: the mobility engine refused the preferences of {hoa}: {text}"
-    return f"Not applied: the preferences of {hoa} could not be sent to the mobility engine: {text}"
+        return _("Not applied: the mobility engine refused the preferences of {hoa}: {why}").format(hoa=hoa, why=text)
+    return _("Not applied: the preferences of {hoa} could not be sent to the mobility engine: {why}").format(
+        hoa=hoa, why=text)
 
 
 async def open_preferences(interfaces: Sequence[tuple[str, str, bool, str]], *,
@@ -909,5 +978,7 @@ async def open_preferences(interfaces: Sequence[tuple[str, str, bool, str]], *,
                                current_mnif=current_mnif, mip6d_conf=mip6d_conf, path=loaded.path, driver=driver,
                                parent=parent)
     dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    from . import autostart
+    dialog.set_autostart_state(await asyncio.get_running_loop().run_in_executor(None, autostart.is_enabled_any))
     dialog.open()
     return dialog

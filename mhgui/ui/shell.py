@@ -41,6 +41,7 @@ from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
 
+from ..i18n import N_, _
 from ..core import mip6conf, notices
 from ..core.bindings import in_use_text, uplinks_in_use
 from ..core.engineprefs import hoa_uplinks
@@ -55,8 +56,9 @@ from ..failover_service import (
 )
 from ..helper.client import HelperAbsent, HelperClient
 from ..sources import prefs_store
-from ..sources.config import default_mip6d_conf, read_interface_preferences
+from ..sources.config import default_mip6d_conf
 from ..sources.journal import FailoverJournal, past_entries, read_journal
+from .header import answer_of
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +67,7 @@ __all__ = ["AppShell", "RESTART_QUIET"]
 #: seconds after a restart of the daemon that mhgui asked for, during which its absence is not notified
 RESTART_QUIET = 10.0
 #: how the user is told about each daemon
-ENGINE_NAME = "the mobility engine"
+ENGINE_NAME = N_("the mobility engine")
 
 
 class AppShell(QObject):
@@ -117,11 +119,10 @@ class AppShell(QObject):
         from .failover_view import FailoverPage
         from .notify import DesktopNotifier
 
-        loop = asyncio.get_running_loop()
         loaded = await prefs_store.load_prefs_async(self.prefs_path)
         for p in loaded.problems:
-            self.message.emit(f"Preferences: {p}", False)
-        self._current_mnif = await loop.run_in_executor(None, read_interface_preferences, self.mip6d_conf)
+            self.message.emit(_("Preferences: {problem}").format(problem=p), False)
+        self._current_mnif = await self._read_mnif()
         if loaded.settings is not None and loaded.settings.prefs.order:
             self.settings = loaded.settings
             self.notifications = loaded.settings.notifications
@@ -140,10 +141,16 @@ class AppShell(QObject):
             rebinder.started.connect(self._window_rebind_started)
             rebinder.finished.connect(self._window_rebind_finished)
         self.svc.start()
+        if getattr(self.rt.daemon, "name", None) == "umip":  # another process's rebinds (mhctl): the user's too
+            from ..sources.rebind_requests import RebindRequestWatcher
+            self.rebind_requests = RebindRequestWatcher(self.system_bus, self._remote_rebind,
+                                                        is_own=self._own_caller, clock=self.rt.clock)
+            self.rebind_requests.start()
         self.page = FailoverPage(self.svc, parent=self.win)
-        self.win.tabs.addTab(self.page, "Failover")
+        self.win.tabs.addTab(self.page, _("Failover"))
         self._spawn(self._load_history())
         self.notifier = DesktopNotifier(bus_address=self.session_bus, enabled=self.notifications)
+        self.notifier.on_action = self._notification_action  # "Restart" on "Mobility daemon lost" (issue 15.7)
         self.svc.subscribe(self._on_failover)
         self.win.preferences_requested.connect(self.show_preferences)
         self.win.quit_requested.connect(self._quit)
@@ -151,12 +158,15 @@ class AppShell(QObject):
             from .tray import TrayController
             self.tray = TrayController(self.tray_view, on_prefer=self.prefer, on_rebind=self.rebind_hoa,
                                        on_open=self.show_window, on_toggle=self.toggle_window, on_quit=self._quit,
+                                       on_action=getattr(getattr(self.win, "actions", None), "run", None),
                                        bus_address=self.session_bus, parent=self)
             await self.tray.start()
             self.win.close_to_tray = self.tray.keeps_running_on_close
             self.win.controller.refreshed.connect(lambda *a: self.tray.refresh())
 
     async def stop(self) -> None:
+        if getattr(self, "rebind_requests", None) is not None:
+            await self.rebind_requests.stop()
         await self.svc.stop()
         if self.page is not None:
             self.page.close_page()
@@ -172,7 +182,7 @@ class AppShell(QObject):
         """Earlier runs' failovers from the journal, in the Failover tab (read in an executor)."""
         got = await asyncio.get_running_loop().run_in_executor(None, read_journal, self.journal.path)
         if got.error:
-            self.message.emit(f"Failover history not shown: {got.error}", False)
+            self.message.emit(_("Failover history not shown: {why}").format(why=got.error), False)
             return
         offset = time.time() - self.rt.clock()
         past = past_entries(got.entries, lambda wall: wall - offset, skip_session=self.journal.session)
@@ -214,6 +224,28 @@ class AppShell(QObject):
         if getattr(plan, "restart_required", False):
             self._quiet_until = float("inf")  # mip6d going away now is this restart, not news
 
+    async def _read_mnif(self) -> dict[str, int] | None:
+        """mip6d.conf's MnIfPreference values now: inside a Flatpak sandbox (no file given), where the host's
+        /etc is not visible, through the helper (:func:`~mhgui.sources.daemon_prefs.read_mnif`)."""
+        from ..sources.daemon_prefs import read_mnif
+        sandboxed = getattr(getattr(self.rt, "sandbox", None), "flatpak", False)
+        return await read_mnif(self.mip6d_conf, system_bus=self.system_bus,
+                               via_helper=bool(sandboxed) and getattr(self.rt, "mip6d_conf", None) is None)
+
+    def _remote_rebind(self, req) -> None:
+        """The helper announced a rebind another process asked for (``mhctl rebind``; a
+        :class:`~mhgui.sources.rebind_requests.RebindRequest`): logged as the user's, timed from now; UMIP moves
+        every home address. mip6d going away for it is not news either."""
+        d = self.rt.daemon
+        hoas = tuple(dict.fromkeys((req.hoa, *uplinks_in_use(d.bindings(), self.rt.store.state))))
+        self.svc.user_action("user rebind", req.interface, hoas, req.at, from_interface=self._in_use_of(req.hoa))
+        self._quiet_until = max(self._quiet_until, self.rt.clock() + RESTART_QUIET)
+
+    def _own_caller(self, caller: str) -> bool:
+        """Whether ``caller`` is this app's own connection to the helper (its rebinds are logged when asked)."""
+        client = getattr(getattr(self.rt.daemon, "config_writer", None), "client", None)
+        return caller == getattr(client, "unique_name", None)
+
     def _window_rebind_finished(self, plan, result) -> None:
         entry, self._rebind_entry = self._rebind_entry, None
         if getattr(plan, "restart_required", False):
@@ -238,7 +270,7 @@ class AppShell(QObject):
         try:
             await prefs_store.save_prefs_async(settings, self.prefs_path)
         except prefs_store.PrefsStoreError as e:
-            self.message.emit(f"Preferences not saved: {e}", False)
+            self.message.emit(_("Preferences not saved: {why}").format(why=e), False)
         self.settings = settings
         self.svc.set_preferences(new, requested_at)
 
@@ -255,7 +287,7 @@ class AppShell(QObject):
 
     def daemon_name(self) -> str:
         """The mobility daemon as the user is told about it."""
-        return ENGINE_NAME if self.engine() is not None else "mip6d"
+        return _(ENGINE_NAME) if self.engine() is not None else "mip6d"
 
     def _derived_prefs(self) -> Preferences:
         st = self.rt.store.state
@@ -278,7 +310,7 @@ class AppShell(QObject):
         from .preferences import open_preferences
 
         # the order in use: mip6d.conf as it is now (a rebind, mhctl or an editor may have changed it)
-        fresh = await asyncio.get_running_loop().run_in_executor(None, read_interface_preferences, self.mip6d_conf)
+        fresh = await self._read_mnif()
         if fresh is not None:
             self._current_mnif = fresh
         rows = live_interface_rows(self.rt.store.state, self.rt.analysis())
@@ -306,7 +338,7 @@ class AppShell(QObject):
         try:
             await prefs_store.save_prefs_async(settings, self.prefs_path)
         except prefs_store.PrefsStoreError as e:
-            self.message.emit(f"Preferences not saved: {e}", False)
+            self.message.emit(_("Preferences not saved: {why}").format(why=e), False)
             return
         # only a configured daemon with home addresses gets new MnIfPreference values (what the tray says)
         daemon = self.rt.daemon is not None and bool(self.rt.store.state.home_addresses)
@@ -323,30 +355,34 @@ class AppShell(QObject):
         Returns the :class:`~mhgui.daemons.base.RebindResult` (None when refused before asking)."""
         d = self.rt.daemon
         if d is None:
-            self.message.emit("No mobility daemon: nothing to rebind.", False)
+            self.message.emit(_("No mobility daemon: nothing to rebind."), False)
             return None
         entry = self.svc.user_action("user rebind", ifname, (hoa,), from_interface=self._in_use_of(hoa))
-        self.message.emit(f"Binding {hoa} through {ifname} ({self.daemon_name()}, no restart)…", None)
+        self.message.emit(_("Binding {hoa} through {interface} ({daemon}, no restart)…").format(
+            hoa=hoa, interface=ifname, daemon=self.daemon_name()), None)
         try:
             # (waits while the interface's only care-of address is tentative)
             plan = await plan_when_ready(d, hoa, ifname, lambda: (self.rt.store.state, self.rt.analysis()),
                                          on_wait=lambda why: self.message.emit(
-                                             f"Waiting before binding {hoa} through {ifname}: {why}", None))
+                                             _("Waiting before binding {hoa} through {interface}: {why}").format(
+                                                 hoa=hoa, interface=ifname, why=why), None))
             if not plan.allowed:
-                self.message.emit(f"Cannot bind {hoa} through {ifname}: {plan.refusal}", False)
+                self.message.emit(_("Cannot bind {hoa} through {interface}: {why}").format(
+                    hoa=hoa, interface=ifname, why=plan.refusal), False)
                 self.svc.user_failed(entry, plan.refusal or "refused")
                 return None
             result = await d.rebind(plan)
         except Exception as e:  # a driver failure is a message, not a crash
-            self.message.emit(f"Rebind failed: {e}", False)
+            self.message.emit(_("Rebind failed: {why}").format(why=e), False)
             self.svc.user_failed(entry, str(e))
             return None
         if result.confirmed:
             # said from the one source of truth: the daemon's bindings, resolved by ifindex
             where = in_use_text(uplinks_in_use(d.bindings(), self.rt.store.state), (hoa,), now=True)
-            self._tell(f"Confirmed in {result.elapsed_ms:.0f} ms: {where}.", True)
+            self._tell(_("Confirmed in {ms} ms: {where}.").format(ms=f"{result.elapsed_ms:.0f}", where=where), True)
         else:
-            self.message.emit(f"Rebind of {hoa} through {ifname} failed: {result.reason}", False)
+            self.message.emit(_("Rebind of {hoa} through {interface} failed: {why}").format(
+                hoa=hoa, interface=ifname, why=result.reason), False)
             self.svc.user_failed(entry, result.reason or "not confirmed")
         if self.tray is not None:
             self.tray.refresh()
@@ -362,15 +398,14 @@ class AppShell(QObject):
         (:func:`~mhgui.core.mip6conf.preference_order_problem`)."""
         requested_at = self.rt.clock()
         if mnif:
-            fresh = await asyncio.get_running_loop().run_in_executor(None, read_interface_preferences,
-                                                                     self.mip6d_conf)
+            fresh = await self._read_mnif()
             if fresh is not None:
                 self._current_mnif = fresh
                 mnif = mnif_changes(None, prefs, fresh)
             merged = dict(self._current_mnif or {}, **mnif)
             problem = mip6conf.preference_order_problem(merged)
             if problem is not None:
-                self.message.emit(f"MnIfPreference not written: {problem}", False)
+                self.message.emit(_("MnIfPreference not written: {why}").format(why=problem), False)
                 return False
         if settings is not None and not settings.prefs.order:
             # hold-up and notifications only (the engine's dialog, no order saved): the order stays derived
@@ -386,9 +421,9 @@ class AppShell(QObject):
         if self.tray is not None:
             self.tray.refresh()
         if not mnif:
-            self._tell("Preferences applied.", True, self._prefs_now)
+            self._tell(_("Preferences applied."), True, self._prefs_now)
             return True
-        self.message.emit("Writing MnIfPreference to mip6d.conf and restarting mip6d…", None)
+        self.message.emit(_("Writing MnIfPreference to mip6d.conf and restarting mip6d…"), None)
         # the daemon going away now is our restart, not news for a notification
         self._quiet_until = float("inf")
         try:
@@ -396,14 +431,14 @@ class AppShell(QObject):
                 await h.set_interface_preferences(mnif)
                 await h.restart_daemon()
         except Exception as e:
-            self.message.emit(f"MnIfPreference not applied: {e}", False)
+            self.message.emit(_("MnIfPreference not applied: {why}").format(why=e), False)
             if entry is not None:
                 self.svc.user_failed(entry, str(e))
             return False
         finally:
             self._quiet_until = self.rt.clock() + RESTART_QUIET
         self._current_mnif = dict(self._current_mnif or {}, **mnif)
-        self._tell("MnIfPreference written to mip6d.conf; mip6d restarted.", True, self._prefs_now)
+        self._tell(_("MnIfPreference written to mip6d.conf; mip6d restarted."), True, self._prefs_now)
         return True
 
     def _expect_move(self, prefs: Preferences, requested_at: float):
@@ -448,7 +483,8 @@ class AppShell(QObject):
             daemon_configured=d is not None and bool(st.home_addresses),
             daemon_reachable=bool(d is not None and d.status.reachable), following_rules=rules,
             failed_over=self.svc.policy.failed_over(),
-            hoa_uplinks=hoa_uplinks(engine.raw_bindings()) if engine is not None else None)
+            hoa_uplinks=hoa_uplinks(engine.raw_bindings()) if engine is not None else None,
+            answer=answer_of(self.win.controller, self.rt.analysis()) if hasattr(self.win, "controller") else None)
 
     def show_window(self) -> None:
         self.win.showNormal()
@@ -460,6 +496,16 @@ class AppShell(QObject):
             self.win.hide()
         else:
             self.show_window()
+
+    def _notification_action(self, key: str) -> None:
+        """A notification's button: run it as the window's headline action (and show the window, where the
+        outcome is said)."""
+        from ..core.headline import ACTION_RESTART_DAEMON, Action
+        from ..i18n import _
+        actions = getattr(self.win, "actions", None)
+        if key == ACTION_RESTART_DAEMON and actions is not None:
+            self.show_window()
+            actions.run(Action(ACTION_RESTART_DAEMON, _("Restart the mobility daemon")))
 
     def _on_failover(self, ev) -> None:
         n = self.notifier

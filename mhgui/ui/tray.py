@@ -6,7 +6,9 @@ D-Bus on Linux desktops, XEmbed elsewhere) and draws a
 
 - icon per state (``resources/tray/{state}-{light,dark}.svg``; dark when the
   desktop's colour scheme, or else the palette, is dark), tooltip with the
-  taxonomy headline (:meth:`TrayController.refresh`);
+  node's answer and the taxonomy headline (:meth:`TrayController.refresh`);
+- the answer's action first in the menu (``on_action(action)``: restart the mobility daemon, connect
+  to a home agent…, issue 15.1 and 15.7), when there is one;
 - context menu rebuilt when it is about to show (``aboutToShow``; a host calls
   dbusmenu ``AboutToShow``), and when :meth:`refresh` sees that its content
   changed: each HoA (disabled "HoA → interface"), a "Prefer" submenu
@@ -38,6 +40,7 @@ from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 from .. import APP_ID
 
 from ..core.trayview import STATES, TrayView
+from ..i18n import _
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +112,11 @@ class TrayController(QObject):
                  on_open: Callable[[], None], on_quit: Callable[[], None],
                  on_toggle: Callable[[], None] | None = None, bus_address: str | None = None,
                  watch: bool = True, on_rebind: Callable[[str, str], None] | None = None,
+                 on_action: Callable[[object], None] | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._snapshot = snapshot
+        self._on_action = on_action
         self._on_prefer = on_prefer
         self._on_rebind = on_rebind
         self._hoa_menus: list[QMenu] = []  # the Prefer submenus per home address, rebuilt with the menu
@@ -220,7 +225,7 @@ class TrayController(QObject):
         menu = QMenu()
         menu.setObjectName("trayMenu")
         menu.aboutToShow.connect(self._about_to_show)
-        self._prefer_menu = QMenu("&Prefer", menu)
+        self._prefer_menu = QMenu(_("&Prefer"), menu)
         self._prefer_menu.setObjectName("trayPreferMenu")
         self._icon, self._menu = icon, menu
         view = self._take_snapshot()
@@ -250,7 +255,8 @@ class TrayController(QObject):
     @staticmethod
     def _menu_content(view: TrayView) -> tuple:
         return (tuple((h.text,) for h in view.hoas),
-                tuple((p.interface, p.text, p.enabled, p.current, p.hoa) for p in view.prefer), view.prefer_note)
+                tuple((p.interface, p.text, p.enabled, p.current, p.hoa) for p in view.prefer), view.prefer_note,
+                view.action)
 
     def _about_to_show(self) -> None:
         view = self._take_snapshot()
@@ -273,12 +279,17 @@ class TrayController(QObject):
                 sub.setObjectName("trayPreferHoaMenu")
                 self._hoa_menus.append(sub)
                 prefer.addMenu(sub)
+        if view.action is not None and self._on_action is not None:
+            a = menu.addAction(view.action.label.replace("&", "&&"))
+            a.setObjectName("trayAnswerAction")
+            a.triggered.connect(lambda _checked=False, act=view.action: _safe(act.label, self._on_action, act))
+            menu.addSeparator()
         if view.hoas:
             for h in view.hoas:
                 a = menu.addAction(h.text.replace("&", "&&"))
                 a.setEnabled(False)
         else:
-            a = menu.addAction("No home address configured")
+            a = menu.addAction(_("No home address configured"))
             a.setEnabled(False)
         menu.addSeparator()
         for p in view.prefer:
@@ -299,8 +310,8 @@ class TrayController(QObject):
         prefer.setEnabled(bool(view.prefer))
         menu.addMenu(prefer)
         menu.addSeparator()
-        menu.addAction("&Open window").triggered.connect(self._open)
-        menu.addAction("&Quit").triggered.connect(self._quit)
+        menu.addAction(_("&Open window")).triggered.connect(self._open)
+        menu.addAction(_("&Quit")).triggered.connect(self._quit)
         self._built = self._menu_content(view)
 
     def _prefer(self, ifname: str, *_checked) -> None:

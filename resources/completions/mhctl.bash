@@ -5,7 +5,7 @@
 #    source ~/.local/share/bash_completion/mhctl
 # See also: https://github.com/scop/bash-completion/blob/main/doc/configuration.md
 
-_shtab_mhctl_lab_subparsers=(up down cut restore blackhole exec status)
+_shtab_mhctl_lab_subparsers=(up down restart cut restore blackhole exec status)
 _shtab_mhctl_subparsers=(status monitor bindings rebind flows move rules log flow-bindings lab)
 
 _shtab_mhctl_status_option_strings=(-h --help --json --mip6d-conf --settings --no-networkmanager --system-bus --vt-port)
@@ -14,11 +14,12 @@ _shtab_mhctl_bindings_option_strings=(-h --help --json --mip6d-conf --settings -
 _shtab_mhctl_rebind_option_strings=(-h --help --json --mip6d-conf --settings --no-networkmanager --system-bus --yes --timeout --vt-port)
 _shtab_mhctl_flows_option_strings=(-h --help --json --mip6d-conf --settings --no-networkmanager --system-bus --all --vt-port)
 _shtab_mhctl_move_option_strings=(-h --help --json --mip6d-conf --settings --no-networkmanager --system-bus --yes --vt-port)
-_shtab_mhctl_rules_option_strings=(-h --help --json --mip6d-conf --settings --no-networkmanager --system-bus --source --vt-port)
+_shtab_mhctl_rules_option_strings=(-h --help --json --mip6d-conf --settings --no-networkmanager --system-bus --source --protocol --ports --app --vt-port)
 _shtab_mhctl_log_option_strings=(-h --help --json --file -n --last --mip6d-conf --settings --no-networkmanager --system-bus --vt-port)
 _shtab_mhctl_flow_bindings_option_strings=(-h --help --hoa --via --remote --remote-port --local-port --protocol --selector --json --system-bus --mip6d-conf --settings --no-networkmanager --vt-port)
 _shtab_mhctl_lab_up_option_strings=(-h --help --prefix --json --no-daemons --multiple-care-of --allow-user)
 _shtab_mhctl_lab_down_option_strings=(-h --help --prefix)
+_shtab_mhctl_lab_restart_option_strings=(-h --help --prefix)
 _shtab_mhctl_lab_cut_option_strings=(-h --help --prefix)
 _shtab_mhctl_lab_restore_option_strings=(-h --help --prefix)
 _shtab_mhctl_lab_blackhole_option_strings=(-h --help --prefix)
@@ -51,11 +52,12 @@ _shtab_mhctl_flow_bindings___mip6d_conf_COMPGEN=_shtab_compgen_files
 _shtab_mhctl_flow_bindings___settings_COMPGEN=_shtab_compgen_files
 
 _shtab_mhctl_rules_pos_0_choices=(list add edit remove)
+_shtab_mhctl_rules___protocol_choices=(tcp udp)
 _shtab_mhctl_flow_bindings_pos_0_choices=(list add change remove share)
 _shtab_mhctl_lab_cut_pos_0_choices=(up0 up1)
 _shtab_mhctl_lab_restore_pos_0_choices=(up0 up1)
 _shtab_mhctl_lab_blackhole_pos_0_choices=(up0 up1)
-_shtab_mhctl_lab_pos_0_choices=(up down cut restore blackhole exec status)
+_shtab_mhctl_lab_pos_0_choices=(up down restart cut restore blackhole exec status)
 _shtab_mhctl_pos_0_choices=(status monitor bindings rebind flows move rules log flow-bindings lab)
 
 _shtab_mhctl_status__h_nargs=0
@@ -106,6 +108,8 @@ _shtab_mhctl_lab_up___no_daemons_nargs=0
 _shtab_mhctl_lab_up___multiple_care_of_nargs=0
 _shtab_mhctl_lab_down__h_nargs=0
 _shtab_mhctl_lab_down___help_nargs=0
+_shtab_mhctl_lab_restart__h_nargs=0
+_shtab_mhctl_lab_restart___help_nargs=0
 _shtab_mhctl_lab_cut__h_nargs=0
 _shtab_mhctl_lab_cut___help_nargs=0
 _shtab_mhctl_lab_restore__h_nargs=0
