@@ -25,6 +25,7 @@ import time
 from typing import TYPE_CHECKING
 
 from . import __version__
+from .i18n import N_, _
 
 # Each command imports what it uses (issue 14): `mhctl status` loads no Qt, no daemon driver it does
 # not talk to, no helper client, no flows or lab modules (tests/test_cli.py checks its sys.modules).
@@ -40,21 +41,27 @@ SCHEMA = 1
 
 #: the options of the commands that read the node: (flag, add_argument keywords)
 _COMMON: tuple[tuple[str, dict], ...] = (
-    ("--json", dict(action="store_true", help="machine-readable output: one JSON object with \"schema\": 1")),
+#: (the help texts are marked with N_ and translated when the parser is made: :func:`_kw`)
+    ("--json", dict(action="store_true", help=N_("machine-readable output: one JSON object with \"schema\": 1"))),
     ("--mip6d-conf", dict(metavar="PATH", default=None,
-                          help="UMIP configuration file to read home addresses from (default /etc/mip6d.conf; "
-                               "a path given here must exist)")),
-    ("--settings", dict(metavar="PATH", default=None, help="the app's settings file (default: XDG config dir)")),
-    ("--no-networkmanager", dict(action="store_true", help="use netlink only")),
-    ("--system-bus", dict(metavar="ADDRESS", default=None, help="D-Bus address of the system bus")),
+                          help=N_("UMIP configuration file to read home addresses from (default /etc/mip6d.conf; "
+                                  "a path given here must exist)"))),
+    ("--settings", dict(metavar="PATH", default=None, help=N_("the app's settings file (default: XDG config dir)"))),
+    ("--no-networkmanager", dict(action="store_true", help=N_("use netlink only"))),
+    ("--system-bus", dict(metavar="ADDRESS", default=None, help=N_("D-Bus address of the system bus"))),
 )
 _VT_PORT = ("--vt-port", dict(type=int, default=7777, metavar="N",
-                              help="port of mip6d's terminal on localhost (its --vt-service; default 7777)"))
+                              help=N_("port of mip6d's terminal on localhost (its --vt-service; default 7777)")))
+
+
+def _kw(kw: dict) -> dict:
+    """``kw`` with its help text in the user's language."""
+    return dict(kw, help=_(kw["help"])) if "help" in kw else kw
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     for flag, kw in _COMMON:
-        p.add_argument(flag, **kw)
+        p.add_argument(flag, **_kw(kw))
 
 
 def _accept_common(p: argparse.ArgumentParser, command: str) -> None:
@@ -62,7 +69,8 @@ def _accept_common(p: argparse.ArgumentParser, command: str) -> None:
     every command (``mhctl log --mip6d-conf PATH`` is not an error)."""
     for flag, kw in _COMMON + (_VT_PORT,):
         if flag not in p._option_string_actions:
-            p.add_argument(flag, **dict(kw, help=f"accepted as by the other commands; {command} does not use it"))
+            p.add_argument(flag, **dict(kw, help=_("accepted as by the other commands; {command} does not use it")
+                                        .format(command=command)))
 
 
 def _dump(obj: dict) -> str:
@@ -73,66 +81,69 @@ def _dump(obj: dict) -> str:
 def _count(text: str) -> int:
     n = int(text)
     if n < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, not {n}")
+        raise argparse.ArgumentTypeError(_("must be 0 or more, not {n}").format(n=n))
     return n
 
 
 def parser(*, lab: bool = True) -> argparse.ArgumentParser:
     """mhctl's argument parser; ``lab=False`` leaves out the ``lab`` command (its parser imports the lab).
     Its ``commands`` attribute names the commands it parses."""
-    p = argparse.ArgumentParser(prog="mhctl", description="Multihomed Mobile IPv6 node: status and events.")
+    p = argparse.ArgumentParser(prog="mhctl", description=_("Multihomed Mobile IPv6 node: status and events."))
     p.add_argument("--version", action="version", version=f"mhctl {__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("status", help="print the node's interfaces, addresses, taxonomy and draft scenario")
+    s = sub.add_parser("status", help=_("print the node's interfaces, addresses, taxonomy and draft scenario"))
     _common(s)
-    m = sub.add_parser("monitor", help="print one line per change (and per failover, with where from and where "
-                                       "to) until interrupted")
+    m = sub.add_parser("monitor", help=_("print one line per change (and per failover, with where from and "
+                                         "where to) until interrupted"))
     _common(m)
-    m._option_string_actions["--json"].help = "machine-readable output: one JSON object a line, each with \"schema\": 1"
-    b = sub.add_parser("bindings", help="the mobility daemon's binding table (mhgui's engine, or UMIP mip6d's "
-                                        "terminal)")
+    m._option_string_actions["--json"].help = _("machine-readable output: one JSON object a line, each with "
+                                                "\"schema\": 1")
+    b = sub.add_parser("bindings", help=_("the mobility daemon's binding table (mhgui's engine, or UMIP mip6d's "
+                                          "terminal)"))
     _common(b)
-    r = sub.add_parser("rebind", help="bind a home address through an interface (mip6d: restarts it; "
-                                      "mhgui's engine: that HoA alone, no restart)")
+    r = sub.add_parser("rebind", help=_("bind a home address through an interface (mip6d: restarts it; "
+                                        "mhgui's engine: that HoA alone, no restart)"))
     _common(r)
-    r.add_argument("hoa", help="the home address, e.g. 2001:db8:1::100")
-    r.add_argument("interface", help="the interface to use, e.g. wlan0")
-    r.add_argument("--yes", action="store_true", help="do not ask before restarting the daemon")
-    r.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the acknowledgement (30)")
-    f = sub.add_parser("flows", help="the node's TCP and UDP flows: interface, local address role, movability")
+    r.add_argument("hoa", help=_("the home address, e.g. {example}").format(example="2001:db8:1::100"))
+    r.add_argument("interface", help=_("the interface to use, e.g. {example}").format(example="wlan0"))
+    r.add_argument("--yes", action="store_true", help=_("do not ask before restarting the daemon"))
+    r.add_argument("--timeout", type=float, default=30.0, help=_("seconds to wait for the acknowledgement (30)"))
+    f = sub.add_parser("flows", help=_("the node's TCP and UDP flows: interface, local address role, movability"))
     _common(f)
     f.add_argument("--all", action="store_true",
-                   help="also connections that are closing (TIME-WAIT...) and mhgui's own (its connections to "
-                        "the mobility daemon's terminal and what is left of them, D-Bus over TCP, the engine's)")
-    mv = sub.add_parser("move", help="move a flow (its id from `mhctl flows`) to an interface, saying what that means")
+                   help=_("also connections that are closing (TIME-WAIT...) and mhgui's own (its connections to "
+                          "the mobility daemon's terminal and what is left of them, D-Bus over TCP, the engine's)"))
+    mv = sub.add_parser("move", help=_("move a flow (its id from `mhctl flows`) to an interface, saying what that "
+                                   "means"))
     _common(mv)
-    mv.add_argument("flow", help="the flow's id, e.g. 'tcp [2001:db8:a::5]:40000 [2001:db8:f::1]:443'")
+    mv.add_argument("flow", help=_("the flow's id, e.g. {example}").format(
+        example="'tcp [2001:db8:a::5]:40000 [2001:db8:f::1]:443'"))
     mv.add_argument("interface")
-    mv.add_argument("--yes", action="store_true", help="do what is offered without asking")
-    ru = sub.add_parser("rules", help="steering rules: list (default), add DEST IFACE, edit ID IFACE, remove ID")
+    mv.add_argument("--yes", action="store_true", help=_("do what is offered without asking"))
+    ru = sub.add_parser("rules", help=_("steering rules: list (default), add DEST IFACE, edit ID IFACE, remove ID"))
     _common(ru)
     ru.add_argument("action", nargs="?", default="list", choices=("list", "add", "edit", "remove"))
-    ru.add_argument("args", nargs="*", help="add: DESTINATION INTERFACE (or INTERFACE alone with --protocol, --ports "
-                                            "or --app); edit: ID INTERFACE; remove: ID")
+    ru.add_argument("args", nargs="*", help=_("add: DESTINATION INTERFACE (or INTERFACE alone with --protocol, "
+                                              "--ports or --app); edit: ID INTERFACE; remove: ID"))
     ru.add_argument("--source", metavar="PREFIX", default=None,
-                    help="add/edit: take the source address from this prefix (or address) of the interface, "
-                         "and leave through the router that advertised it (two providers on one link)")
+                    help=_("add/edit: take the source address from this prefix (or address) of the interface, "
+                           "and leave through the router that advertised it (two providers on one link)"))
     ru.add_argument("--protocol", choices=("tcp", "udp"), default=None,
-                    help="add: only connections of this protocol (new connections are marked and masqueraded "
-                         "to the interface's address)")
+                    help=_("add: only connections of this protocol (new connections are marked and masqueraded "
+                           "to the interface's address)"))
     ru.add_argument("--ports", metavar="PORTS", default=None,
-                    help="add: only connections to these destination ports, e.g. 443,8000-8100 (TCP and UDP "
-                         "unless --protocol)")
+                    help=_("add: only connections to these destination ports, e.g. {example} (TCP and UDP "
+                           "unless --protocol)").format(example="443,8000-8100"))
     ru.add_argument("--app", metavar="APP", dest="application", default=None,
-                    help="add: only connections of this application, in every user session (app:ID, e.g. "
-                         "app:firefox, or cgroup:PATH under the cgroup2 root; a bare ID is app:ID)")
-    lg = sub.add_parser("log", help="the failovers the mhgui window recorded, with their timings")
+                    help=_("add: only connections of this application, in every user session (app:ID, e.g. "
+                           "app:firefox, or cgroup:PATH under the cgroup2 root; a bare ID is app:ID)"))
+    lg = sub.add_parser("log", help=_("the failovers the mhgui window recorded, with their timings"))
     lg.add_argument("--json", action="store_true",
-                    help="machine-readable output: one JSON object, {\"schema\": 1, \"file\", \"skipped\", "
-                         "\"failovers\": [...] oldest first}")
+                    help=_("machine-readable output: one JSON object, {{\"schema\": 1, \"file\", \"skipped\", "
+                           "\"failovers\": [...] oldest first}}").format())
     lg.add_argument("--file", metavar="PATH", default=None,
-                    help="the journal (default $XDG_STATE_HOME/mhgui/failover.jsonl)")
-    lg.add_argument("-n", "--last", type=_count, default=0, metavar="N", help="only the last N failovers")
+                    help=_("the journal (default {path})").format(path="$XDG_STATE_HOME/mhgui/failover.jsonl"))
+    lg.add_argument("-n", "--last", type=_count, default=0, metavar="N", help=_("only the last N failovers"))
     _accept_common(lg, "log")
     from .cli_flows import add_flow_parser
     add_flow_parser(sub)
@@ -141,7 +152,7 @@ def parser(*, lab: bool = True) -> argparse.ArgumentParser:
         from .lab.cli import add_lab_parser
         add_lab_parser(sub)
     for sp in (s, m, b, r, f, mv, ru):
-        sp.add_argument(_VT_PORT[0], **_VT_PORT[1])
+        sp.add_argument(_VT_PORT[0], **_kw(_VT_PORT[1]))
     p.commands = frozenset(sub.choices)
     return p
 
@@ -193,11 +204,13 @@ async def _bindings(args) -> int:
         return 0
     d = out["daemon"]
     if not d["reachable"]:
-        print(f"{d['name']}: not reachable ({d['state']}): {d['error'] or 'no answer'}")
+        print(_("{name}: not reachable ({state}): {error}").format(name=d["name"], state=d["state"],
+                                                                   error=d["error"] or _("no answer")))
         return 0
-    print(f"{d['name']} ({'mobile node' if d['node'] == 'mn' else 'home agent' if d['node'] == 'ha' else d['node']})")
+    role = _("mobile node") if d["node"] == "mn" else _("home agent") if d["node"] == "ha" else d["node"]
+    print(f"{d['name']} ({role})")
     if not out["bindings"]:
-        print("  no bindings")
+        print("  " + _("no bindings"))
     for b in out["bindings"]:
         print("  " + binding_line(b))
     return 0
@@ -232,28 +245,30 @@ async def _rebind(args) -> int:
         await _daemon_settled(rt)
         plan = await plan_when_ready(rt.daemon, args.hoa, args.interface,
                                      lambda: (rt.store.state, rt.analysis()),
-                                     on_wait=lambda why: print(f"waiting: {why}", file=out, flush=True))
+                                     on_wait=lambda why: print(_("waiting: {why}").format(why=why), file=out, flush=True))
         if not plan.allowed:
             if args.json:
                 print(_dump({**rebind_json(args.hoa, args.interface, plan, None), "daemon": rt.daemon.name}))
-            print(f"mhctl: cannot bind {args.hoa} through {args.interface}: {plan.refusal}", file=sys.stderr)
+            print("mhctl: " + _("cannot bind {hoa} through {interface}: {why}").format(
+                hoa=args.hoa, interface=args.interface, why=plan.refusal), file=sys.stderr)
             return 1
         if plan.restart_required:
-            print(f"Binding through {plan.interface} moves every home address (UMIP picks one interface for all): "
-                  + ", ".join(plan.moves), file=out)
+            print(_("Binding through {interface} moves every home address (UMIP picks one interface for all): "
+                    "{hoas}").format(interface=plan.interface, hoas=", ".join(plan.moves)), file=out)
         else:
-            print(f"Binding {plan.hoa} through {plan.interface} ({rt.daemon.name}, no restart).", file=out)
+            print(_("Binding {hoa} through {interface} ({daemon}, no restart).").format(
+                hoa=plan.hoa, interface=plan.interface, daemon=rt.daemon.name), file=out)
         for n in plan.notes:
             if not n.startswith("mip6d restarts:"):  # said just below
                 print(f"  {n}", file=out)
         if plan.restart_required:
-            print("mip6d is restarted: every binding is interrupted for a few seconds "
-                  "(initial delay, router discovery, Binding Update and Acknowledgement).", file=out)
+            print(_("mip6d is restarted: every binding is interrupted for a few seconds "
+                    "(initial delay, router discovery, Binding Update and Acknowledgement)."), file=out)
         if not args.yes:
             if not sys.stdin.isatty():
-                print("mhctl: not confirmed (use --yes when not on a terminal)", file=sys.stderr)
+                print("mhctl: " + _("not confirmed (use --yes when not on a terminal)"), file=sys.stderr)
                 return 1
-            if input("Go ahead? [y/N] ").strip().lower() not in ("y", "yes"):
+            if not _confirmed(input(_("Go ahead? [y/N] "))):
                 return 1
         result = await rt.daemon.rebind(plan)
     finally:
@@ -261,12 +276,19 @@ async def _rebind(args) -> int:
     if args.json:
         print(_dump({**rebind_json(args.hoa, args.interface, plan, result), "daemon": rt.daemon.name}))
     if result.confirmed:
-        print(f"confirmed in {result.elapsed_ms:.0f} ms: {plan.hoa} is bound to {result.new_coa} on {plan.interface}"
-              + ("" if plan.restart_required else " (no restart)"), file=out)
+        print(_("confirmed in {ms} ms: {hoa} is bound to {coa} on {interface}").format(
+            ms=f"{result.elapsed_ms:.0f}", hoa=plan.hoa, coa=result.new_coa, interface=plan.interface)
+              + ("" if plan.restart_required else _(" (no restart)")), file=out)
         return 0
-    print(f"mhctl: rebind failed after {result.elapsed_ms:.0f} ms: {result.reason}"
-          + (" (the previous configuration was restored)" if result.rolled_back else ""), file=sys.stderr)
+    print("mhctl: " + _("rebind failed after {ms} ms: {why}").format(ms=f"{result.elapsed_ms:.0f}", why=result.reason)
+          + (_(" (the previous configuration was restored)") if result.rolled_back else ""), file=sys.stderr)
     return 1
+
+
+def _confirmed(answer: str) -> bool:
+    """A yes to "Go ahead? [y/N]": y or yes, or the user's language's own (its translation of "y" and "yes")."""
+    a = answer.strip().lower()
+    return a in ("y", "yes") or a in (_("y").lower(), _("yes").lower())
 
 
 def _status_fast(args, prepared=None) -> StatusPicture | None:
@@ -285,7 +307,7 @@ def _status_fast(args, prepared=None) -> StatusPicture | None:
                        use_networkmanager=not args.no_networkmanager, vt_port=args.vt_port, prepared=prepared)
     except Fallback as e:
         if mode == "fast":
-            raise SystemExit(f"mhctl: the fast status path cannot answer: {e}") from None
+            raise SystemExit("mhctl: " + _("the fast status path cannot answer: {why}").format(why=e)) from None
         return None
 
 
@@ -361,9 +383,9 @@ def print_status(p: StatusPicture, *, as_json: bool = False) -> None:
     from .core.report import render_text
     first, _nl, rest = render_text(p.report).partition("\n")  # the taxonomy stays the first line
     todo = "" if answer.action is None else answer.action.label + (f": {command}" if command else "")
-    node = f"Node: {answer.text}" + (f" ({answer.detail})" if answer.detail else "") + (
-        (f" — to fix: {todo}" if answer.level in ("warning", "error") else
-         f" — next: {todo}") if answer.action is not None else "")
+    node = _("Node: {text}").format(text=answer.text) + (f" ({answer.detail})" if answer.detail else "") + (
+        (_(" — to fix: {todo}") if answer.level in ("warning", "error") else
+         _(" — next: {todo}")).format(todo=todo) if answer.action is not None else "")
     print("\n".join(x for x in (first, node, rest) if x))
 
 
@@ -418,8 +440,9 @@ def monitor_text(ev: dict) -> str:
     """One ``mhctl monitor`` line (without ``--json``) for a :func:`monitor_event` or :func:`failover_event`."""
     if ev["event"] == "failover":
         hoas = f"  HoA {', '.join(ev['hoas'])}" if ev["hoas"] else ""
-        what = (f"{ev['from'] or '(none)'} -> {ev['to'] or '(none)'}{hoas}  ({ev['by']}: {ev['reason']}"
-                + (", acknowledged" if ev["acknowledged"] else "") + ")")
+        none = _("(none)")
+        what = (f"{ev['from'] or none} -> {ev['to'] or none}{hoas}  ({ev['by']}: {ev['reason']}"
+                + (_(", acknowledged") if ev["acknowledged"] else "") + ")")
     else:
         what = ev["address"] or ev.get("detail", "")
     return f"{ev['time']} {ev['taxonomy']['label']:<8} {ev['event']:<22} {ev['interface'] or '':<15} {what}"
@@ -535,7 +558,7 @@ async def _flows(args) -> int:
         try:
             table = await src.poll()
         except OSError as e:
-            print(f"mhctl: cannot read the kernel's socket table: {e}", file=sys.stderr)
+            print("mhctl: " + _("cannot read the kernel's socket table: {why}").format(why=e), file=sys.stderr)
             return 1
         classifier = Classifier(rt.store.state, rt.analysis(), bindings)
         # mhgui's own sockets (this mhctl, the window, the engine; TIME-WAIT remains of terminal connections)
@@ -548,7 +571,7 @@ async def _flows(args) -> int:
         print(_dump(out))
         return 0
     from .core.flows import CLOSING_STATES
-    rows = [("PROTO", "STATE", "LOCAL", "REMOTE", "INTERFACE", "ROLE", "MOVABLE", "PROCESS")]
+    rows = [(_("PROTO"), _("STATE"), _("LOCAL"), _("REMOTE"), _("INTERFACE"), _("ROLE"), _("MOVABLE"), _("PROCESS"))]
     shown = [f for f in out["flows"] if args.all or not (f["protocol"] == "tcp" and f["state"] in CLOSING_STATES)]
     hidden = len(out["flows"]) - len(shown)
     for f in shown:
@@ -556,7 +579,7 @@ async def _flows(args) -> int:
             a = e["address"]
             return f"[{a}]:{e['port']}" if ":" in a else f"{a}:{e['port']}"
         proc = f"{f['process']}[{f['pid']}]" if f["pid"] is not None else "?"
-        iface = f["interface"] or ("unknown" if f["local_role"] == "hoa" else "-")
+        iface = f["interface"] or (_("unknown") if f["local_role"] == "hoa" else "-")
         if f.get("flow_binding"):
             iface = f"{'+'.join(f['flow_binding']['bound_to'] or ())} (FID {f['flow_binding']['fid']})"
         rows.append((f["protocol"], f["state"], ep(f["local"]), ep(f["remote"]), iface, f["local_role"],
@@ -565,15 +588,17 @@ async def _flows(args) -> int:
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
     if hidden:
-        print(f"({hidden} closing connection(s) not shown: --all shows them)")
+        print(_("({n} closing connection(s) not shown: --all shows them)").format(n=hidden))
     if out["own_hidden"]:
-        print(f"({out['own_hidden']} of mhgui's own connection(s) not shown: --all shows them)")
-    print("To move one: mhctl move 'PROTO LOCAL REMOTE' INTERFACE, e.g. "
-          "mhctl move 'tcp [2001:db8:a::5]:40000 [2001:db8:f::1]:443' wlan0")
+        print(_("({n} of mhgui's own connection(s) not shown: --all shows them)").format(n=out["own_hidden"]))
+    print(_("To move one: {command}, e.g. {example}").format(
+        command="mhctl move 'PROTO LOCAL REMOTE' INTERFACE",
+        example="mhctl move 'tcp [2001:db8:a::5]:40000 [2001:db8:f::1]:443' wlan0"))
     if out["process_visibility"] != "full":
-        print(f"processes: {out['process_visibility']}: {out['process_visibility_reason']}")
+        print(_("processes: {visibility}: {why}").format(visibility=out["process_visibility"],
+                                                         why=out["process_visibility_reason"]))
     for p in table.problems:
-        print(f"note: {p}")
+        print(_("note: {note}").format(note=p))
     return 0
 
 
@@ -603,19 +628,21 @@ async def _rules(args) -> int:
     if args.action == "add" and any(selectors.values()) and len(args.args) == 1:
         args.args = [[], args.args[0]]  # no destination: the selectors alone
     if len(args.args) != usage[args.action]:
-        print(f"mhctl: rules {args.action} takes {usage[args.action]} argument(s)", file=sys.stderr)
+        print("mhctl: " + _("rules {action} takes {n} argument(s)").format(action=args.action, n=usage[args.action]),
+              file=sys.stderr)
         return 2
     if args.source is not None and args.action not in ("add", "edit"):
-        print("mhctl: --source goes with rules add or edit", file=sys.stderr)
+        print("mhctl: " + _("--source goes with rules add or edit"), file=sys.stderr)
         return 2
     if any(selectors.values()) and args.action != "add":
-        print("mhctl: --protocol, --ports and --app go with rules add (edit keeps the rule's own)", file=sys.stderr)
+        print("mhctl: " + _("--protocol, --ports and --app go with rules add (edit keeps the rule's own)"),
+              file=sys.stderr)
         return 2
     if args.action == "add":
         try:
             check_request(_rule_request(args.args[0], args.args[1], args.source, selectors))
         except SteeringError as e:
-            print(f"mhctl: refused: {e}", file=sys.stderr)
+            print("mhctl: " + _("refused: {why}").format(why=e), file=sys.stderr)
             return 2
     try:
         async with HelperClient(args.system_bus) as helper:
@@ -623,15 +650,17 @@ async def _rules(args) -> int:
                 rid = await helper.add_steering_rule(args.args[0], args.args[1], source=args.source, **selectors)
                 new = next((r for r in await helper.list_steering_rules() if r["id"] == rid), {})
                 what = describe_rule(new) if new else args.args[0]
-                print(f"added {rid}: new connections to {what} go through {args.args[1]}"
-                      + (f" from {args.source}" if args.source else "")
+                print(_("added {id}: new connections to {what} go through {interface}").format(
+                    id=rid, what=what, interface=args.args[1])
+                      + (_(" from {source}").format(source=args.source) if args.source else "")
                       + (f" ({new['status']})" if new.get("in_kernel", True) and new.get("status") else "")
-                      + ("" if new.get("in_kernel", True) else f" — not in the kernel yet: {new.get('status')}"))
+                      + ("" if new.get("in_kernel", True) else
+                         _(" — not in the kernel yet: {why}").format(why=new.get("status"))))
             elif args.action == "edit":
                 rid, iface = args.args
                 old = next((r for r in await helper.list_steering_rules() if r["id"] == rid), None)
                 if old is None:
-                    print(f"mhctl: no steering rule {rid}", file=sys.stderr)
+                    print("mhctl: " + _("no steering rule {id}").format(id=rid), file=sys.stderr)
                     return 1
                 # the old source belongs to the old interface: kept only when the interface stays
                 source = args.source or (old.get("source") or None if iface == old["interface"] else None)
@@ -640,7 +669,7 @@ async def _rules(args) -> int:
                 try:
                     check_request(_rule_request(old["destinations"], iface, source, kept))
                 except SteeringError as e:
-                    print(f"mhctl: refused: {e}", file=sys.stderr)
+                    print("mhctl: " + _("refused: {why}").format(why=e), file=sys.stderr)
                     return 2
                 await helper.remove_steering_rule(rid)
                 try:
@@ -650,13 +679,15 @@ async def _rules(args) -> int:
                         await helper.add_steering_rule(old["destinations"], old["interface"],
                                                        source=old.get("source") or None, **kept)
                     except HelperError as e:
-                        print(f"mhctl: the previous rule could not be put back either: {e}", file=sys.stderr)
+                        print("mhctl: " + _("the previous rule could not be put back either: {why}").format(why=e),
+                              file=sys.stderr)
                     raise
-                print(f"{rid} replaced by {new}: new connections to {describe_rule(old)} go through {iface}"
-                      + (f" from {source}" if source else ""))
+                print(_("{id} replaced by {new}: new connections to {what} go through {interface}").format(
+                    id=rid, new=new, what=describe_rule(old), interface=iface)
+                      + (_(" from {source}").format(source=source) if source else ""))
             elif args.action == "remove":
                 await helper.remove_steering_rule(args.args[0])
-                print(f"removed {args.args[0]}")
+                print(_("removed {id}").format(id=args.args[0]))
             rules = await helper.list_steering_rules()
     except HelperError as e:
         print(f"mhctl: {e}", file=sys.stderr)
@@ -667,13 +698,13 @@ async def _rules(args) -> int:
         print(_dump({"rules": rules}))
         return 0
     if not rules:
-        print("no steering rules")
+        print(_("no steering rules"))
     for r in rules:
         if r["in_kernel"]:
-            state = "in the kernel" + (f"; {r['status']}" if r.get("status") else "")
+            state = _("in the kernel") + (f"; {r['status']}" if r.get("status") else "")
         else:
-            state = f"NOT in the kernel: {r['status'] or 'unknown'}"
-        source = f" from {r['source']}" if r.get("source") else ""
+            state = _("NOT in the kernel: {why}").format(why=r["status"] or _("unknown"))
+        source = _(" from {source}").format(source=r["source"]) if r.get("source") else ""
         print(f"{r['id']}  {describe_rule(r)} → {r['interface']}{source}  ({state})")
     return 0
 
@@ -718,7 +749,8 @@ async def _move_steps(args, res: dict) -> int:
         classifier = Classifier(rt.store.state, an, rt.daemon.bindings() if rt.daemon else [])
         flow = table.flows.get(args.flow)
         if flow is None:
-            return fail(f"no flow {args.flow!r} (see mhctl flows)")
+            return fail(f"no flow {args.flow!r} (see mhctl flows)",  # (the JSON's reason stays English)
+                        _("no flow {flow} (see mhctl flows)").format(flow=repr(args.flow)))
         others = [(f, classifier.classify(f)) for f in table.flows.values()]
         bound = bound_flows(rt.daemon.flow_bindings() if rt.daemon is not None else ()).get(flow_match_key(flow))
         out = move_outcome(flow, classifier.classify(flow), args.interface, rt.store.state, an, rt.caps, others,
@@ -728,8 +760,8 @@ async def _move_steps(args, res: dict) -> int:
         if out.action == "refuse":
             res["reason"] = out.summary
             return 1
-        if not args.yes and not (sys.stdin.isatty() and input("Go ahead? [y/N] ").strip().lower() in ("y", "yes")):
-            return fail("not confirmed", "not done (use --yes when not on a terminal)")
+        if not args.yes and not (sys.stdin.isatty() and _confirmed(input(_("Go ahead? [y/N] ")))):
+            return fail("not confirmed", _("not done (use --yes when not on a terminal)"))
         if out.action == "steer":
             try:
                 async with HelperClient(args.system_bus) as helper:
@@ -737,7 +769,8 @@ async def _move_steps(args, res: dict) -> int:
             except HelperError as e:
                 return fail(str(e))
             res["done"], res["rule"] = True, rid
-            say(f"steering rule {rid}: new connections to {out.destination} go through {out.interface}")
+            say(_("steering rule {id}: new connections to {destination} go through {interface}").format(
+                id=rid, destination=out.destination, interface=out.interface))
             return 0
         if out.action == "rebind":
             plan = await plan_when_ready(rt.daemon, out.hoa, out.interface, lambda: (rt.store.state, rt.analysis()))
@@ -746,7 +779,8 @@ async def _move_steps(args, res: dict) -> int:
             result = await rt.daemon.rebind(plan)
             res["done"], res["elapsed_ms"] = result.confirmed, round(result.elapsed_ms, 1)
             res["reason"] = None if result.confirmed else result.reason
-            say(f"confirmed in {result.elapsed_ms:.0f} ms" if result.confirmed else f"failed: {result.reason}")
+            say(_("confirmed in {ms} ms").format(ms=f"{result.elapsed_ms:.0f}") if result.confirmed
+                else _("failed: {why}").format(why=result.reason))
             return 0 if result.confirmed else 1
         # flow-binding: this connection alone, confirmed by the home agent (RFC 6089)
         r = await (rt.daemon.move_flow(out.hoa, bound["fid"], out.interfaces) if bound
@@ -754,10 +788,10 @@ async def _move_steps(args, res: dict) -> int:
         res["elapsed_ms"], res["fid"] = round(r.elapsed_ms, 1), r.fid
         if r.confirmed:
             res["done"] = True
-            say(f"moved, the connection continues: confirmed by the home agent in {r.elapsed_ms:.0f} ms "
-                f"(flow binding {r.fid}; `mhctl flow-bindings` lists it)")
+            say(_("moved, the connection continues: confirmed by the home agent in {ms} ms "
+                  "(flow binding {fid}; `mhctl flow-bindings` lists it)").format(ms=f"{r.elapsed_ms:.0f}", fid=r.fid))
             return 0
-        return fail(r.reason, f"not moved: {r.reason}")
+        return fail(r.reason, _("not moved: {why}").format(why=r.reason))
     finally:
         await src.stop()
         await rt.stop()
@@ -798,15 +832,18 @@ def _log(args) -> int:
         print(f"mhctl: {got.error}", file=sys.stderr)
         return 1
     if got.skipped:
-        print(f"mhctl: {got.skipped} unreadable line(s) in {path} skipped", file=sys.stderr)
+        print("mhctl: " + _("{n} unreadable line(s) in {path} skipped").format(n=got.skipped, path=path),
+              file=sys.stderr)
     entries = got.entries[-args.last:] if args.last > 0 else got.entries
     if args.json:  # an object, like every command's (it was a bare list before schema 1)
         print(_dump({"file": path, "skipped": got.skipped, "failovers": entries}))
         return 0
     if not entries:
-        print(f"no failover recorded yet ({path} is written by the mhgui window)")
+        print(_("no failover recorded yet ({path} is written by the mhgui window)").format(path=path))
         return 0
-    print("when                 by            from -> to                reason            times after the link event")
+    # the column titles, as wide as format_log_entry's columns
+    when, by, move, reason = _("when"), _("by"), _("from -> to"), _("reason")
+    print(f"{when:19}  {by:12}  {move:24}  {reason:16}  " + _("times after the link event"))
     for e in entries:
         print(format_log_entry(e))
     return 0

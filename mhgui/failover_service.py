@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable, Mapping, Union
 
@@ -37,6 +38,7 @@ from .core.failover import (
     SwitchTo,
 )
 from .core.state import Change, StateStore
+from .core.walltime import WallMap
 from .daemons.base import BindingsChanged, DaemonDriver, DaemonMoved, StatusChanged
 from .i18n import _
 from .tasks import cancel_and_wait
@@ -133,14 +135,23 @@ class FailoverService:
     store's state now; ``prefs``: the user's :class:`Preferences`; ``daemon``:
     the mobility daemon's driver, or None; ``steering``: an async callable
     that sets the helper's steering fallback (None: no steering); ``journal``:
-    an object with ``append(entry_json)`` (None: not kept on disk).
+    an object with ``append(entry_json, wall_of=...)`` (None: not kept on disk).
+
+    ``wall``: the wall clock (s since 1970). :attr:`walls` (:class:`~mhgui.core.walltime.WallMap`) notes it
+    against ``clock`` after every step that takes times (policy run, log entry, event), so that
+    :meth:`wall_of` gives each time the wall time it had when recorded: CLOCK_MONOTONIC stops during a
+    suspend, an offset taken when reading would shift what came before it by the suspend's length.
     """
 
     def __init__(self, store: StateStore, clock: Callable[[], float], analysis: Callable[[], Analysis],
                  prefs: Preferences, *, daemon: DaemonDriver | None = None,
-                 steering: SteeringSetter | None = None, journal=None, hurry_for: float = 10.0) -> None:
+                 steering: SteeringSetter | None = None, journal=None, hurry_for: float = 10.0,
+                 wall: Callable[[], float] | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.wall = wall if wall is not None else time.time  # looked up now: tests may patch time.time
+        self.walls = WallMap()
+        self.note_wall()
         self._analysis = analysis
         self.policy = FailoverPolicy(prefs, clock)
         self.daemon = daemon
@@ -165,6 +176,15 @@ class FailoverService:
         #: the steering fallback in effect that moved rules ({interface: substitute}; empty: none moved)
         self.steered: dict[str, str] = {}
         self.started = False
+
+    def note_wall(self) -> None:
+        """Note the wall clock against the model clock now (call it after taking times, same step)."""
+        self.walls.note(self.clock(), self.wall())
+
+    def wall_of(self, t: float) -> float:
+        """Seconds since 1970 for model-clock ``t`` (seconds): the wall time when it was recorded."""
+        self.note_wall()
+        return self.walls.wall_of(t)
 
     # ------------------------------------------------------------------ lifecycle
     def subscribe(self, listener: Listener) -> Callable[[], None]:
@@ -259,12 +279,14 @@ class FailoverService:
         changes, self._pending = self._pending, []
         last = self._last_id()
         actions = self.policy.observe(changes, self.store.state, self._analysis())
+        self.note_wall()
         self._after(actions, last)
 
     def _tick(self) -> None:
         self._timer = None
         last = self._last_id()
         actions = self.policy.tick(self.store.state, self._analysis())
+        self.note_wall()
         self._after(actions, last)
 
     def _last_id(self) -> tuple[int, dict[int, float | None]]:
@@ -395,12 +417,13 @@ class FailoverService:
         return e.to_interface is not None or getattr(self.daemon, "reports_moves", False)
 
     def _entry(self, e: FailoverEntry) -> None:
+        self.note_wall()
         if self._moved_nothing(e):
             self._unlogged.add(e.id)
             return
         self._unlogged.discard(e.id)
         if self.journal is not None:
-            self.journal.append(e.to_json())
+            self.journal.append(e.to_json(), wall_of=self.walls.wall_of)
         self._emit(EntryChanged(e))
         if e.who in ("user", "system"):
             return  # the user's own move (its result is told where it was asked), or a flag: no failover
@@ -427,6 +450,7 @@ class FailoverService:
                                       .format(interface=e.to_interface, s=f"{ACK_TIMEOUT:g}"), self.clock()))
 
     def _emit(self, ev: FailoverEvent) -> None:
+        self.note_wall()
         for cb in list(self._listeners):
             try:
                 cb(ev)

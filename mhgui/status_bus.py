@@ -159,12 +159,15 @@ class BusRead:
         if reply is None:
             return ("ok", ""), ("unknown", f"no answer within {PROBE_TIMEOUT:g} s")
         if reply.error is None:
-            return ("ok", ""), ("present", "running" if has_owner else "started on demand")
+            from .i18n import _
+            return ("ok", ""), ("present", _("running") if has_owner else _("started on demand"))
         name, text = reply.error, reply.text
         if name == "org.freedesktop.DBus.Error.AccessDenied":
             return ("ok", ""), ("denied", name)
         if name in _ABSENT_ERRORS or name.startswith("org.freedesktop.DBus.Error.Spawn."):
-            return ("ok", ""), ("absent", f"its activation failed: {name}: {text}".rstrip(": "))
+            from .i18n import _
+            return ("ok", ""), ("absent", _("its activation failed: {error}").format(
+                error=f"{name}: {text}".rstrip(": ")))
         return ("ok", ""), ("unknown", f"{name}: {text}".rstrip(": "))
 
     # ---- NetworkManager

@@ -241,15 +241,16 @@ def _collect(p: Prepared, *, mip6d_conf: str | None, settings_file: str | None, 
     else:
         daemon, caps = None, NO_DAEMON
     store.apply(home)
+    from .i18n import _
     if not use_networkmanager:
-        from .i18n import _
         store.apply(SourceStatus("networkmanager", "absent", _("not used (--no-networkmanager)")))
     elif bus is None:
-        store.apply(SourceStatus("networkmanager", "absent", f"No D-Bus system bus here ({where} does not exist), "
-                                                             "so no NetworkManager: using netlink alone."))
+        store.apply(SourceStatus("networkmanager", "absent", _(
+            "No D-Bus system bus here ({where} does not exist), so no NetworkManager: using netlink alone.").format(
+                where=where)))
     if bus is None:
-        store.apply(SourceStatus(SYSTEM_BUS, "missing", f"{where} does not exist"))
-        store.apply(SourceStatus(HELPER, "unknown", "the system bus is not reachable"))
+        store.apply(SourceStatus(SYSTEM_BUS, "missing", _("{where} does not exist").format(where=where)))
+        store.apply(SourceStatus(HELPER, "unknown", _("the system bus is not reachable")))
     else:
         (bs, bd), (hs, hd) = bus.probe()
         store.apply(SourceStatus(SYSTEM_BUS, bs, bd))

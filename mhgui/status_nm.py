@@ -14,6 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable
 
+from .sources import nm_facts
+from .sources.nm_facts import BOOL_SIGS as _BOOL, DENIED_ERRORS as _DENIED, PATH_SIGS as _PATH
+from .sources.nm_facts import STR_SIGS as _STR, VANISHED_ERRORS as _VANISHED, WIRED_TYPES as _WIRED_TYPES
+from .sources.nm_facts import device_kind
 from .status_bus import _NM_MATCHES, NM, NM_PATH, NM_TIMEOUT, PROPS, _fallback
 
 if TYPE_CHECKING:
@@ -27,21 +31,8 @@ WIRED_IFACE = NM + ".Device.Wired"
 IP6_IFACE, IP4_IFACE = NM + ".IP6Config", NM + ".IP4Config"
 ACTIVE_IFACE = NM + ".Connection.Active"
 
-# as mhgui.sources.networkmanager has them
-_VANISHED = frozenset({"org.freedesktop.DBus.Error.UnknownObject", "org.freedesktop.DBus.Error.UnknownMethod",
-                       "org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner"})
-_DENIED = frozenset({"org.freedesktop.DBus.Error.AccessDenied", "org.freedesktop.DBus.Error.AuthFailed",
-                     "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
-                     "org.freedesktop.NetworkManager.PermissionDenied"})
-_INT, _STR, _BOOL, _PATH = frozenset("ynqiuxt"), frozenset("s"), frozenset("b"), frozenset("o")
-_DEVICE_PROPS = (("Interface", "name", _STR), ("IpInterface", "ip_iface", _STR), ("Ifindex", "nm_ifindex", _INT),
-                 ("DeviceType", "dtype", _INT), ("State", "state", _INT), ("Managed", "managed", _BOOL),
-                 ("Ip6Config", "ip6_path", _PATH))
-_WIRED_TYPES, _MODEM_TYPE = frozenset({1, 20}), 8
-
-
-class _Bad(ValueError):
-    """NetworkManager's reply has not the documented shape (the source's ``_BadReply``)."""
+#: NetworkManager's reply has not the documented shape (the source's ``_BadReply``)
+_Bad = nm_facts.BadReply
 
 
 class _Failed(Exception):
@@ -52,12 +43,13 @@ class _Failed(Exception):
         self.name = name
 
 
+def _unwrap(v: Any) -> tuple[str, Any] | None:
+    """jeepney's variant, ``(signature, value)``, as :data:`~mhgui.sources.nm_facts.Unwrap` wants it."""
+    return (v[0], v[1]) if isinstance(v, tuple) and len(v) == 2 else None
+
+
 def _prop(props: dict, key: str, sigs: frozenset[str]) -> Any:
-    v = props[key]
-    if not (isinstance(v, tuple) and len(v) == 2 and v[0] in sigs):
-        got = v[0] if isinstance(v, tuple) and v else type(v).__name__
-        raise _Bad(f"property {key} has D-Bus type {got!r}, expected one of {sorted(sigs)}")
-    return v[1]
+    return nm_facts.prop(props, key, sigs, _unwrap)
 
 
 def _checked(r: Reply | None, what: str, signature: str | None) -> tuple:
@@ -72,10 +64,8 @@ def _checked(r: Reply | None, what: str, signature: str | None) -> tuple:
 
 def networkmanager_events(read: BusRead, ifindex_of: Callable[[str], int | None]) -> list:
     """The events NetworkManager's source sends on its first enumeration (module docstring)."""
-    from .core.model import normalise_address
     from .core.state import NmDevice, NmSnapshot, NmVpn, NmVpnsSet, SourceStatus
     from .i18n import _
-    from .sources.nm_facts import device_kind
 
     for i in range(len(_NM_MATCHES)):
         r = read.reply(f"match{i}")
@@ -145,23 +135,7 @@ def networkmanager_events(read: BusRead, ifindex_of: Callable[[str], int | None]
     read._wait([*wired.values(), *ip6.values(), *vpn_cfg.values()], NM_TIMEOUT)
 
     def addresses(v: Any) -> tuple[tuple[str, int], ...]:
-        if not (isinstance(v, tuple) and len(v) == 2 and v[0] == "aa{sv}"):
-            got = v[0] if isinstance(v, tuple) and v else type(v).__name__
-            raise _Bad(f"AddressData has D-Bus type {got!r}, expected 'aa{{sv}}'")
-        out = []
-        for entry in v[1]:
-            try:
-                addr, prefix = _prop(entry, "address", _STR), _prop(entry, "prefix", _INT)
-            except KeyError as e:
-                raise _Bad(f"AddressData entry lacks {e}") from None
-            try:
-                addr = normalise_address(addr)
-            except ValueError:
-                raise _Bad(f"AddressData address {addr!r} is not an IP address") from None
-            if not 0 <= prefix <= 128:
-                raise _Bad(f"AddressData prefix {prefix} out of range")
-            out.append((addr, prefix))
-        return tuple(out)
+        return nm_facts.address_data(v, _unwrap)
 
     devices = []
     for p in paths:
@@ -232,35 +206,10 @@ def _active_paths(read: BusRead) -> list[str] | None:
 
 
 def _device_fields(props: dict) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, field, sigs in _DEVICE_PROPS:
-        if key in props:
-            out[field] = _prop(props, key, sigs)
-    missing = [k for k in ("Interface", "DeviceType", "State") if k not in props]
-    if missing:
-        raise _Bad(f"device lacks {', '.join(missing)}")
-    out.setdefault("ip_iface", "")
-    out.setdefault("nm_ifindex", None)
-    out.setdefault("managed", None)
-    out.setdefault("ip6_path", "/")
-    if (out.get("nm_ifindex") or 0) < 0:
-        raise _Bad(f"negative Ifindex {out['nm_ifindex']}")
-    return out
+    return nm_facts.device_fields(props, _unwrap, full=True)
 
 
 def _ifindex(f: dict, ifindex_of: Callable[[str], int | None]) -> int:
     """The source's ``_resolve_ifindex``: the ``Ifindex`` property, else ``IpInterface`` then ``Interface``
     (a modem: ``IpInterface`` only) in this network namespace; 0 when unknown."""
-    if f["nm_ifindex"] is not None:
-        return f["nm_ifindex"]
-    names = (f["ip_iface"],) if f["dtype"] == _MODEM_TYPE else (f["ip_iface"], f["name"])
-    for name in dict.fromkeys(n for n in names if n):
-        try:
-            idx = ifindex_of(name)
-        except (OSError, ValueError):
-            continue
-        except Exception:
-            continue
-        if isinstance(idx, int) and idx > 0:
-            return idx
-    return 0
+    return nm_facts.resolve_ifindex(f["nm_ifindex"], f["ip_iface"], f["name"], f["dtype"], ifindex_of)

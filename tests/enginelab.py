@@ -18,7 +18,6 @@ import json
 import os
 import re
 import select
-import shutil
 import signal
 import struct
 import subprocess
@@ -36,6 +35,7 @@ import mhgui.lab as labmod
 from mhgui.engine import wire
 from mhgui.engine.session import parse_session_option
 from mhgui.lab import CN_ADDRESS, HA_HOME_ADDRESS, HOA, Lab, LabInfo
+from netns import lab_why_not
 
 MN_NAME = "io.github.mhgui.MHGui.MobileNode1"
 MN_PATH = "/io/github/mhgui/MHGui/MobileNode1"
@@ -46,10 +46,7 @@ UP = {"up0": ("ar1", "2001:db8:a1::2"), "up1": ("ar2", "192.0.2.2")}  # uplink -
 
 def why_not() -> str | None:
     """None when the lab tests can run here, else why not."""
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    return f"needs {', '.join(missing)}" if missing else None
+    return lab_why_not(TOOLS)
 
 
 def wait_for(pred, timeout: float, what: str, interval: float = 0.02):
@@ -343,6 +340,21 @@ class LabHandle:
 
 
 # ----------------------------------------------------------------------------- namespace scripts
+
+@contextlib.contextmanager
+def lab_up(prefix: str, **up):
+    """A module's lab, settled: ``mhctl lab up`` with ``prefix`` (``up``: :meth:`mhgui.lab.Lab.up`'s options)
+    as a :class:`LabHandle`; a leftover of a crashed run with the same prefix is taken down first, and the lab
+    is taken down at the end, also when it did not come up."""
+    if Lab.is_up(prefix):
+        Lab.down(prefix)
+    try:
+        handle = LabHandle(prefix, Lab.up(prefix, **up))
+        handle.settle()
+        yield handle
+    finally:
+        Lab.down(prefix)
+
 
 def ns_popen(ns: str, script: str, *args: str, **kw) -> subprocess.Popen:
     """``ip netns exec ns python -c script args`` with pipes for stdin/stdout (text)."""

@@ -26,6 +26,18 @@ def netns_available() -> str | None:
     return None
 
 
+#: what ``mhctl lab up`` (:mod:`mhgui.lab`) needs besides root
+LAB_TOOLS = ("ip", "nft", "sysctl", "dbus-daemon", "dbus-send")
+
+
+def lab_why_not(tools: tuple[str, ...] = LAB_TOOLS) -> str | None:
+    """None when a lab can be made here (root, and every one of ``tools`` on PATH), else why not."""
+    if os.geteuid() != 0:
+        return "needs root (network namespaces)"
+    missing = [t for t in tools if shutil.which(t) is None]
+    return f"needs {', '.join(missing)}" if missing else None
+
+
 def run(*cmd: str, check: bool = True, input: str | None = None) -> str:
     p = subprocess.run(cmd, capture_output=True, text=True, input=input)
     if check and p.returncode != 0:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from enginelab import (CN_ADDRESS, ECHO_SERVER, HA_HOME_ADDRESS, HOA, UDP_LISTENER, UP, LabHandle, Stream, capturing,
+from enginelab import (CN_ADDRESS, ECHO_SERVER, HA_HOME_ADDRESS, HOA, UDP_LISTENER, UP, Stream, capturing, lab_up,
                        end, ns_popen, pid_alive, read_line, send_datagrams, tshark_rows, wait_for, why_not)
 from mhgui.engine import dataplane as dp
 from mhgui.engine import wire
@@ -72,14 +72,8 @@ def decoded(row: dict):
 
 @pytest.fixture(scope="module")
 def lab():
-    if Lab.is_up(PREFIX):  # a leftover of a crashed run of ours with the same pid
-        Lab.down(PREFIX)
-    try:
-        handle = LabHandle(PREFIX, Lab.up(PREFIX))
-        handle.settle()
+    with lab_up(PREFIX) as handle:
         yield handle
-    finally:
-        Lab.down(PREFIX)
 
 
 @pytest.fixture

@@ -12,22 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 
 import pytest
 
-if os.geteuid() != 0:
-    pytest.skip("the engine tests need root (only root may own the engine's bus name)", allow_module_level=True)
-for _tool in ("dbus-daemon", "dbus-send", "setpriv"):
-    if shutil.which(_tool) is None:
-        pytest.skip(f"{_tool} is not installed", allow_module_level=True)
-pytest.importorskip("dbus")
+from enginebus import HOA1, HOA2, HOA3, StandInDaemon  # noqa: E402 (skips without root or tools)
 
 from PySide6.QtCore import Qt  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QAbstractButton, QLabel, QMessageBox  # noqa: E402
 
-from enginebus import HOA1, HOA2, HOA3, StandInDaemon, start_stack  # noqa: E402
 from mhgui.core.engineprefs import HoaUplinks, engine_lists, engine_problems, hoa_uplinks, uplink_order  # noqa: E402
 from mhgui.core.model import Address, Interface, InterfaceKind  # noqa: E402
 from mhgui.core.state import AddressUpsert, LinkUpsert, RoutersSnapshot  # noqa: E402
@@ -57,20 +50,13 @@ async def until(pred, what: str, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
-@pytest.fixture(scope="module")
-def stack():
-    s = start_stack()
-    yield s
-    s.stop()
-
-
 @pytest.fixture
-def engine(stack, qloop):
+def engine(engine_stack, qloop):
     """(stand-in daemon, connected EngineDriver) on the private bus, in the qasync loop."""
-    stack.reset()
+    engine_stack.reset()
     daemon = StandInDaemon()
-    daemon.service = run(qloop, serve(daemon, stack.address))
-    drv = EngineDriver(bus_address=stack.address, backoff_initial=0.05, backoff_max=0.2)
+    daemon.service = run(qloop, serve(daemon, engine_stack.address))
+    drv = EngineDriver(bus_address=engine_stack.address, backoff_initial=0.05, backoff_max=0.2)
     try:
         async def connect():
             await drv.start()
@@ -154,9 +140,9 @@ def test_the_dialog_starts_from_the_engines_values(qtbot, engine, qloop):
                                  ("usb0", "never"), ("eth1", "primary")]
 
 
-def test_apply_sends_set_preferences_for_the_changed_home_address_only(qtbot, engine, qloop, stack, tmp_path):
+def test_apply_sends_set_preferences_for_the_changed_home_address_only(qtbot, engine, qloop, engine_stack, tmp_path):
     daemon, drv = engine
-    stack.allow(ACTION_PREFERENCES)
+    engine_stack.allow(ACTION_PREFERENCES)
     conf = tmp_path / "mip6d.conf"
     d = dialog(qtbot, drv, mip6d_conf=str(conf))
     got, finished = [], []
@@ -185,7 +171,7 @@ def test_apply_sends_set_preferences_for_the_changed_home_address_only(qtbot, en
 
     run(qloop, scenario())
     assert daemon.calls == [("set_preferences", HOA2, ["wlan0", "eth0"], ["wwan0"], ["usb0"])]
-    assert ACTION_PREFERENCES in [a for _k, _n, a, _f in stack.auth_calls()]
+    assert ACTION_PREFERENCES in [a for _k, _n, a, _f in engine_stack.auth_calls()]
     two = next(b for b in drv.raw_bindings() if b["hoa"] == HOA2)  # the driver read the engine again
     assert (two["preference"], two["backup"], two["never"]) == (["wlan0", "eth0"], ["wwan0"], ["usb0"])
     prefs, notifications, restart = got[0]
@@ -197,7 +183,7 @@ def test_apply_sends_set_preferences_for_the_changed_home_address_only(qtbot, en
     assert not conf.exists()  # never mip6d.conf
 
 
-def test_refusals_are_shown_inline_and_the_dialog_stays(qtbot, engine, qloop, stack):
+def test_refusals_are_shown_inline_and_the_dialog_stays(qtbot, engine, qloop, engine_stack):
     daemon, drv = engine
     d = dialog(qtbot, drv)
     got, finished = [], []
@@ -214,7 +200,7 @@ def test_refusals_are_shown_inline_and_the_dialog_stays(qtbot, engine, qloop, st
     assert got == [] and finished == [] and daemon.calls == []
 
     # the engine's own refusal (InvalidArgs): it restarted meanwhile without that home address
-    stack.allow(ACTION_PREFERENCES)
+    engine_stack.allow(ACTION_PREFERENCES)
     original = daemon.bindings()
     daemon.set_bindings(original[1:])
     run(qloop, until(lambda: len(drv.raw_bindings()) == 2, "the engine's new bindings"))
@@ -276,24 +262,24 @@ def _node(rt) -> None:
 
 @pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 def test_tray_prefer_moves_only_that_home_address_and_the_shell_opens_the_engines_dialog(
-        qtbot, qloop, stack, tmp_path):
+        qtbot, qloop, engine_stack, tmp_path):
     from mhgui.runtime import Runtime
     from mhgui.sources.journal import FailoverJournal
     from mhgui.ui.shell import AppShell
     from mhgui.ui.tray import TrayController
     from mhgui.ui.window import LiveController, MainWindow
 
-    stack.reset()
-    stack.allow(ACTION_REBIND, ACTION_PREFERENCES)
+    engine_stack.reset()
+    engine_stack.allow(ACTION_REBIND, ACTION_PREFERENCES)
     daemon = StandInDaemon()
-    daemon.service = run(qloop, serve(daemon, stack.address))
-    drv = EngineDriver(bus_address=stack.address, backoff_initial=0.05, backoff_max=0.2)
-    rt = Runtime(system_bus=stack.address, use_networkmanager=False, vt_port=None, daemon=drv)
+    daemon.service = run(qloop, serve(daemon, engine_stack.address))
+    drv = EngineDriver(bus_address=engine_stack.address, backoff_initial=0.05, backoff_max=0.2)
+    rt = Runtime(system_bus=engine_stack.address, use_networkmanager=False, vt_port=None, daemon=drv)
     c = LiveController(rt.store, rt.clock, daemon=drv)
     win = MainWindow(c)
     qtbot.addWidget(win)
     messages = []
-    shell = AppShell(rt, win, lambda: None, system_bus=stack.address, tray=False,
+    shell = AppShell(rt, win, lambda: None, system_bus=engine_stack.address, tray=False,
                      journal=FailoverJournal(str(tmp_path / "failover.jsonl")),
                      prefs_path=str(tmp_path / "failover.toml"), mip6d_conf=str(tmp_path / "mip6d.conf"))
     shell.message.connect(lambda text, ok: messages.append((text, ok)))

@@ -13,6 +13,7 @@ import stat
 import pytest
 
 from mhgui.ui.firstrun import FirstRunDialog, check_form, parse_key_file
+from netns import lab_why_not
 
 KEY = bytes(range(32))
 HA = "2001:db8:1::1"
@@ -67,19 +68,11 @@ needs_bus = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("dbus-daemon") 
                                reason="needs root and dbus-daemon (the engine's bus name is root's)")
 
 
-@pytest.fixture(scope="module")
-def engine_stack():
-    pytest.importorskip("dbus")
-    from enginebus import start_stack
-    s = start_stack()
-    yield s
-    s.stop()
-
-
 @needs_bus
 @pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")  # offscreen, a shown dialog
 def test_dialog_refused_by_polkit_then_taken(qtbot, qloop, engine_stack, tmp_path):
-    from enginebus import StandInDaemon, until
+    from enginebus import StandInDaemon
+    from waiting import until
     from mhgui.daemons.engine import EngineDriver
     from mhgui.engine import config as engine_config
     from mhgui.engine.mn_dbus import ACTION_CONFIGURE, serve
@@ -157,15 +150,8 @@ def test_without_the_engine_the_dialog_says_how_to_get_it(qtbot):
 LAB_PREFIX = "h2a"
 
 
-def _lab_why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    missing = [t for t in ("ip", "nft", "sysctl", "dbus-daemon", "dbus-send") if shutil.which(t) is None]
-    return f"needs {', '.join(missing)}" if missing else None
-
-
 @pytest.mark.netns
-@pytest.mark.skipif(_lab_why_not() is not None, reason=_lab_why_not() or "")
+@pytest.mark.skipif(lab_why_not() is not None, reason=lab_why_not() or "")
 @pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
 def test_dialog_configures_the_lab_engine_which_restarts_and_registers_again(qtbot, qloop):
     """The lab's mobile node runs the real engine (its bus, its polkit authority: root is allowed). The dialog

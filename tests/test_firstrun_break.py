@@ -220,20 +220,12 @@ needs_bus = pytest.mark.skipif(os.geteuid() != 0 or not __import__("shutil").whi
                                reason="needs root and dbus-daemon")
 
 
-@pytest.fixture(scope="module")
-def engine_stack():
-    pytest.importorskip("dbus")
-    from enginebus import start_stack
-    s = start_stack()
-    yield s
-    s.stop()
-
-
 @needs_bus
 def test_the_form_follows_the_engine_while_open(qtbot, qloop, engine_stack):
     """Opened before the engine ran, the form stayed disabled with "not running" after it started (nothing was
     typed, so nothing re-checked it); opened with it, Connect stayed enabled after it went, and did nothing."""
-    from enginebus import StandInDaemon, until
+    from enginebus import StandInDaemon
+    from waiting import until
     from mhgui.daemons.engine import EngineDriver
     from mhgui.engine.mn_dbus import serve
 

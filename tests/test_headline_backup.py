@@ -5,8 +5,6 @@ engine's loss figure (over its last probes) is not said as the path's loss now."
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from mhgui.core.analysis import analyse
 from mhgui.core.headline import node_headline
 from mhgui.core.trayview import build_tray_view
+from netns import lab_why_not
 from test_headline import ENGINE, HOA, mobile, probe, reg
 
 MAIN, BACKUP = ("2001:db8:a1::2", 1), ("2001:db8:b1::3", 2)
@@ -65,15 +64,8 @@ def test_the_loss_figure_is_said_as_of_the_last_probes():
 LAB_PREFIX = "q2a"
 
 
-def _lab_why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    missing = [t for t in ("ip", "nft", "sysctl", "dbus-daemon", "dbus-send") if shutil.which(t) is None]
-    return f"needs {', '.join(missing)}" if missing else None
-
-
 @pytest.mark.netns
-@pytest.mark.skipif(_lab_why_not() is not None, reason=_lab_why_not() or "")
+@pytest.mark.skipif(lab_why_not() is not None, reason=lab_why_not() or "")
 def test_in_the_lab_mhctl_status_says_the_backup_is_down():
     from mhgui.lab import Lab
 

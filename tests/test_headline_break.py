@@ -26,6 +26,7 @@ from mhgui.core.bindings import BindingState
 from mhgui.core.headline import ACTION_REBIND, ACTION_RESTART_DAEMON, Action, node_headline
 from mhgui.helper.client import NotAuthorized, polkit_refusal
 from test_headline import ENGINE, HOA, HOA2, mobile, probe, reg
+from waiting import until
 
 needs_bus = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("dbus-daemon") is None,
                                reason="needs root and dbus-daemon")
@@ -131,56 +132,25 @@ def test_a_dismissed_password_prompt_is_not_called_a_policy_refusal():
 dbus = pytest.importorskip("dbus")
 
 
-@pytest.fixture(scope="module")
-def helper_stack():
-    from test_helper import _start_stack
-    s = _start_stack()
-    yield s
-    s.stop()
-
-
-async def _until(pred, what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not pred():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
 @needs_bus
 def test_a_double_click_restarts_once(qtbot, qloop, helper_stack, tmp_path):
-    from mhgui.core.model import HomeAddress
-    from mhgui.core.state import HomeAddressesSet, StateStore
-    from mhgui.daemons.engine import EngineDriver
-    from mhgui.helper.client import HelperClient
     from mhgui.helper.service import ACTION_CHANGE
-    from mhgui.ui.window import LiveController, MainWindow
-    from test_helper import HelperProc, _write_conf
+    from test_headline_gui import restart_window
 
     stack = helper_stack
     stack.reset()
     stack.allow(ACTION_CHANGE)
-    helper = HelperProc(stack, _write_conf(tmp_path / "etc")).start()
-    driver = EngineDriver(bus_address=stack.address, backoff_initial=0.05, backoff_max=0.2)
-    store = StateStore()
-    store.apply(HomeAddressesSet((HomeAddress(HOA, 64, "2001:db8:1::1", None, origin="engine"),)))
-    c = LiveController(store, time.monotonic, daemon=driver)
-    win = MainWindow(c)
-    win.helper_factory = lambda: HelperClient(stack.address)
-    qtbot.addWidget(win)
-    notes = []
-    win.actions.message.connect(lambda text, ok: notes.append((text, ok)))
+    helper, driver, c, win, notes = restart_window(stack, tmp_path, qtbot)
 
     async def scenario():
         await driver.start()
         try:
             # (the engine never ran here: "not running", with Start, which restarts the unit all the same)
-            await _until(lambda: win.answer.text().startswith("Mobility daemon not running"), win.answer.text())
+            await until(lambda: win.answer.text().startswith("Mobility daemon not running"), win.answer.text())
             win.answer_button.click()
             win.answer_button.click()  # a double click
             win.actions.run(Action(ACTION_RESTART_DAEMON, "Restart"))  # and the notification's button
-            await _until(lambda: any(ok is True for _t, ok in notes), f"the restart, have {notes}")
+            await until(lambda: any(ok is True for _t, ok in notes), f"the restart, have {notes}")
             await asyncio.sleep(0.3)  # a second call would have reached the mock by now
         finally:
             await driver.stop()
@@ -193,14 +163,6 @@ def test_a_double_click_restarts_once(qtbot, qloop, helper_stack, tmp_path):
     finally:
         c.close()
         assert helper.stop() == 0, helper.log
-
-
-@pytest.fixture(scope="module")
-def engine_stack():
-    from enginebus import start_stack
-    s = start_stack()
-    yield s
-    s.stop()
 
 
 @needs_bus
@@ -229,7 +191,7 @@ def test_a_stale_restart_does_not_restart_a_daemon_that_answers(qtbot, qloop, en
         service = await serve(StandInDaemon(), stack.address)
         await driver.start()
         try:
-            await _until(lambda: driver.status.reachable, "the driver to connect")
+            await until(lambda: driver.status.reachable, "the driver to connect")
             win.actions.run(Action(ACTION_RESTART_DAEMON, "Restart"))
             await asyncio.sleep(0.2)
         finally:
@@ -351,7 +313,7 @@ def test_hostile_engine_json_skips_the_bad_items(qloop, engine_stack):
         service = await serve(daemon, engine_stack.address)
         await driver.start()
         try:
-            await _until(lambda: driver.status.reachable or driver.status.state == "error", "the driver")
+            await until(lambda: driver.status.reachable or driver.status.state == "error", "the driver")
             refreshed = await driver.refresh()
             return refreshed, driver.status, driver.bindings(), driver.uplinks()
         finally:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import pytest
 from mhgui.core.analysis import analyse
 from mhgui.core.headline import ACTION_RESTART_DAEMON, node_headline
 from mhgui.core.trayview import build_tray_view
+from netns import lab_why_not
 from test_headline import Status, mobile, normal_machine
 
 MN_TOML = "# stands for the engine's configuration: only its presence counts here\n"
@@ -138,15 +138,8 @@ def test_the_window_says_not_running_and_its_summary_does_not_contradict(qtbot, 
 LAB_PREFIX = "f1b"
 
 
-def _lab_why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    missing = [t for t in ("ip", "nft", "sysctl", "dbus-daemon", "dbus-send") if shutil.which(t) is None]
-    return f"needs {', '.join(missing)}" if missing else None
-
-
 @pytest.mark.netns
-@pytest.mark.skipif(_lab_why_not() is not None, reason=_lab_why_not() or "")
+@pytest.mark.skipif(lab_why_not() is not None, reason=lab_why_not() or "")
 def test_in_the_lab_with_the_engine_stopped_mhctl_status_says_start_it():
     from mhgui.lab import Lab
     if Lab.is_up(LAB_PREFIX):

@@ -8,7 +8,6 @@ button, refused by polkit and then allowed; the real engine driver finding no en
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pytest
@@ -21,17 +20,9 @@ from mhgui.sources.netlink import NetlinkSource
 from mhgui.ui.header import answer_of
 from mhgui.ui.window import LiveController, MainWindow
 from netns import lab  # noqa: F401  (fixture)
+from waiting import until
 
 HOA = "2001:db8:1::100"
-
-
-async def until(pred, timeout: float = 10.0, what: str = "condition") -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not pred():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.netns
@@ -87,22 +78,14 @@ def test_a_normal_machine_is_online_and_offers_a_way_on(qtbot, qloop, lab):  # n
 pytest.importorskip("dbus")
 
 
-@pytest.fixture(scope="module")
-def helper_stack():
-    from test_helper import _start_stack
-    s = _start_stack()
-    yield s
-    s.stop()
-
-
-def test_daemon_lost_offers_a_restart_that_polkit_refuses_then_allows(qtbot, qloop, helper_stack, tmp_path):
+def restart_window(stack, tmp_path, qtbot):
+    """A node with a home address from the engine, which is not running, and the window that restarts it through
+    the real helper (started here, on ``stack``, tests/test_helper.py's): ``(helper, driver, controller,
+    window, notes)``, ``notes`` the window's messages as ``(text, ok)``."""
     from mhgui.daemons.engine import EngineDriver
     from mhgui.helper.client import HelperClient
-    from mhgui.helper.service import ACTION_CHANGE
     from test_helper import HelperProc, _write_conf
 
-    stack = helper_stack
-    stack.reset()
     helper = HelperProc(stack, _write_conf(tmp_path / "etc")).start()
     driver = EngineDriver(bus_address=stack.address, backoff_initial=0.05, backoff_max=0.2)
     store = StateStore()
@@ -111,8 +94,17 @@ def test_daemon_lost_offers_a_restart_that_polkit_refuses_then_allows(qtbot, qlo
     win = MainWindow(c)
     win.helper_factory = lambda: HelperClient(stack.address)
     qtbot.addWidget(win)
-    notes = []
+    notes: list[tuple[str, bool]] = []
     win.actions.message.connect(lambda text, ok: notes.append((text, ok)))
+    return helper, driver, c, win, notes
+
+
+def test_daemon_lost_offers_a_restart_that_polkit_refuses_then_allows(qtbot, qloop, helper_stack, tmp_path):
+    from mhgui.helper.service import ACTION_CHANGE
+
+    stack = helper_stack
+    stack.reset()
+    helper, driver, c, win, notes = restart_window(stack, tmp_path, qtbot)
 
     async def scenario():
         await driver.start()
@@ -147,15 +139,7 @@ def test_daemon_lost_offers_a_restart_that_polkit_refuses_then_allows(qtbot, qlo
         assert helper.stop() == 0, helper.log
 
 
-@pytest.fixture(scope="module")
-def bare_stack():
-    from test_helper import _start_stack
-    s = _start_stack(systemd=False)
-    yield s
-    s.stop()
-
-
-def test_restart_without_systemd_says_what_to_run(qtbot, qloop, bare_stack, tmp_path):
+def test_restart_without_systemd_says_what_to_run(qtbot, qloop, bare_helper_stack, tmp_path):
     """No systemd on the bus (the lab, a container): the helper cannot restart the engine, and the window says
     what to run instead."""
     from mhgui.daemons.engine import EngineDriver
@@ -163,7 +147,7 @@ def test_restart_without_systemd_says_what_to_run(qtbot, qloop, bare_stack, tmp_
     from mhgui.helper.service import ACTION_CHANGE
     from test_helper import HelperProc, _write_conf
 
-    stack = bare_stack
+    stack = bare_helper_stack
     stack.reset()
     stack.allow(ACTION_CHANGE)
     helper = HelperProc(stack, _write_conf(tmp_path / "etc")).start()

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
-import time
 
 import pytest
 
@@ -21,15 +19,14 @@ from mhgui.core.health import Health
 from mhgui.daemons.engine import EngineCallError, EngineDriver
 from mhgui.lab import CN_ADDRESS, Lab
 from mhgui.sources.linkstats import LinkStatsSource, StatsTick
+from netns import lab_why_not
+from waiting import until
 
 TOOLS = ("ip", "nft", "dbus-daemon", "iperf3")
 
 
 def why_not() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    missing = [t for t in TOOLS if shutil.which(t) is None]
-    return f"needs {', '.join(missing)}" if missing else None
+    return lab_why_not(TOOLS)
 
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(why_not() is not None, reason=why_not() or "")]
@@ -47,15 +44,6 @@ def lab():
         yield Lab.up(PREFIX)
     finally:
         Lab.down(PREFIX)
-
-
-async def until(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def series_named(h: Health, name: str):
@@ -86,11 +74,11 @@ async def test_throughput_probes_and_a_dark_uplink_in_the_lab(lab):
     try:
         src.set_active(True)
         await until(lambda: {"up0", "up1"} <= {u.name for u in h.uplinks.values()}
-                    and all(u.latest().reachable for u in h.uplinks.values()), 20, "both uplinks reachable")
+                    and all(u.latest().reachable for u in h.uplinks.values()), timeout=20, what="both uplinks reachable")
         for u in h.uplinks.values():
             p = u.latest()
             assert p.rtt_ms is not None and 0 < p.rtt_ms < 1000 and p.loss is not None and p.sent >= p.answered > 0
-        await until(lambda: series_named(h, "mhmn0") and series_named(h, "up0"), 10, "the TUN's and up0's counters")
+        await until(lambda: series_named(h, "mhmn0") and series_named(h, "up0"), timeout=10, what="the TUN's and up0's counters")
         tun0, up00 = series_named(h, "mhmn0").last, series_named(h, "up0").last
         client = await asyncio.get_running_loop().run_in_executor(None, lambda: subprocess.run(
             ["ip", "netns", "exec", lab.netns("mn"), "iperf3", "-c", CN_ADDRESS, "-t", str(SECONDS), "-b", RATE,
@@ -98,7 +86,7 @@ async def test_throughput_probes_and_a_dark_uplink_in_the_lab(lab):
         assert client.returncode == 0, client.stdout[-500:] + client.stderr
         sent = json.loads(client.stdout)["end"]["sum_sent"]["bytes"]
         polls = src.polls
-        await until(lambda: src.polls >= polls + 2, 5, "two more readings")
+        await until(lambda: src.polls >= polls + 2, timeout=5, what="two more readings")
         tun, up0 = series_named(h, "mhmn0"), series_named(h, "up0")
         tun_tx, up0_tx = tun.last[2] - tun0[2], up0.last[2] - up00[2]
         # TCP payload + its headers through the TUN; + the engine's UDP/IP and AEAD on up0 (and the probes)
@@ -109,11 +97,11 @@ async def test_throughput_probes_and_a_dark_uplink_in_the_lab(lab):
               + ", ".join(f"{u.name} {u.latest().rtt_ms:.2f} ms" for u in h.uplinks.values()))
         # up0 goes dark (its router drops everything): the probes say so, then it comes back
         Lab.blackhole(PREFIX, "up0")
-        await until(lambda: any(e.kind == "unreachable" and e.subject == "up0" for e in h.events), 15,
-                    "up0 unreachable on the timeline")
+        await until(lambda: any(e.kind == "unreachable" and e.subject == "up0" for e in h.events), timeout=15,
+                    what="up0 unreachable on the timeline")
         Lab.restore(PREFIX, "up0")
-        await until(lambda: any(e.kind == "reachable" and e.subject == "up0" for e in h.events), 15,
-                    "up0 reachable again on the timeline")
+        await until(lambda: any(e.kind == "reachable" and e.subject == "up0" for e in h.events), timeout=15,
+                    what="up0 reachable again on the timeline")
         assert not any(e.subject == "up1" for e in h.events)
     finally:
         await src.stop()

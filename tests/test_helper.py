@@ -116,18 +116,14 @@ def _start_stack(**kw) -> Stack:
 
 
 @pytest.fixture(scope="module")
-def stack():
-    s = _start_stack()
-    yield s
-    s.stop()
+def stack(helper_stack):
+    return helper_stack  # tests/conftest.py's, by this module's old name
 
 
 @pytest.fixture(scope="module")
-def bare_stack():
+def bare_stack(bare_helper_stack):
     """polkit but no systemd on the bus: the helper's process fallback."""
-    s = _start_stack(systemd=False)
-    yield s
-    s.stop()
+    return bare_helper_stack
 
 
 # --------------------------------------------------------------------------- the helper process

@@ -11,13 +11,13 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import time
 
 import pytest
 
 from mhgui.core.health import Health
 from mhgui.sources.linkstats import LinkStatsSource, StatsError, StatsTick, counters_of
 from netns import lab, run  # noqa: F401  (fixture)
+from waiting import until
 
 pytestmark = [pytest.mark.netns]
 
@@ -35,15 +35,6 @@ s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 22)
 for i in range(n):
     s.sendto(bytes(size), ("fd00:44::2", 9))
 """
-
-
-async def until(pred, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def kernel_bytes(ns: str, dev: str) -> tuple[int, int]:

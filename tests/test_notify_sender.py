@@ -51,14 +51,19 @@ def _notifier(qloop, session_bus):  # noqa: F811
     return n, pressed
 
 
+async def _notified(n, note) -> int:
+    """``note`` sent by the notifier ``n`` (what it sends is in ``n.sent``): its notification id."""
+    n.notify(note)
+    await asyncio.sleep(0.2)
+    await n.drain()
+    return n.sent[-1][0]
+
+
 def test_a_forged_action_from_another_connection_is_ignored(qloop, session_bus, notification_daemon):  # noqa: F811
     n, pressed = _notifier(qloop, session_bus)
 
     async def scenario():
-        n.notify(daemon_lost("the mobility engine", "nobody owns its name"))
-        await asyncio.sleep(0.2)
-        await n.drain()
-        nid = n.sent[-1][0]
+        nid = await _notified(n, daemon_lost("the mobility engine", "nobody owns its name"))
         forger = await MessageBus(bus_address=session_bus.address).connect()
         try:
             # broadcast, then straight to the app's connection (no match rule stands in the way of that)
@@ -99,10 +104,7 @@ def test_a_new_server_takes_over_and_the_old_buttons_go(qloop, session_bus, noti
     n, pressed = _notifier(qloop, session_bus)
 
     async def scenario():
-        n.notify(daemon_lost("the mobility engine", "gone"))
-        await asyncio.sleep(0.2)
-        await n.drain()
-        nid = n.sent[-1][0]
+        nid = await _notified(n, daemon_lost("the mobility engine", "gone"))
         notification_daemon.terminate()
         notification_daemon.process.wait()
         await _until(lambda: getattr(n, "_server", "?") is None, 2.0)

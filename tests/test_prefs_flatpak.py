@@ -20,7 +20,7 @@ import os
 import pytest
 
 from test_helper import (  # noqa: E402 (skips the module without root or the tools)
-    ERR, HelperProc, _dbus_send, _start_stack, _write_conf,
+    ERR, HelperProc, _dbus_send, _write_conf,
 )
 from mhgui.helper.client import HelperClient, HelperError, NotAuthorized
 
@@ -44,19 +44,12 @@ EXTRA = 'Interface "usb0" { MnIfPreference 3; }\n'
 WANT = {"eth1": 2, "wlan0": 1, "wwan0": 0, "usb0": 3}
 
 
-@pytest.fixture(scope="module")
-def stack():
-    s = _start_stack()
-    yield s
-    s.stop()
-
-
 @pytest.fixture
-def helper(stack, tmp_path):
-    stack.reset()
+def helper(helper_stack, tmp_path):
+    helper_stack.reset()
     conf = _write_conf(tmp_path / "etc", CONF)
     (conf.parent / "extra-1.conf").write_text(EXTRA)
-    h = HelperProc(stack, conf).start()
+    h = HelperProc(helper_stack, conf).start()
     try:
         yield h
     finally:
@@ -65,15 +58,15 @@ def helper(stack, tmp_path):
 
 
 @pytest.mark.asyncio
-async def test_preferences_without_polkit_and_nothing_else_of_the_file(stack, helper):
-    stack.allow()  # polkit says no to everything
-    async with HelperClient(stack.address) as client:
+async def test_preferences_without_polkit_and_nothing_else_of_the_file(helper_stack, helper):
+    helper_stack.allow()  # polkit says no to everything
+    async with HelperClient(helper_stack.address) as client:
         assert await client.interface_preferences() == WANT
         with pytest.raises(NotAuthorized):
             await client.read_config()  # the whole text (IPsec policies, key paths) still needs polkit
     # a missing file: no values ({}), not an error; a broken one: InvalidConfig naming a line, no text
     helper.conf.rename(helper.conf.with_name("moved.conf"))
-    async with HelperClient(stack.address) as client:
+    async with HelperClient(helper_stack.address) as client:
         assert await client.interface_preferences() == {}
         helper.conf.write_text('Interface "eth1" { MnIfPreference 2; }\nMnHomeLink "secret-key-path" {\n')
         with pytest.raises(HelperError) as bad:
@@ -81,24 +74,24 @@ async def test_preferences_without_polkit_and_nothing_else_of_the_file(stack, he
     assert bad.value.error_name == ERR + "InvalidConfig" and "secret-key-path" not in str(bad.value)
 
 
-def test_groups_of_the_bus_policy_only(stack, helper):
-    stack.allow()
-    p = _dbus_send(stack, "GetInterfacePreferences")  # nobody, in no group: the bus refuses
+def test_groups_of_the_bus_policy_only(helper_stack, helper):
+    helper_stack.allow()
+    p = _dbus_send(helper_stack, "GetInterfacePreferences")  # nobody, in no group: the bus refuses
     assert p.returncode != 0 and "AccessDenied" in p.stderr, p.stderr
     try:
         netdev = grp.getgrnam("netdev").gr_gid
     except KeyError:
         pytest.skip("no group netdev here")
-    p = _dbus_send(stack, "GetInterfacePreferences", groups=f"--groups={netdev}")
+    p = _dbus_send(helper_stack, "GetInterfacePreferences", groups=f"--groups={netdev}")
     assert p.returncode == 0, p.stderr
     for name, value in WANT.items():
         assert f'string "{name}"' in p.stdout and f"uint32 {value}" in p.stdout
-    p = _dbus_send(stack, "ReadConfig", groups=f"--groups={netdev}")
+    p = _dbus_send(helper_stack, "ReadConfig", groups=f"--groups={netdev}")
     assert p.returncode != 0 and "NotAuthorized" in p.stderr, p.stderr
 
 
 @pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-def test_sandboxed_dialog_shows_the_order_in_use_from_the_helper(stack, helper, tmp_path, monkeypatch, qtbot, qloop):
+def test_sandboxed_dialog_shows_the_order_in_use_from_the_helper(helper_stack, helper, tmp_path, monkeypatch, qtbot, qloop):
     from mhgui.core.failover import Preferences
     from mhgui.core.prefsfile import FailoverSettings
     from mhgui.runtime import Runtime
@@ -113,15 +106,15 @@ def test_sandboxed_dialog_shows_the_order_in_use_from_the_helper(stack, helper, 
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     # the host's /etc is not visible in the sandbox: the app's own default path leads nowhere
     monkeypatch.setattr("mhgui.sources.config.DEFAULT_MIP6D_CONF", str(tmp_path / "not-visible" / "mip6d.conf"))
-    stack.allow()  # no polkit needed for what the dialog reads
+    helper_stack.allow()  # no polkit needed for what the dialog reads
     prefs_path = tmp_path / "failover.toml"
     save_prefs(FailoverSettings(Preferences(("eth1", "wlan0"), holdup=1.0)), prefs_path)
 
-    rt = Runtime(system_bus=stack.address, use_networkmanager=False, vt_port=None)
+    rt = Runtime(system_bus=helper_stack.address, use_networkmanager=False, vt_port=None)
     c = LiveController(rt.store, rt.clock, daemon=rt.daemon)
     win = MainWindow(c)
     qtbot.addWidget(win)
-    shell = AppShell(rt, win, lambda: None, system_bus=stack.address, tray=False,
+    shell = AppShell(rt, win, lambda: None, system_bus=helper_stack.address, tray=False,
                      journal=FailoverJournal(str(tmp_path / "failover.jsonl")), prefs_path=str(prefs_path))
 
     async def scenario():

@@ -33,6 +33,7 @@ from mhgui.core.steering_selectors import format_ports, parse_application, parse
 sys.path.insert(0, str(Path(__file__).parent))
 from test_steering import (  # noqa: E402
     ADDR4_A, ADDR4_B, COA_A, COA_B, NEED, PORT, SERVER4, SERVER6, SteerLab, Wire, _sock, _wait_for,
+    bus_stack,  # noqa: F401 (fixture: the helper's bus without systemd)
 )
 
 _count = itertools.count()
@@ -415,18 +416,6 @@ def _rmtree_cg(top: Path) -> None:
         for p in sorted((q for q in top.rglob("*") if q.is_dir()), key=lambda q: -len(q.parts)):
             p.rmdir()
         top.rmdir()
-
-
-@pytest.fixture(scope="module")
-def bus_stack():
-    if NEED:
-        pytest.skip(NEED)
-    pytest.importorskip("dbus")
-    from test_helper import _start_stack
-
-    s = _start_stack(systemd=False)
-    yield s
-    s.stop()
 
 
 @netns_only

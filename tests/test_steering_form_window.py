@@ -3,8 +3,6 @@ thread) and the rule goes to the real helper on a private system bus, whose refu
 
 from __future__ import annotations
 
-import asyncio
-import time
 
 import pytest
 
@@ -14,32 +12,18 @@ pytest.importorskip("dbus")
 from desktopworld import window  # noqa: E402
 
 from mhgui.ui import colours  # noqa: E402
+from waiting import until  # noqa: E402
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints",
                                        "This plugin does not support raise")  # offscreen, shown
 
 
-async def until(pred, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
-
-
-@pytest.fixture(scope="module")
-def helper_stack():
-    from test_helper import _start_stack
-    s = _start_stack(systemd=False)
-    yield s
-    s.stop()
-
-
-def test_add_button_opens_the_form_and_the_helper_answers(qtbot, qloop, helper_stack, tmp_path):
+def test_add_button_opens_the_form_and_the_helper_answers(qtbot, qloop, bare_helper_stack, tmp_path):
     from mhgui.helper.client import HelperClient
     from mhgui.helper.service import ACTION_READ, ACTION_STEER
     from test_helper import HelperProc, _write_conf
 
-    stack = helper_stack
+    stack = bare_helper_stack
     stack.reset()
     helper = HelperProc(stack, _write_conf(tmp_path / "etc"), "--state-dir", str(tmp_path / "state")).start()
     win, c = window()
@@ -95,13 +79,13 @@ def test_add_button_opens_the_form_and_the_helper_answers(qtbot, qloop, helper_s
         assert helper.stop() == 0, helper.log
 
 
-def test_absent_helper_is_worded_like_the_banner_and_add_is_disabled(qtbot, qloop, helper_stack):
+def test_absent_helper_is_worded_like_the_banner_and_add_is_disabled(qtbot, qloop, bare_helper_stack):
     """No helper on the bus (the lab): the rules page says so as the access banner does, not the bus's raw
     "was not provided by any .service files" in red (that goes to the tooltip), and Add… is disabled with
     the reason in its tooltip (issue 15 n1.9)."""
     from mhgui.helper.client import HelperClient
 
-    stack = helper_stack
+    stack = bare_helper_stack
     stack.reset()  # nobody owns the helper's name, no service file
     win, c = window()
     win.helper_factory = lambda: HelperClient(stack.address)

@@ -68,7 +68,7 @@ def test_the_ruleset_leaves_home_addresses_alone_before_any_rule():
 # --------------------------------------------------------------------------- the lab
 
 from enginelab import (  # noqa: E402
-    CN_ADDRESS, HOA, UP, Capture, LabHandle, end, ns_popen, read_line, tshark_rows, why_not,
+    CN_ADDRESS, HOA, UP, Capture, LabHandle, end, lab_up, ns_popen, read_line, tshark_rows, why_not,
 )
 from mhgui.lab import Lab  # noqa: E402
 
@@ -126,14 +126,8 @@ def lab():
         pytest.skip(why_not())
     if shutil.which("nsenter") is None:
         pytest.skip("needs nsenter")
-    if Lab.is_up(PREFIX):  # a leftover of a crashed run with the same prefix
-        Lab.down(PREFIX)
-    try:
-        handle = LabHandle(PREFIX, Lab.up(PREFIX))
-        handle.settle()
+    with lab_up(PREFIX) as handle:
         yield handle
-    finally:
-        Lab.down(PREFIX)
 
 
 class Peers:

@@ -17,6 +17,7 @@ the announcements (:mod:`mhgui.sources.rebind_requests`) and logs the move that 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import grp
 import json
 import os
@@ -25,32 +26,33 @@ import sys
 
 import pytest
 
-from test_helper import CHANGE, READ, REPO, SWAP, HelperProc, _start_stack, _write_conf  # noqa: E402 (skips without root)
+from test_helper import CHANGE, READ, REPO, SWAP, HelperProc, _write_conf  # noqa: E402 (skips without root)
+from test_rebind_e2e import world  # noqa: F401,E402 (fixture: the UMIP double in namespaces)
+from waiting import until
 from mhgui.helper.client import HelperClient, InvalidArguments
 
 HOA_TEXT = "2001:db8:1:0:0:0:0:100"
 
 
-async def until(pred, what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not pred():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-@pytest.fixture(scope="module")
-def stack():
-    s = _start_stack()
-    yield s
-    s.stop()
+@contextlib.asynccontextmanager
+async def watching(bus_address: str, **kw):
+    """A :class:`~mhgui.sources.rebind_requests.RebindRequestWatcher` on ``bus_address``, subscribed:
+    ``(watcher, requests)``, ``requests`` the list of what it reported; stopped at the end."""
+    from mhgui.sources.rebind_requests import RebindRequestWatcher
+    got: list = []
+    watcher = RebindRequestWatcher(bus_address, got.append, **kw)
+    watcher.start()
+    try:
+        await asyncio.wait_for(watcher.subscribed.wait(), 10)
+        yield watcher, got
+    finally:
+        await watcher.stop()
 
 
 @pytest.fixture
-def helper(stack, tmp_path):
-    stack.reset()
-    h = HelperProc(stack, _write_conf(tmp_path / "etc")).start()
+def helper(helper_stack, tmp_path):
+    helper_stack.reset()
+    h = HelperProc(helper_stack, _write_conf(tmp_path / "etc")).start()
     try:
         yield h
     finally:
@@ -72,15 +74,10 @@ def test_parse_request_refuses_what_the_helper_never_sends():
 
 
 @pytest.mark.asyncio
-async def test_the_helper_announces_a_rebind_at_its_restart(stack, helper):
-    from mhgui.sources.rebind_requests import RebindRequestWatcher
-    got: list = []
-    watcher = RebindRequestWatcher(stack.address, got.append)
-    watcher.start()
-    try:
-        await asyncio.wait_for(watcher.subscribed.wait(), 10)
-        stack.allow(READ, CHANGE)
-        async with HelperClient(stack.address) as client:
+async def test_the_helper_announces_a_rebind_at_its_restart(helper_stack, helper):
+    async with watching(helper_stack.address) as (_watcher, got):
+        helper_stack.allow(READ, CHANGE)
+        async with HelperClient(helper_stack.address) as client:
             # a bad home address: refused before anything is written
             with pytest.raises(InvalidArguments, match="IPv6 address"):
                 await client.set_interface_preferences(SWAP, rebind=("192.0.2.1", "wlan0"))
@@ -100,7 +97,7 @@ async def test_the_helper_announces_a_rebind_at_its_restart(stack, helper):
             await asyncio.sleep(0.5)
             assert len(got) == 1, got
         # another connection's rebind write is announced only at its own restart
-        async with HelperClient(stack.address) as writer, HelperClient(stack.address) as other:
+        async with HelperClient(helper_stack.address) as writer, HelperClient(helper_stack.address) as other:
             await writer.set_interface_preferences({"eth1": 1, "wlan0": 2, "wwan0": 3}, rebind=(HOA_TEXT, "eth1"))
             await other.restart_daemon()
             await asyncio.sleep(0.5)
@@ -108,24 +105,18 @@ async def test_the_helper_announces_a_rebind_at_its_restart(stack, helper):
             await writer.restart_daemon()
             await until(lambda: len(got) == 2, "the second announcement")
             assert (got[1].interface, got[1].caller) == ("eth1", writer.unique_name)
-    finally:
-        await watcher.stop()
 
 
 @pytest.mark.asyncio
-async def test_forged_announcements_and_own_requests_are_ignored(stack, helper):
+async def test_forged_announcements_and_own_requests_are_ignored(helper_stack, helper):
     from dbus_fast import BusType, Message
     from dbus_fast.aio import MessageBus
 
-    from mhgui.sources.rebind_requests import HELPER_IFACE, HELPER_PATH, RebindRequestWatcher
-    got: list = []
+    from mhgui.sources.rebind_requests import HELPER_IFACE, HELPER_PATH
     own: set = set()
-    watcher = RebindRequestWatcher(stack.address, got.append, is_own=lambda caller: caller in own)
-    watcher.start()
-    try:
-        await asyncio.wait_for(watcher.subscribed.wait(), 10)
+    async with watching(helper_stack.address, is_own=lambda caller: caller in own) as (watcher, got):
         # root, but not the helper's name owner, broadcasts the same signal: nobody is told
-        forger = await MessageBus(bus_address=stack.address, bus_type=BusType.SYSTEM).connect()
+        forger = await MessageBus(bus_address=helper_stack.address, bus_type=BusType.SYSTEM).connect()
         try:
             await forger.send(Message.new_signal(HELPER_PATH, HELPER_IFACE, "RebindRequested", "ssus",
                                                  [HOA_TEXT, "wlan0", 0, forger.unique_name]))
@@ -133,8 +124,8 @@ async def test_forged_announcements_and_own_requests_are_ignored(stack, helper):
                                                    [HOA_TEXT, "wlan0", 0, ":1.9"]))  # (no sender: not the owner)
         finally:
             forger.disconnect()
-        stack.allow(READ, CHANGE)
-        async with HelperClient(stack.address) as client:
+        helper_stack.allow(READ, CHANGE)
+        async with HelperClient(helper_stack.address) as client:
             await client.connect()
             own.add(client.unique_name)  # the app's own rebind: already logged when asked
             await client.set_interface_preferences(SWAP, rebind=(HOA_TEXT, "wlan0"))
@@ -142,8 +133,6 @@ async def test_forged_announcements_and_own_requests_are_ignored(stack, helper):
             await asyncio.sleep(0.7)
         assert got == []
         assert "Traceback" not in helper.log
-    finally:
-        await watcher.stop()
 
 
 SCRIPT = """
@@ -159,35 +148,28 @@ asyncio.run(go())
 
 
 @pytest.mark.asyncio
-async def test_a_user_who_is_not_root_is_named_by_uid(stack, helper):
+async def test_a_user_who_is_not_root_is_named_by_uid(helper_stack, helper):
     try:
         netdev = grp.getgrnam("netdev").gr_gid
     except KeyError:
         pytest.skip("no group netdev here (the helper's bus policy lets it call)")
-    from mhgui.sources.rebind_requests import RebindRequestWatcher
-    got: list = []
-    watcher = RebindRequestWatcher(stack.address, got.append)
-    watcher.start()
-    try:
-        await asyncio.wait_for(watcher.subscribed.wait(), 10)
-        stack.allow(READ, CHANGE)
+    async with watching(helper_stack.address) as (_watcher, got):
+        helper_stack.allow(READ, CHANGE)
         p = await asyncio.create_subprocess_exec(
             "setpriv", "--reuid=65534", "--regid=65534", f"--groups={netdev}", sys.executable, "-c", SCRIPT,
-            stack.address, HOA_TEXT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            helper_stack.address, HOA_TEXT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             env={"PATH": os.environ["PATH"], "PYTHONPATH": str(REPO), "HOME": "/nonexistent"}, cwd="/")
         out, err = await asyncio.wait_for(p.communicate(), 30)
         assert p.returncode == 0, err.decode()
         await until(lambda: got, "the announcement")
         assert (got[0].uid, got[0].caller, got[0].interface) == (65534, out.decode().strip(), "wlan0")
-    finally:
-        await watcher.stop()
 
 
 # --------------------------------------------------------------------------- end to end, UMIP double
 @pytest.mark.netns
 @pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")
-def test_mhctl_rebind_is_logged_as_the_users_in_the_running_app(qtbot, qloop, tmp_path):
-    from test_rebind_e2e import HOA, World, in_netns, netns_skip_reason
+def test_mhctl_rebind_is_logged_as_the_users_in_the_running_app(world, qtbot, qloop, tmp_path):  # noqa: F811
+    from test_rebind_e2e import HOA, in_netns
     from test_umip_double import TwoUplinkLab
     from test_user_rebind_e2e import mhctl
 
@@ -199,58 +181,51 @@ def test_mhctl_rebind_is_logged_as_the_users_in_the_running_app(qtbot, qloop, tm
     from mhgui.ui.shell import AppShell
     from mhgui.ui.window import LiveController, MainWindow
 
-    why = netns_skip_reason()
-    if why:
-        pytest.skip(why)
-    tmp_path.chmod(0o755)
-    w = World(tmp_path)
-    try:
-        w.wait_registered(TwoUplinkLab.COA_A)
-        w.stack.allow(READ, CHANGE)
-        prefs_path = tmp_path / "failover.toml"
-        save_prefs(FailoverSettings(Preferences(("upA", "upB"), holdup=1.0)), prefs_path)
-        journal_path = tmp_path / "failover.jsonl"
-        with in_netns(w.lab.ns):
-            rt = Runtime(mip6d_conf=str(w.conf), system_bus=w.stack.address, use_networkmanager=False,
-                         poll_interval=0.3)
-            c = LiveController(rt.store, rt.clock, daemon=rt.daemon)
-            win = MainWindow(c)
-            qtbot.addWidget(win)
-            shell = AppShell(rt, win, lambda: None, system_bus=w.stack.address, tray=False,
-                             journal=FailoverJournal(str(journal_path)), prefs_path=str(prefs_path),
-                             mip6d_conf=str(w.conf))
+    w = world
+    w.wait_registered(TwoUplinkLab.COA_A)
+    w.stack.allow(READ, CHANGE)
+    prefs_path = tmp_path / "failover.toml"
+    save_prefs(FailoverSettings(Preferences(("upA", "upB"), holdup=1.0)), prefs_path)
+    journal_path = tmp_path / "failover.jsonl"
+    with in_netns(w.lab.ns):
+        rt = Runtime(mip6d_conf=str(w.conf), system_bus=w.stack.address, use_networkmanager=False,
+                     poll_interval=0.3)
+        c = LiveController(rt.store, rt.clock, daemon=rt.daemon)
+        win = MainWindow(c)
+        qtbot.addWidget(win)
+        shell = AppShell(rt, win, lambda: None, system_bus=w.stack.address, tray=False,
+                         journal=FailoverJournal(str(journal_path)), prefs_path=str(prefs_path),
+                         mip6d_conf=str(w.conf))
 
-            async def scenario():
-                await rt.start()
-                await shell.start()
-                try:
-                    await until(lambda: shell.svc.policy.current == "upA" and any(
-                        b.coa == TwoUplinkLab.COA_A for b in rt.daemon.bindings()), "upA in use", 15)
-                    watcher = getattr(shell, "rebind_requests", None)
-                    if watcher is not None:
-                        await asyncio.wait_for(watcher.subscribed.wait(), 10)
-                    before = len(shell.svc.log.entries)
-                    await mhctl(w, "rebind", HOA, "upB", "--yes")  # another process, another user session
-                    await until(lambda: any(e.to_interface == "upB" and e.ack_time is not None
-                                            for e in shell.svc.log.entries[before:]),
-                                f"the move in the log: {shell.svc.log.entries}", 20)
-                    moves = [e for e in shell.svc.log.entries[before:] if e.to_interface == "upB"]
-                    assert len(moves) == 1, moves
-                    (e,) = moves
-                    assert (e.who, e.by, e.reason, e.from_interface) == ("user", "user", "user rebind", "upA"), e
-                    assert HOA in e.hoas
-                    assert e.trigger_time <= e.bu_time <= e.ack_time
-                    assert not [x for x in shell.svc.log.entries[before:] if x.who == "daemon"], shell.svc.log.entries
-                finally:
-                    await shell.stop()
-                    await rt.stop()
-
+        async def scenario():
+            await rt.start()
+            await shell.start()
             try:
-                qloop.run_until_complete(scenario())
+                await until(lambda: shell.svc.policy.current == "upA" and any(
+                    b.coa == TwoUplinkLab.COA_A for b in rt.daemon.bindings()), "upA in use", 15)
+                watcher = getattr(shell, "rebind_requests", None)
+                if watcher is not None:
+                    await asyncio.wait_for(watcher.subscribed.wait(), 10)
+                before = len(shell.svc.log.entries)
+                await mhctl(w, "rebind", HOA, "upB", "--yes")  # another process, another user session
+                await until(lambda: any(e.to_interface == "upB" and e.ack_time is not None
+                                        for e in shell.svc.log.entries[before:]),
+                            f"the move in the log: {shell.svc.log.entries}", 20)
+                moves = [e for e in shell.svc.log.entries[before:] if e.to_interface == "upB"]
+                assert len(moves) == 1, moves
+                (e,) = moves
+                assert (e.who, e.by, e.reason, e.from_interface) == ("user", "user", "user rebind", "upA"), e
+                assert HOA in e.hoas
+                assert e.trigger_time <= e.bu_time <= e.ack_time
+                assert not [x for x in shell.svc.log.entries[before:] if x.who == "daemon"], shell.svc.log.entries
             finally:
-                c.close()
-        got = read_journal(str(journal_path))
-        by = [(x["by"], x["reason"]) for x in got.entries if x["to"] == "upB"]
-        assert by and set(by) == {("user", "user rebind")}, json.dumps(got.entries, indent=1)
-    finally:
-        w.close()
+                await shell.stop()
+                await rt.stop()
+
+        try:
+            qloop.run_until_complete(scenario())
+        finally:
+            c.close()
+    got = read_journal(str(journal_path))
+    by = [(x["by"], x["reason"]) for x in got.entries if x["to"] == "upB"]
+    assert by and set(by) == {("user", "user rebind")}, json.dumps(got.entries, indent=1)

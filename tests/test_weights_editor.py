@@ -15,25 +15,18 @@ Two halves:
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 from types import SimpleNamespace
 
 import pytest
 
-if os.geteuid() != 0:
-    pytest.skip("the engine tests need root (only root may own the engine's bus name)", allow_module_level=True)
-for _tool in ("dbus-daemon", "dbus-send", "setpriv"):
-    if shutil.which(_tool) is None:
-        pytest.skip(f"{_tool} is not installed", allow_module_level=True)
-pytest.importorskip("dbus")
+from enginebus import StandInDaemon  # noqa: E402 (skips without root or tools)
 
-from enginebus import StandInDaemon, start_stack  # noqa: E402
 from mhgui.daemons.base import STATE_CONNECTED  # noqa: E402
 from mhgui.daemons.engine import EngineCallError, EngineDriver  # noqa: E402
 from mhgui.engine.mn_dbus import ACTION_PREFERENCES, serve  # noqa: E402
 from mhgui.ui.preferences import PreferencesDialog  # noqa: E402
 from mhgui.ui.weights_editor import WEIGHT_MAX, WeightsEditor, wants_weights, weights_refusal  # noqa: E402
+from waiting import until  # noqa: E402
 
 LIVE = [("eth0", "ethernet", True, ""), ("wlan0", "wifi", True, ""), ("wwan0", "wwan", True, ""),
         ("usb0", "ethernet", False, "no usable care-of address")]
@@ -41,15 +34,6 @@ LIVE = [("eth0", "ethernet", True, ""), ("wlan0", "wifi", True, ""), ("wwan0", "
 
 def run(loop, coro, timeout: float = 20.0):
     return loop.run_until_complete(asyncio.wait_for(coro, timeout))
-
-
-async def until(pred, what: str, timeout: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not pred():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        await asyncio.sleep(0.01)
 
 
 class SharingDaemon(StandInDaemon):
@@ -66,18 +50,11 @@ class SharingDaemon(StandInDaemon):
         self.emit("flows", {"weights": dict(self.core.weights)})
 
 
-@pytest.fixture(scope="module")
-def stack():
-    s = start_stack()
-    yield s
-    s.stop()
-
-
-def _engine(stack, qloop, mcoa: bool):
-    stack.reset()
+def _engine(engine_stack, qloop, mcoa: bool):
+    engine_stack.reset()
     daemon = SharingDaemon(mcoa)
-    daemon.service = run(qloop, serve(daemon, stack.address))
-    drv = EngineDriver(bus_address=stack.address, backoff_initial=0.05, backoff_max=0.2)
+    daemon.service = run(qloop, serve(daemon, engine_stack.address))
+    drv = EngineDriver(bus_address=engine_stack.address, backoff_initial=0.05, backoff_max=0.2)
 
     async def connect():
         await drv.start()
@@ -88,8 +65,8 @@ def _engine(stack, qloop, mcoa: bool):
 
 
 @pytest.fixture
-def engine(stack, qloop):
-    daemon, drv = _engine(stack, qloop, True)
+def engine(engine_stack, qloop):
+    daemon, drv = _engine(engine_stack, qloop, True)
     try:
         yield daemon, drv
     finally:
@@ -97,8 +74,8 @@ def engine(stack, qloop):
         run(qloop, daemon.service.close())
 
 
-def test_no_weights_without_several_care_of_addresses(stack, qloop, qtbot):
-    daemon, drv = _engine(stack, qloop, False)
+def test_no_weights_without_several_care_of_addresses(engine_stack, qloop, qtbot):
+    daemon, drv = _engine(engine_stack, qloop, False)
     try:
         assert not wants_weights(drv) and not wants_weights(None)
         assert not wants_weights(SimpleNamespace(name="umip", capabilities=SimpleNamespace(flow_bindings=True)))
@@ -111,7 +88,7 @@ def test_no_weights_without_several_care_of_addresses(stack, qloop, qtbot):
 
 
 @pytest.mark.qt_log_ignore("This plugin does not support propagateSizeHints")  # offscreen, a shown dialog
-def test_spin_boxes_apply_and_polkit_refusal(engine, stack, qloop, qtbot):
+def test_spin_boxes_apply_and_polkit_refusal(engine, engine_stack, qloop, qtbot):
     daemon, drv = engine
     d = PreferencesDialog(LIVE, None, capabilities=drv.capabilities, driver=drv)
     qtbot.addWidget(d)
@@ -132,7 +109,7 @@ def test_spin_boxes_apply_and_polkit_refusal(engine, stack, qloop, qtbot):
     assert "not an uplink now" in w.form.labelForField(w.spins["gone0"]).text()
 
     # polkit says no: the sentence says so and what an administrator can run; nothing changed
-    stack.allow()
+    engine_stack.allow()
     w.spins["eth0"].setValue(1)
     # one sentence after the other, not "…17 %. (not applied yet)" (issue 15 n1.12)
     assert w.apply_button.isEnabled() and w.summary.text().endswith(" %. Not applied yet."), w.summary.text()
@@ -147,7 +124,7 @@ def test_spin_boxes_apply_and_polkit_refusal(engine, stack, qloop, qtbot):
     assert w.values()["eth0"] == 1 and w.changed()  # the edit is kept for another try
 
     # allowed: the engine takes them; what GetFlowBindings says afterwards is what was sent
-    stack.allow(ACTION_PREFERENCES)
+    engine_stack.allow(ACTION_PREFERENCES)
     got: list = []
     w.applied.connect(got.append)
     assert run(qloop, w.apply())

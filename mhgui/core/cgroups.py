@@ -22,6 +22,8 @@ import re
 from dataclasses import dataclass
 from typing import Iterable
 
+from ..i18n import _
+
 __all__ = ["AppScope", "LAUNCHERS", "MAX_LEVEL", "MAX_PATH", "app_of_unit", "cgroup2_mount", "check_app_id", "check_cgroup_path",
            "level_of", "matches", "nft_prefix", "own_session", "parse_proc_cgroup", "scopes_of"]
 
@@ -38,8 +40,8 @@ def check_app_id(text: object) -> str:
     """An application id as desktops put it in unit names (``firefox``, ``org.mozilla.firefox``):
     1..128 of ``A-Z a-z 0-9 . _ + -``, starting with a letter or digit. ValueError otherwise."""
     if not isinstance(text, str) or not _APP_ID.fullmatch(text):
-        raise ValueError(f"{ascii(text)[:80]} is not an application id (letters, digits, . _ + -; "
-                         f"for example firefox or org.mozilla.firefox)")
+        raise ValueError(_("{value} is not an application id (letters, digits, . _ + -; "
+                           "for example firefox or org.mozilla.firefox)").format(value=ascii(text)[:80]))
     return text
 
 
@@ -48,15 +50,17 @@ def check_cgroup_path(text: object) -> str:
     ValueError for empty, ``.``/``..`` components, control characters, quotes and backslashes, more than
     1024 characters or 255 components (:data:`MAX_LEVEL`)."""
     if not isinstance(text, str):
-        raise ValueError("a cgroup path must be a string")
+        raise ValueError(_("a cgroup path must be a string"))
     path = text.strip("/")
     if not path or len(path) > MAX_PATH:
-        raise ValueError(f"a cgroup path has 1..{MAX_PATH} characters")
+        raise ValueError(_("a cgroup path has 1..{max} characters").format(max=MAX_PATH))
     for part in path.split("/"):
         if part in ("", ".", "..") or any(ord(c) < 0x20 or c in '"\\' or ord(c) == 0x7F for c in part):
-            raise ValueError(f"cgroup path {ascii(text)[:80]}: component {ascii(part)[:40]} is not allowed")
+            raise ValueError(_("cgroup path {path}: component {component} is not allowed").format(
+                path=ascii(text)[:80], component=ascii(part)[:40]))
     if level_of(path) > MAX_LEVEL:
-        raise ValueError(f"a cgroup path has at most {MAX_LEVEL} components (nft matches levels up to {MAX_LEVEL})")
+        raise ValueError(_("a cgroup path has at most {max} components (nft matches levels up to {max})").format(
+            max=MAX_LEVEL))
     return path
 
 

@@ -15,8 +15,10 @@ What goes in, from the adapters (no Qt, no I/O here):
 
 Memory is bounded: at most :data:`KEEP` seconds and :data:`MAX_POINTS` points per series (10 min at
 1 Hz), :data:`MAX_SERIES` series of each kind and :data:`MAX_EVENTS` timeline events; older data is
-dropped first. Times are seconds on the caller's monotonic clock; :func:`csv_text` converts them to
-UTC with the offset it is given.
+dropped first. Times are seconds on the caller's monotonic clock (durations, order); their wall-clock
+times come from :attr:`Health.walls` (:class:`~mhgui.core.walltime.WallMap`), which the caller feeds with
+:meth:`Health.note_wall` each time it records: CLOCK_MONOTONIC stops during a suspend, so an offset taken
+when the data is read would shift everything recorded before a suspend by its length.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ import io
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from ..engine.probes import HISTORY as LOSS_WINDOW  # the engine's loss figure: its last 20 settled probes
 from ..i18n import _, ngettext
+from .walltime import WallMap
 
 __all__ = [
     "CATEGORIES", "KEEP", "MAX_EVENTS", "MAX_POINTS", "Health", "InterfaceSeries", "LinkCounters", "ProbePoint",
@@ -385,6 +388,13 @@ class Health:
         self._refs: dict[object, TimelineEvent] = {}
         #: readings refused as malformed (kept for the view's "ignored" note and for tests)
         self.rejected = 0
+        #: wall-clock times of the monotonic times recorded (:meth:`note_wall`; :func:`csv_text`, the timeline)
+        self.walls = WallMap()
+
+    def note_wall(self, now: float, wall: float) -> None:
+        """The wall clock ``wall`` (s since 1970) read together with monotonic ``now`` (s): call it right after
+        recording (same step), so that what was recorded keeps its wall time across a later suspend."""
+        self.walls.note(now, wall)
 
     # ---- throughput
     def add_counters(self, t: float, readings: Iterable[object]) -> list[RatePoint]:
@@ -601,7 +611,8 @@ def _safe_cell(text: str) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def csv_text(health: Health, *, wall_offset: float, t0: float = -math.inf, t1: float = math.inf) -> str:
+def csv_text(health: Health, *, wall_of: Callable[[float], float] | None = None, wall_offset: float | None = None,
+             t0: float = -math.inf, t1: float = math.inf) -> str:
     """Everything in ``health`` between ``t0`` and ``t1`` as CSV text (RFC 4180: CRLF line ends, quotes
     where needed; :data:`CSV_COLUMNS`), in time order, one value a row ("long" format):
 
@@ -611,8 +622,10 @@ def csv_text(health: Health, *, wall_offset: float, t0: float = -math.inf, t1: f
       ``false``, empty when unknown), ``probes_sent``/``probes_answered`` per uplink;
     - ``event``: ``metric`` the event's ``category/kind``, ``value`` its severity, ``detail`` its text.
 
-    ``wall_offset``: wall-clock minus monotonic seconds (``time.time() - time.monotonic()``) for the
-    ``time_utc`` column (ISO 8601, milliseconds); ``t_s`` is the monotonic time itself.
+    ``time_utc`` (ISO 8601, milliseconds): ``wall_of(t)`` (seconds since 1970 for monotonic ``t``), by default
+    ``health.walls.wall_of`` (the wall time noted when the row was recorded, right across a suspend); or a
+    fixed ``wall_offset`` (wall minus monotonic seconds) when given. Empty when unknown (nothing noted).
+    ``t_s`` is the monotonic time itself.
     Text that comes from outside (names, messages) cannot start a spreadsheet formula (:func:`_safe_cell`).
     """
     rows: list[tuple[float, int, tuple]] = []
@@ -648,13 +661,17 @@ def csv_text(health: Health, *, wall_offset: float, t0: float = -math.inf, t1: f
     for e in health.events:
         add(e.t, "event", e.subject, None, f"{e.category}/{e.kind}", e.severity, "", e.text)
     rows.sort(key=lambda r: (r[0], r[1]))
+    if wall_offset is not None:
+        wall_of = (lambda t: t + wall_offset)  # noqa: E731
+    elif wall_of is None:
+        wall_of = health.walls.wall_of
     buf = io.StringIO(newline="")
     w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(CSV_COLUMNS)
     for t, _order, rest in rows:
         try:
-            stamp = datetime.fromtimestamp(t + wall_offset, timezone.utc).isoformat(timespec="milliseconds")
-        except (OverflowError, OSError, ValueError):
+            stamp = datetime.fromtimestamp(wall_of(t), timezone.utc).isoformat(timespec="milliseconds")
+        except (LookupError, OverflowError, OSError, ValueError):
             stamp = ""
         w.writerow((stamp, f"{t:.3f}") + rest)
     return buf.getvalue()

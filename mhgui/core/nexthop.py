@@ -14,6 +14,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from ..i18n import _
 from .ra import Advert
 
 __all__ = ["NextHop", "next_hop"]
@@ -68,11 +69,12 @@ def next_hop(source: str, interface: str, routers: Sequence[str], adverts: Itera
     if mine:
         usable = [(net, a) for net, a in mine if a.default_router]
         if not usable:
-            names = ", ".join(_ordered(a.router for _, a in mine))
+            names = ", ".join(_ordered(a.router for _net, a in mine))
             prefix = max(mine, key=lambda m: m[0].prefixlen)[0]
-            return NextHop(None, refusal=(
-                f"{prefix} (the prefix of source {src}) was advertised on {interface} only by {names}, which "
-                f"does not forward traffic (router lifetime 0): no router takes packets from {src}"))
+            return NextHop(None, refusal=_(
+                "{prefix} (the prefix of source {source}) was advertised on {interface} only by {routers}, which "
+                "does not forward traffic (router lifetime 0): no router takes packets from {source}").format(
+                    prefix=prefix, source=src, interface=interface, routers=names))
         best = min(usable, key=lambda m: (-m[0].prefixlen, rank.get(m[1].router, len(rank)),
                                           ipaddress.IPv6Address(m[1].router)))
         return NextHop(best[1].router)
@@ -80,12 +82,13 @@ def next_hop(source: str, interface: str, routers: Sequence[str], adverts: Itera
     if not link:
         return NextHop(None)
     if len(link) == 1:
-        return NextHop(link[0], note=(
-            f"no router advertisement names the prefix of {src}; {interface} has one router, {link[0]}, "
-            f"which is used"))
+        return NextHop(link[0], note=_(
+            "no router advertisement names the prefix of {source}; {interface} has one router, {router}, "
+            "which is used").format(source=src, interface=interface, router=link[0]))
     served = sorted({a.prefix for a in adverts if a.default_router})
-    hint = f"; advertised prefixes: {', '.join(served)}" if served else ""
-    return NextHop(None, refusal=(
-        f"{interface} has {len(link)} routers ({', '.join(link)}) and none advertised a prefix holding "
-        f"source {src}: a packet from it could reach a router whose ingress filter drops it "
-        f"(draft 6.1.2); use a source from a prefix a router advertised{hint}"))
+    hint = _("; advertised prefixes: {prefixes}").format(prefixes=", ".join(served)) if served else ""
+    return NextHop(None, refusal=_(
+        "{interface} has {n} routers ({routers}) and none advertised a prefix holding "
+        "source {source}: a packet from it could reach a router whose ingress filter drops it "
+        "(draft 6.1.2); use a source from a prefix a router advertised").format(
+            interface=interface, n=len(link), routers=", ".join(link), source=src) + hint)

@@ -11,7 +11,7 @@ import functools
 import math
 from typing import Any
 
-from ..i18n import _, ngettext
+from ..i18n import N_, _, ngettext
 from .access import AccessProblem, problems as access_problems, taxonomy_is_node
 from .analysis import NON_ACCESS_KINDS, Analysis, analyse
 from .capabilities import NO_DAEMON, DaemonCapabilities
@@ -68,10 +68,11 @@ def headline(tax: dict[str, Any]) -> str:
 
 
 #: ``NMDeviceState`` numbers as words (NetworkManager's ``nm-dbus-interface.h``)
-NM_STATE_WORDS = {0: "unknown", 10: "unmanaged", 20: "unavailable", 30: "disconnected", 40: "preparing",
-                  50: "configuring", 60: "needs authentication", 70: "getting an IP configuration",
-                  80: "checking the IP configuration", 90: "waiting for secondaries", 100: "activated",
-                  110: "deactivating", 120: "failed"}
+#: (marked for translation: the JSON keeps the English word, the text of ``mhctl status`` translates it)
+NM_STATE_WORDS = {0: N_("unknown"), 10: N_("unmanaged"), 20: N_("unavailable"), 30: N_("disconnected"),
+                  40: N_("preparing"), 50: N_("configuring"), 60: N_("needs authentication"),
+                  70: N_("getting an IP configuration"), 80: N_("checking the IP configuration"),
+                  90: N_("waiting for secondaries"), 100: N_("activated"), 110: N_("deactivating"), 120: N_("failed")}
 
 
 def _usable_v4(a: Address) -> bool:
@@ -212,58 +213,66 @@ def status(store: StateStore, now: float, *, allow_ula: bool = False,
 
 
 def render_text(s: dict[str, Any]) -> str:
-    """Human-readable form of :func:`status` (``mhctl status``)."""
+    """Human-readable form of :func:`status` (``mhctl status``), in the user's language (the JSON's keys and
+    machine values, e.g. roles, kinds and flags, stay as they are)."""
     tax = s["taxonomy"]
     # the headline stays the first line; it disowns the taxonomy when this process cannot see the node's
-    out = [("" if tax.get("of_node", True) else "Not this node's taxonomy (see 'No access' below): ") + headline(tax)]
+    out = [("" if tax.get("of_node", True) else _("Not this node's taxonomy (see 'No access' below): "))
+           + headline(tax)]
     for p in s.get("access", ()):
-        out.append(f"No access [{p['code']}]: {p['message']}")
+        out.append(_("No access [{code}]: {message}").format(code=p["code"], message=p["message"]))
         if p["permission"]:
-            out.append(f"  Needs: {p['permission']}")
+            out.append("  " + _("Needs: {permission}").format(permission=p["permission"]))
         elif p["fix"]:
-            out.append(f"  Fix: {p['fix']}")
+            out.append("  " + _("Fix: {fix}").format(fix=p["fix"]))
     out.append(f"  {tax['summary']}")
     if tax["goals"]:
-        out.append("  Goals the draft allows: " + ", ".join(tax["goals"]))
-        avail = [g["goal"] for g in tax["goals_available"] if g["available"]]
-        out.append("  Reachable with the current daemon: " + (", ".join(avail) if avail else "none"
-                                                                 + (" (no mobility daemon connected)" if not s["daemon"]["connected"] else "")))
+        out.append("  " + _("Goals the draft allows: {goals}").format(goals=", ".join(_(g) for g in tax["goals"])))
+        avail = [_(g["goal"]) for g in tax["goals_available"] if g["available"]]
+        out.append("  " + _("Reachable with the current daemon: {goals}").format(
+            goals=", ".join(avail) if avail else _("none") + (
+                _(" (no mobility daemon connected)") if not s["daemon"]["connected"] else "")))
     for i in tax["issues"]:
         out.append(f"  [{i['section']}] {i['title']}: {i['explanation']}"
                    + (f" -> {i['mechanism']}" if i.get("mechanism") else ""))
     src, det = s["sources"], s.get("source_details", {})
     for key, label in (("networkmanager", "NetworkManager"), ("netlink", "netlink")):
-        out.append(f"{label}: {src[key]}" + (f" — {det[key]}" if det.get(key) else ""))
+        out.append(f"{label}: {_(src[key])}" + (f" — {det[key]}" if det.get(key) else ""))
     out.append("")
     width = max((len(f"{a['address']}/{a['prefixlen']}") for i in s["interfaces"] for a in i["addresses"]), default=0)
     for i in s["interfaces"]:
-        state = "up" if i["up"] else ("no carrier" if i["admin_up"] else "down")
-        tags = [t for t, on in (("active", i["active"]), ("home link", i["home_link"])) if on]
-        routers = f" router {', '.join(i['default_routers'])}" if i["default_routers"] else ""
+        state = _("up") if i["up"] else (_("no carrier") if i["admin_up"] else _("down"))
+        tags = [t for t, on in ((_("active"), i["active"]), (_("home link"), i["home_link"])) if on]
+        routers = (" " + _("router {routers}").format(routers=", ".join(i["default_routers"]))
+                   if i["default_routers"] else "")
         if i.get("networkmanager_state_name"):  # NetworkManager's word for the device (NMDeviceState)
-            state += f" (NetworkManager: {i['networkmanager_state_name']})"
+            state += " " + _("(NetworkManager: {state})").format(state=_(i["networkmanager_state_name"]))
         out.append(f"{i['ifindex']}: {i['name']} ({i['kind']}) {state}{' [' + ', '.join(tags) + ']' if tags else ''}{routers}")
         if i.get("note"):
             out.append(f"    {i['note']}")
         for a in i["addresses"]:
-            lft = ("forever" if a["valid_lft"] is None else f"valid {a['valid_lft']}s") + (
-                "" if a["preferred_lft"] is None else f" preferred {a['preferred_lft']}s")
+            lft = (_("forever") if a["valid_lft"] is None else _("valid {n}s").format(n=a["valid_lft"])) + (
+                "" if a["preferred_lft"] is None else " " + _("preferred {n}s").format(n=a["preferred_lft"]))
             flags = " ".join(a["flags"])
             addr = f"{a['address']}/{a['prefixlen']}"
             out.append(f"    {addr:<{width}}  {a['role']:<15} {lft}{'  ' + flags if flags else ''}")
     for m in s.get("modems", ()):
         if m["data_interface"] is None:
-            out.append(f"modem {m['name']} (wwan): {m['state']}")
+            out.append(_("modem {name} (wwan): {state}").format(name=m["name"], state=m["state"]))
     out.append("")
     if s["home_addresses"]:
-        out.append("Home addresses:")
+        out.append(_("Home addresses:"))
         for h in s["home_addresses"]:
-            where = f"at home on {h['at_home_on']}" if h["at_home"] else "away from home"
-            out.append(f"  {h['address']}/{h['prefixlen']} home agent {h['home_agent'] or 'by DHAAD'} — {where} ({h['origin']})")
+            where = (_("at home on {interface}").format(interface=h["at_home_on"]) if h["at_home"]
+                     else _("away from home"))
+            out.append("  " + _("{address}/{prefixlen} home agent {home_agent} — {where} ({origin})").format(
+                address=h["address"], prefixlen=h["prefixlen"], home_agent=h["home_agent"] or _("by DHAAD"),
+                where=where, origin=h["origin"]))
     else:
-        out.append("No home address configured: this node is not a Mobile IPv6 node (see README, 'Configuring home addresses').")
+        out.append(_("No home address configured: this node is not a Mobile IPv6 node (see README, "
+                     "'Configuring home addresses')."))
     for n in s["notes"]:
-        out.append(f"Note: {n}")
+        out.append(_("Note: {note}").format(note=n))
     out += binding_table_lines(s["daemon"], s.get("bindings"))
     return "\n".join(out)
 
@@ -272,10 +281,11 @@ def binding_line(b: dict[str, Any]) -> str:
     """One binding (:meth:`mhgui.core.bindings.Binding.to_json`) on one line: HoA → CoA, BID, interface,
     home agent, state, lifetime remaining/granted (seconds), sequence number."""
     rem = "?" if b["lifetime_remaining"] is None else f"{b['lifetime_remaining']}s"
-    life = f"  lifetime {rem}/{b['lifetime']}s" if b["lifetime"] is not None else ""
+    life = "  " + _("lifetime {remaining}/{granted}s").format(remaining=rem, granted=b["lifetime"]) \
+        if b["lifetime"] is not None else ""
     bid = f" BID {b['bid']}" if b["bid"] is not None else ""
-    return (f"{b['hoa']} → {b['coa']}{bid} via {b['interface'] or '?'}  HA {b['peer']}  "
-            f"{b['state']}{life}  seq {b['seq']}")
+    return (f"{b['hoa']} → {b['coa']}{bid} " + _("via {interface}").format(interface=b["interface"] or "?")
+            + f"  HA {b['peer']}  {b['state']}{life}  " + _("seq {seq}").format(seq=b["seq"]))
 
 
 def binding_table_lines(daemon: dict[str, Any], bindings: list[dict[str, Any]] | None) -> list[str]:
@@ -284,13 +294,13 @@ def binding_table_lines(daemon: dict[str, Any], bindings: list[dict[str, Any]] |
     name = daemon["name"]
     if not daemon["connected"]:
         why = daemon.get("error")
-        return [f"Binding table: no mobility daemon connected ({name}: {why})" if why
-                else "Binding table: no mobility daemon connected"]
+        return [_("Binding table: no mobility daemon connected ({name}: {why})").format(name=name, why=why) if why
+                else _("Binding table: no mobility daemon connected")]
     if bindings is None:
-        return [f"Binding table ({name}): not read (mhctl bindings shows it)"]
+        return [_("Binding table ({name}): not read (mhctl bindings shows it)").format(name=name)]
     if not bindings:
-        return [f"Binding table ({name}): no bindings"]
-    return [f"Binding table ({name}):"] + ["  " + binding_line(b) for b in bindings]
+        return [_("Binding table ({name}): no bindings").format(name=name)]
+    return [_("Binding table ({name}):").format(name=name)] + ["  " + binding_line(b) for b in bindings]
 
 
 __all__ = ["status", "render_text", "taxonomy", "headline", "label_of", "interface_notes", "modem_rows",

@@ -95,6 +95,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping, Union
 
+from ..i18n import N_, _
 from .nexthop import NextHop, next_hop
 from .ra import Advert
 from .steering_selectors import format_ports, parse_application, parse_ports, parse_protocol
@@ -199,57 +200,63 @@ class SteeringError(ValueError):
 def check_interface_name(name: object) -> str:
     """``name`` if the kernel would accept it as an interface name (``dev_valid_name``), else SteeringError."""
     if not isinstance(name, str) or not name:
-        raise SteeringError("the interface name is empty")
+        raise SteeringError(_("the interface name is empty"))
     shown = ascii(name)
     if len(name.encode("utf-8", "surrogatepass")) > 15:
-        raise SteeringError(f"interface name {shown} is longer than 15 bytes")
+        raise SteeringError(_("interface name {name} is longer than 15 bytes").format(name=shown))
     if name in (".", ".."):
-        raise SteeringError(f"interface name {shown} is not allowed")
+        raise SteeringError(_("interface name {name} is not allowed").format(name=shown))
     for ch in name:
         if ch in "/:" or ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F or not ch.isprintable():
-            raise SteeringError(f"interface name {shown} contains {ascii(ch)}, which the kernel does not allow")
+            raise SteeringError(_("interface name {name} contains {char}, which the kernel does not allow").format(
+                name=shown, char=ascii(ch)))
     return name
 
 
 def check_rule_id(rule_id: object) -> str:
     if not isinstance(rule_id, str) or not _ID_RE.fullmatch(rule_id):
-        raise SteeringError(f"{ascii(rule_id)[:80]} is not a rule id (1..64 of A-Z a-z 0-9 _ -)")
+        raise SteeringError(_("{id} is not a rule id (1..64 of A-Z a-z 0-9 _ -)").format(id=ascii(rule_id)[:80]))
     return rule_id
 
 
-def parse_destination(text: object, what: str = "destination") -> Network:
+def parse_destination(text: object, what: str = N_("destination")) -> Network:
     """An address or prefix (``2001:db8:5::/48``, ``192.0.2.7``) as a network; host bits must be zero.
 
     Refused (SteeringError): non-strings, more than 64 characters, zone indexes,
     prefixes with host bits set, and prefixes inside :data:`NEVER_STEERED`.
-    ``what`` names the value in messages (``destination``, ``source``).
+    ``what`` names the value in messages (``destination``, ``source``: marked with N_, translated here).
     """
     if not isinstance(text, str):
-        raise SteeringError(f"a {what} must be a string, not {type(text).__name__}")
+        raise SteeringError(_("a {what} must be a string, not {type}").format(what=_(what), type=type(text).__name__))
     if not text or len(text) > MAX_TEXT:
-        raise SteeringError(f"{what} {ascii(text[:MAX_TEXT])} must be 1..{MAX_TEXT} characters")
+        raise SteeringError(_("{what} {value} must be 1..{max} characters").format(
+            what=_(what), value=ascii(text[:MAX_TEXT]), max=MAX_TEXT))
     if "%" in text or not all(c in "0123456789abcdefABCDEF:./" for c in text):
-        raise SteeringError(f"{what} {ascii(text)} is not an IPv6 or IPv4 address or prefix")
+        raise SteeringError(_("{what} {value} is not an IPv6 or IPv4 address or prefix").format(
+            what=_(what), value=ascii(text)))
     try:
         net = ipaddress.ip_network(text, strict=True)
     except ValueError as e:
         if "host bits set" in str(e):
-            raise SteeringError(f"{what} {text} has host bits set (did you mean "
-                                f"{ipaddress.ip_network(text, strict=False)}?)") from None
-        raise SteeringError(f"{what} {ascii(text)} is not an IPv6 or IPv4 address or prefix") from None
+            raise SteeringError(_("{what} {value} has host bits set (did you mean {network}?)").format(
+                what=_(what), value=text, network=ipaddress.ip_network(text, strict=False))) from None
+        raise SteeringError(_("{what} {value} is not an IPv6 or IPv4 address or prefix").format(
+            what=_(what), value=ascii(text))) from None
     for never in NEVER_STEERED:
         if net.version == never.version and net.subnet_of(never):  # type: ignore[arg-type]
-            raise SteeringError(f"{what} {net} is inside {never}, which is never steered "
-                                f"(unspecified, loopback, link-local, multicast or IPv4-mapped)")
+            raise SteeringError(_("{what} {value} is inside {never}, which is never steered "
+                                  "(unspecified, loopback, link-local, multicast or IPv4-mapped)").format(
+                what=_(what), value=net, never=never))
     return net
 
 
 def parse_source(text: object) -> Network:
     """A rule's source selector: one of the interface's addresses or a prefix of them
     (``2001:db8:b::/64``); the same syntax as :func:`parse_destination`, and not ``::/0``."""
-    net = parse_destination(text, "source")
+    net = parse_destination(text, N_("source"))
     if net.prefixlen == 0:
-        raise SteeringError(f"source {net} selects nothing: leave the source out to let the interface choose")
+        raise SteeringError(_("source {source} selects nothing: leave the source out to let the interface choose")
+                            .format(source=net))
     return net
 
 
@@ -339,11 +346,11 @@ def _check_marks(protocol: object, ports: object, application: object
     try:
         got = parse_ports(ports)
     except ValueError as e:
-        raise SteeringError(f"ports: {e}") from None
+        raise SteeringError(_("ports: {why}").format(why=e)) from None
     try:
         app = parse_application(application)
     except ValueError as e:
-        raise SteeringError(f"application: {e}") from None
+        raise SteeringError(_("application: {why}").format(why=e)) from None
     return proto, got, app
 
 
@@ -353,14 +360,15 @@ def _check_destinations(values: object, empty_ok: bool = False) -> tuple[Network
     if empty_ok and (values is None or values == [] or values == ()):
         return ()
     if not isinstance(values, (list, tuple)) or not values:
-        raise SteeringError("a rule needs at least one destination")
+        raise SteeringError(_("a rule needs at least one destination"))
     if len(values) > MAX_DESTINATIONS:
-        raise SteeringError(f"a rule has at most {MAX_DESTINATIONS} destinations, not {len(values)}")
+        raise SteeringError(_("a rule has at most {max} destinations, not {n}").format(max=MAX_DESTINATIONS,
+                                                                                      n=len(values)))
     nets = [parse_destination(v) for v in values]
     seen: set[Network] = set()
     for n in nets:
         if n in seen:
-            raise SteeringError(f"destination {n} is given twice")
+            raise SteeringError(_("destination {destination} is given twice").format(destination=n))
         seen.add(n)
     return tuple(nets)
 
@@ -373,16 +381,17 @@ _UNSUPPORTED_KEYS = frozenset({"proto", "ipproto", "port", "sport", "dport",
 def _check_selectors(rule: SteeringRule) -> None:
     """Refuse a rule whose selectors contradict each other (it could never match anything)."""
     if rule.marked and rule.source is not None:
-        raise SteeringError("a source cannot be combined with a protocol, port or application: such "
-                            "connections get the interface's own address")
+        raise SteeringError(_("a source cannot be combined with a protocol, port or application: such "
+                              "connections get the interface's own address"))
     if rule.source is None:
         return
     other = [d for d in rule.destinations if d.version != rule.source.version]
     if other:
-        raise SteeringError(
-            f"source {rule.source} is IPv{rule.source.version} but destination {other[0]} is IPv{other[0].version}: "
-            f"a connection has one address family, so that part of the rule could never match; "
-            f"make one rule per family")
+        raise SteeringError(_(
+            "source {source} is IPv{source_version} but destination {destination} is IPv{destination_version}: "
+            "a connection has one address family, so that part of the rule could never match; "
+            "make one rule per family").format(source=rule.source, source_version=rule.source.version,
+                                               destination=other[0], destination_version=other[0].version))
 
 
 def rule_from_request(request: Mapping[str, object], *, rule_id: str, now: float) -> SteeringRule:
@@ -391,36 +400,38 @@ def rule_from_request(request: Mapping[str, object], *, rule_id: str, now: float
     bad values and selectors that contradict each other raise SteeringError (``invalid``).
     See :func:`check_request` for the checks against the node's interfaces."""
     if not isinstance(request, Mapping):
-        raise SteeringError("the request is not a dictionary")
+        raise SteeringError(_("the request is not a dictionary"))
     allowed = {"destination", "destinations", "interface", "source", "protocol", "ports", "application"}
     extra = [k for k in request if k not in allowed]
     unsupported = [k for k in extra if isinstance(k, str) and k.lower() in _UNSUPPORTED_KEYS]
     if unsupported:
-        raise SteeringError(f"steering rules select by destination, source, protocol, destination ports "
-                            f"and application; {ascii(unsupported[0])[:40]} is not supported "
-                            f"(for destination ports use 'ports', for the protocol 'protocol')")
+        raise SteeringError(_("steering rules select by destination, source, protocol, destination ports "
+                              "and application; {key} is not supported "
+                              "(for destination ports use 'ports', for the protocol 'protocol')").format(
+            key=ascii(unsupported[0])[:40]))
     if extra:
-        raise SteeringError(f"unknown key(s) {', '.join(ascii(k)[:40] for k in extra[:5])}; allowed: "
-                            f"destination or destinations, interface, source, protocol, ports, application")
+        raise SteeringError(_("unknown key(s) {keys}; allowed: "
+                              "destination or destinations, interface, source, protocol, ports, application").format(
+            keys=", ".join(ascii(k)[:40] for k in extra[:5])))
     protocol, ports, application = _check_marks(request.get("protocol"), request.get("ports"),
                                                 request.get("application"))
     marked = bool(protocol or ports or application)
     if "destination" in request and "destinations" in request:
-        raise SteeringError("give either destination (a string) or destinations (a list of strings)")
+        raise SteeringError(_("give either destination (a string) or destinations (a list of strings)"))
     if "destination" not in request and "destinations" not in request and not marked:
-        raise SteeringError("give either destination (a string) or destinations (a list of strings), "
-                            "or a protocol, ports or an application to select by")
+        raise SteeringError(_("give either destination (a string) or destinations (a list of strings), "
+                              "or a protocol, ports or an application to select by"))
     if "destination" in request:
         if not isinstance(request["destination"], str):
-            raise SteeringError("destination must be a string")
+            raise SteeringError(_("destination must be a string"))
         dests = _check_destinations([request["destination"]])
     else:
         raw = request.get("destinations", [])
         if not isinstance(raw, (list, tuple)) or not all(isinstance(x, str) for x in raw):
-            raise SteeringError("destinations must be a list of strings")
+            raise SteeringError(_("destinations must be a list of strings"))
         dests = _check_destinations(list(raw), empty_ok=marked)
     if "interface" not in request:
-        raise SteeringError("the interface is missing")
+        raise SteeringError(_("the interface is missing"))
     source = parse_source(request["source"]) if request.get("source") not in (None, "") else None
     rule = SteeringRule(id=check_rule_id(rule_id), destinations=dests,
                         interface=check_interface_name(request["interface"]), created=float(now), source=source,
@@ -449,23 +460,25 @@ def check_request(request: Mapping[str, object], *, rule_id: str = "new", now: f
         known = sorted(set(names))
         if rule.interface not in known:
             shown = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
-            raise SteeringError(f"there is no interface {ascii(rule.interface)[1:-1]} on this node "
-                                f"(interfaces: {shown or 'none'})")
+            raise SteeringError(_("there is no interface {name} on this node (interfaces: {names})").format(
+                name=ascii(rule.interface)[1:-1], names=shown or _("none")))
     if uplinks is not None:
         up = uplinks.get(rule.interface)
         if rule.source is not None and up is not None:
             mine = [n for n in (_net(p, rule.source.version)
                                 for p in (up.prefixes if rule.source.version == 6 else up.prefixes4)) if n]
             if mine and not any(rule.source.overlaps(n) for n in mine):  # type: ignore[arg-type]
-                raise SteeringError(f"source {rule.source} is not one of {rule.interface}'s addresses "
-                                    f"(its prefixes: {', '.join(str(n) for n in mine)})")
+                raise SteeringError(_("source {source} is not one of {interface}'s addresses (its prefixes: "
+                                      "{prefixes})").format(source=rule.source, interface=rule.interface,
+                                                            prefixes=", ".join(str(n) for n in mine)))
         for name, u in sorted(uplinks.items()):
             for p in (*u.prefixes, *u.prefixes4):
                 for d in rule.destinations:
                     n = _net(p, d.version)
                     if n is not None and n.prefixlen > 0 and d.subnet_of(n):  # type: ignore[arg-type]
-                        raise SteeringError(f"destination {d} is on {name}'s own link ({n}): the node reaches it "
-                                            f"directly, a steering rule could never move it")
+                        raise SteeringError(_("destination {destination} is on {interface}'s own link ({prefix}): "
+                                              "the node reaches it directly, a steering rule could never move it")
+                                            .format(destination=d, interface=name, prefix=n))
     return rule
 
 
@@ -571,7 +584,7 @@ def _assign_names(names: Iterable[str], slots: Mapping[str, int], next_slot: int
         if n in out:
             continue
         if len(used) >= MAX_SLOTS:
-            raise SteeringError(f"rules may name at most {MAX_SLOTS} interfaces", "limit")
+            raise SteeringError(_("rules may name at most {max} interfaces").format(max=MAX_SLOTS), "limit")
         while nxt in used:
             nxt = nxt % MAX_SLOTS + 1
         out[n] = nxt
@@ -588,14 +601,15 @@ def add_rule(state: SteeringState, rule: SteeringRule) -> SteeringState:
     """
     idx = state._idx()
     if rule.id in idx.by_id:
-        raise SteeringError(f"a rule with id {rule.id} exists", "conflict")
+        raise SteeringError(_("a rule with id {id} exists").format(id=rule.id), "conflict")
     if len(state.rules) >= MAX_RULES:
-        raise SteeringError(f"there are already {MAX_RULES} rules", "limit")
+        raise SteeringError(_("there are already {max} rules").format(max=MAX_RULES), "limit")
     for d in () if rule.marked else rule.destinations:
         other = idx.by_dest.get(d)
         if other is not None:
-            raise SteeringError(f"{d} is already steered via {other.interface} by rule {other.id}; "
-                                f"remove or edit that rule", "conflict")
+            raise SteeringError(_("{destination} is already steered via {interface} by rule {id}; "
+                                  "remove or edit that rule").format(destination=d, interface=other.interface,
+                                                                     id=other.id), "conflict")
     names = list(idx.per_iface)
     if rule.interface not in idx.per_iface:
         names.append(rule.interface)
@@ -643,7 +657,7 @@ def remove_rule(state: SteeringState, rule_id: str) -> SteeringState:
     number of rules (the index), but for copying the tuple of rules (C speed: about 10 µs at 10,000)."""
     rule = state.rule(rule_id)
     if rule is None:
-        raise SteeringError(f"there is no rule {rule_id}", "not-found")
+        raise SteeringError(_("there is no rule {id}").format(id=rule_id), "not-found")
     by_hand = set(state.slots) != set(state._idx().per_iface)
     idx = state._hand_over()
     pos = idx.remove(rule)

@@ -29,6 +29,8 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Mapping
 
+from ..i18n import _
+
 from .nexthop import NextHop
 from .steering import (
     MARK_MASK,
@@ -146,10 +148,12 @@ def _realise(r: SteeringRule, up: Uplink | None, slot: int | None, never: Mappin
     """What rule ``r`` contributes on its interface ``up`` (None: not there) with ``slot``; ``never``: the
     never-steered prefixes by family; ``v6_choice``: :func:`mhgui.core.steering._v6_choice` (cached)."""
     if up is None:
-        return _Realised(None, (), f"{r.interface} is not usable now (missing, down, or without a care-of "
-                                   "address and a default router); the rule waits for it")
+        return _Realised(None, (), _("{interface} is not usable now (missing, down, or without a care-of "
+                                     "address and a default router); the rule waits for it").format(
+            interface=r.interface))
     if slot is None or not 1 <= slot <= MAX_SLOTS:
-        return _Realised(None, (), "; ".join(f"{d}: no slot for {r.interface}" for d in r.destinations))
+        return _Realised(None, (), "; ".join(_("{destination}: no slot for {interface}").format(
+            destination=d, interface=r.interface) for d in r.destinations))
     if r.marked:
         return _realise_marked(r, up, slot, v6_choice)
     missing: list[str] = []
@@ -171,8 +175,9 @@ def _realise(r: SteeringRule, up: Uplink | None, slot: int | None, never: Mappin
         if src4 is not None and r.source is not None and ipaddress.ip_address(src4) not in r.source:
             src4 = None
         if src4 is None:
-            where = f" in {r.source}" if r.source is not None else ""
-            missing.append(f"{d}: {r.interface} has no usable IPv4 address{where}")
+            where = _(" in {source}").format(source=r.source) if r.source is not None else ""
+            missing.append(_("{destination}: {interface} has no usable IPv4 address").format(
+                destination=d, interface=r.interface) + where)
             continue
         owned.append((4, d, src4, up.router4 if _addr_ok(up.router4, 4) else ""))  # type: ignore[arg-type]
     kept: list[tuple[int, Network, str, str, Route]] = []
@@ -180,7 +185,8 @@ def _realise(r: SteeringRule, up: Uplink | None, slot: int | None, never: Mappin
         for _f, d, src, gw in sorted((o for o in owned if o[0] == fam), key=lambda o: (o[1].prefixlen, o[1])):
             inside = [n for n in never[fam] if d.subnet_of(n)]  # type: ignore[arg-type]
             if inside:
-                missing.append(f"{d}: inside the on-link prefix {inside[0]}, not steered")
+                missing.append(_("{destination}: inside the on-link prefix {prefix}, not steered").format(
+                    destination=d, prefix=inside[0]))
                 continue
             rt = Route(fam, table_of_slot(slot), str(d), "unicast", up.ifindex, gw, src, "", _onlink(fam, gw))
             kept.append((fam, d, src, gw, rt))
@@ -193,8 +199,9 @@ def _realise_marked(r: SteeringRule, up: Uplink, slot: int,
     """A marked rule: no routes of its own, a use of its slot's source table in each family it can
     leave by (the rule's destinations' families, both when it has none)."""
     if slot > MAX_MARK_SLOT:
-        return _Realised(None, (), f"{r.interface} has slot {slot}; rules with a protocol, port or application "
-                                   f"need one of the first {MAX_MARK_SLOT} slots")
+        return _Realised(None, (), _("{interface} has slot {slot}; rules with a protocol, port or application "
+                                     "need one of the first {max} slots").format(
+            interface=r.interface, slot=slot, max=MAX_MARK_SLOT))
     marks: list[tuple[int, str, str]] = []
     missing: list[str] = []
     note = ""
@@ -209,7 +216,7 @@ def _realise_marked(r: SteeringRule, up: Uplink, slot: int,
         if _addr_ok(up.addr4, 4):
             marks.append((4, up.addr4, up.router4 if _addr_ok(up.router4, 4) else ""))  # type: ignore[arg-type]
         else:
-            missing.append(f"IPv4: {r.interface} has no usable IPv4 address")
+            missing.append("IPv4: " + _("{interface} has no usable IPv4 address").format(interface=r.interface))
     if not marks:
         return _Realised(None, (), "; ".join(missing))
     # a rule for both families that can use one of them is realised; the other waits silently
@@ -408,7 +415,7 @@ class SteeringPlanner:
         if rule.id in self._rules:
             raise ValueError(f"rule {rule.id} is planned already")
         real = self._realise(rule)
-        for fam, d, *_ in real.kept:
+        for fam, d, *_rest in real.kept:
             if d in self._owned[fam]:
                 raise ValueError(f"{d} is planned already")
         self._rules[rule.id] = rule
@@ -444,7 +451,7 @@ class SteeringPlanner:
         if not ids:
             del self._by_iface[rule.interface]
         self._plan = None
-        for fam, d, *_ in real.kept:
+        for fam, d, *_rest in real.kept:
             self._disown(fam, d)
         for fam, src, gw in real.marks:
             self._use_mark(fam, real.slot, src, gw, -1)  # type: ignore[arg-type]

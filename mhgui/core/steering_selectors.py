@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from ..i18n import _
 from .cgroups import check_app_id, check_cgroup_path
 
 __all__ = ["MAX_PORT_RANGES", "PROTOCOLS", "check_form", "classify_destination", "describe_rule", "format_ports",
@@ -34,16 +35,17 @@ def parse_protocol(value: object) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str) or value.strip().lower() not in PROTOCOLS:
-        raise ValueError(f"protocol {ascii(value)[:20]} is not supported: choose tcp or udp (or none)")
+        raise ValueError(_("protocol {value} is not supported: choose tcp or udp (or none)").format(
+            value=ascii(value)[:20]))
     return value.strip().lower()
 
 
 def _port(text: str) -> int:
     if not text.isascii() or not text.isdigit() or len(text) > 5:
-        raise ValueError(f"{ascii(text)[:20]} is not a port number (1..65535)")
+        raise ValueError(_("{value} is not a port number (1..65535)").format(value=ascii(text)[:20]))
     n = int(text)
     if not 1 <= n <= 65535:
-        raise ValueError(f"port {n} is outside 1..65535")
+        raise ValueError(_("port {n} is outside 1..65535").format(n=n))
     return n
 
 
@@ -58,16 +60,16 @@ def parse_ports(value: object) -> tuple[tuple[int, int], ...]:
     elif isinstance(value, (list, tuple)) and all(isinstance(x, str) for x in value):
         parts = [p for x in value for p in x.replace(" ", ",").split(",") if p]
     else:
-        raise ValueError("ports must be a string (443, 8000-8100) or a list of strings")
+        raise ValueError(_("ports must be a string (443, 8000-8100) or a list of strings"))
     if len(parts) > MAX_PORT_RANGES:
-        raise ValueError(f"at most {MAX_PORT_RANGES} ports or port ranges, not {len(parts)}")
+        raise ValueError(_("at most {max} ports or port ranges, not {n}").format(max=MAX_PORT_RANGES, n=len(parts)))
     ranges = []
     for p in parts:
         lo, sep, hi = p.partition("-")
         a = _port(lo)
         b = _port(hi) if sep else a
         if b < a:
-            raise ValueError(f"port range {p}: the end is before the start")
+            raise ValueError(_("port range {range}: the end is before the start").format(range=p))
         ranges.append((a, b))
     merged: list[tuple[int, int]] = []
     for a, b in sorted(ranges):
@@ -90,7 +92,7 @@ def parse_application(value: object) -> str | None:
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise ValueError("the application must be a string (app:ID or cgroup:PATH)")
+        raise ValueError(_("the application must be a string (app:ID or cgroup:PATH)"))
     text = value.strip()
     if text.startswith("app:"):
         return "app:" + check_app_id(text[4:])
@@ -121,7 +123,7 @@ def classify_destination(text: str) -> tuple[str, str]:
             raise ValueError(str(e)) from None
     name = text[:-1] if text.endswith(".") else text
     if len(name) > 253 or not all(_HOST_LABEL.fullmatch(x) for x in name.split(".")) or name.isdigit():
-        raise ValueError(f"{ascii(text)[:70]} is not a host name, address or prefix")
+        raise ValueError(_("{value} is not a host name, address or prefix").format(value=ascii(text)[:70]))
     return "host", name
 
 
@@ -137,15 +139,13 @@ def check_form(destination: str, ports: str, application: str, protocol: str) ->
             problems[key] = str(e)
     if not problems and not destination.strip() and not ports.strip() and not application.strip() \
             and not protocol.strip():
-        problems["rule"] = "give a destination, ports, a protocol or an application"
+        problems["rule"] = _("give a destination, ports, a protocol or an application")
     return problems
 
 
 def describe_rule(rule: dict) -> str:
     """What a listed rule (the helper's ListSteeringRules entry) selects, in one line for the user:
     ``2001:db8::/32, tcp ports 443, application firefox``; the destinations alone for plain rules."""
-    from ..i18n import _
-
     parts = [", ".join(rule.get("destinations") or ())] if rule.get("destinations") else []
     proto, ports, app = rule.get("protocol") or "", rule.get("ports") or "", rule.get("application") or ""
     if ports:

@@ -87,17 +87,19 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import ipaddress
 import json
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable
 
-from dbus_fast import BusType, Message, MessageFlag, MessageType, NameFlag, RequestNameReply
+from dbus_fast import BusType, Message, MessageFlag, NameFlag, RequestNameReply
 from dbus_fast.aio import MessageBus
 
 from .. import polkit
+from ..dbus_service import STANDARD_INTERFACES_XML, claim_call
+# the home agent setting and its check, pure (the first-run form uses them without D-Bus): re-exported
+from .ha_setting import ERROR_PREFIX, ControlFailure, HomeAgentSetting, _address, _invalid, check_home_agent_setting
 from .limits import KeyedBuckets
 
 __all__ = [
@@ -109,8 +111,10 @@ __all__ = [
     "INTERFACE",
     "OBJECT_PATH",
     "ControlFailure",
+    "HomeAgentSetting",
     "MobileNodeService",
     "check_hoa",
+    "check_home_agent_setting",
     "check_interface_name",
     "serve",
 ]
@@ -120,7 +124,6 @@ log = logging.getLogger("mhgui.engine.mn.dbus")
 BUS_NAME = "io.github.mhgui.MHGui.MobileNode1"
 OBJECT_PATH = "/io/github/mhgui/MHGui/MobileNode1"
 INTERFACE = "io.github.mhgui.MHGui.MobileNode1"
-ERROR_PREFIX = INTERFACE + ".Error."
 ACTION_REBIND = "io.github.mhgui.MHGui.engine-rebind"
 ACTION_PREFERENCES = "io.github.mhgui.MHGui.engine-preferences"
 ACTION_CONFIGURE = "io.github.mhgui.MHGui.engine-configure"
@@ -134,7 +137,6 @@ REBIND_TIMEOUT = 30.0
 CLOSE_GRACE = 5.0
 IFNAME_MAX_BYTES = 15
 MAX_NAMES = 64  # interface names in one SetPreferences list
-MAX_ADDRESS_CHARS = 64  # longer than any IPv6 text (with a zone); refused before parsing
 MAX_CHANGES_PER_CALLER = 4  # changes (polkit checks, waits for the home agent) in flight for one caller
 MAX_CHANGES_IN_FLIGHT = 32  # and in all
 
@@ -202,31 +204,8 @@ INTROSPECTION_XML = f"""<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object 
       <arg name="detail_json" type="s"/>
     </signal>
   </interface>
-  <interface name="org.freedesktop.DBus.Introspectable">
-    <method name="Introspect"><arg name="xml_data" type="s" direction="out"/></method>
-  </interface>
-  <interface name="org.freedesktop.DBus.Peer">
-    <method name="Ping"/>
-    <method name="GetMachineId"><arg name="machine_uuid" type="s" direction="out"/></method>
-  </interface>
-</node>
+{STANDARD_INTERFACES_XML}</node>
 """
-
-
-class ControlFailure(Exception):
-    """Reported to the caller as the D-Bus error ``name`` (short names get :data:`ERROR_PREFIX`) with ``message``."""
-
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        self.name = name if "." in name else ERROR_PREFIX + name
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.name}: {self.message}"
-
-
-def _invalid(message: str) -> ControlFailure:
-    return ControlFailure("InvalidArgs", message)
 
 
 # --------------------------------------------------------------------------- validation (pure)
@@ -246,31 +225,6 @@ def check_interface_name(name: object, what: str = "interface") -> str:
         if ch in "/:" or ch.isspace() or not ch.isprintable():
             raise _invalid(f"{what}: interface name {shown} contains {ascii(ch)}, which the kernel refuses")
     return name
-
-
-def _address(text: object, what: str, version: int | None = None) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    if not isinstance(text, str) or not text:
-        raise _invalid(f"{what}: an address is empty")
-    if len(text) > MAX_ADDRESS_CHARS:
-        raise _invalid(f"{what}: {ascii(text[:40])}... is not an IP address (too long)")
-    try:
-        a = ipaddress.ip_address(text)
-    except ValueError:
-        raise _invalid(f"{what}: {ascii(text)} is not an IP{'v' + str(version) if version else ''} address") from None
-    if version is not None and a.version != version:
-        raise _invalid(f"{what}: {text} is not an IPv{version} address")
-    return a
-
-
-def _unicast(a: ipaddress.IPv4Address | ipaddress.IPv6Address, what: str) -> None:
-    if a.is_multicast or a.is_unspecified or a.is_loopback or a.is_link_local:
-        raise _invalid(f"{what}: {a.compressed} is not a unicast address a home agent can have")
-
-
-def _no_zone(a: ipaddress.IPv4Address | ipaddress.IPv6Address, what: str) -> None:
-    if getattr(a, "scope_id", None) is not None:
-        raise _invalid(f"{what}: {ascii(str(a))} has a zone; an address on the Internet or the home prefix "
-                       "has none (give it without %...)")
 
 
 def check_hoa(text: object) -> str:
@@ -330,65 +284,6 @@ def _check_weights(weights: object) -> tuple:
             raise _invalid(f"weight of {name}: 0..1000, not {w!r}")
         out[name] = w
     return (out,)
-
-
-@dataclass(frozen=True)
-class HomeAgentSetting:
-    """A validated ConfigureHomeAgent request (``key`` never shown in repr)."""
-
-    addresses: tuple[str, ...]
-    home_agent_address: str
-    identity: str
-    spi: int
-    key: bytes = dataclasses.field(repr=False)
-
-
-def check_home_agent_setting(addresses: object, home_agent_address: object, identity: object, spi: object,
-                             key: object, *, home_addresses: Iterable[str] = ()) -> HomeAgentSetting:
-    """Validate ConfigureHomeAgent's arguments (module docstring); ``InvalidArgs`` with one sentence.
-
-    Addresses with a zone (``%eth0``) are refused: a zone means nothing for an address on the Internet or
-    on the home prefix (RFC 4007 §11: zones are for non-global scopes). The home agent's address may not be
-    one of ``home_addresses`` (the node's own, ``"addr"`` or ``"addr/len"``): RFC 6275 §2, the home agent
-    is another node on the home link."""
-    if not isinstance(addresses, list) or not addresses:
-        raise _invalid("addresses: at least one address of the home agent is needed")
-    if len(addresses) > 2:
-        raise _invalid(f"addresses: {len(addresses)} addresses; give at most one IPv6 and one IPv4 address")
-    outer: list[str] = []
-    families: set[int] = set()
-    for i, text in enumerate(addresses):
-        a = _address(text, f"addresses[{i}]")
-        _unicast(a, f"addresses[{i}]")
-        _no_zone(a, f"addresses[{i}]")
-        if a.version in families:
-            raise _invalid(f"addresses[{i}]: a second IPv{a.version} address ({a.compressed}); give one per family")
-        families.add(a.version)
-        outer.append(a.compressed)
-    ha = _address(home_agent_address, "home agent address", 6)
-    _unicast(ha, "home agent address")
-    _no_zone(ha, "home agent address")
-    for h in home_addresses:
-        try:
-            own = ipaddress.IPv6Interface(str(h)).ip
-        except ValueError:
-            continue
-        if own == ha:
-            raise _invalid(f"home agent address: {ha.compressed} is this node's own home address; "
-                           "give the home agent's address on the home prefix")
-    if not isinstance(identity, str):
-        raise _invalid("identity: must be a string")
-    size = len(identity.encode("utf-8", "surrogatepass"))
-    if not 1 <= size <= 253:
-        raise _invalid(f"identity: {size} bytes; a NAI (RFC 4283) is 1..253 bytes")
-    if not identity.isprintable() or any(c.isspace() for c in identity):
-        raise _invalid(f"identity: {ascii(identity[:40])} is not a NAI (printable, no whitespace)")
-    if isinstance(spi, bool) or not isinstance(spi, int) or not 256 <= spi <= 0xFFFFFFFF:
-        raise _invalid(f"spi: {spi!r} is reserved; an SPI is 256..4294967295 (RFC 4285: 0..255 are reserved)")
-    if not isinstance(key, (bytes, bytearray)) or not 16 <= len(key) <= 64:
-        n = len(key) if isinstance(key, (bytes, bytearray, list)) else "no"
-        raise _invalid(f"key: {n} bytes; an MN-HA key is 16..64 bytes")
-    return HomeAgentSetting(tuple(outer), ha.compressed, identity, int(spi), bytes(key))
 
 
 def _json(value: object) -> str:
@@ -518,20 +413,9 @@ class MobileNodeService:
 
     def handle_message(self, msg: Message) -> Message | bool:
         """``bus.add_message_handler`` callback: claims calls to our object."""
-        if msg.message_type is not MessageType.METHOD_CALL or msg.path != OBJECT_PATH:
-            return False
-        if msg.interface == "org.freedesktop.DBus.Introspectable" and msg.member == "Introspect":
-            return Message.new_method_return(msg, "s", [INTROSPECTION_XML])
-        if msg.interface not in (INTERFACE, None):
-            return False  # Peer is answered by dbus-fast, everything else gets UnknownMethod
-        method = self._methods.get(msg.member or "")
-        if method is None:
-            return Message.new_error(msg, "org.freedesktop.DBus.Error.UnknownMethod",
-                                     f"{INTERFACE} has no method {msg.member!r}")
-        if msg.signature != method.in_signature:
-            return Message.new_error(
-                msg, "org.freedesktop.DBus.Error.InvalidArgs",
-                f"{msg.member} takes arguments of type '{method.in_signature}', not '{msg.signature}'")
+        method = claim_call(msg, OBJECT_PATH, INTERFACE, INTROSPECTION_XML, self._methods)
+        if not isinstance(method, _Method):
+            return method  # not ours (False) or answered at once
         if self._closed:
             return Message.new_error(msg, ERROR_PREFIX + "Failed", "the mobile node daemon is stopping")
         task = asyncio.ensure_future(self._dispatch(msg, method))

@@ -429,26 +429,29 @@ class HelperConfigWriter:
         try:
             current = mip6conf.parse(current_text, "<current mip6d.conf>")
         except mip6conf.ConfError as e:
-            raise UnsupportedChange(f"the current mip6d.conf does not parse ({e}); fix it by hand") from None
+            raise UnsupportedChange(_("the current mip6d.conf does not parse ({why}); fix it by hand").format(why=e)) \
+                from None
         want = mip6conf.interface_preferences(new)
         have = mip6conf.interface_preferences(current)
         new_st = _interface_statement_texts(new)
         cur_st = _interface_statement_texts(current)
         removed = sorted(set(have) - set(want))
         if removed:
-            raise UnsupportedChange(f"cannot remove Interface statements through the helper: {', '.join(removed)}")
+            raise UnsupportedChange(_("cannot remove Interface statements through the helper: {names}").format(
+                names=", ".join(removed)))
         changes = {n: p for n, p in want.items() if have.get(n) != p or new_st.get(n) != cur_st.get(n)}
         expected = current
         try:
             for name, pref in changes.items():
                 expected = mip6conf.set_interface_preference(expected, name, pref)
         except ValueError as e:
-            raise UnsupportedChange(f"cannot express the change as MnIfPreference values: {e}") from None
+            raise UnsupportedChange(_("cannot express the change as MnIfPreference values: {why}").format(why=e)) \
+                from None
         if mip6conf.render(expected) != text:
             line = _first_difference(mip6conf.render(expected), text)
-            raise UnsupportedChange(
+            raise UnsupportedChange(_(
                 "only MnIfPreference values can be changed through the helper; "
-                f"the new text also differs elsewhere (line {line})")
+                "the new text also differs elsewhere (line {line})").format(line=line))
         if not changes:
             return
         result = await self.client.set_interface_preferences(changes, rebind=rebind)

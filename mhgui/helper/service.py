@@ -183,6 +183,8 @@ from dbus_fast import BusType, Message, MessageFlag, MessageType, NameFlag, Requ
 from dbus_fast.aio import MessageBus
 
 from mhgui import polkit
+from mhgui.dbus_errors import ServiceFailure
+from mhgui.dbus_service import STANDARD_INTERFACES_XML, claim_call
 from mhgui.logs import setup_logging
 from mhgui.atomicfile import atomic_replace, remove_stale_temp_files
 from mhgui.core import mip6conf
@@ -273,30 +275,17 @@ INTROSPECTION_XML = f"""<!DOCTYPE node PUBLIC "-//freedesktop//DTD D-BUS Object 
     <method name="ListSteeringRules"><arg name="rules" type="aa{{sv}}" direction="out"/></method>
     <method name="SetSteeringFallback"><arg name="fallback" type="a{{ss}}" direction="in"/></method>
   </interface>
-  <interface name="org.freedesktop.DBus.Introspectable">
-    <method name="Introspect"><arg name="xml_data" type="s" direction="out"/></method>
-  </interface>
-  <interface name="org.freedesktop.DBus.Peer">
-    <method name="Ping"/>
-    <method name="GetMachineId"><arg name="machine_uuid" type="s" direction="out"/></method>
-  </interface>
-</node>
+{STANDARD_INTERFACES_XML}</node>
 """
 
 
-class HelperFailure(Exception):
+class HelperFailure(ServiceFailure):
     """A failure reported to the caller as the D-Bus error ``name`` with ``message``.
 
     ``name`` without a dot is short for ``io.github.mhgui.MHGui.Helper1.Error.<name>``.
     """
 
-    def __init__(self, name: str, message: str) -> None:
-        super().__init__(message)
-        self.name = name if "." in name else ERROR_PREFIX + name
-        self.message = message
-
-    def __str__(self) -> str:
-        return f"{self.name}: {self.message}"
+    error_prefix = ERROR_PREFIX
 
 
 # --------------------------------------------------------------------------- options
@@ -783,21 +772,9 @@ class Helper:
                 and len(msg.body) == 3 and msg.body[0] == self._fallback_owner and not msg.body[2]):
             self._fallback_owner_gone()
             return False
-        if msg.message_type is not MessageType.METHOD_CALL or msg.path != OBJECT_PATH:
-            return False
-        if msg.interface == "org.freedesktop.DBus.Introspectable" and msg.member == "Introspect":
-            return Message.new_method_return(msg, "s", [INTROSPECTION_XML])
-        if msg.interface not in (INTERFACE, None):
-            return False  # Peer is answered by dbus-fast, everything else gets UnknownMethod
-        method = self._methods.get(msg.member or "")
-        if method is None:
-            return Message.new_error(msg, "org.freedesktop.DBus.Error.UnknownMethod",
-                                     f"{INTERFACE} has no method {msg.member!r}")
-        if msg.signature != method.in_signature:
-            return Message.new_error(
-                msg, "org.freedesktop.DBus.Error.InvalidArgs",
-                f"{msg.member} takes arguments of type '{method.in_signature}', not '{msg.signature}'",
-            )
+        method = claim_call(msg, OBJECT_PATH, INTERFACE, INTROSPECTION_XML, self._methods)
+        if not isinstance(method, _Method):
+            return method  # not ours (False) or answered at once
         task = asyncio.ensure_future(self._dispatch(msg, method))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -35,10 +35,11 @@ def _prefix(text: str) -> str:
 
 def add_lab_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``lab`` and its subcommands to ``subparsers`` (from ``add_subparsers``); returns its parser."""
-    lab = subparsers.add_parser("lab", help="a Mobile IPv6 test lab in network namespaces (root)",
-                                description="A Mobile IPv6 test lab: mobile node, two access routers "
-                                            "(IPv6; IPv4 with NAT44), core router, home agent, correspondent.")
-    prefix_help = f"namespace prefix: 1-8 of a-z, 0-9, '-' (default {DEFAULT_PREFIX})"
+    from ..i18n import _
+    lab = subparsers.add_parser("lab", help=_("a Mobile IPv6 test lab in network namespaces (root)"),
+                                description=_("A Mobile IPv6 test lab: mobile node, two access routers "
+                                              "(IPv6; IPv4 with NAT44), core router, home agent, correspondent."))
+    prefix_help = _("namespace prefix: 1-8 of a-z, 0-9, '-' (default {prefix})").format(prefix=DEFAULT_PREFIX)
     lab.add_argument("--prefix", type=_prefix, default=DEFAULT_PREFIX, help=prefix_help)
     sub = lab.add_subparsers(dest="lab_cmd", required=True, metavar="COMMAND")
 
@@ -48,25 +49,25 @@ def add_lab_parser(subparsers) -> argparse.ArgumentParser:
         p.add_argument("--prefix", type=_prefix, default=argparse.SUPPRESS, help=prefix_help)
         return p
 
-    up = add("up", "build the lab and start its bus and daemons")
-    up.add_argument("--json", action="store_true", help="machine-readable output")
-    up.add_argument("--no-daemons", action="store_true", help="only the network and the bus")
+    up = add("up", _("build the lab and start its bus and daemons"))
+    up.add_argument("--json", action="store_true", help=_("machine-readable output"))
+    up.add_argument("--no-daemons", action="store_true", help=_("only the network and the bus"))
     up.add_argument("--multiple-care-of", action="store_true",
-                    help="the mobile node registers both uplinks at once (RFC 5648): move single connections, "
-                         "bicast, load sharing")
+                    help=_("the mobile node registers both uplinks at once (RFC 5648): move single connections, "
+                           "bicast, load sharing"))
     up.add_argument("--allow-user", metavar="U", action="append", default=[],
-                    help="a user (name or uid) the lab's polkit authority allows mhgui's actions (repeatable)")
-    add("down", "stop the lab and remove everything it made (also after a crash)")
-    add("restart", "stop and start the lab's daemons (home agent, mobile node), e.g. after one died")
-    for name, help in (("cut", "carrier loss on an uplink (its router's side goes down)"),
-                       ("restore", "undo cut and blackhole on an uplink"),
-                       ("blackhole", "an uplink stays up but its router drops everything from and to it")):
+                    help=_("a user (name or uid) the lab's polkit authority allows mhgui's actions (repeatable)"))
+    add("down", _("stop the lab and remove everything it made (also after a crash)"))
+    add("restart", _("stop and start the lab's daemons (home agent, mobile node), e.g. after one died"))
+    for name, help in (("cut", _("carrier loss on an uplink (its router's side goes down)")),
+                       ("restore", _("undo cut and blackhole on an uplink")),
+                       ("blackhole", _("an uplink stays up but its router drops everything from and to it"))):
         add(name, help).add_argument("uplink", choices=[u.name for u in UPLINKS])
-    ex = add("exec", "run a command in the mobile node's namespace, on the lab's bus")
-    ex.add_argument("--user", metavar="U", default=None, help="run as this user (name or uid)")
+    ex = add("exec", _("run a command in the mobile node's namespace, on the lab's bus"))
+    ex.add_argument("--user", metavar="U", default=None, help=_("run as this user (name or uid)"))
     ex.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...]")
-    st = add("status", "what of the lab is up")
-    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st = add("status", _("what of the lab is up"))
+    st.add_argument("--json", action="store_true", help=_("machine-readable output"))
     return lab
 
 
@@ -77,35 +78,42 @@ def _prefix_opt(prefix: str) -> str:
 
 
 def _print_up(info) -> None:
+    from ..i18n import _
     d = info.as_dict()
-    print(f"lab {info.prefix} is up (state in {info.state_dir})")
-    print(f"  mobile node    netns {d['mn_netns']}, home address {d['hoa']}")
+    print(_("lab {prefix} is up (state in {dir})").format(prefix=info.prefix, dir=info.state_dir))
+    print(_("  mobile node    netns {netns}, home address {hoa}").format(netns=d["mn_netns"], hoa=d["hoa"]))
     for u in d["uplinks"]:
         nat = ", NAT44" if u["nat"] else ""
         print(f"    {u['name']}  IPv{u['family']} {u['coa']} via {u['router_netns']}{nat}")
-    print(f"  home agent     netns {d['ha_netns']}, {' and '.join(d['ha_addresses'])} port {d['ha_port']}")
-    print(f"  correspondent  netns {d['cn_netns']}, {d['cn_address']}")
-    print(f"  bus            {info.bus_address}")
+    print(_("  home agent     netns {netns}, {addresses} port {port}").format(
+        netns=d["ha_netns"], addresses=_(" and ").join(d["ha_addresses"]), port=d["ha_port"]))
+    print(_("  correspondent  netns {netns}, {address}").format(netns=d["cn_netns"], address=d["cn_address"]))
+    print(_("  bus            {address}").format(address=info.bus_address))
     if info.daemons:
-        print(f"  daemons        home agent pid {info.pids.get('ha')}, mobile node pid {info.pids.get('mn')}")
+        print(_("  daemons        home agent pid {ha}, mobile node pid {mn}").format(ha=info.pids.get("ha"),
+                                                                                   mn=info.pids.get("mn")))
     flag = "" if info.prefix == DEFAULT_PREFIX else f" --prefix {info.prefix}"
-    print(f"try: mhctl lab exec{flag} -- mhctl bindings; stop with: mhctl lab down{flag}")
+    print(_("try: {try_command}; stop with: {stop_command}").format(
+        try_command=f"mhctl lab exec{flag} -- mhctl bindings", stop_command=f"mhctl lab down{flag}"))
 
 
 def _print_status(st: dict) -> None:
+    from ..i18n import _
     if not st["up"]:
-        print(f"lab {st['prefix']}: not up")
+        print(_("lab {prefix}: not up").format(prefix=st["prefix"]))
         return
-    print(f"lab {st['prefix']}: up" + ("" if st["state_file"] else " (no state file: run mhctl lab down)"))
-    print(f"  namespaces: {' '.join(st['namespaces']) or 'none'}")
+    print(_("lab {prefix}: up").format(prefix=st["prefix"])
+          + ("" if st["state_file"] else _(" (no state file: run mhctl lab down)")))
+    print(_("  namespaces: {names}").format(names=" ".join(st["namespaces"]) or _("none")))
     if st["missing_namespaces"]:
-        print(f"  missing:    {' '.join(st['missing_namespaces'])}")
+        print(_("  missing:    {names}").format(names=" ".join(st["missing_namespaces"])))
     for name, p in st["processes"].items():
-        print(f"  {name:<4} pid {p['pid']}: {'running' if p['alive'] else 'not running'}")
+        alive = _("running") if p["alive"] else _("not running")
+        print(f"  {name:<4} pid {p['pid']}: {alive}")
     if st["mn_registered"] is not None:
-        print(f"  mobile node on the bus: {'yes' if st['mn_registered'] else 'no'}")
+        print(_("  mobile node on the bus: {answer}").format(answer=_("yes") if st["mn_registered"] else _("no")))
     for u in st["uplinks"]:
-        state = "cut" if u["cut"] else "blackholed" if u["blackholed"] else "up"
+        state = _("cut") if u["cut"] else _("blackholed") if u["blackholed"] else _("up")
         print(f"  {u['name']}: {state}")
 
 
@@ -123,11 +131,13 @@ def _uid(user: str) -> int:
     try:
         return int(user) if user.isdigit() else pwd.getpwnam(user).pw_uid
     except KeyError:
-        raise LabError(f"no user {user!r} on this machine") from None
+        from ..i18n import _
+        raise LabError(_("no user {user} on this machine").format(user=repr(user))) from None
 
 
 def run_lab(args: argparse.Namespace) -> int:
     """Run ``mhctl lab ...`` parsed by the parser :func:`add_lab_parser` made."""
+    from ..i18n import _
     p = args.prefix
     try:
         if args.lab_cmd == "up":
@@ -140,20 +150,22 @@ def run_lab(args: argparse.Namespace) -> int:
             else:
                 _print_up(info)
         elif args.lab_cmd == "down":
-            print(f"lab {p}: " + ("removed" if Lab.down(p) else "nothing to remove"))
+            print(f"lab {p}: " + (_("removed") if Lab.down(p) else _("nothing to remove")))
         elif args.lab_cmd == "restart":
             Lab.stop_daemons(p)
             info = Lab.start_daemons(p)
             warnings.filterwarnings("ignore", message=r"subprocess \d+ is still running", category=ResourceWarning)
-            print(f"lab {p}: daemons restarted (home agent pid {info.pids.get('ha')}, "
-                  f"mobile node pid {info.pids.get('mn')})")
+            print(_("lab {prefix}: daemons restarted (home agent pid {ha}, mobile node pid {mn})").format(
+                prefix=p, ha=info.pids.get("ha"), mn=info.pids.get("mn")))
         elif args.lab_cmd in ("cut", "restore", "blackhole"):
             getattr(Lab, args.lab_cmd)(p, args.uplink)
-            print({"cut": f"lab {p}: {args.uplink} cut (its router's side is down: carrier lost); "
-                          f"`mhctl lab restore{_prefix_opt(p)} {args.uplink}` undoes it",
-                   "blackhole": f"lab {p}: {args.uplink} blackholed (the link stays up, its router drops "
-                                f"everything); `mhctl lab restore{_prefix_opt(p)} {args.uplink}` undoes it",
-                   "restore": f"lab {p}: {args.uplink} restored"}[args.lab_cmd])
+            undo = f"mhctl lab restore{_prefix_opt(p)} {args.uplink}"
+            print({"cut": _("lab {prefix}: {uplink} cut (its router's side is down: carrier lost); "
+                            "`{command}` undoes it"),
+                   "blackhole": _("lab {prefix}: {uplink} blackholed (the link stays up, its router drops "
+                                  "everything); `{command}` undoes it"),
+                   "restore": _("lab {prefix}: {uplink} restored")}[args.lab_cmd].format(
+                prefix=p, uplink=args.uplink, command=undo))
         elif args.lab_cmd == "exec":
             return _exec(args)
         elif args.lab_cmd == "status":

@@ -10,7 +10,10 @@ plus:
 - ``session``: the writing process's ``"PID-START"`` (ids restart at 1 in every run);
 - ``wall``: the same times as ``trigger_time``/``decision_time``/``bu_time``/
   ``ack_time`` as seconds since the epoch (the entry's own times are on the
-  process's monotonic clock, meaningless to another process).
+  process's monotonic clock, meaningless to another process), from the writer's
+  ``wall_of`` (:meth:`mhgui.failover_service.FailoverService.wall_of`: the wall time
+  noted when each time was recorded, so that a line written again after a suspend
+  keeps its times; CLOCK_MONOTONIC stops during a suspend).
 
 When the file passes :data:`MAX_BYTES` it is rewritten, atomically, with the
 newest :data:`KEEP` entries. Reading skips lines that are not JSON objects
@@ -60,7 +63,8 @@ class JournalRead:
 class FailoverJournal:
     """Append-only JSON-lines journal (module docstring). ``path``: default :func:`default_path`.
 
-    ``monotonic``/``wall``: the clocks used to turn entry times into epoch seconds.
+    ``monotonic``/``wall``: the clocks used to turn entry times into epoch seconds when the writer gives no
+    ``wall_of`` (the offset now: right only for times taken since the last suspend).
     """
 
     def __init__(self, path: str | None = None, *, monotonic: Callable[[], float] = time.monotonic,
@@ -74,18 +78,22 @@ class FailoverJournal:
         self._pool.submit(remove_stale_temp_files, os.path.dirname(self.path), [os.path.basename(self.path)])
         self._warned = False
 
-    def line(self, entry: dict) -> str:
-        """The journal line for one :meth:`FailoverEntry.to_json` dict (times on the monotonic clock)."""
-        offset = self._wall() - self._monotonic()
+    def line(self, entry: dict, wall_of: Callable[[float], float] | None = None) -> str:
+        """The journal line for one :meth:`FailoverEntry.to_json` dict (times on the monotonic clock);
+        ``wall_of(t)``: epoch seconds for such a time (default: ``t`` plus the offset between the clocks now)."""
+        if wall_of is None:
+            offset = self._wall() - self._monotonic()
+            wall_of = (lambda t: t + offset)  # noqa: E731
         out = dict(entry)
         out["session"] = self.session
-        out["wall"] = {k.removesuffix("_time"): (None if entry.get(k) is None else round(entry[k] + offset, 3))
+        out["wall"] = {k.removesuffix("_time"): (None if entry.get(k) is None else round(wall_of(entry[k]), 3))
                        for k in _TIMES}
         return json.dumps(out, separators=(",", ":"), sort_keys=True) + "\n"
 
-    def append(self, entry: dict) -> concurrent.futures.Future:
-        """Queue one entry for writing; returns the write's future (errors are logged once, not raised)."""
-        return self._pool.submit(self._write, self.line(entry))
+    def append(self, entry: dict, wall_of: Callable[[float], float] | None = None) -> concurrent.futures.Future:
+        """Queue one entry for writing (``wall_of``: as for :meth:`line`); returns the write's future (errors
+        are logged once, not raised)."""
+        return self._pool.submit(self._write, self.line(entry, wall_of))
 
     def close(self) -> None:
         """Wait for queued writes, then stop the worker."""

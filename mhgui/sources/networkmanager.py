@@ -80,9 +80,12 @@ from typing import Any, Callable, Sequence
 from dbus_fast import AuthError, BusType, Message, MessageType, Variant
 from dbus_fast.aio import MessageBus
 
-from ..core.model import normalise_address
 from ..core.state import Event, NmDevice, NmDeviceRemoved, NmSnapshot, NmVpn, NmVpnsSet, SourceStatus
 from ..i18n import _
+from . import nm_facts
+from .nm_facts import DENIED_ERRORS, DEVICE_KEYS as _DEVICE_KEYS, VANISHED_ERRORS, WIRED_TYPES
+from .nm_facts import BOOL_SIGS as _BOOL_SIGS, PATH_SIGS as _PATH_SIGS, STR_SIGS as _STR_SIGS
+from .nm_facts import BadReply as _BadReply
 from .nm_facts import DEVICE_KINDS, device_kind  # noqa: F401 (re-exported: shared with mhctl status)
 
 log = logging.getLogger(__name__)
@@ -103,37 +106,6 @@ PROPS_IFACE = "org.freedesktop.DBus.Properties"
 DBUS_NAME = "org.freedesktop.DBus"
 DBUS_PATH = "/org/freedesktop/DBus"
 DBUS_IFACE = "org.freedesktop.DBus"
-
-#: ``NM_DEVICE_TYPE_MODEM``: ``Interface`` is a control port, only ``IpInterface`` names a network link
-MODEM_TYPE = 8
-
-#: Device types whose objects implement ``org.freedesktop.NetworkManager.Device.Wired``
-#: (NMDeviceVeth is a subclass of NMDeviceEthernet).
-WIRED_TYPES = frozenset({1, 20})
-
-#: Errors that mean "the object (or NetworkManager itself) is gone", not a failure.
-VANISHED_ERRORS = frozenset(
-    {
-        "org.freedesktop.DBus.Error.UnknownObject",
-        "org.freedesktop.DBus.Error.UnknownMethod",
-        "org.freedesktop.DBus.Error.ServiceUnknown",
-        "org.freedesktop.DBus.Error.NameHasNoOwner",
-    }
-)
-#: Errors that mean the bus policy or NetworkManager refuses us.
-DENIED_ERRORS = frozenset(
-    {
-        "org.freedesktop.DBus.Error.AccessDenied",
-        "org.freedesktop.DBus.Error.AuthFailed",
-        "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired",
-        "org.freedesktop.NetworkManager.PermissionDenied",
-    }
-)
-
-_INT_SIGS = frozenset("ynqiuxt")
-_STR_SIGS = frozenset({"s"})
-_BOOL_SIGS = frozenset({"b"})
-_PATH_SIGS = frozenset({"o"})
 
 #: When more signals than this wait unprocessed, they are dropped and NetworkManager
 #: is enumerated again instead (a flood must not eat memory).
@@ -161,78 +133,24 @@ class _Denied(_CallError):
     """The bus policy or the service refused the call."""
 
 
-class _BadReply(ValueError):
-    """A reply or signal did not have the documented shape."""
-
-
 # --------------------------------------------------------------------------- parsing
+def _unwrap(v: Any) -> tuple[str, Any] | None:
+    """dbus-fast's variant as :data:`~mhgui.sources.nm_facts.Unwrap` wants it."""
+    return (v.signature, v.value) if isinstance(v, Variant) else None
+
+
 def _prop(props: dict, key: str, sigs: frozenset[str]) -> Any:
-    v = props[key]
-    if not isinstance(v, Variant) or v.signature not in sigs:
-        got = v.signature if isinstance(v, Variant) else type(v).__name__
-        raise _BadReply(f"property {key} has D-Bus type {got!r}, expected one of {sorted(sigs)}")
-    return v.value
-
-
-_DEVICE_PROPS: tuple[tuple[str, str, frozenset[str]], ...] = (
-    ("Interface", "name", _STR_SIGS),
-    ("IpInterface", "ip_iface", _STR_SIGS),
-    ("Ifindex", "nm_ifindex", _INT_SIGS),
-    ("DeviceType", "dtype", _INT_SIGS),
-    ("State", "state", _INT_SIGS),
-    ("Managed", "managed", _BOOL_SIGS),
-    ("Ip6Config", "ip6_path", _PATH_SIGS),
-)
-_DEVICE_KEYS = frozenset(k for k, _, _ in _DEVICE_PROPS)
+    return nm_facts.prop(props, key, sigs, _unwrap)
 
 
 def _device_fields(props: Any, *, full: bool) -> dict[str, Any]:
-    """Fields of :class:`_Dev` from a ``Device`` property dict (GetAll or PropertiesChanged).
-
-    ``full``: a GetAll reply, where ``Interface``, ``DeviceType`` and ``State``
-    are required and the rest get defaults (``IpInterface`` "", ``Ifindex``
-    None, ``Managed`` None, ``Ip6Config`` "/"). Raises :class:`_BadReply`.
-    """
-    if not isinstance(props, dict):
-        raise _BadReply(f"properties are {type(props).__name__}, not a dict")
-    out: dict[str, Any] = {}
-    for key, field, sigs in _DEVICE_PROPS:
-        if key in props:
-            out[field] = _prop(props, key, sigs)
-    if full:
-        missing = [k for k in ("Interface", "DeviceType", "State") if k not in props]
-        if missing:
-            raise _BadReply(f"device lacks {', '.join(missing)}")
-        out.setdefault("ip_iface", "")
-        out.setdefault("nm_ifindex", None)
-        out.setdefault("managed", None)
-        out.setdefault("ip6_path", "/")
-    if (out.get("nm_ifindex") or 0) < 0:
-        raise _BadReply(f"negative Ifindex {out['nm_ifindex']}")
-    return out
+    """Fields of :class:`_Dev` from a ``Device`` property dict (:func:`mhgui.sources.nm_facts.device_fields`)."""
+    return nm_facts.device_fields(props, _unwrap, full=full)
 
 
 def _address_data(v: Any) -> tuple[tuple[str, int], ...]:
-    """``IP6Config.AddressData`` or ``IP4Config.AddressData`` (aa{sv}) as ``(("2001:db8::1", 64), ...)``;
-    raises :class:`_BadReply`."""
-    if not isinstance(v, Variant) or v.signature != "aa{sv}":
-        got = v.signature if isinstance(v, Variant) else type(v).__name__
-        raise _BadReply(f"AddressData has D-Bus type {got!r}, expected 'aa{{sv}}'")
-    out: list[tuple[str, int]] = []
-    for entry in v.value:
-        try:
-            addr = _prop(entry, "address", _STR_SIGS)
-            prefix = _prop(entry, "prefix", _INT_SIGS)
-        except KeyError as e:
-            raise _BadReply(f"AddressData entry lacks {e}") from None
-        try:
-            addr = normalise_address(addr)
-        except ValueError:
-            raise _BadReply(f"AddressData address {addr!r} is not an IP address") from None
-        if not 0 <= prefix <= 128:
-            raise _BadReply(f"AddressData prefix {prefix} out of range")
-        out.append((addr, prefix))
-    return tuple(out)
+    """``AddressData`` (:func:`mhgui.sources.nm_facts.address_data`); raises :class:`_BadReply`."""
+    return nm_facts.address_data(v, _unwrap)
 
 
 @dataclass(frozen=True, slots=True)
@@ -759,21 +677,9 @@ class NetworkManagerSource:
         has one, else ``ifindex_of(IpInterface or Interface)``; 0 when unknown.
         A modem resolves by ``IpInterface`` only (its ``Interface`` is a control
         port, no network link): 0 until its data interface exists."""
-        if dev.nm_ifindex is not None:
-            return dev.nm_ifindex
-        # a modem's Interface is its control port: a netdev of that name is some other link
-        names = (dev.ip_iface,) if dev.dtype == MODEM_TYPE else (dev.ip_iface, dev.name)
-        for name in dict.fromkeys(n for n in names if n):
-            try:
-                idx = self._ifindex_of(name)
-            except (OSError, ValueError):
-                continue
-            except Exception:
-                log.exception("NetworkManager source: ifindex_of(%r) failed", name)
-                continue
-            if isinstance(idx, int) and idx > 0:
-                return idx
-        return 0
+        return nm_facts.resolve_ifindex(
+            dev.nm_ifindex, dev.ip_iface, dev.name, dev.dtype, self._ifindex_of,
+            lambda name: log.exception("NetworkManager source: ifindex_of(%r) failed", name))
 
     def _emit(self, ev: Event) -> None:
         if isinstance(ev, SourceStatus):

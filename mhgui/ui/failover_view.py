@@ -71,7 +71,9 @@ def _ms(t: float | None, since: float | None) -> str:
 class FailoverLogModel(QAbstractTableModel):
     """Failover entries, oldest first (at most ``limit`` rows; the oldest row goes first).
 
-    ``wall_of(t)``: seconds since the epoch for a model-clock time (for the When column).
+    ``wall_of(t)``: seconds since the epoch for a model-clock time (for the When column), the wall time
+    noted when it was recorded (:meth:`~mhgui.failover_service.FailoverService.wall_of`; not the offset
+    between the clocks now, which every suspend since has changed).
     """
 
     COL_WHEN, COL_WHO, COL_FROM, COL_TO, COL_REASON, COL_DECISION, COL_BU, COL_ACK, COL_HOAS = range(9)
@@ -215,8 +217,8 @@ class FailoverPage(QWidget):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.service = service
-        clock = service.clock
-        self._wall_of = wall_of or (lambda t: time.time() - (clock() - t))
+        # the wall time noted when each time was recorded (FailoverService.wall_of), right across a suspend
+        self._wall_of = wall_of or service.wall_of
         self.model = FailoverLogModel(self._wall_of, parent=self)
         lay = QVBoxLayout(self)
         self.status = QLabel(self)

@@ -9,23 +9,17 @@ to that). :func:`prefill` turns the engine's ``GetStatus`` object into the form'
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from ..engine.ha_setting import ControlFailure, HomeAgentSetting, check_home_agent_setting
 from ..i18n import _
 
 __all__ = ["HomeAgentForm", "Prefill", "check_form", "prefill"]
 
 
-@dataclass(frozen=True)
-class HomeAgentForm:
-    """A checked form: what ``ConfigureHomeAgent`` takes (``key`` never in repr)."""
-
-    addresses: tuple[str, ...]
-    home_agent_address: str
-    identity: str
-    spi: int
-    key: bytes = field(repr=False)
+#: A checked form: what ``ConfigureHomeAgent`` takes, the engine's own setting (``key`` never in repr)
+HomeAgentForm = HomeAgentSetting
 
 
 def check_form(addresses: str, home_agent: str, identity: str, spi: str,
@@ -39,6 +33,7 @@ def check_form(addresses: str, home_agent: str, identity: str, spi: str,
     (1..253 bytes, printable, no whitespace, RFC 4283); ``spi`` 256..4294967295 (RFC 4285: 0..255 are
     reserved); ``key`` 16..64 bytes.
     """
+    home_addresses = tuple(home_addresses)  # read twice: here and by the engine's check
     problems: list[str] = []
     outer: list[str] = []
     words = [w for w in addresses.replace(",", " ").split() if w]
@@ -91,7 +86,11 @@ def check_form(addresses: str, home_agent: str, identity: str, spi: str,
         problems.append(_("Key: {n} bytes; an MN-HA key is 16..64 bytes").format(n=len(key)))
     if problems or ha is None or n is None or key is None:
         return None, problems
-    return HomeAgentForm(tuple(outer), ha.compressed, ident, n, bytes(key)), []
+    try:  # the engine's own check makes the form: it cannot accept what the engine refuses
+        return check_home_agent_setting(outer, ha.compressed, ident, n, bytes(key),
+                                        home_addresses=home_addresses), []
+    except ControlFailure as e:
+        return None, [e.message]
 
 
 def _zone(a: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:

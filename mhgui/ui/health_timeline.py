@@ -46,7 +46,8 @@ class TimelineView(QWidget):
     """Events over time in one lane per category (:data:`~mhgui.core.health.CATEGORIES`).
 
     ``colours()``: the colour map (``health_colours``) for the widget's palette; ``wall_of(t)``: wall-clock
-    seconds of a monotonic time (axis labels and tooltips). ``range_changed(t0, t1)`` is emitted when zoom
+    seconds of a monotonic time, as noted when it was recorded (axis labels and tooltips; right across a
+    suspend, :mod:`mhgui.core.walltime`). ``range_changed(t0, t1)`` is emitted when zoom
     or scrolling change the visible range.
     """
 
@@ -221,18 +222,19 @@ class TimelineView(QWidget):
             p.setPen(c["text"])
             p.drawText(QRectF(2, y, plot.left() - 6, LANE_H), Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
                        _(LANE_NAMES[cat]))
-        # time axis: wall-clock ticks
+        # time axis: ticks evenly spaced on the monotonic x axis, round in the wall time at the left edge; each
+        # label is its own wall time (wall_of), so those past a suspend in view say when they really were
         t0, t1 = self.visible_range()
         step = _nice_step(t1 - t0, plot.width())
         w0 = self._wall_of(t0)
         first = math.ceil(w0 / step) * step
         axis_y = plot.bottom() + 2
         k = first
-        while k <= self._wall_of(t1) + 1e-6:
+        while k - w0 <= t1 - t0 + 1e-6:
             x = plot.left() + (k - w0) / (t1 - t0) * plot.width()
             p.setPen(QPen(c["grid"], 1, Qt.PenStyle.DotLine))
             p.drawLine(QPointF(x, plot.top()), QPointF(x, plot.bottom()))
-            label = time.strftime("%H:%M:%S", time.localtime(k))
+            label = time.strftime("%H:%M:%S", time.localtime(self._wall_of(t0 + (k - w0))))
             lw = fm.horizontalAdvance(label)
             p.setPen(c["text"])
             p.drawText(QPointF(min(max(plot.left(), x - lw / 2), plot.right() - lw), axis_y + fm.ascent()), label)

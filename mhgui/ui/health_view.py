@@ -145,20 +145,25 @@ class Sparkline(QWidget):
 class HealthFeed(QObject):
     """The window's :class:`~mhgui.core.health.Health` and what feeds it (module docstring).
 
-    ``store``, ``daemon`` (a driver or None) and ``clock`` are the window controller's. ``updated`` is
-    emitted after new readings or events. :meth:`attach` connects the link statistics source and the
-    failover service, which exist once the runtime has started.
+    ``store``, ``daemon`` (a driver or None) and ``clock`` are the window controller's; ``wall``: the wall
+    clock (s since 1970), read with ``clock`` after each recording (:meth:`~mhgui.core.health.Health.note_wall`)
+    so that times keep their wall time across a suspend. ``updated`` is emitted after new readings or events.
+    :meth:`attach` connects the link statistics source and the failover service, which exist once the runtime
+    has started.
     """
 
     updated = Signal()
 
-    def __init__(self, window: QWidget, store, daemon, clock: Callable[[], float]) -> None:
+    def __init__(self, window: QWidget, store, daemon, clock: Callable[[], float],
+                 wall: Callable[[], float] | None = None) -> None:
         super().__init__(window)
         self.window = window
         self.store = store
         self.daemon = daemon
         self.clock = clock
+        self.wall = wall if wall is not None else time.time  # looked up now: tests may patch time.time
         self.health = Health()
+        self.note_wall()
         self.source = None
         #: the last error of each part ("netlink", "uplinks"), cleared by a good reading
         self.errors: dict[str, str] = {}
@@ -169,8 +174,15 @@ class HealthFeed(QObject):
             self._unsubs.append(daemon.subscribe(self._on_daemon))
         window.installEventFilter(self)
 
-    def wall_offset(self) -> float:
-        return time.time() - self.clock()
+    def note_wall(self) -> None:
+        """Note the wall clock against ``clock`` now (after each recording, and when read)."""
+        self.health.note_wall(self.clock(), self.wall())
+
+    def wall_of(self, t: float) -> float:
+        """Seconds since 1970 for monotonic ``t``: the wall time noted when it was recorded (not the offset now,
+        which differs by every suspend since)."""
+        self.note_wall()
+        return self.health.walls.wall_of(t)
 
     def attach(self, source=None, failover=None) -> None:
         """Take readings from ``source`` (a :class:`~mhgui.sources.linkstats.LinkStatsSource`) and events from
@@ -179,6 +191,7 @@ class HealthFeed(QObject):
             shown = failover.entries() if hasattr(failover, "entries") else failover.log.entries  # what moved
             for e in shown:
                 self.health.record(event_of_entry(e))
+            self.note_wall()
             self._unsubs.append(failover.subscribe(self._on_failover))
         if source is not None:
             self.source = source
@@ -199,6 +212,7 @@ class HealthFeed(QObject):
         t = self.clock()
         names = {i: iface.name for i, iface in self.store.state.interfaces.items()}
         self.health.record_all(events_of_changes(t, changes, names))
+        self.note_wall()
         for c in changes:
             if c.kind == "link-removed" and c.ifindex is not None:
                 self.health.forget_interface(c.ifindex)
@@ -208,6 +222,7 @@ class HealthFeed(QObject):
         if type(ev).__name__ == "BindingsChanged":
             after = tuple(ev.bindings)
             self.health.record_all(events_of_bindings(self.clock(), self._bindings, after))
+            self.note_wall()
             self._bindings = after
             self.updated.emit()
 
@@ -215,6 +230,7 @@ class HealthFeed(QObject):
         e = event_of_failover(ev)
         if e is not None:
             self.health.record(e)
+            self.note_wall()
             self.updated.emit()
 
     def _on_stats(self, item) -> None:
@@ -227,6 +243,7 @@ class HealthFeed(QObject):
                 self.errors.pop("uplinks", None)
                 self.engine_seen = True
                 self.health.add_uplinks(item.t, list(item.uplinks))
+            self.note_wall()
         self.updated.emit()
 
     # ---- polling only while the window is shown
@@ -519,7 +536,7 @@ class HealthPage(QWidget):
         self.refresh()
 
     def _wall_of(self, t: float) -> float:
-        return t + self.feed.wall_offset()
+        return self.feed.wall_of(t)
 
     def _schedule(self) -> None:
         if not self._pending:
@@ -601,7 +618,7 @@ class HealthPage(QWidget):
     def export_csv(self, path: str) -> None:
         """Write every sample and event kept (:func:`~mhgui.core.health.csv_text`) to ``path``; ``exported`` follows."""
         if path:
-            text = csv_text(self.feed.health, wall_offset=self.feed.wall_offset())
+            text = csv_text(self.feed.health, wall_of=self.feed.wall_of)
             self._writer.write(path, text.encode("utf-8"))
 
     def _written(self, path: str, error: str) -> None:

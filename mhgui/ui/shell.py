@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Callable
 
 from PySide6.QtCore import QObject, Signal
@@ -184,8 +183,8 @@ class AppShell(QObject):
         if got.error:
             self.message.emit(_("Failover history not shown: {why}").format(why=got.error), False)
             return
-        offset = time.time() - self.rt.clock()
-        past = past_entries(got.entries, lambda wall: wall - offset, skip_session=self.journal.session)
+        self.svc.note_wall()  # journal wall times onto this run's clock, with the offset now (the start)
+        past = past_entries(got.entries, self.svc.walls.mono_of, skip_session=self.journal.session)
         if self.page is not None:
             self.page.model.add_past(past)
 
