@@ -645,3 +645,24 @@ def test_the_engines_moves_name_their_actor(reason, asked, dt):
     assert e.trigger_time == (t_req if asked else first)
     assert e.bu_time == first + dt[1] and e.ack_time == first + dt[1] + dt[2]
     assert len(log.entries) == 1
+
+
+def test_several_care_of_addresses_of_one_hoa_are_not_a_move():
+    """With multiple care-of (RFC 5648) a HoA has one binding per BID: the baseline poll and the next ones
+    must not read BID 2 (up1) after BID 1 (up0) as the HoA moving (seen at the app's start in the lab)."""
+    from mhgui.core.bindings import Binding, BindingState
+    from mhgui.core.failover import FailoverLog
+
+    def bul(coa, iface, bid, pri):
+        return Binding(hoa="2001:db8:10::42", coa=coa, bid=bid, bid_priority=pri, flags=("A", "H"),
+                       state=BindingState.REGISTERED, interface=iface)
+
+    log = FailoverLog()
+    both = [bul("2001:db8:a1::2", "up0", 1, 1), bul("192.0.2.2", "up1", 2, 2)]
+    assert log.observe_bindings(both, 10.0) == []
+    assert log.observe_bindings(list(reversed(both)), 11.0) == []
+    assert log.entries == []
+    # the default path changes (BID-PRI swapped): that is a move, up0 -> up1
+    swapped = [bul("2001:db8:a1::2", "up0", 1, 2), bul("192.0.2.2", "up1", 2, 1)]
+    moved = log.observe_bindings(swapped, 12.0)
+    assert [(e.from_interface, e.to_interface) for e in moved] == [("up0", "up1")]

@@ -532,7 +532,7 @@ class FailoverLog:
         """
         changed: dict[int, FailoverEntry] = {}
         homes = [b for b in bindings if b.source == "bul" and b.home_registration and b.coa != b.hoa]
-        for b in homes:
+        for b in _primary_paths(homes):
             old = self._bound.get(b.hoa)
             self._bound[b.hoa] = (b.coa, b.interface)
             if old is not None and old[0] != b.coa:
@@ -580,6 +580,19 @@ class FailoverLog:
     def to_json(self) -> list[dict]:
         """Entries, oldest first, for ``mhctl log --json``."""
         return [e.to_json() for e in self.entries]
+
+
+def _primary_paths(homes: list[Binding]) -> list[Binding]:
+    """One registration per HoA: with several care-of addresses (RFC 5648) a HoA has one binding per BID,
+    and the one it follows is its primary path, the lowest BID-PRI (RFC 6089's field of the BID option: a
+    lower value is preferred, 1 = the HoA's default in mhgui/engine/mn_flows.py; list order among equals).
+    Another BID of the same HoA is not a move."""
+    best: dict[str, tuple[tuple[int, int], Binding]] = {}
+    for i, b in enumerate(homes):
+        rank = (b.bid_priority if isinstance(b.bid_priority, int) else 256, i)
+        if b.hoa not in best or rank < best[b.hoa][0]:
+            best[b.hoa] = (rank, b)
+    return [b for _, b in best.values()]
 
 
 # --------------------------------------------------------------------------- policy
