@@ -372,30 +372,28 @@ class MetricsPanel(QWidget):
         if not ifs:
             self.grid.addWidget(QLabel(_("No readings yet.")), row, 0, 1, 5)
             row += 1
-        for s in ifs:
-            name = QLabel(s.name)
-            rx, tx = Sparkline("rx"), Sparkline("tx")
-            rx.setAccessibleName(_("{iface} received").format(iface=s.name))
-            tx.setAccessibleName(_("{iface} sent").format(iface=s.name))
-            rxv = value_label(_("{iface} receive rate").format(iface=s.name))
-            txv = value_label(_("{iface} send rate").format(iface=s.name))
-            for col, w in enumerate((name, rx, rxv, tx, txv)):
+        def add_row(label: str, key: tuple, kinds: tuple[str, str], names: tuple[str, str, str, str]) -> None:
+            nonlocal row
+            a, b = Sparkline(kinds[0]), Sparkline(kinds[1])
+            a.setAccessibleName(names[0])
+            b.setAccessibleName(names[1])
+            av, bv = value_label(names[2]), value_label(names[3])
+            for col, w in enumerate((QLabel(label), a, av, b, bv)):
                 self.grid.addWidget(w, row, col)
-            self.rows[("if", s.ifindex)] = (rx, rxv, tx, txv)
+            self.rows[key] = (a, av, b, bv)
             row += 1
+
+        for s in ifs:
+            add_row(s.name, ("if", s.ifindex), ("rx", "tx"),
+                    (_("{iface} received").format(iface=s.name), _("{iface} sent").format(iface=s.name),
+                     _("{iface} receive rate").format(iface=s.name), _("{iface} send rate").format(iface=s.name)))
         if ups:
             header(_("Home agent through each uplink: round-trip time (smoothed), loss (of the last probes)"))
         for u in ups:
-            name = QLabel(u.name)
-            rtt, loss = Sparkline("rtt"), Sparkline("loss")
-            rtt.setAccessibleName(_("{uplink} round-trip time").format(uplink=u.name))
-            loss.setAccessibleName(_("{uplink} loss").format(uplink=u.name))
-            rttv = value_label(_("{uplink} round-trip time value").format(uplink=u.name))
-            lossv = value_label(_("{uplink} loss value").format(uplink=u.name))
-            for col, w in enumerate((name, rtt, rttv, loss, lossv)):
-                self.grid.addWidget(w, row, col)
-            self.rows[("up", u.key)] = (rtt, rttv, loss, lossv)
-            row += 1
+            add_row(u.name, ("up", u.key), ("rtt", "loss"),
+                    (_("{uplink} round-trip time").format(uplink=u.name), _("{uplink} loss").format(uplink=u.name),
+                     _("{uplink} round-trip time value").format(uplink=u.name),
+                     _("{uplink} loss value").format(uplink=u.name)))
         self.grid.setColumnStretch(1, 1)
         self.grid.setColumnStretch(3, 1)
         self.grid.setRowStretch(row, 1)
